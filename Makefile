@@ -1,0 +1,41 @@
+# Set-up is part of every target: a fresh machine needs Python 3.11, Node, Terraform and make.
+SHELL := /bin/bash
+PIPENV_VERSION := 2026.10.3
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_IGNORE_VIRTUALENVS := 1
+export PIPENV_VERBOSITY := -1
+# The package index: the user's, else pip's own default (the lock file records no host).
+export PIPENV_INDEX_URL ?= $(shell python3 -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
+# Offline Terraform provider mirror; `terraform init` downloads the provider where it does not exist.
+export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
+PYTHON := .venv/bin/python
+
+.PHONY: install test test-fast synth snapshots local bench-synth clean
+
+install: .venv/.installed
+
+.venv/.installed: Pipfile.lock
+	python3 -m pip install --quiet --disable-pip-version-check "pipenv==$(PIPENV_VERSION)"
+	pipenv sync --categories "packages dev-packages lambda"
+	touch $@
+
+test: install
+	$(PYTHON) -m pytest
+
+test-fast: install  ## everything but the deploy to the emulator
+	$(PYTHON) -m pytest -m "not deploy"
+
+synth: install
+	$(PYTHON) main.py
+
+snapshots: install  ## rewrite the synth snapshots after a deliberate change; review the diff
+	UPDATE_SNAPSHOTS=1 $(PYTHON) -m pytest -q tests/test_snapshot.py
+
+local: install
+	$(PYTHON) -m tools.local
+
+bench-synth: install
+	$(PYTHON) -m tools.bench_synth
+
+clean:
+	rm -rf .venv cdktf.out build

@@ -1,0 +1,1 @@
+"""Lambda code of the payment ledger service: one package, one module per concern."""

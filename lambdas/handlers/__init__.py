@@ -1,0 +1,1 @@
+"""Thin API Gateway handlers, one module per function."""

@@ -1,0 +1,41 @@
+"""The public routes of the payment API (shared/docs/api-contract.md) and the
+function that serves each: read by the API Gateway construct and the local runtime."""
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Function(str, Enum):
+    """One Lambda function per responsibility; the value names its handler module."""
+
+    TOKENIZE = "tokenize"
+    CHARGE = "charge"
+    REFUND = "refund"
+    READ = "read"
+
+    @property
+    def handler(self) -> str:
+        return f"lambdas.handlers.{self.value}.handler"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: Function
+    idempotent: bool = False  # requires an Idempotency-Key header
+
+    @property
+    def path_parts(self) -> tuple[str, ...]:
+        return tuple(part for part in self.path.split("/") if part)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/tokens", Function.TOKENIZE),
+    Route("POST", "/payments", Function.CHARGE, idempotent=True),
+    Route("GET", "/payments/{id}", Function.READ),
+    Route("POST", "/payments/{id}/refunds", Function.REFUND, idempotent=True),
+    Route("GET", "/payments/{id}/ledger", Function.READ),
+)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"

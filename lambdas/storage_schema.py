@@ -1,0 +1,64 @@
+"""Key schema of the service's DynamoDB tables: the one place the infrastructure,
+the Lambda code and the tests read it from.
+
+The ledger table is single-table: every item's partition key starts with the
+kind of record it holds. IAM grants are scoped by those prefixes
+(``dynamodb:LeadingKeys``), which is how ledger entries stay append-only: no role
+may update or delete an item whose partition key starts with ``LEDGER#``.
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Partition(str, Enum):
+    """Partition-key prefixes of the ledger table, one per kind of record."""
+
+    TOKEN = "TOKEN#"  # a vaulted card
+    PAYMENT = "PAYMENT#"  # a payment and its refunds
+    LEDGER = "LEDGER#"  # the double-entry ledger entries of one payment
+
+    def key(self, identifier: str) -> str:
+        return f"{self.value}{identifier}"
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """String-typed hash/range keys, global secondary indexes and the TTL attribute."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        keys = [self.partition_key, self.sort_key]
+        for index in self.indexes:
+            keys += [index.partition_key, index.sort_key]
+        return tuple(dict.fromkeys(key for key in keys if key))
+
+
+LEDGER = TableSchema(
+    name="ledger",
+    partition_key="pk",
+    sort_key="sk",
+    indexes=(
+        # Payments of one card fingerprint by time: velocity rules.
+        Index(name="by_fingerprint", partition_key="fingerprint_pk", sort_key="created_at"),
+        # Payments still pending by time, a sparse index: reconciliation.
+        Index(name="by_status", partition_key="status_pk", sort_key="created_at"),
+    ),
+    ttl_attribute="expires_at",
+)
+
+# The layout Powertools' DynamoDB idempotency persistence layer expects by default.
+IDEMPOTENCY = TableSchema(name="idempotency", partition_key="id", ttl_attribute="expiration")

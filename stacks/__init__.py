@@ -1,0 +1,1 @@
+"""Constructs and stacks of the payment ledger service."""

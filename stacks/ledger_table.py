@@ -1,0 +1,112 @@
+"""DynamoDB tables of the service, built from the schemas in ``lambdas.storage_schema``.
+
+Both tables are on demand, encrypted with a customer key, recoverable to any
+second of the last 35 days and protected from deletion unless a dev environment
+switches that off. Each class grants only what its records allow."""
+
+from dataclasses import dataclass
+
+from cdktf_cdktf_provider_aws.dynamodb_table import (
+    DynamodbTable,
+    DynamodbTableAttribute,
+    DynamodbTableGlobalSecondaryIndex,
+    DynamodbTablePointInTimeRecovery,
+    DynamodbTableServerSideEncryption,
+    DynamodbTableTtl,
+)
+from constructs import Construct
+
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER, Partition, TableSchema
+from stacks.iam import Condition, Grantable, Statement
+from stacks.payment_key import PaymentKey
+
+READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+
+
+@dataclass(frozen=True)
+class TableProps:
+    table_name: str
+    key: PaymentKey
+    deletion_protection: bool = True
+
+
+class _EncryptedTable(Construct):
+    schema: TableSchema
+
+    def __init__(self, scope: Construct, id: str, props: TableProps) -> None:
+        super().__init__(scope, id)
+        schema = self.schema
+        self.table = DynamodbTable(
+            self,
+            "table",
+            name=props.table_name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=schema.partition_key,
+            range_key=schema.sort_key,
+            attribute=[DynamodbTableAttribute(name=name, type="S") for name in schema.key_attributes],
+            global_secondary_index=[
+                DynamodbTableGlobalSecondaryIndex(
+                    name=index.name,
+                    hash_key=index.partition_key,
+                    range_key=index.sort_key,
+                    projection_type="ALL",
+                )
+                for index in schema.indexes
+            ]
+            or None,
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=props.key.arn),
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            deletion_protection_enabled=props.deletion_protection,
+            ttl=DynamodbTableTtl(attribute_name=schema.ttl_attribute, enabled=True) if schema.ttl_attribute else None,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def arn(self) -> str:
+        return self.table.arn
+
+    def _grant(self, grantee: Grantable, purpose: str, actions: tuple[str, ...], conditions=()) -> None:
+        resources = (self.arn, f"{self.arn}/index/*") if "dynamodb:Query" in actions else (self.arn,)
+        sid = f"{self.node.id.title()}{purpose}"
+        grantee.add_to_policy(Statement(sid, actions, resources, tuple(conditions)))
+
+    def grant_read(self, grantee: Grantable) -> None:
+        self._grant(grantee, "Read", READ_ACTIONS)
+
+
+def _leading_keys(partitions: tuple[Partition, ...]) -> Condition:
+    return Condition("ForAllValues:StringLike", "dynamodb:LeadingKeys", tuple(f"{p.value}*" for p in partitions))
+
+
+class LedgerTable(_EncryptedTable):
+    """The payment ledger: tokens, payments, refunds and double-entry ledger entries.
+
+    Writers only ever put new items (``PutItem``; the code adds
+    ``attribute_not_exists`` conditions). Payments change state with
+    ``UpdateItem``, which is granted only on ``PAYMENT#`` partitions: no role can
+    update or delete a ledger entry. Nothing grants ``DeleteItem``.
+    """
+
+    schema = LEDGER
+
+    def grant_append(self, grantee: Grantable, partitions: tuple[Partition, ...]) -> None:
+        """Put new items (and check conditions in a transaction) in these partitions only."""
+        purpose = "Append" + "".join(p.name.title() for p in partitions)
+        self._grant(grantee, purpose, ("dynamodb:PutItem", "dynamodb:ConditionCheckItem"), (_leading_keys(partitions),))
+
+    def grant_update_payments(self, grantee: Grantable) -> None:
+        """Move payments through their states; ledger entries stay out of reach."""
+        self._grant(grantee, "UpdatePayments", ("dynamodb:UpdateItem",), (_leading_keys((Partition.PAYMENT,)),))
+
+
+class IdempotencyTable(_EncryptedTable):
+    """Idempotency records (Powertools' layout), expired by TTL after their retention."""
+
+    schema = IDEMPOTENCY
+
+    def grant_read_write(self, grantee: Grantable) -> None:
+        actions = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        self._grant(grantee, "ReadWrite", actions)

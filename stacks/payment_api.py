@@ -1,0 +1,373 @@
+"""PaymentApi: the REST API of shared/docs/api-contract.md in front of the
+payment functions.
+
+Secure by default: ``AWS_IAM`` on every method, request validation, throttling,
+JSON access logs to an encrypted log group, X-Ray, a WAFv2 web ACL with AWS
+managed rules and a body-size limit, data trace off (bodies carry card data),
+and error responses in the contract's error shape."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
+from cdktf_cdktf_provider_aws.api_gateway_deployment import ApiGatewayDeployment
+from cdktf_cdktf_provider_aws.api_gateway_gateway_response import ApiGatewayGatewayResponse
+from cdktf_cdktf_provider_aws.api_gateway_integration import ApiGatewayIntegration
+from cdktf_cdktf_provider_aws.api_gateway_method import ApiGatewayMethod
+from cdktf_cdktf_provider_aws.api_gateway_method_settings import (
+    ApiGatewayMethodSettings,
+    ApiGatewayMethodSettingsSettings,
+)
+from cdktf_cdktf_provider_aws.api_gateway_request_validator import ApiGatewayRequestValidator
+from cdktf_cdktf_provider_aws.api_gateway_resource import ApiGatewayResource
+from cdktf_cdktf_provider_aws.api_gateway_rest_api import (
+    ApiGatewayRestApi,
+    ApiGatewayRestApiEndpointConfiguration,
+)
+from cdktf_cdktf_provider_aws.api_gateway_stage import ApiGatewayStage, ApiGatewayStageAccessLogSettings
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
+    DataAwsIamPolicyDocument,
+    DataAwsIamPolicyDocumentStatement,
+    DataAwsIamPolicyDocumentStatementPrincipals,
+)
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
+from cdktf_cdktf_provider_aws.wafv2_web_acl import (
+    Wafv2WebAcl,
+    Wafv2WebAclAssociationConfig,
+    Wafv2WebAclCustomResponseBody,
+    Wafv2WebAclDefaultAction,
+    Wafv2WebAclRule,
+    Wafv2WebAclRuleAction,
+    Wafv2WebAclRuleOverrideAction,
+    Wafv2WebAclRuleVisibilityConfig,
+    Wafv2WebAclVisibilityConfig,
+)
+from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
+from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
+    Wafv2WebAclLoggingConfiguration,
+    Wafv2WebAclLoggingConfigurationRedactedFields,
+)
+from constructs import Construct
+
+from lambdas.routes import IDEMPOTENCY_HEADER, Function, Route
+from stacks.config import Throttling
+from stacks.payment_function import PaymentFunction
+from stacks.payment_key import PaymentKey
+
+STAGE_NAME = "v1"
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "caller": "$context.identity.caller",
+        "sourceIp": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "integrationLatency": "$context.integrationLatency",
+        "wafStatus": "$context.waf.status",
+        "xrayTraceId": "$context.xrayTraceId",
+    },
+    separators=(",", ":"),
+)
+
+# API Gateway's own rejections, answered in the contract's error shape.
+GATEWAY_RESPONSES = {
+    "BAD_REQUEST_PARAMETERS": (400, "invalid_request_error", "parameter_missing", IDEMPOTENCY_HEADER),
+    "BAD_REQUEST_BODY": (400, "invalid_request_error", "invalid_body", None),
+    "REQUEST_TOO_LARGE": (413, "invalid_request_error", "body_too_large", None),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "invalid_request_error", "unsupported_media_type", None),
+    "THROTTLED": (429, "rate_limit_error", "rate_limited", None),
+    "DEFAULT_4XX": (None, "invalid_request_error", "request_refused", None),
+    "DEFAULT_5XX": (None, "api_error", "internal_error", None),
+}
+
+
+def _gateway_error_template(error_type: str, code: str, param: str | None) -> str:
+    fields = [f'"type":"{error_type}"', f'"code":"{code}"', '"message":$context.error.messageString']
+    if param:
+        fields.append(f'"param":"{param}"')
+    fields.append('"request_id":"$context.requestId"')
+    return '{"error":{' + ",".join(fields) + "}}"
+
+
+@dataclass(frozen=True)
+class PaymentApiProps:
+    name: str
+    routes: tuple[Route, ...]
+    functions: dict[Function, PaymentFunction]
+    logs_key: PaymentKey
+    log_retention_days: int
+    throttling: Throttling
+    max_body_bytes: int
+
+
+class PaymentApi(Construct):
+    def __init__(self, scope: Construct, id: str, props: PaymentApiProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        self.api = ApiGatewayRestApi(
+            self,
+            "api",
+            name=props.name,
+            description="Payment ledger API (shared/docs/api-contract.md)",
+            endpoint_configuration=ApiGatewayRestApiEndpointConfiguration(types=["REGIONAL"]),
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
+        validator = ApiGatewayRequestValidator(
+            self,
+            "validator",
+            rest_api_id=self.api.id,
+            name="body-and-parameters",
+            validate_request_body=True,
+            validate_request_parameters=True,
+        )
+        self.methods = [self._add_route(route, validator) for route in props.routes]
+        for response_type, (status, error_type, code, param) in GATEWAY_RESPONSES.items():
+            ApiGatewayGatewayResponse(
+                self,
+                f"response-{response_type.lower()}",
+                rest_api_id=self.api.id,
+                response_type=response_type,
+                status_code=str(status) if status else None,
+                response_templates={"application/json": _gateway_error_template(error_type, code, param)},
+                response_parameters={"gatewayresponse.header.Content-Type": "'application/json'"},
+            )
+        self.stage = self._add_stage()
+        self.web_acl = self._add_firewall()
+
+    @property
+    def url(self) -> str:
+        return self.stage.invoke_url
+
+    def _encrypted_log_group(self, id: str, name: str) -> CloudwatchLogGroup:
+        return CloudwatchLogGroup(
+            self,
+            id,
+            name=name,
+            retention_in_days=self.props.log_retention_days,
+            kms_key_id=self.props.logs_key.arn,
+        )
+
+    def _resource_for(self, parts: tuple[str, ...]) -> str:
+        """The id of the API resource at ``parts``, creating the path on first use."""
+        if not parts:
+            return self.api.root_resource_id
+        if not hasattr(self, "_resources"):
+            self._resources: dict[tuple[str, ...], ApiGatewayResource] = {}
+        if parts not in self._resources:
+            self._resources[parts] = ApiGatewayResource(
+                self,
+                "resource-" + "-".join(part.strip("{}") for part in parts),
+                rest_api_id=self.api.id,
+                parent_id=self._resource_for(parts[:-1]),
+                path_part=parts[-1],
+            )
+        return self._resources[parts].id
+
+    def _add_route(self, route: Route, validator: ApiGatewayRequestValidator) -> ApiGatewayIntegration:
+        function = self.props.functions[route.function]
+        route_id = route.method.lower() + "-" + "-".join(part.strip("{}") for part in route.path_parts)
+        parameters = {f"method.request.path.{p.strip('{}')}": True for p in route.path_parts if p.startswith("{")}
+        if route.idempotent:
+            parameters[f"method.request.header.{IDEMPOTENCY_HEADER}"] = True
+        method = ApiGatewayMethod(
+            self,
+            f"method-{route_id}",
+            rest_api_id=self.api.id,
+            resource_id=self._resource_for(route.path_parts),
+            http_method=route.method,
+            authorization="AWS_IAM",
+            request_validator_id=validator.id,
+            request_parameters=parameters or None,
+        )
+        integration = ApiGatewayIntegration(
+            self,
+            f"integration-{route_id}",
+            rest_api_id=self.api.id,
+            resource_id=method.resource_id,
+            http_method=method.http_method,
+            type="AWS_PROXY",
+            integration_http_method="POST",
+            uri=function.invoke_arn,
+        )
+        LambdaPermission(
+            self,
+            f"permission-{route_id}",
+            statement_id=f"invoke-{route_id}",
+            action="lambda:InvokeFunction",
+            function_name=function.function_name,
+            principal="apigateway.amazonaws.com",
+            source_arn=f"{self.api.execution_arn}/*/{route.method}"
+            + "/".join("*" if p.startswith("{") else p for p in ("",) + route.path_parts),
+        )
+        return integration
+
+    def _add_stage(self) -> ApiGatewayStage:
+        props = self.props
+        routes_digest = hashlib.sha256(repr(props.routes).encode()).hexdigest()
+        deployment = ApiGatewayDeployment(
+            self,
+            "deployment",
+            rest_api_id=self.api.id,
+            triggers={"routes": routes_digest},
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+            depends_on=self.methods,
+        )
+        access_logs = self._encrypted_log_group("access-logs", f"/aws/apigateway/{props.name}/access")
+        # API Gateway would create this one itself, unencrypted and kept forever.
+        execution_logs = self._encrypted_log_group(
+            "execution-logs", f"API-Gateway-Execution-Logs_{self.api.id}/{STAGE_NAME}"
+        )
+        account = self._allow_logging(access_logs, execution_logs)
+        stage = ApiGatewayStage(
+            self,
+            "stage",
+            rest_api_id=self.api.id,
+            deployment_id=deployment.id,
+            stage_name=STAGE_NAME,
+            xray_tracing_enabled=True,
+            access_log_settings=ApiGatewayStageAccessLogSettings(
+                destination_arn=access_logs.arn, format=ACCESS_LOG_FORMAT
+            ),
+            depends_on=[account, execution_logs],
+        )
+        ApiGatewayMethodSettings(
+            self,
+            "method-settings",
+            rest_api_id=self.api.id,
+            stage_name=stage.stage_name,
+            method_path="*/*",
+            settings=ApiGatewayMethodSettingsSettings(
+                metrics_enabled=True,
+                logging_level="INFO",
+                data_trace_enabled=False,  # would log request bodies, card numbers included
+                throttling_rate_limit=props.throttling.rate_limit,
+                throttling_burst_limit=props.throttling.burst_limit,
+                caching_enabled=False,
+                cache_data_encrypted=True,
+            ),
+        )
+        return stage
+
+    def _allow_logging(self, *log_groups: CloudwatchLogGroup) -> ApiGatewayAccount:
+        """The region-wide role API Gateway writes logs with, limited to this API's log groups."""
+        assume = DataAwsIamPolicyDocument(
+            self,
+            "logging-assume-role",
+            statement=[
+                DataAwsIamPolicyDocumentStatement(
+                    actions=["sts:AssumeRole"],
+                    principals=[
+                        DataAwsIamPolicyDocumentStatementPrincipals(
+                            type="Service", identifiers=["apigateway.amazonaws.com"]
+                        )
+                    ],
+                )
+            ],
+        )
+        role = IamRole(self, "logging-role", name=f"{self.props.name}-apigateway-logs", assume_role_policy=assume.json)
+        policy = DataAwsIamPolicyDocument(
+            self,
+            "logging-policy",
+            statement=[
+                DataAwsIamPolicyDocumentStatement(
+                    sid="WriteApiLogs",
+                    actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    resources=[f"{group.arn}:*" for group in log_groups],
+                ),
+                DataAwsIamPolicyDocumentStatement(
+                    sid="FindApiLogGroups",
+                    actions=["logs:DescribeLogGroups"],
+                    resources=[group.arn for group in log_groups],
+                ),
+            ],
+        )
+        IamRolePolicy(self, "logging-role-policy", name="write-api-logs", role=role.id, policy=policy.json)
+        return ApiGatewayAccount(self, "account", cloudwatch_role_arn=role.arn)
+
+    def _add_firewall(self) -> Wafv2WebAcl:
+        name = self.props.name
+        body_limit_kib = self.props.max_body_bytes // 1024
+        too_large_body = json.dumps(
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "body_too_large",
+                    "message": f"The request body is larger than {body_limit_kib} KiB.",
+                }
+            }
+        )
+
+        def visibility(metric: str):
+            return Wafv2WebAclRuleVisibilityConfig(
+                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+            )
+
+        def managed(priority: int, rule_group: str, excluded: tuple[str, ...] = ()) -> Wafv2WebAclRule:
+            statement: dict = {"name": rule_group, "vendor_name": "AWS"}
+            if excluded:  # counted instead of blocked: their limits are set by a rule of ours
+                statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in excluded]
+            return Wafv2WebAclRule(
+                name=rule_group,
+                priority=priority,
+                override_action=Wafv2WebAclRuleOverrideAction(none={}),
+                statement={"managed_rule_group_statement": statement},
+                visibility_config=visibility(rule_group),
+            )
+
+        web_acl = Wafv2WebAcl(
+            self,
+            "web-acl",
+            name=name,
+            scope="REGIONAL",
+            default_action=Wafv2WebAclDefaultAction(allow={}),
+            # WAF inspects at most this much of a body; the size rule below needs to see past the limit.
+            association_config=Wafv2WebAclAssociationConfig(
+                request_body=[{"api_gateway": [{"default_size_inspection_limit": "KB_48"}]}]
+            ),
+            custom_response_body=[
+                Wafv2WebAclCustomResponseBody(key="body_too_large", content=too_large_body, content_type="APPLICATION_JSON")
+            ],
+            rule=[
+                Wafv2WebAclRule(
+                    name="body-size-limit",
+                    priority=0,
+                    action=Wafv2WebAclRuleAction(
+                        block={"custom_response": {"response_code": 413, "custom_response_body_key": "body_too_large"}}
+                    ),
+                    statement={
+                        "size_constraint_statement": {
+                            "comparison_operator": "GT",
+                            "size": self.props.max_body_bytes,
+                            "field_to_match": {"body": {"oversize_handling": "MATCH"}},
+                            "text_transformation": [{"priority": 0, "type": "NONE"}],
+                        }
+                    },
+                    visibility_config=visibility("body-size-limit"),
+                ),
+                managed(1, "AWSManagedRulesAmazonIpReputationList"),
+                managed(2, "AWSManagedRulesCommonRuleSet", excluded=("SizeRestrictions_BODY",)),
+                managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
+            ],
+            visibility_config=Wafv2WebAclVisibilityConfig(
+                cloudwatch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+            ),
+        )
+        Wafv2WebAclAssociation(self, "web-acl-association", resource_arn=self.stage.arn, web_acl_arn=web_acl.arn)
+        # WAF only delivers to log groups whose name starts with aws-waf-logs-.
+        waf_logs = self._encrypted_log_group("waf-logs", f"aws-waf-logs-{name}")
+        Wafv2WebAclLoggingConfiguration(
+            self,
+            "web-acl-logging",
+            resource_arn=web_acl.arn,
+            log_destination_configs=[waf_logs.arn],
+            redacted_fields=[Wafv2WebAclLoggingConfigurationRedactedFields(single_header={"name": "authorization"})],
+        )
+        return web_acl

@@ -1,0 +1,117 @@
+"""PaymentFunction: one Lambda function with its own role, log group and limits.
+
+The role starts with only what every function needs (its own log stream, X-Ray
+segments); everything else arrives through the ``grant_*`` methods of the
+resources it uses, so the role holds exactly the actions its code calls."""
+
+from dataclasses import dataclass
+
+from cdktf import TerraformAsset
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
+    DataAwsIamPolicyDocument,
+    DataAwsIamPolicyDocumentStatement,
+    DataAwsIamPolicyDocumentStatementCondition,
+    DataAwsIamPolicyDocumentStatementPrincipals,
+)
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.lambda_function import (
+    LambdaFunction,
+    LambdaFunctionEnvironment,
+    LambdaFunctionTracingConfig,
+)
+from constructs import Construct
+
+from stacks.config import FunctionSettings
+from stacks.iam import PolicyDocument, Statement
+from stacks.payment_key import PaymentKey
+
+
+@dataclass(frozen=True)
+class PaymentFunctionProps:
+    function_name: str
+    handler: str
+    code: TerraformAsset
+    settings: FunctionSettings
+    account_id: str
+    operations_key: PaymentKey  # encrypts the environment variables and the log group
+    log_retention_days: int
+    environment: dict[str, str]
+
+
+class PaymentFunction(Construct):
+    def __init__(self, scope: Construct, id: str, props: PaymentFunctionProps) -> None:
+        super().__init__(scope, id)
+        self.grant_name = "".join(part.title() for part in id.split("-"))
+        assume_role = DataAwsIamPolicyDocument(
+            self,
+            "assume-role",
+            statement=[
+                DataAwsIamPolicyDocumentStatement(
+                    actions=["sts:AssumeRole"],
+                    principals=[
+                        DataAwsIamPolicyDocumentStatementPrincipals(type="Service", identifiers=["lambda.amazonaws.com"])
+                    ],
+                    condition=[
+                        DataAwsIamPolicyDocumentStatementCondition(
+                            test="StringEquals", variable="aws:SourceAccount", values=[props.account_id]
+                        )
+                    ],
+                )
+            ],
+        )
+        self.role = IamRole(self, "role", name=f"{props.function_name}-role", assume_role_policy=assume_role.json)
+        self.policy = PolicyDocument(self, "policy")
+        self.log_group = CloudwatchLogGroup(
+            self,
+            "logs",
+            name=f"/aws/lambda/{props.function_name}",
+            retention_in_days=props.log_retention_days,
+            kms_key_id=props.operations_key.arn,
+        )
+        self.add_to_policy(
+            Statement("WriteOwnLogs", ("logs:CreateLogStream", "logs:PutLogEvents"), (f"{self.log_group.arn}:*",))
+        )
+        # X-Ray's write actions support no resource-level permissions.
+        self.add_to_policy(Statement("WriteTraces", ("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("*",)))
+        role_policy = IamRolePolicy(self, "role-policy", name="least-privilege", role=self.role.id, policy=self.policy.json)
+
+        settings = props.settings
+        self.function = LambdaFunction(
+            self,
+            "function",
+            function_name=props.function_name,
+            role=self.role.arn,
+            handler=props.handler,
+            runtime=settings.runtime,
+            architectures=[settings.architecture],
+            memory_size=settings.memory_mb,
+            timeout=settings.timeout_seconds,
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            filename=props.code.path,
+            source_code_hash=props.code.asset_hash,
+            environment=LambdaFunctionEnvironment(variables=props.environment),
+            kms_key_arn=props.operations_key.arn,
+            tracing_config=LambdaFunctionTracingConfig(mode="Active"),
+            depends_on=[self.log_group, role_policy],
+        )
+
+    @property
+    def role_arn(self) -> str:
+        return self.role.arn
+
+    @property
+    def arn(self) -> str:
+        return self.function.arn
+
+    @property
+    def invoke_arn(self) -> str:
+        return self.function.invoke_arn
+
+    @property
+    def function_name(self) -> str:
+        return self.function.function_name
+
+    def add_to_policy(self, statement: Statement) -> None:
+        self.policy.add(statement)

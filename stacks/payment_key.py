@@ -1,0 +1,153 @@
+"""PaymentKey: a KMS customer-managed key whose policy names every principal
+that may use it, and the grants that put those principals there."""
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from constructs import Construct
+
+from stacks.iam import Condition, Grantable, Statement
+
+KEY_ADMINISTRATION_ACTIONS = (
+    "kms:CancelKeyDeletion", "kms:Create*", "kms:Delete*", "kms:Describe*", "kms:Disable*",
+    "kms:Enable*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Revoke*", "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:Update*",
+)  # fmt: skip
+ENVELOPE_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey")
+
+
+class KeySpec(str, Enum):
+    SYMMETRIC = "SYMMETRIC_DEFAULT"  # envelope encryption, rotated yearly
+    HMAC_256 = "HMAC_256"  # keyed hashes (card fingerprints); KMS cannot rotate HMAC keys
+
+
+@dataclass(frozen=True)
+class ServicePrincipalUse:
+    """An AWS service principal allowed to use the key (e.g. CloudWatch Logs), under
+    conditions that must bind it to this account (a confused-deputy guard)."""
+
+    principal: str
+    actions: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class PaymentKeyProps:
+    alias: str
+    description: str
+    account_id: str
+    partition: str = "aws"
+    spec: KeySpec = KeySpec.SYMMETRIC
+    deletion_window_days: int = 30
+    # Services that may use the key for principals of this account only (kms:ViaService), e.g. DynamoDB SSE.
+    via_services: tuple[str, ...] = ()
+    service_principals: tuple[ServicePrincipalUse, ...] = ()
+
+
+class PaymentKey(Construct):
+    """A customer-managed KMS key. Administration belongs to the account; use
+    belongs only to principals named in the key policy by a ``grant_*`` call."""
+
+    def __init__(self, scope: Construct, id: str, props: PaymentKeyProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        account_root = f"arn:{props.partition}:iam::{props.account_id}:root"
+        self.key_policy: list[Statement] = []
+        self._add_to_key_policy(
+            Statement("KeyAdministration", KEY_ADMINISTRATION_ACTIONS, ("*",), principals=(("AWS", (account_root,)),))
+        )
+        if props.via_services:
+            self._add_to_key_policy(
+                Statement(
+                    "UseThroughAwsServicesOfThisAccount",
+                    (*ENVELOPE_ACTIONS, "kms:CreateGrant"),
+                    ("*",),
+                    conditions=(
+                        Condition("StringEquals", "kms:ViaService", props.via_services),
+                        Condition("StringEquals", "kms:CallerAccount", (props.account_id,)),
+                    ),
+                    principals=(("AWS", (account_root,)),),
+                )
+            )
+        for index, use in enumerate(props.service_principals):
+            if not any(props.account_id in value for c in use.conditions for value in c.values):
+                raise ValueError(f"{self.node.path}: service principal {use.principal} needs a condition on the account")
+            self._add_to_key_policy(
+                Statement(
+                    f"ServicePrincipal{index}",
+                    use.actions,
+                    ("*",),
+                    conditions=use.conditions,
+                    principals=(("Service", (use.principal,)),),
+                )
+            )
+        symmetric = props.spec is KeySpec.SYMMETRIC
+        self.key = KmsKey(
+            self,
+            "key",
+            description=props.description,
+            key_usage="ENCRYPT_DECRYPT" if symmetric else "GENERATE_VERIFY_MAC",
+            customer_master_key_spec=props.spec.value,
+            enable_key_rotation=symmetric,
+            deletion_window_in_days=props.deletion_window_days,
+            is_enabled=True,
+            policy=self._key_policy_json(),
+        )
+        self.alias = KmsAlias(self, "alias", name=f"alias/{props.alias}", target_key_id=self.key.key_id)
+
+    @property
+    def arn(self) -> str:
+        return self.key.arn
+
+    @property
+    def key_id(self) -> str:
+        return self.key.key_id
+
+    def grant(self, grantee: Grantable, purpose: str, actions: tuple[str, ...], conditions=()) -> None:
+        """Name ``grantee`` in the key policy and give its role the same actions on this key."""
+        sid = f"{grantee.grant_name}{purpose}"
+        grantee.add_to_policy(Statement(f"{sid}{self.node.id.title()}Key", actions, (self.arn,), conditions))
+        self._add_to_key_policy(
+            Statement(sid, actions, ("*",), conditions, principals=(("AWS", (grantee.role_arn,)),))
+        )
+
+    def grant_encrypt(self, grantee: Grantable) -> None:
+        """Envelope encryption under an encryption context (which binds a ciphertext to its record)."""
+        self._require_spec(KeySpec.SYMMETRIC)
+        self.grant(grantee, "Encrypt", ("kms:GenerateDataKey",), (_REQUIRES_ENCRYPTION_CONTEXT,))
+
+    def grant_decrypt(self, grantee: Grantable) -> None:
+        self._require_spec(KeySpec.SYMMETRIC)
+        self.grant(grantee, "Decrypt", ("kms:Decrypt",), (_REQUIRES_ENCRYPTION_CONTEXT,))
+
+    def grant_decrypt_via(self, grantee: Grantable, service: str) -> None:
+        """Decrypt only through ``service`` (e.g. reading a secret encrypted with this key)."""
+        self._require_spec(KeySpec.SYMMETRIC)
+        purpose = "DecryptVia" + service.split(".")[0].title()
+        self.grant(grantee, purpose, ("kms:Decrypt",), (Condition("StringEquals", "kms:ViaService", (service,)),))
+
+    def grant_mac(self, grantee: Grantable) -> None:
+        self._require_spec(KeySpec.HMAC_256)
+        self.grant(grantee, "Mac", ("kms:GenerateMac",))
+
+    def _add_to_key_policy(self, statement: Statement) -> None:
+        if any(existing.sid == statement.sid for existing in self.key_policy):
+            raise ValueError(f"{self.node.path}: statement {statement.sid} is in the key policy twice")
+        self.key_policy.append(statement)
+        if hasattr(self, "key"):
+            self.key.policy = self._key_policy_json()
+
+    def _key_policy_json(self) -> str:
+        # A key policy's only resource is the key itself ("*"): written in IAM's JSON,
+        # not as an aws_iam_policy_document, whose scanners read "*" as every resource.
+        return json.dumps({"Version": "2012-10-17", "Statement": [s.render_json() for s in self.key_policy]})
+
+    def _require_spec(self, spec: KeySpec) -> None:
+        if self.props.spec is not spec:
+            raise ValueError(f"{self.node.path}: a {self.props.spec.value} key cannot be granted {spec.value} use")
+
+
+_REQUIRES_ENCRYPTION_CONTEXT = Condition("Null", "kms:EncryptionContextKeys", ("false",))

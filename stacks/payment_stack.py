@@ -1,0 +1,188 @@
+"""PaymentStack: one deployment of the payment ledger service."""
+
+from pathlib import Path
+
+from cdktf import Aspects, AssetType, LocalBackend, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
+from constructs import Construct
+
+from lambdas.routes import ROUTES, Function
+from lambdas.storage_schema import Partition
+from stacks.config import DEFAULT_TAGS, EnvironmentConfig
+from stacks.gateway_secret import GatewaySecret, GatewaySecretProps
+from stacks.iam import Condition
+from stacks.lambda_bundle import build_bundle
+from stacks.ledger_table import IdempotencyTable, LedgerTable, TableProps
+from stacks.payment_api import PaymentApi, PaymentApiProps
+from stacks.payment_function import PaymentFunction, PaymentFunctionProps
+from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
+from stacks.tagging import TaggingAspect
+
+# Services the provider talks to (binding argument names); all follow the emulator endpoint when one is set.
+ENDPOINT_SERVICES = (
+    "apigateway", "cloudwatchlogs", "dynamodb", "iam", "kms", "lambda_", "secretsmanager", "sts", "wafv2",
+)  # fmt: skip
+
+
+class PaymentStack(TerraformStack):
+    def __init__(self, scope: Construct, id: str, config: EnvironmentConfig, build_dir: Path) -> None:
+        super().__init__(scope, id)
+        # Relative: the state lives beside the stack's Terraform JSON, in the directory Terraform runs in.
+        LocalBackend(self, path=f"terraform.{id}.tfstate")
+        endpoint = TerraformVariable(
+            self,
+            "aws_endpoint_url",
+            type="string",
+            default="",
+            description="AWS-compatible endpoint for every service (a local emulator); empty means AWS itself",
+        )
+        AwsProvider(
+            self,
+            "aws",
+            region=config.region,
+            endpoints=[AwsProviderEndpoints(**{service: endpoint.string_value for service in ENDPOINT_SERVICES})],
+        )
+        account_id = DataAwsCallerIdentity(self, "caller").account_id
+        partition = DataAwsPartition(self, "partition").partition
+        region = config.region
+
+        def key(id: str, description: str, **props) -> PaymentKey:
+            return PaymentKey(
+                self,
+                id,
+                PaymentKeyProps(
+                    alias=f"{config.prefix}-{id}",
+                    description=description,
+                    account_id=account_id,
+                    partition=partition,
+                    deletion_window_days=config.key_deletion_window_days,
+                    **props,
+                ),
+            )
+
+        vault_key = key(
+            "vault",
+            "Card vault, payment metadata and gateway secret",
+            via_services=(f"dynamodb.{region}.amazonaws.com", f"secretsmanager.{region}.amazonaws.com"),
+        )
+        fingerprint_key = key("fingerprint", "Keyed card fingerprints (HMAC)", spec=KeySpec.HMAC_256)
+        operations_key = key(
+            "operations",
+            "Logs and function configuration",
+            via_services=(f"lambda.{region}.amazonaws.com",),
+            service_principals=(
+                ServicePrincipalUse(
+                    principal=f"logs.{region}.amazonaws.com",
+                    actions=("kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
+                    conditions=(
+                        Condition(
+                            "ArnLike",
+                            "kms:EncryptionContext:aws:logs:arn",
+                            (f"arn:{partition}:logs:{region}:{account_id}:log-group:*",),
+                        ),
+                    ),
+                ),
+            ),
+        )
+
+        ledger = LedgerTable(
+            self,
+            "ledger",
+            TableProps(f"{config.prefix}-ledger", vault_key, deletion_protection=config.deletion_protection),
+        )
+        idempotency = IdempotencyTable(
+            self,
+            "idempotency",
+            TableProps(f"{config.prefix}-idempotency", vault_key, deletion_protection=config.deletion_protection),
+        )
+        gateway_secret = GatewaySecret(
+            self,
+            "gateway-secret",
+            GatewaySecretProps(
+                name=f"{config.prefix}/sparkle-secret-key",
+                key=vault_key,
+                region=region,
+                recovery_window_days=config.key_deletion_window_days,
+            ),
+        )
+
+        bundle_dir, bundle_hash = build_bundle(build_dir, config.functions.architecture, config.functions.runtime)
+        code = TerraformAsset(self, "lambda-code", path=str(bundle_dir), type=AssetType.ARCHIVE, asset_hash=bundle_hash)
+        environment = {
+            "LEDGER_TABLE": ledger.name,
+            "IDEMPOTENCY_TABLE": idempotency.name,
+            "VAULT_KEY_ID": vault_key.arn,
+            "FINGERPRINT_KEY_ID": fingerprint_key.arn,
+            "GATEWAY_SECRET_ID": gateway_secret.arn,
+            "GATEWAY_BASE_URL": str(config.gateway_base_url),
+            "POWERTOOLS_SERVICE_NAME": "payment-ledger",
+        }
+        functions = {
+            function: PaymentFunction(
+                self,
+                function.value,
+                PaymentFunctionProps(
+                    function_name=f"{config.prefix}-{function.value}",
+                    handler=function.handler,
+                    code=code,
+                    settings=config.functions,
+                    account_id=account_id,
+                    operations_key=operations_key,
+                    log_retention_days=config.log_retention_days,
+                    environment=environment,
+                ),
+            )
+            for function in Function
+        }
+
+        tokenize = functions[Function.TOKENIZE]
+        vault_key.grant_encrypt(tokenize)
+        fingerprint_key.grant_mac(tokenize)
+        ledger.grant_append(tokenize, (Partition.TOKEN,))
+
+        charge = functions[Function.CHARGE]
+        vault_key.grant_encrypt(charge)  # metadata, and a card sent inline is vaulted like a token
+        vault_key.grant_decrypt(charge)
+        fingerprint_key.grant_mac(charge)
+        ledger.grant_read(charge)
+        ledger.grant_append(charge, (Partition.TOKEN, Partition.PAYMENT, Partition.LEDGER))
+        ledger.grant_update_payments(charge)
+
+        refund = functions[Function.REFUND]
+        ledger.grant_read(refund)
+        ledger.grant_append(refund, (Partition.PAYMENT, Partition.LEDGER))
+        ledger.grant_update_payments(refund)
+
+        read = functions[Function.READ]
+        ledger.grant_read(read)
+        vault_key.grant_decrypt(read)  # payment metadata is returned decrypted
+
+        for function in (tokenize, charge, refund):
+            idempotency.grant_read_write(function)
+        for function in (charge, refund):
+            gateway_secret.grant_read(function)
+
+        api = PaymentApi(
+            self,
+            "api",
+            PaymentApiProps(
+                name=config.prefix,
+                routes=ROUTES,
+                functions=functions,
+                logs_key=operations_key,
+                log_retention_days=config.log_retention_days,
+                throttling=config.throttling,
+                max_body_bytes=config.max_body_bytes,
+            ),
+        )
+
+        TerraformOutput(self, "api_url", value=api.url)
+        TerraformOutput(self, "api_id", value=api.api.id)
+        TerraformOutput(self, "ledger_table", value=ledger.name)
+        TerraformOutput(self, "idempotency_table", value=idempotency.name)
+        TerraformOutput(self, "vault_key_id", value=vault_key.arn)
+        TerraformOutput(self, "fingerprint_key_id", value=fingerprint_key.arn)
+        TerraformOutput(self, "gateway_secret_id", value=gateway_secret.arn)
+        Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS, config.tags))

@@ -1,0 +1,64 @@
+"""Session fixtures: the app is synthesized once (importing the provider
+bindings costs ~25 s and ~1.5 GB), and every test reads the output."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stacks.config import ENVIRONMENTS, EnvironmentConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SynthesizedStack:
+    environment: EnvironmentConfig
+    directory: Path
+    config: dict
+
+    @property
+    def name(self) -> str:
+        return self.environment.name
+
+    def resources(self, resource_type: str) -> dict[str, dict]:
+        return self.config.get("resource", {}).get(resource_type, {})
+
+    def data(self, data_type: str) -> dict[str, dict]:
+        return self.config.get("data", {}).get(data_type, {})
+
+    def all_resources(self):
+        for resource_type, resources in self.config.get("resource", {}).items():
+            for name, body in resources.items():
+                yield resource_type, name, body
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory) -> dict[str, SynthesizedStack]:
+    from stacks.app import build_app  # imports the provider bindings: once per session
+
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    build_app(outdir=outdir, build_dir=REPO / "build" / "lambda").synth()
+    stacks = {}
+    for config in ENVIRONMENTS.values():
+        directory = outdir / "stacks" / config.stack_id
+        stacks[config.name] = SynthesizedStack(config, directory, json.loads((directory / "cdk.tf.json").read_text()))
+    return stacks
+
+
+@pytest.fixture(params=sorted(ENVIRONMENTS))
+def stack(request, synthesized) -> SynthesizedStack:
+    return synthesized[request.param]
+
+
+@pytest.fixture
+def dev(synthesized) -> SynthesizedStack:
+    return synthesized["dev"]
+
+
+def resolve(reference: str) -> tuple[str, str, str]:
+    """``${aws_kms_key.vault_key_ABC.arn}`` -> ("aws_kms_key", "vault_key_ABC", "arn")."""
+    inner = reference.removeprefix("${").removesuffix("}")
+    resource_type, name, attribute = inner.split(".", 2)
+    return resource_type, name, attribute

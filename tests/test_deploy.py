@@ -1,0 +1,92 @@
+"""`terraform apply` of the dev stack against a moto server on loopback, then
+boto3 confirms what was built, then `terraform destroy`."""
+
+import boto3
+import pytest
+
+from lambdas.routes import ROUTES
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER
+from tools.emulator import EMULATOR_CREDENTIALS, emulator_environment, free_port, moto_server
+from tools.terraform import TerraformWorkspace
+
+pytestmark = pytest.mark.deploy
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def deployed(synthesized, tmp_path_factory):
+    """The dev stack applied to a fresh emulator; state lives and dies with it."""
+    with moto_server(free_port()) as endpoint:
+        workspace = TerraformWorkspace.copy_of(
+            synthesized["dev"].directory,
+            tmp_path_factory.mktemp("deploy"),
+            emulator_environment(endpoint, REGION),
+        )
+        workspace.init()
+        workspace.apply(aws_endpoint_url=endpoint)
+        yield endpoint, workspace, workspace.outputs()
+        workspace.destroy(aws_endpoint_url=endpoint)
+        dynamodb = _client("dynamodb", endpoint)
+        assert dynamodb.list_tables()["TableNames"] == []
+
+
+def _client(service: str, endpoint: str):
+    credentials = {k.lower(): v for k, v in EMULATOR_CREDENTIALS.items()}
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **credentials)
+
+
+def _key_schema(schema) -> list[dict]:
+    keys = [{"AttributeName": schema.partition_key, "KeyType": "HASH"}]
+    if schema.sort_key:
+        keys.append({"AttributeName": schema.sort_key, "KeyType": "RANGE"})
+    return keys
+
+
+def test_tables_exist_with_the_shared_key_schema(deployed):
+    endpoint, _, outputs = deployed
+    dynamodb = _client("dynamodb", endpoint)
+    for output, schema in (("ledger_table", LEDGER), ("idempotency_table", IDEMPOTENCY)):
+        table = dynamodb.describe_table(TableName=outputs[output])["Table"]
+        assert table["KeySchema"] == _key_schema(schema)
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["SSEDescription"]["SSEType"] == "KMS"
+        assert {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])} == {i.name for i in schema.indexes}
+        backups = dynamodb.describe_continuous_backups(TableName=outputs[output])
+        recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+        assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_both_keys_exist_with_their_specs(deployed):
+    endpoint, _, outputs = deployed
+    kms = _client("kms", endpoint)
+    vault = kms.describe_key(KeyId=outputs["vault_key_id"])["KeyMetadata"]
+    assert (vault["KeySpec"], vault["KeyUsage"], vault["Enabled"]) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", True)
+    assert kms.get_key_rotation_status(KeyId=vault["KeyId"])["KeyRotationEnabled"] is True
+    fingerprint = kms.describe_key(KeyId=outputs["fingerprint_key_id"])["KeyMetadata"]
+    assert (fingerprint["KeySpec"], fingerprint["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
+    mac = kms.generate_mac(KeyId=fingerprint["KeyId"], Message=b"x", MacAlgorithm="HMAC_SHA_256")
+    assert len(mac["Mac"]) == 32
+
+
+def test_api_exists_with_the_contract_routes(deployed):
+    endpoint, _, outputs = deployed
+    apigateway = _client("apigateway", endpoint)
+    resources = apigateway.get_resources(restApiId=outputs["api_id"], limit=500)["items"]
+    served = {(method, r["path"]) for r in resources for method in r.get("resourceMethods", {})}
+    assert served == {(route.method, route.path) for route in ROUTES}
+    stage = apigateway.get_stage(restApiId=outputs["api_id"], stageName="v1")
+    assert stage["tracingEnabled"] is True
+    for route in ROUTES:
+        resource = next(r for r in resources if r["path"] == route.path)
+        method = apigateway.get_method(restApiId=outputs["api_id"], resourceId=resource["id"], httpMethod=route.method)
+        assert method["authorizationType"] == "AWS_IAM"
+
+
+def test_functions_and_the_secret_exist(deployed):
+    endpoint, _, outputs = deployed
+    functions = _client("lambda", endpoint).list_functions()["Functions"]
+    assert sorted(f["FunctionName"] for f in functions) == sorted(
+        f"payments-dev-{name}" for name in ("tokenize", "charge", "refund", "read")
+    )
+    secret = _client("secretsmanager", endpoint).describe_secret(SecretId=outputs["gateway_secret_id"])
+    assert secret["KmsKeyId"]

@@ -1,0 +1,225 @@
+"""Security properties of the synthesized stacks, one resource kind at a time."""
+
+import json
+
+from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER
+from tests.policies import key_policy_statements
+
+
+def _config(stack):
+    return stack.environment
+
+
+def _by_suffix(resources: dict, attribute: str, suffix: str) -> dict:
+    (found,) = [r for r in resources.values() if r[attribute].endswith(suffix)]
+    return found
+
+
+# --- KMS ---------------------------------------------------------------------
+
+
+def test_symmetric_keys_rotate_and_the_fingerprint_key_is_hmac(stack):
+    keys = {name.split("_")[0]: key for name, key in stack.resources("aws_kms_key").items()}
+    assert set(keys) == {"vault", "fingerprint", "operations"}
+    for name in ("vault", "operations"):
+        assert keys[name]["customer_master_key_spec"] == "SYMMETRIC_DEFAULT"
+        assert keys[name]["enable_key_rotation"] is True
+    assert keys["fingerprint"]["customer_master_key_spec"] == "HMAC_256"
+    assert keys["fingerprint"]["key_usage"] == "GENERATE_VERIFY_MAC"
+    for key in keys.values():
+        assert key["is_enabled"] is True
+        assert key["deletion_window_in_days"] == _config(stack).key_deletion_window_days
+    aliases = sorted(alias["name"] for alias in stack.resources("aws_kms_alias").values())
+    prefix = _config(stack).prefix
+    assert aliases == [f"alias/{prefix}-fingerprint", f"alias/{prefix}-operations", f"alias/{prefix}-vault"]
+
+
+def test_key_policies_name_their_users_and_bind_service_principals_to_the_account(stack):
+    role_users = {}
+    for name in stack.resources("aws_kms_key"):
+        statements = key_policy_statements(stack, name)
+        for statement in statements:
+            for kind, identifiers in statement.principals:
+                assert "*" not in identifiers, f"{statement.source}: wildcard principal"
+                if kind == "Service":
+                    values = [v for _, _, vs in statement.conditions for v in vs]
+                    assert any("${data.aws_caller_identity.caller.account_id}" in v for v in values), statement.source
+                if identifiers[0].endswith(":root") and not statement.conditions:
+                    # The account administers the key; using it takes a named grant or a service on its behalf.
+                    assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateMac"} & set(
+                        statement.actions
+                    )
+        role_users[name.split("_")[0]] = {
+            identifier.split(".")[1].split("_")[0]
+            for s in statements
+            for kind, ids in s.principals
+            for identifier in ids
+            if identifier.startswith("${aws_iam_role.")
+        }
+    assert role_users == {
+        "vault": {"tokenize", "charge", "refund", "read"},
+        "fingerprint": {"tokenize", "charge"},
+        "operations": set(),
+    }
+
+
+def test_log_key_admits_cloudwatch_logs_only_for_this_accounts_log_groups(dev):
+    (name,) = [n for n in dev.resources("aws_kms_key") if n.startswith("operations")]
+    (logs,) = [s for s in key_policy_statements(dev, name) if s.principals[0][0] == "Service"]
+    assert logs.principals == (("Service", ("logs.us-east-1.amazonaws.com",)),)
+    assert logs.conditions[0][:2] == ("ArnLike", "kms:EncryptionContext:aws:logs:arn")
+
+
+# --- DynamoDB ----------------------------------------------------------------
+
+
+def test_tables_follow_the_shared_schema(stack):
+    tables = stack.resources("aws_dynamodb_table")
+    for schema in (LEDGER, IDEMPOTENCY):
+        table = _by_suffix(tables, "name", f"-{schema.name}")
+        assert table["hash_key"] == schema.partition_key
+        assert table.get("range_key") == schema.sort_key
+        assert {a["name"] for a in table["attribute"]} == set(schema.key_attributes)
+        indexes = {i["name"]: (i["hash_key"], i["range_key"]) for i in table.get("global_secondary_index", [])}
+        assert indexes == {i.name: (i.partition_key, i.sort_key) for i in schema.indexes}
+        assert table["ttl"] == {"attribute_name": schema.ttl_attribute, "enabled": True}
+
+
+def test_tables_are_on_demand_encrypted_with_the_vault_key_and_recoverable(stack):
+    for table in stack.resources("aws_dynamodb_table").values():
+        assert table["billing_mode"] == "PAY_PER_REQUEST"
+        assert table["server_side_encryption"]["enabled"] is True
+        assert table["server_side_encryption"]["kms_key_arn"].startswith("${aws_kms_key.vault_key_")
+        assert table["point_in_time_recovery"] == {"enabled": True}
+        assert table["deletion_protection_enabled"] is _config(stack).deletion_protection
+
+
+def test_production_tables_cannot_be_deleted_and_dev_tables_can(synthesized):
+    assert all(t["deletion_protection_enabled"] for t in synthesized["prod"].resources("aws_dynamodb_table").values())
+    assert not any(t["deletion_protection_enabled"] for t in synthesized["dev"].resources("aws_dynamodb_table").values())
+
+
+# --- API Gateway and WAF -------------------------------------------------------
+
+
+def _paths_by_resource(stack) -> dict[str, str]:
+    """Terraform reference of each API resource's id -> its full path."""
+    resources = stack.resources("aws_api_gateway_resource")
+    (api_name,) = stack.resources("aws_api_gateway_rest_api")
+    paths = {f"${{aws_api_gateway_rest_api.{api_name}.root_resource_id}}": ""}
+    while len(paths) <= len(resources):
+        for name, resource in resources.items():
+            if resource["parent_id"] in paths:
+                paths[f"${{aws_api_gateway_resource.{name}.id}}"] = f"{paths[resource['parent_id']]}/{resource['path_part']}"
+    return paths
+
+
+def test_api_serves_exactly_the_contract_routes_with_iam_auth_and_validation(stack):
+    paths = _paths_by_resource(stack)
+    methods = stack.resources("aws_api_gateway_method").values()
+    served = {(m["http_method"], paths[m["resource_id"]]) for m in methods}
+    assert served == {(route.method, route.path) for route in ROUTES}
+    for method in methods:
+        assert method["authorization"] == "AWS_IAM"
+        assert method["request_validator_id"].startswith("${aws_api_gateway_request_validator.")
+        route = next(r for r in ROUTES if (r.method, r.path) == (method["http_method"], paths[method["resource_id"]]))
+        header = f"method.request.header.{IDEMPOTENCY_HEADER}"
+        assert method.get("request_parameters", {}).get(header, False) is route.idempotent
+
+
+def test_every_route_reaches_its_function_through_a_proxy_integration(stack):
+    functions = stack.resources("aws_lambda_function")
+    for integration in stack.resources("aws_api_gateway_integration").values():
+        assert integration["type"] == "AWS_PROXY"
+        function_name = integration["uri"].split(".")[1]
+        assert function_name in functions
+    permissions = stack.resources("aws_lambda_permission").values()
+    assert len(permissions) == len(ROUTES)
+    for permission in permissions:
+        assert permission["principal"] == "apigateway.amazonaws.com"
+        assert permission["source_arn"].startswith("${aws_api_gateway_rest_api.")
+
+
+def test_stage_traces_logs_encrypted_and_throttles_without_data_trace(stack):
+    (stage,) = stack.resources("aws_api_gateway_stage").values()
+    assert stage["stage_name"] == "v1"
+    assert stage["xray_tracing_enabled"] is True
+    log_group_name = stage["access_log_settings"]["destination_arn"].split(".")[1]
+    log_group = stack.resources("aws_cloudwatch_log_group")[log_group_name]
+    assert log_group["kms_key_id"].startswith("${aws_kms_key.operations_key_")
+    access_log = json.loads(stage["access_log_settings"]["format"])
+    assert access_log["requestId"] == "$context.requestId"
+    (settings,) = stack.resources("aws_api_gateway_method_settings").values()
+    assert settings["method_path"] == "*/*"
+    s = settings["settings"]
+    assert s["data_trace_enabled"] is False
+    assert s["logging_level"] == "INFO"
+    assert s["throttling_rate_limit"] == _config(stack).throttling.rate_limit
+    assert s["throttling_burst_limit"] == _config(stack).throttling.burst_limit
+
+
+def test_web_acl_guards_the_stage_with_managed_rules_a_size_limit_and_logs(stack):
+    (acl_name, acl), = stack.resources("aws_wafv2_web_acl").items()
+    assert acl["scope"] == "REGIONAL"
+    managed = {r["statement"]["managed_rule_group_statement"]["name"] for r in acl["rule"]
+               if "managed_rule_group_statement" in r["statement"]}  # fmt: skip
+    assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= managed
+    (size_rule,) = [r for r in acl["rule"] if "size_constraint_statement" in r["statement"]]
+    assert size_rule["statement"]["size_constraint_statement"]["size"] == _config(stack).max_body_bytes
+    assert size_rule["action"]["block"]["custom_response"]["response_code"] == 413
+    (association,) = stack.resources("aws_wafv2_web_acl_association").values()
+    assert association["resource_arn"].startswith("${aws_api_gateway_stage.")
+    assert association["web_acl_arn"] == f"${{aws_wafv2_web_acl.{acl_name}.arn}}"
+    (logging,) = stack.resources("aws_wafv2_web_acl_logging_configuration").values()
+    waf_group = stack.resources("aws_cloudwatch_log_group")[logging["log_destination_configs"][0].split(".")[1]]
+    assert waf_group["name"].startswith("aws-waf-logs-")
+
+
+def test_gateway_errors_use_the_contract_error_shape(stack):
+    responses = stack.resources("aws_api_gateway_gateway_response").values()
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_PARAMETERS"} <= {r["response_type"] for r in responses}
+    for response in responses:
+        template = response["response_templates"]["application/json"]
+        assert template.startswith('{"error":{"type":"')
+        assert '"request_id":"$context.requestId"' in template
+
+
+# --- Lambda, logs and secrets --------------------------------------------------
+
+
+def test_functions_trace_reserve_concurrency_and_encrypt_their_environment(stack):
+    settings = _config(stack).functions
+    for function in stack.resources("aws_lambda_function").values():
+        assert function["tracing_config"] == {"mode": "Active"}
+        assert function["reserved_concurrent_executions"] == settings.reserved_concurrency
+        assert function["kms_key_arn"].startswith("${aws_kms_key.operations_key_")
+        assert function["runtime"] == settings.runtime and function["architectures"] == [settings.architecture]
+        variables = function["environment"]["variables"]
+        assert variables["GATEWAY_SECRET_ID"].startswith("${aws_secretsmanager_secret.")
+        assert not any("secret_string" in value or "secret_key" in value.lower() for value in variables.values())
+
+
+def test_log_groups_are_encrypted_and_kept_at_least_a_year(stack):
+    groups = stack.resources("aws_cloudwatch_log_group").values()
+    names = {group["name"] for group in groups}
+    assert {f"/aws/lambda/{_config(stack).prefix}-{f}" for f in ("tokenize", "charge", "refund", "read")} <= names
+    for group in groups:
+        assert group["retention_in_days"] >= 365
+        assert group["kms_key_id"].startswith("${aws_kms_key.operations_key_")
+
+
+def test_gateway_secret_value_is_never_in_terraform(stack):
+    (secret,) = stack.resources("aws_secretsmanager_secret").values()
+    assert secret["kms_key_id"].startswith("${aws_kms_key.vault_key_")
+    assert not stack.resources("aws_secretsmanager_secret_version")
+    outputs = json.dumps(stack.config["output"])
+    assert "secret_string" not in outputs
+
+
+def test_provider_takes_credentials_from_the_environment_and_endpoints_from_a_variable(stack):
+    (provider,) = stack.config["provider"]["aws"]
+    assert not {"access_key", "secret_key", "token", "profile"} & set(provider)
+    (endpoints,) = provider["endpoints"]
+    assert set(endpoints.values()) == {"${var.aws_endpoint_url}"}
+    assert stack.config["variable"]["aws_endpoint_url"]["default"] == ""

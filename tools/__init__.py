@@ -1,0 +1,1 @@
+"""Developer tooling: the local AWS emulator and Terraform runs against synthesized stacks."""

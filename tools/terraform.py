@@ -1,0 +1,60 @@
+"""Terraform runs on a synthesized stack, offline from a provider mirror when one exists.
+
+``TF_PLUGIN_MIRROR`` names the mirror (default ``/opt/tf-plugins``, the layout of
+``terraform providers mirror``); where it does not exist, ``terraform init``
+downloads the provider as usual.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PLUGIN_MIRROR = "/opt/tf-plugins"
+
+
+def plugin_mirror() -> Path | None:
+    mirror = Path(os.environ.get("TF_PLUGIN_MIRROR", DEFAULT_PLUGIN_MIRROR))
+    return mirror if mirror.is_dir() else None
+
+
+@dataclass
+class TerraformWorkspace:
+    """A copy of one synthesized stack that Terraform runs in, with its own state."""
+
+    directory: Path
+    environment: dict[str, str] | None = None
+
+    @classmethod
+    def copy_of(cls, stack_dir: Path, directory: Path, environment: dict[str, str] | None = None):
+        shutil.copytree(stack_dir, directory, dirs_exist_ok=True)
+        return cls(directory, environment)
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            ["terraform", *args, "-no-color"],
+            cwd=self.directory,
+            env={**(self.environment or os.environ), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"terraform {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def init(self) -> None:
+        mirror = plugin_mirror()
+        self.run("init", "-input=false", *([f"-plugin-dir={mirror}"] if mirror else []))
+
+    def apply(self, **variables: str) -> None:
+        self.run("apply", "-auto-approve", "-input=false", *(f"-var={k}={v}" for k, v in variables.items()))
+
+    def destroy(self, **variables: str) -> None:
+        self.run("destroy", "-auto-approve", "-input=false", *(f"-var={k}={v}" for k, v in variables.items()))
+
+    def outputs(self) -> dict[str, str]:
+        raw = json.loads(self.run("output", "-json").stdout)
+        return {name: output["value"] for name, output in raw.items()}
