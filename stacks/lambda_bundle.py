@@ -3,8 +3,8 @@ packages it imports, installed for the Lambda platform from the lock file.
 
 Reproducible by construction: dependencies come pinned with hashes from
 ``Pipfile.lock`` (category ``lambda``) as manylinux wheels, no byte code, no
-console scripts, and the bundle's hash is computed from file names and contents
-only, so the same inputs give the same asset hash on any machine.
+console scripts; the zip has fixed times and modes and sorted entries, so the same inputs
+give the same bytes, and the same asset hash, on any machine.
 """
 
 import hashlib
@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +37,10 @@ def locked_requirements(lock_file: Path = LOCK_FILE) -> str:
 
 
 def tree_hash(directory: Path) -> str:
-    """SHA-256 over relative paths and contents: independent of mtimes and location."""
+    """SHA-256 over relative paths and contents (byte code excluded): independent of mtimes and location."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    files = (p for p in directory.rglob("*") if p.is_file() and not EXCLUDED_NAMES & set(p.relative_to(directory).parts))
+    for path in sorted(files):
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
@@ -68,24 +70,44 @@ def _prune(directory: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def build_bundle(build_dir: Path, architecture: str, runtime: str) -> tuple[Path, str]:
-    """Build (or reuse) the bundle under ``build_dir``; return its directory and hash.
+def _write_zip(archive: Path, trees: list[tuple[Path, str]]) -> None:
+    """A zip whose bytes depend only on file names and contents (fixed times and modes)."""
+    files = sorted(
+        (f"{prefix}{path.relative_to(root).as_posix()}", path)
+        for root, prefix in trees
+        for path in root.rglob("*")
+        if path.is_file() and not EXCLUDED_NAMES & set(path.relative_to(root).parts)
+    )
+    staging = archive.with_suffix(".partial")
+    with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as bundle:
+        for name, path in files:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(info, path.read_bytes(), compresslevel=6)
+    os.replace(staging, archive)
 
-    Dependencies are cached per requirements, platform and Python version, so a
-    synth after the first one installs nothing.
+
+def build_bundle(build_dir: Path, architecture: str, runtime: str) -> tuple[Path, str]:
+    """Build (or reuse) the deployment zip under ``build_dir``; return it and its SHA-256.
+
+    Dependencies are cached per requirements, platform and Python version, and
+    the zip per dependencies and source, so a synth after the first one
+    installs and compresses nothing.
     """
     python_version = runtime.removeprefix("python")
     requirements = locked_requirements()
     cache_key = hashlib.sha256(f"{requirements}{architecture}{python_version}".encode()).hexdigest()[:16]
     dependencies = build_dir / f"dependencies-{cache_key}"
     if not dependencies.exists():
+        for stale in build_dir.glob("dependencies-*"):
+            shutil.rmtree(stale)
         _install_dependencies(requirements, dependencies, architecture, python_version)
-
-    bundle = build_dir / f"bundle-{architecture}"
-    staging = Path(tempfile.mkdtemp(dir=build_dir, prefix=".bundle-"))
-    shutil.copytree(dependencies, staging, dirs_exist_ok=True)
-    shutil.copytree(LAMBDA_SOURCE, staging / LAMBDA_SOURCE.name, ignore=shutil.ignore_patterns(*EXCLUDED_NAMES))
-    if bundle.exists():
-        shutil.rmtree(bundle)
-    os.replace(staging, bundle)
-    return bundle, tree_hash(bundle)
+    source_key = hashlib.sha256(f"{cache_key}{tree_hash(LAMBDA_SOURCE)}".encode()).hexdigest()[:16]
+    archive = build_dir / f"zip-{source_key}" / f"lambda-{architecture}.zip"  # a stable name in the synth output
+    if not archive.exists():
+        for stale in build_dir.glob(f"zip-*/lambda-{architecture}.zip"):
+            shutil.rmtree(stale.parent)
+        archive.parent.mkdir(parents=True)
+        _write_zip(archive, [(dependencies, ""), (LAMBDA_SOURCE, f"{LAMBDA_SOURCE.name}/")])
+    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()

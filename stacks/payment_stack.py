@@ -108,8 +108,8 @@ class PaymentStack(TerraformStack):
             ),
         )
 
-        bundle_dir, bundle_hash = build_bundle(build_dir, config.functions.architecture, config.functions.runtime)
-        code = TerraformAsset(self, "lambda-code", path=str(bundle_dir), type=AssetType.ARCHIVE, asset_hash=bundle_hash)
+        bundle, bundle_hash = build_bundle(build_dir, config.functions.architecture, config.functions.runtime)
+        code = TerraformAsset(self, "lambda-code", path=str(bundle), type=AssetType.FILE, asset_hash=bundle_hash)
         environment = {
             "LEDGER_TABLE": ledger.name,
             "IDEMPOTENCY_TABLE": idempotency.name,
@@ -143,11 +143,11 @@ class PaymentStack(TerraformStack):
         ledger.grant_append(tokenize, (Partition.TOKEN,))
 
         charge = functions[Function.CHARGE]
-        vault_key.grant_encrypt(charge)  # metadata, and a card sent inline is vaulted like a token
-        vault_key.grant_decrypt(charge)
-        fingerprint_key.grant_mac(charge)
+        vault_key.grant_encrypt(charge)  # payment metadata
+        vault_key.grant_decrypt(charge)  # vaulted cards, payment metadata
+        fingerprint_key.grant_mac(charge)  # cards sent inline
         ledger.grant_read(charge)
-        ledger.grant_append(charge, (Partition.TOKEN, Partition.PAYMENT, Partition.LEDGER))
+        ledger.grant_append(charge, (Partition.PAYMENT, Partition.LEDGER))
         ledger.grant_update_payments(charge)
 
         refund = functions[Function.REFUND]

@@ -10,6 +10,7 @@ import pytest
 from stacks.config import ENVIRONMENTS, EnvironmentConfig
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.service_fixtures"]
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
 """The Lambda package: locked dependencies for the Lambda platform, reproducible."""
 
+import hashlib
 import json
-import shutil
+import zipfile
 
 from stacks.config import FunctionSettings
-from stacks.lambda_bundle import LOCK_FILE, build_bundle, locked_requirements, tree_hash
+from stacks.lambda_bundle import LOCK_FILE, build_bundle, locked_requirements
 from tests.conftest import REPO
 
 SETTINGS = FunctionSettings()
+BUILD = REPO / "build" / "lambda"
 
 
 def test_requirements_are_the_locked_lambda_category_with_hashes():
@@ -20,34 +22,43 @@ def test_requirements_are_the_locked_lambda_category_with_hashes():
     assert "boto3" not in locked  # the Lambda runtime provides it
 
 
-def test_same_inputs_give_the_same_hash_on_a_fresh_build(tmp_path):
-    first, first_hash = build_bundle(REPO / "build" / "lambda", SETTINGS.architecture, SETTINGS.runtime)
+def test_same_inputs_give_the_same_bytes_on_a_fresh_build(tmp_path):
+    first, first_hash = build_bundle(BUILD, SETTINGS.architecture, SETTINGS.runtime)
     second, second_hash = build_bundle(tmp_path, SETTINGS.architecture, SETTINGS.runtime)  # installs anew
     assert first != second
-    assert first_hash == second_hash == tree_hash(second)
+    assert first_hash == second_hash == hashlib.sha256(second.read_bytes()).hexdigest()
 
 
-def test_hash_ignores_location_and_times_but_not_contents(tmp_path):
-    bundle, bundle_hash = build_bundle(REPO / "build" / "lambda", SETTINGS.architecture, SETTINGS.runtime)
-    copy = tmp_path / "copy"
-    shutil.copytree(bundle, copy, copy_function=shutil.copyfile)  # new mtimes
-    assert tree_hash(copy) == bundle_hash
-    (copy / "lambdas" / "handlers" / "read.py").write_text("changed = True\n")
-    assert tree_hash(copy) != bundle_hash
+def test_a_source_change_gives_a_new_hash(tmp_path):
+    import shutil
+
+    import stacks.lambda_bundle as bundle_module
+
+    source = tmp_path / "lambdas"
+    shutil.copytree(bundle_module.LAMBDA_SOURCE, source)
+    _, before = build_bundle(BUILD, SETTINGS.architecture, SETTINGS.runtime)
+    original = bundle_module.LAMBDA_SOURCE
+    try:
+        bundle_module.LAMBDA_SOURCE = source
+        _, same = build_bundle(tmp_path / "build", SETTINGS.architecture, SETTINGS.runtime)
+        (source / "handlers" / "read.py").write_text("changed = True\n")
+        _, changed = build_bundle(tmp_path / "build", SETTINGS.architecture, SETTINGS.runtime)
+    finally:
+        bundle_module.LAMBDA_SOURCE = original
+    assert same == before and changed != before
 
 
-def test_bundle_holds_the_handlers_and_platform_wheels_only(tmp_path):
-    bundle, _ = build_bundle(REPO / "build" / "lambda", SETTINGS.architecture, SETTINGS.runtime)
-    assert (bundle / "lambdas" / "handlers" / "charge.py").is_file()
-    assert (bundle / "lambdas" / "storage_schema.py").is_file()
-    native = list(bundle.glob("pydantic_core/_pydantic_core*.so"))
-    assert len(native) == 1 and "aarch64" in native[0].name
-    assert not list(bundle.rglob("__pycache__")) and not (bundle / "bin").exists()
-    assert not (bundle / "boto3").exists()
+def test_bundle_holds_the_handlers_and_platform_wheels_only():
+    archive, _ = build_bundle(BUILD, SETTINGS.architecture, SETTINGS.runtime)
+    names = zipfile.ZipFile(archive).namelist()
+    assert "lambdas/handlers/charge.py" in names and "lambdas/storage_schema.py" in names
+    native = [n for n in names if n.startswith("pydantic_core/_pydantic_core") and n.endswith(".so")]
+    assert len(native) == 1 and "aarch64" in native[0]
+    assert not [n for n in names if "__pycache__" in n or n.startswith(("bin/", "boto3/", "botocore/"))]
 
 
 def test_functions_deploy_the_bundle_by_its_hash(dev):
-    _, bundle_hash = build_bundle(REPO / "build" / "lambda", SETTINGS.architecture, SETTINGS.runtime)
+    _, bundle_hash = build_bundle(BUILD, SETTINGS.architecture, SETTINGS.runtime)
     for function in dev.resources("aws_lambda_function").values():
         assert function["source_code_hash"] == bundle_hash
-        assert bundle_hash in function["filename"]
+        assert function["filename"] == f"assets/lambda-code/{bundle_hash}/lambda-{SETTINGS.architecture}.zip"

@@ -1,7 +1,8 @@
-"""Entry point of the refund function: the payment logic lands with issue 3."""
+"""POST /payments/{id}/refunds."""
 
-from lambdas.http import error_response, request_id_of
+from lambdas import api
+from lambdas.bootstrap import service
+from lambdas.edge import api_handler
+from lambdas.routes import Function
 
-
-def handler(event: dict, context: object) -> dict:
-    return error_response(501, "api_error", "not_implemented", "This route is not served yet.", request_id_of(event))
+handler = api_handler(Function.REFUND, {"POST /payments/{id}/refunds": api.create_refund}, service)

@@ -1,0 +1,1 @@
+"""Adapters behind small interfaces: DynamoDB, KMS, the Sparkle gateway."""

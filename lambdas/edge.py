@@ -1,0 +1,148 @@
+"""The HTTP edge shared by every handler: API Gateway REST proxy events in,
+contract responses out. Limits, content type, JSON, idempotency keys and every
+error are dealt with here, so handlers stay one line long."""
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel, ValidationError
+
+from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
+from lambdas.logs import logger
+from lambdas.presenters import error_body
+from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES, Function
+from lambdas.service import Answer, Idempotency, PaymentService
+from lambdas.adapters.idempotency import body_hash, record_id
+
+MAX_BODY_BYTES = 32 * 1024
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, error_type: str, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.code, self.message, self.param = status, error_type, code, message, param
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    resource: str
+    path_parameters: dict[str, str]
+    headers: dict[str, str]  # lower-cased names
+    body: dict
+    request_id: str
+    caller: str
+
+    def model(self, model: type[BaseModel]) -> BaseModel:
+        try:
+            return model.model_validate(self.body)
+        except ValidationError as error:
+            first = error.errors(include_input=False, include_url=False)[0]
+            param = ".".join(str(part) for part in first["loc"]) or None
+            message = first["msg"] if param is None else f"{param}: {first['msg']}"
+            raise HttpError(400, "invalid_request_error", "parameter_invalid", message, param) from None
+
+    def idempotency(self, required: bool) -> Idempotency | None:
+        key = self.headers.get(IDEMPOTENCY_HEADER.lower())
+        if key is None:
+            if required:
+                raise HttpError(400, "invalid_request_error", "parameter_missing",
+                                f"The {IDEMPOTENCY_HEADER} header is required.", IDEMPOTENCY_HEADER)  # fmt: skip
+            return None
+        if not (1 <= len(key) <= 255 and all(32 <= ord(c) < 127 for c in key)):
+            raise HttpError(400, "invalid_request_error", "parameter_invalid",
+                            f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.", IDEMPOTENCY_HEADER)  # fmt: skip
+        return Idempotency(record_id(self.caller, f"{self.method} {self.resource}", key),
+                           body_hash(self.body, self.path_parameters))  # fmt: skip
+
+
+def _parse(event: dict) -> ApiRequest:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    context = event.get("requestContext") or {}
+    identity = context.get("identity") or {}
+    raw = event.get("body") or ""
+    data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    if len(data) > MAX_BODY_BYTES:
+        raise HttpError(413, "invalid_request_error", "body_too_large",
+                        f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")  # fmt: skip
+    body: dict = {}
+    if data.strip():
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise HttpError(415, "invalid_request_error", "unsupported_media_type", "The body must be application/json.")
+        try:
+            body = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise HttpError(400, "invalid_request_error", "invalid_json", "The body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise HttpError(400, "invalid_request_error", "invalid_json", "The body must be a JSON object.")
+    return ApiRequest(
+        method=event.get("httpMethod", ""),
+        resource=event.get("resource", ""),
+        path_parameters=event.get("pathParameters") or {},
+        headers=headers,
+        body=body,
+        request_id=context.get("requestId", ""),
+        caller=identity.get("userArn") or identity.get("caller") or identity.get("accountId") or "anonymous",
+    )
+
+
+def _respond(status: int, body: dict, replayed: bool = False) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return {"statusCode": status, "headers": headers, "body": json.dumps(body, separators=(",", ":"))}
+
+
+def _error(status: int, error_type: str, code: str, message: str, request_id: str, **optional) -> dict:
+    return _respond(status, error_body(error_type, code, message, request_id, **optional))
+
+
+RouteHandler = Callable[[ApiRequest, PaymentService], Answer]
+
+
+def api_handler(function: Function, routes: dict[str, RouteHandler], service: Callable[[], PaymentService]):
+    """A Lambda handler serving ``function``'s routes (``routes`` is keyed by ``"METHOD /resource"``)."""
+    served = {f"{r.method} {r.path}" for r in ROUTES if r.function is function}
+    if served != set(routes):
+        raise ValueError(f"{function.value} must serve exactly {sorted(served)}")
+
+    def handler(event: dict, context: object) -> dict:
+        started = time.perf_counter()
+        request_id = (event.get("requestContext") or {}).get("requestId", "")
+        route = f"{event.get('httpMethod')} {event.get('resource')}"
+        response = _handle(event, routes, service, request_id, route)
+        logger.info("request", extra={"route": route, "status": response["statusCode"], "request_id": request_id,
+                                      "replayed": "Idempotent-Replayed" in response["headers"],
+                                      "duration_ms": round((time.perf_counter() - started) * 1000, 1)})  # fmt: skip
+        return response
+
+    return handler
+
+
+def _handle(event, routes, service, request_id: str, route: str) -> dict:
+    try:
+        route_handler = routes.get(route)
+        if route_handler is None:
+            raise NotFound("No such route.")
+        request = _parse(event)
+        answer = route_handler(request, service())
+        return _respond(answer.status, answer.body, answer.replayed)
+    except HttpError as e:
+        return _error(e.status, e.error_type, e.code, e.message, request_id, param=e.param)
+    except InvalidRequest as e:
+        return _error(400, "invalid_request_error", e.code, e.message, request_id, param=e.param)
+    except NotFound as e:
+        return _error(404, "invalid_request_error", e.code, e.message, request_id)
+    except IdempotencyConflict as e:
+        return _error(e.status, "idempotency_error", e.code, e.message, request_id)
+    except GatewayFailed as e:
+        status = 504 if e.timed_out else 502
+        code = "gateway_timeout" if e.timed_out else "gateway_failed"
+        return _error(status, "gateway_error", code, e.message, request_id, payment_id=e.payment_id)
+    except Exception:
+        logger.exception("unexpected error", extra={"route": route, "request_id": request_id})
+        return _error(500, "api_error", "internal_error", "An unexpected error occurred.", request_id)

@@ -1,0 +1,57 @@
+"""Request bodies as pydantic models: strict types, unknown fields refused.
+
+These are the edge's types; the OpenAPI description is generated from them."""
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
+
+
+class TokenCard(_Strict):
+    number: str = Field(max_length=32)
+    exp_month: int
+    exp_year: int
+    holder_name: str | None = Field(default=None, max_length=200)
+    cvc: str | None = Field(default=None, max_length=8, description="Refused: a CVC is never stored")
+
+
+class TokenRequest(_Strict):
+    card: TokenCard
+
+
+class PaymentCard(_Strict):
+    number: str = Field(max_length=32)
+    exp_month: int
+    exp_year: int
+    cvc: str = Field(max_length=8)
+
+
+class Source(_Strict):
+    token: str | None = Field(default=None, min_length=1, max_length=64)
+    card: PaymentCard | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> "Source":
+        if (self.token is None) == (self.card is None):
+            raise ValueError("source takes either token or card")
+        return self
+
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+class PaymentRequest(_Strict):
+    amount: int
+    currency: str = Field(min_length=3, max_length=3)
+    source: Source
+    description: str | None = Field(default=None, max_length=500)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=20)
+
+
+class RefundRequest(_Strict):
+    amount: int | None = None

@@ -1,0 +1,57 @@
+"""Domain objects rendered as the contract's JSON bodies (shared/docs/api-contract.md)."""
+
+from lambdas.adapters.ledger_store import iso
+from lambdas.domain.cards import MaskedCard
+from lambdas.domain.payments import Entry, Payment, Refund
+
+
+def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict:
+    """The contract's error object; ``optional`` takes param, decline_code, payment_id."""
+    error = {"type": error_type, "code": code, "message": message}
+    error.update({k: v for k, v in optional.items() if v is not None})
+    error["request_id"] = request_id
+    return {"error": error}
+
+
+def token_body(token_id: str, card: MaskedCard, created_at) -> dict:
+    return {
+        "token": token_id,
+        "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year,
+                 "fingerprint": card.fingerprint},
+        "created_at": iso(created_at),
+    }  # fmt: skip
+
+
+def payment_body(payment: Payment) -> dict:
+    body = {
+        "id": payment.id,
+        "status": payment.status.value,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "amount_refunded": payment.amount_refunded,
+        "card": {"brand": payment.card.brand, "last4": payment.card.last4, "fingerprint": payment.card.fingerprint},
+        "gateway": {"name": "sparkle", "charge_id": payment.charge_id},
+        "metadata": payment.metadata,
+        "created_at": iso(payment.created_at),
+    }
+    if payment.description is not None:
+        body["description"] = payment.description
+    if payment.decline_code:
+        body["decline_code"] = payment.decline_code
+    return body
+
+
+def refund_body(refund: Refund) -> dict:
+    return {"id": refund.id, "payment_id": refund.payment_id, "amount": refund.amount, "status": refund.status,
+            "created_at": iso(refund.created_at)}  # fmt: skip
+
+
+def ledger_body(payment_id: str, entries: list[Entry]) -> dict:
+    return {
+        "payment_id": payment_id,
+        "entries": [
+            {"id": e.id, "account": e.account, "direction": e.direction.value, "amount": e.amount,
+             "currency": e.currency, "created_at": iso(e.created_at)}  # fmt: skip
+            for e in entries
+        ],
+    }

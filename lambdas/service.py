@@ -1,0 +1,303 @@
+"""The payment service: every route's use case, written against the adapters'
+small interfaces (ledger store, idempotency store, vault, gateway) and the domain."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from botocore.exceptions import ClientError
+
+from lambdas.adapters.envelope import Sealed
+from lambdas.adapters.idempotency import IdempotencyStore, Record, State
+from lambdas.adapters.ledger_store import LedgerStore
+from lambdas.adapters.sparkle import Charge, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable, SparkleClient
+from lambdas.adapters.vault import CardVault
+from lambdas.domain.cards import Card, MaskedCard, check_expiry, parse_card
+from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
+from lambdas.domain.ids import new_id
+from lambdas.domain.money import check_amount, normalize_currency
+from lambdas.domain.payments import Payment, Status
+from lambdas.domain.rules import PaymentAttempt, RuleSet
+from lambdas.presenters import error_body, ledger_body, payment_body, refund_body, token_body
+
+VELOCITY_WINDOW = timedelta(hours=1)
+WRITE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class CardInput:
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str | None = None
+    holder_name: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentCommand:
+    amount: int
+    currency: str
+    token: str | None = None
+    card: CardInput | None = None
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    record_id: str
+    body_hash: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict
+    replayed: bool = False
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _cancelled(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException")
+
+
+class PaymentService:
+    def __init__(self, store: LedgerStore, idempotency: IdempotencyStore, vault: CardVault, gateway: SparkleClient,
+                 rules: RuleSet, clock: Callable[[], datetime] = _utc_now) -> None:  # fmt: skip
+        self.store = store
+        self.idempotency = idempotency
+        self.vault = vault
+        self.gateway = gateway
+        self.rules = rules
+        self.clock = clock
+
+    # -- idempotency --------------------------------------------------------------
+
+    def _previous(self, idem: Idempotency) -> tuple[Answer | None, Record | None]:
+        """A replay, a conflict (raised), or the record of an attempt to resume."""
+        record = self.idempotency.get(idem.record_id)
+        if record is None:
+            return None, None
+        if record.body_hash != idem.body_hash:
+            raise IdempotencyConflict(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request body.")
+        if record.state is State.COMPLETED:
+            return Answer(record.response_status, self._open_answer(record), replayed=True), record
+        if record.state is State.IN_PROGRESS and not record.abandoned(self.clock().timestamp()):
+            raise IdempotencyConflict(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress.")
+        return None, record
+
+    def _seal_answer(self, record_id: str, body: dict) -> str:
+        text = json.dumps(body, separators=(",", ":"))
+        if not body.get("metadata"):  # only payments carry data worth sealing
+            return text
+        sealed = self.store.metadata_cipher.seal(text.encode(), record_id)
+        return json.dumps({"sealed": {k: v.hex() for k, v in sealed.to_item().items()}})
+
+    def _open_answer(self, record: Record) -> dict:
+        stored = json.loads(record.response_body)
+        if "sealed" not in stored:
+            return stored
+        sealed = Sealed.from_item({k: bytes.fromhex(v) for k, v in stored["sealed"].items()})
+        return json.loads(self.store.metadata_cipher.open(sealed, record.id))
+
+    def _write_first(self, parts: list[dict], idem: Idempotency) -> Answer | None:
+        """Write the parts that claim the key; on a lost race, the winner's outcome."""
+        try:
+            self.store.write(parts)
+            return None
+        except ClientError as error:
+            if not _cancelled(error):
+                raise
+        answer, record = self._previous(idem)
+        if answer:
+            return answer
+        raise IdempotencyConflict(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress.")
+
+    # -- tokens -------------------------------------------------------------------
+
+    def tokenize(self, card_input: CardInput, request_id: str, idem: Idempotency | None) -> Answer:
+        if card_input.cvc is not None:
+            raise InvalidRequest("A CVC is never stored: send it only with a payment.", "card.cvc", "cvc_not_accepted")
+        card = parse_card(card_input.number, card_input.exp_month, card_input.exp_year, self.clock().date(), "card",
+                          holder_name=card_input.holder_name)  # fmt: skip
+        if idem:
+            answer, _ = self._previous(idem)
+            if answer:
+                return answer
+        token_id, now = new_id("tok"), self.clock()
+        masked = self.vault.mask(card, self.vault.fingerprint(card.number))
+        answer = Answer(201, token_body(token_id, masked, now))
+        parts = [self.store.new_token(token_id, masked, self.vault.seal(token_id, card), now)]
+        if idem is None:
+            self.store.write(parts)
+            return answer
+        parts.append(self.idempotency.claim_completed(idem.record_id, idem.body_hash, token_id, 201,
+                                                      self._seal_answer(idem.record_id, answer.body)))  # fmt: skip
+        return self._write_first(parts, idem) or answer
+
+    # -- payments -----------------------------------------------------------------
+
+    def create_payment(self, command: PaymentCommand, request_id: str, idem: Idempotency) -> Answer:
+        amount = check_amount(command.amount)
+        currency = normalize_currency(command.currency)
+        answer, record = self._previous(idem)
+        if answer:
+            return answer
+        if record:
+            return self._resume_payment(record, command, request_id, idem)
+        card, masked = self._resolve_source(command)
+        now = self.clock()
+        payment = Payment(new_id("pay"), amount, currency, masked, now, description=command.description,
+                          metadata=dict(command.metadata or {}))  # fmt: skip
+        recent = self.store.count_payments_since(masked.fingerprint, now - VELOCITY_WINDOW)
+        violation = self.rules.first_violation(PaymentAttempt(amount, currency, masked.fingerprint, recent))
+        if violation:
+            declined = payment.decline("rule_blocked")
+            message = f"The payment was blocked by rule '{violation}'."
+            answer = Answer(402, self._declined(declined, request_id, message))
+            parts = [self.store.new_payment(declined),
+                     self.idempotency.claim_completed(idem.record_id, idem.body_hash, payment.id, 402,
+                                                      self._seal_answer(idem.record_id, answer.body))]  # fmt: skip
+            return self._write_first(parts, idem) or answer
+        parts = [self.store.new_payment(payment), self.idempotency.claim(idem.record_id, idem.body_hash, payment.id)]
+        lost_race = self._write_first(parts, idem)
+        if lost_race:
+            return lost_race
+        return self._charge(payment, card, request_id, idem)
+
+    def _resolve_source(self, command: PaymentCommand) -> tuple[Card, MaskedCard]:
+        if command.token is not None:
+            stored = self.store.get_token(command.token)
+            if stored is None:
+                raise InvalidRequest("No such token.", "source.token", "token_not_found")
+            masked, sealed, _ = stored
+            check_expiry(masked.exp_month, masked.exp_year, self.clock().date(), "source.token")
+            return self.vault.open(command.token, sealed), masked
+        given = command.card
+        card = parse_card(given.number, given.exp_month, given.exp_year, self.clock().date(), "source.card",
+                          cvc=given.cvc, cvc_required=True)  # fmt: skip
+        return card, self.vault.mask(card, self.vault.fingerprint(card.number))
+
+    def _charge(self, payment: Payment, card: Card, request_id: str, idem: Idempotency) -> Answer:
+        try:
+            charge = self.gateway.charge(payment.id, payment.amount, payment.currency, card, idempotency_key=payment.id)
+        except (GatewayOutcomeUnknown, GatewayUnavailable, GatewayRejected) as error:
+            self.idempotency.release(idem.record_id)
+            raise GatewayFailed(payment.id, timed_out=isinstance(error, GatewayOutcomeUnknown)) from None
+        return self._settle(payment, charge, request_id, idem)
+
+    def _settle(self, payment: Payment, charge: Charge, request_id: str, idem: Idempotency | None) -> Answer:
+        """Record the gateway's answer: the payment's new state, its entries and the reply, at once."""
+        if charge.status == "succeeded":
+            settled, entries = payment.succeed(charge.id, self.clock())
+            answer = Answer(201, payment_body(settled))
+        else:
+            settled, entries = payment.decline(charge.decline_code or "generic_decline", charge.id), []
+            answer = Answer(402, self._declined(settled, request_id, "The card was declined."))
+        parts = [self.store.change_payment(payment, settled), *self.store.new_entries(entries)]
+        if idem:
+            parts.append(self.idempotency.complete(idem.record_id, answer.status, self._seal_answer(idem.record_id, answer.body)))
+        self.store.write(parts)
+        return answer
+
+    def _resume_payment(self, record: Record, command: PaymentCommand, request_id: str, idem: Idempotency) -> Answer:
+        """A retry after a 5xx (or an abandoned attempt): settle that payment, never start a second."""
+        self._write_first([self.idempotency.claim(idem.record_id, idem.body_hash, record.resource_id, record)], idem)
+        payment = self.store.get_payment(record.resource_id)
+        if payment.status is Status.PENDING:
+            try:
+                charge = self.gateway.find_charge(payment.id)
+            except (GatewayOutcomeUnknown, GatewayUnavailable, GatewayRejected) as error:
+                self.idempotency.release(idem.record_id)
+                raise GatewayFailed(payment.id, timed_out=isinstance(error, GatewayOutcomeUnknown)) from None
+            if charge is None:
+                card, _ = self._resolve_source(command)
+                return self._charge(payment, card, request_id, idem)
+            return self._settle(payment, charge, request_id, idem)
+        if payment.status is Status.FAILED:
+            self.idempotency.release(idem.record_id)
+            raise GatewayFailed(payment.id, timed_out=False)
+        if payment.status is Status.DECLINED:
+            answer = Answer(402, self._declined(payment, request_id, "The card was declined."))
+        else:  # settled by reconciliation, perhaps refunded since
+            answer = Answer(201, payment_body(payment))
+        self.store.write([self.idempotency.complete(idem.record_id, answer.status, self._seal_answer(idem.record_id, answer.body))])
+        return answer
+
+    def _declined(self, payment: Payment, request_id: str, message: str) -> dict:
+        return error_body("card_error", "card_declined", message, request_id, decline_code=payment.decline_code,
+                          payment_id=payment.id)  # fmt: skip
+
+    # -- refunds ------------------------------------------------------------------
+
+    def refund(self, payment_id: str, amount: int | None, request_id: str, idem: Idempotency) -> Answer:
+        if amount is not None:
+            check_amount(amount)
+        answer, record = self._previous(idem)
+        if answer:
+            return answer
+        payment = self._payment(payment_id, with_metadata=False)
+        refund_id = record.resource_id if record else new_id("re")
+        amount = payment.check_refund(amount)
+        self._write_first([self.idempotency.claim(idem.record_id, idem.body_hash, refund_id, record)], idem)
+        try:
+            gateway_refund_id = self.gateway.refund(payment.charge_id, amount, idempotency_key=refund_id)
+        except GatewayRejected:
+            self.idempotency.forget(idem.record_id)
+            raise InvalidRequest("The gateway refused the refund amount.", "amount", "amount_too_large") from None
+        except (GatewayOutcomeUnknown, GatewayUnavailable) as error:
+            self.idempotency.release(idem.record_id)
+            raise GatewayFailed(payment_id, timed_out=isinstance(error, GatewayOutcomeUnknown)) from None
+        for _ in range(WRITE_RETRIES):  # another refund may have moved the payment since it was read
+            refunded, refund, entries = payment.refund(refund_id, amount, self.clock(), gateway_refund_id)
+            answer = Answer(201, refund_body(refund))
+            parts = [self.store.change_payment(payment, refunded), self.store.new_refund(refund),
+                     *self.store.new_entries(entries),
+                     self.idempotency.complete(idem.record_id, 201, self._seal_answer(idem.record_id, answer.body))]  # fmt: skip
+            try:
+                self.store.write(parts)
+                return answer
+            except ClientError as error:
+                if not _cancelled(error):
+                    raise
+                payment = self._payment(payment_id, with_metadata=False)
+        raise RuntimeError(f"refund {refund_id} could not be recorded after {WRITE_RETRIES} attempts")
+
+    # -- reads --------------------------------------------------------------------
+
+    def _payment(self, payment_id: str, with_metadata: bool = True) -> Payment:
+        payment = self.store.get_payment(payment_id, with_metadata) if payment_id.startswith("pay_") else None
+        if payment is None:
+            raise NotFound(f"No such payment: {payment_id[:40]}")
+        return payment
+
+    def get_payment(self, payment_id: str) -> Answer:
+        return Answer(200, payment_body(self._payment(payment_id)))
+
+    def ledger(self, payment_id: str) -> Answer:
+        self._payment(payment_id)
+        return Answer(200, ledger_body(payment_id, self.store.entries(payment_id)))
+
+    # -- reconciliation -----------------------------------------------------------
+
+    def reconcile(self, settle_after: timedelta = timedelta(minutes=1),
+                  give_up_after: timedelta = timedelta(hours=1)) -> dict[str, int]:  # fmt: skip
+        """Settle payments left pending by lost answers; fail those the gateway never charged."""
+        counts = {"settled": 0, "failed": 0, "still_pending": 0}
+        now = self.clock()
+        for payment_id in self.store.pending_payment_ids(now - settle_after):
+            payment = self.store.get_payment(payment_id, with_metadata=False)
+            charge = self.gateway.find_charge(payment_id)
+            if charge is not None:
+                self._settle(payment, charge, "reconcile", None)
+                counts["settled"] += 1
+            elif now - payment.created_at > give_up_after:
+                self.store.write([self.store.change_payment(payment, payment.fail())])
+                counts["failed"] += 1
+            else:
+                counts["still_pending"] += 1
+        return counts

@@ -1,0 +1,172 @@
+"""The domain without mocks: cards, money, rules, payments and their ledger."""
+
+from datetime import date, datetime, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lambdas.domain.cards import CardNumber, MaskedCard, check_cvc, check_expiry, luhn_valid, parse_card
+from lambdas.domain.errors import InvalidRequest
+from lambdas.domain.money import check_amount, normalize_currency
+from lambdas.domain.payments import IllegalTransition, Payment, Status, balance
+from lambdas.domain.rules import PaymentAttempt, RuleSet
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+TODAY = NOW.date()
+CARD = MaskedCard("visa", "4242", 12, 2030, "fp")
+
+
+def payment(amount=1999) -> Payment:
+    return Payment("pay_1", amount, "USD", CARD, NOW)
+
+
+# --- cards ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number, brand",
+    [("4242424242424242", "visa"), ("5555 5555 5555 4444", "mastercard"), ("2223003122003222", "mastercard"),
+     ("3782-822463-10005", "amex"), ("6011111111111117", "discover"), ("3530111333300000", "other")],
+)  # fmt: skip
+def test_brand_comes_from_the_prefix_after_spaces_and_dashes_are_removed(number, brand):
+    assert CardNumber(number).brand == brand
+
+
+@pytest.mark.parametrize("number", ["4242424242424241", "12345678901", "42424242424242424242", "4242x42424242424", ""])
+def test_bad_numbers_are_refused_naming_the_field(number):
+    with pytest.raises(InvalidRequest) as refused:
+        CardNumber(number, "card.number")
+    assert refused.value.param == "card.number"
+    assert number.replace(" ", "") not in refused.value.message or not number
+
+
+def test_a_card_number_never_prints_its_digits():
+    number = CardNumber("4242424242424242")
+    assert "4242424242424242" not in f"{number} {number!r}"
+    assert "4242424242424242" not in repr(parse_card("4242424242424242", 12, 2030, TODAY, "card", cvc="123"))
+
+
+def test_luhn():
+    assert luhn_valid("79927398713") and not luhn_valid("79927398710")
+
+
+def test_expiry_in_the_current_month_is_accepted_and_last_month_is_not():
+    check_expiry(11, 2026, TODAY)
+    with pytest.raises(InvalidRequest, match="expired"):
+        check_expiry(10, 2026, TODAY)
+    with pytest.raises(InvalidRequest) as refused:
+        check_expiry(13, 2030, TODAY, "card")
+    assert refused.value.param == "card.exp_month"
+
+
+def test_cvc_is_three_digits_or_four_for_amex():
+    check_cvc("123", "visa")
+    check_cvc("1234", "amex")
+    for cvc, brand in (("1234", "visa"), ("123", "amex"), ("12a", "visa")):
+        with pytest.raises(InvalidRequest):
+            check_cvc(cvc, brand)
+
+
+# --- money ---------------------------------------------------------------------
+
+
+def test_currencies_are_accepted_in_any_case_and_returned_upper_case():
+    assert normalize_currency("usd") == "USD"
+    with pytest.raises(InvalidRequest):
+        normalize_currency("XYZ")
+
+
+@pytest.mark.parametrize("amount", [0, -1, 100_000_000, 19.99, True, "100"])
+def test_amounts_outside_the_contract_are_refused(amount):
+    with pytest.raises(InvalidRequest) as refused:
+        check_amount(amount)
+    assert refused.value.param == "amount"
+
+
+# --- rules ---------------------------------------------------------------------
+
+RULES = RuleSet.from_config({"max_amount": {"usd": 5000}, "allowed_currencies": ["USD", "EUR"],
+                             "velocity_per_hour": 3, "blocked_fingerprints": ["stolen"]})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "attempt, rule",
+    [(PaymentAttempt(100, "USD", "fp", 0), None),
+     (PaymentAttempt(100, "USD", "stolen", 0), "blocked_fingerprint"),
+     (PaymentAttempt(100, "GBP", "fp", 0), "currency_allow_list"),
+     (PaymentAttempt(5001, "USD", "fp", 0), "max_amount"),
+     (PaymentAttempt(5000, "USD", "fp", 2), None),
+     (PaymentAttempt(100, "USD", "fp", 3), "velocity_per_hour"),
+     (PaymentAttempt(99_999, "EUR", "fp", 0), None)],
+)  # fmt: skip
+def test_rules_name_the_first_one_broken(attempt, rule):
+    assert RULES.first_violation(attempt) == rule
+
+
+def test_empty_rules_allow_everything():
+    assert RuleSet.from_config({}).first_violation(PaymentAttempt(10**8, "JPY", "x", 10**6)) is None
+
+
+# --- payments and the ledger ----------------------------------------------------
+
+
+def test_success_moves_money_in_balanced_entries():
+    settled, entries = payment().succeed("ch_1", NOW)
+    assert settled.status is Status.SUCCEEDED and settled.charge_id == "ch_1"
+    assert sorted(e.direction.value for e in entries) == ["credit", "debit"]
+    assert sum(balance(entries).values()) == 0
+    assert all(e.amount == 1999 and e.currency == "USD" for e in entries)
+
+
+def test_decline_and_failure_move_no_money():
+    assert payment().decline("insufficient_funds").status is Status.DECLINED
+    assert payment().fail().status is Status.FAILED
+    with pytest.raises(IllegalTransition):
+        payment().decline("x").succeed("ch", NOW)
+
+
+def test_refunds_reverse_entries_up_to_the_captured_amount():
+    settled, captured = payment(1000).succeed("ch", NOW)
+    partly, refund, first = settled.refund("re_1", 400, NOW)
+    assert partly.status is Status.PARTIALLY_REFUNDED and refund.amount == 400
+    full, _, second = partly.refund("re_2", None, NOW)
+    assert full.status is Status.REFUNDED and full.amount_refunded == 1000
+    assert balance(captured + first + second) == {"gateway_receivable:sparkle": 0, "merchant_balance": 0}
+    with pytest.raises(InvalidRequest) as refused:
+        full.check_refund(1)
+    assert refused.value.param == "amount"
+
+
+def test_refunding_more_than_is_left_or_an_unsettled_payment_is_refused():
+    settled, _ = payment(1000).succeed("ch", NOW)
+    with pytest.raises(InvalidRequest, match="At most 1000"):
+        settled.check_refund(1001)
+    with pytest.raises(InvalidRequest, match="pending"):
+        payment().check_refund(None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(amount=st.integers(1, 99_999_999), refunds=st.lists(st.one_of(st.none(), st.integers(-5, 10**8)), max_size=12),
+       declined=st.booleans())  # fmt: skip
+def test_any_sequence_keeps_debits_equal_credits_and_never_refunds_more_than_captured(amount, refunds, declined):
+    current = payment(amount)
+    entries = []
+    if declined:
+        current = current.decline("generic_decline")
+    else:
+        current, entries = current.succeed("ch", NOW)
+    for n, requested in enumerate(refunds):
+        try:
+            current, _, reversing = current.refund(f"re_{n}", requested, NOW)
+        except InvalidRequest:
+            continue
+        entries += reversing
+    debits = sum(e.amount for e in entries if e.direction.value == "debit")
+    credits = sum(e.amount for e in entries if e.direction.value == "credit")
+    assert debits == credits
+    assert 0 <= current.amount_refunded <= (0 if declined else amount)
+    if declined:
+        assert entries == [] and current.amount_refunded == 0
+    else:
+        assert balance(entries)["merchant_balance"] == -(amount - current.amount_refunded)

@@ -1,0 +1,150 @@
+"""Idempotency as the contract states it, under concurrency and lost answers."""
+
+import threading
+import time
+
+import pytest
+
+from lambdas import bootstrap
+from tests.events import body_of, invoke
+from tests.test_api import CVC, assert_error, card, pay, tokenize
+
+
+def test_same_key_same_body_replays_the_first_answer(aws_env, sandbox):
+    body = {"amount": 1999, "currency": "usd", "source": {"token": tokenize()}, "metadata": {"order_id": "A-1"}}
+    first = pay(body, key="order-A-1")
+    again = pay(body, key="order-A-1")
+    assert again["statusCode"] == first["statusCode"] == 201
+    assert again["body"] == first["body"] and again["headers"]["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first["headers"]
+    assert len(sandbox.charges()) == 1
+
+
+def test_declines_are_replayed_too(aws_env, sandbox):
+    body = {"amount": 100, "currency": "usd", "source": {"card": card("4000000000000002")}}
+    first, again = pay(body, key="d"), pay(body, key="d")
+    assert again["statusCode"] == first["statusCode"] == 402 and again["body"] == first["body"]
+    assert len(sandbox.charges()) == 1
+
+
+def test_same_key_different_body_is_422(aws_env):
+    token = tokenize()
+    pay({"amount": 100, "currency": "usd", "source": {"token": token}}, key="k")
+    assert_error(pay({"amount": 101, "currency": "usd", "source": {"token": token}}, key="k"), 422, "idempotency_error")
+
+
+def test_keys_are_scoped_to_the_caller_and_the_route(aws_env, sandbox):
+    body = {"amount": 100, "currency": "usd", "source": {"token": tokenize()}}
+    a = body_of(pay(body, key="shared", caller="arn:aws:iam::1:user/a"))
+    b = body_of(pay(body, key="shared", caller="arn:aws:iam::1:user/b"))
+    assert a["id"] != b["id"] and len(sandbox.charges()) == 2
+    refund = invoke("POST", f"/payments/{a['id']}/refunds", {"amount": 1}, headers={"Idempotency-Key": "shared"},
+                    caller="arn:aws:iam::1:user/a")  # fmt: skip
+    assert refund["statusCode"] == 201
+
+
+def test_refunds_are_idempotent(aws_env, sandbox):
+    payment = body_of(pay({"amount": 1000, "currency": "usd", "source": {"token": tokenize()}}))
+    path = f"/payments/{payment['id']}/refunds"
+    first = invoke("POST", path, {"amount": 300}, headers={"Idempotency-Key": "r"})
+    again = invoke("POST", path, {"amount": 300}, headers={"Idempotency-Key": "r"})
+    assert again["body"] == first["body"] and again["headers"]["Idempotent-Replayed"] == "true"
+    assert body_of(invoke("GET", f"/payments/{payment['id']}"))["amount_refunded"] == 300
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch):
+    """Each emulated AWS request runs alone, as each DynamoDB request is atomic in AWS.
+
+    moto's in-process backends are not thread-safe (a transaction deep-copies a
+    table another thread is writing). Only single requests are serialized: the
+    threads still interleave between requests, which is where races live."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.Lock()
+    unsafe = BotocoreStubber.process_request
+
+    def process_request(self, request):
+        with lock:
+            return unsafe(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+
+
+def test_twenty_concurrent_requests_with_one_key_charge_once(aws_env, sandbox, atomic_requests):
+    sandbox.faults(latency_ms=300)  # keeps the first request in flight while the others arrive
+    bootstrap.service()  # one container's service, shared by the threads as Lambda would not: harsher
+    body = {"amount": 2500, "currency": "usd", "source": {"card": card()}, "metadata": {"cart": "c-9"}}
+    responses, barrier = [], threading.Barrier(20)
+
+    def attempt():
+        barrier.wait()
+        responses.append(pay(body, key="concurrent"))
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(r["statusCode"] for r in responses)
+    created = [r for r in responses if r["statusCode"] == 201]
+    assert set(statuses) <= {201, 409} and len(responses) == 20
+    assert len([r for r in created if "Idempotent-Replayed" not in r["headers"]]) == 1
+    for conflict in (r for r in responses if r["statusCode"] == 409):
+        assert body_of(conflict)["error"]["type"] == "idempotency_error"
+    assert len(sandbox.charges()) == 1
+    ids = {body_of(r)["id"] for r in created}
+    assert len(ids) == 1
+    sandbox.faults(latency_ms=0)
+    assert pay(body, key="concurrent")["headers"]["Idempotent-Replayed"] == "true"
+
+
+def test_a_lost_answer_leaves_the_payment_pending_and_a_retry_settles_it_without_a_second_charge(aws_env, sandbox):
+    body = {"amount": 4200, "currency": "usd", "source": {"card": card("4000000000003220")}}
+    started = time.monotonic()
+    lost = assert_error(pay(body, key="slow"), 504, "gateway_error")  # the client gives up after 1 s (x3 attempts)
+    assert time.monotonic() - started < 10
+    assert body_of(invoke("GET", f"/payments/{lost['payment_id']}"))["status"] == "pending"
+    time.sleep(3.5)  # the sandbox answers the first attempt after its delay; the charge exists all along
+    retried = pay(body, key="slow")
+    assert retried["statusCode"] == 201, retried["body"]
+    payment = body_of(retried)
+    assert payment["id"] == lost["payment_id"] and payment["status"] == "succeeded"
+    assert len(sandbox.charges()) == 1 and payment["gateway"]["charge_id"] == sandbox.charges()[0]["id"]
+    assert pay(body, key="slow")["headers"]["Idempotent-Replayed"] == "true"
+    assert len(body_of(invoke("GET", f"/payments/{payment['id']}/ledger"))["entries"]) == 2
+
+
+def test_a_gateway_outage_is_502_not_stored_and_a_retry_charges_once(aws_env, sandbox):
+    sandbox.faults(error_rate=1.0)
+    body = {"amount": 700, "currency": "usd", "source": {"token": tokenize()}}
+    failed = assert_error(pay(body, key="outage"), 502, "gateway_error")
+    assert sandbox.charges() == []
+    sandbox.faults(error_rate=0.0)
+    retried = body_of(pay(body, key="outage"))
+    assert retried["id"] == failed["payment_id"] and retried["status"] == "succeeded"
+    assert len(sandbox.charges()) == 1
+
+
+def test_dropped_answers_are_settled_by_reference_not_charged_again(aws_env, sandbox):
+    sandbox.faults(drop_rate=1.0)
+    body = {"amount": 900, "currency": "usd", "source": {"token": tokenize()}}
+    lost = assert_error(pay(body, key="dropped"), 504, "gateway_error")
+    assert len(sandbox.charges()) == 1  # retries reused the key: the sandbox replayed, it did not charge again
+    sandbox.faults(drop_rate=0.0)
+    settled = body_of(pay(body, key="dropped"))
+    assert settled["id"] == lost["payment_id"] and settled["status"] == "succeeded"
+    assert len(sandbox.charges()) == 1
+
+
+def test_reconciliation_settles_what_a_client_never_retried(aws_env, sandbox):
+    sandbox.faults(drop_rate=1.0)
+    lost = assert_error(pay({"amount": 900, "currency": "usd", "source": {"token": tokenize()}}, key="x"), 504,
+                        "gateway_error")  # fmt: skip
+    sandbox.faults(drop_rate=0.0)
+    from datetime import timedelta
+
+    counts = bootstrap.service().reconcile(settle_after=timedelta(0))
+    assert counts == {"settled": 1, "failed": 0, "still_pending": 0}
+    assert body_of(invoke("GET", f"/payments/{lost['payment_id']}"))["status"] == "succeeded"
+    assert len(sandbox.charges()) == 1
