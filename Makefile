@@ -10,7 +10,7 @@ export PIPENV_INDEX_URL ?= $(shell python3 -c 'from pip._internal.models.index i
 export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 
-.PHONY: install test test-fast synth snapshots local bench-synth clean
+.PHONY: install test test-fast synth snapshots local sandbox bench bench-synth clean
 
 install: .venv/.installed
 
@@ -33,6 +33,12 @@ snapshots: install  ## rewrite the synth snapshots after a deliberate change; re
 
 local: install
 	$(PYTHON) -m tools.local
+
+sandbox: install  ## the Sparkle sandbox on 127.0.0.1:$${SPARKLE_PORT:-4010}
+	$(PYTHON) -m sparkle_sandbox
+
+bench: install  ## handler cold imports; KMS calls and DynamoDB writes per payment
+	$(PYTHON) -m tools.bench_service
 
 bench-synth: install
 	$(PYTHON) -m tools.bench_synth

@@ -14,7 +14,6 @@ import boto3
 from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.idempotency import IdempotencyStore
 from lambdas.adapters.ledger_store import LedgerStore
-from lambdas.adapters.sparkle import SparkleClient
 from lambdas.adapters.vault import CardVault
 from lambdas.domain.rules import RuleSet
 from lambdas.service import PaymentService
@@ -33,6 +32,26 @@ def gateway_secret(secret_id: str):
     return fetch
 
 
+class _OnFirstUse:
+    """Builds the gateway client when first called: functions that never charge never load it."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._built = None
+
+    def __getattr__(self, name: str):
+        if self._built is None:
+            self._built = self._build()
+        return getattr(self._built, name)
+
+
+def _sparkle_client(env):
+    from lambdas.adapters.sparkle import SparkleClient
+
+    return SparkleClient(env["GATEWAY_BASE_URL"], gateway_secret(env["GATEWAY_SECRET_ID"]),
+                         read_timeout=float(env.get("GATEWAY_READ_TIMEOUT", "10")))  # fmt: skip
+
+
 @cache
 def service() -> PaymentService:
     env = os.environ
@@ -44,7 +63,6 @@ def service() -> PaymentService:
         store=LedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
         idempotency=IdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"]),
         vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, "card-vault")),
-        gateway=SparkleClient(env["GATEWAY_BASE_URL"], gateway_secret(env["GATEWAY_SECRET_ID"]),
-                              read_timeout=float(env.get("GATEWAY_READ_TIMEOUT", "10"))),  # fmt: skip
+        gateway=_OnFirstUse(lambda: _sparkle_client(env)),
         rules=RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}")),
     )

@@ -8,14 +8,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from pydantic import BaseModel, ValidationError
-
+from lambdas.adapters.idempotency import body_hash, record_id
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
 from lambdas.logs import logger
 from lambdas.presenters import error_body
 from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES, Function
 from lambdas.service import Answer, Idempotency, PaymentService
-from lambdas.adapters.idempotency import body_hash, record_id
 
 MAX_BODY_BYTES = 32 * 1024
 
@@ -36,7 +34,10 @@ class ApiRequest:
     request_id: str
     caller: str
 
-    def model(self, model: type[BaseModel]) -> BaseModel:
+    def model(self, model):
+        """The body as ``model`` (a pydantic model), or a 400 naming the first bad field."""
+        from pydantic import ValidationError  # loaded by the model's own module already; read never needs it
+
         try:
             return model.model_validate(self.body)
         except ValidationError as error:

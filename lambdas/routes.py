@@ -12,6 +12,7 @@ class Function(str, Enum):
     CHARGE = "charge"
     REFUND = "refund"
     READ = "read"
+    RECONCILE = "reconcile"  # scheduled, no route: settles payments whose gateway answer was lost
 
     @property
     def handler(self) -> str:

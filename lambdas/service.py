@@ -11,14 +11,14 @@ from botocore.exceptions import ClientError
 from lambdas.adapters.envelope import Sealed
 from lambdas.adapters.idempotency import IdempotencyStore, Record, State
 from lambdas.adapters.ledger_store import LedgerStore
-from lambdas.adapters.sparkle import Charge, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable, SparkleClient
 from lambdas.adapters.vault import CardVault
-from lambdas.domain.cards import Card, MaskedCard, check_expiry, parse_card
+from lambdas.domain.cards import Card, MaskedCard, check_expiry, contains_card_number, parse_card, refuse_card_numbers
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
 from lambdas.domain.ids import new_id
 from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import Payment, Status
 from lambdas.domain.rules import PaymentAttempt, RuleSet
+from lambdas.gateway import Charge, Gateway, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable
 from lambdas.presenters import error_body, ledger_body, payment_body, refund_body, token_body
 
 VELOCITY_WINDOW = timedelta(hours=1)
@@ -66,7 +66,7 @@ def _cancelled(error: ClientError) -> bool:
 
 
 class PaymentService:
-    def __init__(self, store: LedgerStore, idempotency: IdempotencyStore, vault: CardVault, gateway: SparkleClient,
+    def __init__(self, store: LedgerStore, idempotency: IdempotencyStore, vault: CardVault, gateway: Gateway,
                  rules: RuleSet, clock: Callable[[], datetime] = _utc_now) -> None:  # fmt: skip
         self.store = store
         self.idempotency = idempotency
@@ -144,6 +144,10 @@ class PaymentService:
     def create_payment(self, command: PaymentCommand, request_id: str, idem: Idempotency) -> Answer:
         amount = check_amount(command.amount)
         currency = normalize_currency(command.currency)
+        refuse_card_numbers(command.description or "", "description")
+        for key, value in (command.metadata or {}).items():
+            param = "metadata" if contains_card_number(key) else f"metadata.{key}"  # never echo a card number
+            refuse_card_numbers(f"{key} {value}", param)
         answer, record = self._previous(idem)
         if answer:
             return answer

@@ -28,6 +28,15 @@ class FunctionSettings(_Frozen):
     runtime: Literal["python3.11"] = "python3.11"  # the Python the lock file is resolved for
 
 
+class PaymentRules(_Frozen):
+    """Rule-based processing (lambdas.domain.rules): what blocks a payment before the gateway."""
+
+    max_amount: dict[str, int] = Field(default={}, description="inclusive limit per currency, minor units")
+    allowed_currencies: tuple[str, ...] = Field(default=(), description="empty: every supported currency")
+    velocity_per_hour: int = Field(default=0, ge=0, description="payments per card fingerprint per hour; 0: off")
+    blocked_fingerprints: tuple[str, ...] = ()
+
+
 class EnvironmentConfig(_Frozen):
     """Everything that differs between two deployments of the service."""
 
@@ -41,6 +50,11 @@ class EnvironmentConfig(_Frozen):
     max_body_bytes: int = Field(default=32 * 1024, description="larger bodies get 413")
     functions: FunctionSettings = FunctionSettings()
     gateway_base_url: HttpUrl = HttpUrl("http://127.0.0.1:4010")
+    gateway_read_timeout_seconds: float = Field(default=10.0, gt=0, lt=29)
+    rules: PaymentRules = PaymentRules(
+        max_amount={"USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000, "JPY": 100_000_000},
+        velocity_per_hour=20,
+    )
 
     @property
     def prefix(self) -> str:

@@ -7,6 +7,8 @@ resources it uses, so the role holds exactly the actions its code calls."""
 from dataclasses import dataclass
 
 from cdktf import TerraformAsset
+from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
+from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
     DataAwsIamPolicyDocument,
@@ -18,9 +20,12 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
+    LambdaFunctionDeadLetterConfig,
     LambdaFunctionEnvironment,
     LambdaFunctionTracingConfig,
 )
+from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 
 from stacks.config import FunctionSettings
@@ -38,6 +43,8 @@ class PaymentFunctionProps:
     operations_key: PaymentKey  # encrypts the environment variables and the log group
     log_retention_days: int
     environment: dict[str, str]
+    # An EventBridge schedule expression: the function then runs asynchronously, with a dead-letter queue.
+    schedule: str | None = None
 
 
 class PaymentFunction(Construct):
@@ -78,6 +85,7 @@ class PaymentFunction(Construct):
         role_policy = IamRolePolicy(self, "role-policy", name="least-privilege", role=self.role.id, policy=self.policy.json)
 
         settings = props.settings
+        dead_letters = self._dead_letter_queue(props) if props.schedule else None
         self.function = LambdaFunction(
             self,
             "function",
@@ -94,7 +102,36 @@ class PaymentFunction(Construct):
             environment=LambdaFunctionEnvironment(variables=props.environment),
             kms_key_arn=props.operations_key.arn,
             tracing_config=LambdaFunctionTracingConfig(mode="Active"),
+            dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=dead_letters.arn) if dead_letters else None,
             depends_on=[self.log_group, role_policy],
+        )
+        if props.schedule:
+            self._run_on_schedule(props.function_name, props.schedule)
+
+    def _dead_letter_queue(self, props: PaymentFunctionProps) -> SqsQueue:
+        """Where failed asynchronous invocations go instead of being lost, encrypted with the operations key."""
+        queue = SqsQueue(
+            self,
+            "dead-letters",
+            name=f"{props.function_name}-dead-letters",
+            kms_master_key_id=props.operations_key.arn,
+            message_retention_seconds=14 * 24 * 3600,
+        )
+        self.add_to_policy(Statement("SendDeadLetters", ("sqs:SendMessage",), (queue.arn,)))
+        props.operations_key.grant(self, "DeadLetters", ("kms:Decrypt", "kms:GenerateDataKey"))
+        return queue
+
+    def _run_on_schedule(self, function_name: str, schedule: str) -> None:
+        rule = CloudwatchEventRule(self, "schedule", name=f"{function_name}-schedule", schedule_expression=schedule)
+        CloudwatchEventTarget(self, "schedule-target", rule=rule.name, arn=self.function.arn)
+        LambdaPermission(
+            self,
+            "schedule-permission",
+            statement_id="run-on-schedule",
+            action="lambda:InvokeFunction",
+            function_name=self.function.function_name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
         )
 
     @property

@@ -22,8 +22,12 @@ from stacks.tagging import TaggingAspect
 
 # Services the provider talks to (binding argument names); all follow the emulator endpoint when one is set.
 ENDPOINT_SERVICES = (
-    "apigateway", "cloudwatchlogs", "dynamodb", "iam", "kms", "lambda_", "secretsmanager", "sts", "wafv2",
+    "apigateway", "cloudwatchlogs", "dynamodb", "events", "iam", "kms", "lambda_", "secretsmanager", "sqs", "sts",
+    "wafv2",
 )  # fmt: skip
+
+
+RECONCILE_SCHEDULE = "rate(5 minutes)"
 
 
 class PaymentStack(TerraformStack):
@@ -117,6 +121,8 @@ class PaymentStack(TerraformStack):
             "FINGERPRINT_KEY_ID": fingerprint_key.arn,
             "GATEWAY_SECRET_ID": gateway_secret.arn,
             "GATEWAY_BASE_URL": str(config.gateway_base_url),
+            "GATEWAY_READ_TIMEOUT": str(config.gateway_read_timeout_seconds),
+            "PAYMENT_RULES": config.rules.model_dump_json(),
             "POWERTOOLS_SERVICE_NAME": "payment-ledger",
         }
         functions = {
@@ -132,6 +138,7 @@ class PaymentStack(TerraformStack):
                     operations_key=operations_key,
                     log_retention_days=config.log_retention_days,
                     environment=environment,
+                    schedule=RECONCILE_SCHEDULE if function is Function.RECONCILE else None,
                 ),
             )
             for function in Function
@@ -159,9 +166,14 @@ class PaymentStack(TerraformStack):
         ledger.grant_read(read)
         vault_key.grant_decrypt(read)  # payment metadata is returned decrypted
 
+        reconcile = functions[Function.RECONCILE]
+        ledger.grant_read(reconcile)
+        ledger.grant_append(reconcile, (Partition.LEDGER,))
+        ledger.grant_update_payments(reconcile)
+
         for function in (tokenize, charge, refund):
             idempotency.grant_read_write(function)
-        for function in (charge, refund):
+        for function in (charge, refund, reconcile):
             gateway_secret.grant_read(function)
 
         api = PaymentApi(
@@ -170,7 +182,7 @@ class PaymentStack(TerraformStack):
             PaymentApiProps(
                 name=config.prefix,
                 routes=ROUTES,
-                functions=functions,
+                functions={f: functions[f] for f in {route.function for route in ROUTES}},
                 logs_key=operations_key,
                 log_retention_days=config.log_retention_days,
                 throttling=config.throttling,

@@ -210,6 +210,10 @@ BAD_PAYMENTS = [
     ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "metadata": {"k" * 41: "v"}}, "metadata"),
     ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"},
       "metadata": {f"k{n}": "v" for n in range(21)}}, "metadata"),
+    ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "description": "for 4242 4242 4242 4242"},
+     "description"),
+    ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "metadata": {"pan": "5555555555554444"}},
+     "metadata.pan"),
 ]  # fmt: skip
 
 

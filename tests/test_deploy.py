@@ -4,7 +4,7 @@ boto3 confirms what was built, then `terraform destroy`."""
 import boto3
 import pytest
 
-from lambdas.routes import ROUTES
+from lambdas.routes import ROUTES, Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER
 from tools.emulator import EMULATOR_CREDENTIALS, emulator_environment, free_port, moto_server
 from tools.terraform import TerraformWorkspace
@@ -86,7 +86,7 @@ def test_functions_and_the_secret_exist(deployed):
     endpoint, _, outputs = deployed
     functions = _client("lambda", endpoint).list_functions()["Functions"]
     assert sorted(f["FunctionName"] for f in functions) == sorted(
-        f"payments-dev-{name}" for name in ("tokenize", "charge", "refund", "read")
+        f"payments-dev-{function.value}" for function in Function
     )
     secret = _client("secretsmanager", endpoint).describe_secret(SecretId=outputs["gateway_secret_id"])
     assert secret["KmsKeyId"]

@@ -20,6 +20,9 @@ EXPECTED_ACTIONS = {
     Function.REFUND: COMMON | IDEMPOTENCY | {"kms:Decrypt", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     | {"secretsmanager:GetSecretValue"},
     Function.READ: COMMON | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"},
+    Function.RECONCILE: COMMON
+    | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"}
+    | {"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage", "kms:GenerateDataKey"},
 }
 
 

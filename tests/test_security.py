@@ -2,7 +2,7 @@
 
 import json
 
-from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES
+from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES, Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER
 from tests.policies import key_policy_statements
 
@@ -58,9 +58,9 @@ def test_key_policies_name_their_users_and_bind_service_principals_to_the_accoun
             if identifier.startswith("${aws_iam_role.")
         }
     assert role_users == {
-        "vault": {"tokenize", "charge", "refund", "read"},
+        "vault": {"tokenize", "charge", "refund", "read", "reconcile"},
         "fingerprint": {"tokenize", "charge"},
-        "operations": set(),
+        "operations": {"reconcile"},  # its dead-letter queue
     }
 
 
@@ -134,10 +134,9 @@ def test_every_route_reaches_its_function_through_a_proxy_integration(stack):
         assert integration["type"] == "AWS_PROXY"
         function_name = integration["uri"].split(".")[1]
         assert function_name in functions
-    permissions = stack.resources("aws_lambda_permission").values()
+    permissions = [p for p in stack.resources("aws_lambda_permission").values() if p["principal"].startswith("apigateway")]
     assert len(permissions) == len(ROUTES)
     for permission in permissions:
-        assert permission["principal"] == "apigateway.amazonaws.com"
         assert permission["source_arn"].startswith("${aws_api_gateway_rest_api.")
 
 
@@ -200,10 +199,32 @@ def test_functions_trace_reserve_concurrency_and_encrypt_their_environment(stack
         assert not any("secret_string" in value or "secret_key" in value.lower() for value in variables.values())
 
 
+def test_reconciliation_runs_on_a_schedule_with_an_encrypted_dead_letter_queue(stack):
+    (rule,) = stack.resources("aws_cloudwatch_event_rule").values()
+    assert rule["schedule_expression"].startswith("rate(")
+    (target,) = stack.resources("aws_cloudwatch_event_target").values()
+    function_name = target["arn"].split(".")[1]
+    reconcile = stack.resources("aws_lambda_function")[function_name]
+    assert reconcile["handler"] == Function.RECONCILE.handler
+    (queue_name, queue), = stack.resources("aws_sqs_queue").items()
+    assert reconcile["dead_letter_config"]["target_arn"] == f"${{aws_sqs_queue.{queue_name}.arn}}"
+    assert queue["kms_master_key_id"].startswith("${aws_kms_key.operations_key_")
+    for function in stack.resources("aws_lambda_function").values():
+        if function is not reconcile:
+            assert "dead_letter_config" not in function  # invoked synchronously by API Gateway
+
+
+def test_functions_get_rules_and_gateway_settings_from_the_config(stack):
+    for function in stack.resources("aws_lambda_function").values():
+        variables = function["environment"]["variables"]
+        assert json.loads(variables["PAYMENT_RULES"]) == _config(stack).rules.model_dump(mode="json")
+        assert variables["GATEWAY_BASE_URL"] == str(_config(stack).gateway_base_url)
+
+
 def test_log_groups_are_encrypted_and_kept_at_least_a_year(stack):
     groups = stack.resources("aws_cloudwatch_log_group").values()
     names = {group["name"] for group in groups}
-    assert {f"/aws/lambda/{_config(stack).prefix}-{f}" for f in ("tokenize", "charge", "refund", "read")} <= names
+    assert {f"/aws/lambda/{_config(stack).prefix}-{f.value}" for f in Function} <= names
     for group in groups:
         assert group["retention_in_days"] >= 365
         assert group["kms_key_id"].startswith("${aws_kms_key.operations_key_")

@@ -37,5 +37,5 @@ def test_normalizing_replaces_only_the_code_asset_hash(dev):
     text = normalized(dev.config)
     functions = dev.resources("aws_lambda_function")
     # Each function names its code twice (file name and source_code_hash); nothing else is rewritten.
-    assert text.count("<asset-hash>") == 2 * len(functions) == 8
+    assert text.count("<asset-hash>") == 2 * len(functions) == 10
     assert "<repo>" not in text

@@ -1,4 +1,4 @@
-"""Sparkle gateway client: timeouts, bounded retries that reuse the idempotency
+"""Sparkle gateway client (implements ``lambdas.gateway.Gateway``): timeouts, bounded retries that reuse the idempotency
 key, and lookups by reference to settle an answer that was lost."""
 
 import time
@@ -9,33 +9,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from lambdas.domain.cards import Card
-
-
-@dataclass(frozen=True)
-class Charge:
-    id: str
-    status: str  # "succeeded" | "declined"
-    decline_code: str | None
-    amount: int
-    currency: str
-    reference: str
-
-
-class GatewayUnavailable(Exception):
-    """The gateway answered with a failure: nothing is known to be charged."""
-
-
-class GatewayOutcomeUnknown(Exception):
-    """The request may have reached the gateway, but no answer came back."""
-
-
-class GatewayRejected(Exception):
-    """The gateway refused the request (4xx): retrying the same request cannot help."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
+from lambdas.gateway import Charge, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable
 
 
 @dataclass(frozen=True)

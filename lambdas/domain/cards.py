@@ -3,6 +3,7 @@
 A ``CardNumber`` never shows its digits: ``str``/``repr`` give the masked form,
 so an accidental log line or f-string cannot leak it."""
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -25,6 +26,20 @@ def luhn_valid(digits: str) -> bool:
             value = value * 2 - 9 if value > 4 else value * 2
         total += value
     return total % 10 == 0
+
+
+_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){11,18}\d(?!\d)")
+
+
+def contains_card_number(text: str) -> bool:
+    """True when free text holds what could be a card number (a Luhn-valid run of 12–19 digits)."""
+    return any(luhn_valid(re.sub(r"[ -]", "", m.group(0))) for m in _DIGIT_RUN.finditer(text))
+
+
+def refuse_card_numbers(text: str, param: str) -> None:
+    """Free text is stored as given, so it must not carry a card number."""
+    if contains_card_number(text):
+        raise InvalidRequest("Free text must not contain a card number.", param, "card_number_in_text")
 
 
 class CardNumber:

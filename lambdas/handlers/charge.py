@@ -1,8 +1,19 @@
 """POST /payments."""
 
-from lambdas import api
 from lambdas.bootstrap import service
-from lambdas.edge import api_handler
+from lambdas.edge import ApiRequest, api_handler
+from lambdas.models import PaymentRequest
 from lambdas.routes import Function
+from lambdas.service import Answer, CardInput, PaymentCommand, PaymentService
 
-handler = api_handler(Function.CHARGE, {"POST /payments": api.create_payment}, service)
+
+def create_payment(request: ApiRequest, service: PaymentService) -> Answer:
+    idempotency = request.idempotency(required=True)
+    body = request.model(PaymentRequest)
+    card = body.source.card
+    given = CardInput(card.number, card.exp_month, card.exp_year, card.cvc) if card else None
+    command = PaymentCommand(body.amount, body.currency, body.source.token, given, body.description, body.metadata)
+    return service.create_payment(command, request.request_id, idempotency)
+
+
+handler = api_handler(Function.CHARGE, {"POST /payments": create_payment}, service)

@@ -1,10 +1,17 @@
-"""GET /payments/{id} and GET /payments/{id}/ledger."""
+"""GET /payments/{id} and GET /payments/{id}/ledger: no request body, so no models to load."""
 
-from lambdas import api
 from lambdas.bootstrap import service
-from lambdas.edge import api_handler
+from lambdas.edge import ApiRequest, api_handler
 from lambdas.routes import Function
+from lambdas.service import Answer, PaymentService
 
-handler = api_handler(
-    Function.READ, {"GET /payments/{id}": api.get_payment, "GET /payments/{id}/ledger": api.get_ledger}, service
-)
+
+def get_payment(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.get_payment(request.path_parameters.get("id", ""))
+
+
+def get_ledger(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.ledger(request.path_parameters.get("id", ""))
+
+
+handler = api_handler(Function.READ, {"GET /payments/{id}": get_payment, "GET /payments/{id}/ledger": get_ledger}, service)

@@ -1,8 +1,16 @@
 """POST /payments/{id}/refunds."""
 
-from lambdas import api
 from lambdas.bootstrap import service
-from lambdas.edge import api_handler
+from lambdas.edge import ApiRequest, api_handler
+from lambdas.models import RefundRequest
 from lambdas.routes import Function
+from lambdas.service import Answer, PaymentService
 
-handler = api_handler(Function.REFUND, {"POST /payments/{id}/refunds": api.create_refund}, service)
+
+def create_refund(request: ApiRequest, service: PaymentService) -> Answer:
+    idempotency = request.idempotency(required=True)
+    amount = request.model(RefundRequest).amount
+    return service.refund(request.path_parameters.get("id", ""), amount, request.request_id, idempotency)
+
+
+handler = api_handler(Function.REFUND, {"POST /payments/{id}/refunds": create_refund}, service)

@@ -1,8 +1,16 @@
 """POST /tokens."""
 
-from lambdas import api
 from lambdas.bootstrap import service
-from lambdas.edge import api_handler
+from lambdas.edge import ApiRequest, api_handler
+from lambdas.models import TokenRequest
 from lambdas.routes import Function
+from lambdas.service import Answer, CardInput, PaymentService
 
-handler = api_handler(Function.TOKENIZE, {"POST /tokens": api.create_token}, service)
+
+def create_token(request: ApiRequest, service: PaymentService) -> Answer:
+    card = request.model(TokenRequest).card
+    given = CardInput(card.number, card.exp_month, card.exp_year, card.cvc, card.holder_name)
+    return service.tokenize(given, request.request_id, request.idempotency(required=False))
+
+
+handler = api_handler(Function.TOKENIZE, {"POST /tokens": create_token}, service)

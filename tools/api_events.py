@@ -1,0 +1,54 @@
+"""API Gateway REST proxy events, shaped as API Gateway sends them, and the
+dispatch of an event to the real handler that serves its route. Used by the
+tests, the benchmarks and the local runtime."""
+
+import importlib
+import json
+import re
+import uuid
+
+from lambdas.routes import ROUTES, Route
+
+
+def route_for(method: str, path: str) -> tuple[Route | None, dict[str, str] | None]:
+    """The route serving ``method path`` (a concrete path) and its path parameters."""
+    for route in ROUTES:
+        pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route.path) + "$"
+        match = re.match(pattern, path)
+        if match and route.method == method:
+            return route, match.groupdict() or None
+    return None, None
+
+
+def api_event(method: str, path: str, body=None, headers=None, raw_body: str | None = None,
+              caller: str = "arn:aws:iam::123456789012:user/local", request_id: str | None = None) -> dict:  # fmt: skip
+    route, parameters = route_for(method, path)
+    if raw_body is None and body is not None:
+        raw_body = json.dumps(body)
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    resource = route.path if route else path
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": None,
+        "pathParameters": parameters,
+        "stageVariables": None,
+        "requestContext": {"requestId": request_id or str(uuid.uuid4()), "stage": "v1", "httpMethod": method,
+                           "resourcePath": resource, "identity": {"userArn": caller, "sourceIp": "127.0.0.1"}},  # fmt: skip
+        "body": raw_body,
+        "isBase64Encoded": False,
+    }
+
+
+def handler_for(route: Route):
+    module, name = route.function.handler.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def invoke(event: dict) -> dict:
+    """Run the handler for the event's route, as Lambda would."""
+    route, _ = route_for(event["httpMethod"], event["path"])
+    return handler_for(route or ROUTES[0])(event, None)

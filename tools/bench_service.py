@@ -1,0 +1,140 @@
+"""`make bench`: per handler, cold import time against a bare ``import boto3``
+measured in the same run (goal <= 1.6); per successful token payment with
+metadata, the KMS calls and DynamoDB write requests it makes, counted from
+botocore events (goals: <= 1 and <= 3, averaged over 100 payments).
+
+AWS is moto in process; the gateway is the Sparkle sandbox as its own process.
+Tokens are vaulted by one service instance and paid by another, as the
+tokenize and charge functions run in different containers.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
+PAYMENTS = int(os.environ.get("BENCH_PAYMENTS", "100"))
+DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+def import_seconds(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return float(subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                                check=True).stdout)  # fmt: skip
+
+
+def bench_imports() -> None:
+    from lambdas.routes import Function
+
+    modules = {"boto3 (baseline)": "boto3"} | {f.value: f.handler.rsplit(".", 1)[0] for f in Function}
+    timings: dict[str, list[float]] = {name: [] for name in modules}
+    for _ in range(IMPORT_RUNS):  # interleaved, so every module sees the same machine
+        for name, module in modules.items():
+            timings[name].append(import_seconds(module))
+    baseline = statistics.median(timings["boto3 (baseline)"])
+    print(f"cold import, median of {IMPORT_RUNS} fresh interpreters")
+    for name, runs in timings.items():
+        median = statistics.median(runs)
+        print(f"  {name:18} {median * 1000:7.0f} ms   x{median / baseline:.2f} boto3   (goal <= 1.6)")
+
+
+def luhn_number(n: int) -> str:
+    body = f"42{n:013d}"
+    total = 0
+    for position, char in enumerate(reversed(body)):
+        value = int(char) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return body + str((10 - total % 10) % 10)
+
+
+def bench_calls() -> None:
+    import boto3
+    from moto import mock_aws
+
+    sys.path.insert(0, str(REPO))
+    from lambdas import bootstrap
+    from sparkle_sandbox.server import DEFAULT_SECRET_KEY
+    from tests.service_fixtures import REGION, create_table
+    from tools.api_events import api_event, invoke
+    from tools.emulator import EMULATOR_CREDENTIALS, free_port
+    from lambdas.storage_schema import IDEMPOTENCY, LEDGER
+
+    os.environ.update(EMULATOR_CREDENTIALS | {"AWS_DEFAULT_REGION": REGION})
+    port = free_port()
+    sandbox = subprocess.Popen([sys.executable, "-m", "sparkle_sandbox", "--port", str(port)], cwd=REPO,
+                               stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        with mock_aws():
+            kms = boto3.client("kms", region_name=REGION)
+            dynamodb = boto3.client("dynamodb", region_name=REGION)
+            create_table(dynamodb, "ledger", LEDGER)
+            create_table(dynamodb, "idempotency", IDEMPOTENCY)
+            os.environ.update({
+                "LEDGER_TABLE": "ledger", "IDEMPOTENCY_TABLE": "idempotency",
+                "VAULT_KEY_ID": kms.create_key()["KeyMetadata"]["Arn"],
+                "FINGERPRINT_KEY_ID": kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"],
+                "GATEWAY_SECRET_ID": boto3.client("secretsmanager", region_name=REGION).create_secret(
+                    Name="sparkle", SecretString=DEFAULT_SECRET_KEY)["ARN"],
+                "GATEWAY_BASE_URL": f"http://127.0.0.1:{port}",
+                "PAYMENT_RULES": json.dumps({"velocity_per_hour": 20}),
+            })  # fmt: skip
+            _wait_for(f"http://127.0.0.1:{port}/_sandbox/faults")
+            bootstrap.service.cache_clear()
+            tokens = [_ok(invoke(api_event("POST", "/tokens", {"card": {"number": luhn_number(n), "exp_month": 12,
+                                                                          "exp_year": 2030}})))["token"]
+                      for n in range(PAYMENTS)]  # fmt: skip
+            bootstrap.service.cache_clear()  # the charge function's container
+
+            calls: Counter = Counter()
+
+            def count(event_name: str, **_) -> None:
+                _, service, operation = event_name.split(".")
+                calls[(service, operation)] += 1
+
+            boto3.DEFAULT_SESSION.events.register("before-call.*.*", count)
+            for n, token in enumerate(tokens):
+                body = {"amount": 1000 + n, "currency": "usd", "source": {"token": token},
+                        "metadata": {"order_id": f"A-{n}", "customer": "c-42"}}  # fmt: skip
+                _ok(invoke(api_event("POST", "/payments", body, headers={"Idempotency-Key": f"order-{n}"})))
+    finally:
+        sandbox.terminate()
+    kms_calls = sum(v for (service, _), v in calls.items() if service == "kms")
+    writes = sum(v for (service, op), v in calls.items() if service == "dynamodb" and op in DYNAMODB_WRITES)
+    print(f"\nper successful token payment with metadata, over {PAYMENTS} payments")
+    print(f"  KMS calls                  {kms_calls / PAYMENTS:6.2f}   (goal <= 1)    all KMS calls: {_detail(calls, 'kms')}")
+    print(f"  DynamoDB write requests    {writes / PAYMENTS:6.2f}   (goal <= 3)    all DynamoDB calls: {_detail(calls, 'dynamodb')}")
+
+
+def _detail(calls: Counter, service: str) -> str:
+    return ", ".join(f"{op} {n}" for (s, op), n in sorted(calls.items()) if s == service)
+
+
+def _ok(response: dict) -> dict:
+    if response["statusCode"] not in (200, 201):
+        raise RuntimeError(f"{response['statusCode']}: {response['body']}")
+    return json.loads(response["body"])
+
+
+def _wait_for(url: str) -> None:
+    import time
+
+    import requests
+
+    for _ in range(100):
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+if __name__ == "__main__":
+    bench_imports()
+    bench_calls()
