@@ -10,7 +10,7 @@ export PIPENV_INDEX_URL ?= $(shell python3 -c 'from pip._internal.models.index i
 export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 
-.PHONY: install test test-fast synth snapshots local sandbox bench bench-synth clean
+.PHONY: install test test-fast synth snapshots openapi local demo sandbox bench bench-local bench-synth clean
 
 install: .venv/.installed
 
@@ -22,8 +22,8 @@ install: .venv/.installed
 test: install
 	$(PYTHON) -m pytest
 
-test-fast: install  ## everything but the deploy to the emulator
-	$(PYTHON) -m pytest -m "not deploy"
+test-fast: install  ## everything but the deploys to the emulator (deploy test and `make local` end to end)
+	$(PYTHON) -m pytest -m "not deploy and not local"
 
 synth: install
 	$(PYTHON) main.py
@@ -31,14 +31,23 @@ synth: install
 snapshots: install  ## rewrite the synth snapshots after a deliberate change; review the diff
 	UPDATE_SNAPSHOTS=1 $(PYTHON) -m pytest -q tests/test_snapshot.py
 
+openapi: install  ## regenerate docs/openapi.json from the routes and models
+	$(PYTHON) -m tools.openapi
+
 local: install
 	$(PYTHON) -m tools.local
+
+demo: install  ## against a running `make local`
+	$(PYTHON) -m tools.demo
 
 sandbox: install  ## the Sparkle sandbox on 127.0.0.1:$${SPARKLE_PORT:-4010}
 	$(PYTHON) -m sparkle_sandbox
 
 bench: install  ## handler cold imports; KMS calls and DynamoDB writes per payment
 	$(PYTHON) -m tools.bench_service
+
+bench-local: install  ## starts its own local stack on free ports
+	$(PYTHON) -m tools.bench_local
 
 bench-synth: install
 	$(PYTHON) -m tools.bench_synth

@@ -210,7 +210,9 @@ class PaymentService:
 
     def _resume_payment(self, record: Record, command: PaymentCommand, request_id: str, idem: Idempotency) -> Answer:
         """A retry after a 5xx (or an abandoned attempt): settle that payment, never start a second."""
-        self._write_first([self.idempotency.claim(idem.record_id, idem.body_hash, record.resource_id, record)], idem)
+        replay = self._write_first([self.idempotency.claim(idem.record_id, idem.body_hash, record.resource_id, record)], idem)
+        if replay:
+            return replay
         payment = self.store.get_payment(record.resource_id)
         if payment.status is Status.PENDING:
             try:
@@ -247,7 +249,9 @@ class PaymentService:
         payment = self._payment(payment_id, with_metadata=False)
         refund_id = record.resource_id if record else new_id("re")
         amount = payment.check_refund(amount)
-        self._write_first([self.idempotency.claim(idem.record_id, idem.body_hash, refund_id, record)], idem)
+        replay = self._write_first([self.idempotency.claim(idem.record_id, idem.body_hash, refund_id, record)], idem)
+        if replay:
+            return replay
         try:
             gateway_refund_id = self.gateway.refund(payment.charge_id, amount, idempotency_key=refund_id)
         except GatewayRejected:

@@ -21,11 +21,13 @@ def route_for(method: str, path: str) -> tuple[Route | None, dict[str, str] | No
 
 
 def api_event(method: str, path: str, body=None, headers=None, raw_body: str | None = None,
-              caller: str = "arn:aws:iam::123456789012:user/local", request_id: str | None = None) -> dict:  # fmt: skip
+              caller: str = "arn:aws:iam::123456789012:user/local", content_type: str | None = "application/json",
+              request_id: str | None = None) -> dict:  # fmt: skip
+    """The event for ``method path``; ``content_type`` is added unless the headers name one."""
     route, parameters = route_for(method, path)
     if raw_body is None and body is not None:
         raw_body = json.dumps(body)
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    all_headers = {**({"Content-Type": content_type} if content_type else {}), **(headers or {})}
     resource = route.path if route else path
     return {
         "resource": resource,

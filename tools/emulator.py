@@ -34,13 +34,15 @@ def emulator_environment(endpoint: str, region: str) -> dict[str, str]:
 
 @contextmanager
 def moto_server(port: int = DEFAULT_PORT, log_file: Path | None = None) -> Iterator[str]:
-    """Start ``moto_server`` on 127.0.0.1:port, yield its URL, stop it on exit."""
+    """Start moto's server (requests made atomic: tools/moto_atomic.py) on 127.0.0.1:port;
+    yield its URL; stop it on exit."""
     if log_file:
         output = open(log_file, "ab")
     else:
         output = subprocess.DEVNULL
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", HOST, "-p", str(port)],
+        [sys.executable, "-m", "tools.moto_atomic", HOST, str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
         stdout=output,
         stderr=subprocess.STDOUT,
     )

@@ -1,43 +1,158 @@
-"""`make local`: the dev stack deployed by real Terraform to a moto server on loopback.
+"""`make local`: the whole service on loopback, deployed the way it deploys to AWS.
 
-Synthesizes the app, starts the emulator, applies the same synthesized dev
-stack against it, prints what was built and waits; Ctrl-C destroys nothing by
-hand: the emulator stops and the Terraform state, kept in a temporary
-directory, goes with it (a state outliving its emulator makes the next apply hang).
+1. synthesizes the app and starts the AWS emulator (moto) on 127.0.0.1;
+2. `terraform apply`s the same synthesized dev stack against it (no resource is
+   made by hand; the gateway secret's *value* is put, as an operator would);
+3. starts the Sparkle sandbox as its own process;
+4. serves the API at http://127.0.0.1:3000 with the real handlers in process,
+   configured from the deployed functions' own environment, and boto3 pointed
+   at the emulator; handler logs go to the functions' log groups there.
+
+Ports: PAYMENTS_API_PORT (3000), SPARKLE_PORT (4010), PAYMENTS_EMULATOR_PORT (5000).
+PAYMENTS_LOCAL_THROTTLE=off lifts the stage's throttle (for benchmarks only).
+Ctrl-C (or SIGTERM) stops everything it started; the Terraform state lives in a
+temporary directory and goes with the emulator, so the next start is clean.
 """
 
+import logging
 import os
 import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from stacks.app import build_app
+import boto3
+import requests
+
+from lambdas import bootstrap
+from lambdas.logs import MaskingFormatter, logger
+from lambdas.routes import Function
+from sparkle_sandbox.server import DEFAULT_PORT as SANDBOX_PORT
+from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from stacks.config import ENVIRONMENTS
-from tools.emulator import DEFAULT_PORT, emulator_environment, moto_server
+from tools.emulator import DEFAULT_PORT as EMULATOR_PORT
+from tools.emulator import emulator_environment, moto_server
+from tools.local_api import InvocationLogHandler, LocalApi, TokenBucket
 from tools.terraform import TerraformWorkspace
 
 REPO = Path(__file__).resolve().parent.parent
+API_PORT = 3000
+READY = "ready:"  # the line that says the stack is up (the tests wait for it)
+
+
+def ports() -> dict[str, int]:
+    return {
+        "api": int(os.environ.get("PAYMENTS_API_PORT", API_PORT)),
+        "sandbox": int(os.environ.get("SPARKLE_PORT", SANDBOX_PORT)),
+        "emulator": int(os.environ.get("PAYMENTS_EMULATOR_PORT", EMULATOR_PORT)),
+    }
+
+
+@contextmanager
+def sandbox_process(port: int):
+    process = subprocess.Popen([sys.executable, "-m", "sparkle_sandbox", "--port", str(port)], cwd=REPO,
+                               stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                requests.get(f"{url}/_sandbox/faults", timeout=1)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the Sparkle sandbox could not start on port {port}")
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class CloudWatchShipper:
+    """Writes each invocation's log lines to its function's log group in the emulator."""
+
+    def __init__(self, prefix: str) -> None:
+        self.logs = boto3.client("logs")
+        self.prefix = prefix
+        self.stream = time.strftime("%Y/%m/%d/[$LATEST]local")
+        self.ready: set[Function] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, function: Function, lines: list[str]) -> None:
+        if not lines:
+            return
+        group = f"/aws/lambda/{self.prefix}-{function.value}"
+        with self.lock:
+            if function not in self.ready:
+                self.logs.create_log_stream(logGroupName=group, logStreamName=self.stream)
+                self.ready.add(function)
+            now = int(time.time() * 1000)
+            events = [{"timestamp": now, "message": line} for line in lines]
+            self.logs.put_log_events(logGroupName=group, logStreamName=self.stream, logEvents=events)
+
+
+def configure_functions(endpoint: str, region: str, function_name: str, sandbox_url: str) -> None:
+    """This process becomes the functions' runtime: their deployed environment, boto3 at the emulator."""
+    os.environ.update(emulator_environment(endpoint, region))
+    deployed = boto3.client("lambda").get_function_configuration(FunctionName=function_name)
+    os.environ.update(deployed["Environment"]["Variables"])
+    os.environ["GATEWAY_BASE_URL"] = sandbox_url  # the sandbox's port may differ from the config's default
+    bootstrap.service.cache_clear()
 
 
 def main() -> None:
-    port = int(os.environ.get("PAYMENTS_EMULATOR_PORT", DEFAULT_PORT))
     config = ENVIRONMENTS["dev"]
+    port = ports()
     started = time.monotonic()
+    from stacks.app import build_app
+
     build_app().synth()
     stack_dir = REPO / "cdktf.out" / "stacks" / config.stack_id
-    with tempfile.TemporaryDirectory(prefix="payments-local-") as state_dir, moto_server(port) as endpoint:
-        print(f"emulator (moto server)  {endpoint}", flush=True)
-        workspace = TerraformWorkspace.copy_of(stack_dir, Path(state_dir), emulator_environment(endpoint, config.region))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with ExitStack() as running:
+        state_dir = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="payments-local-")))
+        endpoint = running.enter_context(moto_server(port["emulator"]))
+        print(f"emulator (moto)   {endpoint}", flush=True)
+        workspace = TerraformWorkspace.copy_of(stack_dir, state_dir, emulator_environment(endpoint, config.region))
         workspace.init()
+        print(f"terraform state   {state_dir / f'terraform.{config.stack_id}.tfstate'}", flush=True)
         workspace.apply(aws_endpoint_url=endpoint)
-        for name, value in sorted(workspace.outputs().items()):
-            print(f"{name:<22}  {value}")
-        print(f"ready in {time.monotonic() - started:.0f} s; Ctrl-C stops everything", flush=True)
+        outputs = workspace.outputs()
+        sandbox_url = running.enter_context(sandbox_process(port["sandbox"]))
+        print(f"sparkle sandbox   {sandbox_url}", flush=True)
+        configure_functions(endpoint, config.region, f"{config.prefix}-{Function.CHARGE.value}", sandbox_url)
+        boto3.client("secretsmanager").put_secret_value(SecretId=outputs["gateway_secret_id"],
+                                                        SecretString=DEFAULT_SECRET_KEY)  # fmt: skip
+        capture = InvocationLogHandler()
+        capture.setFormatter(MaskingFormatter())
+        logging.getLogger(logger.service).addHandler(capture)
+        throttle = TokenBucket(config.throttling.rate_limit, config.throttling.burst_limit)
+        if os.environ.get("PAYMENTS_LOCAL_THROTTLE") == "off":  # benchmarks measure the service, not the stage limit
+            throttle = None
+        api = LocalApi(port["api"], config.max_body_bytes, throttle, on_invoke=CloudWatchShipper(config.prefix))
+        running.callback(api.server_close)
+        running.callback(api.shutdown)
+        threading.Thread(target=api.serve_forever, daemon=True).start()
+        api_url = f"http://127.0.0.1:{port['api']}"
+        print(f"payment API       {api_url}   (OpenAPI: {api_url}/openapi.json)", flush=True)
+        print(f"ledger table      {outputs['ledger_table']}", flush=True)
+        print("\ntry:\n"
+              f"  curl -s {api_url}/tokens -H 'Content-Type: application/json' \\\n"
+              "       -d '{\"card\": {\"number\": \"4242424242424242\", \"exp_month\": 12, \"exp_year\": 2030}}'\n",
+              flush=True)  # fmt: skip
+        print(f"{READY} {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
         try:
-            signal.pause()
+            while not stop.wait(0.5):
+                pass
         except KeyboardInterrupt:
-            print("\nstopping", flush=True)
+            pass
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        print("stopping", flush=True)
 
 
 if __name__ == "__main__":

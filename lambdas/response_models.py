@@ -1,0 +1,87 @@
+"""The contract's response bodies as pydantic models: they document the API
+(docs/openapi.json) and the tests check every body the presenters make against
+them. The handlers never import this module."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VaultedCard(_Body):
+    brand: Literal["visa", "mastercard", "amex", "discover", "other"]
+    last4: str
+    exp_month: int
+    exp_year: int
+    fingerprint: str
+
+
+class TokenResponse(_Body):
+    token: str
+    card: VaultedCard
+    created_at: str
+
+
+class PaymentCardView(_Body):
+    brand: Literal["visa", "mastercard", "amex", "discover", "other"]
+    last4: str
+    fingerprint: str
+
+
+class GatewayView(_Body):
+    name: Literal["sparkle"]
+    charge_id: str | None
+
+
+class PaymentResponse(_Body):
+    id: str
+    status: Literal["pending", "succeeded", "declined", "failed", "partially_refunded", "refunded"]
+    amount: int
+    currency: str
+    amount_refunded: int
+    card: PaymentCardView
+    gateway: GatewayView
+    metadata: dict[str, str]
+    created_at: str
+    description: str | None = None
+    decline_code: str | None = None
+
+
+class RefundResponse(_Body):
+    id: str
+    payment_id: str
+    amount: int
+    status: Literal["succeeded"]
+    created_at: str
+
+
+class LedgerEntry(_Body):
+    id: str
+    account: str
+    direction: Literal["debit", "credit"]
+    amount: int
+    currency: str
+    created_at: str
+
+
+class LedgerResponse(_Body):
+    payment_id: str
+    entries: list[LedgerEntry]
+
+
+class ErrorDetail(_Body):
+    type: Literal["invalid_request_error", "card_error", "idempotency_error", "api_error", "gateway_error",
+                  "rate_limit_error"]  # fmt: skip
+    code: str
+    message: str
+    param: str | None = None
+    decline_code: str | None = None
+    payment_id: str | None = None
+    request_id: str
+
+
+class ErrorResponse(_Body):
+    error: ErrorDetail

@@ -1,0 +1,133 @@
+"""The payment API over HTTP on loopback, served by the real handlers in process.
+
+Each request becomes the API Gateway REST proxy event the deployed API would
+send (headers, path parameters, body, request context with a request id and
+the caller). What API Gateway and its WAF enforce in front of the functions is
+enforced here the same way: the route table (unknown routes are refused),
+the body-size limit, throttling (a token bucket with the stage's rate and
+burst) and the contract's error shape for each."""
+
+import json
+import logging
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+from lambdas.presenters import error_body
+from lambdas.routes import Function
+from tools.api_events import api_event, handler_for, route_for
+
+HOST = "127.0.0.1"
+LOCAL_CALLER = "arn:aws:iam::123456789012:user/local-developer"
+OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+
+
+class TokenBucket:
+    """API Gateway's throttle: ``rate`` requests per second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.updated = float(burst), clock()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
+class LocalApi(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, max_body_bytes: int, throttle: TokenBucket | None,
+                 on_invoke: Callable[[Function, list[str]], None] | None = None) -> None:  # fmt: skip
+        self.max_body_bytes = max_body_bytes
+        self.throttle = throttle
+        self.on_invoke = on_invoke  # receives each invocation's function and log lines
+        super().__init__((HOST, port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: LocalApi
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args) -> None:
+        pass  # the handlers log, as in Lambda
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _refuse(self, status: int, error_type: str, code: str, message: str) -> None:
+        body = error_body(error_type, code, message, str(uuid.uuid4()))
+        self._send(status, json.dumps(body).encode(), {})
+
+    def _serve(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if self.command == "GET" and path == "/openapi.json":
+            return self._send(200, OPENAPI.read_bytes(), {})
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > self.server.max_body_bytes:  # WAF's size rule, before anything else
+            self.close_connection = True
+            return self._refuse(413, "invalid_request_error", "body_too_large",
+                                f"The request body is larger than {self.server.max_body_bytes // 1024} KiB.")  # fmt: skip
+        raw = self.rfile.read(length)
+        if self.server.throttle and not self.server.throttle.take():
+            return self._refuse(429, "rate_limit_error", "rate_limited", "Too Many Requests")
+        route, _ = route_for(self.command, path)
+        if route is None:  # API Gateway answers an unknown route with 403 before any function runs
+            return self._refuse(403, "invalid_request_error", "request_refused", "Missing Authentication Token")
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            return self._refuse(400, "invalid_request_error", "invalid_body", "The body is not UTF-8 text.")
+        event = api_event(self.command, path, headers=dict(self.headers.items()), raw_body=text or None,
+                          caller=LOCAL_CALLER, content_type=None)  # fmt: skip
+        lines: list[str] = []
+        with _captured_logs(lines):
+            response = handler_for(route)(event, None)
+        if self.server.on_invoke:
+            self.server.on_invoke(route.function, lines)
+        self._send(response["statusCode"], response["body"].encode(), response.get("headers") or {})
+
+    def __getattr__(self, name: str):
+        if name.startswith("do_"):  # every method meets the route table, as at API Gateway (TRACE included)
+            return self._serve
+        raise AttributeError(name)
+
+
+_invocation = threading.local()
+
+
+class _captured_logs:
+    """Collects the log lines a handler writes while it runs in this thread."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __enter__(self):
+        _invocation.lines = self.lines
+
+    def __exit__(self, *exc) -> None:
+        _invocation.lines = None
+
+
+class InvocationLogHandler(logging.Handler):
+    """Hands each formatted record to the invocation running in this thread (as Lambda's log capture does)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(_invocation, "lines", None)
+        if lines is not None:
+            lines.append(self.format(record))

@@ -1,0 +1,32 @@
+"""`python -m tools.moto_atomic HOST PORT`: moto's server, one request at a time.
+
+moto's backends are not thread-safe (a DynamoDB transaction deep-copies a table
+that another request thread may be writing), while each DynamoDB request is
+atomic in AWS. Connections stay threaded; handling a request holds a lock, so
+concurrent clients interleave between requests, never inside one."""
+
+import sys
+import threading
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+
+
+class AtomicRequests:
+    def __init__(self, app) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
+def main() -> None:
+    host, port = sys.argv[1], int(sys.argv[2])
+    run_simple(host, port, AtomicRequests(DomainDispatcherApplication(create_backend_app)), threaded=True,
+               request_handler=MotoRequestHandler)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

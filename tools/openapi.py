@@ -1,0 +1,89 @@
+"""`python -m tools.openapi`: writes docs/openapi.json (OpenAPI 3.1) from the
+routes (lambdas/routes.py) and the pydantic models of requests and responses.
+tests/test_openapi.py fails when the checked-in file is stale."""
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from lambdas import models, response_models
+from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES
+
+OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+ALWAYS = {403: "Not signed (AWS_IAM) or unknown route", 429: "Throttled", 500: "Unexpected error"}
+BODY_ERRORS = {400: "Invalid request", 413: "Body over 32 KiB", 415: "Body is not JSON"}
+IDEMPOTENCY_ERRORS = {409: "Same key still in flight", 422: "Same key, different body"}
+GATEWAY_ERRORS = {502: "Gateway failed; payment left pending", 504: "Gateway timed out; payment left pending"}
+
+# (method, path) -> summary, request model, success status, success model, documented errors
+OPERATIONS: dict[tuple[str, str], tuple] = {
+    ("POST", "/tokens"): ("Vault a card", models.TokenRequest, 201, response_models.TokenResponse, BODY_ERRORS),
+    ("POST", "/payments"): ("Charge a card or a token", models.PaymentRequest, 201, response_models.PaymentResponse,
+                            BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {402: "Declined by the gateway or a rule"}),
+    ("GET", "/payments/{id}"): ("Read a payment", None, 200, response_models.PaymentResponse, {404: "Unknown payment"}),
+    ("POST", "/payments/{id}/refunds"): ("Refund a payment", models.RefundRequest, 201, response_models.RefundResponse,
+                                         BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {404: "Unknown payment"}),
+    ("GET", "/payments/{id}/ledger"): ("Read a payment's ledger entries", None, 200, response_models.LedgerResponse,
+                                       {404: "Unknown payment"}),
+}  # fmt: skip
+
+
+def _ref(model: type[BaseModel]) -> dict:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def build() -> dict:
+    if set(OPERATIONS) != {(r.method, r.path) for r in ROUTES}:
+        raise ValueError("every route needs exactly one entry in OPERATIONS")
+    all_models = {m for op in OPERATIONS.values() for m in (op[1], op[3]) if m} | {response_models.ErrorResponse}
+    _, definitions = models_json_schema(
+        [(m, "validation") for m in sorted(all_models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict = {}
+    for route in ROUTES:
+        summary, request, status, response, errors = OPERATIONS[(route.method, route.path)]
+        parameters = [{"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+                      for p in route.path_parts if p.startswith("{")]  # fmt: skip
+        if route.method == "POST":
+            parameters.append({"name": IDEMPOTENCY_HEADER, "in": "header", "required": route.idempotent,
+                               "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                          "pattern": "^[\\x20-\\x7E]+$"}})  # fmt: skip
+        operation: dict = {
+            "operationId": f"{route.function.value}_{route.method.lower()}_{'_'.join(p.strip('{}') for p in route.path_parts)}",
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {str(status): {"description": "Success", "content": _json(_ref(response))}}
+            | {str(code): {"description": text, "content": _json(_ref(response_models.ErrorResponse))}
+               for code, text in sorted((errors | ALWAYS).items())},
+        }  # fmt: skip
+        if request:
+            operation["requestBody"] = {"required": route.path != "/payments/{id}/refunds", "content": _json(_ref(request))}
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Payment ledger API", "version": "1",
+                 "description": "The contract of shared/docs/api-contract.md. Deployed: stage v1, AWS_IAM (SigV4) on "
+                                "every route. Local: http://127.0.0.1:3000, unsigned."},
+        "servers": [{"url": "http://127.0.0.1:3000", "description": "make local"}],
+        "paths": paths,
+        "components": {"schemas": definitions["$defs"],
+                       "securitySchemes": {"sigv4": {"type": "apiKey", "name": "Authorization", "in": "header",
+                                                     "description": "AWS Signature Version 4 (execute-api)"}}},
+        "security": [{"sigv4": []}],
+    }  # fmt: skip
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    OUTPUT.write_text(render())
+    print(f"wrote {OUTPUT}")
