@@ -51,10 +51,7 @@ class EnvironmentConfig(_Frozen):
     functions: FunctionSettings = FunctionSettings()
     gateway_base_url: HttpUrl = HttpUrl("http://127.0.0.1:4010")
     gateway_read_timeout_seconds: float = Field(default=10.0, gt=0, lt=29)
-    rules: PaymentRules = PaymentRules(
-        max_amount={"USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000, "JPY": 100_000_000},
-        velocity_per_hour=20,
-    )
+    rules: PaymentRules = PaymentRules()
 
     @property
     def prefix(self) -> str:
@@ -73,8 +70,10 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         tags={"environment": "dev", "cost-center": "payments-engineering"},
         deletion_protection=False,
         key_deletion_window_days=7,
-        throttling=Throttling(rate_limit=20, burst_limit=40),
+        throttling=Throttling(rate_limit=50, burst_limit=100),
         functions=FunctionSettings(reserved_concurrency=5),
+        # Loose enough for integration suites that pay with the same test card all day.
+        rules=PaymentRules(velocity_per_hour=1000),
     ),
     "prod": EnvironmentConfig(
         name="prod",
@@ -84,5 +83,9 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         throttling=Throttling(rate_limit=200, burst_limit=400),
         functions=FunctionSettings(reserved_concurrency=50, memory_mb=1024),
         gateway_base_url=HttpUrl("https://api.sparkle.example/"),
+        rules=PaymentRules(
+            max_amount={"USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000, "JPY": 100_000_000},
+            velocity_per_hour=20,
+        ),
     ),
 }
