@@ -9,6 +9,8 @@ import uuid
 
 import requests
 
+from lambdas.logs import mask_card_data
+
 API = os.environ.get("PAYMENTS_API_URL", f"http://127.0.0.1:{os.environ.get('PAYMENTS_API_PORT', 3000)}")
 
 
@@ -16,7 +18,7 @@ def call(title: str, method: str, path: str, body=None, key: str | None = None) 
     headers = {"Idempotency-Key": key} if key else {}
     print(f"\n## {title}\n$ {method} {path}" + (f"  (Idempotency-Key: {key})" if key else ""))
     if body is not None:
-        print(json.dumps(body))
+        print(mask_card_data(json.dumps(body)))  # even a sandbox test card is not echoed
     response = requests.request(method, f"{API}{path}", json=body, headers=headers, timeout=60)
     replayed = response.headers.get("Idempotent-Replayed")
     print(f"-> {response.status_code}" + (f"  Idempotent-Replayed: {replayed}" if replayed else ""))

@@ -105,12 +105,12 @@ def configure_functions(endpoint: str, region: str, function_name: str, sandbox_
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where a shell started us ignoring it
     config = ENVIRONMENTS["dev"]
     port = ports()
     started = time.monotonic()
-    from stacks.app import build_app
-
-    build_app().synth()
+    # In a child process: the provider bindings (~1.1 GB, a Node runtime) are not needed once synthesized.
+    subprocess.run([sys.executable, "main.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     stack_dir = REPO / "cdktf.out" / "stacks" / config.stack_id
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
