@@ -205,7 +205,24 @@ class PaymentService:
         parts = [self.store.change_payment(payment, settled), *self.store.new_entries(entries)]
         if idem:
             parts.append(self.idempotency.complete(idem.record_id, answer.status, self._seal_answer(idem.record_id, answer.body)))
-        self.store.write(parts)
+        try:
+            self.store.write(parts)
+        except ClientError as error:
+            current = self.store.get_payment(payment.id)
+            if not _cancelled(error) or current is None or current.status is Status.PENDING:
+                raise
+            return self._answer_settled(current, request_id, idem)  # reconciliation got there first
+        return answer
+
+    def _answer_settled(self, payment: Payment, request_id: str, idem: Idempotency | None) -> Answer:
+        """The answer for a payment already settled elsewhere, stored for replays."""
+        if payment.status is Status.DECLINED:
+            answer = Answer(402, self._declined(payment, request_id, "The card was declined."))
+        else:
+            answer = Answer(201, payment_body(payment))
+        if idem:
+            self.store.write([self.idempotency.complete(idem.record_id, answer.status,
+                                                        self._seal_answer(idem.record_id, answer.body))])  # fmt: skip
         return answer
 
     def _resume_payment(self, record: Record, command: PaymentCommand, request_id: str, idem: Idempotency) -> Answer:
@@ -227,12 +244,7 @@ class PaymentService:
         if payment.status is Status.FAILED:
             self.idempotency.release(idem.record_id)
             raise GatewayFailed(payment.id, timed_out=False)
-        if payment.status is Status.DECLINED:
-            answer = Answer(402, self._declined(payment, request_id, "The card was declined."))
-        else:  # settled by reconciliation, perhaps refunded since
-            answer = Answer(201, payment_body(payment))
-        self.store.write([self.idempotency.complete(idem.record_id, answer.status, self._seal_answer(idem.record_id, answer.body))])
-        return answer
+        return self._answer_settled(payment, request_id, idem)  # by reconciliation, perhaps refunded since
 
     def _declined(self, payment: Payment, request_id: str, message: str) -> dict:
         return error_body("card_error", "card_declined", message, request_id, decline_code=payment.decline_code,

@@ -148,3 +148,36 @@ def test_reconciliation_settles_what_a_client_never_retried(aws_env, sandbox):
     assert counts == {"settled": 1, "failed": 0, "still_pending": 0}
     assert body_of(invoke("GET", f"/payments/{lost['payment_id']}"))["status"] == "succeeded"
     assert len(sandbox.charges()) == 1
+
+
+def test_a_retry_after_reconciliation_answers_the_settled_payment(aws_env, sandbox):
+    from datetime import timedelta
+
+    sandbox.faults(drop_rate=1.0)
+    body = {"amount": 650, "currency": "usd", "source": {"token": tokenize()}}
+    lost = assert_error(pay(body, key="late"), 504, "gateway_error")
+    sandbox.faults(drop_rate=0.0)
+    assert bootstrap.service().reconcile(settle_after=timedelta(0))["settled"] == 1
+    retried = pay(body, key="late")
+    assert retried["statusCode"] == 201 and body_of(retried)["id"] == lost["payment_id"]
+    assert pay(body, key="late")["headers"]["Idempotent-Replayed"] == "true"
+    assert len(sandbox.charges()) == 1
+
+
+def test_when_reconciliation_settles_first_the_request_answers_the_settled_payment(aws_env, sandbox, monkeypatch):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    service = bootstrap.service()
+    gateway = service.gateway
+
+    def charge_then_reconcile(*args, **kwargs):
+        charge = gateway.charge(*args, **kwargs)
+        assert service.reconcile(settle_after=timedelta(0))["settled"] == 1  # the scheduled run wins the race
+        return charge
+
+    monkeypatch.setattr(service, "gateway", SimpleNamespace(charge=charge_then_reconcile, find_charge=gateway.find_charge))
+    paid = pay({"amount": 810, "currency": "usd", "source": {"token": tokenize()}}, key="raced")
+    assert paid["statusCode"] == 201 and body_of(paid)["status"] == "succeeded"
+    assert len(body_of(invoke("GET", f"/payments/{body_of(paid)['id']}/ledger"))["entries"]) == 2
+    assert len(sandbox.charges()) == 1
