@@ -8,12 +8,13 @@ import re
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-_PAN = re.compile(r"(?<!\d)(?:\d[ -]?){11,18}\d(?!\d)")
+from lambdas.domain.cards import DIGIT_RUN
+
 _CVC = re.compile(r"(?i)(cvc\W{0,5})\d{3,4}")
 
 
 def mask_card_data(text: str) -> str:
-    return _CVC.sub(r"\1***", _PAN.sub("[masked]", text))
+    return _CVC.sub(r"\1***", DIGIT_RUN.sub("[masked]", text))
 
 
 class MaskingFormatter(LambdaPowertoolsFormatter):

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from botocore.exceptions import ClientError
-
 from lambdas.adapters.envelope import Sealed
 from lambdas.adapters.idempotency import IdempotencyStore, Record, State
 from lambdas.adapters.ledger_store import LedgerStore
@@ -61,10 +59,6 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _cancelled(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException")
-
-
 class PaymentService:
     def __init__(self, store: LedgerStore, idempotency: IdempotencyStore, vault: CardVault, gateway: Gateway,
                  rules: RuleSet, clock: Callable[[], datetime] = _utc_now) -> None:  # fmt: skip
@@ -106,12 +100,8 @@ class PaymentService:
 
     def _write_first(self, parts: list[dict], idem: Idempotency) -> Answer | None:
         """Write the parts that claim the key; on a lost race, the winner's outcome."""
-        try:
-            self.store.write(parts)
+        if self.store.write_unless_raced(parts):
             return None
-        except ClientError as error:
-            if not _cancelled(error):
-                raise
         answer, record = self._previous(idem)
         if answer:
             return answer
@@ -205,14 +195,12 @@ class PaymentService:
         parts = [self.store.change_payment(payment, settled), *self.store.new_entries(entries)]
         if idem:
             parts.append(self.idempotency.complete(idem.record_id, answer.status, self._seal_answer(idem.record_id, answer.body)))
-        try:
-            self.store.write(parts)
-        except ClientError as error:
-            current = self.store.get_payment(payment.id)
-            if not _cancelled(error) or current is None or current.status is Status.PENDING:
-                raise
-            return self._answer_settled(current, request_id, idem)  # reconciliation got there first
-        return answer
+        if self.store.write_unless_raced(parts):
+            return answer
+        current = self.store.get_payment(payment.id)
+        if current is None or current.status is Status.PENDING:
+            raise RuntimeError(f"payment {payment.id} could not be settled")
+        return self._answer_settled(current, request_id, idem)  # reconciliation got there first
 
     def _answer_settled(self, payment: Payment, request_id: str, idem: Idempotency | None) -> Answer:
         """The answer for a payment already settled elsewhere, stored for replays."""
@@ -278,13 +266,9 @@ class PaymentService:
             parts = [self.store.change_payment(payment, refunded), self.store.new_refund(refund),
                      *self.store.new_entries(entries),
                      self.idempotency.complete(idem.record_id, 201, self._seal_answer(idem.record_id, answer.body))]  # fmt: skip
-            try:
-                self.store.write(parts)
+            if self.store.write_unless_raced(parts):
                 return answer
-            except ClientError as error:
-                if not _cancelled(error):
-                    raise
-                payment = self._payment(payment_id, with_metadata=False)
+            payment = self._payment(payment_id, with_metadata=False)
         raise RuntimeError(f"refund {refund_id} could not be recorded after {WRITE_RETRIES} attempts")
 
     # -- reads --------------------------------------------------------------------
@@ -299,7 +283,7 @@ class PaymentService:
         return Answer(200, payment_body(self._payment(payment_id)))
 
     def ledger(self, payment_id: str) -> Answer:
-        self._payment(payment_id)
+        self._payment(payment_id, with_metadata=False)
         return Answer(200, ledger_body(payment_id, self.store.entries(payment_id)))
 
     # -- reconciliation -----------------------------------------------------------

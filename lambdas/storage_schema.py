@@ -22,11 +22,23 @@ class Partition(str, Enum):
         return f"{self.value}{identifier}"
 
 
+def _key_schema(partition_key: str, sort_key: str | None) -> list[dict]:
+    keys = [{"AttributeName": partition_key, "KeyType": "HASH"}]
+    if sort_key:
+        keys.append({"AttributeName": sort_key, "KeyType": "RANGE"})
+    return keys
+
+
 @dataclass(frozen=True)
 class Index:
     name: str
     partition_key: str
     sort_key: str
+
+    @property
+    def key_schema(self) -> list[dict]:
+        """The key in the DynamoDB API's ``KeySchema`` shape."""
+        return _key_schema(self.partition_key, self.sort_key)
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,11 @@ class TableSchema:
         for index in self.indexes:
             keys += [index.partition_key, index.sort_key]
         return tuple(dict.fromkeys(key for key in keys if key))
+
+    @property
+    def key_schema(self) -> list[dict]:
+        """The key in the DynamoDB API's ``KeySchema`` shape."""
+        return _key_schema(self.partition_key, self.sort_key)
 
 
 LEDGER = TableSchema(

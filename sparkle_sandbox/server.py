@@ -12,7 +12,6 @@ import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 

@@ -36,11 +36,15 @@ def locked_requirements(lock_file: Path = LOCK_FILE) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _files(root: Path) -> list[Path]:
+    """The files below ``root`` that belong in a bundle, sorted."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and not EXCLUDED_NAMES & set(p.relative_to(root).parts))
+
+
 def tree_hash(directory: Path) -> str:
     """SHA-256 over relative paths and contents (byte code excluded): independent of mtimes and location."""
     digest = hashlib.sha256()
-    files = (p for p in directory.rglob("*") if p.is_file() and not EXCLUDED_NAMES & set(p.relative_to(directory).parts))
-    for path in sorted(files):
+    for path in _files(directory):
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
@@ -72,14 +76,9 @@ def _prune(directory: Path) -> None:
 
 def _write_zip(archive: Path, trees: list[tuple[Path, str]]) -> None:
     """A zip whose bytes depend only on file names and contents (fixed times and modes)."""
-    files = sorted(
-        (f"{prefix}{path.relative_to(root).as_posix()}", path)
-        for root, prefix in trees
-        for path in root.rglob("*")
-        if path.is_file() and not EXCLUDED_NAMES & set(path.relative_to(root).parts)
-    )
+    files = sorted((f"{prefix}{path.relative_to(root).as_posix()}", path) for root, prefix in trees for path in _files(root))
     staging = archive.with_suffix(".partial")
-    with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as bundle:
+    with zipfile.ZipFile(staging, "w") as bundle:
         for name, path in files:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16

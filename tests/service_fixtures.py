@@ -3,11 +3,7 @@
 import io
 import json
 import logging
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import boto3
 import pytest
@@ -16,53 +12,31 @@ from moto import mock_aws
 
 from lambdas import bootstrap
 from lambdas.logs import MaskingFormatter, logger
-from tests.leaks import card_data_in, card_data_in_item
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER, TableSchema
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
-from tools.emulator import EMULATOR_CREDENTIALS, free_port
+from tests.leaks import card_data_in, card_data_in_item
+from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
 
 REGION = "us-east-1"
 SLOW_CARD_DELAY = 3.0  # seconds; the client's read timeout in tests is shorter
 
 
 def create_table(client, name: str, schema: TableSchema) -> None:
-    keys = [{"AttributeName": schema.partition_key, "KeyType": "HASH"}]
-    if schema.sort_key:
-        keys.append({"AttributeName": schema.sort_key, "KeyType": "RANGE"})
+    indexes = [{"IndexName": i.name, "KeySchema": i.key_schema, "Projection": {"ProjectionType": "ALL"}}
+               for i in schema.indexes]  # fmt: skip
     client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
-        KeySchema=keys,
+        KeySchema=schema.key_schema,
         AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in schema.key_attributes],
-        **({"GlobalSecondaryIndexes": [
-            {"IndexName": i.name, "Projection": {"ProjectionType": "ALL"},
-             "KeySchema": [{"AttributeName": i.partition_key, "KeyType": "HASH"},
-                           {"AttributeName": i.sort_key, "KeyType": "RANGE"}]}
-            for i in schema.indexes]} if schema.indexes else {}),
-    )  # fmt: skip
+        **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
+    )
 
 
 @pytest.fixture(scope="session")
 def sandbox_url():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sparkle_sandbox", "--port", str(port), "--slow-card-delay", str(SLOW_CARD_DELAY)],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            requests.get(f"{url}/_sandbox/faults", timeout=1)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the Sparkle sandbox did not start")
-            time.sleep(0.05)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    with sandbox_server(free_port(), "--slow-card-delay", str(SLOW_CARD_DELAY)) as url:
+        yield url
 
 
 @pytest.fixture

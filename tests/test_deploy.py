@@ -35,19 +35,12 @@ def _client(service: str, endpoint: str):
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **credentials)
 
 
-def _key_schema(schema) -> list[dict]:
-    keys = [{"AttributeName": schema.partition_key, "KeyType": "HASH"}]
-    if schema.sort_key:
-        keys.append({"AttributeName": schema.sort_key, "KeyType": "RANGE"})
-    return keys
-
-
 def test_tables_exist_with_the_shared_key_schema(deployed):
     endpoint, _, outputs = deployed
     dynamodb = _client("dynamodb", endpoint)
     for output, schema in (("ledger_table", LEDGER), ("idempotency_table", IDEMPOTENCY)):
         table = dynamodb.describe_table(TableName=outputs[output])["Table"]
-        assert table["KeySchema"] == _key_schema(schema)
+        assert table["KeySchema"] == schema.key_schema
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
         assert table["SSEDescription"]["SSEType"] == "KMS"
         assert {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])} == {i.name for i in schema.indexes}

@@ -1,6 +1,6 @@
 """The domain without mocks: cards, money, rules, payments and their ledger."""
 
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings

@@ -2,12 +2,13 @@
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
 from lambdas import bootstrap
 from tests.events import body_of, invoke
-from tests.test_api import CVC, assert_error, card, pay, tokenize
+from tests.test_api import assert_error, card, pay, tokenize
 
 
 def test_same_key_same_body_replays_the_first_answer(aws_env, sandbox):
@@ -126,24 +127,25 @@ def test_a_gateway_outage_is_502_not_stored_and_a_retry_charges_once(aws_env, sa
     assert len(sandbox.charges()) == 1
 
 
-def test_dropped_answers_are_settled_by_reference_not_charged_again(aws_env, sandbox):
+def pay_losing_every_answer(sandbox, body: dict, key: str) -> dict:
+    """Pay while the sandbox drops every answer: a 504 whose payment stays pending; faults off after."""
     sandbox.faults(drop_rate=1.0)
-    body = {"amount": 900, "currency": "usd", "source": {"token": tokenize()}}
-    lost = assert_error(pay(body, key="dropped"), 504, "gateway_error")
-    assert len(sandbox.charges()) == 1  # retries reused the key: the sandbox replayed, it did not charge again
+    lost = assert_error(pay(body, key=key), 504, "gateway_error")
     sandbox.faults(drop_rate=0.0)
+    return lost
+
+
+def test_dropped_answers_are_settled_by_reference_not_charged_again(aws_env, sandbox):
+    body = {"amount": 900, "currency": "usd", "source": {"token": tokenize()}}
+    lost = pay_losing_every_answer(sandbox, body, "dropped")
+    assert len(sandbox.charges()) == 1  # retries reused the key: the sandbox replayed, it did not charge again
     settled = body_of(pay(body, key="dropped"))
     assert settled["id"] == lost["payment_id"] and settled["status"] == "succeeded"
     assert len(sandbox.charges()) == 1
 
 
 def test_reconciliation_settles_what_a_client_never_retried(aws_env, sandbox):
-    sandbox.faults(drop_rate=1.0)
-    lost = assert_error(pay({"amount": 900, "currency": "usd", "source": {"token": tokenize()}}, key="x"), 504,
-                        "gateway_error")  # fmt: skip
-    sandbox.faults(drop_rate=0.0)
-    from datetime import timedelta
-
+    lost = pay_losing_every_answer(sandbox, {"amount": 900, "currency": "usd", "source": {"token": tokenize()}}, "x")
     counts = bootstrap.service().reconcile(settle_after=timedelta(0))
     assert counts == {"settled": 1, "failed": 0, "still_pending": 0}
     assert body_of(invoke("GET", f"/payments/{lost['payment_id']}"))["status"] == "succeeded"
@@ -151,12 +153,8 @@ def test_reconciliation_settles_what_a_client_never_retried(aws_env, sandbox):
 
 
 def test_a_retry_after_reconciliation_answers_the_settled_payment(aws_env, sandbox):
-    from datetime import timedelta
-
-    sandbox.faults(drop_rate=1.0)
     body = {"amount": 650, "currency": "usd", "source": {"token": tokenize()}}
-    lost = assert_error(pay(body, key="late"), 504, "gateway_error")
-    sandbox.faults(drop_rate=0.0)
+    lost = pay_losing_every_answer(sandbox, body, "late")
     assert bootstrap.service().reconcile(settle_after=timedelta(0))["settled"] == 1
     retried = pay(body, key="late")
     assert retried["statusCode"] == 201 and body_of(retried)["id"] == lost["payment_id"]
@@ -165,7 +163,6 @@ def test_a_retry_after_reconciliation_answers_the_settled_payment(aws_env, sandb
 
 
 def test_when_reconciliation_settles_first_the_request_answers_the_settled_payment(aws_env, sandbox, monkeypatch):
-    from datetime import timedelta
     from types import SimpleNamespace
 
     service = bootstrap.service()

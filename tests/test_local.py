@@ -11,6 +11,7 @@ import requests
 
 from tests.conftest import REPO
 from tests.leaks import card_data_in, card_data_in_item
+from tests.service_fixtures import Sandbox
 from tests.test_api import BAD_PAYMENTS, card
 from tools.local_process import LocalProcess
 
@@ -19,7 +20,10 @@ pytestmark = pytest.mark.local
 
 class LocalStack(LocalProcess):
     def faults(self, **settings) -> None:
-        requests.post(f"{self.sandbox}/_sandbox/faults", json=settings, timeout=5)
+        Sandbox(self.sandbox).faults(**settings)
+
+    def charges(self) -> list[dict]:
+        return Sandbox(self.sandbox).charges()
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +125,14 @@ def test_gateway_faults_give_502_and_504_and_leave_the_payment_pending(local):
 def test_concurrent_requests_with_one_key_charge_once(local):
     from concurrent.futures import ThreadPoolExecutor
 
-    before = len(requests.get(f"{local.sandbox}/_sandbox/charges", timeout=5).json()["data"])
+    before = len(local.charges())
     local.faults(latency_ms=400)
     body = {"amount": 777, "currency": "usd", "source": {"card": card()}}
     with ThreadPoolExecutor(8) as pool:
         statuses = sorted(r.status_code for r in pool.map(lambda _: post(local, "/payments", body, key="race"), range(8)))
     local.faults(latency_ms=0)
     assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}
-    assert len(requests.get(f"{local.sandbox}/_sandbox/charges", timeout=5).json()["data"]) == before + 1
+    assert len(local.charges()) == before + 1
 
 
 def test_schema_driven_fuzzing_finds_no_server_errors(local):

@@ -1,13 +1,12 @@
 """The checked-in OpenAPI description is generated, current, and true to the handlers."""
 
-import json
 
 import pytest
 
 from lambdas import response_models
 from lambdas.routes import ROUTES
 from tests.events import body_of, invoke
-from tests.test_api import card, pay, tokenize
+from tests.test_api import card, pay
 from tools.openapi import OUTPUT, build, render
 
 

@@ -9,7 +9,6 @@ gateway: that is the ceiling the emulator allows. Goal: the service at >= 70 %
 of it. The stage throttle is lifted for the run (PAYMENTS_LOCAL_THROTTLE=off).
 """
 
-import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor

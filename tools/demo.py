@@ -10,8 +10,9 @@ import uuid
 import requests
 
 from lambdas.logs import mask_card_data
+from tools.local import ports
 
-API = os.environ.get("PAYMENTS_API_URL", f"http://127.0.0.1:{os.environ.get('PAYMENTS_API_PORT', 3000)}")
+API = os.environ.get("PAYMENTS_API_URL", f"http://127.0.0.1:{ports()['api']}")
 
 
 def call(title: str, method: str, path: str, body=None, key: str | None = None) -> dict:

@@ -1,4 +1,4 @@
-"""A moto server on loopback, run as its own process, standing in for AWS."""
+"""The local stand-ins, each run as its own process on loopback: moto for AWS, the sandbox for Sparkle."""
 
 import os
 import socket
@@ -11,6 +11,7 @@ from typing import Iterator
 
 import requests
 
+REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 # Credentials the emulator accepts; real runs take theirs from the environment as usual.
@@ -33,23 +34,12 @@ def emulator_environment(endpoint: str, region: str) -> dict[str, str]:
 
 
 @contextmanager
-def moto_server(port: int = DEFAULT_PORT, log_file: Path | None = None) -> Iterator[str]:
-    """Start moto's server (requests made atomic: tools/moto_atomic.py) on 127.0.0.1:port;
-    yield its URL; stop it on exit."""
-    if log_file:
-        output = open(log_file, "ab")
-    else:
-        output = subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools.moto_atomic", HOST, str(port)],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://{HOST}:{port}"
+def server_process(command: list[str], url: str, probe_path: str) -> Iterator[str]:
+    """Run ``command`` (a server) as a child process; yield ``url`` once ``probe_path`` answers; stop it on exit."""
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        _wait_until_up(endpoint, process)
-        yield endpoint
+        _wait_until_up(f"{url}{probe_path}", process)
+        yield url
     finally:
         process.terminate()
         try:
@@ -57,18 +47,28 @@ def moto_server(port: int = DEFAULT_PORT, log_file: Path | None = None) -> Itera
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if log_file:
-            output.close()
 
 
-def _wait_until_up(endpoint: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def moto_server(port: int = DEFAULT_PORT):
+    """moto's server (requests made atomic: tools/moto_atomic.py) on 127.0.0.1:port."""
+    command = [sys.executable, "-m", "tools.moto_atomic", HOST, str(port)]
+    return server_process(command, f"http://{HOST}:{port}", "/moto-api/")
+
+
+def sandbox_server(port: int, *options: str):
+    """The Sparkle sandbox on 127.0.0.1:port (``options``: see ``python -m sparkle_sandbox --help``)."""
+    command = [sys.executable, "-m", "sparkle_sandbox", "--port", str(port), *options]
+    return server_process(command, f"http://{HOST}:{port}", "/_sandbox/faults")
+
+
+def _wait_until_up(probe: str, process: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {process.returncode} before it served {endpoint}")
+            raise RuntimeError(f"{process.args[2]} exited with {process.returncode} before it answered {probe}")
         try:
-            requests.get(f"{endpoint}/moto-api/", timeout=1)
+            requests.get(probe, timeout=1)
             return
         except requests.ConnectionError:
-            time.sleep(0.1)
-    raise TimeoutError(f"moto_server did not answer on {endpoint} within {timeout} s")
+            time.sleep(0.05)
+    raise TimeoutError(f"{process.args[2]} did not answer {probe} within {timeout} s")

@@ -22,11 +22,10 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import boto3
-import requests
 
 from lambdas import bootstrap
 from lambdas.logs import MaskingFormatter, logger
@@ -35,41 +34,22 @@ from sparkle_sandbox.server import DEFAULT_PORT as SANDBOX_PORT
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from stacks.config import ENVIRONMENTS
 from tools.emulator import DEFAULT_PORT as EMULATOR_PORT
-from tools.emulator import emulator_environment, moto_server
+from tools.emulator import emulator_environment, moto_server, sandbox_server
 from tools.local_api import InvocationLogHandler, LocalApi, TokenBucket
 from tools.terraform import TerraformWorkspace
 
 REPO = Path(__file__).resolve().parent.parent
-API_PORT = 3000
 READY = "ready:"  # the line that says the stack is up (the tests wait for it)
+# Each listener: the variable that overrides its port, and its default port.
+PORTS = {
+    "api": ("PAYMENTS_API_PORT", 3000),
+    "sandbox": ("SPARKLE_PORT", SANDBOX_PORT),
+    "emulator": ("PAYMENTS_EMULATOR_PORT", EMULATOR_PORT),
+}
 
 
 def ports() -> dict[str, int]:
-    return {
-        "api": int(os.environ.get("PAYMENTS_API_PORT", API_PORT)),
-        "sandbox": int(os.environ.get("SPARKLE_PORT", SANDBOX_PORT)),
-        "emulator": int(os.environ.get("PAYMENTS_EMULATOR_PORT", EMULATOR_PORT)),
-    }
-
-
-@contextmanager
-def sandbox_process(port: int):
-    process = subprocess.Popen([sys.executable, "-m", "sparkle_sandbox", "--port", str(port)], cwd=REPO,
-                               stdout=subprocess.DEVNULL)  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                requests.get(f"{url}/_sandbox/faults", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the Sparkle sandbox could not start on port {port}")
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    return {name: int(os.environ.get(variable, default)) for name, (variable, default) in PORTS.items()}
 
 
 class CloudWatchShipper:
@@ -123,7 +103,7 @@ def main() -> None:
         print(f"terraform state   {state_dir / f'terraform.{config.stack_id}.tfstate'}", flush=True)
         workspace.apply(aws_endpoint_url=endpoint)
         outputs = workspace.outputs()
-        sandbox_url = running.enter_context(sandbox_process(port["sandbox"]))
+        sandbox_url = running.enter_context(sandbox_server(port["sandbox"]))
         print(f"sparkle sandbox   {sandbox_url}", flush=True)
         configure_functions(endpoint, config.region, f"{config.prefix}-{Function.CHARGE.value}", sandbox_url)
         boto3.client("secretsmanager").put_secret_value(SecretId=outputs["gateway_secret_id"],

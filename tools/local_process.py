@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 
 from tools.emulator import EMULATOR_CREDENTIALS, free_port
-from tools.local import READY
+from tools.local import PORTS, READY
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 600
@@ -21,11 +21,11 @@ START_TIMEOUT = 600
 
 class LocalProcess:
     def __init__(self, ports: dict[str, int] | None = None, **environment: str) -> None:
-        self.ports = ports or {name: free_port() for name in ("PAYMENTS_API_PORT", "SPARKLE_PORT", "PAYMENTS_EMULATOR_PORT")}
+        """``ports``: the port of each listener by the variable that sets it (default: free ports)."""
+        self.ports = ports or {variable: free_port() for variable, _ in PORTS.values()}
         self.environment = environment
-        self.api = f"http://127.0.0.1:{self.ports['PAYMENTS_API_PORT']}"
-        self.sandbox = f"http://127.0.0.1:{self.ports['SPARKLE_PORT']}"
-        self.emulator = f"http://127.0.0.1:{self.ports['PAYMENTS_EMULATOR_PORT']}"
+        url = {name: f"http://127.0.0.1:{self.ports[variable]}" for name, (variable, _) in PORTS.items()}
+        self.api, self.sandbox, self.emulator = url["api"], url["sandbox"], url["emulator"]
         self.output: list[str] = []
         self.process: subprocess.Popen | None = None
 

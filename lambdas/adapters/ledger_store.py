@@ -8,6 +8,8 @@ read in (optimistic conditions), so two writers cannot both settle one payment.
 import json
 from datetime import datetime, timezone
 
+from botocore.exceptions import ClientError
+
 from lambdas.adapters.dynamo import from_item, put_new, to_item, update
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.domain.cards import MaskedCard
@@ -182,3 +184,13 @@ class LedgerStore:
     def write(self, parts: list[dict]) -> None:
         """All parts, or none (raises ``TransactionCanceledException``)."""
         self.client.transact_write_items(TransactItems=parts)
+
+    def write_unless_raced(self, parts: list[dict]) -> bool:
+        """All parts, or none: False when a condition failed because another writer got there first."""
+        try:
+            self.write(parts)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                return False
+            raise

@@ -28,12 +28,13 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){11,18}\d(?!\d)")
+# A run of 12–19 digits, spaced or dashed or not: the shape of a card number.
+DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){11,18}\d(?!\d)")
 
 
 def contains_card_number(text: str) -> bool:
     """True when free text holds what could be a card number (a Luhn-valid run of 12–19 digits)."""
-    return any(luhn_valid(re.sub(r"[ -]", "", m.group(0))) for m in _DIGIT_RUN.finditer(text))
+    return any(luhn_valid(re.sub(r"[ -]", "", m.group(0))) for m in DIGIT_RUN.finditer(text))
 
 
 def refuse_card_numbers(text: str, param: str) -> None:
