@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from lambdas.logs import MaskingFormatter
+from lambdas.logs import MaskingFormatter, mask_card_data
 from tests.events import body_of, invoke
 from tests.leaks import TEST_CVCS, TEST_PANS, card_data_in, card_data_in_item
 
@@ -41,6 +41,22 @@ def test_an_accidental_log_line_is_masked_before_it_is_written():
     written = stream.getvalue()
     assert json.loads(written)["message"].startswith("charging [masked]")
     assert card_data_in(written) == []
+
+
+@pytest.mark.parametrize("identifier", [
+    "299846f3-7dc7-488a-a123-456789012345",  # a request id whose digits run across its last dash
+    "7817c716-c275-487d-1234-567890123456",  # and one whose last two groups are all digits
+    "pay_4242424242424242abcdef01",
+    "Root=1-5759e988-123456789012345678901234",
+])  # fmt: skip
+def test_masking_leaves_identifiers_whole_so_a_line_can_be_traced(identifier):
+    assert mask_card_data(f'{{"request_id": "{identifier}"}}') == f'{{"request_id": "{identifier}"}}'
+
+
+@pytest.mark.parametrize("text", ["4242424242424242", "card 4242 4242 4242 4242.", "pan=5555-5555-5555-4444",
+                                  '{"number": "378282246310005"}', "pan_6011111111111117"])  # fmt: skip
+def test_masking_catches_a_standalone_card_number(text):
+    assert "[masked]" in mask_card_data(text) and card_data_in(mask_card_data(text)) == []
 
 
 def test_every_test_card_through_every_route_leaves_no_trace(aws_env, sandbox):

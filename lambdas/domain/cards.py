@@ -29,7 +29,8 @@ def luhn_valid(digits: str) -> bool:
 
 
 # A run of 12–19 digits, spaced or dashed or not: the shape of a card number.
-DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){11,18}\d(?!\d)")
+DIGIT_RUN_SHAPE = r"(?:\d[ -]?){11,18}\d"
+DIGIT_RUN = re.compile(rf"(?<!\d){DIGIT_RUN_SHAPE}(?!\d)")
 
 
 def contains_card_number(text: str) -> bool:
