@@ -172,9 +172,8 @@ def test_throttling_answers_429_in_the_contract_shape(local):
     capacity = throttling.burst_limit + throttling.rate_limit * (time.monotonic() - started)
     throttled = [r for r in responses if r.status_code == 429]
     assert all(r.status_code in (400, 429) for r in responses)
-    assert len(responses) - len(throttled) <= capacity
     assert len(responses) > capacity, f"{len(responses)} requests did not outpace the bucket ({capacity:.0f})"
-    assert len(throttled) >= len(responses) - capacity
+    assert len(responses) - len(throttled) <= capacity  # so at least the excess was refused
     error_of(throttled[0], 429, "rate_limit_error")
     time.sleep(throttling.burst_limit / throttling.rate_limit)  # leave a full bucket to the tests after
 
