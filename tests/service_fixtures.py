@@ -12,25 +12,12 @@ from moto import mock_aws
 
 from lambdas import bootstrap
 from lambdas.logs import MaskingFormatter, logger
-from lambdas.storage_schema import IDEMPOTENCY, LEDGER, TableSchema
-from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from tests.leaks import card_data_in, card_data_in_item
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
+from tools.function_resources import provision
 
 REGION = "us-east-1"
 SLOW_CARD_DELAY = 3.0  # seconds; the client's read timeout in tests is shorter
-
-
-def create_table(client, name: str, schema: TableSchema) -> None:
-    indexes = [{"IndexName": i.name, "KeySchema": i.key_schema, "Projection": {"ProjectionType": "ALL"}}
-               for i in schema.indexes]  # fmt: skip
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=schema.key_schema,
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in schema.key_attributes],
-        **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
-    )
 
 
 @pytest.fixture(scope="session")
@@ -81,23 +68,12 @@ def aws_env(sandbox, monkeypatch, captured_logs):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        suffix = uuid.uuid4().hex[:6]
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        kms = boto3.client("kms", region_name=REGION)
-        env = {
-            "LEDGER_TABLE": f"ledger-{suffix}",
-            "IDEMPOTENCY_TABLE": f"idempotency-{suffix}",
-            "VAULT_KEY_ID": kms.create_key()["KeyMetadata"]["Arn"],
-            "FINGERPRINT_KEY_ID": kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"],
-            "GATEWAY_SECRET_ID": boto3.client("secretsmanager", region_name=REGION).create_secret(
-                Name=f"sparkle-{suffix}", SecretString=DEFAULT_SECRET_KEY)["ARN"],
-            "GATEWAY_BASE_URL": sandbox.url,
+        env = provision(sandbox.url, suffix=uuid.uuid4().hex[:6]) | {
             "GATEWAY_READ_TIMEOUT": "1",
             "PAYMENT_RULES": json.dumps({"velocity_per_hour": 5, "max_amount": {"USD": 1_000_000},
                                          "blocked_fingerprints": []}),
         }  # fmt: skip
-        create_table(dynamodb, env["LEDGER_TABLE"], LEDGER)
-        create_table(dynamodb, env["IDEMPOTENCY_TABLE"], IDEMPOTENCY)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         bootstrap.service.cache_clear()

@@ -58,28 +58,15 @@ def bench_calls() -> None:
 
     sys.path.insert(0, str(REPO))
     from lambdas import bootstrap
-    from sparkle_sandbox.server import DEFAULT_SECRET_KEY
-    from tests.service_fixtures import REGION, create_table
     from tools.api_events import api_event, invoke
-    from lambdas.storage_schema import IDEMPOTENCY, LEDGER
     from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
+    from tools.function_resources import provision
 
-    os.environ.update(EMULATOR_CREDENTIALS | {"AWS_DEFAULT_REGION": REGION})
+    os.environ.update(EMULATOR_CREDENTIALS | {"AWS_DEFAULT_REGION": "us-east-1"})
     calls: Counter = Counter()
     with sandbox_server(free_port()) as sandbox_url, mock_aws():
-        kms = boto3.client("kms", region_name=REGION)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_table(dynamodb, "ledger", LEDGER)
-        create_table(dynamodb, "idempotency", IDEMPOTENCY)
-        os.environ.update({
-            "LEDGER_TABLE": "ledger", "IDEMPOTENCY_TABLE": "idempotency",
-            "VAULT_KEY_ID": kms.create_key()["KeyMetadata"]["Arn"],
-            "FINGERPRINT_KEY_ID": kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"],
-            "GATEWAY_SECRET_ID": boto3.client("secretsmanager", region_name=REGION).create_secret(
-                Name="sparkle", SecretString=DEFAULT_SECRET_KEY)["ARN"],
-            "GATEWAY_BASE_URL": sandbox_url,
-            "PAYMENT_RULES": json.dumps({"velocity_per_hour": 20}),
-        })  # fmt: skip
+        rules = {"velocity_per_hour": 20}
+        os.environ.update(provision(sandbox_url, suffix="bench") | {"PAYMENT_RULES": json.dumps(rules)})
         bootstrap.service.cache_clear()
         tokens = [_ok(invoke(api_event("POST", "/tokens", {"card": {"number": luhn_number(n), "exp_month": 12,
                                                                       "exp_year": 2030}})))["token"]

@@ -1,0 +1,37 @@
+"""What the functions need in AWS, made with boto3 wherever it points (moto in process,
+for the service tests and `make bench`; the deployed stack makes the real ones)."""
+
+import boto3
+
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER, TableSchema
+from sparkle_sandbox.server import DEFAULT_SECRET_KEY
+
+
+def _create_table(client, name: str, schema: TableSchema) -> None:
+    indexes = [{"IndexName": i.name, "KeySchema": i.key_schema, "Projection": {"ProjectionType": "ALL"}}
+               for i in schema.indexes]  # fmt: skip
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=schema.key_schema,
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in schema.key_attributes],
+        **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
+    )
+
+
+def provision(gateway_url: str, suffix: str) -> dict[str, str]:
+    """Both tables, the vault and fingerprint keys and the gateway secret; returns the functions'
+    environment naming them (rules and timeouts are the caller's)."""
+    dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
+    env = {
+        "LEDGER_TABLE": f"ledger-{suffix}",
+        "IDEMPOTENCY_TABLE": f"idempotency-{suffix}",
+        "VAULT_KEY_ID": kms.create_key()["KeyMetadata"]["Arn"],
+        "FINGERPRINT_KEY_ID": kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"],
+        "GATEWAY_SECRET_ID": boto3.client("secretsmanager").create_secret(
+            Name=f"sparkle-{suffix}", SecretString=DEFAULT_SECRET_KEY)["ARN"],
+        "GATEWAY_BASE_URL": gateway_url,
+    }  # fmt: skip
+    _create_table(dynamodb, env["LEDGER_TABLE"], LEDGER)
+    _create_table(dynamodb, env["IDEMPOTENCY_TABLE"], IDEMPOTENCY)
+    return env
