@@ -21,6 +21,7 @@ from lambdas.presenters import error_body, ledger_body, payment_body, refund_bod
 
 VELOCITY_WINDOW = timedelta(hours=1)
 WRITE_RETRIES = 3
+GATEWAY_FAILURES = (GatewayOutcomeUnknown, GatewayUnavailable, GatewayRejected)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class PaymentService:
         if record.state is State.COMPLETED:
             return Answer(record.response_status, self._open_answer(record), replayed=True), record
         if record.state is State.IN_PROGRESS and not record.abandoned(self.clock().timestamp()):
-            raise IdempotencyConflict(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress.")
+            raise _key_in_use()
         return None, record
 
     def _seal_answer(self, record_id: str, body: dict) -> str:
@@ -105,7 +106,16 @@ class PaymentService:
         answer, record = self._previous(idem)
         if answer:
             return answer
-        raise IdempotencyConflict(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress.")
+        raise _key_in_use()
+
+    def _completion(self, idem: Idempotency, answer: Answer) -> dict:
+        """Transaction part storing ``answer`` for replays of ``idem``."""
+        return self.idempotency.complete(idem.record_id, answer.status, self._seal_answer(idem.record_id, answer.body))
+
+    def _claim_completed(self, idem: Idempotency, resource_id: str, answer: Answer) -> dict:
+        """Transaction part taking ``idem`` with ``answer`` already stored (the request made no outside call)."""
+        return self.idempotency.claim_completed(idem.record_id, idem.body_hash, resource_id, answer.status,
+                                                self._seal_answer(idem.record_id, answer.body))  # fmt: skip
 
     # -- tokens -------------------------------------------------------------------
 
@@ -125,8 +135,7 @@ class PaymentService:
         if idem is None:
             self.store.write(parts)
             return answer
-        parts.append(self.idempotency.claim_completed(idem.record_id, idem.body_hash, token_id, 201,
-                                                      self._seal_answer(idem.record_id, answer.body)))  # fmt: skip
+        parts.append(self._claim_completed(idem, token_id, answer))
         return self._write_first(parts, idem) or answer
 
     # -- payments -----------------------------------------------------------------
@@ -153,9 +162,7 @@ class PaymentService:
             declined = payment.decline("rule_blocked")
             message = f"The payment was blocked by rule '{violation}'."
             answer = Answer(402, self._declined(declined, request_id, message))
-            parts = [self.store.new_payment(declined),
-                     self.idempotency.claim_completed(idem.record_id, idem.body_hash, payment.id, 402,
-                                                      self._seal_answer(idem.record_id, answer.body))]  # fmt: skip
+            parts = [self.store.new_payment(declined), self._claim_completed(idem, payment.id, answer)]
             return self._write_first(parts, idem) or answer
         parts = [self.store.new_payment(payment), self.idempotency.claim(idem.record_id, idem.body_hash, payment.id)]
         lost_race = self._write_first(parts, idem)
@@ -179,38 +186,42 @@ class PaymentService:
     def _charge(self, payment: Payment, card: Card, request_id: str, idem: Idempotency) -> Answer:
         try:
             charge = self.gateway.charge(payment.id, payment.amount, payment.currency, card, idempotency_key=payment.id)
-        except (GatewayOutcomeUnknown, GatewayUnavailable, GatewayRejected) as error:
-            self.idempotency.release(idem.record_id)
-            raise GatewayFailed(payment.id, timed_out=isinstance(error, GatewayOutcomeUnknown)) from None
+        except GATEWAY_FAILURES as error:
+            raise self._gateway_failed(payment.id, error, idem) from None
         return self._settle(payment, charge, request_id, idem)
+
+    def _gateway_failed(self, payment_id: str, error: Exception, idem: Idempotency) -> GatewayFailed:
+        """The error to raise when the gateway failed; the key is released so a retry can try again."""
+        self.idempotency.release(idem.record_id)
+        return GatewayFailed(payment_id, timed_out=isinstance(error, GatewayOutcomeUnknown))
 
     def _settle(self, payment: Payment, charge: Charge, request_id: str, idem: Idempotency | None) -> Answer:
         """Record the gateway's answer: the payment's new state, its entries and the reply, at once."""
         if charge.status == "succeeded":
             settled, entries = payment.succeed(charge.id, self.clock())
-            answer = Answer(201, payment_body(settled))
         else:
             settled, entries = payment.decline(charge.decline_code or "generic_decline", charge.id), []
-            answer = Answer(402, self._declined(settled, request_id, "The card was declined."))
+        answer = self._settled_answer(settled, request_id)
         parts = [self.store.change_payment(payment, settled), *self.store.new_entries(entries)]
         if idem:
-            parts.append(self.idempotency.complete(idem.record_id, answer.status, self._seal_answer(idem.record_id, answer.body)))
+            parts.append(self._completion(idem, answer))
         if self.store.write_unless_raced(parts):
             return answer
         current = self.store.get_payment(payment.id)
         if current is None or current.status is Status.PENDING:
             raise RuntimeError(f"payment {payment.id} could not be settled")
-        return self._answer_settled(current, request_id, idem)  # reconciliation got there first
+        return self._answer_settled_elsewhere(current, request_id, idem)  # reconciliation got there first
 
-    def _answer_settled(self, payment: Payment, request_id: str, idem: Idempotency | None) -> Answer:
-        """The answer for a payment already settled elsewhere, stored for replays."""
+    def _settled_answer(self, payment: Payment, request_id: str) -> Answer:
         if payment.status is Status.DECLINED:
-            answer = Answer(402, self._declined(payment, request_id, "The card was declined."))
-        else:
-            answer = Answer(201, payment_body(payment))
+            return Answer(402, self._declined(payment, request_id, "The card was declined."))
+        return Answer(201, payment_body(payment))
+
+    def _answer_settled_elsewhere(self, payment: Payment, request_id: str, idem: Idempotency | None) -> Answer:
+        """The answer for a payment already settled elsewhere, stored for replays."""
+        answer = self._settled_answer(payment, request_id)
         if idem:
-            self.store.write([self.idempotency.complete(idem.record_id, answer.status,
-                                                        self._seal_answer(idem.record_id, answer.body))])  # fmt: skip
+            self.store.write([self._completion(idem, answer)])
         return answer
 
     def _resume_payment(self, record: Record, command: PaymentCommand, request_id: str, idem: Idempotency) -> Answer:
@@ -222,9 +233,8 @@ class PaymentService:
         if payment.status is Status.PENDING:
             try:
                 charge = self.gateway.find_charge(payment.id)
-            except (GatewayOutcomeUnknown, GatewayUnavailable, GatewayRejected) as error:
-                self.idempotency.release(idem.record_id)
-                raise GatewayFailed(payment.id, timed_out=isinstance(error, GatewayOutcomeUnknown)) from None
+            except GATEWAY_FAILURES as error:
+                raise self._gateway_failed(payment.id, error, idem) from None
             if charge is None:
                 card, _ = self._resolve_source(command)
                 return self._charge(payment, card, request_id, idem)
@@ -232,7 +242,7 @@ class PaymentService:
         if payment.status is Status.FAILED:
             self.idempotency.release(idem.record_id)
             raise GatewayFailed(payment.id, timed_out=False)
-        return self._answer_settled(payment, request_id, idem)  # by reconciliation, perhaps refunded since
+        return self._answer_settled_elsewhere(payment, request_id, idem)  # by reconciliation, perhaps refunded since
 
     def _declined(self, payment: Payment, request_id: str, message: str) -> dict:
         return error_body("card_error", "card_declined", message, request_id, decline_code=payment.decline_code,
@@ -258,14 +268,12 @@ class PaymentService:
             self.idempotency.forget(idem.record_id)
             raise InvalidRequest("The gateway refused the refund amount.", "amount", "amount_too_large") from None
         except (GatewayOutcomeUnknown, GatewayUnavailable) as error:
-            self.idempotency.release(idem.record_id)
-            raise GatewayFailed(payment_id, timed_out=isinstance(error, GatewayOutcomeUnknown)) from None
+            raise self._gateway_failed(payment_id, error, idem) from None
         for _ in range(WRITE_RETRIES):  # another refund may have moved the payment since it was read
             refunded, refund, entries = payment.refund(refund_id, amount, self.clock(), gateway_refund_id)
             answer = Answer(201, refund_body(refund))
             parts = [self.store.change_payment(payment, refunded), self.store.new_refund(refund),
-                     *self.store.new_entries(entries),
-                     self.idempotency.complete(idem.record_id, 201, self._seal_answer(idem.record_id, answer.body))]  # fmt: skip
+                     *self.store.new_entries(entries), self._completion(idem, answer)]
             if self.store.write_unless_raced(parts):
                 return answer
             payment = self._payment(payment_id, with_metadata=False)
@@ -305,3 +313,8 @@ class PaymentService:
             else:
                 counts["still_pending"] += 1
         return counts
+
+
+def _key_in_use() -> IdempotencyConflict:
+    message = "A request with this Idempotency-Key is still in progress."
+    return IdempotencyConflict(409, "idempotency_key_in_use", message)
