@@ -103,20 +103,14 @@ class LedgerStore:
         return [from_item(item)[PK].removeprefix(Partition.PAYMENT.value) for item in response["Items"]]
 
     def entries(self, payment_id: str) -> list[Entry]:
-        items, start = [], None
-        while True:
-            page = self.client.query(
-                TableName=self.table,
-                KeyConditionExpression="#pk = :pk",
-                ExpressionAttributeNames={"#pk": PK},
-                ExpressionAttributeValues=to_item({":pk": Partition.LEDGER.key(payment_id)}),
-                ConsistentRead=True,
-                **({"ExclusiveStartKey": start} if start else {}),
-            )
-            items += [from_item(item) for item in page["Items"]]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table,
+            KeyConditionExpression="#pk = :pk",
+            ExpressionAttributeNames={"#pk": PK},
+            ExpressionAttributeValues=to_item({":pk": Partition.LEDGER.key(payment_id)}),
+            ConsistentRead=True,
+        )
+        items = [from_item(item) for page in pages for item in page["Items"]]
         return [
             Entry(v["id"], payment_id, v["account"], Direction(v["direction"]), int(v["amount"]), v["currency"],
                   parse_iso(v["created_at"]), v.get("refund_id"))  # fmt: skip
