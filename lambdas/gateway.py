@@ -1,5 +1,6 @@
-"""The card gateway as the service sees it: a charge, a refund, a lookup, and
-what can go wrong. ``lambdas.adapters.sparkle`` implements it over HTTP."""
+"""The card gateway as the service sees it: a charge, a refund, lookups by
+reference, and what can go wrong. ``lambdas.adapters.sparkle`` implements it
+over HTTP; ``tests.fakes.FakeGateway`` in memory."""
 
 from dataclasses import dataclass
 from typing import Protocol
@@ -10,28 +11,52 @@ from lambdas.domain.cards import Card
 @dataclass(frozen=True)
 class Charge:
     id: str
-    status: str  # "succeeded" | "declined"
+    status: str  # "succeeded" | "declined" (any other status is a GatewayInvalidAnswer)
     decline_code: str | None
     amount: int
     currency: str
     reference: str
 
 
-class GatewayUnavailable(Exception):
-    """The gateway answered with a failure: nothing is known to be charged."""
+@dataclass(frozen=True)
+class GatewayRefund:
+    id: str
+    charge_id: str
+    amount: int
+    status: str  # "succeeded"
+    reference: str
 
 
-class GatewayOutcomeUnknown(Exception):
-    """The request may have reached the gateway, but no answer came back."""
+class GatewayError(Exception):
+    """Anything but a usable answer: the service answers 502/504 and leaves the object pending."""
 
 
-class GatewayRejected(Exception):
-    """The gateway refused the request (4xx): retrying the same request cannot help."""
+class GatewayUnavailable(GatewayError):
+    """The gateway answered with a failure (5xx, 401/403/404/429, a redirect): nothing is known to have happened."""
+
+
+class GatewayOutcomeUnknown(GatewayError):
+    """The request may have reached the gateway, but no answer came back in time."""
+
+
+class GatewayInvalidAnswer(GatewayError):
+    """The gateway answered, but not with something that can be booked: bad JSON, missing fields, an unknown
+    status, or an amount, currency or reference that differs from the request. What happened is unknown."""
+
+
+class GatewayRejected(GatewayError):
+    """The gateway refused the request itself (400): sending the same request again cannot help."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
+        super().__init__(f"{status} {code}")
         self.status = status
         self.code = code
+        self.message = message
+
+    @property
+    def amount_refused(self) -> bool:
+        """The refused field was the amount (more than is left to refund)."""
+        return self.code == "amount_too_large"
 
 
 class Gateway(Protocol):
@@ -39,4 +64,6 @@ class Gateway(Protocol):
 
     def find_charge(self, reference: str) -> Charge | None: ...
 
-    def refund(self, charge_id: str, amount: int, idempotency_key: str) -> str: ...
+    def refund(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> GatewayRefund: ...
+
+    def find_refund(self, reference: str) -> GatewayRefund | None: ...

@@ -1,0 +1,25 @@
+"""The time a request has left, so that every request is answered before the
+function's timeout (and so before API Gateway's 29 s).
+
+The edge starts the clock from the Lambda context's remaining time, less
+``WRITE_RESERVE_SECONDS`` for recording the outcome after the gateway gives up;
+the gateway client never starts or waits on an attempt past it."""
+
+import math
+import time
+from contextvars import ContextVar
+
+# Kept back from the function's remaining time: the writes that record a 504 and the response itself.
+WRITE_RESERVE_SECONDS = 2.0
+
+_deadline: ContextVar[float] = ContextVar("deadline", default=math.inf)
+
+
+def start(remaining_seconds: float, clock=time.monotonic) -> None:
+    """This request must be answered within ``remaining_seconds`` (from the Lambda context)."""
+    _deadline.set(clock() + remaining_seconds - WRITE_RESERVE_SECONDS)
+
+
+def remaining(clock=time.monotonic) -> float:
+    """Seconds left for outside calls (``math.inf`` outside a request)."""
+    return _deadline.get() - clock()
