@@ -1,6 +1,7 @@
 """The card gateway as the service sees it: a charge, a refund, lookups by
 reference, and what can go wrong. ``lambdas.adapters.sparkle`` implements it
-over HTTP; ``tests.fakes.FakeGateway`` in memory."""
+over HTTP; ``tests.fakes_gateway.FakeGateway`` in memory, held to the same behaviour by
+``tests/test_gateway_contract.py``."""
 
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,11 +33,14 @@ class GatewayError(Exception):
 
 
 class GatewayUnavailable(GatewayError):
-    """The gateway answered with a failure (5xx, 401/403/404/429, a redirect): nothing is known to have happened."""
+    """The gateway answered with a failure (5xx, 401/403/404/429, a redirect), could not be reached, or no time was
+    left to try: nothing is known to have happened."""
 
 
 class GatewayOutcomeUnknown(GatewayError):
-    """The request may have reached the gateway, but no answer came back in time."""
+    """The request may have reached the gateway, but no answer came back in time (or the key is still in flight,
+    409, or was first used with another body, 422): settle it by looking it up by reference, never by sending it
+    again with another key."""
 
 
 class GatewayInvalidAnswer(GatewayError):

@@ -1,8 +1,9 @@
 """Sandbox server. Binds 127.0.0.1 only; never logs a card number.
 
 Sandbox-only control routes (no auth, loopback only):
-``GET/POST /_sandbox/faults`` reads or sets latency, error and drop rates;
-``GET /_sandbox/charges`` lists every charge; ``POST /_sandbox/reset`` clears all.
+``GET/POST /_sandbox/faults`` reads or sets the faults (``Faults``);
+``GET /_sandbox/charges`` and ``GET /_sandbox/refunds`` list everything;
+``POST /_sandbox/reset`` clears all and restores the faults given at start.
 """
 
 import hashlib
@@ -11,7 +12,7 @@ import random
 import secrets
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +20,7 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 4010
 DEFAULT_SECRET_KEY = "sk_test_sandbox"
 
+SUCCEEDING_CARDS = ("4242424242424242", "5555555555554444", "378282246310005")
 DECLINES = {
     "4000000000000002": "generic_decline",
     "4000000000009995": "insufficient_funds",
@@ -27,13 +29,21 @@ DECLINES = {
 }
 PROCESSING_ERROR_CARD = "4000000000000119"
 SLOW_CARD = "4000000000003220"
+SLOW_REFUND_AMOUNT = 3220  # a refund of exactly this is processed, but answered only after the slow delay
+GARBAGE = b"<html><body>Upstream answered nothing useful</body></html>"
 
 
 @dataclass
 class Faults:
-    latency_ms: int = 0
-    error_rate: float = 0.0  # answered 503 before anything is processed
-    drop_rate: float = 0.0  # processed, then the connection closes without an answer
+    """Each rate is the share of API requests (``/v1/...``) that meet the fault."""
+
+    latency_ms: int = 0  # waited before anything is processed
+    error_rate: float = 0.0  # answered 503, nothing processed
+    redirect_rate: float = 0.0  # answered 302 to ``redirect_to``, nothing processed
+    redirect_to: str = "http://127.0.0.1:9/v1/charges"
+    drop_rate: float = 0.0  # POSTs: processed (or replayed), then the connection closes without an answer
+    garbage_rate: float = 0.0  # POSTs: processed (or replayed), then answered 200 with a body that is not JSON
+    slow_rate: float = 0.0  # POSTs: processed at once, answered only after the slow delay (as the slow test card)
 
 
 class _Idempotent:
@@ -45,10 +55,11 @@ class _Idempotent:
 
 
 class Sandbox:
-    def __init__(self, secret_key: str, faults: Faults, slow_card_delay: float) -> None:
+    def __init__(self, secret_key: str, faults: Faults, slow_delay: float) -> None:
         self.secret_key = secret_key
+        self.initial_faults = replace(faults)
         self.faults = faults
-        self.slow_card_delay = slow_card_delay
+        self.slow_delay = slow_delay
         self.lock = threading.Lock()
         self.charges: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
@@ -59,29 +70,35 @@ class Sandbox:
             self.charges.clear()
             self.refunds.clear()
             self.idempotency.clear()
+            self.faults = replace(self.initial_faults)
+
+    def meets(self, rate: float) -> bool:
+        return random.random() < rate
 
     # -- idempotency ----------------------------------------------------------
 
-    def begin(self, route: str, key: str, body: dict) -> tuple[int, dict] | None:
-        """None when the request should run; else the answer to give instead."""
+    def begin(self, route: str, key: str, body: dict) -> tuple[_Idempotent | None, tuple[int, dict] | None]:
+        """(the new record, None) when the request should run; else (None, the answer to give instead)."""
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         with self.lock:
             record = self.idempotency.get((route, key))
             if record is None:
-                self.idempotency[(route, key)] = _Idempotent(digest)
-                return None
+                record = self.idempotency[(route, key)] = _Idempotent(digest)
+                return record, None
             if record.digest != digest:
-                return 422, _error("idempotency_mismatch", "This key was used with a different body.")
+                return None, (422, _error("idempotency_mismatch", "This key was used with a different body."))
             if record.answer is None:
-                return 409, _error("idempotency_in_flight", "A request with this key is in flight.")
-            return record.answer
+                return None, (409, _error("idempotency_in_flight", "A request with this key is in flight."))
+            return None, record.answer
 
-    def finish(self, route: str, key: str, status: int, body: dict) -> None:
+    def finish(self, route: str, key: str, record: _Idempotent, status: int, body: dict) -> None:
         with self.lock:
+            if self.idempotency.get((route, key)) is not record:  # reset while this request ran
+                return
             if status >= 500:  # not stored: a retry runs again
-                self.idempotency.pop((route, key), None)
+                del self.idempotency[(route, key)]
             else:
-                self.idempotency[(route, key)].answer = (status, body)
+                record.answer = (status, body)
 
     # -- operations -----------------------------------------------------------
 
@@ -100,36 +117,57 @@ class Sandbox:
             "status": "declined" if decline else "succeeded",
             "decline_code": decline,
             "amount": body["amount"],
+            "amount_refunded": 0,
             "currency": body["currency"].upper(),
             "reference": body["reference"],
             "created": int(time.time()),
-            "amount_refunded": 0,
             "last4": number[-4:],
         }
         with self.lock:
             self.charges[charge["id"]] = charge
-        delay = self.slow_card_delay if number == SLOW_CARD else 0
-        return 200, _public(charge), delay
+            answer = _public(charge)
+        return 200, answer, self.slow_delay if number == SLOW_CARD else 0
 
-    def refund(self, body: dict) -> tuple[int, dict]:
-        amount = body.get("amount")
+    def refund(self, body: dict) -> tuple[int, dict, float]:
+        """(status, body, seconds to wait before answering)."""
+        amount, reference = body.get("amount"), body.get("reference")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            return 400, _error("invalid_request", "amount must be a positive integer"), 0
+        if not isinstance(reference, str) or not reference:
+            return 400, _error("invalid_request", "reference is required"), 0
         with self.lock:
             charge = self.charges.get(body.get("charge"))
             if charge is None or charge["status"] != "succeeded":
-                return 400, _error("invalid_request", "No succeeded charge with that id.")
+                return 400, _error("invalid_request", "No succeeded charge with that id."), 0
             left = charge["amount"] - charge["amount_refunded"]
-            if amount is None:
-                amount = left
-            if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= left:
-                return 400, _error("amount_too_large", f"At most {left} can be refunded.")
+            if amount > left:
+                return 400, _error("amount_too_large", f"At most {left} can be refunded."), 0
             charge["amount_refunded"] += amount
-            refund = {"id": f"rf_{secrets.token_hex(12)}", "charge": charge["id"], "amount": amount, "status": "succeeded"}
+            refund = {"id": f"rf_{secrets.token_hex(12)}", "charge": charge["id"], "amount": amount,
+                      "status": "succeeded", "reference": reference, "created": int(time.time())}  # fmt: skip
             self.refunds[refund["id"]] = refund
-        return 200, refund
+        return 200, dict(refund), self.slow_delay if amount == SLOW_REFUND_AMOUNT else 0
+
+    def find(self, kind: str, path: str, query: str) -> tuple[int, dict]:
+        """``GET /v1/{kind}/{id}`` or ``GET /v1/{kind}?reference=…``."""
+        store = self.charges if kind == "charges" else self.refunds
+        with self.lock:
+            if path == f"/v1/{kind}":
+                reference = parse_qs(query).get("reference", [""])[0]
+                return 200, {"data": [_public(item) for item in store.values() if item["reference"] == reference]}
+            item = store.get(path.rsplit("/", 1)[1])
+            if item is None:
+                return 404, _error("not_found", f"No such {kind[:-1]}.")
+            return 200, _public(item)
+
+    def everything(self, kind: str) -> dict:
+        with self.lock:
+            store = self.charges if kind == "charges" else self.refunds
+            return {"data": [_public(item) for item in store.values()]}
 
 
-def _public(charge: dict) -> dict:
-    return {k: v for k, v in charge.items() if k not in {"last4", "amount_refunded"}}
+def _public(item: dict) -> dict:
+    return {k: v for k, v in item.items() if k != "last4"}
 
 
 def _error(code: str, message: str) -> dict:
@@ -150,17 +188,19 @@ def _invalid_charge(body: dict) -> str | None:
 
 
 class Handler(BaseHTTPRequestHandler):
-    sandbox: Sandbox  # set on the class by serve()
+    sandbox: Sandbox  # set on the class by make_server()
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # else a kept-alive client waits ~40 ms for each answer's second segment
 
     def log_message(self, format: str, *args) -> None:  # paths only ever; still, keep stdout quiet
         pass
 
-    def _send(self, status: int, body: dict) -> None:
-        payload = json.dumps(body).encode()
+    def _send(self, status: int, body: dict | bytes, headers: dict | None = None) -> None:
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        content_type = "text/html" if isinstance(body, bytes) else "application/json"
+        for name, value in {"Content-Type": content_type, **(headers or {})}.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -183,50 +223,52 @@ class Handler(BaseHTTPRequestHandler):
         self._send(401, _error("unauthorized", "Missing or wrong secret key."))
         return False
 
-    def _inject_faults(self) -> bool:
-        """Latency and errors; True when the request was answered here."""
+    def _refused_before_processing(self) -> bool:
+        """Auth, latency, errors and redirects; True when the request was answered here."""
+        if not self._authorized():
+            return True
         faults = self.sandbox.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
-        if random.random() < faults.error_rate:
+        if self.sandbox.meets(faults.error_rate):
             self._send(503, _error("unavailable", "Sandbox fault: service unavailable."))
+            return True
+        if self.sandbox.meets(faults.redirect_rate):
+            self._send(302, _error("moved", "Sandbox fault: moved."), {"Location": faults.redirect_to})
             return True
         return False
 
+    def _control(self, method: str, path: str, body: dict | None) -> bool:
+        """The sandbox-only routes; True when the request was one."""
+        sandbox = self.sandbox
+        if path == "/_sandbox/faults" and method == "GET":
+            self._send(200, asdict(sandbox.faults))
+        elif path == "/_sandbox/faults" and body is not None:
+            known = {name: value for name, value in body.items() if name in Faults.__dataclass_fields__}
+            sandbox.faults = replace(sandbox.faults, **known)
+            self._send(200, asdict(sandbox.faults))
+        elif path in ("/_sandbox/charges", "/_sandbox/refunds") and method == "GET":
+            self._send(200, sandbox.everything(path.rsplit("/", 1)[1]))
+        elif path == "/_sandbox/reset" and method == "POST":
+            sandbox.reset()
+            self._send(200, {})
+        else:
+            return False
+        return True
+
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        if url.path == "/_sandbox/faults":
-            return self._send(200, asdict(self.sandbox.faults))
-        if url.path == "/_sandbox/charges":
-            with self.sandbox.lock:
-                return self._send(200, {"data": [_public(c) for c in self.sandbox.charges.values()]})
-        if not self._authorized() or self._inject_faults():
+        if self._control("GET", url.path, None) or self._refused_before_processing():
             return
-        if url.path == "/v1/charges":
-            reference = parse_qs(url.query).get("reference", [""])[0]
-            with self.sandbox.lock:
-                found = [_public(c) for c in self.sandbox.charges.values() if c["reference"] == reference]
-            return self._send(200, {"data": found})
-        if url.path.startswith("/v1/charges/"):
-            with self.sandbox.lock:
-                charge = self.sandbox.charges.get(url.path.rsplit("/", 1)[1])
-            if charge is None:
-                return self._send(404, _error("not_found", "No such charge."))
-            return self._send(200, _public(charge))
+        for kind in ("charges", "refunds"):
+            if url.path == f"/v1/{kind}" or url.path.startswith(f"/v1/{kind}/"):
+                return self._send(*self.sandbox.find(kind, url.path, url.query))
         self._send(404, _error("not_found", "No such route."))
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         body = self._body()
-        if url.path == "/_sandbox/faults" and body is not None:
-            for name, value in body.items():
-                if name in Faults.__dataclass_fields__:
-                    setattr(self.sandbox.faults, name, value)
-            return self._send(200, asdict(self.sandbox.faults))
-        if url.path == "/_sandbox/reset":
-            self.sandbox.reset()
-            return self._send(200, {})
-        if not self._authorized() or self._inject_faults():
+        if self._control("POST", url.path, body) or self._refused_before_processing():
             return
         if body is None:
             return self._send(400, _error("invalid_json", "The body is not a JSON object."))
@@ -235,31 +277,33 @@ class Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Idempotency-Key")
         if not key:
             return self._send(400, _error("idempotency_key_missing", "Idempotency-Key is required."))
-        replay = self.sandbox.begin(url.path, key, body)
+        faults = self.sandbox.faults
+        record, replay = self.sandbox.begin(url.path, key, body)
         if replay:
             status, answer = replay
         else:
-            delay = 0.0
-            if url.path == "/v1/charges":
-                status, answer, delay = self.sandbox.charge(body)
-            else:
-                status, answer = self.sandbox.refund(body)
-            time.sleep(delay)
-            self.sandbox.finish(url.path, key, status, answer)
-        if random.random() < self.sandbox.faults.drop_rate:  # processed (or replayed), answer lost
+            operation = self.sandbox.charge if url.path == "/v1/charges" else self.sandbox.refund
+            status, answer, delay = operation(body)
+            if status == 200 and self.sandbox.meets(faults.slow_rate):
+                delay = self.sandbox.slow_delay
+            time.sleep(delay)  # the object exists meanwhile; a retry with this key gets 409
+            self.sandbox.finish(url.path, key, record, status, answer)
+        if self.sandbox.meets(faults.drop_rate):  # processed (or replayed), answer lost
             return self._drop()
+        if self.sandbox.meets(faults.garbage_rate):
+            return self._send(200, GARBAGE)
         self._send(status, answer)
 
 
-def make_server(port: int, secret_key: str, faults: Faults, slow_card_delay: float) -> ThreadingHTTPServer:
-    handler = type("SandboxHandler", (Handler,), {"sandbox": Sandbox(secret_key, faults, slow_card_delay)})
+def make_server(port: int, secret_key: str, faults: Faults, slow_delay: float) -> ThreadingHTTPServer:
+    handler = type("SandboxHandler", (Handler,), {"sandbox": Sandbox(secret_key, faults, slow_delay)})
     server = ThreadingHTTPServer((HOST, port), handler)
     server.daemon_threads = True
     return server
 
 
-def serve(port: int, secret_key: str, faults: Faults, slow_card_delay: float) -> None:
-    server = make_server(port, secret_key, faults, slow_card_delay)
+def serve(port: int, secret_key: str, faults: Faults, slow_delay: float) -> None:
+    server = make_server(port, secret_key, faults, slow_delay)
     print(f"Sparkle sandbox listening on http://{HOST}:{server.server_port}", flush=True)
     try:
         server.serve_forever()

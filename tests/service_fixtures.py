@@ -41,6 +41,9 @@ class Sandbox:
     def charges(self) -> list[dict]:
         return requests.get(f"{self.url}/_sandbox/charges", timeout=5).json()["data"]
 
+    def refunds(self) -> list[dict]:
+        return requests.get(f"{self.url}/_sandbox/refunds", timeout=5).json()["data"]
+
     def faults(self, **settings) -> None:
         requests.post(f"{self.url}/_sandbox/faults", json=settings, timeout=5)
 

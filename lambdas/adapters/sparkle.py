@@ -1,5 +1,13 @@
-"""Sparkle gateway client (implements ``lambdas.gateway.Gateway``): timeouts, bounded retries that reuse the idempotency
-key, and lookups by reference to settle an answer that was lost."""
+"""Sparkle gateway client (implements ``lambdas.gateway.Gateway``) over HTTP.
+
+- A redirect is never followed: card data goes to the configured base URL only.
+- Every answer is checked against the request before it is believed; one that does not match, or cannot be read,
+  is a ``GatewayInvalidAnswer``, never a decline.
+- Failures that may pass (429, 5xx, 409, a lost connection or answer) are retried with the same idempotency key,
+  with backoff, and only within the request's deadline (``lambdas.deadline``).
+- A ``422`` (this key was used with another body) is ``GatewayOutcomeUnknown``: the first request with the key may
+  have moved money, and only a lookup by reference can say.
+"""
 
 import time
 from dataclasses import dataclass
@@ -8,8 +16,15 @@ from typing import Callable
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from lambdas.domain.cards import Card
-from lambdas.gateway import Charge, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable
+from lambdas import deadline
+from lambdas.domain.cards import Card, contains_card_number
+from lambdas.gateway import (Charge, GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRefund, GatewayRejected,
+                             GatewayUnavailable)  # fmt: skip
+
+# An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
+MIN_ATTEMPT_SECONDS = 0.25
+CHARGE_STATUSES = ("succeeded", "declined")
+REFUND_STATUSES = ("succeeded",)
 
 
 @dataclass(frozen=True)
@@ -34,7 +49,8 @@ class SparkleClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.secret_key = secret_key
-        self.timeout = (connect_timeout, read_timeout)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.retry = retry
         self.session = session or requests.Session()
 
@@ -46,46 +62,94 @@ class SparkleClient:
             "card": {"number": card.number.digits, "exp_month": card.exp_month, "exp_year": card.exp_year,
                      **({"cvc": card.cvc} if card.cvc else {})},
         }  # fmt: skip
-        return _charge(self._post("/v1/charges", body, idempotency_key))
+        charge = _charge(self._send("POST", "/v1/charges", json=body, idempotency_key=idempotency_key), reference)
+        if charge.amount != amount or charge.currency.upper() != currency.upper():
+            raise GatewayInvalidAnswer(f"charge {charge.id} is for {charge.amount} {charge.currency}, "
+                                       f"not the {amount} {currency} asked for")  # fmt: skip
+        return charge
 
     def find_charge(self, reference: str) -> Charge | None:
-        """The charge made for ``reference``, if the gateway has one."""
-        found = self._send("GET", "/v1/charges", params={"reference": reference})["data"]
-        return _charge(found[0]) if found else None
+        """The charge made for ``reference``, if the gateway has one (a succeeded one first: it moved money)."""
+        found = [_charge(item, reference) for item in self._find("/v1/charges", reference)]
+        return next((c for c in found if c.status == "succeeded"), found[0] if found else None)
 
-    def refund(self, charge_id: str, amount: int, idempotency_key: str) -> str:
-        return self._post("/v1/refunds", {"charge": charge_id, "amount": amount}, idempotency_key)["id"]
+    def refund(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> GatewayRefund:
+        body = {"charge": charge_id, "amount": amount, "reference": reference}
+        refund = _refund(self._send("POST", "/v1/refunds", json=body, idempotency_key=idempotency_key), reference)
+        if refund.charge_id != charge_id or refund.amount != amount:
+            raise GatewayInvalidAnswer(f"refund {refund.id} is of {refund.amount} from {refund.charge_id}, "
+                                       f"not of {amount} from {charge_id}")  # fmt: skip
+        return refund
 
-    def _post(self, path: str, body: dict, idempotency_key: str) -> dict:
-        return self._send("POST", path, json=body, headers={"Idempotency-Key": idempotency_key})
+    def find_refund(self, reference: str) -> GatewayRefund | None:
+        """The refund made for ``reference``, if the gateway has one."""
+        found = [_refund(item, reference) for item in self._find("/v1/refunds", reference)]
+        return found[0] if found else None
 
-    def _send(self, method: str, path: str, headers: dict | None = None, **kwargs) -> dict:
-        """Send, retrying transient failures with the same key; raise what is known."""
-        unknown = False  # did an attempt possibly reach the gateway without an answer?
+    def _find(self, path: str, reference: str) -> list:
+        found = self._send("GET", path, params={"reference": reference}).get("data")
+        if not isinstance(found, list):
+            raise GatewayInvalidAnswer(f"lookup of {reference}: no list of results")
+        return found
+
+    def _send(self, method: str, path: str, idempotency_key: str | None = None, **request) -> dict:
+        """Send, retrying what may pass with the same key while time is left; the answer's JSON object, or raise."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        may_have_arrived = False  # did an attempt possibly reach the gateway without a usable answer?
         delays = self.retry.delays()
+        failures = []
         while True:
+            left = deadline.remaining()
+            if left < MIN_ATTEMPT_SECONDS:
+                break
             try:
                 response = self.session.request(
                     method,
                     f"{self.base_url}{path}",
-                    headers={"Authorization": f"Bearer {self.secret_key()}", **(headers or {})},
-                    timeout=self.timeout,
-                    **kwargs,
+                    headers={"Authorization": f"Bearer {self.secret_key()}", **headers},
+                    timeout=(min(self.connect_timeout, left), min(self.read_timeout, left)),
+                    allow_redirects=False,
+                    **request,
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
-                unknown = unknown or not _never_connected(error)
+                never_connected = _never_connected(error)
+                may_have_arrived = may_have_arrived or not never_connected
+                failures.append("no connection" if never_connected else "no answer")
             else:
-                if response.status_code < 300:
-                    return response.json()
-                if response.status_code == 409:  # the first attempt with this key is still running
-                    unknown = True
-                elif response.status_code < 500:
-                    error = _error_of(response)
-                    raise GatewayRejected(response.status_code, error.get("code", ""), error.get("message", ""))
+                status = response.status_code
+                if 200 <= status < 300:
+                    return _json_object(response, f"{method} {path}")
+                if not _may_pass(status):
+                    raise _failure(response, f"{method} {path}")
+                may_have_arrived = may_have_arrived or status == 409  # the first request with the key still runs
+                failures.append(str(status))
             delay = next(delays, None)
-            if delay is None:
-                raise GatewayOutcomeUnknown() if unknown else GatewayUnavailable()
+            if delay is None or deadline.remaining() - delay < MIN_ATTEMPT_SECONDS:
+                break
             time.sleep(delay)
+        summary = f"{method} {path}: {', '.join(failures) or 'no time left to try'}"
+        raise GatewayOutcomeUnknown(summary) if may_have_arrived else GatewayUnavailable(summary)
+
+
+def _may_pass(status: int) -> bool:
+    """Worth another attempt with the same key: in flight (409), throttled (429), or the gateway's own trouble."""
+    return status in (409, 429) or status >= 500
+
+
+def _failure(response: requests.Response, request: str) -> Exception:
+    """What an answer that will not change on retry means."""
+    status = response.status_code
+    if status == 400:
+        error = _error_of(response)
+        code, message = str(error.get("code") or ""), str(error.get("message") or "")
+        if contains_card_number(message):  # the gateway's text may be logged or shown: it must not carry a card
+            message = "(withheld: it held a card number)"
+        return GatewayRejected(status, code, message)
+    if status == 422:
+        return GatewayOutcomeUnknown(f"{request}: 422, the key was used with another body; its outcome is unknown")
+    if 300 <= status < 400:
+        return GatewayUnavailable(f"{request}: {status} redirect, not followed")
+    return GatewayUnavailable(f"{request}: {status}")  # 401/403/404 and the like: configuration, not chance
 
 
 def _never_connected(error: Exception) -> bool:
@@ -96,13 +160,57 @@ def _never_connected(error: Exception) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def _json_object(response: requests.Response, request: str) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise GatewayInvalidAnswer(f"{request}: {response.status_code} without a JSON object")
+    return body
+
+
 def _error_of(response: requests.Response) -> dict:
     try:
-        return response.json().get("error") or {}
-    except ValueError:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
         return {}
+    return error if isinstance(error, dict) else {}
 
 
-def _charge(body: dict) -> Charge:
-    return Charge(body["id"], body["status"], body.get("decline_code"), body["amount"], body["currency"],
-                  body["reference"])  # fmt: skip
+def _field(body: dict, name: str, kind: type | tuple, what: str):
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise GatewayInvalidAnswer(f"{what}: {name} missing or not {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _checked(body, reference: str, statuses: tuple, what: str) -> tuple:
+    """(id, status) of an answer whose fields are all of the right type, whose status is known and whose reference
+    is the one asked for."""
+    found_id, status = _field(body, "id", str, what), _field(body, "status", str, what)
+    if status not in statuses:
+        raise GatewayInvalidAnswer(f"{what} {found_id}: unknown status {status[:40]!r}")
+    if _field(body, "reference", str, what) != reference:
+        raise GatewayInvalidAnswer(f"{what} {found_id}: for another reference than {reference}")
+    return found_id, status
+
+
+def _charge(body, reference: str) -> Charge:
+    charge_id, status = _checked(body, reference, CHARGE_STATUSES, "charge")
+    amount = _field(body, "amount", int, "charge")
+    refunded = _field(body, "amount_refunded", int, "charge")
+    if amount <= 0 or not 0 <= refunded <= amount:
+        raise GatewayInvalidAnswer(f"charge {charge_id}: amounts out of range")
+    decline_code = body.get("decline_code")
+    if decline_code is not None and not isinstance(decline_code, str):
+        raise GatewayInvalidAnswer(f"charge {charge_id}: decline_code not a string")
+    return Charge(charge_id, status, decline_code, amount, _field(body, "currency", str, "charge"), reference)
+
+
+def _refund(body, reference: str) -> GatewayRefund:
+    refund_id, status = _checked(body, reference, REFUND_STATUSES, "refund")
+    amount = _field(body, "amount", int, "refund")
+    if amount <= 0:
+        raise GatewayInvalidAnswer(f"refund {refund_id}: amount out of range")
+    return GatewayRefund(refund_id, _field(body, "charge", str, "refund"), amount, status, reference)

@@ -1,0 +1,311 @@
+"""The Sparkle client on its own: what each answer means, redirects, answer checks and the time budget, against a
+scripted local HTTP server and the sandbox process. Behaviour shared with the fake is in test_gateway_contract.py."""
+
+import contextvars
+import json
+import threading
+import time
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from lambdas import deadline
+from lambdas.adapters.sparkle import MIN_ATTEMPT_SECONDS, RetryPolicy, SparkleClient
+from lambdas.domain.cards import parse_card
+from lambdas.gateway import GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable
+from sparkle_sandbox.server import DEFAULT_SECRET_KEY
+from tools.emulator import free_port
+
+CARD = parse_card("4242424242424242", 12, 2030, date(2026, 11, 26), "card", cvc="737")
+ATTEMPTS = 3
+
+
+def client(url: str, key: str = DEFAULT_SECRET_KEY, read_timeout: float = 1.0, backoff: float = 0.05):
+    return SparkleClient(url, lambda: key, read_timeout=read_timeout,
+                         retry=RetryPolicy(attempts=ATTEMPTS, backoff_seconds=backoff))  # fmt: skip
+
+
+def within(seconds: float, call):
+    """``call()`` inside a request whose deadline is ``seconds`` away (the context is not left changed)."""
+
+    def run():
+        deadline.start(seconds + deadline.WRITE_RESERVE_SECONDS)
+        return call()
+
+    return contextvars.copy_context().run(run)
+
+
+class StubServer:
+    """A local HTTP server that gives scripted answers (the last one repeats) and records every request."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[int, object, dict]] = []
+        self.requests: list[tuple[str, str, str | None]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                pass
+
+            def answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                stub.requests.append((self.command, self.path, self.headers.get("Idempotency-Key")))
+                status, body, headers = stub.answers.pop(0) if len(stub.answers) > 1 else stub.answers[0]
+                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads, self.server.block_on_close = True, False
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+
+    def answer(self, status: int, body: object = None, headers: dict | None = None) -> "StubServer":
+        self.answers.append((status, {} if body is None else body, headers or {}))
+        return self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub():
+    server = StubServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def elsewhere():
+    """Another server, where a redirect would send card data: it must never be called."""
+    server = StubServer().answer(200, {})
+    yield server
+    server.close()
+
+
+def charge_answer(**changes) -> dict:
+    answer = {"id": "ch_1", "status": "succeeded", "decline_code": None, "amount": 1000, "amount_refunded": 0,
+              "currency": "USD", "reference": "pay_1", "created": 1764150000}  # fmt: skip
+    return {**answer, **changes}
+
+
+def refund_answer(**changes) -> dict:
+    return {"id": "rf_1", "charge": "ch_1", "amount": 500, "status": "succeeded", "reference": "re_1", **changes}
+
+
+def charge(url: str, **options):
+    return client(url, **options).charge("pay_1", 1000, "USD", CARD, idempotency_key="k")
+
+
+def refund(url: str):
+    return client(url).refund("ch_1", 500, "re_1", idempotency_key="k")
+
+
+# --- redirects --------------------------------------------------------------------------------
+
+
+def test_a_redirect_from_the_sandbox_is_never_followed(sandbox, elsewhere):
+    sandbox.faults(redirect_rate=1.0, redirect_to=f"{elsewhere.url}/v1/charges")
+    with pytest.raises(GatewayUnavailable, match="redirect"):
+        charge(sandbox.url)
+    assert elsewhere.requests == []
+    assert sandbox.charges() == []
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_no_redirect_is_followed_or_retried(stub, elsewhere, status):
+    stub.answer(status, headers={"Location": f"{elsewhere.url}/v1/charges"})
+    with pytest.raises(GatewayUnavailable):
+        charge(stub.url)
+    assert (len(stub.requests), elsewhere.requests) == (1, [])
+
+
+# --- what each answer means ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code, amount_refused", [("amount_too_large", True), ("invalid_request", False)])
+def test_a_400_is_a_rejection_with_the_gateways_code(stub, code, amount_refused):
+    stub.answer(400, {"error": {"code": code, "message": "No."}})
+    with pytest.raises(GatewayRejected) as refused:
+        refund(stub.url)
+    assert (refused.value.status, refused.value.code, refused.value.message) == (400, code, "No.")
+    assert refused.value.amount_refused is amount_refused
+    assert len(stub.requests) == 1
+
+
+def test_a_card_number_in_the_gateways_message_is_withheld(stub):
+    stub.answer(400, {"error": {"code": "invalid_number", "message": "Card 4242 4242 4242 4242 is not valid"}})
+    with pytest.raises(GatewayRejected) as refused:
+        charge(stub.url)
+    assert "4242" not in refused.value.message and "4242" not in str(refused.value)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_configuration_failures_are_unavailable_and_not_retried(stub, status):
+    stub.answer(status, {"error": {"code": "x", "message": "x"}})
+    with pytest.raises(GatewayUnavailable):
+        charge(stub.url)
+    assert len(stub.requests) == 1
+
+
+def test_a_wrong_secret_key_is_unavailable_and_charges_nothing(sandbox):
+    with pytest.raises(GatewayUnavailable, match="401"):
+        charge(sandbox.url, key="sk_wrong")
+    assert sandbox.charges() == []
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_throttling_and_server_errors_are_retried_then_unavailable(stub, status):
+    stub.answer(status)
+    with pytest.raises(GatewayUnavailable):
+        charge(stub.url)
+    assert len(stub.requests) == ATTEMPTS
+
+
+def test_a_retry_reuses_the_idempotency_key_and_its_answer_counts(stub):
+    stub.answer(429).answer(503).answer(200, charge_answer())
+    assert charge(stub.url).id == "ch_1"
+    assert stub.requests == [("POST", "/v1/charges", "k")] * 3
+
+
+def test_a_key_still_in_flight_is_retried_then_an_unknown_outcome(stub):
+    stub.answer(409, {"error": {"code": "idempotency_in_flight", "message": ""}})
+    with pytest.raises(GatewayOutcomeUnknown):
+        charge(stub.url)
+    assert len(stub.requests) == ATTEMPTS
+
+
+def test_a_key_used_with_another_body_is_an_unknown_outcome_not_a_rejection(stub):
+    stub.answer(422, {"error": {"code": "idempotency_mismatch", "message": ""}})
+    with pytest.raises(GatewayOutcomeUnknown, match="422"):
+        charge(stub.url)
+    assert len(stub.requests) == 1
+
+
+def test_nothing_listening_is_unavailable_not_unknown():
+    with pytest.raises(GatewayUnavailable):
+        charge(f"http://127.0.0.1:{free_port()}")
+
+
+def test_an_answer_that_does_not_come_in_time_is_an_unknown_outcome(sandbox):
+    sandbox.faults(latency_ms=600)
+    with pytest.raises(GatewayOutcomeUnknown):
+        client(sandbox.url, read_timeout=0.2).find_charge("pay_x")
+
+
+# --- every answer is checked before it is believed ---------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    b"<html>not json</html>", [charge_answer()], charge_answer(id=None), charge_answer(status="pending"),
+    charge_answer(status=None), charge_answer(amount="1000"), charge_answer(amount=True), charge_answer(amount=999),
+    charge_answer(currency="EUR"), charge_answer(reference="pay_2"), charge_answer(amount_refunded=1001),
+    charge_answer(decline_code=7), {k: v for k, v in charge_answer().items() if k != "amount_refunded"},
+])  # fmt: skip
+def test_a_charge_answer_that_does_not_match_the_request_is_invalid_never_a_decline(stub, body):
+    stub.answer(200, body)
+    with pytest.raises(GatewayInvalidAnswer):
+        charge(stub.url)
+    assert len(stub.requests) == 1
+
+
+@pytest.mark.parametrize("body", [
+    refund_answer(charge="ch_2"), refund_answer(amount=501), refund_answer(reference="re_2"),
+    refund_answer(status="failed"), refund_answer(id=5), {"error": "nothing"},
+])  # fmt: skip
+def test_a_refund_answer_that_does_not_match_the_request_is_invalid(stub, body):
+    stub.answer(200, body)
+    with pytest.raises(GatewayInvalidAnswer):
+        refund(stub.url)
+
+
+@pytest.mark.parametrize("lookup, body", [
+    ("find_charge", {"data": [charge_answer(reference="pay_2")]}),
+    ("find_refund", {"data": [refund_answer(reference="re_2")]}),
+    ("find_charge", {"data": {"id": "ch_1"}}),
+    ("find_refund", {}),
+])  # fmt: skip
+def test_a_lookup_answer_for_another_reference_or_without_results_is_invalid(stub, lookup, body):
+    stub.answer(200, body)
+    with pytest.raises(GatewayInvalidAnswer):
+        getattr(client(stub.url), lookup)("pay_1" if lookup == "find_charge" else "re_1")
+
+
+def test_a_lookup_prefers_the_charge_that_moved_money(stub):
+    stub.answer(200, {"data": [charge_answer(id="ch_0", status="declined", decline_code="generic_decline"),
+                               charge_answer()]})  # fmt: skip
+    assert client(stub.url).find_charge("pay_1").id == "ch_1"
+
+
+def test_a_garbled_answer_from_the_sandbox_is_invalid_and_the_charge_exists(sandbox):
+    sandbox.faults(garbage_rate=1.0)
+    with pytest.raises(GatewayInvalidAnswer):
+        charge(sandbox.url)
+    assert len(sandbox.charges()) == 1
+
+
+# --- the time budget ------------------------------------------------------------------------------
+
+
+def test_a_slow_gateway_is_given_up_on_within_the_deadline(sandbox):
+    sandbox.faults(latency_ms=2000)
+    started = time.monotonic()
+    with pytest.raises(GatewayOutcomeUnknown):
+        within(1.5, lambda: charge(sandbox.url, read_timeout=1.0))
+    assert time.monotonic() - started < 1.5 + 0.15
+
+
+def test_no_attempt_starts_when_too_little_time_is_left(stub):
+    stub.answer(200, charge_answer())
+    with pytest.raises(GatewayUnavailable):
+        within(MIN_ATTEMPT_SECONDS / 2, lambda: charge(stub.url))
+    assert stub.requests == []
+
+
+def test_no_backoff_is_slept_past_the_deadline(stub):
+    stub.answer(503)
+    started = time.monotonic()
+    with pytest.raises(GatewayUnavailable):
+        within(0.8, lambda: charge(stub.url, backoff=1.0))
+    assert (len(stub.requests), time.monotonic() - started < 0.3) == (1, True)
+
+
+def test_without_a_deadline_the_configured_timeouts_and_attempts_apply(stub):
+    stub.answer(503)
+    with pytest.raises(GatewayUnavailable):
+        charge(stub.url, backoff=0.01)
+    assert len(stub.requests) == ATTEMPTS
+
+
+# --- the sandbox itself ------------------------------------------------------------------------------
+
+
+def test_the_sandbox_lists_and_finds_refunds_and_charges_report_what_was_refunded(sandbox):
+    gateway = client(sandbox.url)
+    made = gateway.charge("pay_r", 1000, "USD", CARD, idempotency_key="pay_r")
+    refund = gateway.refund(made.id, 400, "re_r", idempotency_key="re_r")
+    auth = {"Authorization": f"Bearer {DEFAULT_SECRET_KEY}"}
+    by_id = requests.get(f"{sandbox.url}/v1/refunds/{refund.id}", headers=auth, timeout=5).json()
+    assert (by_id["reference"], by_id["charge"], by_id["amount"]) == ("re_r", made.id, 400)
+    charge_by_id = requests.get(f"{sandbox.url}/v1/charges/{made.id}", headers=auth, timeout=5).json()
+    assert charge_by_id["amount_refunded"] == 400
+    assert [r["id"] for r in sandbox.refunds()] == [refund.id]
+    assert sandbox.charges()[0]["amount_refunded"] == 400 and "last4" not in sandbox.charges()[0]
+
+
+def test_a_sandbox_reset_restores_the_faults_it_started_with(sandbox):
+    sandbox.faults(drop_rate=1.0, garbage_rate=0.5)
+    requests.post(f"{sandbox.url}/_sandbox/reset", timeout=5)
+    faults = requests.get(f"{sandbox.url}/_sandbox/faults", timeout=5).json()
+    assert (faults["drop_rate"], faults["garbage_rate"]) == (0, 0)
