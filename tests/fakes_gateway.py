@@ -1,0 +1,167 @@
+"""An in-memory Sparkle (implements ``lambdas.gateway.Gateway``) with the sandbox's semantics: test cards decide
+outcomes, idempotency keys replay, refunds never exceed what was captured, lookups by reference. Faults are
+scripted per call. ``tests/test_gateway_contract.py`` holds it to the behaviour of ``SparkleClient`` against the
+sandbox process, so a test that passes against the fake says something about the real client."""
+
+import hashlib
+import secrets
+import threading
+from collections import deque
+from enum import Enum
+from typing import Callable
+
+from lambdas.domain.cards import Card
+from lambdas.gateway import (Charge, GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRefund, GatewayRejected,
+                             GatewayUnavailable)  # fmt: skip
+from sparkle_sandbox.server import DECLINES, PROCESSING_ERROR_CARD, SLOW_CARD, SLOW_REFUND_AMOUNT
+
+OPERATIONS = ("charge", "find_charge", "refund", "find_refund")
+
+
+class Fault(Enum):
+    UNAVAILABLE = "unavailable"  # fails before anything is processed (the client's retries all met a 503)
+    LOST = "lost"  # processed (or replayed), the answer lost
+    GARBAGE = "garbage"  # processed (or replayed), answered with something that is not an answer
+    SLOW = "slow"  # processed, answered too late; its key stays in flight until complete_slow_calls()
+
+
+class _Keyed:
+    """One idempotency key: the request's digest and, once answered, the outcome to replay (a result or a
+    GatewayRejected)."""
+
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+        self.in_flight = True
+        self.outcome: object = None
+
+
+class FakeGateway:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._charges: dict[str, Charge] = {}
+        self._refunded: dict[str, int] = {}
+        self._refunds: dict[str, GatewayRefund] = {}
+        self._keys: dict[tuple[str, str], _Keyed] = {}
+        self._slow: list[tuple[_Keyed, object]] = []
+        self._script: dict[str, deque[Fault]] = {operation: deque() for operation in OPERATIONS}
+
+    # -- scripting and assertions ---------------------------------------------
+
+    def fail_next(self, operation: str, *faults: Fault) -> None:
+        """The next calls of ``operation`` meet ``faults``, one each, in order."""
+        with self._lock:
+            self._script[operation].extend(faults)
+
+    def complete_slow_calls(self) -> None:
+        """Time passes: every slow call's answer is finally given, so its key replays from now on."""
+        with self._lock:
+            for record, outcome in self._slow:
+                record.in_flight, record.outcome = False, outcome
+            self._slow.clear()
+
+    def charges(self) -> list[Charge]:
+        with self._lock:
+            return list(self._charges.values())
+
+    def charges_for(self, reference: str) -> list[Charge]:
+        return [charge for charge in self.charges() if charge.reference == reference]
+
+    def refunds(self) -> list[GatewayRefund]:
+        with self._lock:
+            return list(self._refunds.values())
+
+    def refunds_for(self, charge_id: str) -> list[GatewayRefund]:
+        return [refund for refund in self.refunds() if refund.charge_id == charge_id]
+
+    def refunded_total(self, charge_id: str) -> int:
+        with self._lock:
+            return self._refunded.get(charge_id, 0)
+
+    # -- the Gateway protocol ---------------------------------------------------
+
+    def charge(self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str) -> Charge:
+        request = ("charge", reference, amount, currency.upper(), card.number.digits, card.exp_month, card.exp_year,
+                   card.cvc)  # fmt: skip
+        return self._post("charge", idempotency_key, request, lambda: self._new_charge(reference, amount, currency,
+                                                                                       card.number.digits))
+
+    def find_charge(self, reference: str) -> Charge | None:
+        with self._lock:
+            self._fail_lookup("find_charge")
+            found = self.charges_for(reference)
+            return next((c for c in found if c.status == "succeeded"), found[0] if found else None)
+
+    def refund(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> GatewayRefund:
+        request = ("refund", charge_id, amount, reference)
+        return self._post("refund", idempotency_key, request, lambda: self._new_refund(charge_id, amount, reference))
+
+    def find_refund(self, reference: str) -> GatewayRefund | None:
+        with self._lock:
+            self._fail_lookup("find_refund")
+            return next((refund for refund in self._refunds.values() if refund.reference == reference), None)
+
+    # -- the gateway's side -----------------------------------------------------
+
+    def _post(self, operation: str, key: str, request: tuple, process: Callable[[], tuple[object, bool]]):
+        """Run ``process`` once per key, as the sandbox does, then answer as the scripted fault says."""
+        digest = hashlib.sha256(repr(request).encode()).hexdigest()
+        with self._lock:
+            fault = self._script[operation].popleft() if self._script[operation] else None
+            if fault is Fault.UNAVAILABLE:
+                raise GatewayUnavailable(f"fake: {operation} unavailable")
+            record = self._keys.get((operation, key))
+            if record is not None and record.digest != digest:
+                raise GatewayOutcomeUnknown(f"fake: {operation} key used with another body (422)")
+            if record is not None and record.in_flight:
+                raise GatewayOutcomeUnknown(f"fake: {operation} with this key in flight (409)")
+            if record is None:
+                try:
+                    outcome, slow = process()
+                except GatewayRejected as rejected:
+                    outcome, slow = rejected, False
+                record = self._keys[(operation, key)] = _Keyed(digest)
+                if slow or fault is Fault.SLOW:
+                    self._slow.append((record, outcome))
+                    raise GatewayOutcomeUnknown(f"fake: {operation} answered too late")
+                record.in_flight, record.outcome = False, outcome
+            if fault in (Fault.LOST, Fault.SLOW):
+                raise GatewayOutcomeUnknown(f"fake: {operation} answer lost")
+            if fault is Fault.GARBAGE:
+                raise GatewayInvalidAnswer(f"fake: {operation} answered garbage")
+            if isinstance(record.outcome, GatewayRejected):
+                raise record.outcome
+            return record.outcome
+
+    def _fail_lookup(self, operation: str) -> None:
+        fault = self._script[operation].popleft() if self._script[operation] else None
+        if fault is Fault.UNAVAILABLE:
+            raise GatewayUnavailable(f"fake: {operation} unavailable")
+        if fault in (Fault.LOST, Fault.SLOW):
+            raise GatewayOutcomeUnknown(f"fake: {operation} answer lost")
+        if fault is Fault.GARBAGE:
+            raise GatewayInvalidAnswer(f"fake: {operation} answered garbage")
+
+    def _new_charge(self, reference: str, amount: int, currency: str, number: str) -> tuple[Charge, bool]:
+        if not isinstance(amount, int) or amount <= 0 or len(currency) != 3 or not reference:
+            raise GatewayRejected(400, "invalid_request", "amount, currency or reference invalid")
+        if number == PROCESSING_ERROR_CARD:  # a 500 on every attempt, nothing charged, the key not kept
+            raise GatewayUnavailable("fake: processing error")
+        decline = DECLINES.get(number)
+        charge = Charge(f"ch_{secrets.token_hex(12)}", "declined" if decline else "succeeded", decline, amount,
+                        currency.upper(), reference)  # fmt: skip
+        self._charges[charge.id] = charge
+        return charge, number == SLOW_CARD
+
+    def _new_refund(self, charge_id: str, amount: int, reference: str) -> tuple[GatewayRefund, bool]:
+        if not isinstance(amount, int) or amount <= 0 or not reference:
+            raise GatewayRejected(400, "invalid_request", "amount or reference invalid")
+        charge = self._charges.get(charge_id)
+        if charge is None or charge.status != "succeeded":
+            raise GatewayRejected(400, "invalid_request", "No succeeded charge with that id.")
+        left = charge.amount - self._refunded.get(charge_id, 0)
+        if amount > left:
+            raise GatewayRejected(400, "amount_too_large", f"At most {left} can be refunded.")
+        self._refunded[charge_id] = self._refunded.get(charge_id, 0) + amount
+        refund = GatewayRefund(f"rf_{secrets.token_hex(12)}", charge_id, amount, "succeeded", reference)
+        self._refunds[refund.id] = refund
+        return refund, amount == SLOW_REFUND_AMOUNT

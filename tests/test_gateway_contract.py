@@ -1,0 +1,237 @@
+"""One behaviour, two implementations: every test here runs against ``FakeGateway`` and against ``SparkleClient``
+talking to the sandbox process, so the fake that service tests lean on cannot drift from the real client.
+
+Faults are injected through a small adapter per implementation: the fake's per-call script, or the sandbox's
+fault settings for the duration of one call."""
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date
+
+import pytest
+
+from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
+from lambdas.domain.cards import parse_card
+from lambdas.gateway import (Charge, GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRefund, GatewayRejected,
+                             GatewayUnavailable)  # fmt: skip
+from sparkle_sandbox.server import (DECLINES, DEFAULT_SECRET_KEY, PROCESSING_ERROR_CARD, SLOW_CARD,
+                                    SLOW_REFUND_AMOUNT, SUCCEEDING_CARDS)  # fmt: skip
+from tests.fakes_gateway import Fault, FakeGateway
+
+TODAY = date(2026, 11, 26)
+VISA = "4242424242424242"
+
+
+def card(number: str = VISA):
+    return parse_card(number, 12, 2030, TODAY, "card")
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+class FakeWorld:
+    def __init__(self) -> None:
+        self.gateway = FakeGateway()
+
+    @contextmanager
+    def failing(self, fault: Fault, operation: str):
+        self.gateway.fail_next(operation, fault)
+        yield
+
+    def charge_count(self, reference: str) -> int:
+        return len(self.gateway.charges_for(reference))
+
+    def refunded_total(self, charge_id: str) -> int:
+        return self.gateway.refunded_total(charge_id)
+
+
+class SandboxWorld:
+    SETTINGS = {Fault.UNAVAILABLE: "error_rate", Fault.LOST: "drop_rate", Fault.GARBAGE: "garbage_rate",
+                Fault.SLOW: "slow_rate"}  # fmt: skip
+
+    def __init__(self, sandbox) -> None:
+        self.sandbox = sandbox
+        self.gateway = SparkleClient(sandbox.url, lambda: DEFAULT_SECRET_KEY, read_timeout=0.5,
+                                     retry=RetryPolicy(attempts=3, backoff_seconds=0.05))  # fmt: skip
+
+    @contextmanager
+    def failing(self, fault: Fault, operation: str):
+        """Every attempt of the call meets the fault (drop, garbage and slow apply to POSTs only)."""
+        self.sandbox.faults(**{self.SETTINGS[fault]: 1.0})
+        try:
+            yield
+        finally:
+            self.sandbox.faults(**{self.SETTINGS[fault]: 0.0})
+
+    def charge_count(self, reference: str) -> int:
+        return sum(1 for charge in self.sandbox.charges() if charge["reference"] == reference)
+
+    def refunded_total(self, charge_id: str) -> int:
+        return next(charge["amount_refunded"] for charge in self.sandbox.charges() if charge["id"] == charge_id)
+
+
+@pytest.fixture(params=["fake", "sandbox"])
+def world(request):
+    return FakeWorld() if request.param == "fake" else SandboxWorld(request.getfixturevalue("sandbox"))
+
+
+def charged(world, amount: int = 1000, number: str = VISA) -> Charge:
+    reference = fresh("pay")
+    return world.gateway.charge(reference, amount, "USD", card(number), idempotency_key=reference)
+
+
+# --- charges ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", SUCCEEDING_CARDS + ("6011111111111117",))
+def test_succeeding_cards_are_charged(world, number):
+    charge = charged(world, 1999, number)
+    assert (charge.status, charge.decline_code, charge.amount, charge.currency) == ("succeeded", None, 1999, "USD")
+    assert charge.id.startswith("ch_")
+
+
+@pytest.mark.parametrize("number", DECLINES)
+def test_declining_cards_are_declined_with_their_code(world, number):
+    charge = charged(world, 500, number)
+    assert (charge.status, charge.decline_code) == ("declined", DECLINES[number])
+    assert world.gateway.find_charge(charge.reference) == charge
+
+
+def test_a_processing_error_is_unavailable_and_charges_nothing(world):
+    with pytest.raises(GatewayUnavailable):
+        world.gateway.charge("pay_error", 500, "USD", card(PROCESSING_ERROR_CARD), idempotency_key="pay_error")
+    assert world.charge_count("pay_error") == 0
+
+
+def test_a_replayed_key_gives_the_first_charge_and_another_body_an_unknown_outcome(world):
+    first = charged(world, 700)
+    assert world.gateway.charge(first.reference, 700, "USD", card(), idempotency_key=first.reference) == first
+    with pytest.raises(GatewayOutcomeUnknown):
+        world.gateway.charge(first.reference, 701, "USD", card(), idempotency_key=first.reference)
+    assert world.charge_count(first.reference) == 1
+
+
+def test_lookups_find_a_charge_by_its_reference_only(world):
+    charge = charged(world)
+    assert world.gateway.find_charge(charge.reference) == charge
+    assert world.gateway.find_charge(fresh("pay_unknown")) is None
+
+
+# --- refunds ------------------------------------------------------------------------------
+
+
+def test_refunds_never_exceed_the_capture(world):
+    charge = charged(world, 1000)
+    first = world.gateway.refund(charge.id, 600, "re_a", idempotency_key=fresh("k"))
+    assert (first.charge_id, first.amount, first.status, first.reference) == (charge.id, 600, "succeeded", "re_a")
+    with pytest.raises(GatewayRejected) as refused:
+        world.gateway.refund(charge.id, 401, "re_b", idempotency_key=fresh("k"))
+    assert (refused.value.status, refused.value.amount_refused) == (400, True)
+    world.gateway.refund(charge.id, 400, "re_c", idempotency_key=fresh("k"))
+    assert world.refunded_total(charge.id) == 1000
+
+
+def test_a_declined_or_unknown_charge_cannot_be_refunded_and_that_is_not_about_the_amount(world):
+    declined = charged(world, 1000, "4000000000000002")
+    for charge_id in (declined.id, "ch_unknown"):
+        with pytest.raises(GatewayRejected) as refused:
+            world.gateway.refund(charge_id, 100, fresh("re"), idempotency_key=fresh("k"))
+        assert (refused.value.status, refused.value.amount_refused) == (400, False)
+
+
+def test_a_replayed_refund_key_refunds_once(world):
+    charge = charged(world, 1000)
+    first = world.gateway.refund(charge.id, 300, "re_once", idempotency_key="re_once")
+    assert world.gateway.refund(charge.id, 300, "re_once", idempotency_key="re_once") == first
+    with pytest.raises(GatewayOutcomeUnknown):
+        world.gateway.refund(charge.id, 301, "re_once", idempotency_key="re_once")
+    assert world.refunded_total(charge.id) == 300
+
+
+def test_lookups_find_a_refund_by_its_reference_only(world):
+    charge = charged(world)
+    refund = world.gateway.refund(charge.id, 100, "re_found", idempotency_key=fresh("k"))
+    assert world.gateway.find_refund("re_found") == refund
+    assert world.gateway.find_refund(fresh("re_unknown")) is None
+
+
+def test_concurrent_refunds_with_different_keys_never_exceed_the_capture(world):
+    charge = charged(world, 1000)
+
+    def refund(n: int):
+        try:
+            return world.gateway.refund(charge.id, 300, f"re_{n}", idempotency_key=f"{charge.id}-{n}")
+        except GatewayRejected as refused:
+            return refused
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(refund, range(8)))
+    assert sum(isinstance(o, GatewayRefund) for o in outcomes) == 3
+    assert all(o.amount_refused for o in outcomes if isinstance(o, GatewayRejected))
+    assert world.refunded_total(charge.id) == 900
+
+
+# --- faults: what is known, and how a lost answer is settled ---------------------------------
+
+
+def test_an_unavailable_gateway_processes_nothing_and_a_retry_charges_once(world):
+    with world.failing(Fault.UNAVAILABLE, "charge"), pytest.raises(GatewayUnavailable):
+        world.gateway.charge("pay_retry", 100, "USD", card(), idempotency_key="pay_retry")
+    assert world.charge_count("pay_retry") == 0
+    assert world.gateway.charge("pay_retry", 100, "USD", card(), idempotency_key="pay_retry").status == "succeeded"
+    assert world.charge_count("pay_retry") == 1
+
+
+@pytest.mark.parametrize("fault, error", [(Fault.LOST, GatewayOutcomeUnknown), (Fault.GARBAGE, GatewayInvalidAnswer)])
+def test_a_charge_whose_answer_is_lost_or_garbled_was_made_and_settles_by_lookup(world, fault, error):
+    with world.failing(fault, "charge"), pytest.raises(error):
+        world.gateway.charge("pay_lost", 100, "USD", card(), idempotency_key="pay_lost")
+    found = world.gateway.find_charge("pay_lost")
+    assert (found.status, found.amount) == ("succeeded", 100)
+    assert world.gateway.charge("pay_lost", 100, "USD", card(), idempotency_key="pay_lost") == found
+    assert world.charge_count("pay_lost") == 1
+
+
+@pytest.mark.parametrize("fault, error", [(Fault.LOST, GatewayOutcomeUnknown), (Fault.GARBAGE, GatewayInvalidAnswer)])
+def test_a_refund_whose_answer_is_lost_or_garbled_was_made_and_settles_by_lookup(world, fault, error):
+    charge = charged(world, 1000)
+    with world.failing(fault, "refund"), pytest.raises(error):
+        world.gateway.refund(charge.id, 250, "re_lost", idempotency_key="re_lost")
+    found = world.gateway.find_refund("re_lost")
+    assert (found.charge_id, found.amount) == (charge.id, 250)
+    assert world.gateway.refund(charge.id, 250, "re_lost", idempotency_key="re_lost") == found
+    assert world.refunded_total(charge.id) == 250
+
+
+def test_the_slow_card_is_charged_its_key_stays_in_flight_and_the_lookup_settles_it(world):
+    with pytest.raises(GatewayOutcomeUnknown):
+        world.gateway.charge("pay_slow", 100, "USD", card(SLOW_CARD), idempotency_key="pay_slow")
+    assert world.gateway.find_charge("pay_slow").status == "succeeded"
+    with pytest.raises(GatewayOutcomeUnknown):  # still in flight: 409, never a second charge
+        world.gateway.charge("pay_slow", 100, "USD", card(SLOW_CARD), idempotency_key="pay_slow")
+    assert world.charge_count("pay_slow") == 1
+
+
+def test_the_slow_refund_amount_is_refunded_and_the_lookup_settles_it(world):
+    charge = charged(world, 5000)
+    with pytest.raises(GatewayOutcomeUnknown):
+        world.gateway.refund(charge.id, SLOW_REFUND_AMOUNT, "re_slow", idempotency_key="re_slow")
+    assert world.gateway.find_refund("re_slow").amount == SLOW_REFUND_AMOUNT
+    with pytest.raises(GatewayOutcomeUnknown):
+        world.gateway.refund(charge.id, SLOW_REFUND_AMOUNT, "re_slow", idempotency_key="re_slow")
+    assert world.refunded_total(charge.id) == SLOW_REFUND_AMOUNT
+
+
+def test_a_slow_answer_is_an_unknown_outcome_of_a_charge_that_was_made(world):
+    with world.failing(Fault.SLOW, "charge"), pytest.raises(GatewayOutcomeUnknown):
+        world.gateway.charge("pay_late", 100, "USD", card(), idempotency_key="pay_late")
+    assert world.gateway.find_charge("pay_late").amount == 100
+    assert world.charge_count("pay_late") == 1
+
+
+@pytest.mark.parametrize("operation", ["find_charge", "find_refund"])
+def test_an_unavailable_lookup_is_unavailable(world, operation):
+    with world.failing(Fault.UNAVAILABLE, operation), pytest.raises(GatewayUnavailable):
+        getattr(world.gateway, operation)("anything")
