@@ -2,7 +2,9 @@
 
 Environment (set by PaymentStack, or by the local runtime): LEDGER_TABLE,
 IDEMPOTENCY_TABLE, VAULT_KEY_ID, FINGERPRINT_KEY_ID, GATEWAY_SECRET_ID,
-GATEWAY_BASE_URL, PAYMENT_RULES (JSON), GATEWAY_READ_TIMEOUT (seconds).
+GATEWAY_BASE_URL, PAYMENT_RULES (JSON), and optionally GATEWAY_CONNECT_TIMEOUT,
+GATEWAY_READ_TIMEOUT, GATEWAY_BACKOFF (seconds) and GATEWAY_ATTEMPTS (those not set
+keep the gateway client's defaults).
 boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points it at the emulator."""
 
 import json
@@ -16,6 +18,7 @@ from lambdas.adapters.idempotency import IdempotencyStore
 from lambdas.adapters.ledger_store import LedgerStore
 from lambdas.adapters.vault import CardVault
 from lambdas.domain.rules import RuleSet
+from lambdas.encryption_context import Purpose
 from lambdas.service import PaymentService
 
 SECRET_MAX_AGE_SECONDS = 300
@@ -45,11 +48,28 @@ class _OnFirstUse:
         return getattr(self._built, name)
 
 
-def _sparkle_client(env):
-    from lambdas.adapters.sparkle import SparkleClient
+# Gateway settings (set by PaymentStack from stacks.config.GatewaySettings): variable -> (argument, type).
+GATEWAY_TIMEOUTS = {
+    "GATEWAY_CONNECT_TIMEOUT": ("connect_timeout", float),
+    "GATEWAY_READ_TIMEOUT": ("read_timeout", float),
+}
+GATEWAY_RETRY = {"GATEWAY_ATTEMPTS": ("attempts", int), "GATEWAY_BACKOFF": ("backoff_seconds", float)}
 
-    return SparkleClient(env["GATEWAY_BASE_URL"], gateway_secret(env["GATEWAY_SECRET_ID"]),
-                         read_timeout=float(env.get("GATEWAY_READ_TIMEOUT", "10")))  # fmt: skip
+
+def _settings(env, variables: dict) -> dict:
+    """Keyword arguments for the variables that are set; the others keep the client's defaults."""
+    return {argument: parse(env[name]) for name, (argument, parse) in variables.items() if env.get(name)}
+
+
+def _sparkle_client(env):
+    from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
+
+    return SparkleClient(
+        env["GATEWAY_BASE_URL"],
+        gateway_secret(env["GATEWAY_SECRET_ID"]),
+        **_settings(env, GATEWAY_TIMEOUTS),
+        retry=RetryPolicy(**_settings(env, GATEWAY_RETRY)),
+    )
 
 
 @cache
@@ -58,11 +78,11 @@ def service() -> PaymentService:
     kms = boto3.client("kms")
     dynamodb = boto3.client("dynamodb")
     vault_key = env["VAULT_KEY_ID"]
-    metadata_cipher = EnvelopeCipher(kms, vault_key, "payment-metadata")
+    metadata_cipher = EnvelopeCipher(kms, vault_key, Purpose.METADATA)
     return PaymentService(
         store=LedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
         idempotency=IdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"]),
-        vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, "card-vault")),
+        vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, Purpose.CARD)),
         gateway=_OnFirstUse(lambda: _sparkle_client(env)),
         rules=RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}")),
     )

@@ -43,7 +43,7 @@ class Index:
 
 @dataclass(frozen=True)
 class TableSchema:
-    """String-typed hash/range keys, global secondary indexes and the TTL attribute."""
+    """String-typed hash/range keys, global secondary indexes and the TTL attribute (None: items never expire)."""
 
     name: str
     partition_key: str
@@ -74,7 +74,7 @@ LEDGER = TableSchema(
         # Payments still pending by time, a sparse index: reconciliation.
         Index(name="by_status", partition_key="status_pk", sort_key="created_at"),
     ),
-    ttl_attribute="expires_at",
+    ttl_attribute=None,  # ledger records are never deleted, so nothing in the table expires
 )
 
 # The layout Powertools' DynamoDB idempotency persistence layer expects by default.

@@ -1,8 +1,16 @@
 """Typed per-environment configuration: the one place names, limits and tags are set."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from lambdas.adapters.sparkle import RetryPolicy
+from lambdas.deadline import WRITE_RESERVE_SECONDS
+from lambdas.domain.money import MAX_AMOUNT, MIN_AMOUNT, SUPPORTED_CURRENCIES
+
+API_GATEWAY_LIMIT_SECONDS = 29  # API Gateway's integration timeout: the longest any request may take
+# A retried payment or refund whose first answer was lost makes two gateway calls: a lookup, then the charge or refund.
+GATEWAY_CALLS_PER_REQUEST = 2
 
 DEFAULT_TAGS: dict[str, str] = {
     "service": "payment-ledger",
@@ -22,19 +30,55 @@ class Throttling(_Frozen):
 
 class FunctionSettings(_Frozen):
     memory_mb: int = Field(default=512, ge=128, le=10240)
-    timeout_seconds: int = Field(default=29, ge=1, le=29, description="API Gateway waits at most 29 s")
+    timeout_seconds: int = Field(default=25, ge=1, lt=API_GATEWAY_LIMIT_SECONDS, description="below API Gateway's 29 s")
     reserved_concurrency: int = Field(default=10, ge=1)
     architecture: Literal["arm64", "x86_64"] = "arm64"
     runtime: Literal["python3.11"] = "python3.11"  # the Python the lock file is resolved for
 
 
-class PaymentRules(_Frozen):
-    """Rule-based processing (lambdas.domain.rules): what blocks a payment before the gateway."""
+class GatewaySettings(_Frozen):
+    """How the Sparkle client (lambdas.adapters.sparkle) waits and retries: one gateway call takes at most
+    ``attempts`` attempts of ``connect + read`` seconds each, with the backoff (doubled each time) between them."""
 
-    max_amount: dict[str, int] = Field(default={}, description="inclusive limit per currency, minor units")
+    connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    read_timeout_seconds: float = Field(default=4.0, gt=0)
+    attempts: int = Field(default=2, ge=1)
+    backoff_seconds: float = Field(default=0.2, ge=0, description="before the second attempt, then doubled")
+
+    @property
+    def attempt_seconds(self) -> float:
+        return self.connect_timeout_seconds + self.read_timeout_seconds
+
+    @property
+    def call_seconds(self) -> float:
+        """The longest one gateway call takes when every attempt times out."""
+        backoff = sum(RetryPolicy(self.attempts, self.backoff_seconds).delays())
+        return self.attempts * self.attempt_seconds + backoff
+
+
+class PaymentRules(_Frozen):
+    """Rule-based processing (lambdas.domain.rules): what blocks a payment before the gateway.
+
+    Every currency a rule set accepts has a cap: a currency left out of ``max_amount`` is refused here,
+    not accepted without a limit."""
+
+    max_amount: dict[str, Annotated[int, Field(ge=MIN_AMOUNT, le=MAX_AMOUNT)]] = Field(
+        description="inclusive limit per currency, minor units"
+    )
     allowed_currencies: tuple[str, ...] = Field(default=(), description="empty: every supported currency")
     velocity_per_hour: int = Field(default=0, ge=0, description="payments per card fingerprint per hour; 0: off")
     blocked_fingerprints: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _every_accepted_currency_is_capped(self) -> "PaymentRules":
+        accepted = self.allowed_currencies or tuple(SUPPORTED_CURRENCIES)
+        unsupported = sorted((set(accepted) | set(self.max_amount)) - set(SUPPORTED_CURRENCIES))
+        if unsupported:
+            raise ValueError(f"currencies the service does not support: {', '.join(unsupported)}")
+        uncapped = [currency for currency in accepted if currency not in self.max_amount]
+        if uncapped:
+            raise ValueError(f"accepted currencies without a max_amount: {', '.join(uncapped)}")
+        return self
 
 
 class EnvironmentConfig(_Frozen):
@@ -50,8 +94,44 @@ class EnvironmentConfig(_Frozen):
     max_body_bytes: int = Field(default=32 * 1024, description="larger bodies get 413")
     functions: FunctionSettings = FunctionSettings()
     gateway_base_url: HttpUrl = HttpUrl("http://127.0.0.1:4010")
-    gateway_read_timeout_seconds: float = Field(default=10.0, gt=0, lt=29)
-    rules: PaymentRules = PaymentRules()
+    gateway: GatewaySettings = GatewaySettings()
+    rules: PaymentRules
+
+    @property
+    def gateway_budget_seconds(self) -> float:
+        """The most a request's gateway calls can take: its deadline (lambdas.deadline) is the
+        function's time less the reserve for recording the outcome."""
+        return self.functions.timeout_seconds - WRITE_RESERVE_SECONDS
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """The longest a request can take: both gateway calls with every attempt timing out, cut
+        at the deadline, then the write reserve.
+
+        A figure cut at the deadline equals the function's timeout, so such a configuration is
+        refused (the timeout itself is below API Gateway's 29 s): only the deadline would stop
+        it, with no time left for the work before the gateway calls. The client's settings before
+        issue 7 (connect 3 s, read 10 s, 3 attempts, backoff 0.2 s: 39.6 s a call, 79.2 s for
+        two) are such a case: cut to the 25 s of a 25 s function, and refused."""
+        gateway = GATEWAY_CALLS_PER_REQUEST * self.gateway.call_seconds
+        return min(gateway, self.gateway_budget_seconds) + WRITE_RESERVE_SECONDS
+
+    @model_validator(mode="after")
+    def _time_budget_holds(self) -> "EnvironmentConfig":
+        timeout, gateway = self.functions.timeout_seconds, self.gateway
+        if gateway.attempt_seconds > self.gateway_budget_seconds:
+            raise ValueError(
+                f"one gateway attempt (connect {gateway.connect_timeout_seconds} s + read "
+                f"{gateway.read_timeout_seconds} s) does not fit the {self.gateway_budget_seconds} s "
+                f"a {timeout} s function leaves after the {WRITE_RESERVE_SECONDS} s write reserve"
+            )
+        if self.worst_case_seconds >= timeout:
+            raise ValueError(
+                f"a request can take {GATEWAY_CALLS_PER_REQUEST} x {gateway.call_seconds:.1f} s at the gateway "
+                f"+ {WRITE_RESERVE_SECONDS} s of writes, which reaches the {timeout} s function timeout: "
+                f"shorten the timeouts or retry less"
+            )
+        return self
 
     @property
     def prefix(self) -> str:
@@ -72,8 +152,9 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         key_deletion_window_days=7,
         throttling=Throttling(rate_limit=50, burst_limit=100),
         functions=FunctionSettings(reserved_concurrency=5),
-        # Loose enough for integration suites that pay with the same test card all day.
-        rules=PaymentRules(velocity_per_hour=1000),
+        # Loose enough for integration suites that pay with the same test card all day;
+        # every currency capped at the contract's own maximum, so only the contract limits amounts.
+        rules=PaymentRules(max_amount=dict.fromkeys(SUPPORTED_CURRENCIES, MAX_AMOUNT), velocity_per_hour=1000),
     ),
     "prod": EnvironmentConfig(
         name="prod",
@@ -84,7 +165,13 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         functions=FunctionSettings(reserved_concurrency=50, memory_mb=1024),
         gateway_base_url=HttpUrl("https://api.sparkle.example/"),
         rules=PaymentRules(
-            max_amount={"USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000, "JPY": 100_000_000},
+            # About 10 000 USD in each currency, in its minor unit (JPY and KRW have none).
+            max_amount={
+                "USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000, "CHF": 1_000_000, "CAD": 1_400_000,
+                "AUD": 1_500_000, "NZD": 1_700_000, "SGD": 1_300_000, "HKD": 7_800_000, "SEK": 10_000_000,
+                "NOK": 10_000_000, "DKK": 7_000_000, "PLN": 4_000_000, "MXN": 20_000_000, "BRL": 5_500_000,
+                "INR": 85_000_000, "JPY": 1_500_000, "KRW": 14_000_000,
+            },  # fmt: skip
             velocity_per_hour=20,
         ),
     ),

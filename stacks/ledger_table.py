@@ -87,7 +87,8 @@ class LedgerTable(_EncryptedTable):
     Writers only ever put new items (``PutItem``; the code adds
     ``attribute_not_exists`` conditions). Payments change state with
     ``UpdateItem``, which is granted only on ``PAYMENT#`` partitions: no role can
-    update or delete a ledger entry. Nothing grants ``DeleteItem``.
+    update or delete a ledger entry. Nothing grants ``DeleteItem``, and
+    nothing expires: the table has no TTL (its schema names no TTL attribute).
     """
 
     schema = LEDGER

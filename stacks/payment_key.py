@@ -2,6 +2,7 @@
 that may use it, and the grants that put those principals there."""
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -9,6 +10,7 @@ from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
+from lambdas.encryption_context import CONDITION_KEY, Purpose
 from stacks.iam import Condition, Grantable, Statement
 
 KEY_ADMINISTRATION_ACTIONS = (
@@ -114,14 +116,15 @@ class PaymentKey(Construct):
             Statement(sid, actions, ("*",), conditions, principals=(("AWS", (grantee.role_arn,)),))
         )
 
-    def grant_encrypt(self, grantee: Grantable) -> None:
-        """Envelope encryption under an encryption context (which binds a ciphertext to its record)."""
+    def grant_encrypt(self, grantee: Grantable, purposes: Iterable[Purpose]) -> None:
+        """Envelope encryption of data for ``purposes`` only: the encryption context must name one of them."""
         self._require_spec(KeySpec.SYMMETRIC)
-        self.grant(grantee, "Encrypt", ("kms:GenerateDataKey",), (_REQUIRES_ENCRYPTION_CONTEXT,))
+        self.grant(grantee, "Encrypt", ("kms:GenerateDataKey",), (self._for_purposes(grantee, "Encrypt", purposes),))
 
-    def grant_decrypt(self, grantee: Grantable) -> None:
+    def grant_decrypt(self, grantee: Grantable, purposes: Iterable[Purpose]) -> None:
+        """Decryption of data encrypted for ``purposes`` only (a role that may open one purpose cannot open another)."""
         self._require_spec(KeySpec.SYMMETRIC)
-        self.grant(grantee, "Decrypt", ("kms:Decrypt",), (_REQUIRES_ENCRYPTION_CONTEXT,))
+        self.grant(grantee, "Decrypt", ("kms:Decrypt",), (self._for_purposes(grantee, "Decrypt", purposes),))
 
     def grant_decrypt_via(self, grantee: Grantable, service: str) -> None:
         """Decrypt only through ``service`` (e.g. reading a secret encrypted with this key)."""
@@ -145,9 +148,13 @@ class PaymentKey(Construct):
         # not as an aws_iam_policy_document, whose scanners read "*" as every resource.
         return json.dumps({"Version": "2012-10-17", "Statement": [s.render_json() for s in self.key_policy]})
 
+    def _for_purposes(self, grantee: Grantable, use: str, purposes: Iterable[Purpose]) -> Condition:
+        """The condition that limits a grant to ``purposes``; a grant for every purpose is refused."""
+        values = tuple(sorted({Purpose(purpose).value for purpose in purposes}))
+        if not values:
+            raise ValueError(f"{self.node.path}: the {use} grant to {grantee.grant_name} names no purpose")
+        return Condition("StringEquals", CONDITION_KEY, values)
+
     def _require_spec(self, spec: KeySpec) -> None:
         if self.props.spec is not spec:
             raise ValueError(f"{self.node.path}: a {self.props.spec.value} key cannot be granted {spec.value} use")
-
-
-_REQUIRES_ENCRYPTION_CONTEXT = Condition("Null", "kms:EncryptionContextKeys", ("false",))

@@ -8,6 +8,7 @@ from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
 from constructs import Construct
 
+from lambdas.encryption_context import Purpose
 from lambdas.routes import ROUTES, Function
 from lambdas.storage_schema import Partition
 from stacks.config import DEFAULT_TAGS, EnvironmentConfig
@@ -121,7 +122,10 @@ class PaymentStack(TerraformStack):
             "FINGERPRINT_KEY_ID": fingerprint_key.arn,
             "GATEWAY_SECRET_ID": gateway_secret.arn,
             "GATEWAY_BASE_URL": str(config.gateway_base_url),
-            "GATEWAY_READ_TIMEOUT": str(config.gateway_read_timeout_seconds),
+            "GATEWAY_CONNECT_TIMEOUT": str(config.gateway.connect_timeout_seconds),
+            "GATEWAY_READ_TIMEOUT": str(config.gateway.read_timeout_seconds),
+            "GATEWAY_ATTEMPTS": str(config.gateway.attempts),
+            "GATEWAY_BACKOFF": str(config.gateway.backoff_seconds),
             "PAYMENT_RULES": config.rules.model_dump_json(),
             "POWERTOOLS_SERVICE_NAME": "payment-ledger",
         }
@@ -145,13 +149,13 @@ class PaymentStack(TerraformStack):
         }
 
         tokenize = functions[Function.TOKENIZE]
-        vault_key.grant_encrypt(tokenize)
+        vault_key.grant_encrypt(tokenize, (Purpose.CARD,))
         fingerprint_key.grant_mac(tokenize)
         ledger.grant_append(tokenize, (Partition.TOKEN,))
 
         charge = functions[Function.CHARGE]
-        vault_key.grant_encrypt(charge)  # payment metadata
-        vault_key.grant_decrypt(charge)  # vaulted cards, payment metadata
+        vault_key.grant_encrypt(charge, (Purpose.METADATA,))  # payment metadata, stored answers that carry it
+        vault_key.grant_decrypt(charge, (Purpose.CARD, Purpose.METADATA))  # vaulted cards; metadata, replayed answers
         fingerprint_key.grant_mac(charge)  # cards sent inline
         ledger.grant_read(charge)
         ledger.grant_append(charge, (Partition.PAYMENT, Partition.LEDGER))
@@ -164,7 +168,7 @@ class PaymentStack(TerraformStack):
 
         read = functions[Function.READ]
         ledger.grant_read(read)
-        vault_key.grant_decrypt(read)  # payment metadata is returned decrypted
+        vault_key.grant_decrypt(read, (Purpose.METADATA,))  # payment metadata is returned decrypted; cards never
 
         reconcile = functions[Function.RECONCILE]
         ledger.grant_read(reconcile)

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from tests.conftest import SynthesizedStack
 
@@ -13,6 +14,29 @@ class FoundStatement:
     resources: tuple[str, ...]
     conditions: tuple[tuple[str, str, tuple[str, ...]], ...]  # (test, variable, values)
     principals: tuple[tuple[str, tuple[str, ...]], ...]
+    effect: str = "Allow"
+
+    def matches(self, action: str, context: dict[str, str | tuple[str, ...]]) -> bool:
+        """Whether this statement applies to ``action`` in a request whose condition keys are ``context``."""
+        if not any(fnmatchcase(action.lower(), pattern.lower()) for pattern in self.actions):
+            return False
+        return all(_condition_holds(test, variable, values, context) for test, variable, values in self.conditions)
+
+
+def _condition_holds(test: str, variable: str, values: tuple[str, ...], context: dict) -> bool:
+    """IAM's condition operators, for those the stack writes on KMS statements; any other fails loudly."""
+    present = context.get(variable)
+    if test == "Null":
+        return (present is None) == (values == ("true",))
+    if test == "StringEquals":  # single-valued keys: a missing key never matches
+        return present is not None and any(value in values for value in _as_tuple(present))
+    raise NotImplementedError(f"condition operator {test} on {variable}")
+
+
+def allowed(statements: list["FoundStatement"], action: str, context: dict) -> bool:
+    """IAM's decision over ``statements``: an explicit deny wins, then any allow; otherwise denied."""
+    matching = [s for s in statements if s.matches(action, context)]
+    return not any(s.effect == "Deny" for s in matching) and any(s.effect == "Allow" for s in matching)
 
 
 def _as_tuple(value) -> tuple:
@@ -28,6 +52,7 @@ def policy_document_statements(stack: SynthesizedStack, name: str) -> list[Found
             resources=tuple(s.get("resources", ())),
             conditions=tuple((c["test"], c["variable"], tuple(c["values"])) for c in s.get("condition", ())),
             principals=tuple((p["type"], tuple(p["identifiers"])) for p in s.get("principals", ())),
+            effect=s.get("effect", "Allow"),
         )
         for s in document.get("statement", ())
     ]
@@ -47,6 +72,7 @@ def key_policy_statements(stack: SynthesizedStack, key_name: str) -> list[FoundS
                 for variable, values in by_variable.items()
             ),
             principals=tuple((kind, _as_tuple(ids)) for kind, ids in s.get("Principal", {}).items()),
+            effect=s["Effect"],
         )
         for s in policy["Statement"]
     ]
@@ -66,10 +92,15 @@ def data_reference_name(reference: str) -> str:
     return reference.removeprefix("${data.aws_iam_policy_document.").removesuffix(".json}")
 
 
+def role_arn(stack: SynthesizedStack, function_name: str) -> str:
+    """The role ARN reference (``${aws_iam_role.x_ABC.arn}``) of the Lambda function named ``function_name``."""
+    functions = stack.resources("aws_lambda_function").values()
+    return next(f["role"] for f in functions if f["function_name"] == function_name)
+
+
 def role_statements(stack: SynthesizedStack, function_name: str) -> list[FoundStatement]:
     """Statements of the role of the Lambda function named ``function_name``."""
-    function = next(f for f in stack.resources("aws_lambda_function").values() if f["function_name"] == function_name)
-    role_name = function["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
+    role_name = role_arn(stack, function_name).removeprefix("${aws_iam_role.").removesuffix(".arn}")
     statements = []
     for policy in stack.resources("aws_iam_role_policy").values():
         if policy["role"] == f"${{aws_iam_role.{role_name}.id}}":

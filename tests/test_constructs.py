@@ -4,9 +4,10 @@ import pytest
 import cdktf
 from cdktf import TerraformStack
 
-from stacks.iam import Statement
+from lambdas.encryption_context import CONDITION_KEY, Purpose
+from lambdas.storage_schema import IDEMPOTENCY
+from stacks.iam import Condition, Statement
 from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
-from stacks.iam import Condition
 
 
 class _Grantee:
@@ -35,29 +36,53 @@ def test_wildcard_actions_are_refused(action):
 def test_an_hmac_key_cannot_be_granted_encryption_and_the_error_names_the_construct():
     key = _key(KeySpec.HMAC_256)
     with pytest.raises(ValueError, match="keys/fingerprint"):
-        key.grant_encrypt(_Grantee())
+        key.grant_encrypt(_Grantee(), (Purpose.CARD,))
 
 
-def test_a_grant_names_the_grantee_in_the_key_policy_and_its_role_policy():
+def test_a_grant_names_the_grantee_in_the_key_policy_and_its_role_policy_for_its_purposes_only():
     key = _key()
     grantee = _Grantee()
-    key.grant_decrypt(grantee)
+    key.grant_decrypt(grantee, (Purpose.METADATA,))
     (role_statement,) = grantee.statements
-    assert role_statement.actions == ("kms:Decrypt",)
     key_statement = key.key_policy[-1]
     assert key_statement.principals == (("AWS", (grantee.role_arn,)),)
-    assert key_statement.actions == ("kms:Decrypt",)
+    for statement in (role_statement, key_statement):
+        assert statement.actions == ("kms:Decrypt",)
+        assert statement.conditions == (Condition("StringEquals", CONDITION_KEY, ("payment-metadata",)),)
+
+
+@pytest.mark.parametrize("grant", ["grant_encrypt", "grant_decrypt"])
+@pytest.mark.parametrize("purposes", [(), []])
+def test_a_vault_key_grant_for_no_purpose_is_refused_naming_the_construct(grant, purposes):
+    key = _key()
+    grantee = _Grantee()
+    with pytest.raises(ValueError, match=r"keys/fingerprint: the (En|De)crypt grant to Test names no purpose"):
+        getattr(key, grant)(grantee, purposes)
+    assert grantee.statements == []
+
+
+def test_a_grant_for_an_unknown_purpose_is_refused():
+    with pytest.raises(ValueError, match="'card' is not a valid Purpose"):
+        _key().grant_decrypt(_Grantee(), ("card",))
 
 
 def test_granting_the_same_thing_twice_is_refused():
     key = _key()
     grantee = _Grantee()
-    key.grant_decrypt(grantee)
+    key.grant_decrypt(grantee, (Purpose.CARD,))
     with pytest.raises(ValueError, match="twice"):
-        key.grant_decrypt(grantee)
+        key.grant_decrypt(grantee, (Purpose.METADATA,))
 
 
 def test_a_service_principal_must_be_bound_to_the_account():
     unbound = ServicePrincipalUse("logs.us-east-1.amazonaws.com", ("kms:Encrypt*",), (Condition("StringEquals", "x", ("y",)),))
     with pytest.raises(ValueError, match="condition on the account"):
         _key(service_principals=(unbound,))
+
+
+def test_the_ledger_table_never_expires_items_and_the_idempotency_table_does(stack):
+    tables = {table["name"].removeprefix(f"{stack.environment.prefix}-"): table
+              for table in stack.resources("aws_dynamodb_table").values()}  # fmt: skip
+    assert set(tables) == {"ledger", "idempotency"}
+    assert "ttl" not in tables["ledger"]
+    assert tables["idempotency"]["ttl"] == {"attribute_name": IDEMPOTENCY.ttl_attribute, "enabled": True}

@@ -3,9 +3,17 @@ append-only, and each role holding exactly the actions its function calls."""
 
 import pytest
 
+from lambdas.encryption_context import CONDITION_KEY, CONTEXT_KEY, Purpose
 from lambdas.routes import Function
 from lambdas.storage_schema import Partition
-from tests.policies import all_statements, data_reference_name, role_statements
+from tests.policies import (
+    all_statements,
+    allowed,
+    data_reference_name,
+    key_policy_statements,
+    role_arn,
+    role_statements,
+)
 
 COMMON = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 IDEMPOTENCY = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
@@ -65,13 +73,64 @@ def test_writers_are_limited_to_their_partitions(dev):
     assert put.conditions == (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("TOKEN#*",)),)
 
 
-def test_vault_key_use_requires_an_encryption_context(dev):
-    statements = role_statements(dev, "payments-dev-charge")
-    vault = [s for s in statements if any("vault_key" in resource for resource in s.resources)]
-    direct = [s for s in vault if not any(variable == "kms:ViaService" for _, variable, _ in s.conditions)]
-    assert {action for s in direct for action in s.actions} == {"kms:GenerateDataKey", "kms:Decrypt"}
-    for statement in direct:
-        assert ("Null", "kms:EncryptionContextKeys", ("false",)) in statement.conditions
+# What each function's code does with the vault key, by purpose (lambdas/bootstrap.py builds one cipher per purpose).
+VAULT_USE = {
+    Function.TOKENIZE: {("kms:GenerateDataKey", Purpose.CARD)},  # vaults a card
+    Function.CHARGE: {("kms:GenerateDataKey", Purpose.METADATA), ("kms:Decrypt", Purpose.METADATA),
+                      ("kms:Decrypt", Purpose.CARD)},  # seals metadata and answers, opens them and vaulted cards
+    Function.REFUND: set(),
+    Function.READ: {("kms:Decrypt", Purpose.METADATA)},  # returns payments with their metadata
+    Function.RECONCILE: set(),
+}  # fmt: skip
+ENVELOPE_OPERATIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+
+
+def _direct_request(purpose: str | None) -> dict:
+    """The condition keys of EnvelopeCipher's own KMS call (no AWS service in between) for ``purpose``."""
+    return {CONDITION_KEY: purpose, "kms:EncryptionContextKeys": (CONTEXT_KEY,)} if purpose else {}
+
+
+def _vault_key_permissions(stack, function: Function) -> tuple[list, list]:
+    """The role's statements on the vault key, and the vault key policy's statements that can apply to the
+    role (naming it, or the account, whose principals the key policy leaves to IAM)."""
+    (key,) = [name for name in stack.resources("aws_kms_key") if name.startswith("vault_key")]
+    function_name = f"{stack.environment.prefix}-{function.value}"
+    on_key = [s for s in role_statements(stack, function_name) if f"${{aws_kms_key.{key}.arn}}" in s.resources]
+    principal = role_arn(stack, function_name)
+    for_role = [
+        s
+        for s in key_policy_statements(stack, key)
+        for kind, identifiers in s.principals
+        if kind == "AWS" and any(i == principal or i.endswith(":root") for i in identifiers)
+    ]
+    return on_key, for_role
+
+
+@pytest.mark.parametrize("function", list(Function))
+def test_each_role_uses_the_vault_key_only_for_the_purposes_its_code_has(stack, function):
+    role_policy, key_policy = _vault_key_permissions(stack, function)
+    for action in ENVELOPE_OPERATIONS:
+        for purpose in Purpose:
+            expected = (action, purpose) in VAULT_USE[function]
+            request = _direct_request(purpose)
+            assert allowed(role_policy, action, request) is expected, f"role policy: {action} {purpose}"
+            assert allowed(key_policy, action, request) is expected, f"key policy: {action} {purpose}"
+
+
+def test_the_read_role_cannot_decrypt_a_vaulted_card_and_the_charge_role_can(dev):
+    card = _direct_request(Purpose.CARD)
+    for policy in _vault_key_permissions(dev, Function.READ):
+        assert not allowed(policy, "kms:Decrypt", card)
+        assert allowed(policy, "kms:Decrypt", _direct_request(Purpose.METADATA))
+    for policy in _vault_key_permissions(dev, Function.CHARGE):
+        assert allowed(policy, "kms:Decrypt", card)
+
+
+def test_vault_key_use_without_a_purpose_is_denied(dev):
+    for policy in _vault_key_permissions(dev, Function.CHARGE):
+        for action in ENVELOPE_OPERATIONS:
+            assert not allowed(policy, action, _direct_request(None))
+            assert not allowed(policy, action, _direct_request("another-purpose"))
 
 
 def test_role_policies_are_policy_document_data_sources(stack):

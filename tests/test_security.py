@@ -83,7 +83,8 @@ def test_tables_follow_the_shared_schema(stack):
         assert {a["name"] for a in table["attribute"]} == set(schema.key_attributes)
         indexes = {i["name"]: (i["hash_key"], i["range_key"]) for i in table.get("global_secondary_index", [])}
         assert indexes == {i.name: (i.partition_key, i.sort_key) for i in schema.indexes}
-        assert table["ttl"] == {"attribute_name": schema.ttl_attribute, "enabled": True}
+        expected_ttl = {"attribute_name": schema.ttl_attribute, "enabled": True} if schema.ttl_attribute else None
+        assert table.get("ttl") == expected_ttl
 
 
 def test_tables_are_on_demand_encrypted_with_the_vault_key_and_recoverable(stack):

@@ -1,0 +1,137 @@
+"""Configuration that leaves gaps is refused: an accepted currency without a cap, or gateway settings
+whose worst case does not fit the function's time (and so API Gateway's 29 s)."""
+
+import pytest
+from pydantic import ValidationError
+
+from lambdas import bootstrap
+from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
+from lambdas.deadline import WRITE_RESERVE_SECONDS
+from lambdas.domain.money import MAX_AMOUNT, SUPPORTED_CURRENCIES
+from stacks.config import (
+    API_GATEWAY_LIMIT_SECONDS,
+    ENVIRONMENTS,
+    EnvironmentConfig,
+    FunctionSettings,
+    GatewaySettings,
+    PaymentRules,
+)
+
+EVERY_CAP = dict.fromkeys(SUPPORTED_CURRENCIES, 1_000_000)
+# The client's settings before issue 7: connect 3 s, read 10 s, 3 attempts, backoff 0.2 s doubling.
+FORMER_GATEWAY = GatewaySettings(connect_timeout_seconds=3, read_timeout_seconds=10, attempts=3, backoff_seconds=0.2)
+
+
+def _config(**fields) -> EnvironmentConfig:
+    return EnvironmentConfig(name="test", region="us-east-1", rules=PaymentRules(max_amount=EVERY_CAP), **fields)
+
+
+# --- caps ------------------------------------------------------------------------
+
+
+def test_rules_accepting_every_currency_must_cap_every_supported_currency():
+    caps = {currency: cap for currency, cap in EVERY_CAP.items() if currency not in ("KRW", "INR")}
+    with pytest.raises(ValidationError, match="accepted currencies without a max_amount: INR, KRW"):
+        PaymentRules(max_amount=caps)
+
+
+def test_rules_must_cap_each_currency_they_allow():
+    with pytest.raises(ValidationError, match=r"without a max_amount: EUR \["):
+        PaymentRules(max_amount={"USD": 5000, "GBP": 5000}, allowed_currencies=("USD", "EUR"))
+    assert PaymentRules(max_amount={"USD": 5000}, allowed_currencies=("USD",)).max_amount == {"USD": 5000}
+
+
+def test_rules_without_caps_are_refused():
+    with pytest.raises(ValidationError, match="max_amount"):
+        PaymentRules()
+
+
+@pytest.mark.parametrize("rules", [{"allowed_currencies": ("USD", "XTS")}, {"max_amount": EVERY_CAP | {"usd": 1}}])
+def test_rules_naming_a_currency_the_service_does_not_support_are_refused(rules):
+    with pytest.raises(ValidationError, match="currencies the service does not support: (XTS|usd)"):
+        PaymentRules(**{"max_amount": {"USD": 1}} | rules)
+
+
+@pytest.mark.parametrize("cap", [0, MAX_AMOUNT + 1])
+def test_a_cap_outside_the_contracts_amounts_is_refused(cap):
+    with pytest.raises(ValidationError, match="max_amount.JPY"):
+        PaymentRules(max_amount=EVERY_CAP | {"JPY": cap})
+
+
+@pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
+def test_every_environment_caps_every_currency_it_accepts(name):
+    rules = ENVIRONMENTS[name].rules
+    assert set(rules.allowed_currencies or SUPPORTED_CURRENCIES) <= set(rules.max_amount)
+
+
+def test_dev_caps_at_the_contract_maximum_and_prod_caps_zero_decimal_currencies_in_whole_units():
+    assert ENVIRONMENTS["dev"].rules.max_amount == dict.fromkeys(SUPPORTED_CURRENCIES, MAX_AMOUNT)
+    prod = ENVIRONMENTS["prod"].rules.max_amount
+
+    def major(currency: str) -> float:
+        return prod[currency] / 10 ** SUPPORTED_CURRENCIES[currency]
+
+    # 1 USD buys between 100 and 2000 of each zero-decimal currency: the same cap in those units.
+    for currency in ("JPY", "KRW"):
+        assert 100 <= major(currency) / major("USD") <= 2000, currency
+
+
+# --- time budget -----------------------------------------------------------------
+
+
+def test_one_gateway_call_takes_every_attempt_and_the_backoffs_between_them():
+    assert FORMER_GATEWAY.call_seconds == pytest.approx(3 * (3 + 10) + 0.2 + 0.4)  # 39.6 s
+
+
+def test_the_former_gateway_settings_are_refused_because_only_the_deadline_would_stop_them():
+    with pytest.raises(ValidationError, match="reaches the 25 s function timeout"):
+        _config(gateway=FORMER_GATEWAY)
+    # 79.2 s of gateway calls, cut at the deadline: the worst case is the whole function timeout.
+    unchecked = EnvironmentConfig.model_construct(**_config().__dict__ | {"gateway": FORMER_GATEWAY})
+    assert unchecked.worst_case_seconds == 25
+
+
+def test_a_worst_case_that_reaches_the_function_timeout_is_refused_and_one_below_it_is_accepted():
+    def single_attempt(read: float) -> GatewaySettings:
+        return GatewaySettings(connect_timeout_seconds=1, read_timeout_seconds=read, attempts=1)
+
+    with pytest.raises(ValidationError, match="reaches the 25 s function timeout"):
+        _config(gateway=single_attempt(10.5))  # 2 x 11.5 + 2 = 25
+    assert _config(gateway=single_attempt(10.25)).worst_case_seconds == pytest.approx(24.5)
+
+
+def test_settings_where_not_one_attempt_fits_the_budget_are_refused():
+    with pytest.raises(ValidationError, match="one gateway attempt .* does not fit the 8.0 s a 10 s function leaves"):
+        _config(functions=FunctionSettings(timeout_seconds=10), gateway=GatewaySettings(read_timeout_seconds=8))
+
+
+def test_a_function_timeout_of_api_gateways_29_s_is_refused():
+    with pytest.raises(ValidationError, match="timeout_seconds"):
+        FunctionSettings(timeout_seconds=API_GATEWAY_LIMIT_SECONDS)
+
+
+@pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
+def test_each_environment_answers_before_its_timeout_without_being_cut(name):
+    config = ENVIRONMENTS[name]
+    gateway = 2 * config.gateway.call_seconds
+    assert config.worst_case_seconds == pytest.approx(gateway + WRITE_RESERVE_SECONDS)
+    assert config.worst_case_seconds < config.functions.timeout_seconds < API_GATEWAY_LIMIT_SECONDS
+
+
+# --- settings reach the client ---------------------------------------------------------
+
+
+def test_the_functions_gateway_client_is_built_with_the_configured_settings(stack):
+    settings = stack.environment.gateway
+    for function in stack.resources("aws_lambda_function").values():
+        client = bootstrap._sparkle_client(function["environment"]["variables"])
+        assert client.timeout == (settings.connect_timeout_seconds, settings.read_timeout_seconds)
+        assert client.retry == RetryPolicy(attempts=settings.attempts, backoff_seconds=settings.backoff_seconds)
+
+
+def test_gateway_settings_left_unset_keep_the_clients_defaults():
+    client = bootstrap._sparkle_client({"GATEWAY_BASE_URL": "http://127.0.0.1:1", "GATEWAY_SECRET_ID": "s",
+                                        "GATEWAY_READ_TIMEOUT": "1"})  # fmt: skip
+    defaults = SparkleClient("http://127.0.0.1:1", lambda: "")
+    assert client.timeout == (defaults.timeout[0], 1.0)
+    assert client.retry == defaults.retry
