@@ -1,14 +1,25 @@
 """The HTTP edge shared by every handler: API Gateway REST proxy events in,
-contract responses out. Limits, content type, JSON, idempotency keys and every
-error are dealt with here, so handlers stay one line long."""
+contract responses out. Limits, content type, JSON, idempotency keys, the
+request's deadline and every error are dealt with here, so handlers stay one
+line long.
+
+An error's ``param`` names a field by its path (``source.card.number``); a
+member whose name holds a card number is named by its position instead
+(``metadata[2]``, ``[0]`` at the top of the body; see
+``lambdas.domain.cards.member_param``), and ``error_body`` masks any card
+number left in a message or param."""
 
 import base64
 import json
+import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from lambdas import deadline
 from lambdas.adapters.idempotency import body_hash, record_id
+from lambdas.domain.cards import member_param
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
 from lambdas.logs import logger
 from lambdas.presenters import error_body
@@ -16,6 +27,7 @@ from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES, Function
 from lambdas.service import Answer, Idempotency, PaymentService
 
 MAX_BODY_BYTES = 32 * 1024
+MAX_NESTING = 32  # objects and arrays inside each other; the body itself is level 1
 
 
 class HttpError(Exception):
@@ -42,7 +54,7 @@ class ApiRequest:
             return model.model_validate(self.body)
         except ValidationError as error:
             first = error.errors(include_input=False, include_url=False)[0]
-            param = ".".join(str(part) for part in first["loc"]) or None
+            param = field_param(first["loc"], self.body) or None
             message = first["msg"] if param is None else f"{param}: {first['msg']}"
             raise HttpError(400, "invalid_request_error", "parameter_invalid", message, param) from None
 
@@ -60,12 +72,101 @@ class ApiRequest:
                            body_hash(self.body, self.path_parameters))  # fmt: skip
 
 
+def field_param(loc: tuple, body: dict) -> str:
+    """The ``param`` for pydantic's ``loc`` in ``body``: members by name (or by position, see the module's doc);
+    pydantic's own parts (``[key]``: the error is the member's name; a union member's type) as pydantic gives them."""
+    param, node = "", body
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            param, node = member_param(param, part, list(node).index(part)), node[part]
+            continue
+        if isinstance(part, int):
+            param += f"[{part}]"
+        elif part.startswith("["):
+            param += part
+        else:
+            param = f"{param}.{part}" if param else part
+        node = None
+    return param
+
+
+_ASSUMED_ROLE = re.compile(r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/[^/]+")
+
+
+def acting_principal(arn: str) -> str:
+    """The principal a request acts as: an assumed-role session acts as its role (so every session of one role is
+    one caller); any other principal (user, role, account id) as itself."""
+    match = _ASSUMED_ROLE.fullmatch(arn)
+    if match is None:
+        return arn
+    return f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}"
+
+
+class _DuplicateMember(Exception):
+    pass
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _DuplicateMember
+    return members
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+# A JSON string (skipped whole, brackets inside it are text) or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _nesting_exceeds(text: str, limit: int) -> bool:
+    """True when objects and arrays in ``text`` nest deeper than ``limit``: one pass, no recursion."""
+    depth = 0
+    for token in _STRING_OR_BRACKET.finditer(text):
+        char = token.group(0)
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def parse_json_object(data: bytes) -> dict:
+    """The body as a JSON object, or a 400: not UTF-8, not JSON (``NaN`` included), nested deeper than
+    ``MAX_NESTING`` (checked before parsing), a member name twice in one object, or not an object."""
+    def invalid(code: str, message: str) -> HttpError:
+        return HttpError(400, "invalid_request_error", code, message)
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid("invalid_json", "The body is not UTF-8 text.") from None
+    if _nesting_exceeds(text, MAX_NESTING):
+        raise invalid("nesting_too_deep", f"The body nests objects and arrays deeper than {MAX_NESTING} levels.")
+    try:
+        body = json.loads(text, object_pairs_hook=_object, parse_constant=_refuse_constant)
+    except _DuplicateMember:
+        raise invalid("duplicate_member", "An object in the body names the same member twice.") from None
+    except ValueError:
+        raise invalid("invalid_json", "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise invalid("invalid_json", "The body must be a JSON object.")
+    return body
+
+
 def _parse(event: dict) -> ApiRequest:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     context = event.get("requestContext") or {}
     identity = context.get("identity") or {}
     raw = event.get("body") or ""
-    data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    try:
+        data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode()
+    except ValueError:  # binascii.Error, or a character outside ASCII
+        raise HttpError(400, "invalid_request_error", "invalid_body", "The body is not valid base64.") from None
     if len(data) > MAX_BODY_BYTES:
         raise HttpError(413, "invalid_request_error", "body_too_large",
                         f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")  # fmt: skip
@@ -74,12 +175,7 @@ def _parse(event: dict) -> ApiRequest:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise HttpError(415, "invalid_request_error", "unsupported_media_type", "The body must be application/json.")
-        try:
-            body = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            raise HttpError(400, "invalid_request_error", "invalid_json", "The body is not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise HttpError(400, "invalid_request_error", "invalid_json", "The body must be a JSON object.")
+        body = parse_json_object(data)
     return ApiRequest(
         method=event.get("httpMethod", ""),
         resource=event.get("resource", ""),
@@ -87,7 +183,8 @@ def _parse(event: dict) -> ApiRequest:
         headers=headers,
         body=body,
         request_id=context.get("requestId", ""),
-        caller=identity.get("userArn") or identity.get("caller") or identity.get("accountId") or "anonymous",
+        caller=acting_principal(identity.get("userArn") or identity.get("caller") or identity.get("accountId")
+                                or "anonymous"),  # fmt: skip
     )
 
 
@@ -113,6 +210,8 @@ def api_handler(function: Function, routes: dict[str, RouteHandler], service: Ca
 
     def handler(event: dict, context: object) -> dict:
         started = time.perf_counter()
+        remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
+        deadline.start(remaining_millis() / 1000 if remaining_millis else math.inf)
         request_id = (event.get("requestContext") or {}).get("requestId", "")
         route = f"{event.get('httpMethod')} {event.get('resource')}"
         response = _handle(event, routes, service, request_id, route)

@@ -1,6 +1,10 @@
 """Request bodies as pydantic models: strict types, unknown fields refused.
 
-These are the edge's types; the OpenAPI description is generated from them."""
+These are the edge's types; the OpenAPI description is generated from them.
+An error's ``param`` is the path of the field pydantic names; a member whose
+name holds a card number (a metadata key, an unknown field) is named by its
+position among its object's members as sent, from 0: ``metadata[2]``, or
+``[0]`` at the top of the body (``lambdas.domain.cards.member_param``)."""
 
 from typing import Annotated
 

@@ -1,14 +1,19 @@
 """Domain objects rendered as the contract's JSON bodies (shared/docs/api-contract.md)."""
 
 from lambdas.adapters.ledger_store import iso
-from lambdas.domain.cards import MaskedCard
+from lambdas.domain.cards import MaskedCard, mask_card_numbers
 from lambdas.domain.payments import Entry, Payment, Refund
 
 
 def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict:
-    """The contract's error object; ``optional`` takes param, decline_code, payment_id."""
-    error = {"type": error_type, "code": code, "message": message}
+    """The contract's error object; ``optional`` takes param, decline_code, payment_id.
+
+    The last line of defence: a card number in the message or param (the parts that can carry what a client sent,
+    whatever raised the error) is masked; the ids are the service's or API Gateway's own."""
+    error = {"type": error_type, "code": code, "message": mask_card_numbers(message)}
     error.update({k: v for k, v in optional.items() if v is not None})
+    if "param" in error:
+        error["param"] = mask_card_numbers(error["param"])
     error["request_id"] = request_id
     return {"error": error}
 

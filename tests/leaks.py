@@ -3,21 +3,38 @@
 import json
 import re
 
-# Every card number the tests send (sandbox test cards and others), and the CVCs they send.
+# The one list of card numbers the tests send (the sandbox's test cards and others), and of the CVCs they send.
 TEST_PANS = (
     "4242424242424242", "5555555555554444", "378282246310005", "4000000000000002", "4000000000009995",
     "4000000000000069", "4000000000000127", "4000000000000119", "4000000000003220", "6011111111111117",
+    "2223003122003222", "3530111333300000",
 )  # fmt: skip
 TEST_CVCS = ("737", "7373")
 
+# How people write a card number: its digits parted by one of these ...
+SEPARATORS = ("", " ", "-", ".", "/")
+# ... in groups of four, or of these sizes for a number of this length (Amex 4-6-5, Diners 4-6-4).
+GROUPINGS = {15: ((4, 6, 5),), 14: ((4, 6, 4),)}
 
-def _variants(pan: str) -> set[str]:
-    return {pan, " ".join(pan[i : i + 4] for i in range(0, len(pan), 4)), "-".join(pan[i : i + 4] for i in range(0, len(pan), 4))}
+
+def _groups(pan: str, sizes: tuple[int, ...]) -> list[str]:
+    starts = [sum(sizes[:n]) for n in range(len(sizes))]
+    return [pan[start : start + size] for start, size in zip(starts, sizes)]
+
+
+def spellings(pan: str) -> set[str]:
+    """Every usual spelling of ``pan``: run together, or grouped and parted by each separator."""
+    in_fours = tuple(min(4, len(pan) - start) for start in range(0, len(pan), 4))
+    groupings = GROUPINGS.get(len(pan), ()) + (in_fours,)
+    return {separator.join(_groups(pan, sizes)) for separator in SEPARATORS for sizes in groupings}
+
+
+_SPELLINGS = {spelling: pan for pan in TEST_PANS for spelling in spellings(pan)}
 
 
 def card_data_in(text: str) -> list[str]:
     """The test PANs (in any usual spelling) and CVC fields found in ``text``."""
-    found = [pan for pan in TEST_PANS for variant in _variants(pan) if variant in text]
+    found = sorted({pan for spelling, pan in _SPELLINGS.items() if spelling in text})
     found += [m.group(0) for m in re.finditer(r'(?i)"?cvc"?\s*[:=]\s*"?\d{3,4}', text)]
     return found
 

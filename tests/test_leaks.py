@@ -11,13 +11,16 @@ import logging
 
 import pytest
 
-from lambdas.logs import MaskingFormatter, mask_card_data
+from lambdas.logs import MaskingFormatter, logger, mask_card_data
 from tests.events import body_of, invoke
 from tests.leaks import TEST_CVCS, TEST_PANS, card_data_in, card_data_in_item
+from tests.service_fixtures import unmasked_service_logs
 
 
-@pytest.mark.parametrize("text", ["4242424242424242", "card 4242 4242 4242 4242", "5555-5555-5555-4444",
-                                  '{"cvc": "737"}', "cvc=7373"])  # fmt: skip
+@pytest.mark.parametrize("text", [
+    "4242424242424242", "card 4242 4242 4242 4242", "5555-5555-5555-4444", "6011.1111.1111.1117", "3782/822463/10005",
+    '{"cvc": "737"}', "cvc=7373",
+])  # fmt: skip
 def test_the_scanner_finds_card_data_in_any_usual_spelling(text):
     assert card_data_in(text)
 
@@ -41,6 +44,23 @@ def test_an_accidental_log_line_is_masked_before_it_is_written():
     written = stream.getvalue()
     assert json.loads(written)["message"].startswith("charging [masked]")
     assert card_data_in(written) == []
+
+
+def test_the_log_scan_sees_card_data_that_the_mask_would_hide():
+    """The captured_logs fixture scans records before the masking formatter: a log call that passes card data
+    fails the test even though the line written would be masked."""
+    written = io.StringIO()
+    masked = logging.StreamHandler(written)
+    masked.setFormatter(MaskingFormatter())
+    std_logger = logging.getLogger(logger.service)
+    std_logger.addHandler(masked)
+    try:
+        with unmasked_service_logs() as scanned:
+            logger.info("charging", extra={"card": "4242 4242 4242 4242"})
+    finally:
+        std_logger.removeHandler(masked)
+    assert json.loads(written.getvalue())["card"] == "[masked]" and card_data_in(written.getvalue()) == []
+    assert scanned.card_data() == ["4242424242424242"]
 
 
 @pytest.mark.parametrize("identifier", [

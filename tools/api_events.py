@@ -5,7 +5,9 @@ tests, the benchmarks and the local runtime."""
 import importlib
 import json
 import re
+import time
 import uuid
+from typing import Callable
 
 from lambdas.routes import ROUTES, Route
 
@@ -43,6 +45,18 @@ def api_event(method: str, path: str, body=None, headers=None, raw_body: str | N
         "body": raw_body,
         "isBase64Encoded": False,
     }
+
+
+class LambdaContext:
+    """What the handlers read of Lambda's context: the time left before the function's timeout,
+    counted from the invocation's start as Lambda counts it."""
+
+    def __init__(self, timeout_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.ends = clock() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.ends - self.clock()) * 1000))
 
 
 def handler_for(route: Route):

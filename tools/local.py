@@ -75,13 +75,15 @@ class CloudWatchShipper:
             self.logs.put_log_events(logGroupName=group, logStreamName=self.stream, logEvents=events)
 
 
-def configure_functions(endpoint: str, region: str, function_name: str, sandbox_url: str) -> None:
-    """This process becomes the functions' runtime: their deployed environment, boto3 at the emulator."""
+def configure_functions(endpoint: str, region: str, function_name: str, sandbox_url: str) -> int:
+    """This process becomes the functions' runtime: their deployed environment, boto3 at the emulator.
+    Returns the deployed timeout (seconds), which bounds each local invocation."""
     os.environ.update(emulator_environment(endpoint, region))
     deployed = boto3.client("lambda").get_function_configuration(FunctionName=function_name)
     os.environ.update(deployed["Environment"]["Variables"])
     os.environ["GATEWAY_BASE_URL"] = sandbox_url  # the sandbox's port may differ from the config's default
     bootstrap.service.cache_clear()
+    return deployed["Timeout"]
 
 
 def main() -> None:
@@ -105,7 +107,7 @@ def main() -> None:
         outputs = workspace.outputs()
         sandbox_url = running.enter_context(sandbox_server(port["sandbox"]))
         print(f"sparkle sandbox   {sandbox_url}", flush=True)
-        configure_functions(endpoint, config.region, f"{config.prefix}-{Function.CHARGE.value}", sandbox_url)
+        timeout = configure_functions(endpoint, config.region, f"{config.prefix}-{Function.CHARGE.value}", sandbox_url)
         boto3.client("secretsmanager").put_secret_value(SecretId=outputs["gateway_secret_id"],
                                                         SecretString=DEFAULT_SECRET_KEY)  # fmt: skip
         capture = InvocationLogHandler()
@@ -114,7 +116,8 @@ def main() -> None:
         throttle = TokenBucket(config.throttling.rate_limit, config.throttling.burst_limit)
         if os.environ.get("PAYMENTS_LOCAL_THROTTLE") == "off":  # benchmarks measure the service, not the stage limit
             throttle = None
-        api = LocalApi(port["api"], config.max_body_bytes, throttle, on_invoke=CloudWatchShipper(config.prefix))
+        shipper = CloudWatchShipper(config.prefix)
+        api = LocalApi(port["api"], config.max_body_bytes, throttle, timeout, on_invoke=shipper)
         running.callback(api.server_close)
         running.callback(api.shutdown)
         threading.Thread(target=api.serve_forever, daemon=True).start()

@@ -5,7 +5,9 @@ send (headers, path parameters, body, request context with a request id and
 the caller). What API Gateway and its WAF enforce in front of the functions is
 enforced here the same way: the route table (unknown routes are refused),
 the body-size limit, throttling (a token bucket with the stage's rate and
-burst) and the contract's error shape for each."""
+burst) and the contract's error shape for each. Each invocation gets a Lambda
+context whose remaining time counts down from the function's timeout, so a
+local request is bounded as a deployed one is."""
 
 import json
 import logging
@@ -18,7 +20,7 @@ from typing import Callable
 
 from lambdas.presenters import error_body
 from lambdas.routes import Function
-from tools.api_events import api_event, handler_for, route_for
+from tools.api_events import LambdaContext, api_event, handler_for, route_for
 
 HOST = "127.0.0.1"
 LOCAL_CALLER = "arn:aws:iam::123456789012:user/local-developer"
@@ -47,10 +49,11 @@ class TokenBucket:
 class LocalApi(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, max_body_bytes: int, throttle: TokenBucket | None,
+    def __init__(self, port: int, max_body_bytes: int, throttle: TokenBucket | None, function_timeout_seconds: float,
                  on_invoke: Callable[[Function, list[str]], None] | None = None) -> None:  # fmt: skip
         self.max_body_bytes = max_body_bytes
         self.throttle = throttle
+        self.function_timeout_seconds = function_timeout_seconds  # each invocation's context counts down from it
         self.on_invoke = on_invoke  # receives each invocation's function and log lines
         super().__init__((HOST, port), _Handler)
 
@@ -98,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
                           caller=LOCAL_CALLER, content_type=None)  # fmt: skip
         lines: list[str] = []
         with _captured_logs(lines):
-            response = handler_for(route)(event, None)
+            response = handler_for(route)(event, LambdaContext(self.server.function_timeout_seconds))
         if self.server.on_invoke:
             self.server.on_invoke(route.function, lines)
         self._send(response["statusCode"], response["body"].encode(), response.get("headers") or {})

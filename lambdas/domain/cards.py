@@ -18,24 +18,68 @@ _BRAND_RANGES = (
 )  # fmt: skip
 
 
+# What a digit adds to the Luhn sum, by its position from the right: every second digit is doubled (less 9 past 9).
+_LUHN_TERM = ((0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (0, 2, 4, 6, 8, 1, 3, 5, 7, 9))
+
+
 def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
+    return sum(_LUHN_TERM[position % 2][int(char)] for position, char in enumerate(reversed(digits))) % 10 == 0
 
 
-# A run of 12–19 digits, spaced or dashed or not: the shape of a card number.
-DIGIT_RUN_SHAPE = r"(?:\d[ -]?){11,18}\d"
-DIGIT_RUN = re.compile(rf"(?<!\d){DIGIT_RUN_SHAPE}(?!\d)")
+CARD_DIGITS = range(12, 20)  # a card number has 12 to 19 digits
+# The usual spellings of a card number: digits run together, or in groups parted by one space, dash, dot or slash.
+DIGIT_RUN_SHAPE = r"\d(?:[ ./-]?\d)*"
+_DIGIT_RUN = re.compile(DIGIT_RUN_SHAPE)
+_GROUP = re.compile(r"\d+")
+
+
+def _card_number_spans(text: str):
+    """Where ``text`` holds a card number: in each run of digit groups, every stretch of whole groups with
+    12 to 19 digits that passes Luhn ("ref 12 4242 4242 4242 4242" holds one: the last four groups).
+    Each stretch grows leftwards from its last group, so the Luhn sum grows a digit at a time: linear in the text."""
+    for run in _DIGIT_RUN.finditer(text):
+        groups = list(_GROUP.finditer(text, run.start(), run.end()))
+        for last in range(len(groups)):
+            total = count = 0
+            for first in range(last, -1, -1):
+                digits = groups[first].group(0)
+                if count + len(digits) > CARD_DIGITS[-1]:
+                    break
+                for char in reversed(digits):
+                    total += _LUHN_TERM[count % 2][int(char)]
+                    count += 1
+                if count in CARD_DIGITS and total % 10 == 0:
+                    yield groups[first].start(), groups[last].end()
 
 
 def contains_card_number(text: str) -> bool:
-    """True when free text holds what could be a card number (a Luhn-valid run of 12–19 digits)."""
-    return any(luhn_valid(re.sub(r"[ -]", "", m.group(0))) for m in DIGIT_RUN.finditer(text))
+    """True when free text holds a card number in any usual spelling (Luhn-valid, 12–19 digits)."""
+    return next(_card_number_spans(text), None) is not None
+
+
+def mask_card_numbers(text: str, mask: str = "[masked]") -> str:
+    """``text`` with every card number that ``contains_card_number`` would find replaced by ``mask``."""
+    pieces, end = [], 0
+    for start, stop in sorted(_card_number_spans(text)):
+        if start >= end:
+            pieces += [text[end:start], mask]
+        end = max(end, stop)
+    return "".join(pieces) + text[end:]
+
+
+# A member's name longer than this is never echoed either: no name the API accepts is that long.
+MAX_ECHOED_NAME = 64
+
+
+def member_param(parent: str, name: str, position: int) -> str:
+    """The ``param`` naming member ``name`` of the object at ``parent`` (``""``: the body itself).
+
+    A member whose name holds a card number (or is over ``MAX_ECHOED_NAME`` characters) is named by its position
+    instead, 0 for the first member as sent: ``metadata[2]``, or ``[2]`` at the top of the body, so an error never
+    echoes the number."""
+    if len(name) > MAX_ECHOED_NAME or contains_card_number(name):
+        return f"{parent}[{position}]"
+    return f"{parent}.{name}" if parent else name
 
 
 def refuse_card_numbers(text: str, param: str) -> None:

@@ -13,7 +13,8 @@ SUPPORTED_CURRENCIES = {
 
 
 def normalize_currency(raw: str, param: str = "currency") -> str:
-    code = raw.upper() if isinstance(raw, str) else ""
+    """The ISO code for ``raw`` in any ASCII case; other letters never map to one (``"ınr".upper()`` is ``"INR"``)."""
+    code = raw.upper() if isinstance(raw, str) and raw.isascii() else ""
     if code not in SUPPORTED_CURRENCIES:
         raise InvalidRequest(f"Unsupported currency: {raw!r:.10}.", param, "unsupported_currency")
     return code

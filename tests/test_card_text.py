@@ -1,0 +1,112 @@
+"""Card numbers in text: free text refuses them in every usual spelling, error
+bodies and logs mask them, the tests' scanner finds them, identifiers stay whole.
+The spellings come from tests/leaks.py, so the code and the scanner are held to one list."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lambdas.domain.cards import contains_card_number, luhn_valid, mask_card_numbers, member_param
+from lambdas.domain.errors import InvalidRequest
+from lambdas.domain.money import normalize_currency
+from lambdas.logs import mask_card_data
+from tests.leaks import TEST_PANS, card_data_in, spellings
+
+EVERY_SPELLING = sorted({spelling for pan in TEST_PANS for spelling in spellings(pan)})
+
+
+def test_the_spellings_cover_each_separator_and_the_amex_grouping():
+    amex = spellings("378282246310005")
+    assert {"378282246310005", "3782 822463 10005", "3782-822463-10005", "3782.8224.6310.005",
+            "3782/822463/10005"} <= amex  # fmt: skip
+    assert "4242.4242.4242.4242" in spellings("4242424242424242")
+
+
+@pytest.mark.parametrize("spelling", EVERY_SPELLING)
+def test_free_text_holding_a_card_number_in_any_usual_spelling_is_refused(spelling):
+    assert contains_card_number(f"order for card {spelling}, thanks")
+
+
+@pytest.mark.parametrize("spelling", EVERY_SPELLING)
+def test_an_error_body_masks_a_card_number_in_any_usual_spelling(spelling):
+    masked = mask_card_numbers(f"No such payment: {spelling}.")
+    assert masked == "No such payment: [masked]." and card_data_in(masked) == []
+
+
+@pytest.mark.parametrize("spelling", EVERY_SPELLING)
+def test_a_log_line_masks_a_card_number_in_any_usual_spelling(spelling):
+    masked = mask_card_data(f'{{"message": "charging {spelling}"}}')
+    assert masked == '{"message": "charging [masked]"}' and card_data_in(masked) == []
+
+
+@pytest.mark.parametrize("spelling", EVERY_SPELLING)
+def test_the_scanner_finds_every_usual_spelling(spelling):
+    assert card_data_in(f"x {spelling} x")
+
+
+@pytest.mark.parametrize("text", [
+    "ref 12 4242 4242 4242 4242",  # a number before the card does not hide it
+    "4242 4242 4242 4242 0001",  # nor one after it
+    "A-1/4242/4242/4242/4242",
+])  # fmt: skip
+def test_a_card_number_next_to_other_digit_groups_is_found(text):
+    assert contains_card_number(text) and "4242" not in mask_card_numbers(text)
+
+
+@pytest.mark.parametrize("text", [
+    "order 2024-05-06 12:30", "call 555-0100 or 555-0199", "4242424242424241", "42424242424242424242",
+    "v1.2.3.4", "amount 1.000.000", "batch 1234 5678",
+])  # fmt: skip
+def test_text_without_a_card_number_is_accepted(text):
+    assert not contains_card_number(text) and mask_card_numbers(text) == text
+
+
+@given(st.sampled_from(TEST_PANS), st.sampled_from(" -./"), st.text(alphabet="abc ,:;xyz", max_size=8),
+       st.text(alphabet="abc ,:;xyz", max_size=8))  # fmt: skip
+def test_any_test_card_in_fours_between_any_words_is_found_and_masked(pan, separator, before, after):
+    spelled = separator.join(pan[i : i + 4] for i in range(0, len(pan), 4))
+    text = f"{before}{spelled}{after}"
+    assert contains_card_number(text)
+    assert card_data_in(mask_card_numbers(text)) == []
+
+
+@given(st.text(alphabet="0123456789 -./", max_size=40))
+def test_masking_leaves_no_card_number_behind(text):
+    assert not contains_card_number(mask_card_numbers(text))
+
+
+@given(st.from_regex(r"[0-9]{12,19}", fullmatch=True))
+def test_a_digit_run_is_a_card_number_exactly_when_it_passes_luhn(digits):
+    assert contains_card_number(digits) == luhn_valid(digits)
+
+
+@pytest.mark.parametrize("identifier", [
+    "299846f3-7dc7-488a-a123-456789012345", "7817c716-c275-487d-1234-567890123456",
+    "pay_4242424242424242abcdef01", "Root=1-5759e988-123456789012345678901234",
+])  # fmt: skip
+def test_the_log_mask_keeps_identifiers_whole(identifier):
+    assert mask_card_data(f'{{"id": "{identifier}"}}') == f'{{"id": "{identifier}"}}'
+
+
+def test_the_log_mask_keeps_short_numbers_and_timestamps():
+    line = '{"timestamp": "2024-05-06 12:34:56,789+0000", "duration_ms": 12.5, "status": 201}'
+    assert mask_card_data(line) == line
+
+
+def test_a_member_named_by_a_card_number_is_named_by_its_position():
+    assert member_param("metadata", "4242 4242 4242 4242", 2) == "metadata[2]"
+    assert member_param("", "4242424242424242", 0) == "[0]"
+    assert member_param("metadata", "order", 1) == "metadata.order"
+    assert member_param("", "amount", 0) == "amount"
+    assert member_param("", "1 " * 10_000, 3) == "[3]"  # too long to echo, or to scan at every request
+
+
+@pytest.mark.parametrize("raw", ["ınr", "uſd"])  # "ınr".upper() == "INR", "uſd".upper() == "USD"
+def test_a_currency_is_matched_in_ascii_only(raw):
+    with pytest.raises(InvalidRequest) as refused:
+        normalize_currency(raw)
+    assert refused.value.param == "currency"
+
+
+def test_a_currency_in_ascii_is_matched_in_any_case():
+    assert normalize_currency("inr") == "INR" and normalize_currency("uSd") == "USD"

@@ -1,0 +1,235 @@
+"""The HTTP edge on bad input: bodies that are not plain JSON objects get a 400
+(never a 500) and write nothing, errors never echo a card number, the caller is
+the role behind an assumed-role session, and each request gets its deadline.
+
+The handlers are the real ones (AWS in moto, the sandbox as a process) except
+where a stub route shows the edge's own defence, whatever a route raises."""
+
+import base64
+import json
+import math
+import threading
+
+import pytest
+import requests
+
+from lambdas import deadline
+from lambdas.domain.errors import InvalidRequest, NotFound
+from lambdas.edge import (MAX_BODY_BYTES, MAX_NESTING, HttpError, acting_principal, api_handler, field_param,
+                          parse_json_object)
+from lambdas.routes import Function
+from lambdas.service import Answer
+from tests.events import body_of, invoke
+from tests.leaks import card_data_in
+from tests.test_api import VISA, assert_error, card, pay, stored_items, tokenize
+from tools import api_events, local_api
+from tools.api_events import LambdaContext, api_event
+
+PAN = "4242424242424242"
+
+
+def nested(levels: int) -> str:
+    """A payment body nested ``levels`` deep: the body, then arrays in its metadata."""
+    inner = "[" * (levels - 1) + '"x"' + "]" * (levels - 1)
+    return f'{{"amount": 100, "currency": "usd", "source": {{"token": "tok_x"}}, "metadata": {inner}}}'
+
+
+# --- the parser -------------------------------------------------------------------
+
+
+def refusal(data: bytes) -> HttpError:
+    with pytest.raises(HttpError) as refused:
+        parse_json_object(data)
+    assert (refused.value.status, refused.value.error_type) == (400, "invalid_request_error")
+    return refused.value
+
+
+@pytest.mark.parametrize("data", [b'{"amount": 100, "amount": 5}', b'{"source": {"token": "a", "token": "b"}}',
+                                  b'{"a": [{"x": 1, "y": 2, "x": 3}]}'])  # fmt: skip
+def test_a_duplicated_member_anywhere_is_refused(data):
+    assert refusal(data).code == "duplicate_member"
+
+
+def test_nesting_is_allowed_to_32_levels_and_refused_beyond():
+    assert MAX_NESTING == 32
+    assert parse_json_object(nested(32).encode())["amount"] == 100
+    assert refusal(nested(33).encode()).code == "nesting_too_deep"
+
+
+def test_very_deep_nesting_is_refused_without_recursion():
+    assert refusal(b"[" * 100_000).code == "nesting_too_deep"
+    assert refusal(b'{"a": ' * 50_000 + b"1" + b"}" * 50_000).code == "nesting_too_deep"
+
+
+def test_brackets_inside_strings_are_text_not_nesting():
+    text = json.dumps({"description": "[{" * 40 + '\\"]}' * 3})
+    assert parse_json_object(text.encode())["description"].startswith("[{[{")
+
+
+@pytest.mark.parametrize("data", [b"{not json", b"[1, 2]", b'{"amount": NaN}', b'{"a": "\xff"}'])
+def test_what_is_not_a_json_object_in_utf8_is_refused(data):
+    assert refusal(data).code == "invalid_json"
+
+
+# --- param: named by position when the name is a card number --------------------
+
+
+def test_a_member_whose_name_is_a_card_number_is_named_by_its_position():
+    body = {"amount": 1, "metadata": {"order": "A", "4242 4242 4242 4242": "v"}, PAN: 1}
+    assert field_param(("metadata", "4242 4242 4242 4242"), body) == "metadata[1]"
+    assert field_param(("metadata", "4242 4242 4242 4242", "[key]"), body) == "metadata[1][key]"
+    assert field_param((PAN,), body) == "[2]"
+    assert field_param(("metadata", "order"), body) == "metadata.order"
+    assert field_param(("source", "card", "exp_month"), body) == "source.card.exp_month"  # absent members by name
+
+
+# --- the caller -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_an_assumed_role_session_acts_as_its_role(partition):
+    session = f"arn:{partition}:sts::123456789012:assumed-role/checkout-service/i-0abc123@task.7"
+    assert acting_principal(session) == f"arn:{partition}:iam::123456789012:role/checkout-service"
+
+
+@pytest.mark.parametrize("principal", [
+    "arn:aws:iam::123456789012:user/ops/alice", "arn:aws-cn:iam::123456789012:role/r", "123456789012", "anonymous",
+    "arn:aws:sts::123456789012:federated-user/bob",
+])  # fmt: skip
+def test_other_principals_are_unchanged(principal):
+    assert acting_principal(principal) == principal
+
+
+def test_two_sessions_of_one_role_share_idempotency_keys(aws_env, sandbox):
+    body = {"amount": 700, "currency": "usd", "source": {"token": tokenize()}}
+    role = "arn:aws:sts::123456789012:assumed-role/checkout-service"
+    first = pay(body, key="shared", caller=f"{role}/task-1")
+    again = pay(body, key="shared", caller=f"{role}/task-2")
+    assert first["statusCode"] == 201 and again["headers"].get("Idempotent-Replayed") == "true"
+    assert body_of(again) == body_of(first) and len(sandbox.charges()) == 1
+
+
+# --- bad bodies through the real handlers: 400, nothing written --------------------
+
+
+def assert_refused_and_nothing_written(response, env, sandbox, code: str) -> None:
+    assert assert_error(response, 400, "invalid_request_error")["code"] == code
+    assert stored_items(env) == 0 and sandbox.charges() == []
+
+
+def test_a_duplicated_amount_is_refused_not_charged(aws_env, sandbox):
+    raw = '{"amount": 100, "amount": 5, "currency": "usd", "source": {"card": %s}}' % json.dumps(card())
+    response = invoke("POST", "/payments", raw_body=raw, headers={"Idempotency-Key": "dup"})
+    assert_refused_and_nothing_written(response, aws_env, sandbox, "duplicate_member")
+
+
+@pytest.mark.parametrize("levels", [33, 10_000])
+def test_a_body_nested_too_deep_is_a_400(aws_env, sandbox, levels):
+    response = invoke("POST", "/payments", raw_body=nested(levels), headers={"Idempotency-Key": "deep"})
+    assert_refused_and_nothing_written(response, aws_env, sandbox, "nesting_too_deep")
+
+
+def invoke_event(event: dict) -> dict:
+    response = api_events.invoke(event)
+    assert card_data_in(response["body"]) == [], "card data in a response body"
+    return response
+
+
+def test_invalid_base64_is_a_400_and_valid_base64_is_read(aws_env, sandbox):
+    event = api_event("POST", "/tokens", raw_body="not base64!")
+    event["isBase64Encoded"] = True
+    assert_refused_and_nothing_written(invoke_event(event), aws_env, sandbox, "invalid_body")
+    event["body"] = base64.b64encode(json.dumps({"card": VISA}).encode()).decode()
+    assert invoke_event(event)["statusCode"] == 201
+
+
+@pytest.mark.parametrize("currency", ["ınr", "uſd"])
+def test_a_currency_outside_ascii_is_refused(aws_env, sandbox, currency):
+    response = pay({"amount": 100, "currency": currency, "source": {"card": card()}})
+    assert_error(response, 400, "invalid_request_error", "currency")
+    assert stored_items(aws_env) == 0 and sandbox.charges() == []
+
+
+# --- errors never echo a card number (each response is scanned by tests.events.invoke) ---
+
+
+@pytest.mark.parametrize("path", [f"/payments/{PAN}", "/payments/4242-4242-4242-4242/ledger"])
+def test_a_path_id_that_is_a_card_number_is_not_echoed(aws_env, path):
+    assert_error(invoke("GET", path), 404, "invalid_request_error")
+
+
+def test_an_unknown_member_named_by_a_card_number_is_named_by_position(aws_env):
+    error = assert_error(invoke("POST", "/tokens", {"card": VISA, PAN: 1}), 400, "invalid_request_error")
+    assert error["param"] == "[1]" and error["message"].startswith("[1]: ")
+    error = assert_error(invoke("POST", "/tokens", {"card": {**VISA, "4242 4242 4242 4242": 1}}), 400,
+                         "invalid_request_error")  # fmt: skip
+    assert error["param"] == "card[3]"
+
+
+def test_a_metadata_key_holding_a_card_number_is_named_by_position(aws_env, sandbox):
+    body = {"amount": 100, "currency": "usd", "source": {"card": card()}, "metadata": {"order": "A", PAN: "v" * 501}}
+    assert_error(pay(body), 400, "invalid_request_error", "metadata[1]")
+    assert stored_items(aws_env) == 0 and sandbox.charges() == []
+
+
+def stub_handler(route):
+    """The read function's handler with ``route`` serving both its routes, and no service."""
+    return api_handler(Function.READ, {"GET /payments/{id}": route, "GET /payments/{id}/ledger": route}, lambda: None)
+
+
+@pytest.mark.parametrize("raised", [
+    NotFound(f"No such payment: {PAN}"),
+    InvalidRequest("Bad 3782 822463 10005.", "metadata.4242.4242.4242.4242", "x"),
+    HttpError(400, "invalid_request_error", "x", "card 5555/5555/5555/4444 refused", f"card.{PAN}"),
+])  # fmt: skip
+def test_the_edge_masks_a_card_number_in_any_error_whatever_raised_it(raised):
+    def route(request, service) -> Answer:
+        raise raised
+
+    response = stub_handler(route)(api_event("GET", "/payments/pay_1"), None)
+    error = body_of(response)["error"]
+    assert card_data_in(response["body"]) == [] and "[masked]" in error["message"]
+    assert "[masked]" in error.get("param", "[masked]")
+
+
+# --- the deadline ---------------------------------------------------------------------
+
+
+def test_each_request_gets_the_deadline_its_context_leaves():
+    seen = []
+
+    def route(request, service) -> Answer:
+        seen.append(deadline.remaining())
+        return Answer(200, {})
+
+    handler = stub_handler(route)
+    handler(api_event("GET", "/payments/pay_1"), LambdaContext(timeout_seconds=3.0))
+    handler(api_event("GET", "/payments/pay_1"), None)  # no context (a test): no deadline left over
+    assert 0.9 < seen[0] <= 3.0 - deadline.WRITE_RESERVE_SECONDS and seen[1] == math.inf
+
+
+def test_the_local_context_counts_down_from_the_timeout():
+    now = [100.0]
+    context = LambdaContext(timeout_seconds=29, clock=lambda: now[0])
+    now[0] += 4.5
+    assert context.get_remaining_time_in_millis() == 24_500
+    now[0] += 60
+    assert context.get_remaining_time_in_millis() == 0
+
+
+def test_the_local_api_gives_each_invocation_the_function_timeout(monkeypatch):
+    seen = []
+
+    def handler(event, context):
+        seen.append(context.get_remaining_time_in_millis())
+        return {"statusCode": 200, "headers": {}, "body": "{}"}
+
+    monkeypatch.setattr(local_api, "handler_for", lambda route: handler)
+    api = local_api.LocalApi(0, MAX_BODY_BYTES, None, function_timeout_seconds=7)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        response = requests.get(f"http://{local_api.HOST}:{api.server_port}/payments/pay_1", timeout=5)
+    finally:
+        api.shutdown()
+        api.server_close()
+    assert response.status_code == 200 and 6_000 < seen[0] <= 7_000
