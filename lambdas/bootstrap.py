@@ -14,12 +14,14 @@ from functools import cache
 import boto3
 
 from lambdas.adapters.envelope import EnvelopeCipher
-from lambdas.adapters.idempotency import IdempotencyStore
-from lambdas.adapters.ledger_store import LedgerStore
+from lambdas.adapters.idempotency import DynamoIdempotencyStore
+from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.vault import CardVault
+from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.rules import RuleSet
 from lambdas.encryption_context import Purpose
 from lambdas.service import PaymentService
+from lambdas.use_cases import Dependencies
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -79,10 +81,11 @@ def service() -> PaymentService:
     dynamodb = boto3.client("dynamodb")
     vault_key = env["VAULT_KEY_ID"]
     metadata_cipher = EnvelopeCipher(kms, vault_key, Purpose.METADATA)
-    return PaymentService(
-        store=LedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
-        idempotency=IdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"]),
+    return PaymentService(Dependencies(
+        store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
+        idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata_cipher),
+        velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
         vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, Purpose.CARD)),
         gateway=_OnFirstUse(lambda: _sparkle_client(env)),
         rules=RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}")),
-    )
+    ))

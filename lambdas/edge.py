@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lambdas import deadline
-from lambdas.adapters.idempotency import body_hash, record_id
+from lambdas.adapters.idempotency import record_id
 from lambdas.domain.cards import member_param
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
 from lambdas.logs import logger
 from lambdas.presenters import error_body
-from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES, Function
-from lambdas.service import Answer, Idempotency, PaymentService
+from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
+from lambdas.service import Answer, PaymentService
 
-MAX_BODY_BYTES = 32 * 1024
 MAX_NESTING = 32  # objects and arrays inside each other; the body itself is level 1
 
 
@@ -58,7 +57,8 @@ class ApiRequest:
             message = first["msg"] if param is None else f"{param}: {first['msg']}"
             raise HttpError(400, "invalid_request_error", "parameter_invalid", message, param) from None
 
-    def idempotency(self, required: bool) -> Idempotency | None:
+    def idempotency(self, required: bool) -> str | None:
+        """The request's idempotency record id: the key scoped to the caller and the route."""
         key = self.headers.get(IDEMPOTENCY_HEADER.lower())
         if key is None:
             if required:
@@ -68,8 +68,7 @@ class ApiRequest:
         if not (1 <= len(key) <= 255 and all(32 <= ord(c) < 127 for c in key)):
             raise HttpError(400, "invalid_request_error", "parameter_invalid",
                             f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.", IDEMPOTENCY_HEADER)  # fmt: skip
-        return Idempotency(record_id(self.caller, f"{self.method} {self.resource}", key),
-                           body_hash(self.body, self.path_parameters))  # fmt: skip
+        return record_id(self.caller, f"{self.method} {self.resource}", key)
 
 
 def field_param(loc: tuple, body: dict) -> str:
@@ -242,7 +241,8 @@ def _handle(event, routes, service, request_id: str, route: str) -> dict:
     except GatewayFailed as e:
         status = 504 if e.timed_out else 502
         code = "gateway_timeout" if e.timed_out else "gateway_failed"
-        return _error(status, "gateway_error", code, e.message, request_id, payment_id=e.payment_id)
+        return _error(status, "gateway_error", code, e.message, request_id, payment_id=e.payment_id,
+                      refund_id=e.refund_id)  # fmt: skip
     except Exception:
         logger.exception("unexpected error", extra={"route": route, "request_id": request_id})
         return _error(500, "api_error", "internal_error", "An unexpected error occurred.", request_id)

@@ -6,7 +6,7 @@ from lambdas.domain.payments import Entry, Payment, Refund
 
 
 def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict:
-    """The contract's error object; ``optional`` takes param, decline_code, payment_id.
+    """The contract's error object; ``optional`` takes param, decline_code, payment_id, refund_id.
 
     The last line of defence: a card number in the message or param (the parts that can carry what a client sent,
     whatever raised the error) is masked; the ids are the service's or API Gateway's own."""
@@ -30,7 +30,7 @@ def token_body(token_id: str, card: MaskedCard, created_at) -> dict:
 def payment_body(payment: Payment) -> dict:
     body = {
         "id": payment.id,
-        "status": payment.status.value,
+        "status": payment.display_status.value,
         "amount": payment.amount,
         "currency": payment.currency,
         "amount_refunded": payment.amount_refunded,
@@ -47,7 +47,7 @@ def payment_body(payment: Payment) -> dict:
 
 
 def refund_body(refund: Refund) -> dict:
-    return {"id": refund.id, "payment_id": refund.payment_id, "amount": refund.amount, "status": refund.status,
+    return {"id": refund.id, "payment_id": refund.payment_id, "amount": refund.amount, "status": refund.status.value,
             "created_at": iso(refund.created_at)}  # fmt: skip
 
 

@@ -80,6 +80,7 @@ class ErrorDetail(_Body):
     param: str | None = None
     decline_code: str | None = None
     payment_id: str | None = None
+    refund_id: str | None = None
     request_id: str
 
 

@@ -40,3 +40,4 @@ ROUTES: tuple[Route, ...] = (
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_BODY_BYTES = 32 * 1024  # larger bodies get 413, from the WAF in front of the API and from the edge

@@ -69,9 +69,7 @@ LEDGER = TableSchema(
     partition_key="pk",
     sort_key="sk",
     indexes=(
-        # Payments of one card fingerprint by time: velocity rules.
-        Index(name="by_fingerprint", partition_key="fingerprint_pk", sort_key="created_at"),
-        # Payments still pending by time, a sparse index: reconciliation.
+        # Payments and refunds still pending, by time (a sparse index): reconciliation.
         Index(name="by_status", partition_key="status_pk", sort_key="created_at"),
     ),
     ttl_attribute=None,  # ledger records are never deleted, so nothing in the table expires

@@ -91,7 +91,6 @@ class EnvironmentConfig(_Frozen):
     log_retention_days: Literal[365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 365
     key_deletion_window_days: int = Field(default=30, ge=7, le=30)
     throttling: Throttling = Throttling(rate_limit=50, burst_limit=100)
-    max_body_bytes: int = Field(default=32 * 1024, description="larger bodies get 413")
     functions: FunctionSettings = FunctionSettings()
     gateway_base_url: HttpUrl = HttpUrl("http://127.0.0.1:4010")
     gateway: GatewaySettings = GatewaySettings()

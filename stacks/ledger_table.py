@@ -104,10 +104,14 @@ class LedgerTable(_EncryptedTable):
 
 
 class IdempotencyTable(_EncryptedTable):
-    """Idempotency records (Powertools' layout), expired by TTL after their retention."""
+    """Idempotency records (Powertools' layout) and velocity counters, expired by TTL after their retention."""
 
     schema = IDEMPOTENCY
 
     def grant_read_write(self, grantee: Grantable) -> None:
         actions = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         self._grant(grantee, "ReadWrite", actions)
+
+    def grant_condition_check(self, grantee: Grantable) -> None:
+        """Make a transaction depend on a record (reconciliation gives up nothing a request holds)."""
+        self._grant(grantee, "ConditionCheck", ("dynamodb:ConditionCheckItem",))

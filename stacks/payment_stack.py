@@ -9,7 +9,7 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
 from constructs import Construct
 
 from lambdas.encryption_context import Purpose
-from lambdas.routes import ROUTES, Function
+from lambdas.routes import MAX_BODY_BYTES, ROUTES, Function
 from lambdas.storage_schema import Partition
 from stacks.config import DEFAULT_TAGS, EnvironmentConfig
 from stacks.gateway_secret import GatewaySecret, GatewaySecretProps
@@ -177,6 +177,7 @@ class PaymentStack(TerraformStack):
 
         for function in (tokenize, charge, refund):
             idempotency.grant_read_write(function)
+        idempotency.grant_condition_check(reconcile)
         for function in (charge, refund, reconcile):
             gateway_secret.grant_read(function)
 
@@ -190,7 +191,7 @@ class PaymentStack(TerraformStack):
                 logs_key=operations_key,
                 log_retention_days=config.log_retention_days,
                 throttling=config.throttling,
-                max_body_bytes=config.max_body_bytes,
+                max_body_bytes=MAX_BODY_BYTES,
             ),
         )
 

@@ -44,6 +44,7 @@ class FakeGateway:
         self._keys: dict[tuple[str, str], _Keyed] = {}
         self._slow: list[tuple[_Keyed, object]] = []
         self._script: dict[str, deque[Fault]] = {operation: deque() for operation in OPERATIONS}
+        self.refused_amounts = 0  # refunds asked for more than was left
 
     # -- scripting and assertions ---------------------------------------------
 
@@ -51,6 +52,12 @@ class FakeGateway:
         """The next calls of ``operation`` meet ``faults``, one each, in order."""
         with self._lock:
             self._script[operation].extend(faults)
+
+    def clear_faults(self) -> None:
+        """Forget the faults scripted for calls that never came."""
+        with self._lock:
+            for script in self._script.values():
+                script.clear()
 
     def complete_slow_calls(self) -> None:
         """Time passes: every slow call's answer is finally given, so its key replays from now on."""
@@ -160,6 +167,7 @@ class FakeGateway:
             raise GatewayRejected(400, "invalid_request", "No succeeded charge with that id.")
         left = charge.amount - self._refunded.get(charge_id, 0)
         if amount > left:
+            self.refused_amounts += 1
             raise GatewayRejected(400, "amount_too_large", f"At most {left} can be refunded.")
         self._refunded[charge_id] = self._refunded.get(charge_id, 0) + amount
         refund = GatewayRefund(f"rf_{secrets.token_hex(12)}", charge_id, amount, "succeeded", reference)

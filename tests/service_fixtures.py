@@ -30,14 +30,18 @@ def sandbox_url():
 @pytest.fixture
 def sandbox(sandbox_url):
     """The sandbox, emptied and without faults for each test."""
-    requests.post(f"{sandbox_url}/_sandbox/reset", timeout=5)
-    requests.post(f"{sandbox_url}/_sandbox/faults", json={"latency_ms": 0, "error_rate": 0, "drop_rate": 0}, timeout=5)
-    return Sandbox(sandbox_url)
+    sandbox = Sandbox(sandbox_url)
+    sandbox.reset()
+    return sandbox
 
 
 class Sandbox:
     def __init__(self, url: str) -> None:
         self.url = url
+
+    def reset(self) -> None:
+        """No charges, no refunds, the faults it started with (none)."""
+        requests.post(f"{self.url}/_sandbox/reset", timeout=5)
 
     def charges(self) -> list[dict]:
         return requests.get(f"{self.url}/_sandbox/charges", timeout=5).json()["data"]

@@ -92,20 +92,19 @@ RULES = RuleSet.from_config({"max_amount": {"usd": 5000}, "allowed_currencies": 
 
 @pytest.mark.parametrize(
     "attempt, rule",
-    [(PaymentAttempt(100, "USD", "fp", 0), None),
-     (PaymentAttempt(100, "USD", "stolen", 0), "blocked_fingerprint"),
-     (PaymentAttempt(100, "GBP", "fp", 0), "currency_allow_list"),
-     (PaymentAttempt(5001, "USD", "fp", 0), "max_amount"),
-     (PaymentAttempt(5000, "USD", "fp", 2), None),
-     (PaymentAttempt(100, "USD", "fp", 3), "velocity_per_hour"),
-     (PaymentAttempt(99_999, "EUR", "fp", 0), None)],
+    [(PaymentAttempt(100, "USD", "fp"), None),
+     (PaymentAttempt(100, "USD", "stolen"), "blocked_fingerprint"),
+     (PaymentAttempt(100, "GBP", "fp"), "currency_allow_list"),
+     (PaymentAttempt(5001, "USD", "fp"), "max_amount"),
+     (PaymentAttempt(5000, "USD", "fp"), None),
+     (PaymentAttempt(99_999, "EUR", "fp"), None)],
 )  # fmt: skip
 def test_rules_name_the_first_one_broken(attempt, rule):
     assert RULES.first_violation(attempt) == rule
 
 
 def test_empty_rules_allow_everything():
-    assert RuleSet.from_config({}).first_violation(PaymentAttempt(10**8, "JPY", "x", 10**6)) is None
+    assert RuleSet.from_config({}).first_violation(PaymentAttempt(10**8, "JPY", "x")) is None
 
 
 # --- payments and the ledger ----------------------------------------------------
@@ -126,16 +125,34 @@ def test_decline_and_failure_move_no_money():
         payment().decline("x").succeed("ch", NOW)
 
 
+def refund(payment: Payment, refund_id: str, amount: int | None):
+    """Reserve, then complete: a refund the gateway made."""
+    reserved, pending = payment.reserve_refund(refund_id, amount, NOW)
+    return reserved.complete_refund(pending, f"rf_{refund_id}", NOW)
+
+
 def test_refunds_reverse_entries_up_to_the_captured_amount():
     settled, captured = payment(1000).succeed("ch", NOW)
-    partly, refund, first = settled.refund("re_1", 400, NOW)
-    assert partly.status is Status.PARTIALLY_REFUNDED and refund.amount == 400
-    full, _, second = partly.refund("re_2", None, NOW)
-    assert full.status is Status.REFUNDED and full.amount_refunded == 1000
+    partly, done, first = refund(settled, "re_1", 400)
+    assert partly.display_status is Status.PARTIALLY_REFUNDED and done.amount == 400
+    full, _, second = refund(partly, "re_2", None)
+    assert full.display_status is Status.REFUNDED and full.amount_refunded == 1000
     assert balance(captured + first + second) == {"gateway_receivable:sparkle": 0, "merchant_balance": 0}
     with pytest.raises(InvalidRequest) as refused:
         full.check_refund(1)
     assert refused.value.param == "amount"
+
+
+def test_a_pending_refund_holds_its_amount_until_completed_or_cancelled():
+    settled, _ = payment(1000).succeed("ch", NOW)
+    reserved, pending = settled.reserve_refund("re_1", 700, NOW)
+    assert (reserved.refundable_amount, reserved.amount_refunded, reserved.display_status) == (300, 0, Status.SUCCEEDED)
+    with pytest.raises(InvalidRequest, match="At most 300"):
+        reserved.reserve_refund("re_2", 301, NOW)
+    released, failed = reserved.cancel_refund(pending)
+    assert released.refundable_amount == 1000 and failed.status.value == "failed"
+    with pytest.raises(IllegalTransition):
+        released.complete_refund(failed, "rf", NOW)
 
 
 def test_refunding_more_than_is_left_or_an_unsettled_payment_is_refused():
@@ -158,7 +175,7 @@ def test_any_sequence_keeps_debits_equal_credits_and_never_refunds_more_than_cap
         current, entries = current.succeed("ch", NOW)
     for n, requested in enumerate(refunds):
         try:
-            current, _, reversing = current.refund(f"re_{n}", requested, NOW)
+            current, _, reversing = refund(current, f"re_{n}", requested)
         except InvalidRequest:
             continue
         entries += reversing

@@ -1,6 +1,7 @@
 """Idempotency as the contract states it, under concurrency and lost answers."""
 
 import threading
+from dataclasses import replace
 import time
 from datetime import timedelta
 
@@ -147,7 +148,7 @@ def test_dropped_answers_are_settled_by_reference_not_charged_again(aws_env, san
 def test_reconciliation_settles_what_a_client_never_retried(aws_env, sandbox):
     lost = pay_losing_every_answer(sandbox, {"amount": 900, "currency": "usd", "source": {"token": tokenize()}}, "x")
     counts = bootstrap.service().reconcile(settle_after=timedelta(0))
-    assert counts == {"settled": 1, "failed": 0, "still_pending": 0}
+    assert counts == {"settled": 1, "failed": 0, "still_pending": 0, "errors": 0}
     assert body_of(invoke("GET", f"/payments/{lost['payment_id']}"))["status"] == "succeeded"
     assert len(sandbox.charges()) == 1
 
@@ -166,14 +167,15 @@ def test_when_reconciliation_settles_first_the_request_answers_the_settled_payme
     from types import SimpleNamespace
 
     service = bootstrap.service()
-    gateway = service.gateway
+    gateway = service.deps.gateway
 
     def charge_then_reconcile(*args, **kwargs):
         charge = gateway.charge(*args, **kwargs)
         assert service.reconcile(settle_after=timedelta(0))["settled"] == 1  # the scheduled run wins the race
         return charge
 
-    monkeypatch.setattr(service, "gateway", SimpleNamespace(charge=charge_then_reconcile, find_charge=gateway.find_charge))
+    raced = SimpleNamespace(charge=charge_then_reconcile, find_charge=gateway.find_charge)
+    monkeypatch.setattr(service, "deps", replace(service.deps, gateway=raced))
     paid = pay({"amount": 810, "currency": "usd", "source": {"token": tokenize()}}, key="raced")
     assert paid["statusCode"] == 201 and body_of(paid)["status"] == "succeeded"
     assert len(body_of(invoke("GET", f"/payments/{body_of(paid)['id']}/ledger"))["entries"]) == 2

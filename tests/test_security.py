@@ -2,7 +2,7 @@
 
 import json
 
-from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES, Function
+from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER
 from tests.policies import key_policy_statements
 
@@ -166,7 +166,7 @@ def test_web_acl_guards_the_stage_with_managed_rules_a_size_limit_and_logs(stack
                if "managed_rule_group_statement" in r["statement"]}  # fmt: skip
     assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= managed
     (size_rule,) = [r for r in acl["rule"] if "size_constraint_statement" in r["statement"]]
-    assert size_rule["statement"]["size_constraint_statement"]["size"] == _config(stack).max_body_bytes
+    assert size_rule["statement"]["size_constraint_statement"]["size"] == MAX_BODY_BYTES
     assert size_rule["action"]["block"]["custom_response"]["response_code"] == 413
     (association,) = stack.resources("aws_wafv2_web_acl_association").values()
     assert association["resource_arn"].startswith("${aws_api_gateway_stage.")

@@ -29,7 +29,7 @@ import boto3
 
 from lambdas import bootstrap
 from lambdas.logs import MaskingFormatter, logger
-from lambdas.routes import Function
+from lambdas.routes import MAX_BODY_BYTES, Function
 from sparkle_sandbox.server import DEFAULT_PORT as SANDBOX_PORT
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from stacks.config import ENVIRONMENTS
@@ -117,7 +117,7 @@ def main() -> None:
         if os.environ.get("PAYMENTS_LOCAL_THROTTLE") == "off":  # benchmarks measure the service, not the stage limit
             throttle = None
         shipper = CloudWatchShipper(config.prefix)
-        api = LocalApi(port["api"], config.max_body_bytes, throttle, timeout, on_invoke=shipper)
+        api = LocalApi(port["api"], MAX_BODY_BYTES, throttle, timeout, on_invoke=shipper)
         running.callback(api.server_close)
         running.callback(api.shutdown)
         threading.Thread(target=api.serve_forever, daemon=True).start()

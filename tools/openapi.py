@@ -9,11 +9,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from lambdas import models, response_models
-from lambdas.routes import IDEMPOTENCY_HEADER, ROUTES
+from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 ALWAYS = {403: "Not signed (AWS_IAM) or unknown route", 429: "Throttled", 500: "Unexpected error"}
-BODY_ERRORS = {400: "Invalid request", 413: "Body over 32 KiB", 415: "Body is not JSON"}
+BODY_ERRORS = {400: "Invalid request", 413: f"Body over {MAX_BODY_BYTES // 1024} KiB", 415: "Body is not JSON"}
 IDEMPOTENCY_ERRORS = {409: "Same key still in flight", 422: "Same key, different body"}
 GATEWAY_ERRORS = {502: "Gateway failed; payment left pending", 504: "Gateway timed out; payment left pending"}
 

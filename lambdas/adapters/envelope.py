@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from lambdas.encryption_context import CONTEXT_KEY
+
 MAX_KEY_AGE_SECONDS = 300.0
 MAX_KEY_USES = 1000
 
@@ -52,7 +54,7 @@ class EnvelopeCipher:
     def __init__(self, kms, key_id: str, purpose: str, clock=time.monotonic) -> None:
         self.kms = kms
         self.key_id = key_id
-        self.context = {"purpose": purpose}
+        self.context = {CONTEXT_KEY: purpose}
         self.clock = clock
         self._lock = threading.Lock()
         self._current: _CachedKey | None = None
@@ -69,7 +71,7 @@ class EnvelopeCipher:
         return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, self._aad(record_id))
 
     def _aad(self, record_id: str) -> bytes:
-        return f"{self.context['purpose']}:{record_id}".encode()
+        return f"{self.context[CONTEXT_KEY]}:{record_id}".encode()
 
     def _data_key(self) -> _CachedKey:
         now = self.clock()

@@ -1,22 +1,35 @@
 """Idempotency records in their own table (Powertools' layout: ``id`` + ``expiration`` TTL).
 
-A record is claimed in the same transaction as the first write of the request,
-and completed in the same transaction as the last, so a replayed answer always
-matches what was written. 5xx outcomes are not stored: the record is released
-(kept with its resource id, marked retryable) so a retry resumes the same
-payment instead of creating a second one.
+The whole protocol lives here (``lambdas.ports.IdempotencyStore``): a key is
+claimed by a conditional put in the same transaction as the request's first
+write, and a lost claim returns the record it met (no separate read) to decide
+between a replay, a resume, a 409 and a 422. The answer is stored in the same
+transaction as the request's last write, sealed when it carries metadata.
+5xx outcomes are not stored: the record is released (kept with its object's
+id, marked retryable) so a retry resumes that object instead of starting a
+second one. An expired record is replaced at once; TTL only tidies up.
 """
 
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
-from lambdas.adapters.dynamo import from_item, put_new, to_item, update
+from botocore.exceptions import ClientError
+
+from lambdas.adapters.dynamo import DynamoUnitOfWork, from_item, to_item
+from lambdas.adapters.envelope import EnvelopeCipher, Sealed
+from lambdas.domain.errors import IdempotencyConflict
+from lambdas.ports import Answer, Begun, Fresh, LostRace, Replay, Resume
+from lambdas.storage_schema import IDEMPOTENCY
 
 RETENTION_SECONDS = 24 * 3600
 IN_FLIGHT_SECONDS = 60  # longer than a function may run; a claim older than this was abandoned
+KEY = IDEMPOTENCY.partition_key
+LABEL = "idempotency"
 
 
 class State(str, Enum):
@@ -29,9 +42,10 @@ class State(str, Enum):
 class Record:
     id: str
     state: State
-    body_hash: str
+    digest: str
     resource_id: str
     in_flight_until: int
+    expiration: int
     response_status: int | None = None
     response_body: str | None = None
 
@@ -44,64 +58,162 @@ def record_id(caller: str, route: str, key: str) -> str:
     return hashlib.sha256(f"{caller}\n{route}\n{key}".encode()).hexdigest()
 
 
-def body_hash(body: dict, path_parameters: dict) -> str:
-    canonical = json.dumps({"body": body, "path": path_parameters}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def key_in_use() -> IdempotencyConflict:
+    return IdempotencyConflict(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress.")
 
 
-class IdempotencyStore:
-    def __init__(self, client, table: str, clock=time.time) -> None:
+def _body_differs() -> IdempotencyConflict:
+    return IdempotencyConflict(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request body.")
+
+
+def must_reclaim(record: "Record | None", digest: str, now: float) -> bool:
+    """The protocol's decision about a key that was taken: False to replay its answer, True to take the
+    record over and resume its object; raises the 422 (another body) and the 409 (still in flight)."""
+    if record is None:
+        raise key_in_use()  # taken and gone again in between: the other request is the one to answer
+    if record.digest != digest:
+        raise _body_differs()
+    if record.state is State.COMPLETED:
+        return False
+    if record.state is State.IN_PROGRESS and not record.abandoned(now):
+        raise key_in_use()
+    return True
+
+
+class DynamoIdempotencyStore:
+    def __init__(self, client: Any, table: str, answer_cipher: EnvelopeCipher,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.client = client
         self.table = table
+        self.answer_cipher = answer_cipher
         self.clock = clock
 
-    def get(self, id: str) -> Record | None:
-        item = self.client.get_item(TableName=self.table, Key=to_item({"id": id}), ConsistentRead=True).get("Item")
-        if not item:
+    # -- claiming ---------------------------------------------------------------------------
+
+    def begin(self, uow: DynamoUnitOfWork, key: str, digest: str, resource_id: str,
+              answer: Answer | None = None) -> Begun:  # fmt: skip
+        now = self.clock()
+        values: dict[str, Any] = {KEY: key, "digest": digest, "resource_id": resource_id,
+                                  "expiration": int(now + RETENTION_SECONDS)}  # fmt: skip
+        if answer is None:
+            values |= {"state": State.IN_PROGRESS.value, "in_flight_until": int(now + IN_FLIGHT_SECONDS)}
+        else:
+            values |= {"state": State.COMPLETED.value, "in_flight_until": int(now), **self._stored(key, answer)}
+        put = {"Put": {"TableName": self.table, "Item": to_item(values),
+                       "ConditionExpression": "attribute_not_exists(#id) OR #expiration < :now",
+                       "ExpressionAttributeNames": {"#id": KEY, "#expiration": "expiration"},
+                       "ExpressionAttributeValues": to_item({":now": int(now)})}}  # fmt: skip
+        uow.add(LABEL, put, self._record)
+        try:
+            uow.commit()
+            return Fresh()
+        except LostRace as race:
+            if LABEL not in race.conflicts:
+                raise
+            return self._after_lost_claim(race.conflicts[LABEL], digest)
+
+    def resume_or_replay(self, key: str, digest: str) -> Replay | Resume | None:
+        item = self.client.get_item(TableName=self.table, Key=to_item({KEY: key}), ConsistentRead=True).get("Item")
+        record = self._record(from_item(item) if item else None)
+        if record is None or record.expiration < self.clock():
             return None
-        values = from_item(item)
-        if values["expiration"] < self.clock():
-            return None  # expired, waiting for TTL to remove it
+        return self._after_lost_claim(record, digest)
+
+    def _after_lost_claim(self, record: "Record | None", digest: str) -> Replay | Resume:
+        if must_reclaim(record, digest, self.clock()):
+            return self._reclaim(record)
+        return Replay(Answer(int(record.response_status or 0), self._open(record), replayed=True))
+
+    def _reclaim(self, record: Record) -> Resume:
+        """Take over a released or abandoned record, only from the state it was read in."""
+        now = self.clock()
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=to_item({KEY: record.id}),
+                UpdateExpression="SET #state = :claimed, #until = :until",
+                ConditionExpression="#state = :was AND #until = :was_until",
+                ExpressionAttributeNames={"#state": "state", "#until": "in_flight_until"},
+                ExpressionAttributeValues=to_item({":claimed": State.IN_PROGRESS.value,
+                                                   ":until": int(now + IN_FLIGHT_SECONDS), ":was": record.state.value,
+                                                   ":was_until": record.in_flight_until}),
+            )  # fmt: skip
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise key_in_use() from None
+            raise
+        return Resume(record.resource_id)
+
+    # -- finishing --------------------------------------------------------------------------
+
+    def complete(self, uow: DynamoUnitOfWork, key: str, answer: Answer) -> None:
+        fields = {"state": State.COMPLETED.value, **self._stored(key, answer)}
+        uow.add(LABEL, {"Update": {
+            "TableName": self.table, "Key": to_item({KEY: key}),
+            "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in fields),
+            "ConditionExpression": "#state = :in_progress",
+            "ExpressionAttributeNames": {f"#{name}": name for name in fields},
+            "ExpressionAttributeValues": to_item({**{f":{k}": v for k, v in fields.items()},
+                                                  ":in_progress": State.IN_PROGRESS.value}),
+        }}, self._record)  # fmt: skip
+
+    def release(self, key: str) -> None:
+        self._update_in_progress(key, "SET #state = :retryable", {":retryable": State.RETRYABLE.value})
+
+    def forget(self, key: str) -> None:
+        try:
+            self.client.delete_item(TableName=self.table, Key=to_item({KEY: key}), ConditionExpression="#state = :in_progress",
+                                    ExpressionAttributeNames={"#state": "state"},
+                                    ExpressionAttributeValues=to_item({":in_progress": State.IN_PROGRESS.value}))  # fmt: skip
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def require_idle(self, uow: DynamoUnitOfWork, key: str) -> None:
+        uow.add(LABEL, {"ConditionCheck": {
+            "TableName": self.table, "Key": to_item({KEY: key}),
+            "ConditionExpression": "attribute_not_exists(#id) OR #state <> :in_progress OR #until < :now",
+            "ExpressionAttributeNames": {"#id": KEY, "#state": "state", "#until": "in_flight_until"},
+            "ExpressionAttributeValues": to_item({":in_progress": State.IN_PROGRESS.value, ":now": int(self.clock())}),
+        }}, self._record)  # fmt: skip
+
+    def _update_in_progress(self, key: str, expression: str, values: dict[str, Any]) -> None:
+        try:
+            self.client.update_item(TableName=self.table, Key=to_item({KEY: key}), UpdateExpression=expression,
+                                    ConditionExpression="#state = :in_progress",
+                                    ExpressionAttributeNames={"#state": "state"},
+                                    ExpressionAttributeValues=to_item({**values, ":in_progress": State.IN_PROGRESS.value}))  # fmt: skip
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # -- stored answers ---------------------------------------------------------------------
+
+    def _stored(self, key: str, answer: Answer) -> dict[str, Any]:
+        """The answer as stored: sealed when it carries metadata (only payments carry data worth sealing)."""
+        text = json.dumps(answer.body, separators=(",", ":"))
+        if answer.body.get("metadata"):
+            sealed = self.answer_cipher.seal(text.encode(), key)
+            text = json.dumps({"sealed": {k: v.hex() for k, v in sealed.to_item().items()}})
+        return {"response_status": answer.status, "response_body": text}
+
+    def _open(self, record: Record) -> dict[str, Any]:
+        stored = json.loads(record.response_body or "{}")
+        if "sealed" not in stored:
+            return stored
+        sealed = Sealed.from_item({k: bytes.fromhex(v) for k, v in stored["sealed"].items()})
+        return json.loads(self.answer_cipher.open(sealed, record.id))
+
+    @staticmethod
+    def _record(values: dict[str, Any] | None) -> Record | None:
+        if not values:
+            return None
         return Record(
-            id=id,
+            id=values[KEY],
             state=State(values["state"]),
-            body_hash=values["body_hash"],
+            digest=values["digest"],
             resource_id=values["resource_id"],
             in_flight_until=int(values["in_flight_until"]),
+            expiration=int(values["expiration"]),
             response_status=int(values["response_status"]) if "response_status" in values else None,
             response_body=values.get("response_body"),
         )
-
-    def claim(self, id: str, body_hash: str, resource_id: str, previous: Record | None = None) -> dict:
-        """Transaction part taking the key: a new record, or one released/abandoned before."""
-        now = self.clock()
-        fields = {"state": State.IN_PROGRESS.value, "body_hash": body_hash, "resource_id": resource_id,
-                  "in_flight_until": int(now + IN_FLIGHT_SECONDS), "expiration": int(now + RETENTION_SECONDS)}  # fmt: skip
-        if previous is None:
-            return put_new(self.table, {"id": id, **fields}, "id")
-        return update(self.table, {"id": id}, fields, condition="#state = :previous_state AND #in_flight_until = :previous_until",
-                      condition_values={":previous_state": previous.state.value,
-                                        ":previous_until": previous.in_flight_until})  # fmt: skip
-
-    def complete(self, id: str, status: int, body: str) -> dict:
-        """Transaction part storing the answer to replay."""
-        return update(self.table, {"id": id}, {"state": State.COMPLETED.value, "response_status": status,
-                                               "response_body": body})  # fmt: skip
-
-    def claim_completed(self, id: str, body_hash: str, resource_id: str, status: int, body: str) -> dict:
-        """A new record that is complete at once (the request made no outside call)."""
-        now = self.clock()
-        values = {"id": id, "state": State.COMPLETED.value, "body_hash": body_hash, "resource_id": resource_id,
-                  "in_flight_until": int(now), "expiration": int(now + RETENTION_SECONDS),
-                  "response_status": status, "response_body": body}  # fmt: skip
-        return put_new(self.table, values, "id")
-
-    def release(self, id: str) -> None:
-        """After a 5xx: keep the resource id so a retry resumes it, answer nothing."""
-        self.client.update_item(TableName=self.table, Key=to_item({"id": id}), UpdateExpression="SET #state = :retryable",
-                                ExpressionAttributeNames={"#state": "state"},
-                                ExpressionAttributeValues=to_item({":retryable": State.RETRYABLE.value}))  # fmt: skip
-
-    def forget(self, id: str) -> None:
-        """After a 4xx found once the key was claimed: nothing is kept."""
-        self.client.delete_item(TableName=self.table, Key=to_item({"id": id}))

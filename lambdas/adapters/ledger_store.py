@@ -1,25 +1,30 @@
-"""The ledger table: tokens, payments, refunds and ledger entries as items.
+"""The ledger table: tokens, payments, refunds and ledger entries as items
+(``lambdas.ports.LedgerStore``).
 
 Item layout comes from ``lambdas.storage_schema``. Entries are only ever put
-(``attribute_not_exists``); payments change state only from the state they were
-read in (optimistic conditions), so two writers cannot both settle one payment.
+(``attribute_not_exists``); a payment or refund leaves ``pending`` only once
+(a condition on its status), so two writers cannot both settle it. A refund
+reserves its amount with a condition on what is left (``refundable_left``), an
+arithmetic update that needs no read-modify-write and so no retry loop.
 """
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 
-from botocore.exceptions import ClientError
-
-from lambdas.adapters.dynamo import from_item, put_new, to_item, update
+from lambdas.adapters.dynamo import DynamoUnitOfWork, from_item, put_new, to_item, update
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.domain.cards import MaskedCard
-from lambdas.domain.payments import Direction, Entry, Payment, Refund, Status
+from lambdas.domain.payments import Direction, Entry, Payment, Refund, RefundStatus, Status
+from lambdas.ports import PendingItem, StoredToken
 from lambdas.storage_schema import LEDGER, Partition
 
 PK, SK = LEDGER.partition_key, LEDGER.sort_key
-BY_FINGERPRINT, BY_STATUS = LEDGER.indexes
+(BY_STATUS,) = LEDGER.indexes
 PAYMENT_SK = "PAYMENT"
 TOKEN_SK = "TOKEN"
+REFUND_SK = "REFUND#"
 
 
 def iso(moment: datetime) -> str:
@@ -40,11 +45,15 @@ def _card_of(values: dict) -> MaskedCard:
                       values["fingerprint"])  # fmt: skip
 
 
-class LedgerStore:
-    def __init__(self, client, table: str, metadata_cipher: EnvelopeCipher) -> None:
+class DynamoLedgerStore:
+    def __init__(self, client: Any, table: str, metadata_cipher: EnvelopeCipher, page_size: int | None = None) -> None:
         self.client = client
         self.table = table
         self.metadata_cipher = metadata_cipher
+        self.page_size = page_size  # items per query page (None: DynamoDB's 1 MB pages)
+
+    def unit_of_work(self) -> DynamoUnitOfWork:
+        return DynamoUnitOfWork(self.client)
 
     # -- reads ------------------------------------------------------------------
 
@@ -52,11 +61,11 @@ class LedgerStore:
         item = self.client.get_item(TableName=self.table, Key=to_item({PK: pk, SK: sk}), ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
-    def get_token(self, token_id: str) -> tuple[MaskedCard, Sealed, datetime] | None:
+    def get_token(self, token_id: str) -> StoredToken | None:
         values = self._get(Partition.TOKEN.key(token_id), TOKEN_SK)
         if values is None:
             return None
-        return _card_of(values), Sealed.from_item(values["card"]), parse_iso(values["created_at"])
+        return StoredToken(_card_of(values), Sealed.from_item(values["card"]))
 
     def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None:
         """The payment; its metadata is decrypted only when asked for (it takes the vault key)."""
@@ -65,42 +74,45 @@ class LedgerStore:
             return None
         metadata = {}
         if with_metadata and "metadata" in values:
-            opened = self.metadata_cipher.open(Sealed.from_item(values["metadata"]), payment_id)
-            metadata = json.loads(opened)
+            metadata = json.loads(self.metadata_cipher.open(Sealed.from_item(values["metadata"]), payment_id))
+        return self._payment(values, metadata)
+
+    @staticmethod
+    def _payment(values: dict, metadata: dict[str, str] | None = None) -> Payment:
         return Payment(
-            id=payment_id,
+            id=values[PK].removeprefix(Partition.PAYMENT.value),
             amount=int(values["amount"]),
             currency=values["currency"],
             card=_card_of(values["card"]),
             created_at=parse_iso(values["created_at"]),
             status=Status(values["status"]),
             amount_refunded=int(values["amount_refunded"]),
+            amount_reserved=int(values.get("amount_reserved", 0)),
             description=values.get("description"),
-            metadata=metadata,
+            metadata=metadata or {},
             charge_id=values.get("charge_id"),
             decline_code=values.get("decline_code"),
+            idempotency_id=values.get("idempotency_id"),
         )
 
-    def count_payments_since(self, fingerprint: str, since: datetime) -> int:
-        response = self.client.query(
-            TableName=self.table,
-            IndexName=BY_FINGERPRINT.name,
-            KeyConditionExpression="#fp = :fp AND #at >= :since",
-            ExpressionAttributeNames={"#fp": BY_FINGERPRINT.partition_key, "#at": BY_FINGERPRINT.sort_key},
-            ExpressionAttributeValues=to_item({":fp": fingerprint, ":since": iso(since)}),
-            Select="COUNT",
-        )
-        return int(response["Count"])
+    def get_refund(self, payment_id: str, refund_id: str) -> Refund | None:
+        values = self._get(Partition.PAYMENT.key(payment_id), f"{REFUND_SK}{refund_id}")
+        return _refund_of(values) if values else None
 
-    def pending_payment_ids(self, created_before: datetime) -> list[str]:
-        response = self.client.query(
+    def pending(self, created_before: datetime) -> Iterator[PendingItem]:
+        pages = self.client.get_paginator("query").paginate(
             TableName=self.table,
             IndexName=BY_STATUS.name,
             KeyConditionExpression="#status = :pending AND #at < :before",
             ExpressionAttributeNames={"#status": BY_STATUS.partition_key, "#at": BY_STATUS.sort_key},
             ExpressionAttributeValues=to_item({":pending": Status.PENDING.value, ":before": iso(created_before)}),
+            PaginationConfig={"PageSize": self.page_size} if self.page_size else {},
         )
-        return [from_item(item)[PK].removeprefix(Partition.PAYMENT.value) for item in response["Items"]]
+        for page in pages:
+            for item in page["Items"]:
+                values = from_item(item)
+                refund_id = values[SK].removeprefix(REFUND_SK) if values[SK].startswith(REFUND_SK) else None
+                yield PendingItem(values[PK].removeprefix(Partition.PAYMENT.value), refund_id)
 
     def entries(self, payment_id: str) -> list[Entry]:
         pages = self.client.get_paginator("query").paginate(
@@ -117,74 +129,108 @@ class LedgerStore:
             for v in items
         ]
 
-    # -- transaction parts --------------------------------------------------------
+    # -- writes, as parts of a unit of work ----------------------------------------
 
-    def new_token(self, token_id: str, card: MaskedCard, sealed: Sealed, created_at: datetime) -> dict:
-        values = {PK: Partition.TOKEN.key(token_id), SK: TOKEN_SK, "card": sealed.to_item(),
-                  "created_at": iso(created_at), **_card_values(card)}  # fmt: skip
-        return put_new(self.table, values, PK)
+    def add_token(self, uow: DynamoUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Sealed,
+                  now: datetime) -> None:  # fmt: skip
+        values = {PK: Partition.TOKEN.key(token_id), SK: TOKEN_SK, "card": sealed_card.to_item(),
+                  "created_at": iso(now), **_card_values(card)}  # fmt: skip
+        uow.add("token", put_new(self.table, values, PK))
 
-    def new_payment(self, payment: Payment) -> dict:
+    def add_payment(self, uow: DynamoUnitOfWork, payment: Payment) -> None:
         values = {
             PK: Partition.PAYMENT.key(payment.id),
             SK: PAYMENT_SK,
             "amount": payment.amount,
             "currency": payment.currency,
             "status": payment.status.value,
-            "amount_refunded": payment.amount_refunded,
+            "amount_refunded": 0,
+            "amount_reserved": 0,
+            "refundable_left": 0,
             "card": _card_values(payment.card),
             "description": payment.description,
             "decline_code": payment.decline_code,
             "charge_id": payment.charge_id,
             "created_at": iso(payment.created_at),
-            BY_FINGERPRINT.partition_key: payment.card.fingerprint,
+            "idempotency_id": payment.idempotency_id,
             BY_STATUS.partition_key: Status.PENDING.value if payment.status is Status.PENDING else None,
         }
         if payment.metadata:
             plaintext = json.dumps(payment.metadata, separators=(",", ":")).encode()
             values["metadata"] = self.metadata_cipher.seal(plaintext, payment.id).to_item()
-        return put_new(self.table, values, PK)
+        uow.add("payment", put_new(self.table, values, PK))
 
-    def change_payment(self, before: Payment, after: Payment) -> dict:
-        """Move a payment from the state it was read in (and only from it)."""
-        fields = {"status": after.status.value, "amount_refunded": after.amount_refunded,
-                  "charge_id": after.charge_id, "decline_code": after.decline_code}  # fmt: skip
-        fields = {k: v for k, v in fields.items() if v is not None}
-        remove = (BY_STATUS.partition_key,) if after.status is not Status.PENDING else ()
-        return update(
-            self.table,
-            {PK: Partition.PAYMENT.key(before.id), SK: PAYMENT_SK},
-            fields,
-            remove=remove,
-            condition="#status = :was_status AND #amount_refunded = :was_refunded",
-            condition_values={":was_status": before.status.value, ":was_refunded": before.amount_refunded},
-        )
+    def settle_payment(self, uow: DynamoUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
+        fields = {"status": after.status.value, "charge_id": after.charge_id, "decline_code": after.decline_code,
+                  "refundable_left": after.amount if after.status is Status.SUCCEEDED else None}  # fmt: skip
+        uow.add("payment", update(self.table, self._payment_key(before.id),
+                                  {k: v for k, v in fields.items() if v is not None},
+                                  remove=(BY_STATUS.partition_key,), condition="#status = :pending",
+                                  condition_values={":pending": Status.PENDING.value}), self._found_payment)  # fmt: skip
+        self._add_entries(uow, entries)
 
-    def new_entries(self, entries: list[Entry]) -> list[dict]:
-        return [
-            put_new(self.table, {PK: Partition.LEDGER.key(e.payment_id), SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}",
-                                 "id": e.id, "account": e.account, "direction": e.direction.value,
-                                 "amount": e.amount, "currency": e.currency, "created_at": iso(e.created_at),
-                                 "refund_id": e.refund_id}, PK)  # fmt: skip
-            for n, e in enumerate(entries)
-        ]
+    def reserve_refund(self, uow: DynamoUnitOfWork, payment: Payment, refund: Refund) -> None:
+        uow.add("payment", self._payment_update(
+            payment.id, "SET #left = #left - :amount, #reserved = #reserved + :amount", refund.amount,
+            condition="#status = :succeeded AND #left >= :amount",
+            extra_values={":succeeded": Status.SUCCEEDED.value}), self._found_payment)  # fmt: skip
+        values = {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}", "id": refund.id,
+                  "amount": refund.amount, "status": refund.status.value, "created_at": iso(refund.created_at),
+                  "idempotency_id": refund.idempotency_id, BY_STATUS.partition_key: Status.PENDING.value}  # fmt: skip
+        uow.add("refund", put_new(self.table, values, SK))
 
-    def new_refund(self, refund: Refund) -> dict:
-        values = {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"REFUND#{refund.id}", "id": refund.id,
-                  "amount": refund.amount, "status": refund.status, "created_at": iso(refund.created_at),
-                  "gateway_refund_id": refund.gateway_refund_id}  # fmt: skip
-        return put_new(self.table, values, SK)
+    def complete_refund(self, uow: DynamoUnitOfWork, refund: Refund, entries: list[Entry]) -> None:
+        self._leave_pending(uow, refund)
+        uow.add("payment", self._payment_update(
+            refund.payment_id, "SET #refunded = #refunded + :amount, #reserved = #reserved - :amount", refund.amount))
+        self._add_entries(uow, entries)
 
-    def write(self, parts: list[dict]) -> None:
-        """All parts, or none (raises ``TransactionCanceledException``)."""
-        self.client.transact_write_items(TransactItems=parts)
+    def cancel_refund(self, uow: DynamoUnitOfWork, refund: Refund) -> None:
+        self._leave_pending(uow, refund)
+        uow.add("payment", self._payment_update(
+            refund.payment_id, "SET #left = #left + :amount, #reserved = #reserved - :amount", refund.amount))
 
-    def write_unless_raced(self, parts: list[dict]) -> bool:
-        """All parts, or none: False when a condition failed because another writer got there first."""
-        try:
-            self.write(parts)
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException"):
-                return False
-            raise
+    def _leave_pending(self, uow: DynamoUnitOfWork, refund: Refund) -> None:
+        fields = {"status": refund.status.value, "gateway_refund_id": refund.gateway_refund_id}
+        uow.add("refund", update(self.table, {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}"},
+                                 {k: v for k, v in fields.items() if v is not None}, remove=(BY_STATUS.partition_key,),
+                                 condition="#status = :pending",
+                                 condition_values={":pending": RefundStatus.PENDING.value}),
+                lambda values: _refund_of(values) if values else None)  # fmt: skip
+
+    def _payment_key(self, payment_id: str) -> dict:
+        return {PK: Partition.PAYMENT.key(payment_id), SK: PAYMENT_SK}
+
+    def _payment_update(self, payment_id: str, expression: str, amount: int, condition: str = "",
+                        extra_values: dict | None = None) -> dict:  # fmt: skip
+        operation = {
+            "TableName": self.table,
+            "Key": to_item(self._payment_key(payment_id)),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {"#left": "refundable_left", "#reserved": "amount_reserved",
+                                         "#refunded": "amount_refunded", "#status": "status"},
+            "ExpressionAttributeValues": to_item({":amount": amount, **(extra_values or {})}),
+        }  # fmt: skip
+        names_used = expression + condition
+        operation["ExpressionAttributeNames"] = {k: v for k, v in operation["ExpressionAttributeNames"].items()
+                                                 if k in names_used}  # fmt: skip
+        if condition:
+            operation["ConditionExpression"] = condition
+        return {"Update": operation}
+
+    def _found_payment(self, values: dict | None) -> Payment | None:
+        return self._payment(values) if values else None
+
+    def _add_entries(self, uow: DynamoUnitOfWork, entries: list[Entry]) -> None:
+        for n, e in enumerate(entries):
+            uow.add("entry", put_new(self.table, {
+                PK: Partition.LEDGER.key(e.payment_id), SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}", "id": e.id,
+                "account": e.account, "direction": e.direction.value, "amount": e.amount, "currency": e.currency,
+                "created_at": iso(e.created_at), "refund_id": e.refund_id}, PK))  # fmt: skip
+
+
+def _refund_of(values: dict) -> Refund:
+    return Refund(id=values["id"], payment_id=values[PK].removeprefix(Partition.PAYMENT.value),
+                  amount=int(values["amount"]), created_at=parse_iso(values["created_at"]),
+                  status=RefundStatus(values["status"]), gateway_refund_id=values.get("gateway_refund_id"),
+                  idempotency_id=values.get("idempotency_id"))  # fmt: skip

@@ -29,12 +29,13 @@ class CardDeclined(PaymentError):
 
 
 class GatewayFailed(PaymentError):
-    """The gateway failed or its answer is unknown: the payment stays pending."""
+    """The gateway failed or its answer is unknown: the payment (or refund) stays pending."""
 
-    def __init__(self, payment_id: str, timed_out: bool) -> None:
+    def __init__(self, payment_id: str, timed_out: bool, refund_id: str | None = None) -> None:
         super().__init__("The payment gateway did not answer." if timed_out else "The payment gateway failed.")
         self.message = str(self)
         self.payment_id = payment_id
+        self.refund_id = refund_id
         self.timed_out = timed_out
 
 

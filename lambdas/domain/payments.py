@@ -1,7 +1,10 @@
 """Payments, refunds and their double-entry ledger entries.
 
-Money moves only when a payment succeeds (capture) or is refunded (reversal);
-each movement is a balanced pair of entries, and entries are only ever added."""
+Money moves only when a payment succeeds (capture) or a refund succeeds
+(reversal); each movement is a balanced pair of entries, and entries are only
+ever added. A refund is first *reserved* (pending): its amount is held on the
+payment before the gateway is asked, so concurrent refunds can never ask for
+more than was captured."""
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,6 +19,9 @@ MERCHANT = "merchant_balance"  # what the merchant has earned
 
 
 class Status(str, Enum):
+    """A payment's status as the contract shows it. Only the first four are stored: a captured
+    payment's refund status is derived from what was refunded."""
+
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     DECLINED = "declined"
@@ -24,7 +30,10 @@ class Status(str, Enum):
     REFUNDED = "refunded"
 
 
-REFUNDABLE = {Status.SUCCEEDED, Status.PARTIALLY_REFUNDED}
+class RefundStatus(str, Enum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the gateway never made it: its reservation is released
 
 
 class Direction(str, Enum):
@@ -44,11 +53,16 @@ class Entry:
     refund_id: str | None = None
 
 
-def _transfer(payment_id: str, debit: str, credit: str, amount: int, currency: str, now: datetime, refund_id=None):
+def _transfer(payment_id: str, debit: str, credit: str, amount: int, currency: str, now: datetime,
+              refund_id: str | None = None) -> list[Entry]:  # fmt: skip
     return [
         Entry(new_id("le"), payment_id, debit, Direction.DEBIT, amount, currency, now, refund_id),
         Entry(new_id("le"), payment_id, credit, Direction.CREDIT, amount, currency, now, refund_id),
     ]
+
+
+class IllegalTransition(Exception):
+    """A state change the object's status does not allow (a bug, not a client error)."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +70,20 @@ class Refund:
     id: str
     payment_id: str
     amount: int
-    status: str
     created_at: datetime
+    status: RefundStatus = RefundStatus.PENDING
     gateway_refund_id: str | None = None
+    idempotency_id: str | None = None  # the key record of the request that made it
 
+    def succeed(self, gateway_refund_id: str) -> "Refund":
+        if self.status is not RefundStatus.PENDING:
+            raise IllegalTransition(f"{self.id} is {self.status.value}")
+        return replace(self, status=RefundStatus.SUCCEEDED, gateway_refund_id=gateway_refund_id)
 
-class IllegalTransition(Exception):
-    """A state change the payment's status does not allow (a bug, not a client error)."""
+    def fail(self) -> "Refund":
+        if self.status is not RefundStatus.PENDING:
+            raise IllegalTransition(f"{self.id} is {self.status.value}")
+        return replace(self, status=RefundStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -72,19 +93,29 @@ class Payment:
     currency: str
     card: MaskedCard
     created_at: datetime
-    status: Status = Status.PENDING
-    amount_refunded: int = 0
+    status: Status = Status.PENDING  # stored lifecycle: pending, succeeded, declined or failed
+    amount_refunded: int = 0  # succeeded refunds
+    amount_reserved: int = 0  # pending refunds
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     charge_id: str | None = None
     decline_code: str | None = None
+    idempotency_id: str | None = None  # the key record of the request that made it
+
+    @property
+    def display_status(self) -> Status:
+        """The contract's status: a captured payment shows how much of it was refunded."""
+        if self.status is not Status.SUCCEEDED or self.amount_refunded == 0:
+            return self.status
+        return Status.REFUNDED if self.amount_refunded == self.amount else Status.PARTIALLY_REFUNDED
 
     @property
     def refundable_amount(self) -> int:
-        return self.amount - self.amount_refunded if self.status in REFUNDABLE else 0
+        """What is left to refund: the capture less succeeded and pending refunds."""
+        return self.amount - self.amount_refunded - self.amount_reserved if self.status is Status.SUCCEEDED else 0
 
-    def _require(self, *statuses: Status) -> None:
-        if self.status not in statuses:
+    def _require(self, status: Status) -> None:
+        if self.status is not status:
             raise IllegalTransition(f"{self.id} is {self.status.value}")
 
     def succeed(self, charge_id: str, now: datetime) -> tuple["Payment", list[Entry]]:
@@ -103,7 +134,7 @@ class Payment:
 
     def check_refund(self, amount: int | None) -> int:
         """The amount a refund of ``amount`` (None: all that is left) would return."""
-        if self.status not in REFUNDABLE:
+        if self.status is not Status.SUCCEEDED:
             raise InvalidRequest(f"Payment {self.id} is {self.status.value}; only succeeded payments can be refunded.",
                                  "amount", "payment_not_refundable")  # fmt: skip
         amount = self.refundable_amount if amount is None else amount
@@ -111,15 +142,25 @@ class Payment:
             raise InvalidRequest(f"At most {self.refundable_amount} can be refunded.", "amount", "amount_too_large")
         return amount
 
-    def refund(self, refund_id: str, amount: int, now: datetime, gateway_refund_id: str | None = None):
-        """Give back ``amount``: reversing entries; the old ones stay as they are."""
+    def reserve_refund(self, refund_id: str, amount: int | None, now: datetime,
+                       idempotency_id: str | None = None) -> tuple["Payment", Refund]:  # fmt: skip
+        """Hold ``amount`` (None: all that is left) for a refund the gateway is about to be asked for."""
         amount = self.check_refund(amount)
-        refunded_total = self.amount_refunded + amount
-        status = Status.REFUNDED if refunded_total == self.amount else Status.PARTIALLY_REFUNDED
-        refunded = replace(self, amount_refunded=refunded_total, status=status)
-        refund = Refund(refund_id, self.id, amount, "succeeded", now, gateway_refund_id)
-        entries = _transfer(self.id, MERCHANT, RECEIVABLE, amount, self.currency, now, refund_id)
-        return refunded, refund, entries
+        reserved = replace(self, amount_reserved=self.amount_reserved + amount)
+        return reserved, Refund(refund_id, self.id, amount, now, idempotency_id=idempotency_id)
+
+    def complete_refund(self, refund: Refund, gateway_refund_id: str,
+                        now: datetime) -> tuple["Payment", Refund, list[Entry]]:  # fmt: skip
+        """The gateway made the refund: reversing entries; the old ones stay as they are."""
+        done = refund.succeed(gateway_refund_id)
+        refunded = replace(self, amount_refunded=self.amount_refunded + refund.amount,
+                           amount_reserved=self.amount_reserved - refund.amount)  # fmt: skip
+        entries = _transfer(self.id, MERCHANT, RECEIVABLE, refund.amount, self.currency, now, refund.id)
+        return refunded, done, entries
+
+    def cancel_refund(self, refund: Refund) -> tuple["Payment", Refund]:
+        """The gateway never made the refund: its reservation is free again."""
+        return replace(self, amount_reserved=self.amount_reserved - refund.amount), refund.fail()
 
 
 def balance(entries: list[Entry]) -> dict[str, int]:

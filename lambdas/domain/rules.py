@@ -1,9 +1,14 @@
 """Rule-based processing: checks a payment must pass before the gateway is asked.
 
 Rules come from configuration (``RuleSet.from_config``); the first rule that
-blocks names itself in the decline."""
+blocks names itself in the decline. The velocity rule needs a count that only
+storage can keep exact under concurrency: ``first_violation`` checks the rest,
+and the payment use case counts each card's attempts per UTC hour in the same
+transaction that records the payment (``VELOCITY_RULE``)."""
 
 from dataclasses import dataclass, field
+
+VELOCITY_RULE = "velocity_per_hour"
 
 
 @dataclass(frozen=True)
@@ -11,7 +16,6 @@ class PaymentAttempt:
     amount: int
     currency: str
     fingerprint: str
-    payments_in_last_hour: int  # by the same card fingerprint, this attempt excluded
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,7 @@ class RuleSet:
     max_amount: dict[str, int] = field(default_factory=dict)
     # Currencies accepted; empty accepts every currency the service supports.
     allowed_currencies: frozenset[str] = frozenset()
-    # At most this many payments per card fingerprint in any hour (0: no limit).
+    # At most this many payments per card fingerprint per UTC hour (0: no limit).
     velocity_per_hour: int = 0
     blocked_fingerprints: frozenset[str] = frozenset()
 
@@ -42,6 +46,4 @@ class RuleSet:
         limit = self.max_amount.get(attempt.currency)
         if limit is not None and attempt.amount > limit:
             return "max_amount"
-        if self.velocity_per_hour and attempt.payments_in_last_hour >= self.velocity_per_hour:
-            return "velocity_per_hour"
         return None

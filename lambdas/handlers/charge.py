@@ -8,12 +8,12 @@ from lambdas.service import Answer, CardInput, PaymentCommand, PaymentService
 
 
 def create_payment(request: ApiRequest, service: PaymentService) -> Answer:
-    idempotency = request.idempotency(required=True)
+    key = request.idempotency(required=True)
     body = request.model(PaymentRequest)
     card = body.source.card
     given = CardInput(card.number, card.exp_month, card.exp_year, card.cvc) if card else None
     command = PaymentCommand(body.amount, body.currency, body.source.token, given, body.description, body.metadata)
-    return service.create_payment(command, request.request_id, idempotency)
+    return service.create_payment(command, request.request_id, key)
 
 
 handler = api_handler(Function.CHARGE, {"POST /payments": create_payment}, service)

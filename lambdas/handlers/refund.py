@@ -8,9 +8,9 @@ from lambdas.service import Answer, PaymentService
 
 
 def create_refund(request: ApiRequest, service: PaymentService) -> Answer:
-    idempotency = request.idempotency(required=True)
+    key = request.idempotency(required=True)
     amount = request.model(RefundRequest).amount
-    return service.refund(request.path_parameters.get("id", ""), amount, request.request_id, idempotency)
+    return service.refund(request.path_parameters.get("id", ""), amount, key)
 
 
 handler = api_handler(Function.REFUND, {"POST /payments/{id}/refunds": create_refund}, service)

@@ -1,0 +1,155 @@
+"""The small interfaces the use cases are written against (Cosmic Python's ports).
+
+DynamoDB and KMS implement them in ``lambdas.adapters``; ``tests.fakes``
+implements them in memory with the same semantics, and one contract test
+suite runs against both.
+
+Writes go through a unit of work: the use case asks each store to add its
+parts, then commits them all at once. A commit either applies every part or
+none and raises ``LostRace`` naming the parts whose condition failed, with
+what each found in their place (decoded by the store that made the part)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from lambdas.domain.cards import Card, CardNumber, MaskedCard
+from lambdas.domain.payments import Entry, Payment, Refund
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response the use case decided on: status and contract body."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class LostRace(Exception):
+    """A unit of work did not commit because another writer got there first."""
+
+    def __init__(self, conflicts: dict[str, Any]) -> None:
+        super().__init__(f"conditions failed: {sorted(conflicts)}")
+        self.conflicts = conflicts  # part label -> what the part found (None: nothing)
+
+
+class UnitOfWork(Protocol):
+    def commit(self) -> None:
+        """Apply every part added, or none (raises ``LostRace``)."""
+
+
+# -- idempotency ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """The key was free: the request runs."""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The key completed before with the same body: answer what was answered."""
+
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Resume:
+    """An earlier attempt with this key ended without an answer (5xx, or abandoned): settle its object."""
+
+    resource_id: str
+
+
+Begun = Fresh | Replay | Resume
+
+
+class IdempotencyStore(Protocol):
+    def begin(self, uow: UnitOfWork, key: str, digest: str, resource_id: str, answer: Answer | None = None) -> Begun:
+        """Claim ``key`` together with ``uow``'s parts and commit them.
+
+        With ``answer`` the record is complete at once (the request makes no outside call). Raises
+        ``IdempotencyConflict`` (409 while the key is in flight, 422 for another body) and ``LostRace`` when
+        another part of ``uow`` failed. An expired record is replaced at once."""
+
+    def lookup(self, key: str, digest: str) -> Replay | None:
+        """Without claiming: the replay of a completed key (409/422 raised as in ``begin``)."""
+
+    def complete(self, uow: UnitOfWork, key: str, answer: Answer) -> None:
+        """Part storing the answer to replay (sealed when it carries metadata)."""
+
+    def release(self, key: str) -> None:
+        """After a 5xx: nothing is answered, a retry resumes the same object."""
+
+    def forget(self, key: str) -> None:
+        """After a 4xx found once the key was claimed: nothing is kept."""
+
+    def require_idle(self, uow: UnitOfWork, key: str) -> None:
+        """Part that holds only while no request is in flight with ``key`` (label ``"idempotency"``)."""
+
+
+# -- the ledger store -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    card: MaskedCard
+    sealed_card: Any  # opened only by the vault
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """A payment, or a refund of it, waiting for the gateway's answer."""
+
+    payment_id: str
+    refund_id: str | None = None
+
+
+class LedgerStore(Protocol):
+    def unit_of_work(self) -> UnitOfWork: ...
+
+    def get_token(self, token_id: str) -> StoredToken | None: ...
+
+    def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None: ...
+
+    def get_refund(self, payment_id: str, refund_id: str) -> Refund | None: ...
+
+    def entries(self, payment_id: str) -> list[Entry]: ...
+
+    def pending(self, created_before: datetime) -> Iterator[PendingItem]:
+        """Every pending payment and refund created before then, page by page."""
+
+    def add_token(self, uow: UnitOfWork, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None: ...
+
+    def add_payment(self, uow: UnitOfWork, payment: Payment) -> None:
+        """Part (label ``"payment"``); metadata is sealed by the store."""
+
+    def settle_payment(self, uow: UnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
+        """Parts moving a pending payment to ``after`` (only from pending, label ``"payment"``) with its entries."""
+
+    def reserve_refund(self, uow: UnitOfWork, payment: Payment, refund: Refund) -> None:
+        """Parts holding the refund's amount on the payment, only while that much is left (label ``"payment"``)."""
+
+    def complete_refund(self, uow: UnitOfWork, refund: Refund, entries: list[Entry]) -> None:
+        """Parts moving a pending refund to succeeded (only from pending, label ``"refund"``) with its entries."""
+
+    def cancel_refund(self, uow: UnitOfWork, refund: Refund) -> None:
+        """Parts moving a pending refund to failed (label ``"refund"``), releasing its reservation."""
+
+
+class VelocityCounter(Protocol):
+    def count(self, uow: UnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
+        """Part counting one attempt of the card this UTC hour, only while fewer than ``limit`` were
+        counted (label ``"velocity"``)."""
+
+
+class Vault(Protocol):
+    def fingerprint(self, number: CardNumber) -> str: ...
+
+    def mask(self, card: Card, fingerprint: str) -> MaskedCard: ...
+
+    def seal(self, token_id: str, card: Card) -> Any: ...
+
+    def open(self, token_id: str, sealed: Any) -> Card: ...
+

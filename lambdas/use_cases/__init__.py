@@ -1,0 +1,46 @@
+"""The use cases, one module per route family, written against ``lambdas.ports``.
+
+Every use case takes the ``Dependencies`` (the composition root builds them
+once per container) and returns an ``Answer``; client errors are raised as the
+domain errors the edge maps to the contract."""
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from lambdas.domain.errors import GatewayFailed
+from lambdas.domain.rules import RuleSet
+from lambdas.gateway import Gateway, GatewayError, GatewayOutcomeUnknown
+from lambdas.ports import IdempotencyStore, LedgerStore, Vault, VelocityCounter
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    store: LedgerStore
+    idempotency: IdempotencyStore
+    velocity: VelocityCounter
+    vault: Vault
+    gateway: Gateway
+    rules: RuleSet
+    clock: Callable[[], datetime] = utc_now
+
+
+def request_digest(fields: dict[str, Any]) -> str:
+    """What is kept to recognise a request's body. Callers pass card numbers only as their keyed
+    fingerprint and never a CVC, so nothing here can be computed from card data without the KMS key."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def gateway_failed(deps: Dependencies, key: str | None, error: GatewayError, payment_id: str,
+                   refund_id: str | None = None) -> GatewayFailed:  # fmt: skip
+    """The error to raise when the gateway failed: the key is released so a retry settles the same object."""
+    if key is not None:
+        deps.idempotency.release(key)
+    return GatewayFailed(payment_id, timed_out=isinstance(error, GatewayOutcomeUnknown), refund_id=refund_id)

@@ -1,0 +1,202 @@
+"""POST /payments: charge a card or a token, exactly once per idempotency key.
+
+A payment is recorded ``pending`` together with the key's claim (and the card's
+velocity count) before the gateway is asked, and settled together with the
+stored answer after. A lost answer leaves it pending: a retry with the same
+key, or reconciliation, settles it by looking the charge up by reference."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdas.domain.cards import Card, MaskedCard, check_expiry, member_param, parse_card, refuse_card_numbers
+from lambdas.domain.errors import GatewayFailed, InvalidRequest
+from lambdas.domain.ids import new_id
+from lambdas.domain.money import check_amount, normalize_currency
+from lambdas.domain.payments import Payment, Status
+from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
+from lambdas.gateway import Charge, GatewayError, GatewayInvalidAnswer
+from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume
+from lambdas.presenters import error_body, payment_body
+from lambdas.use_cases import Dependencies, gateway_failed, request_digest
+from lambdas.use_cases.tokens import CardInput
+
+
+@dataclass(frozen=True)
+class PaymentCommand:
+    amount: int
+    currency: str
+    token: str | None = None
+    card: CardInput | None = None
+    description: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """The card to charge: shown masked, opened only when the gateway is asked."""
+
+    masked: MaskedCard
+    digest_fields: dict[str, Any]  # the source as the request digest sees it: never a PAN or CVC
+    open: Callable[[], Card] = field(repr=False)
+
+
+def create_payment(deps: Dependencies, command: PaymentCommand, request_id: str, key: str) -> Answer:
+    amount = check_amount(command.amount)
+    currency = normalize_currency(command.currency)
+    refuse_card_numbers(command.description or "", "description")
+    for position, (name, value) in enumerate((command.metadata or {}).items()):
+        param = member_param("metadata", name, position)  # never echoes a card number
+        refuse_card_numbers(name, param)
+        refuse_card_numbers(value, param)
+    source = _resolve_source(deps, command)
+    digest = request_digest({"amount": amount, "currency": currency, "source": source.digest_fields,
+                             "description": command.description, "metadata": command.metadata})  # fmt: skip
+    now = deps.clock()
+    payment = Payment(new_id("pay"), amount, currency, source.masked, now, description=command.description,
+                      metadata=dict(command.metadata or {}), idempotency_id=key)  # fmt: skip
+    violation = deps.rules.first_violation(PaymentAttempt(amount, currency, source.masked.fingerprint))
+    if violation:
+        return _decline_by_rule(deps, payment, violation, source, request_id, key, digest)
+    uow = deps.store.unit_of_work()
+    deps.store.add_payment(uow, payment)
+    if deps.rules.velocity_per_hour:
+        deps.velocity.count(uow, source.masked.fingerprint, now, deps.rules.velocity_per_hour)
+    try:
+        begun = deps.idempotency.begin(uow, key, digest, payment.id)
+    except LostRace as race:
+        if "velocity" not in race.conflicts:
+            raise
+        return _decline_by_rule(deps, payment, VELOCITY_RULE, source, request_id, key, digest)
+    match begun:
+        case Fresh():
+            return _charge(deps, payment, source.open(), request_id, key)
+        case Replay(answer=earlier):
+            return earlier
+        case Resume(resource_id=payment_id):
+            return _resume(deps, payment_id, source, request_id, key)
+    raise AssertionError(begun)
+
+
+def _resolve_source(deps: Dependencies, command: PaymentCommand) -> Source:
+    today = deps.clock().date()
+    if command.token is not None:
+        token_id = command.token
+        stored = deps.store.get_token(token_id) if token_id.startswith("tok_") else None
+        if stored is None:
+            raise InvalidRequest("No such token.", "source.token", "token_not_found")
+        check_expiry(stored.card.exp_month, stored.card.exp_year, today, "source.token")
+        return Source(stored.card, {"token": token_id}, lambda: deps.vault.open(token_id, stored.sealed_card))
+    given = command.card
+    if given is None:
+        raise InvalidRequest("source takes either token or card.", "source")
+    card = parse_card(given.number, given.exp_month, given.exp_year, today, "source.card", cvc=given.cvc,
+                      cvc_required=True)  # fmt: skip
+    masked = deps.vault.mask(card, deps.vault.fingerprint(card.number))
+    fields = {"card": {"fingerprint": masked.fingerprint, "exp_month": card.exp_month, "exp_year": card.exp_year}}
+    return Source(masked, fields, lambda: card)
+
+
+def _decline_by_rule(deps: Dependencies, payment: Payment, rule: str, source: Source, request_id: str, key: str,
+                     digest: str) -> Answer:  # fmt: skip
+    declined = payment.decline("rule_blocked")
+    answer = declined_answer(declined, request_id, f"The payment was blocked by rule '{rule}'.")
+    uow = deps.store.unit_of_work()
+    deps.store.add_payment(uow, declined)
+    match deps.idempotency.begin(uow, key, digest, payment.id, answer):
+        case Fresh():
+            return answer
+        case Replay(answer=earlier):
+            return earlier
+        case Resume(resource_id=payment_id):
+            return _resume(deps, payment_id, source, request_id, key)
+    raise AssertionError
+
+
+def _charge(deps: Dependencies, payment: Payment, card: Card, request_id: str, key: str) -> Answer:
+    try:
+        charge = deps.gateway.charge(payment.id, payment.amount, payment.currency, card, idempotency_key=payment.id)
+        return settle(deps, payment, check_charge(payment, charge), request_id, key)
+    except GatewayError as error:
+        raise gateway_failed(deps, key, error, payment.id) from None
+
+
+def _resume(deps: Dependencies, payment_id: str, source: Source, request_id: str, key: str) -> Answer:
+    """A retry after a 5xx (or an abandoned attempt): settle that payment, never start a second."""
+    payment = deps.store.get_payment(payment_id)
+    if payment is None:
+        raise RuntimeError(f"the key's payment {payment_id} is missing")
+    if payment.status is not Status.PENDING:
+        return answer_settled(deps, payment, request_id, key)
+    try:
+        charge = deps.gateway.find_charge(payment.id)
+    except GatewayError as error:
+        raise gateway_failed(deps, key, error, payment.id) from None
+    if charge is None:
+        return _charge(deps, payment, source.open(), request_id, key)  # same gateway key: never charged twice
+    try:
+        return settle(deps, payment, check_charge(payment, charge), request_id, key)
+    except GatewayError as error:
+        raise gateway_failed(deps, key, error, payment.id) from None
+
+
+def check_charge(payment: Payment, charge: Charge) -> Charge:
+    """A charge that can be booked for ``payment``, or ``GatewayInvalidAnswer``."""
+    if (charge.reference, charge.amount, charge.currency) != (payment.id, payment.amount, payment.currency):
+        raise GatewayInvalidAnswer(f"the gateway's charge {charge.id} does not match {payment.id}")
+    if charge.status not in ("succeeded", "declined"):
+        raise GatewayInvalidAnswer(f"unknown charge status {charge.status!r:.20}")
+    return charge
+
+
+def settle(deps: Dependencies, payment: Payment, charge: Charge, request_id: str, key: str | None) -> Answer:
+    """Record the gateway's answer: the payment's new state, its entries and the reply, at once."""
+    if charge.status == "succeeded":
+        settled, entries = payment.succeed(charge.id, deps.clock())
+    else:
+        settled, entries = payment.decline(charge.decline_code or "generic_decline", charge.id), []
+    answer = settled_answer(settled, request_id)
+    uow = deps.store.unit_of_work()
+    deps.store.settle_payment(uow, payment, settled, entries)
+    if key is not None:
+        deps.idempotency.complete(uow, key, answer)
+    try:
+        uow.commit()
+    except LostRace as race:
+        if "payment" not in race.conflicts:
+            raise
+        # settled elsewhere first; metadata is opened only for a reply (reconciliation may not decrypt it)
+        current = deps.store.get_payment(payment.id, with_metadata=key is not None)
+        if current is None or current.status is Status.PENDING:
+            raise
+        return answer_settled(deps, current, request_id, key)
+    return answer
+
+
+def settled_answer(payment: Payment, request_id: str) -> Answer:
+    """The answer for a payment the gateway settled; a failed one is a gateway error, never a 201."""
+    if payment.status is Status.DECLINED:
+        return declined_answer(payment, request_id, "The card was declined.")
+    if payment.status is not Status.SUCCEEDED:
+        raise GatewayFailed(payment.id, timed_out=False)
+    return Answer(201, payment_body(payment))
+
+
+def answer_settled(deps: Dependencies, payment: Payment, request_id: str, key: str | None) -> Answer:
+    """The answer for a payment already settled elsewhere, stored for replays."""
+    try:
+        answer = settled_answer(payment, request_id)
+    except GatewayFailed:
+        if key is not None:
+            deps.idempotency.release(key)
+        raise
+    if key is not None:
+        uow = deps.store.unit_of_work()
+        deps.idempotency.complete(uow, key, answer)
+        uow.commit()
+    return answer
+
+
+def declined_answer(payment: Payment, request_id: str, message: str) -> Answer:
+    return Answer(402, error_body("card_error", "card_declined", message, request_id,
+                                  decline_code=payment.decline_code, payment_id=payment.id))  # fmt: skip

@@ -1,0 +1,76 @@
+"""Scheduled: settles payments and refunds left pending by lost gateway answers.
+
+It pages through every pending item; one item's error is logged and counted
+and does not stop the run. An item is given up (payment ``failed``, refund
+cancelled and its reservation released) only when the gateway has no record of
+it after ``give_up_after`` *and* no request holds its idempotency key."""
+
+from datetime import datetime, timedelta
+
+from lambdas.domain.payments import RefundStatus, Status
+from lambdas.logs import logger
+from lambdas.ports import LostRace, PendingItem
+from lambdas.use_cases import Dependencies
+from lambdas.use_cases.payments import check_charge, settle
+from lambdas.use_cases.refunds import book, check_made
+
+SETTLE_AFTER = timedelta(minutes=1)
+GIVE_UP_AFTER = timedelta(hours=1)
+
+
+def reconcile(deps: Dependencies, settle_after: timedelta = SETTLE_AFTER,
+              give_up_after: timedelta = GIVE_UP_AFTER) -> dict[str, int]:  # fmt: skip
+    counts = {"settled": 0, "failed": 0, "still_pending": 0, "errors": 0}
+    now = deps.clock()
+    for item in deps.store.pending(now - settle_after):
+        try:
+            outcome = _refund(deps, item, now - give_up_after) if item.refund_id else _payment(deps, item, now - give_up_after)
+        except Exception:  # one item's trouble (the gateway's, a bad answer) must not stop the others
+            logger.exception("reconcile item failed", extra={"payment_id": item.payment_id, "refund_id": item.refund_id})
+            outcome = "errors"
+        counts[outcome] += 1
+    return counts
+
+
+def _payment(deps: Dependencies, item: PendingItem, give_up_before: datetime) -> str:
+    payment = deps.store.get_payment(item.payment_id, with_metadata=False)
+    if payment is None or payment.status is not Status.PENDING:
+        return "settled"
+    charge = deps.gateway.find_charge(payment.id)
+    if charge is not None:
+        settle(deps, payment, check_charge(payment, charge), "reconcile", None)
+        return "settled"
+    if payment.created_at > give_up_before:
+        return "still_pending"
+    uow = deps.store.unit_of_work()
+    deps.store.settle_payment(uow, payment, payment.fail(), [])
+    if payment.idempotency_id:
+        deps.idempotency.require_idle(uow, payment.idempotency_id)
+    return _commit_give_up(uow)
+
+
+def _refund(deps: Dependencies, item: PendingItem, give_up_before: datetime) -> str:
+    payment = deps.store.get_payment(item.payment_id, with_metadata=False)
+    refund = deps.store.get_refund(item.payment_id, item.refund_id or "")
+    if payment is None or refund is None or refund.status is not RefundStatus.PENDING:
+        return "settled"
+    made = deps.gateway.find_refund(refund.id)
+    if made is not None:
+        book(deps, payment, refund, check_made(refund, made), None)
+        return "settled"
+    if refund.created_at > give_up_before:
+        return "still_pending"
+    _, failed = payment.cancel_refund(refund)
+    uow = deps.store.unit_of_work()
+    deps.store.cancel_refund(uow, failed)
+    if refund.idempotency_id:
+        deps.idempotency.require_idle(uow, refund.idempotency_id)
+    return _commit_give_up(uow)
+
+
+def _commit_give_up(uow) -> str:
+    try:
+        uow.commit()
+    except LostRace:
+        return "still_pending"  # a request holds the key (it is settling the item) or it was settled meanwhile
+    return "failed"

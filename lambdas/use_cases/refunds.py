@@ -1,0 +1,140 @@
+"""POST /payments/{id}/refunds: give back part or all of a captured payment.
+
+The amount is reserved on the payment (a condition on what is left) together
+with the pending refund and the key's claim, before the gateway is asked, so
+concurrent refunds never ask the gateway for more than was captured. A lost
+answer leaves the refund pending: a retry with the same key, or
+reconciliation, settles it by looking it up by reference."""
+
+from lambdas.domain.errors import GatewayFailed, InvalidRequest
+from lambdas.domain.ids import new_id
+from lambdas.domain.money import check_amount
+from lambdas.domain.payments import Payment, Refund, RefundStatus
+from lambdas.gateway import GatewayError, GatewayInvalidAnswer, GatewayRefund, GatewayRejected
+from lambdas.ports import Answer, Begun, Fresh, LostRace, Replay, Resume
+from lambdas.presenters import refund_body
+from lambdas.use_cases import Dependencies, gateway_failed, request_digest
+from lambdas.use_cases.reads import find_payment
+
+RESERVE_ATTEMPTS = 5  # a reservation is retried only when what is left changed under it
+
+
+def refund(deps: Dependencies, payment_id: str, amount: int | None, key: str) -> Answer:
+    if amount is not None:
+        check_amount(amount)
+    payment = find_payment(deps, payment_id, with_metadata=False)
+    digest = request_digest({"payment_id": payment.id, "amount": amount})
+    begun, refund = _reserve(deps, payment, amount, key, digest)
+    match begun:
+        case Fresh() if refund is not None:
+            return _send(deps, payment, refund, key)
+        case Replay(answer=earlier):
+            return earlier
+        case Resume(resource_id=refund_id):
+            return _resume(deps, payment, refund_id, key)
+    raise AssertionError(begun)
+
+
+def _reserve(deps: Dependencies, payment: Payment, amount: int | None, key: str,
+             digest: str) -> tuple[Begun, Refund | None]:  # fmt: skip
+    """Hold the amount with the key's claim; the refund is None when the key was used before."""
+    for _ in range(RESERVE_ATTEMPTS):
+        try:
+            _, refund = payment.reserve_refund(new_id("re"), amount, deps.clock(), key)
+        except InvalidRequest:
+            earlier = deps.idempotency.resume_or_replay(key, digest)  # nothing left, unless this key took it
+            if earlier is None:
+                raise
+            return earlier, None
+        uow = deps.store.unit_of_work()
+        deps.store.reserve_refund(uow, payment, refund)
+        try:
+            return deps.idempotency.begin(uow, key, digest, refund.id), refund
+        except LostRace as race:
+            if race.conflicts.get("payment") is None:
+                raise
+            payment = race.conflicts["payment"]  # another refund moved it: check again against what is left
+    raise RuntimeError(f"could not reserve a refund of {payment.id} in {RESERVE_ATTEMPTS} attempts")
+
+
+def _send(deps: Dependencies, payment: Payment, refund: Refund, key: str | None) -> Answer:
+    try:
+        made = deps.gateway.refund(payment.charge_id or "", refund.amount, reference=refund.id,
+                                   idempotency_key=refund.id)  # fmt: skip
+        return book(deps, payment, refund, check_made(refund, made), key)
+    except GatewayRejected as rejected:
+        if not rejected.amount_refused:
+            raise gateway_failed(deps, key, rejected, payment.id, refund.id) from None
+        _cancel(deps, payment, refund)
+        if key is not None:
+            deps.idempotency.forget(key)
+        raise InvalidRequest("The gateway refused the refund amount.", "amount", "amount_too_large") from None
+    except GatewayError as error:
+        raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+
+
+def _resume(deps: Dependencies, payment: Payment, refund_id: str, key: str) -> Answer:
+    """A retry after a 5xx (or an abandoned attempt): settle that refund, never send a second."""
+    refund = deps.store.get_refund(payment.id, refund_id)
+    if refund is None:
+        raise RuntimeError(f"the key's refund {refund_id} is missing")
+    if refund.status is not RefundStatus.PENDING:
+        return _answer_settled(deps, payment, refund, key)
+    try:
+        made = deps.gateway.find_refund(refund.id)
+    except GatewayError as error:
+        raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+    if made is None:
+        return _send(deps, payment, refund, key)  # it never reached the gateway; same gateway key regardless
+    try:
+        return book(deps, payment, refund, check_made(refund, made), key)
+    except GatewayError as error:
+        raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+
+
+def check_made(refund: Refund, made: GatewayRefund) -> GatewayRefund:
+    if (made.reference, made.amount, made.status) != (refund.id, refund.amount, "succeeded"):
+        raise GatewayInvalidAnswer(f"the gateway's refund {made.id} does not match {refund.id}")
+    return made
+
+
+def book(deps: Dependencies, payment: Payment, refund: Refund, made: GatewayRefund, key: str | None) -> Answer:
+    """Record a refund the gateway made: the refund, its reversing entries and the reply, at once."""
+    _, done, entries = payment.complete_refund(refund, made.id, deps.clock())
+    answer = Answer(201, refund_body(done))
+    uow = deps.store.unit_of_work()
+    deps.store.complete_refund(uow, done, entries)
+    if key is not None:
+        deps.idempotency.complete(uow, key, answer)
+    try:
+        uow.commit()
+    except LostRace as race:
+        current = race.conflicts.get("refund")
+        if current is None:
+            raise
+        return _answer_settled(deps, payment, current, key)  # reconciliation booked it first
+    return answer
+
+
+def _cancel(deps: Dependencies, payment: Payment, refund: Refund) -> None:
+    _, failed = payment.cancel_refund(refund)
+    uow = deps.store.unit_of_work()
+    deps.store.cancel_refund(uow, failed)
+    try:
+        uow.commit()
+    except LostRace:
+        pass  # settled elsewhere meanwhile: its reservation was dealt with there
+
+
+def _answer_settled(deps: Dependencies, payment: Payment, refund: Refund, key: str | None) -> Answer:
+    """The answer for a refund settled elsewhere, stored for replays; a failed one is a gateway error."""
+    if refund.status is not RefundStatus.SUCCEEDED:
+        if key is not None:
+            deps.idempotency.release(key)
+        raise GatewayFailed(payment.id, timed_out=False, refund_id=refund.id)
+    answer = Answer(201, refund_body(refund))
+    if key is not None:
+        uow = deps.store.unit_of_work()
+        deps.idempotency.complete(uow, key, answer)
+        uow.commit()
+    return answer

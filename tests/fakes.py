@@ -1,0 +1,322 @@
+"""In-memory implementations of the service's ports (``lambdas.ports``), so that
+use-case tests and the stateful model test run in milliseconds.
+
+They keep the adapters' semantics, not their storage: a unit of work checks
+every part's condition under one lock and applies all or none, raising
+``LostRace`` with what each failed part found, as DynamoDB's
+``TransactWriteItems`` with ``ReturnValuesOnConditionCheckFailure`` does.
+``tests/test_store_contract.py`` runs the same tests against these and against
+the DynamoDB adapters, which is what keeps them honest."""
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
+from lambdas.domain.cards import Card, CardNumber, MaskedCard
+from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
+from lambdas.domain.rules import RuleSet
+from lambdas.gateway import Gateway
+from lambdas.ports import Answer, Begun, Fresh, LostRace, PendingItem, Replay, Resume, StoredToken
+from lambdas.service import PaymentService
+from lambdas.use_cases import Dependencies
+
+READ_LATENCY_SECONDS = 0.0005
+Check = Callable[[], tuple[bool, Any]]  # (condition holds, what the part found)
+
+
+class FakeDatabase:
+    """Everything the fakes store, behind one lock (DynamoDB serializes each request the same way)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tokens: dict[str, StoredToken] = {}
+        self.payments: dict[str, Payment] = {}
+        self.refunds: dict[tuple[str, str], Refund] = {}
+        self.entries: dict[str, list[Entry]] = {}
+        self.records: dict[str, Record] = {}
+        self.attempts: dict[str, int] = {}
+        self.commits = 0
+
+
+@dataclass
+class FakeUnitOfWork:
+    db: FakeDatabase
+    parts: list[tuple[str, Check, Callable[[], None]]] = field(default_factory=list)
+
+    def add(self, label: str, check: Check, apply: Callable[[], None]) -> None:
+        self.parts.append((label, check, apply))
+
+    def commit(self) -> None:
+        with self.db.lock:
+            conflicts = {}
+            for label, check, _ in self.parts:
+                holds, found = check()
+                if not holds:
+                    conflicts[label] = found
+            if conflicts:
+                raise LostRace(conflicts)
+            for _, _, apply in self.parts:
+                apply()
+            self.db.commits += 1
+
+
+def _always() -> tuple[bool, Any]:
+    return True, None
+
+
+class FakeLedgerStore:
+    def __init__(self, db: FakeDatabase) -> None:
+        self.db = db
+
+    def unit_of_work(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self.db)
+
+    def get_token(self, token_id: str) -> StoredToken | None:
+        return self.db.tokens.get(token_id)
+
+    def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None:
+        with self.db.lock:
+            payment = self.db.payments.get(payment_id)
+        time.sleep(READ_LATENCY_SECONDS)  # a read takes time, so concurrent requests interleave as they do on AWS
+        if payment is None or with_metadata:
+            return payment
+        return replace(payment, metadata={})
+
+    def get_refund(self, payment_id: str, refund_id: str) -> Refund | None:
+        return self.db.refunds.get((payment_id, refund_id))
+
+    def entries(self, payment_id: str) -> list[Entry]:
+        with self.db.lock:
+            return list(self.db.entries.get(payment_id, []))
+
+    def pending(self, created_before: datetime) -> Iterator[PendingItem]:
+        with self.db.lock:
+            payments = [p for p in self.db.payments.values() if p.status is Status.PENDING]
+            refunds = [r for r in self.db.refunds.values() if r.status is RefundStatus.PENDING]
+        yield from (PendingItem(p.id) for p in payments if p.created_at < created_before)
+        yield from (PendingItem(r.payment_id, r.id) for r in refunds if r.created_at < created_before)
+
+    def add_token(self, uow: FakeUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None:
+        uow.add("token", lambda: (token_id not in self.db.tokens, None),
+                lambda: self.db.tokens.__setitem__(token_id, StoredToken(card, sealed_card)))  # fmt: skip
+
+    def add_payment(self, uow: FakeUnitOfWork, payment: Payment) -> None:
+        uow.add("payment", lambda: (payment.id not in self.db.payments, None),
+                lambda: self.db.payments.__setitem__(payment.id, replace(payment, amount_refunded=0, amount_reserved=0)))  # fmt: skip
+
+    def settle_payment(self, uow: FakeUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
+        def check() -> tuple[bool, Any]:
+            current = self.db.payments.get(before.id)
+            return current is not None and current.status is Status.PENDING, self._plain(current)
+
+        def apply() -> None:
+            current = self.db.payments[before.id]
+            self.db.payments[before.id] = replace(current, status=after.status, charge_id=after.charge_id,
+                                                  decline_code=after.decline_code)  # fmt: skip
+
+        uow.add("payment", check, apply)
+        self._add_entries(uow, entries)
+
+    def reserve_refund(self, uow: FakeUnitOfWork, payment: Payment, refund: Refund) -> None:
+        def check() -> tuple[bool, Any]:
+            current = self.db.payments.get(payment.id)
+            holds = current is not None and current.status is Status.SUCCEEDED and current.refundable_amount >= refund.amount
+            return holds, self._plain(current)
+
+        def apply() -> None:
+            current = self.db.payments[payment.id]
+            self.db.payments[payment.id] = replace(current, amount_reserved=current.amount_reserved + refund.amount)
+
+        uow.add("payment", check, apply)
+        uow.add("refund", lambda: ((refund.payment_id, refund.id) not in self.db.refunds, None),
+                lambda: self.db.refunds.__setitem__((refund.payment_id, refund.id), refund))  # fmt: skip
+
+    def complete_refund(self, uow: FakeUnitOfWork, refund: Refund, entries: list[Entry]) -> None:
+        self._leave_pending(uow, refund, refunded=refund.amount, released=0)
+        self._add_entries(uow, entries)
+
+    def cancel_refund(self, uow: FakeUnitOfWork, refund: Refund) -> None:
+        self._leave_pending(uow, refund, refunded=0, released=refund.amount)
+
+    def _leave_pending(self, uow: FakeUnitOfWork, refund: Refund, refunded: int, released: int) -> None:
+        key = (refund.payment_id, refund.id)
+
+        def check() -> tuple[bool, Any]:
+            current = self.db.refunds.get(key)
+            return current is not None and current.status is RefundStatus.PENDING, current
+
+        def apply() -> None:
+            self.db.refunds[key] = refund
+            payment = self.db.payments[refund.payment_id]
+            self.db.payments[refund.payment_id] = replace(
+                payment, amount_refunded=payment.amount_refunded + refunded,
+                amount_reserved=payment.amount_reserved - refund.amount)  # fmt: skip
+
+        uow.add("refund", check, apply)
+
+    def _add_entries(self, uow: FakeUnitOfWork, entries: list[Entry]) -> None:
+        for entry in entries:
+            uow.add("entry", _always, lambda e=entry: self.db.entries.setdefault(e.payment_id, []).append(e))
+
+    @staticmethod
+    def _plain(payment: Payment | None) -> Payment | None:
+        """A payment as a failed condition reports it: without metadata (DynamoDB returns it sealed)."""
+        return replace(payment, metadata={}) if payment else None
+
+
+class FakeIdempotencyStore:
+    def __init__(self, db: FakeDatabase, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+
+    def begin(self, uow: FakeUnitOfWork, key: str, digest: str, resource_id: str,
+              answer: Answer | None = None) -> Begun:  # fmt: skip
+        now = self.clock()
+        if answer is None:
+            record = Record(key, State.IN_PROGRESS, digest, resource_id, int(now + IN_FLIGHT_SECONDS),
+                            int(now + RETENTION_SECONDS))  # fmt: skip
+        else:
+            record = Record(key, State.COMPLETED, digest, resource_id, int(now), int(now + RETENTION_SECONDS),
+                            answer.status, json.dumps(answer.body))  # fmt: skip
+
+        def check() -> tuple[bool, Any]:
+            current = self.db.records.get(key)
+            return current is None or current.expiration < int(now), current
+
+        uow.add("idempotency", check, lambda: self.db.records.__setitem__(key, record))
+        try:
+            uow.commit()
+            return Fresh()
+        except LostRace as race:
+            if "idempotency" not in race.conflicts:
+                raise
+            return self._after_lost_claim(race.conflicts["idempotency"], digest)
+
+    def resume_or_replay(self, key: str, digest: str) -> Replay | Resume | None:
+        record = self.db.records.get(key)
+        if record is None or record.expiration < self.clock():
+            return None
+        return self._after_lost_claim(record, digest)
+
+    def _after_lost_claim(self, record: Record | None, digest: str) -> Replay | Resume:
+        if not must_reclaim(record, digest, self.clock()):
+            return Replay(Answer(int(record.response_status or 0), json.loads(record.response_body or "{}"), True))
+        with self.db.lock:
+            if self.db.records.get(record.id) != record:
+                raise key_in_use()
+            until = int(self.clock() + IN_FLIGHT_SECONDS)
+            self.db.records[record.id] = replace(record, state=State.IN_PROGRESS, in_flight_until=until)
+        return Resume(record.resource_id)
+
+    def complete(self, uow: FakeUnitOfWork, key: str, answer: Answer) -> None:
+        def check() -> tuple[bool, Any]:
+            current = self.db.records.get(key)
+            return current is not None and current.state is State.IN_PROGRESS, current
+
+        def apply() -> None:
+            self.db.records[key] = replace(self.db.records[key], state=State.COMPLETED, response_status=answer.status,
+                                           response_body=json.dumps(answer.body))  # fmt: skip
+
+        uow.add("idempotency", check, apply)
+
+    def release(self, key: str) -> None:
+        with self.db.lock:
+            current = self.db.records.get(key)
+            if current is not None and current.state is State.IN_PROGRESS:
+                self.db.records[key] = replace(current, state=State.RETRYABLE)
+
+    def forget(self, key: str) -> None:
+        with self.db.lock:
+            current = self.db.records.get(key)
+            if current is not None and current.state is State.IN_PROGRESS:
+                del self.db.records[key]
+
+    def require_idle(self, uow: FakeUnitOfWork, key: str) -> None:
+        def check() -> tuple[bool, Any]:
+            current = self.db.records.get(key)
+            idle = current is None or current.state is not State.IN_PROGRESS or current.in_flight_until < self.clock()
+            return idle, current
+
+        uow.add("idempotency", check, lambda: None)
+
+
+class FakeVelocityCounter:
+    def __init__(self, db: FakeDatabase) -> None:
+        self.db = db
+
+    def count(self, uow: FakeUnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
+        hour = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        key = f"{fingerprint}#{hour:%Y-%m-%dT%H}"
+        uow.add("velocity", lambda: (self.db.attempts.get(key, 0) < limit, None),
+                lambda: self.db.attempts.__setitem__(key, self.db.attempts.get(key, 0) + 1))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FakeSealed:
+    token_id: str
+    card: Card = field(repr=False)
+
+
+class FakeVault:
+    """Fingerprints are HMACs under a key only the fake knows; sealing keeps the card bound to its token."""
+
+    def __init__(self) -> None:
+        self._key = b"fake-vault-fingerprint-key"
+
+    def fingerprint(self, number: CardNumber) -> str:
+        mac = hmac.new(self._key, number.digits.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def mask(self, card: Card, fingerprint: str) -> MaskedCard:
+        return MaskedCard(card.number.brand, card.number.last4, card.exp_month, card.exp_year, fingerprint)
+
+    def seal(self, token_id: str, card: Card) -> FakeSealed:
+        return FakeSealed(token_id, replace(card, cvc=None))
+
+    def open(self, token_id: str, sealed: FakeSealed) -> Card:
+        if sealed.token_id != token_id:
+            raise ValueError("sealed for another token")
+        return sealed.card
+
+
+class FakeClock:
+    """One clock for the use cases (datetime) and the idempotency store (epoch seconds)."""
+
+    def __init__(self, start: datetime = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def epoch(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+
+@dataclass
+class FakeWorld:
+    """The service wired to fakes, with handles on what the tests inspect."""
+
+    db: FakeDatabase
+    clock: FakeClock
+    deps: Dependencies
+    service: PaymentService
+
+
+def fake_world(gateway: Gateway, rules: RuleSet = RuleSet(), clock: FakeClock | None = None) -> FakeWorld:
+    db, clock = FakeDatabase(), clock or FakeClock()
+    deps = Dependencies(store=FakeLedgerStore(db), idempotency=FakeIdempotencyStore(db, clock.epoch),
+                        velocity=FakeVelocityCounter(db), vault=FakeVault(), gateway=gateway, rules=rules,
+                        clock=clock)  # fmt: skip
+    return FakeWorld(db, clock, deps, PaymentService(deps))

@@ -1,0 +1,242 @@
+"""One contract for the storage ports, run against the in-memory fakes and the
+DynamoDB adapters (moto in process): what the fakes promise, DynamoDB keeps."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.adapters.dynamo import DynamoUnitOfWork
+from lambdas.adapters.envelope import EnvelopeCipher
+from lambdas.adapters.idempotency import DynamoIdempotencyStore
+from lambdas.adapters.ledger_store import DynamoLedgerStore
+from lambdas.adapters.velocity import DynamoVelocityCounter
+from lambdas.domain.cards import MaskedCard
+from lambdas.domain.errors import IdempotencyConflict
+from lambdas.domain.payments import Payment, RefundStatus, Status
+from lambdas.ports import Answer, Fresh, LostRace, PendingItem, Replay, Resume
+from tests.fakes import FakeClock, FakeDatabase, FakeIdempotencyStore, FakeLedgerStore, FakeVelocityCounter
+from tests.service_fixtures import REGION
+from tools.emulator import EMULATOR_CREDENTIALS
+from tools.function_resources import provision
+
+CARD = MaskedCard("visa", "4242", 12, 2030, "fp_1")
+
+
+@dataclass
+class Ports:
+    store: object
+    idempotency: object
+    velocity: object
+    clock: FakeClock
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def ports(request, monkeypatch) -> Ports:
+    clock = FakeClock()
+    if request.param == "fake":
+        db = FakeDatabase()
+        yield Ports(FakeLedgerStore(db), FakeIdempotencyStore(db, clock.epoch), FakeVelocityCounter(db), clock)
+        return
+    for name, value in EMULATOR_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        env = provision("http://127.0.0.1:9", suffix=uuid.uuid4().hex[:6])
+        dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
+        cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
+        yield Ports(DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, page_size=3),
+                    DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher, clock.epoch),
+                    DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]), clock)  # fmt: skip
+
+
+def payment(ports: Ports, amount: int = 1000, **fields) -> Payment:
+    return Payment(f"pay_{uuid.uuid4().hex[:8]}", amount, "USD", CARD, ports.clock(), **fields)
+
+
+def commit(ports: Ports, *adds) -> None:
+    uow = ports.store.unit_of_work()
+    for add in adds:
+        add(uow)
+    uow.commit()
+
+
+def captured(ports: Ports, amount: int = 1000) -> Payment:
+    new = payment(ports, amount, metadata={"order": "A-1"})
+    commit(ports, lambda uow: ports.store.add_payment(uow, new))
+    settled, entries = new.succeed("ch_1", ports.clock())
+    commit(ports, lambda uow: ports.store.settle_payment(uow, new, settled, entries))
+    return ports.store.get_payment(new.id)
+
+
+# -- units of work -------------------------------------------------------------------------
+
+
+def test_a_unit_of_work_applies_all_parts_or_none(ports):
+    first, second = payment(ports), payment(ports)
+    commit(ports, lambda uow: ports.store.add_payment(uow, first))
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.add_payment(uow, second), lambda uow: ports.store.add_payment(uow, first))
+    assert set(lost.value.conflicts) == {"payment"}
+    assert ports.store.get_payment(second.id) is None
+
+
+def test_a_payment_leaves_pending_once_and_the_loser_sees_the_winner(ports):
+    new = payment(ports)
+    commit(ports, lambda uow: ports.store.add_payment(uow, new))
+    settled, entries = new.succeed("ch_1", ports.clock())
+    commit(ports, lambda uow: ports.store.settle_payment(uow, new, settled, entries))
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.settle_payment(uow, new, new.fail(), []))
+    assert lost.value.conflicts["payment"].status is Status.SUCCEEDED
+    stored = ports.store.get_payment(new.id)
+    assert (stored.status, stored.charge_id) == (Status.SUCCEEDED, "ch_1")
+    assert len(ports.store.entries(new.id)) == 2
+
+
+def test_metadata_is_returned_only_when_asked_for(ports):
+    new = captured(ports)
+    assert new.metadata == {"order": "A-1"}
+    assert ports.store.get_payment(new.id, with_metadata=False).metadata == {}
+
+
+# -- refunds ---------------------------------------------------------------------------------
+
+
+def test_a_reservation_holds_only_while_that_much_is_left(ports):
+    new = captured(ports, 1000)
+    _, first = new.reserve_refund("re_1", 700, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, first))
+    _, second = new.reserve_refund("re_2", 400, ports.clock())  # checked against a stale read: 1000 left
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.reserve_refund(uow, new, second))
+    found = lost.value.conflicts["payment"]
+    assert (found.amount_reserved, found.refundable_amount) == (700, 300)
+    assert ports.store.get_refund(new.id, "re_2") is None
+
+
+def test_a_refund_is_completed_or_cancelled_once(ports):
+    new = captured(ports, 1000)
+    _, refund = new.reserve_refund("re_1", 600, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, refund))
+    reserved = ports.store.get_payment(new.id)
+    _, done, entries = reserved.complete_refund(refund, "rf_1", ports.clock())
+    commit(ports, lambda uow: ports.store.complete_refund(uow, done, entries))
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.cancel_refund(uow, refund.fail()))
+    assert lost.value.conflicts["refund"].status is RefundStatus.SUCCEEDED
+    after = ports.store.get_payment(new.id)
+    assert (after.amount_refunded, after.amount_reserved, after.display_status) == (600, 0, Status.PARTIALLY_REFUNDED)
+    assert ports.store.get_refund(new.id, "re_1").gateway_refund_id == "rf_1"
+
+
+def test_a_cancelled_refund_frees_its_reservation(ports):
+    new = captured(ports, 1000)
+    _, refund = new.reserve_refund("re_1", 1000, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, refund))
+    assert ports.store.get_payment(new.id).refundable_amount == 0
+    commit(ports, lambda uow: ports.store.cancel_refund(uow, refund.fail()))
+    after = ports.store.get_payment(new.id)
+    assert (after.refundable_amount, after.amount_refunded) == (1000, 0)
+    assert ports.store.get_refund(new.id, "re_1").status is RefundStatus.FAILED
+
+
+def test_every_pending_payment_and_refund_is_listed_across_pages(ports):
+    pending = [payment(ports) for _ in range(7)]
+    for new in pending:
+        commit(ports, lambda uow, new=new: ports.store.add_payment(uow, new))
+    new = captured(ports)
+    _, refund = new.reserve_refund("re_1", 10, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, refund))
+    ports.clock.advance(timedelta(minutes=1))
+    listed = set(ports.store.pending(ports.clock()))
+    assert listed == {PendingItem(p.id) for p in pending} | {PendingItem(new.id, "re_1")}
+    assert set(ports.store.pending(ports.clock() - timedelta(hours=1))) == set()
+
+
+# -- idempotency -------------------------------------------------------------------------------
+
+
+def begin(ports: Ports, key: str, digest: str, resource: str = "pay_1", answer: Answer | None = None):
+    return ports.idempotency.begin(ports.store.unit_of_work(), key, digest, resource, answer)
+
+
+def complete(ports: Ports, key: str, answer: Answer) -> None:
+    commit(ports, lambda uow: ports.idempotency.complete(uow, key, answer))
+
+
+def test_a_key_is_fresh_then_in_flight_then_replayed(ports):
+    assert begin(ports, "k", "d") == Fresh()
+    with pytest.raises(IdempotencyConflict) as in_flight:
+        begin(ports, "k", "d", "pay_2")
+    assert in_flight.value.status == 409
+    complete(ports, "k", Answer(201, {"id": "pay_1", "metadata": {"order": "A-1"}}))
+    assert begin(ports, "k", "d", "pay_3") == Replay(Answer(201, {"id": "pay_1", "metadata": {"order": "A-1"}}, True))
+
+
+def test_a_key_with_another_body_is_422_even_in_flight(ports):
+    begin(ports, "k", "d")
+    with pytest.raises(IdempotencyConflict) as reused:
+        begin(ports, "k", "other")
+    assert reused.value.status == 422
+
+
+def test_a_released_or_abandoned_key_resumes_its_object_once(ports):
+    begin(ports, "released", "d", "pay_1")
+    ports.idempotency.release("released")
+    assert begin(ports, "released", "d", "pay_9") == Resume("pay_1")
+    with pytest.raises(IdempotencyConflict):  # the resumer holds it now
+        begin(ports, "released", "d", "pay_9")
+    begin(ports, "abandoned", "d", "pay_2")
+    ports.clock.advance(timedelta(minutes=2))
+    assert begin(ports, "abandoned", "d", "pay_9") == Resume("pay_2")
+
+
+def test_an_expired_key_starts_fresh_at_once(ports):
+    begin(ports, "k", "d", answer=Answer(201, {"id": "tok_1"}))
+    ports.clock.advance(timedelta(hours=24, seconds=1))
+    assert begin(ports, "k", "another body", "pay_2") == Fresh()
+    with pytest.raises(IdempotencyConflict):
+        begin(ports, "k", "another body")
+
+
+def test_a_lost_claim_writes_nothing_else(ports):
+    begin(ports, "k", "d")
+    new = payment(ports)
+    uow = ports.store.unit_of_work()
+    ports.store.add_payment(uow, new)
+    with pytest.raises(IdempotencyConflict):
+        ports.idempotency.begin(uow, "k", "d", new.id)
+    assert ports.store.get_payment(new.id) is None
+
+
+def test_require_idle_fails_while_a_request_holds_the_key(ports):
+    begin(ports, "k", "d")
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.idempotency.require_idle(uow, "k"))
+    assert set(lost.value.conflicts) == {"idempotency"}
+    ports.clock.advance(timedelta(minutes=2))  # abandoned
+    commit(ports, lambda uow: ports.idempotency.require_idle(uow, "k"))
+    commit(ports, lambda uow: ports.idempotency.require_idle(uow, "never-used"))
+
+
+def test_the_velocity_count_stops_at_the_limit_within_the_hour(ports):
+    for _ in range(2):
+        commit(ports, lambda uow: ports.velocity.count(uow, "fp", ports.clock(), 2))
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.velocity.count(uow, "fp", ports.clock(), 2))
+    assert set(lost.value.conflicts) == {"velocity"}
+    commit(ports, lambda uow: ports.velocity.count(uow, "another fp", ports.clock(), 2))
+    ports.clock.advance(timedelta(hours=1))
+    commit(ports, lambda uow: ports.velocity.count(uow, "fp", ports.clock(), 2))
+
+
+def test_dynamodb_units_of_work_ask_for_the_item_a_failed_condition_met():
+    uow = DynamoUnitOfWork(client=None)
+    uow.add("x", {"Put": {"TableName": "t", "Item": {}, "ConditionExpression": "attribute_not_exists(pk)"}})
+    uow.add("y", {"Put": {"TableName": "t", "Item": {}}})
+    assert [part["Put"].get("ReturnValuesOnConditionCheckFailure") for _, part, _ in uow.parts] == ["ALL_OLD", None]

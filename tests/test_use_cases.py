@@ -1,0 +1,238 @@
+"""The use cases on in-memory fakes: money under concurrency, lost and bad
+gateway answers, reconciliation. Each test names the break it guards against."""
+
+import threading
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from lambdas.adapters.idempotency import State
+from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
+from lambdas.domain.payments import RefundStatus, Status, balance
+from lambdas.domain.rules import RuleSet
+from lambdas.gateway import Charge, GatewayRefund
+from lambdas.service import PaymentService
+from lambdas.use_cases.payments import PaymentCommand
+from lambdas.use_cases.tokens import CardInput
+from tests.fakes import fake_world
+from tests.fakes_gateway import Fault, FakeGateway
+
+VISA = "4242424242424242"
+
+
+def card(number: str = VISA, cvc: str = "737") -> CardInput:
+    return CardInput(number, 12, 2030, cvc)
+
+
+def pay(world, key: str = "k", amount: int = 1000, number: str = VISA, **command):
+    return world.service.create_payment(PaymentCommand(amount, "usd", card=card(number), **command), "req", key)
+
+
+@pytest.fixture
+def gateway() -> FakeGateway:
+    return FakeGateway()
+
+
+@pytest.fixture
+def world(gateway):
+    return fake_world(gateway)
+
+
+def captured(world, amount: int = 1000) -> str:
+    answer = pay(world, key=f"pay-{amount}-{len(world.db.payments)}", amount=amount)
+    assert answer.status == 201
+    return answer.body["id"]
+
+
+# -- refunds: pending, reserved, never sent twice ----------------------------------------------------
+
+
+def test_concurrent_refunds_with_different_keys_never_ask_for_more_than_was_captured(world, gateway):
+    payment_id = captured(world, 100)
+    outcomes, barrier = [], threading.Barrier(10)
+
+    def refund(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(world.service.refund(payment_id, 30, f"r{n}").status)
+        except InvalidRequest as refused:
+            outcomes.append((400, refused.param))
+
+    threads = [threading.Thread(target=refund, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counter(outcomes) == {201: 3, (400, "amount"): 7}
+    charge_id = world.db.payments[payment_id].charge_id
+    assert gateway.refunded_total(charge_id) == 90
+    assert world.service.get_payment(payment_id).body["amount_refunded"] == 90
+    assert -balance(world.db.entries[payment_id])["merchant_balance"] == 10
+
+
+def test_a_lost_refund_answer_stays_pending_reserved_and_a_retry_settles_it_without_sending_again(world, gateway):
+    payment_id = captured(world, 1000)
+    gateway.fail_next("refund", Fault.LOST)
+    with pytest.raises(GatewayFailed) as lost:
+        world.service.refund(payment_id, 600, "r1")
+    assert lost.value.timed_out and lost.value.payment_id == payment_id and lost.value.refund_id.startswith("re_")
+    refund = world.db.refunds[(payment_id, lost.value.refund_id)]
+    assert refund.status is RefundStatus.PENDING
+    with pytest.raises(InvalidRequest):  # the pending refund holds its amount
+        world.service.refund(payment_id, 500, "r2")
+    assert world.service.get_payment(payment_id).body["amount_refunded"] == 0  # succeeded refunds only
+    answer = world.service.refund(payment_id, 600, "r1")
+    assert (answer.status, answer.body["id"], answer.body["status"]) == (201, refund.id, "succeeded")
+    assert len(gateway.refunds()) == 1
+    assert world.service.refund(payment_id, 600, "r1").replayed
+
+
+def test_reconciliation_settles_a_pending_refund_by_reference(world, gateway):
+    payment_id = captured(world, 1000)
+    gateway.fail_next("refund", Fault.SLOW)
+    with pytest.raises(GatewayFailed) as slow:
+        world.service.refund(payment_id, 400, "r1")
+    world.clock.advance(timedelta(minutes=2))
+    assert world.service.reconcile()["settled"] == 1
+    assert world.db.refunds[(payment_id, slow.value.refund_id)].status is RefundStatus.SUCCEEDED
+    assert world.service.get_payment(payment_id).body["amount_refunded"] == 400
+
+
+def test_a_refund_the_gateway_never_made_is_cancelled_after_the_give_up_time_and_frees_its_amount(world, gateway):
+    payment_id = captured(world, 1000)
+    gateway.fail_next("refund", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed) as failed:
+        world.service.refund(payment_id, 1000, "r1")
+    assert not failed.value.timed_out
+    world.clock.advance(timedelta(hours=2))
+    assert world.service.reconcile()["failed"] == 1
+    assert world.service.refund(payment_id, 1000, "r2").status == 201
+
+
+def test_only_an_amount_error_from_the_gateway_is_a_400(world, gateway):
+    payment_id = captured(world, 1000)
+    charge_id = world.db.payments[payment_id].charge_id
+    gateway.refund(charge_id, 900, reference="re_outside", idempotency_key="outside")  # drift: refunded elsewhere
+    with pytest.raises(InvalidRequest) as refused:
+        world.service.refund(payment_id, 500, "r1")
+    assert (refused.value.param, refused.value.code) == ("amount", "amount_too_large")
+    assert world.db.payments[payment_id].amount_reserved == 0  # the reservation was released
+    gateway.fail_next("refund", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed):
+        world.service.refund(payment_id, 100, "r2")
+
+
+# -- charges: checked answers, reconciliation that never fails a live request -----------------------
+
+
+class _Lying(FakeGateway):
+    """Answers a charge for another amount than asked."""
+
+    def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
+        real = super().charge(reference, amount, currency, card, idempotency_key)
+        return Charge(real.id, real.status, real.decline_code, amount + 1, real.currency, real.reference)
+
+
+def test_a_charge_that_differs_from_the_payment_is_a_502_and_the_key_stays_retryable():
+    world = fake_world(_Lying())
+    with pytest.raises(GatewayFailed) as failed:
+        pay(world, key="k")
+    assert not failed.value.timed_out
+    payment = world.db.payments[failed.value.payment_id]
+    assert payment.status is Status.PENDING and world.db.entries.get(payment.id) is None
+
+
+def test_garbage_from_the_gateway_is_not_booked_as_a_decline_and_a_retry_settles(world, gateway):
+    gateway.fail_next("charge", Fault.GARBAGE)
+    with pytest.raises(GatewayFailed) as failed:
+        pay(world, key="k")
+    assert world.db.payments[failed.value.payment_id].status is Status.PENDING
+    answer = pay(world, key="k")
+    assert (answer.status, answer.body["id"]) == (201, failed.value.payment_id)
+    assert len(gateway.charges()) == 1
+
+
+def test_reconciliation_never_fails_a_payment_whose_key_a_request_holds(world, gateway):
+    gateway.fail_next("charge", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed) as failed:
+        pay(world, key="k")
+    payment_id = failed.value.payment_id
+    world.clock.advance(timedelta(hours=2))
+    key = world.db.payments[payment_id].idempotency_id
+    world.db.records[key] = replace(world.db.records[key], state=State.IN_PROGRESS,
+                                    in_flight_until=int(world.clock.epoch()) + 30)  # a retry is settling it now
+    assert world.service.reconcile() == {"settled": 0, "failed": 0, "still_pending": 1, "errors": 0}
+    assert world.db.payments[payment_id].status is Status.PENDING
+
+
+def test_nothing_answers_201_for_a_failed_payment(world, gateway):
+    gateway.fail_next("charge", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed) as failed:
+        pay(world, key="k")
+    world.clock.advance(timedelta(hours=2))
+    assert world.service.reconcile()["failed"] == 1
+    with pytest.raises(GatewayFailed):
+        pay(world, key="k")
+    assert world.db.payments[failed.value.payment_id].status is Status.FAILED and gateway.charges() == []
+
+
+def test_one_items_error_does_not_stop_the_run(world, gateway):
+    gateway.fail_next("charge", Fault.LOST, Fault.LOST)
+    for key in ("a", "b"):
+        with pytest.raises(GatewayFailed):
+            pay(world, key=key)
+    world.clock.advance(timedelta(minutes=2))
+    gateway.fail_next("find_charge", Fault.GARBAGE)
+    assert world.service.reconcile() == {"settled": 1, "failed": 0, "still_pending": 0, "errors": 1}
+
+
+# -- velocity and idempotency ------------------------------------------------------------------------
+
+
+def test_the_velocity_rule_is_exact_under_concurrency(gateway):
+    world = fake_world(gateway, RuleSet(velocity_per_hour=5))
+    statuses, barrier = [], threading.Barrier(12)
+
+    def attempt(n: int) -> None:
+        barrier.wait()
+        answer = pay(world, key=f"v{n}")
+        statuses.append((answer.status, answer.body.get("error", {}).get("decline_code")))
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counter(statuses) == {(201, None): 5, (402, "rule_blocked"): 7}
+    assert len(gateway.charges()) == 5
+
+
+def test_an_expired_key_starts_a_new_payment_at_once(world, gateway):
+    first = pay(world, key="k").body["id"]
+    world.clock.advance(timedelta(hours=24, seconds=1))
+    second = pay(world, key="k", amount=2000)
+    assert second.status == 201 and second.body["id"] != first and not second.replayed
+
+
+def test_a_different_body_with_the_same_key_is_422_and_nothing_is_written(world):
+    pay(world, key="k")
+    payments = dict(world.db.payments)
+    with pytest.raises(IdempotencyConflict) as conflict:
+        pay(world, key="k", amount=1001)
+    assert conflict.value.status == 422 and world.db.payments == payments
+
+
+def test_refund_gateway_answers_are_checked(world, gateway):
+    payment_id = captured(world, 1000)
+
+    class _WrongAmount(FakeGateway):
+        def refund(self, charge_id, amount, reference, idempotency_key) -> GatewayRefund:
+            made = gateway.refund(charge_id, amount, reference, idempotency_key)
+            return GatewayRefund(made.id, made.charge_id, amount - 1, made.status, made.reference)
+
+    service = PaymentService(replace(world.deps, gateway=_WrongAmount()))
+    with pytest.raises(GatewayFailed) as failed:
+        service.refund(payment_id, 100, "r")
+    assert world.db.refunds[(payment_id, failed.value.refund_id)].status is RefundStatus.PENDING
