@@ -43,7 +43,7 @@ demo: install  ## against a running `make local`
 sandbox: install  ## the Sparkle sandbox on 127.0.0.1:$${SPARKLE_PORT:-4010}
 	$(PYTHON) -m sparkle_sandbox
 
-bench: install  ## handler cold imports; KMS calls and DynamoDB writes per payment
+bench: install  ## handler cold imports; KMS calls and DynamoDB requests per payment
 	$(PYTHON) -m tools.bench_service
 
 bench-local: install  ## starts its own local stack on free ports

@@ -1,7 +1,8 @@
 """`make bench`: per handler, cold import time against a bare ``import boto3``
 measured in the same run (goal <= 1.6); per successful token payment with
-metadata, the KMS calls and DynamoDB write requests it makes, counted from
-botocore events (goals: <= 1 and <= 3, averaged over 100 payments).
+metadata, the KMS calls and DynamoDB requests it makes, reads included,
+counted from botocore events (goals: <= 1 and <= 3, averaged over 100
+payments), with the velocity rule on.
 
 AWS is moto in process; the gateway is the Sparkle sandbox as its own process.
 Tokens are vaulted by one service instance and paid by another, as the
@@ -19,7 +20,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
 PAYMENTS = int(os.environ.get("BENCH_PAYMENTS", "100"))
-DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 
 
 def import_seconds(module: str) -> float:
@@ -83,10 +83,10 @@ def bench_calls() -> None:
                     "metadata": {"order_id": f"A-{n}", "customer": "c-42"}}  # fmt: skip
             _ok(invoke(api_event("POST", "/payments", body, headers={"Idempotency-Key": f"order-{n}"})))
     kms_calls = sum(v for (service, _), v in calls.items() if service == "kms")
-    writes = sum(v for (service, op), v in calls.items() if service == "dynamodb" and op in DYNAMODB_WRITES)
+    dynamodb = sum(v for (service, _), v in calls.items() if service == "dynamodb")
     print(f"\nper successful token payment with metadata, over {PAYMENTS} payments")
     print(f"  KMS calls                  {kms_calls / PAYMENTS:6.2f}   (goal <= 1)    all KMS calls: {_detail(calls, 'kms')}")
-    print(f"  DynamoDB write requests    {writes / PAYMENTS:6.2f}   (goal <= 3)    all DynamoDB calls: {_detail(calls, 'dynamodb')}")
+    print(f"  DynamoDB requests          {dynamodb / PAYMENTS:6.2f}   (goal <= 3)    all DynamoDB calls: {_detail(calls, 'dynamodb')}")
 
 
 def _detail(calls: Counter, service: str) -> str:
