@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from lambdas import response_models
 from tests.events import body_of, invoke
@@ -53,5 +54,6 @@ def test_every_body_the_handlers_answer_matches_the_description(aws_env):
     response_models.ErrorResponse.model_validate(declined)
     declined_payment = body_of(invoke("GET", f"/payments/{declined['error']['payment_id']}"))
     response_models.PaymentResponse.model_validate(declined_payment)
-    with pytest.raises(ValueError):  # the models are strict enough to notice a wrong body
+    with pytest.raises(ValidationError) as refused:  # the models are strict enough to notice a wrong body
         response_models.PaymentResponse.model_validate({**payment, "pan": "x"})
+    assert [(error["loc"], error["type"]) for error in refused.value.errors()] == [(("pan",), "extra_forbidden")]
