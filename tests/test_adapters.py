@@ -40,7 +40,7 @@ def test_a_ciphertext_opens_only_for_its_own_record(kms):
     with pytest.raises(InvalidTag):
         cipher.open(sealed, "tok_2")
     other_purpose = EnvelopeCipher(kms, cipher.key_id, "payment-metadata")
-    with pytest.raises(Exception):  # KMS refuses: the encryption context names another purpose
+    with pytest.raises(kms.exceptions.InvalidCiphertextException):  # the data key's context names another purpose
         other_purpose.open(sealed, "tok_1")
 
 
