@@ -81,11 +81,13 @@ def service() -> PaymentService:
     dynamodb = boto3.client("dynamodb")
     vault_key = env["VAULT_KEY_ID"]
     metadata_cipher = EnvelopeCipher(kms, vault_key, Purpose.METADATA)
-    return PaymentService(Dependencies(
-        store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
-        idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata_cipher),
-        velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
-        vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, Purpose.CARD)),
-        gateway=_OnFirstUse(lambda: _sparkle_client(env)),
-        rules=RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}")),
-    ))
+    return PaymentService(
+        Dependencies(
+            store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
+            idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata_cipher),
+            velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
+            vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, Purpose.CARD)),
+            gateway=_OnFirstUse(lambda: _sparkle_client(env)),
+            rules=RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}")),
+        )
+    )

@@ -62,12 +62,22 @@ class ApiRequest:
         key = self.headers.get(IDEMPOTENCY_HEADER.lower())
         if key is None:
             if required:
-                raise HttpError(400, "invalid_request_error", "parameter_missing",
-                                f"The {IDEMPOTENCY_HEADER} header is required.", IDEMPOTENCY_HEADER)  # fmt: skip
+                raise HttpError(
+                    400,
+                    "invalid_request_error",
+                    "parameter_missing",
+                    f"The {IDEMPOTENCY_HEADER} header is required.",
+                    IDEMPOTENCY_HEADER,
+                )
             return None
         if not (1 <= len(key) <= 255 and all(32 <= ord(c) < 127 for c in key)):
-            raise HttpError(400, "invalid_request_error", "parameter_invalid",
-                            f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.", IDEMPOTENCY_HEADER)  # fmt: skip
+            raise HttpError(
+                400,
+                "invalid_request_error",
+                "parameter_invalid",
+                f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.",
+                IDEMPOTENCY_HEADER,
+            )
         return record_id(self.caller, f"{self.method} {self.resource}", key)
 
 
@@ -137,6 +147,7 @@ def _nesting_exceeds(text: str, limit: int) -> bool:
 def parse_json_object(data: bytes) -> dict:
     """The body as a JSON object, or a 400: not UTF-8, not JSON (``NaN`` included), nested deeper than
     ``MAX_NESTING`` (checked before parsing), a member name twice in one object, or not an object."""
+
     def invalid(code: str, message: str) -> HttpError:
         return HttpError(400, "invalid_request_error", code, message)
 
@@ -167,13 +178,19 @@ def _parse(event: dict) -> ApiRequest:
     except ValueError:  # binascii.Error, or a character outside ASCII
         raise HttpError(400, "invalid_request_error", "invalid_body", "The body is not valid base64.") from None
     if len(data) > MAX_BODY_BYTES:
-        raise HttpError(413, "invalid_request_error", "body_too_large",
-                        f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")  # fmt: skip
+        raise HttpError(
+            413,
+            "invalid_request_error",
+            "body_too_large",
+            f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
+        )
     body: dict = {}
     if data.strip():
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            raise HttpError(415, "invalid_request_error", "unsupported_media_type", "The body must be application/json.")
+            raise HttpError(
+                415, "invalid_request_error", "unsupported_media_type", "The body must be application/json."
+            )
         body = parse_json_object(data)
     return ApiRequest(
         method=event.get("httpMethod", ""),
@@ -182,8 +199,9 @@ def _parse(event: dict) -> ApiRequest:
         headers=headers,
         body=body,
         request_id=context.get("requestId", ""),
-        caller=acting_principal(identity.get("userArn") or identity.get("caller") or identity.get("accountId")
-                                or "anonymous"),  # fmt: skip
+        caller=acting_principal(
+            identity.get("userArn") or identity.get("caller") or identity.get("accountId") or "anonymous"
+        ),
     )
 
 
@@ -214,9 +232,16 @@ def api_handler(function: Function, routes: dict[str, RouteHandler], service: Ca
         request_id = (event.get("requestContext") or {}).get("requestId", "")
         route = f"{event.get('httpMethod')} {event.get('resource')}"
         response = _handle(event, routes, service, request_id, route)
-        logger.info("request", extra={"route": route, "status": response["statusCode"], "request_id": request_id,
-                                      "replayed": "Idempotent-Replayed" in response["headers"],
-                                      "duration_ms": round((time.perf_counter() - started) * 1000, 1)})  # fmt: skip
+        logger.info(
+            "request",
+            extra={
+                "route": route,
+                "status": response["statusCode"],
+                "request_id": request_id,
+                "replayed": "Idempotent-Replayed" in response["headers"],
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
         return response
 
     return handler
@@ -241,8 +266,9 @@ def _handle(event, routes, service, request_id: str, route: str) -> dict:
     except GatewayFailed as e:
         status = 504 if e.timed_out else 502
         code = "gateway_timeout" if e.timed_out else "gateway_failed"
-        return _error(status, "gateway_error", code, e.message, request_id, payment_id=e.payment_id,
-                      refund_id=e.refund_id)  # fmt: skip
+        return _error(
+            status, "gateway_error", code, e.message, request_id, payment_id=e.payment_id, refund_id=e.refund_id
+        )
     except Exception:
         logger.exception("unexpected error", extra={"route": route, "request_id": request_id})
         return _error(500, "api_error", "internal_error", "An unexpected error occurred.", request_id)

@@ -21,10 +21,15 @@ def error_body(error_type: str, code: str, message: str, request_id: str, **opti
 def token_body(token_id: str, card: MaskedCard, created_at) -> dict:
     return {
         "token": token_id,
-        "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year,
-                 "fingerprint": card.fingerprint},
+        "card": {
+            "brand": card.brand,
+            "last4": card.last4,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+            "fingerprint": card.fingerprint,
+        },
         "created_at": iso(created_at),
-    }  # fmt: skip
+    }
 
 
 def payment_body(payment: Payment) -> dict:
@@ -47,16 +52,27 @@ def payment_body(payment: Payment) -> dict:
 
 
 def refund_body(refund: Refund) -> dict:
-    return {"id": refund.id, "payment_id": refund.payment_id, "amount": refund.amount, "status": refund.status.value,
-            "created_at": iso(refund.created_at)}  # fmt: skip
+    return {
+        "id": refund.id,
+        "payment_id": refund.payment_id,
+        "amount": refund.amount,
+        "status": refund.status.value,
+        "created_at": iso(refund.created_at),
+    }
 
 
 def ledger_body(payment_id: str, entries: list[Entry]) -> dict:
     return {
         "payment_id": payment_id,
         "entries": [
-            {"id": e.id, "account": e.account, "direction": e.direction.value, "amount": e.amount,
-             "currency": e.currency, "created_at": iso(e.created_at)}  # fmt: skip
+            {
+                "id": e.id,
+                "account": e.account,
+                "direction": e.direction.value,
+                "amount": e.amount,
+                "currency": e.currency,
+                "created_at": iso(e.created_at),
+            }
             for e in entries
         ],
     }

@@ -30,6 +30,7 @@ class PaymentService:
     def ledger(self, payment_id: str) -> Answer:
         return reads.ledger(self.deps, payment_id)
 
-    def reconcile(self, settle_after: timedelta = reconcile.SETTLE_AFTER,
-                  give_up_after: timedelta = reconcile.GIVE_UP_AFTER) -> dict[str, int]:  # fmt: skip
+    def reconcile(
+        self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER
+    ) -> dict[str, int]:
         return reconcile.reconcile(self.deps, settle_after, give_up_after)

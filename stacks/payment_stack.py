@@ -23,9 +23,18 @@ from stacks.tagging import TaggingAspect
 
 # Services the provider talks to (binding argument names); all follow the emulator endpoint when one is set.
 ENDPOINT_SERVICES = (
-    "apigateway", "cloudwatchlogs", "dynamodb", "events", "iam", "kms", "lambda_", "secretsmanager", "sqs", "sts",
+    "apigateway",
+    "cloudwatchlogs",
+    "dynamodb",
+    "events",
+    "iam",
+    "kms",
+    "lambda_",
+    "secretsmanager",
+    "sqs",
+    "sts",
     "wafv2",
-)  # fmt: skip
+)
 
 
 RECONCILE_SCHEDULE = "rate(5 minutes)"

@@ -125,14 +125,17 @@ def test_the_functions_gateway_client_is_built_with_the_configured_settings(stac
     settings = stack.environment.gateway
     for function in stack.resources("aws_lambda_function").values():
         client = bootstrap._sparkle_client(function["environment"]["variables"])
-        assert (client.connect_timeout, client.read_timeout) == (settings.connect_timeout_seconds,
-                                                                 settings.read_timeout_seconds)
+        assert (client.connect_timeout, client.read_timeout) == (
+            settings.connect_timeout_seconds,
+            settings.read_timeout_seconds,
+        )
         assert client.retry == RetryPolicy(attempts=settings.attempts, backoff_seconds=settings.backoff_seconds)
 
 
 def test_gateway_settings_left_unset_keep_the_clients_defaults():
-    client = bootstrap._sparkle_client({"GATEWAY_BASE_URL": "http://127.0.0.1:1", "GATEWAY_SECRET_ID": "s",
-                                        "GATEWAY_READ_TIMEOUT": "1"})  # fmt: skip
+    client = bootstrap._sparkle_client(
+        {"GATEWAY_BASE_URL": "http://127.0.0.1:1", "GATEWAY_SECRET_ID": "s", "GATEWAY_READ_TIMEOUT": "1"}
+    )
     defaults = SparkleClient("http://127.0.0.1:1", lambda: "")
     assert (client.connect_timeout, client.read_timeout) == (defaults.connect_timeout, 1.0)
     assert client.retry == defaults.retry

@@ -13,10 +13,22 @@ import pytest
 
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.domain.cards import parse_card
-from lambdas.gateway import (Charge, GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRefund, GatewayRejected,
-                             GatewayUnavailable)  # fmt: skip
-from sparkle_sandbox.server import (DECLINES, DEFAULT_SECRET_KEY, PROCESSING_ERROR_CARD, SLOW_CARD,
-                                    SLOW_REFUND_AMOUNT, SUCCEEDING_CARDS)  # fmt: skip
+from lambdas.gateway import (
+    Charge,
+    GatewayInvalidAnswer,
+    GatewayOutcomeUnknown,
+    GatewayRefund,
+    GatewayRejected,
+    GatewayUnavailable,
+)
+from sparkle_sandbox.server import (
+    DECLINES,
+    DEFAULT_SECRET_KEY,
+    PROCESSING_ERROR_CARD,
+    SLOW_CARD,
+    SLOW_REFUND_AMOUNT,
+    SUCCEEDING_CARDS,
+)
 from tests.fakes_gateway import Fault, FakeGateway
 
 TODAY = date(2026, 11, 26)
@@ -48,13 +60,21 @@ class FakeWorld:
 
 
 class SandboxWorld:
-    SETTINGS = {Fault.UNAVAILABLE: "error_rate", Fault.LOST: "drop_rate", Fault.GARBAGE: "garbage_rate",
-                Fault.SLOW: "slow_rate"}  # fmt: skip
+    SETTINGS = {
+        Fault.UNAVAILABLE: "error_rate",
+        Fault.LOST: "drop_rate",
+        Fault.GARBAGE: "garbage_rate",
+        Fault.SLOW: "slow_rate",
+    }
 
     def __init__(self, sandbox) -> None:
         self.sandbox = sandbox
-        self.gateway = SparkleClient(sandbox.url, lambda: DEFAULT_SECRET_KEY, read_timeout=0.5,
-                                     retry=RetryPolicy(attempts=3, backoff_seconds=0.05))  # fmt: skip
+        self.gateway = SparkleClient(
+            sandbox.url,
+            lambda: DEFAULT_SECRET_KEY,
+            read_timeout=0.5,
+            retry=RetryPolicy(attempts=3, backoff_seconds=0.05),
+        )
 
     @contextmanager
     def failing(self, fault: Fault, operation: str):

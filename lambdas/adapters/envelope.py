@@ -77,8 +77,9 @@ class EnvelopeCipher:
         now = self.clock()
         with self._lock:
             if self._current is None or not self._current.usable(now):
-                generated = self.kms.generate_data_key(KeyId=self.key_id, KeySpec="AES_256",
-                                                       EncryptionContext=self.context)  # fmt: skip
+                generated = self.kms.generate_data_key(
+                    KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=self.context
+                )
                 self._current = _CachedKey(generated["Plaintext"], generated["CiphertextBlob"], now)
                 self._opened[self._current.wrapped] = self._current
             self._current.uses += 1

@@ -36,13 +36,19 @@ def parse_iso(text: str) -> datetime:
 
 
 def _card_values(card: MaskedCard) -> dict:
-    return {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year,
-            "fingerprint": card.fingerprint}  # fmt: skip
+    return {
+        "brand": card.brand,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "fingerprint": card.fingerprint,
+    }
 
 
 def _card_of(values: dict) -> MaskedCard:
-    return MaskedCard(values["brand"], values["last4"], int(values["exp_month"]), int(values["exp_year"]),
-                      values["fingerprint"])  # fmt: skip
+    return MaskedCard(
+        values["brand"], values["last4"], int(values["exp_month"]), int(values["exp_year"]), values["fingerprint"]
+    )
 
 
 class DynamoLedgerStore:
@@ -124,17 +130,31 @@ class DynamoLedgerStore:
         )
         items = [from_item(item) for page in pages for item in page["Items"]]
         return [
-            Entry(v["id"], payment_id, v["account"], Direction(v["direction"]), int(v["amount"]), v["currency"],
-                  parse_iso(v["created_at"]), v.get("refund_id"))  # fmt: skip
+            Entry(
+                v["id"],
+                payment_id,
+                v["account"],
+                Direction(v["direction"]),
+                int(v["amount"]),
+                v["currency"],
+                parse_iso(v["created_at"]),
+                v.get("refund_id"),
+            )
             for v in items
         ]
 
     # -- writes, as parts of a unit of work ----------------------------------------
 
-    def add_token(self, uow: DynamoUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Sealed,
-                  now: datetime) -> None:  # fmt: skip
-        values = {PK: Partition.TOKEN.key(token_id), SK: TOKEN_SK, "card": sealed_card.to_item(),
-                  "created_at": iso(now), **_card_values(card)}  # fmt: skip
+    def add_token(
+        self, uow: DynamoUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Sealed, now: datetime
+    ) -> None:
+        values = {
+            PK: Partition.TOKEN.key(token_id),
+            SK: TOKEN_SK,
+            "card": sealed_card.to_item(),
+            "created_at": iso(now),
+            **_card_values(card),
+        }
         uow.add("token", put_new(self.table, values, PK))
 
     def add_payment(self, uow: DynamoUnitOfWork, payment: Payment) -> None:
@@ -161,59 +181,106 @@ class DynamoLedgerStore:
         uow.add("payment", put_new(self.table, values, PK))
 
     def settle_payment(self, uow: DynamoUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
-        fields = {"status": after.status.value, "charge_id": after.charge_id, "decline_code": after.decline_code,
-                  "refundable_left": after.amount if after.status is Status.SUCCEEDED else None}  # fmt: skip
-        uow.add("payment", update(self.table, self._payment_key(before.id),
-                                  {k: v for k, v in fields.items() if v is not None},
-                                  remove=(BY_STATUS.partition_key,), condition="#status = :pending",
-                                  condition_values={":pending": Status.PENDING.value}), self._found_payment)  # fmt: skip
+        fields = {
+            "status": after.status.value,
+            "charge_id": after.charge_id,
+            "decline_code": after.decline_code,
+            "refundable_left": after.amount if after.status is Status.SUCCEEDED else None,
+        }
+        uow.add(
+            "payment",
+            update(
+                self.table,
+                self._payment_key(before.id),
+                {k: v for k, v in fields.items() if v is not None},
+                remove=(BY_STATUS.partition_key,),
+                condition="#status = :pending",
+                condition_values={":pending": Status.PENDING.value},
+            ),
+            self._found_payment,
+        )
         self._add_entries(uow, entries)
 
     def reserve_refund(self, uow: DynamoUnitOfWork, payment: Payment, refund: Refund) -> None:
-        uow.add("payment", self._payment_update(
-            payment.id, "SET #left = #left - :amount, #reserved = #reserved + :amount", refund.amount,
-            condition="#status = :succeeded AND #left >= :amount",
-            extra_values={":succeeded": Status.SUCCEEDED.value}), self._found_payment)  # fmt: skip
-        values = {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}", "id": refund.id,
-                  "amount": refund.amount, "status": refund.status.value, "created_at": iso(refund.created_at),
-                  "idempotency_id": refund.idempotency_id, BY_STATUS.partition_key: Status.PENDING.value}  # fmt: skip
+        uow.add(
+            "payment",
+            self._payment_update(
+                payment.id,
+                "SET #left = #left - :amount, #reserved = #reserved + :amount",
+                refund.amount,
+                condition="#status = :succeeded AND #left >= :amount",
+                extra_values={":succeeded": Status.SUCCEEDED.value},
+            ),
+            self._found_payment,
+        )
+        values = {
+            PK: Partition.PAYMENT.key(refund.payment_id),
+            SK: f"{REFUND_SK}{refund.id}",
+            "id": refund.id,
+            "amount": refund.amount,
+            "status": refund.status.value,
+            "created_at": iso(refund.created_at),
+            "idempotency_id": refund.idempotency_id,
+            BY_STATUS.partition_key: Status.PENDING.value,
+        }
         uow.add("refund", put_new(self.table, values, SK))
 
     def complete_refund(self, uow: DynamoUnitOfWork, refund: Refund, entries: list[Entry]) -> None:
         self._leave_pending(uow, refund)
-        uow.add("payment", self._payment_update(
-            refund.payment_id, "SET #refunded = #refunded + :amount, #reserved = #reserved - :amount", refund.amount))
+        uow.add(
+            "payment",
+            self._payment_update(
+                refund.payment_id, "SET #refunded = #refunded + :amount, #reserved = #reserved - :amount", refund.amount
+            ),
+        )
         self._add_entries(uow, entries)
 
     def cancel_refund(self, uow: DynamoUnitOfWork, refund: Refund) -> None:
         self._leave_pending(uow, refund)
-        uow.add("payment", self._payment_update(
-            refund.payment_id, "SET #left = #left + :amount, #reserved = #reserved - :amount", refund.amount))
+        uow.add(
+            "payment",
+            self._payment_update(
+                refund.payment_id, "SET #left = #left + :amount, #reserved = #reserved - :amount", refund.amount
+            ),
+        )
 
     def _leave_pending(self, uow: DynamoUnitOfWork, refund: Refund) -> None:
         fields = {"status": refund.status.value, "gateway_refund_id": refund.gateway_refund_id}
-        uow.add("refund", update(self.table, {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}"},
-                                 {k: v for k, v in fields.items() if v is not None}, remove=(BY_STATUS.partition_key,),
-                                 condition="#status = :pending",
-                                 condition_values={":pending": RefundStatus.PENDING.value}),
-                lambda values: _refund_of(values) if values else None)  # fmt: skip
+        uow.add(
+            "refund",
+            update(
+                self.table,
+                {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}"},
+                {k: v for k, v in fields.items() if v is not None},
+                remove=(BY_STATUS.partition_key,),
+                condition="#status = :pending",
+                condition_values={":pending": RefundStatus.PENDING.value},
+            ),
+            lambda values: _refund_of(values) if values else None,
+        )
 
     def _payment_key(self, payment_id: str) -> dict:
         return {PK: Partition.PAYMENT.key(payment_id), SK: PAYMENT_SK}
 
-    def _payment_update(self, payment_id: str, expression: str, amount: int, condition: str = "",
-                        extra_values: dict | None = None) -> dict:  # fmt: skip
+    def _payment_update(
+        self, payment_id: str, expression: str, amount: int, condition: str = "", extra_values: dict | None = None
+    ) -> dict:
         operation = {
             "TableName": self.table,
             "Key": to_item(self._payment_key(payment_id)),
             "UpdateExpression": expression,
-            "ExpressionAttributeNames": {"#left": "refundable_left", "#reserved": "amount_reserved",
-                                         "#refunded": "amount_refunded", "#status": "status"},
+            "ExpressionAttributeNames": {
+                "#left": "refundable_left",
+                "#reserved": "amount_reserved",
+                "#refunded": "amount_refunded",
+                "#status": "status",
+            },
             "ExpressionAttributeValues": to_item({":amount": amount, **(extra_values or {})}),
-        }  # fmt: skip
+        }
         names_used = expression + condition
-        operation["ExpressionAttributeNames"] = {k: v for k, v in operation["ExpressionAttributeNames"].items()
-                                                 if k in names_used}  # fmt: skip
+        operation["ExpressionAttributeNames"] = {
+            k: v for k, v in operation["ExpressionAttributeNames"].items() if k in names_used
+        }
         if condition:
             operation["ConditionExpression"] = condition
         return {"Update": operation}
@@ -223,14 +290,33 @@ class DynamoLedgerStore:
 
     def _add_entries(self, uow: DynamoUnitOfWork, entries: list[Entry]) -> None:
         for n, e in enumerate(entries):
-            uow.add("entry", put_new(self.table, {
-                PK: Partition.LEDGER.key(e.payment_id), SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}", "id": e.id,
-                "account": e.account, "direction": e.direction.value, "amount": e.amount, "currency": e.currency,
-                "created_at": iso(e.created_at), "refund_id": e.refund_id}, PK))  # fmt: skip
+            uow.add(
+                "entry",
+                put_new(
+                    self.table,
+                    {
+                        PK: Partition.LEDGER.key(e.payment_id),
+                        SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}",
+                        "id": e.id,
+                        "account": e.account,
+                        "direction": e.direction.value,
+                        "amount": e.amount,
+                        "currency": e.currency,
+                        "created_at": iso(e.created_at),
+                        "refund_id": e.refund_id,
+                    },
+                    PK,
+                ),
+            )
 
 
 def _refund_of(values: dict) -> Refund:
-    return Refund(id=values["id"], payment_id=values[PK].removeprefix(Partition.PAYMENT.value),
-                  amount=int(values["amount"]), created_at=parse_iso(values["created_at"]),
-                  status=RefundStatus(values["status"]), gateway_refund_id=values.get("gateway_refund_id"),
-                  idempotency_id=values.get("idempotency_id"))  # fmt: skip
+    return Refund(
+        id=values["id"],
+        payment_id=values[PK].removeprefix(Partition.PAYMENT.value),
+        amount=int(values["amount"]),
+        created_at=parse_iso(values["created_at"]),
+        status=RefundStatus(values["status"]),
+        gateway_refund_id=values.get("gateway_refund_id"),
+        idempotency_id=values.get("idempotency_id"),
+    )

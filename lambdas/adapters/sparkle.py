@@ -18,8 +18,14 @@ from urllib3.exceptions import NewConnectionError
 
 from lambdas import deadline
 from lambdas.domain.cards import Card, contains_card_number
-from lambdas.gateway import (Charge, GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRefund, GatewayRejected,
-                             GatewayUnavailable)  # fmt: skip
+from lambdas.gateway import (
+    Charge,
+    GatewayInvalidAnswer,
+    GatewayOutcomeUnknown,
+    GatewayRefund,
+    GatewayRejected,
+    GatewayUnavailable,
+)
 
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 MIN_ATTEMPT_SECONDS = 0.25
@@ -59,13 +65,18 @@ class SparkleClient:
             "amount": amount,
             "currency": currency,
             "reference": reference,
-            "card": {"number": card.number.digits, "exp_month": card.exp_month, "exp_year": card.exp_year,
-                     **({"cvc": card.cvc} if card.cvc else {})},
-        }  # fmt: skip
+            "card": {
+                "number": card.number.digits,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+                **({"cvc": card.cvc} if card.cvc else {}),
+            },
+        }
         charge = _charge(self._send("POST", "/v1/charges", json=body, idempotency_key=idempotency_key), reference)
         if charge.amount != amount or charge.currency.upper() != currency.upper():
-            raise GatewayInvalidAnswer(f"charge {charge.id} is for {charge.amount} {charge.currency}, "
-                                       f"not the {amount} {currency} asked for")  # fmt: skip
+            raise GatewayInvalidAnswer(
+                f"charge {charge.id} is for {charge.amount} {charge.currency}, not the {amount} {currency} asked for"
+            )
         return charge
 
     def find_charge(self, reference: str) -> Charge | None:
@@ -77,8 +88,9 @@ class SparkleClient:
         body = {"charge": charge_id, "amount": amount, "reference": reference}
         refund = _refund(self._send("POST", "/v1/refunds", json=body, idempotency_key=idempotency_key), reference)
         if refund.charge_id != charge_id or refund.amount != amount:
-            raise GatewayInvalidAnswer(f"refund {refund.id} is of {refund.amount} from {refund.charge_id}, "
-                                       f"not of {amount} from {charge_id}")  # fmt: skip
+            raise GatewayInvalidAnswer(
+                f"refund {refund.id} is of {refund.amount} from {refund.charge_id}, not of {amount} from {charge_id}"
+            )
         return refund
 
     def find_refund(self, reference: str) -> GatewayRefund | None:

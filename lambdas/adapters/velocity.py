@@ -25,12 +25,18 @@ class DynamoVelocityCounter:
     def count(self, uow: DynamoUnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
         start = _window_start(now)
         key = f"velocity#{fingerprint}#{start:%Y-%m-%dT%H}"
-        uow.add("velocity", {"Update": {
-            "TableName": self.table,
-            "Key": to_item({IDEMPOTENCY.partition_key: key}),
-            "UpdateExpression": "ADD #count :one SET #expiration = :expiration",
-            "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
-            "ExpressionAttributeNames": {"#count": "attempts", "#expiration": IDEMPOTENCY.ttl_attribute},
-            "ExpressionAttributeValues": to_item({":one": 1, ":limit": limit,
-                                                  ":expiration": int((start + 2 * WINDOW).timestamp())}),
-        }})  # fmt: skip
+        uow.add(
+            "velocity",
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": to_item({IDEMPOTENCY.partition_key: key}),
+                    "UpdateExpression": "ADD #count :one SET #expiration = :expiration",
+                    "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
+                    "ExpressionAttributeNames": {"#count": "attempts", "#expiration": IDEMPOTENCY.ttl_attribute},
+                    "ExpressionAttributeValues": to_item(
+                        {":one": 1, ":limit": limit, ":expiration": int((start + 2 * WINDOW).timestamp())}
+                    ),
+                }
+            },
+        )

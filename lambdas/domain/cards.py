@@ -168,8 +168,16 @@ class MaskedCard:
     fingerprint: str
 
 
-def parse_card(number: str, exp_month: int, exp_year: int, today: date, param: str, cvc: str | None = None,
-               cvc_required: bool = False, holder_name: str | None = None) -> Card:  # fmt: skip
+def parse_card(
+    number: str,
+    exp_month: int,
+    exp_year: int,
+    today: date,
+    param: str,
+    cvc: str | None = None,
+    cvc_required: bool = False,
+    holder_name: str | None = None,
+) -> Card:
     """A ``Card`` that passed every rule of the contract, or ``InvalidRequest`` naming the field."""
     card_number = CardNumber(number, f"{param}.number")
     check_expiry(exp_month, exp_year, today, param)

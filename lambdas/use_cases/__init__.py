@@ -38,8 +38,9 @@ def request_digest(fields: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def gateway_failed(deps: Dependencies, key: str | None, error: GatewayError, payment_id: str,
-                   refund_id: str | None = None) -> GatewayFailed:  # fmt: skip
+def gateway_failed(
+    deps: Dependencies, key: str | None, error: GatewayError, payment_id: str, refund_id: str | None = None
+) -> GatewayFailed:
     """The error to raise when the gateway failed: the key is released so a retry settles the same object."""
     if key is not None:
         deps.idempotency.release(key)

@@ -50,11 +50,26 @@ def create_payment(deps: Dependencies, command: PaymentCommand, request_id: str,
         refuse_card_numbers(name, param)
         refuse_card_numbers(value, param)
     source = _resolve_source(deps, command)
-    digest = request_digest({"amount": amount, "currency": currency, "source": source.digest_fields,
-                             "description": command.description, "metadata": command.metadata})  # fmt: skip
+    digest = request_digest(
+        {
+            "amount": amount,
+            "currency": currency,
+            "source": source.digest_fields,
+            "description": command.description,
+            "metadata": command.metadata,
+        }
+    )
     now = deps.clock()
-    payment = Payment(new_id("pay"), amount, currency, source.masked, now, description=command.description,
-                      metadata=dict(command.metadata or {}), idempotency_id=key)  # fmt: skip
+    payment = Payment(
+        new_id("pay"),
+        amount,
+        currency,
+        source.masked,
+        now,
+        description=command.description,
+        metadata=dict(command.metadata or {}),
+        idempotency_id=key,
+    )
     violation = deps.rules.first_violation(PaymentAttempt(amount, currency, source.masked.fingerprint))
     if violation:
         return _decline_by_rule(deps, payment, violation, source, request_id, key, digest)
@@ -90,15 +105,17 @@ def _resolve_source(deps: Dependencies, command: PaymentCommand) -> Source:
     given = command.card
     if given is None:
         raise InvalidRequest("source takes either token or card.", "source")
-    card = parse_card(given.number, given.exp_month, given.exp_year, today, "source.card", cvc=given.cvc,
-                      cvc_required=True)  # fmt: skip
+    card = parse_card(
+        given.number, given.exp_month, given.exp_year, today, "source.card", cvc=given.cvc, cvc_required=True
+    )
     masked = deps.vault.mask(card, deps.vault.fingerprint(card.number))
     fields = {"card": {"fingerprint": masked.fingerprint, "exp_month": card.exp_month, "exp_year": card.exp_year}}
     return Source(masked, fields, lambda: card)
 
 
-def _decline_by_rule(deps: Dependencies, payment: Payment, rule: str, source: Source, request_id: str, key: str,
-                     digest: str) -> Answer:  # fmt: skip
+def _decline_by_rule(
+    deps: Dependencies, payment: Payment, rule: str, source: Source, request_id: str, key: str, digest: str
+) -> Answer:
     declined = payment.decline("rule_blocked")
     answer = declined_answer(declined, request_id, f"The payment was blocked by rule '{rule}'.")
     uow = deps.store.unit_of_work()
@@ -198,5 +215,9 @@ def answer_settled(deps: Dependencies, payment: Payment, request_id: str, key: s
 
 
 def declined_answer(payment: Payment, request_id: str, message: str) -> Answer:
-    return Answer(402, error_body("card_error", "card_declined", message, request_id,
-                                  decline_code=payment.decline_code, payment_id=payment.id))  # fmt: skip
+    return Answer(
+        402,
+        error_body(
+            "card_error", "card_declined", message, request_id, decline_code=payment.decline_code, payment_id=payment.id
+        ),
+    )

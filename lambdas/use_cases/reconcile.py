@@ -18,15 +18,22 @@ SETTLE_AFTER = timedelta(minutes=1)
 GIVE_UP_AFTER = timedelta(hours=1)
 
 
-def reconcile(deps: Dependencies, settle_after: timedelta = SETTLE_AFTER,
-              give_up_after: timedelta = GIVE_UP_AFTER) -> dict[str, int]:  # fmt: skip
+def reconcile(
+    deps: Dependencies, settle_after: timedelta = SETTLE_AFTER, give_up_after: timedelta = GIVE_UP_AFTER
+) -> dict[str, int]:
     counts = {"settled": 0, "failed": 0, "still_pending": 0, "errors": 0}
     now = deps.clock()
     for item in deps.store.pending(now - settle_after):
         try:
-            outcome = _refund(deps, item, now - give_up_after) if item.refund_id else _payment(deps, item, now - give_up_after)
+            outcome = (
+                _refund(deps, item, now - give_up_after)
+                if item.refund_id
+                else _payment(deps, item, now - give_up_after)
+            )
         except Exception:  # one item's trouble (the gateway's, a bad answer) must not stop the others
-            logger.exception("reconcile item failed", extra={"payment_id": item.payment_id, "refund_id": item.refund_id})
+            logger.exception(
+                "reconcile item failed", extra={"payment_id": item.payment_id, "refund_id": item.refund_id}
+            )
             outcome = "errors"
         counts[outcome] += 1
     return counts

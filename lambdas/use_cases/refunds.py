@@ -35,8 +35,9 @@ def refund(deps: Dependencies, payment_id: str, amount: int | None, key: str) ->
     raise AssertionError(begun)
 
 
-def _reserve(deps: Dependencies, payment: Payment, amount: int | None, key: str,
-             digest: str) -> tuple[Begun, Refund | None]:  # fmt: skip
+def _reserve(
+    deps: Dependencies, payment: Payment, amount: int | None, key: str, digest: str
+) -> tuple[Begun, Refund | None]:
     """Hold the amount with the key's claim; the refund is None when the key was used before."""
     for _ in range(RESERVE_ATTEMPTS):
         try:
@@ -59,8 +60,9 @@ def _reserve(deps: Dependencies, payment: Payment, amount: int | None, key: str,
 
 def _send(deps: Dependencies, payment: Payment, refund: Refund, key: str | None) -> Answer:
     try:
-        made = deps.gateway.refund(payment.charge_id or "", refund.amount, reference=refund.id,
-                                   idempotency_key=refund.id)  # fmt: skip
+        made = deps.gateway.refund(
+            payment.charge_id or "", refund.amount, reference=refund.id, idempotency_key=refund.id
+        )
         return book(deps, payment, refund, check_made(refund, made), key)
     except GatewayRejected as rejected:
         if not rejected.amount_refused:

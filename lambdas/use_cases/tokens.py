@@ -32,8 +32,16 @@ def tokenize(deps: Dependencies, given: CardInput, key: str | None) -> Answer:
     if key is None:
         uow.commit()
         return answer
-    digest = request_digest({"card": {"fingerprint": masked.fingerprint, "exp_month": card.exp_month,
-                                      "exp_year": card.exp_year, "holder_name": card.holder_name}})  # fmt: skip
+    digest = request_digest(
+        {
+            "card": {
+                "fingerprint": masked.fingerprint,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+                "holder_name": card.holder_name,
+            }
+        }
+    )
     match deps.idempotency.begin(uow, key, digest, token_id, answer):
         case Fresh():
             return answer
