@@ -1,11 +1,14 @@
 """Domain objects rendered as the contract's JSON bodies (shared/docs/api-contract.md)."""
 
+from datetime import datetime
+from typing import Any
+
 from lambdas.adapters.ledger_store import iso
 from lambdas.domain.cards import MaskedCard, mask_card_numbers
 from lambdas.domain.payments import Entry, Payment, Refund
 
 
-def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict:
+def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict[str, Any]:
     """The contract's error object; ``optional`` takes param, decline_code, payment_id, refund_id.
 
     The last line of defence: a card number in the message or param (the parts that can carry what a client sent,
@@ -18,7 +21,7 @@ def error_body(error_type: str, code: str, message: str, request_id: str, **opti
     return {"error": error}
 
 
-def token_body(token_id: str, card: MaskedCard, created_at) -> dict:
+def token_body(token_id: str, card: MaskedCard, created_at: datetime) -> dict[str, Any]:
     return {
         "token": token_id,
         "card": {
@@ -32,7 +35,7 @@ def token_body(token_id: str, card: MaskedCard, created_at) -> dict:
     }
 
 
-def payment_body(payment: Payment) -> dict:
+def payment_body(payment: Payment) -> dict[str, Any]:
     body = {
         "id": payment.id,
         "status": payment.display_status.value,
@@ -51,7 +54,7 @@ def payment_body(payment: Payment) -> dict:
     return body
 
 
-def refund_body(refund: Refund) -> dict:
+def refund_body(refund: Refund) -> dict[str, Any]:
     return {
         "id": refund.id,
         "payment_id": refund.payment_id,
@@ -61,7 +64,7 @@ def refund_body(refund: Refund) -> dict:
     }
 
 
-def ledger_body(payment_id: str, entries: list[Entry]) -> dict:
+def ledger_body(payment_id: str, entries: list[Entry]) -> dict[str, Any]:
     return {
         "payment_id": payment_id,
         "entries": [

@@ -2,6 +2,7 @@
 one method per use case (the use cases live in ``lambdas.use_cases``)."""
 
 from datetime import timedelta
+from typing import Any
 
 from lambdas.ports import Answer
 from lambdas.use_cases import Dependencies, payments, reads, reconcile, refunds, tokens
@@ -12,7 +13,7 @@ __all__ = ["Answer", "CardInput", "PaymentCommand", "PaymentService"]
 
 
 class PaymentService:
-    def __init__(self, deps: Dependencies) -> None:
+    def __init__(self, deps: Dependencies[Any]) -> None:  # any family of adapters: DynamoDB, or the fakes
         self.deps = deps
 
     def tokenize(self, card: CardInput, key: str | None) -> Answer:

@@ -205,7 +205,7 @@ class PaymentApi(Construct):
             function_name=function.function_name,
             principal="apigateway.amazonaws.com",
             source_arn=f"{self.api.execution_arn}/*/{route.method}"
-            + "/".join("*" if p.startswith("{") else p for p in ("",) + route.path_parts),
+            + "/".join("*" if p.startswith("{") else p for p in ("", *route.path_parts)),
         )
         return integration
 

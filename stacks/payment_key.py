@@ -141,7 +141,7 @@ class PaymentKey(Construct):
     def grant_decrypt_via(self, grantee: Grantable, service: str) -> None:
         """Decrypt only through ``service`` (e.g. reading a secret encrypted with this key)."""
         self._require_spec(KeySpec.SYMMETRIC)
-        purpose = "DecryptVia" + service.split(".")[0].title()
+        purpose = "DecryptVia" + service.split(".", maxsplit=1)[0].title()
         self.grant(grantee, purpose, ("kms:Decrypt",), (Condition("StringEquals", "kms:ViaService", (service,)),))
 
     def grant_mac(self, grantee: Grantable) -> None:

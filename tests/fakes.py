@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
@@ -283,7 +283,7 @@ class FakeVelocityCounter:
         self.db = db
 
     def count(self, uow: FakeUnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
-        hour = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         key = f"{fingerprint}#{hour:%Y-%m-%dT%H}"
         uow.add(
             "velocity",
@@ -323,7 +323,7 @@ class FakeVault:
 class FakeClock:
     """One clock for the use cases (datetime) and the idempotency store (epoch seconds)."""
 
-    def __init__(self, start: datetime = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)) -> None:
+    def __init__(self, start: datetime = datetime(2026, 11, 27, 12, tzinfo=UTC)) -> None:
         self.now = start
 
     def __call__(self) -> datetime:

@@ -7,8 +7,8 @@ import hashlib
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable
 
 from lambdas.domain.cards import Card
 from lambdas.gateway import (

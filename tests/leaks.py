@@ -28,13 +28,13 @@ GROUPINGS = {15: ((4, 6, 5),), 14: ((4, 6, 4),)}
 
 def _groups(pan: str, sizes: tuple[int, ...]) -> list[str]:
     starts = [sum(sizes[:n]) for n in range(len(sizes))]
-    return [pan[start : start + size] for start, size in zip(starts, sizes)]
+    return [pan[start : start + size] for start, size in zip(starts, sizes, strict=True)]
 
 
 def spellings(pan: str) -> set[str]:
     """Every usual spelling of ``pan``: run together, or grouped and parted by each separator."""
     in_fours = tuple(min(4, len(pan) - start) for start in range(0, len(pan), 4))
-    groupings = GROUPINGS.get(len(pan), ()) + (in_fours,)
+    groupings = (*GROUPINGS.get(len(pan), ()), in_fours)
     return {separator.join(_groups(pan, sizes)) for separator in SEPARATORS for sizes in groupings}
 
 

@@ -282,7 +282,7 @@ def test_transport_errors(aws_env):
         "Idempotency-Key",
     )
     assert_error(
-        invoke("POST", f"/payments/pay_1/refunds", {"amount": 1}), 400, "invalid_request_error", "Idempotency-Key"
+        invoke("POST", "/payments/pay_1/refunds", {"amount": 1}), 400, "invalid_request_error", "Idempotency-Key"
     )
     assert stored_items(aws_env) == 0
 

@@ -1,7 +1,7 @@
 """Construct-level guarantees: misuse fails at synth, naming the construct."""
 
-import pytest
 import cdktf
+import pytest
 from cdktf import TerraformStack
 
 from lambdas.encryption_context import CONDITION_KEY, Purpose

@@ -1,6 +1,6 @@
 """The domain without mocks: cards, money, rules, payments and their ledger."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +12,7 @@ from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import IllegalTransition, Payment, Status, balance
 from lambdas.domain.rules import PaymentAttempt, RuleSet
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 CARD = MaskedCard("visa", "4242", 12, 2030, "fp")
 

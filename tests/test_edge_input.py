@@ -137,7 +137,7 @@ def assert_refused_and_nothing_written(response, env, sandbox, code: str) -> Non
 
 
 def test_a_duplicated_amount_is_refused_not_charged(aws_env, sandbox):
-    raw = '{"amount": 100, "amount": 5, "currency": "usd", "source": {"card": %s}}' % json.dumps(card())
+    raw = f'{{"amount": 100, "amount": 5, "currency": "usd", "source": {{"card": {json.dumps(card())}}}}}'
     response = invoke("POST", "/payments", raw_body=raw, headers={"Idempotency-Key": "dup"})
     assert_refused_and_nothing_written(response, aws_env, sandbox, "duplicate_member")
 

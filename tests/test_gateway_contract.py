@@ -8,6 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
+from typing import ClassVar
 
 import pytest
 
@@ -29,7 +30,7 @@ from sparkle_sandbox.server import (
     SLOW_REFUND_AMOUNT,
     SUCCEEDING_CARDS,
 )
-from tests.fakes_gateway import Fault, FakeGateway
+from tests.fakes_gateway import FakeGateway, Fault
 
 TODAY = date(2026, 11, 26)
 VISA = "4242424242424242"
@@ -60,7 +61,7 @@ class FakeWorld:
 
 
 class SandboxWorld:
-    SETTINGS = {
+    SETTINGS: ClassVar[dict[Fault, str]] = {
         Fault.UNAVAILABLE: "error_rate",
         Fault.LOST: "drop_rate",
         Fault.GARBAGE: "garbage_rate",
@@ -105,7 +106,7 @@ def charged(world, amount: int = 1000, number: str = VISA) -> Charge:
 # --- charges ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("number", SUCCEEDING_CARDS + ("6011111111111117",))
+@pytest.mark.parametrize("number", (*SUCCEEDING_CARDS, "6011111111111117"))
 def test_succeeding_cards_are_charged(world, number):
     charge = charged(world, 1999, number)
     assert (charge.status, charge.decline_code, charge.amount, charge.currency) == ("succeeded", None, 1999, "USD")

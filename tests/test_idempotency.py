@@ -1,8 +1,8 @@
 """Idempotency as the contract states it, under concurrency and lost answers."""
 
 import threading
-from dataclasses import replace
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest

@@ -14,6 +14,7 @@ import threading
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import ClassVar
 
 import boto3
 from hypothesis import HealthCheck, settings
@@ -26,19 +27,18 @@ from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.adapters.vault import CardVault
 from lambdas.adapters.velocity import DynamoVelocityCounter
+from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
+from lambdas.domain.payments import MERCHANT, RECEIVABLE, Direction, RefundStatus, Status, balance
 from lambdas.domain.rules import RuleSet
 from lambdas.encryption_context import Purpose
 from lambdas.gateway import Charge, GatewayRejected
 from lambdas.service import PaymentService
 from lambdas.use_cases import Dependencies
-
-from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
-from lambdas.domain.payments import MERCHANT, RECEIVABLE, Direction, RefundStatus, Status, balance
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from sparkle_sandbox.server import DECLINES, DEFAULT_SECRET_KEY, PROCESSING_ERROR_CARD, SLOW_CARD
 from tests.fakes import FakeClock, fake_world
-from tests.fakes_gateway import Fault, FakeGateway
+from tests.fakes_gateway import FakeGateway, Fault
 from tools.function_resources import provision
 
 CARDS = ("4242424242424242", "5555555555554444", next(iter(DECLINES)), PROCESSING_ERROR_CARD, SLOW_CARD)
@@ -158,7 +158,7 @@ class PaymentMachine(RuleBasedStateMachine):
             except CONTRACT_ERRORS as error:
                 answers.append(error)
 
-        threads = [threading.Thread(target=refund, args=pair) for pair in zip(keys, amounts)]
+        threads = [threading.Thread(target=refund, args=pair) for pair in zip(keys, amounts, strict=True)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -232,7 +232,7 @@ class SandboxGateway:
     operation is switched on in the sandbox for that operation's next call only. The sandbox delays, drops
     and garbles POST answers only, so lookups meet only ``UNAVAILABLE``."""
 
-    SETTINGS = {
+    SETTINGS: ClassVar[dict[Fault, str]] = {
         Fault.UNAVAILABLE: "error_rate",
         Fault.LOST: "drop_rate",
         Fault.GARBAGE: "garbage_rate",

@@ -17,7 +17,7 @@ from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from tests.fakes import fake_world
-from tests.fakes_gateway import Fault, FakeGateway
+from tests.fakes_gateway import FakeGateway, Fault
 
 VISA = "4242424242424242"
 

@@ -7,7 +7,7 @@ import json
 import re
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from lambdas.routes import ROUTES, Route
 

@@ -12,7 +12,7 @@ of it. The stage throttle is lifted for the run (PAYMENTS_LOCAL_THROTTLE=off).
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -83,9 +83,8 @@ def main() -> None:
     finally:
         local.stop()
     print(f"make local ready in {ready:.1f} s (synth, emulator, terraform apply, sandbox, API)\n")
-    print(
-        f"{'':16}{'clients':>8}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}   ({PAYMENTS} payments each, in batches of {BATCH})"
-    )
+    print(f"{'':16}{'clients':>8}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}", end="   ")
+    print(f"({PAYMENTS} payments each, in batches of {BATCH})")
     throughput = {key: len(latencies) / seconds for key, (seconds, latencies) in results.items()}
     for (name, clients), (_, latencies) in sorted(
         results.items(), key=lambda item: (item[0][1], item[0][0] != "service")
@@ -120,7 +119,7 @@ def raw_payment_calls(local: LocalProcess):
         record = f"raw-{uuid.uuid4().hex}"
         idempotency.get(record)
         store.get_token("tok_missing")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         store.count_payments_since(card.fingerprint, now - timedelta(hours=1))
         payment = Payment(f"pay_{uuid.uuid4().hex[:24]}", 100, "USD", card, now, metadata={"order_id": str(n)})
         store.write([store.new_payment(payment), idempotency.claim(record, "hash", payment.id)])

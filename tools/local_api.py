@@ -14,9 +14,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 from lambdas.presenters import error_body
 from lambdas.routes import Function

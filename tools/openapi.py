@@ -78,8 +78,9 @@ def build() -> dict:
                     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"},
                 }
             )
+        path_words = "_".join(p.strip("{}") for p in route.path_parts)
         operation: dict = {
-            "operationId": f"{route.function.value}_{route.method.lower()}_{'_'.join(p.strip('{}') for p in route.path_parts)}",
+            "operationId": f"{route.function.value}_{route.method.lower()}_{path_words}",
             "summary": summary,
             "parameters": parameters,
             "responses": {str(status): {"description": "Success", "content": _json(_ref(response))}}

@@ -135,7 +135,9 @@ class DynamoIdempotencyStore:
         return self._after_lost_claim(record, digest)
 
     def _after_lost_claim(self, record: "Record | None", digest: str) -> Replay | Resume:
-        if must_reclaim(record, digest, self.clock()):
+        reclaim = must_reclaim(record, digest, self.clock())
+        assert record is not None  # must_reclaim raised the 409 for a record gone in between
+        if reclaim:
             return self._reclaim(record)
         return Replay(Answer(int(record.response_status or 0), self._open(record), replayed=True))
 
@@ -243,11 +245,12 @@ class DynamoIdempotencyStore:
         return {"response_status": answer.status, "response_body": text}
 
     def _open(self, record: Record) -> dict[str, Any]:
-        stored = json.loads(record.response_body or "{}")
+        stored: dict[str, Any] = json.loads(record.response_body or "{}")
         if "sealed" not in stored:
             return stored
         sealed = Sealed.from_item({k: bytes.fromhex(v) for k, v in stored["sealed"].items()})
-        return json.loads(self.answer_cipher.open(sealed, record.id))
+        body: dict[str, Any] = json.loads(self.answer_cipher.open(sealed, record.id))
+        return body
 
     @staticmethod
     def _record(values: dict[str, Any] | None) -> Record | None:

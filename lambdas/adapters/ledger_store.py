@@ -10,7 +10,7 @@ arithmetic update that needs no read-modify-write and so no retry loop.
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork, from_item, put_new, to_item, update
@@ -20,7 +20,10 @@ from lambdas.domain.payments import Direction, Entry, Payment, Refund, RefundSta
 from lambdas.ports import PendingItem, StoredToken
 from lambdas.storage_schema import LEDGER, Partition
 
-PK, SK = LEDGER.partition_key, LEDGER.sort_key
+PK = LEDGER.partition_key
+if LEDGER.sort_key is None:
+    raise TypeError("the ledger's items are keyed by partition and sort key")
+SK = LEDGER.sort_key
 (BY_STATUS,) = LEDGER.indexes
 PAYMENT_SK = "PAYMENT"
 TOKEN_SK = "TOKEN"
@@ -28,14 +31,14 @@ REFUND_SK = "REFUND#"
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _card_values(card: MaskedCard) -> dict:
+def _card_values(card: MaskedCard) -> dict[str, Any]:
     return {
         "brand": card.brand,
         "last4": card.last4,
@@ -45,7 +48,7 @@ def _card_values(card: MaskedCard) -> dict:
     }
 
 
-def _card_of(values: dict) -> MaskedCard:
+def _card_of(values: dict[str, Any]) -> MaskedCard:
     return MaskedCard(
         values["brand"], values["last4"], int(values["exp_month"]), int(values["exp_year"]), values["fingerprint"]
     )
@@ -63,7 +66,7 @@ class DynamoLedgerStore:
 
     # -- reads ------------------------------------------------------------------
 
-    def _get(self, pk: str, sk: str) -> dict | None:
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table, Key=to_item({PK: pk, SK: sk}), ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
@@ -84,7 +87,7 @@ class DynamoLedgerStore:
         return self._payment(values, metadata)
 
     @staticmethod
-    def _payment(values: dict, metadata: dict[str, str] | None = None) -> Payment:
+    def _payment(values: dict[str, Any], metadata: dict[str, str] | None = None) -> Payment:
         return Payment(
             id=values[PK].removeprefix(Partition.PAYMENT.value),
             amount=int(values["amount"]),
@@ -259,13 +262,18 @@ class DynamoLedgerStore:
             lambda values: _refund_of(values) if values else None,
         )
 
-    def _payment_key(self, payment_id: str) -> dict:
+    def _payment_key(self, payment_id: str) -> dict[str, Any]:
         return {PK: Partition.PAYMENT.key(payment_id), SK: PAYMENT_SK}
 
     def _payment_update(
-        self, payment_id: str, expression: str, amount: int, condition: str = "", extra_values: dict | None = None
-    ) -> dict:
-        operation = {
+        self,
+        payment_id: str,
+        expression: str,
+        amount: int,
+        condition: str = "",
+        extra_values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        operation: dict[str, Any] = {
             "TableName": self.table,
             "Key": to_item(self._payment_key(payment_id)),
             "UpdateExpression": expression,
@@ -285,7 +293,7 @@ class DynamoLedgerStore:
             operation["ConditionExpression"] = condition
         return {"Update": operation}
 
-    def _found_payment(self, values: dict | None) -> Payment | None:
+    def _found_payment(self, values: dict[str, Any] | None) -> Payment | None:
         return self._payment(values) if values else None
 
     def _add_entries(self, uow: DynamoUnitOfWork, entries: list[Entry]) -> None:
@@ -310,7 +318,7 @@ class DynamoLedgerStore:
             )
 
 
-def _refund_of(values: dict) -> Refund:
+def _refund_of(values: dict[str, Any]) -> Refund:
     return Refund(
         id=values["id"],
         payment_id=values[PK].removeprefix(Partition.PAYMENT.value),

@@ -4,13 +4,14 @@ Plain card data exists only in memory, inside ``Card`` objects that print masked
 
 import base64
 import json
+from typing import Any
 
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 
 
 class CardVault:
-    def __init__(self, kms, fingerprint_key_id: str, cipher: EnvelopeCipher) -> None:
+    def __init__(self, kms: Any, fingerprint_key_id: str, cipher: EnvelopeCipher) -> None:
         self.kms = kms
         self.fingerprint_key_id = fingerprint_key_id
         self.cipher = cipher

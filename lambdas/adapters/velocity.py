@@ -4,7 +4,7 @@ item per card and hour in the idempotency table (short-lived items, TTL).
 The count is taken in the transaction that records the payment, with a
 condition on the count, so concurrent payments can never pass the limit."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork, to_item
@@ -14,7 +14,7 @@ WINDOW = timedelta(hours=1)
 
 
 def _window_start(now: datetime) -> datetime:
-    return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 class DynamoVelocityCounter:

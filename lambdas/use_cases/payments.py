@@ -16,7 +16,7 @@ from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import Payment, Status
 from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
 from lambdas.gateway import Charge, GatewayError, GatewayInvalidAnswer
-from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume
+from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import error_body, payment_body
 from lambdas.use_cases import Dependencies, gateway_failed, request_digest
 from lambdas.use_cases.tokens import CardInput
@@ -41,7 +41,7 @@ class Source:
     open: Callable[[], Card] = field(repr=False)
 
 
-def create_payment(deps: Dependencies, command: PaymentCommand, request_id: str, key: str) -> Answer:
+def create_payment(deps: Dependencies[UoW], command: PaymentCommand, request_id: str, key: str) -> Answer:
     amount = check_amount(command.amount)
     currency = normalize_currency(command.currency)
     refuse_card_numbers(command.description or "", "description")
@@ -93,7 +93,7 @@ def create_payment(deps: Dependencies, command: PaymentCommand, request_id: str,
     raise AssertionError(begun)
 
 
-def _resolve_source(deps: Dependencies, command: PaymentCommand) -> Source:
+def _resolve_source(deps: Dependencies[UoW], command: PaymentCommand) -> Source:
     today = deps.clock().date()
     if command.token is not None:
         token_id = command.token
@@ -114,7 +114,7 @@ def _resolve_source(deps: Dependencies, command: PaymentCommand) -> Source:
 
 
 def _decline_by_rule(
-    deps: Dependencies, payment: Payment, rule: str, source: Source, request_id: str, key: str, digest: str
+    deps: Dependencies[UoW], payment: Payment, rule: str, source: Source, request_id: str, key: str, digest: str
 ) -> Answer:
     declined = payment.decline("rule_blocked")
     answer = declined_answer(declined, request_id, f"The payment was blocked by rule '{rule}'.")
@@ -130,7 +130,7 @@ def _decline_by_rule(
     raise AssertionError
 
 
-def _charge(deps: Dependencies, payment: Payment, card: Card, request_id: str, key: str) -> Answer:
+def _charge(deps: Dependencies[UoW], payment: Payment, card: Card, request_id: str, key: str) -> Answer:
     try:
         charge = deps.gateway.charge(payment.id, payment.amount, payment.currency, card, idempotency_key=payment.id)
         return settle(deps, payment, check_charge(payment, charge), request_id, key)
@@ -138,7 +138,7 @@ def _charge(deps: Dependencies, payment: Payment, card: Card, request_id: str, k
         raise gateway_failed(deps, key, error, payment.id) from None
 
 
-def _resume(deps: Dependencies, payment_id: str, source: Source, request_id: str, key: str) -> Answer:
+def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, request_id: str, key: str) -> Answer:
     """A retry after a 5xx (or an abandoned attempt): settle that payment, never start a second."""
     payment = deps.store.get_payment(payment_id)
     if payment is None:
@@ -166,7 +166,7 @@ def check_charge(payment: Payment, charge: Charge) -> Charge:
     return charge
 
 
-def settle(deps: Dependencies, payment: Payment, charge: Charge, request_id: str, key: str | None) -> Answer:
+def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, request_id: str, key: str | None) -> Answer:
     """Record the gateway's answer: the payment's new state, its entries and the reply, at once."""
     if charge.status == "succeeded":
         settled, entries = payment.succeed(charge.id, deps.clock())
@@ -199,7 +199,7 @@ def settled_answer(payment: Payment, request_id: str) -> Answer:
     return Answer(201, payment_body(payment))
 
 
-def answer_settled(deps: Dependencies, payment: Payment, request_id: str, key: str | None) -> Answer:
+def answer_settled(deps: Dependencies[UoW], payment: Payment, request_id: str, key: str | None) -> Answer:
     """The answer for a payment already settled elsewhere, stored for replays."""
     try:
         answer = settled_answer(payment, request_id)
