@@ -9,7 +9,9 @@ boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points it at the 
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -18,53 +20,74 @@ from lambdas.adapters.idempotency import DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.vault import CardVault
 from lambdas.adapters.velocity import DynamoVelocityCounter
+from lambdas.domain.cards import Card
 from lambdas.domain.rules import RuleSet
 from lambdas.encryption_context import Purpose
+from lambdas.gateway import Charge, Gateway, GatewayRefund
 from lambdas.service import PaymentService
 from lambdas.use_cases import Dependencies
+
+if TYPE_CHECKING:
+    from lambdas.adapters.sparkle import SparkleClient
 
 SECRET_MAX_AGE_SECONDS = 300
 
 
-def gateway_secret(secret_id: str):
+def gateway_secret(secret_id: str) -> Callable[[], str]:
     """The Sparkle secret key from Secrets Manager, cached per container for a while."""
 
     def fetch() -> str:
-        from aws_lambda_powertools.utilities import parameters
+        from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 (loaded on first use: cold starts)
 
         return parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
 
     return fetch
 
 
-class _OnFirstUse:
-    """Builds the gateway client when first called: functions that never charge never load it."""
+class _GatewayOnFirstUse:
+    """The gateway, its client built when first called: functions that never charge never load it."""
 
-    def __init__(self, build) -> None:
+    def __init__(self, build: Callable[[], Gateway]) -> None:
         self._build = build
-        self._built = None
+        self._built: Gateway | None = None
 
-    def __getattr__(self, name: str):
+    def _client(self) -> Gateway:
         if self._built is None:
             self._built = self._build()
-        return getattr(self._built, name)
+        return self._built
+
+    def charge(self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str) -> Charge:
+        return self._client().charge(reference, amount, currency, card, idempotency_key)
+
+    def find_charge(self, reference: str) -> Charge | None:
+        return self._client().find_charge(reference)
+
+    def refund(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> GatewayRefund:
+        return self._client().refund(charge_id, amount, reference, idempotency_key)
+
+    def find_refund(self, reference: str) -> GatewayRefund | None:
+        return self._client().find_refund(reference)
 
 
 # Gateway settings (set by PaymentStack from stacks.config.GatewaySettings): variable -> (argument, type).
-GATEWAY_TIMEOUTS = {
+Setting = tuple[str, Callable[[str], float]]
+GATEWAY_TIMEOUTS: dict[str, Setting] = {
     "GATEWAY_CONNECT_TIMEOUT": ("connect_timeout", float),
     "GATEWAY_READ_TIMEOUT": ("read_timeout", float),
 }
-GATEWAY_RETRY = {"GATEWAY_ATTEMPTS": ("attempts", int), "GATEWAY_BACKOFF": ("backoff_seconds", float)}
+GATEWAY_RETRY: dict[str, Setting] = {
+    "GATEWAY_ATTEMPTS": ("attempts", int),
+    "GATEWAY_BACKOFF": ("backoff_seconds", float),
+}
 
 
-def _settings(env, variables: dict) -> dict:
+def _settings(env: Mapping[str, str], variables: dict[str, Setting]) -> dict[str, Any]:
     """Keyword arguments for the variables that are set; the others keep the client's defaults."""
     return {argument: parse(env[name]) for name, (argument, parse) in variables.items() if env.get(name)}
 
 
-def _sparkle_client(env):
-    from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
+def _sparkle_client(env: Mapping[str, str]) -> "SparkleClient":
+    from lambdas.adapters.sparkle import RetryPolicy, SparkleClient  # noqa: PLC0415 (requests loads on first charge)
 
     return SparkleClient(
         env["GATEWAY_BASE_URL"],
@@ -81,11 +104,13 @@ def service() -> PaymentService:
     dynamodb = boto3.client("dynamodb")
     vault_key = env["VAULT_KEY_ID"]
     metadata_cipher = EnvelopeCipher(kms, vault_key, Purpose.METADATA)
-    return PaymentService(Dependencies(
-        store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
-        idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata_cipher),
-        velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
-        vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, Purpose.CARD)),
-        gateway=_OnFirstUse(lambda: _sparkle_client(env)),
-        rules=RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}")),
-    ))
+    return PaymentService(
+        Dependencies(
+            store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
+            idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata_cipher),
+            velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
+            vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, Purpose.CARD)),
+            gateway=_GatewayOnFirstUse(lambda: _sparkle_client(env)),
+            rules=RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}")),
+        )
+    )

@@ -7,6 +7,7 @@ the gateway client never starts or waits on an attempt past it."""
 
 import math
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 # Kept back from the function's remaining time: the writes that record a 504 and the response itself.
@@ -15,11 +16,11 @@ WRITE_RESERVE_SECONDS = 2.0
 _deadline: ContextVar[float] = ContextVar("deadline", default=math.inf)
 
 
-def start(remaining_seconds: float, clock=time.monotonic) -> None:
+def start(remaining_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
     """This request must be answered within ``remaining_seconds`` (from the Lambda context)."""
     _deadline.set(clock() + remaining_seconds - WRITE_RESERVE_SECONDS)
 
 
-def remaining(clock=time.monotonic) -> float:
+def remaining(clock: Callable[[], float] = time.monotonic) -> float:
     """Seconds left for outside calls (``math.inf`` outside a request)."""
     return _deadline.get() - clock()

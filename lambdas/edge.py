@@ -14,8 +14,9 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lambdas import deadline
 from lambdas.adapters.idempotency import record_id
@@ -26,7 +27,11 @@ from lambdas.presenters import error_body
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
 from lambdas.service import Answer, PaymentService
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 MAX_NESTING = 32  # objects and arrays inside each other; the body itself is level 1
+Model = TypeVar("Model", bound="BaseModel")
 
 
 class HttpError(Exception):
@@ -41,13 +46,14 @@ class ApiRequest:
     resource: str
     path_parameters: dict[str, str]
     headers: dict[str, str]  # lower-cased names
-    body: dict
+    body: dict[str, Any]
     request_id: str
     caller: str
 
-    def model(self, model):
+    def model(self, model: type[Model]) -> Model:
         """The body as ``model`` (a pydantic model), or a 400 naming the first bad field."""
-        from pydantic import ValidationError  # loaded by the model's own module already; read never needs it
+        # Loaded by the model's own module already; the read function never needs it.
+        from pydantic import ValidationError  # noqa: PLC0415 (kept out of the read function's cold start)
 
         try:
             return model.model_validate(self.body)
@@ -57,26 +63,42 @@ class ApiRequest:
             message = first["msg"] if param is None else f"{param}: {first['msg']}"
             raise HttpError(400, "invalid_request_error", "parameter_invalid", message, param) from None
 
-    def idempotency(self, required: bool) -> str | None:
-        """The request's idempotency record id: the key scoped to the caller and the route."""
+    def idempotency(self) -> str:
+        """The request's idempotency record id (see ``optional_idempotency``); a 400 without the header."""
+        record = self.optional_idempotency()
+        if record is None:
+            raise HttpError(
+                400,
+                "invalid_request_error",
+                "parameter_missing",
+                f"The {IDEMPOTENCY_HEADER} header is required.",
+                IDEMPOTENCY_HEADER,
+            )
+        return record
+
+    def optional_idempotency(self) -> str | None:
+        """The request's idempotency record id: the key scoped to the caller and the route (None: no key sent)."""
         key = self.headers.get(IDEMPOTENCY_HEADER.lower())
         if key is None:
-            if required:
-                raise HttpError(400, "invalid_request_error", "parameter_missing",
-                                f"The {IDEMPOTENCY_HEADER} header is required.", IDEMPOTENCY_HEADER)  # fmt: skip
             return None
         if not (1 <= len(key) <= 255 and all(32 <= ord(c) < 127 for c in key)):
-            raise HttpError(400, "invalid_request_error", "parameter_invalid",
-                            f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.", IDEMPOTENCY_HEADER)  # fmt: skip
+            raise HttpError(
+                400,
+                "invalid_request_error",
+                "parameter_invalid",
+                f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.",
+                IDEMPOTENCY_HEADER,
+            )
         return record_id(self.caller, f"{self.method} {self.resource}", key)
 
 
-def field_param(loc: tuple, body: dict) -> str:
+def field_param(loc: tuple[int | str, ...], body: dict[str, Any]) -> str:
     """The ``param`` for pydantic's ``loc`` in ``body``: members by name (or by position, see the module's doc);
     pydantic's own parts (``[key]``: the error is the member's name; a union member's type) as pydantic gives them."""
-    param, node = "", body
+    param = ""
+    node: Any = body  # the value ``part`` is looked up in (None once loc leaves the body)
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
             param, node = member_param(param, part, list(node).index(part)), node[part]
             continue
         if isinstance(part, int):
@@ -105,7 +127,7 @@ class _DuplicateMember(Exception):
     pass
 
 
-def _object(pairs: list[tuple[str, object]]) -> dict:
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
     members = dict(pairs)
     if len(members) != len(pairs):
         raise _DuplicateMember
@@ -134,9 +156,10 @@ def _nesting_exceeds(text: str, limit: int) -> bool:
     return False
 
 
-def parse_json_object(data: bytes) -> dict:
+def parse_json_object(data: bytes) -> dict[str, Any]:
     """The body as a JSON object, or a 400: not UTF-8, not JSON (``NaN`` included), nested deeper than
     ``MAX_NESTING`` (checked before parsing), a member name twice in one object, or not an object."""
+
     def invalid(code: str, message: str) -> HttpError:
         return HttpError(400, "invalid_request_error", code, message)
 
@@ -157,7 +180,7 @@ def parse_json_object(data: bytes) -> dict:
     return body
 
 
-def _parse(event: dict) -> ApiRequest:
+def _parse(event: dict[str, Any]) -> ApiRequest:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     context = event.get("requestContext") or {}
     identity = context.get("identity") or {}
@@ -167,13 +190,19 @@ def _parse(event: dict) -> ApiRequest:
     except ValueError:  # binascii.Error, or a character outside ASCII
         raise HttpError(400, "invalid_request_error", "invalid_body", "The body is not valid base64.") from None
     if len(data) > MAX_BODY_BYTES:
-        raise HttpError(413, "invalid_request_error", "body_too_large",
-                        f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")  # fmt: skip
-    body: dict = {}
+        raise HttpError(
+            413,
+            "invalid_request_error",
+            "body_too_large",
+            f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
+        )
+    body: dict[str, Any] = {}
     if data.strip():
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            raise HttpError(415, "invalid_request_error", "unsupported_media_type", "The body must be application/json.")
+            raise HttpError(
+                415, "invalid_request_error", "unsupported_media_type", "The body must be application/json."
+            )
         body = parse_json_object(data)
     return ApiRequest(
         method=event.get("httpMethod", ""),
@@ -182,47 +211,66 @@ def _parse(event: dict) -> ApiRequest:
         headers=headers,
         body=body,
         request_id=context.get("requestId", ""),
-        caller=acting_principal(identity.get("userArn") or identity.get("caller") or identity.get("accountId")
-                                or "anonymous"),  # fmt: skip
+        caller=acting_principal(
+            identity.get("userArn") or identity.get("caller") or identity.get("accountId") or "anonymous"
+        ),
     )
 
 
-def _respond(status: int, body: dict, replayed: bool = False) -> dict:
+def _respond(status: int, body: dict[str, Any], replayed: bool = False) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return {"statusCode": status, "headers": headers, "body": json.dumps(body, separators=(",", ":"))}
 
 
-def _error(status: int, error_type: str, code: str, message: str, request_id: str, **optional) -> dict:
+def _error(
+    status: int, error_type: str, code: str, message: str, request_id: str, **optional: str | None
+) -> dict[str, Any]:
     return _respond(status, error_body(error_type, code, message, request_id, **optional))
 
 
 RouteHandler = Callable[[ApiRequest, PaymentService], Answer]
+LambdaHandler = Callable[[dict[str, Any], object], dict[str, Any]]
 
 
-def api_handler(function: Function, routes: dict[str, RouteHandler], service: Callable[[], PaymentService]):
+def api_handler(
+    function: Function, routes: dict[str, RouteHandler], service: Callable[[], PaymentService]
+) -> LambdaHandler:
     """A Lambda handler serving ``function``'s routes (``routes`` is keyed by ``"METHOD /resource"``)."""
     served = {f"{r.method} {r.path}" for r in ROUTES if r.function is function}
     if served != set(routes):
         raise ValueError(f"{function.value} must serve exactly {sorted(served)}")
 
-    def handler(event: dict, context: object) -> dict:
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         started = time.perf_counter()
         remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
         deadline.start(remaining_millis() / 1000 if remaining_millis else math.inf)
         request_id = (event.get("requestContext") or {}).get("requestId", "")
         route = f"{event.get('httpMethod')} {event.get('resource')}"
         response = _handle(event, routes, service, request_id, route)
-        logger.info("request", extra={"route": route, "status": response["statusCode"], "request_id": request_id,
-                                      "replayed": "Idempotent-Replayed" in response["headers"],
-                                      "duration_ms": round((time.perf_counter() - started) * 1000, 1)})  # fmt: skip
+        logger.info(
+            "request",
+            extra={
+                "route": route,
+                "status": response["statusCode"],
+                "request_id": request_id,
+                "replayed": "Idempotent-Replayed" in response["headers"],
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
         return response
 
     return handler
 
 
-def _handle(event, routes, service, request_id: str, route: str) -> dict:
+def _handle(  # noqa: PLR0911 (one answer per error kind)
+    event: dict[str, Any],
+    routes: dict[str, RouteHandler],
+    service: Callable[[], PaymentService],
+    request_id: str,
+    route: str,
+) -> dict[str, Any]:
     try:
         route_handler = routes.get(route)
         if route_handler is None:
@@ -241,8 +289,9 @@ def _handle(event, routes, service, request_id: str, route: str) -> dict:
     except GatewayFailed as e:
         status = 504 if e.timed_out else 502
         code = "gateway_timeout" if e.timed_out else "gateway_failed"
-        return _error(status, "gateway_error", code, e.message, request_id, payment_id=e.payment_id,
-                      refund_id=e.refund_id)  # fmt: skip
+        return _error(
+            status, "gateway_error", code, e.message, request_id, payment_id=e.payment_id, refund_id=e.refund_id
+        )
     except Exception:
         logger.exception("unexpected error", extra={"route": route, "request_id": request_id})
         return _error(500, "api_error", "internal_error", "An unexpected error occurred.", request_id)

@@ -7,11 +7,15 @@ can still be traced. The first line of defence is that card data is never
 passed to a log call."""
 
 import re
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from lambdas.domain.cards import CARD_DIGITS, DIGIT_RUN_SHAPE
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.logging.types import LogRecord
 
 _CVC = re.compile(r"(?i)(cvc\W{0,5})\d{3,4}")
 # A run starts where no letter, digit or digit-and-separator is before it, so each run is tried once, whole.
@@ -21,10 +25,11 @@ _UUID_OR_DIGIT_RUN = re.compile(
 )
 
 
-def _mask(match: re.Match) -> str:
+def _mask(match: re.Match[str]) -> str:
     run = match["run"]
     if run is None or sum(char.isdigit() for char in run) < CARD_DIGITS.start:
-        return match.group(0)
+        whole: str = match.group(0)
+        return whole
     return "[masked]"
 
 
@@ -33,7 +38,7 @@ def mask_card_data(text: str) -> str:
 
 
 class MaskingFormatter(LambdaPowertoolsFormatter):
-    def serialize(self, log: dict) -> str:
+    def serialize(self, log: "LogRecord") -> str:
         return mask_card_data(super().serialize(log))
 
 

@@ -7,12 +7,14 @@ suite runs against both.
 Writes go through a unit of work: the use case asks each store to add its
 parts, then commits them all at once. A commit either applies every part or
 none and raises ``LostRace`` naming the parts whose condition failed, with
-what each found in their place (decoded by the store that made the part)."""
+what each found in their place (decoded by the store that made the part).
+The stores are generic in their unit of work: each adapter family (DynamoDB,
+the in-memory fakes) adds parts of its own kind to a unit of work of its own."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.payments import Entry, Payment, Refund
@@ -40,6 +42,12 @@ class UnitOfWork(Protocol):
         """Apply every part added, or none (raises ``LostRace``)."""
 
 
+# The kind of unit of work a family of stores adds its parts to: the ledger store also makes them (invariant),
+# the other stores only take them (contravariant).
+UoW = TypeVar("UoW", bound=UnitOfWork)
+UoW_contra = TypeVar("UoW_contra", bound=UnitOfWork, contravariant=True)
+
+
 # -- idempotency ------------------------------------------------------------------------
 
 
@@ -65,18 +73,19 @@ class Resume:
 Begun = Fresh | Replay | Resume
 
 
-class IdempotencyStore(Protocol):
-    def begin(self, uow: UnitOfWork, key: str, digest: str, resource_id: str, answer: Answer | None = None) -> Begun:
+class IdempotencyStore(Protocol[UoW_contra]):
+    def begin(self, uow: UoW_contra, key: str, digest: str, resource_id: str, answer: Answer | None = None) -> Begun:
         """Claim ``key`` together with ``uow``'s parts and commit them.
 
         With ``answer`` the record is complete at once (the request makes no outside call). Raises
         ``IdempotencyConflict`` (409 while the key is in flight, 422 for another body) and ``LostRace`` when
         another part of ``uow`` failed. An expired record is replaced at once."""
 
-    def lookup(self, key: str, digest: str) -> Replay | None:
-        """Without claiming: the replay of a completed key (409/422 raised as in ``begin``)."""
+    def resume_or_replay(self, key: str, digest: str) -> Replay | Resume | None:
+        """Without a new claim: what ``begin`` would find for ``key`` (None: no live record). A completed record
+        is replayed, a released or abandoned one taken over to resume; 409/422 raised as in ``begin``."""
 
-    def complete(self, uow: UnitOfWork, key: str, answer: Answer) -> None:
+    def complete(self, uow: UoW_contra, key: str, answer: Answer) -> None:
         """Part storing the answer to replay (sealed when it carries metadata)."""
 
     def release(self, key: str) -> None:
@@ -85,7 +94,7 @@ class IdempotencyStore(Protocol):
     def forget(self, key: str) -> None:
         """After a 4xx found once the key was claimed: nothing is kept."""
 
-    def require_idle(self, uow: UnitOfWork, key: str) -> None:
+    def require_idle(self, uow: UoW_contra, key: str) -> None:
         """Part that holds only while no request is in flight with ``key`` (label ``"idempotency"``)."""
 
 
@@ -106,8 +115,8 @@ class PendingItem:
     refund_id: str | None = None
 
 
-class LedgerStore(Protocol):
-    def unit_of_work(self) -> UnitOfWork: ...
+class LedgerStore(Protocol[UoW]):
+    def unit_of_work(self) -> UoW: ...
 
     def get_token(self, token_id: str) -> StoredToken | None: ...
 
@@ -120,26 +129,26 @@ class LedgerStore(Protocol):
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         """Every pending payment and refund created before then, page by page."""
 
-    def add_token(self, uow: UnitOfWork, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None: ...
+    def add_token(self, uow: UoW, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None: ...
 
-    def add_payment(self, uow: UnitOfWork, payment: Payment) -> None:
+    def add_payment(self, uow: UoW, payment: Payment) -> None:
         """Part (label ``"payment"``); metadata is sealed by the store."""
 
-    def settle_payment(self, uow: UnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
+    def settle_payment(self, uow: UoW, before: Payment, after: Payment, entries: list[Entry]) -> None:
         """Parts moving a pending payment to ``after`` (only from pending, label ``"payment"``) with its entries."""
 
-    def reserve_refund(self, uow: UnitOfWork, payment: Payment, refund: Refund) -> None:
+    def reserve_refund(self, uow: UoW, payment: Payment, refund: Refund) -> None:
         """Parts holding the refund's amount on the payment, only while that much is left (label ``"payment"``)."""
 
-    def complete_refund(self, uow: UnitOfWork, refund: Refund, entries: list[Entry]) -> None:
+    def complete_refund(self, uow: UoW, refund: Refund, entries: list[Entry]) -> None:
         """Parts moving a pending refund to succeeded (only from pending, label ``"refund"``) with its entries."""
 
-    def cancel_refund(self, uow: UnitOfWork, refund: Refund) -> None:
+    def cancel_refund(self, uow: UoW, refund: Refund) -> None:
         """Parts moving a pending refund to failed (label ``"refund"``), releasing its reservation."""
 
 
-class VelocityCounter(Protocol):
-    def count(self, uow: UnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
+class VelocityCounter(Protocol[UoW_contra]):
+    def count(self, uow: UoW_contra, fingerprint: str, now: datetime, limit: int) -> None:
         """Part counting one attempt of the card this UTC hour, only while fewer than ``limit`` were
         counted (label ``"velocity"``)."""
 
@@ -152,4 +161,3 @@ class Vault(Protocol):
     def seal(self, token_id: str, card: Card) -> Any: ...
 
     def open(self, token_id: str, sealed: Any) -> Card: ...
-

@@ -1,11 +1,14 @@
 """Domain objects rendered as the contract's JSON bodies (shared/docs/api-contract.md)."""
 
+from datetime import datetime
+from typing import Any
+
 from lambdas.adapters.ledger_store import iso
 from lambdas.domain.cards import MaskedCard, mask_card_numbers
 from lambdas.domain.payments import Entry, Payment, Refund
 
 
-def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict:
+def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict[str, Any]:
     """The contract's error object; ``optional`` takes param, decline_code, payment_id, refund_id.
 
     The last line of defence: a card number in the message or param (the parts that can carry what a client sent,
@@ -18,16 +21,21 @@ def error_body(error_type: str, code: str, message: str, request_id: str, **opti
     return {"error": error}
 
 
-def token_body(token_id: str, card: MaskedCard, created_at) -> dict:
+def token_body(token_id: str, card: MaskedCard, created_at: datetime) -> dict[str, Any]:
     return {
         "token": token_id,
-        "card": {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year,
-                 "fingerprint": card.fingerprint},
+        "card": {
+            "brand": card.brand,
+            "last4": card.last4,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+            "fingerprint": card.fingerprint,
+        },
         "created_at": iso(created_at),
-    }  # fmt: skip
+    }
 
 
-def payment_body(payment: Payment) -> dict:
+def payment_body(payment: Payment) -> dict[str, Any]:
     body = {
         "id": payment.id,
         "status": payment.display_status.value,
@@ -46,17 +54,28 @@ def payment_body(payment: Payment) -> dict:
     return body
 
 
-def refund_body(refund: Refund) -> dict:
-    return {"id": refund.id, "payment_id": refund.payment_id, "amount": refund.amount, "status": refund.status.value,
-            "created_at": iso(refund.created_at)}  # fmt: skip
+def refund_body(refund: Refund) -> dict[str, Any]:
+    return {
+        "id": refund.id,
+        "payment_id": refund.payment_id,
+        "amount": refund.amount,
+        "status": refund.status.value,
+        "created_at": iso(refund.created_at),
+    }
 
 
-def ledger_body(payment_id: str, entries: list[Entry]) -> dict:
+def ledger_body(payment_id: str, entries: list[Entry]) -> dict[str, Any]:
     return {
         "payment_id": payment_id,
         "entries": [
-            {"id": e.id, "account": e.account, "direction": e.direction.value, "amount": e.amount,
-             "currency": e.currency, "created_at": iso(e.created_at)}  # fmt: skip
+            {
+                "id": e.id,
+                "account": e.account,
+                "direction": e.direction.value,
+                "amount": e.amount,
+                "currency": e.currency,
+                "created_at": iso(e.created_at),
+            }
             for e in entries
         ],
     }

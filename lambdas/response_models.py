@@ -73,8 +73,9 @@ class LedgerResponse(_Body):
 
 
 class ErrorDetail(_Body):
-    type: Literal["invalid_request_error", "card_error", "idempotency_error", "api_error", "gateway_error",
-                  "rate_limit_error"]  # fmt: skip
+    type: Literal[
+        "invalid_request_error", "card_error", "idempotency_error", "api_error", "gateway_error", "rate_limit_error"
+    ]
     code: str
     message: str
     param: str | None = None

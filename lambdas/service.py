@@ -2,6 +2,7 @@
 one method per use case (the use cases live in ``lambdas.use_cases``)."""
 
 from datetime import timedelta
+from typing import Any
 
 from lambdas.ports import Answer
 from lambdas.use_cases import Dependencies, payments, reads, reconcile, refunds, tokens
@@ -12,7 +13,7 @@ __all__ = ["Answer", "CardInput", "PaymentCommand", "PaymentService"]
 
 
 class PaymentService:
-    def __init__(self, deps: Dependencies) -> None:
+    def __init__(self, deps: Dependencies[Any]) -> None:  # any family of adapters: DynamoDB, or the fakes
         self.deps = deps
 
     def tokenize(self, card: CardInput, key: str | None) -> Answer:
@@ -30,6 +31,7 @@ class PaymentService:
     def ledger(self, payment_id: str) -> Answer:
         return reads.ledger(self.deps, payment_id)
 
-    def reconcile(self, settle_after: timedelta = reconcile.SETTLE_AFTER,
-                  give_up_after: timedelta = reconcile.GIVE_UP_AFTER) -> dict[str, int]:  # fmt: skip
+    def reconcile(
+        self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER
+    ) -> dict[str, int]:
         return reconcile.reconcile(self.deps, settle_after, give_up_after)

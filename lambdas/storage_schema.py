@@ -22,7 +22,7 @@ class Partition(str, Enum):
         return f"{self.value}{identifier}"
 
 
-def _key_schema(partition_key: str, sort_key: str | None) -> list[dict]:
+def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
     keys = [{"AttributeName": partition_key, "KeyType": "HASH"}]
     if sort_key:
         keys.append({"AttributeName": sort_key, "KeyType": "RANGE"})
@@ -36,7 +36,7 @@ class Index:
     sort_key: str
 
     @property
-    def key_schema(self) -> list[dict]:
+    def key_schema(self) -> list[dict[str, str]]:
         """The key in the DynamoDB API's ``KeySchema`` shape."""
         return _key_schema(self.partition_key, self.sort_key)
 
@@ -59,7 +59,7 @@ class TableSchema:
         return tuple(dict.fromkeys(key for key in keys if key))
 
     @property
-    def key_schema(self) -> list[dict]:
+    def key_schema(self) -> list[dict[str, str]]:
         """The key in the DynamoDB API's ``KeySchema`` shape."""
         return _key_schema(self.partition_key, self.sort_key)
 

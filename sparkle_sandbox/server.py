@@ -143,8 +143,14 @@ class Sandbox:
             if amount > left:
                 return 400, _error("amount_too_large", f"At most {left} can be refunded."), 0
             charge["amount_refunded"] += amount
-            refund = {"id": f"rf_{secrets.token_hex(12)}", "charge": charge["id"], "amount": amount,
-                      "status": "succeeded", "reference": reference, "created": int(time.time())}  # fmt: skip
+            refund = {
+                "id": f"rf_{secrets.token_hex(12)}",
+                "charge": charge["id"],
+                "amount": amount,
+                "status": "succeeded",
+                "reference": reference,
+                "created": int(time.time()),
+            }
             self.refunds[refund["id"]] = refund
         return 200, dict(refund), self.slow_delay if amount == SLOW_REFUND_AMOUNT else 0
 

@@ -52,7 +52,6 @@ class Statement:
             ]
         return rendered
 
-
     def render_json(self) -> dict:
         """The statement in IAM's own JSON grammar (for policies that are not data sources)."""
         rendered: dict = {"Sid": self.sid, "Effect": self.effect}

@@ -76,7 +76,9 @@ def _prune(directory: Path) -> None:
 
 def _write_zip(archive: Path, trees: list[tuple[Path, str]]) -> None:
     """A zip whose bytes depend only on file names and contents (fixed times and modes)."""
-    files = sorted((f"{prefix}{path.relative_to(root).as_posix()}", path) for root, prefix in trees for path in _files(root))
+    files = sorted(
+        (f"{prefix}{path.relative_to(root).as_posix()}", path) for root, prefix in trees for path in _files(root)
+    )
     staging = archive.with_suffix(".partial")
     with zipfile.ZipFile(staging, "w") as bundle:
         for name, path in files:

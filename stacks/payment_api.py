@@ -205,7 +205,7 @@ class PaymentApi(Construct):
             function_name=function.function_name,
             principal="apigateway.amazonaws.com",
             source_arn=f"{self.api.execution_arn}/*/{route.method}"
-            + "/".join("*" if p.startswith("{") else p for p in ("",) + route.path_parts),
+            + "/".join("*" if p.startswith("{") else p for p in ("", *route.path_parts)),
         )
         return integration
 
@@ -313,7 +313,9 @@ class PaymentApi(Construct):
         def managed(priority: int, rule_group: str, excluded: tuple[str, ...] = ()) -> Wafv2WebAclRule:
             statement: dict = {"name": rule_group, "vendor_name": "AWS"}
             if excluded:  # counted instead of blocked: their limits are set by a rule of ours
-                statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in excluded]
+                statement["rule_action_override"] = [
+                    {"name": rule, "action_to_use": {"count": {}}} for rule in excluded
+                ]
             return Wafv2WebAclRule(
                 name=rule_group,
                 priority=priority,
@@ -333,7 +335,9 @@ class PaymentApi(Construct):
                 request_body=[{"api_gateway": [{"default_size_inspection_limit": "KB_48"}]}]
             ),
             custom_response_body=[
-                Wafv2WebAclCustomResponseBody(key="body_too_large", content=too_large_body, content_type="APPLICATION_JSON")
+                Wafv2WebAclCustomResponseBody(
+                    key="body_too_large", content=too_large_body, content_type="APPLICATION_JSON"
+                )
             ],
             rule=[
                 Wafv2WebAclRule(

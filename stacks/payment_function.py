@@ -58,7 +58,9 @@ class PaymentFunction(Construct):
                 DataAwsIamPolicyDocumentStatement(
                     actions=["sts:AssumeRole"],
                     principals=[
-                        DataAwsIamPolicyDocumentStatementPrincipals(type="Service", identifiers=["lambda.amazonaws.com"])
+                        DataAwsIamPolicyDocumentStatementPrincipals(
+                            type="Service", identifiers=["lambda.amazonaws.com"]
+                        )
                     ],
                     condition=[
                         DataAwsIamPolicyDocumentStatementCondition(
@@ -82,7 +84,9 @@ class PaymentFunction(Construct):
         )
         # X-Ray's write actions support no resource-level permissions.
         self.add_to_policy(Statement("WriteTraces", ("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("*",)))
-        role_policy = IamRolePolicy(self, "role-policy", name="least-privilege", role=self.role.id, policy=self.policy.json)
+        role_policy = IamRolePolicy(
+            self, "role-policy", name="least-privilege", role=self.role.id, policy=self.policy.json
+        )
 
         settings = props.settings
         dead_letters = self._dead_letter_queue(props) if props.schedule else None

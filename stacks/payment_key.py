@@ -14,10 +14,22 @@ from lambdas.encryption_context import CONDITION_KEY, Purpose
 from stacks.iam import Condition, Grantable, Statement
 
 KEY_ADMINISTRATION_ACTIONS = (
-    "kms:CancelKeyDeletion", "kms:Create*", "kms:Delete*", "kms:Describe*", "kms:Disable*",
-    "kms:Enable*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Revoke*", "kms:RotateKeyOnDemand",
-    "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:Update*",
-)  # fmt: skip
+    "kms:CancelKeyDeletion",
+    "kms:Create*",
+    "kms:Delete*",
+    "kms:Describe*",
+    "kms:Disable*",
+    "kms:Enable*",
+    "kms:Get*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Revoke*",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:Update*",
+)
 ENVELOPE_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey")
 
 
@@ -76,7 +88,9 @@ class PaymentKey(Construct):
             )
         for index, use in enumerate(props.service_principals):
             if not any(props.account_id in value for c in use.conditions for value in c.values):
-                raise ValueError(f"{self.node.path}: service principal {use.principal} needs a condition on the account")
+                raise ValueError(
+                    f"{self.node.path}: service principal {use.principal} needs a condition on the account"
+                )
             self._add_to_key_policy(
                 Statement(
                     f"ServicePrincipal{index}",
@@ -112,9 +126,7 @@ class PaymentKey(Construct):
         """Name ``grantee`` in the key policy and give its role the same actions on this key."""
         sid = f"{grantee.grant_name}{purpose}"
         grantee.add_to_policy(Statement(f"{sid}{self.node.id.title()}Key", actions, (self.arn,), conditions))
-        self._add_to_key_policy(
-            Statement(sid, actions, ("*",), conditions, principals=(("AWS", (grantee.role_arn,)),))
-        )
+        self._add_to_key_policy(Statement(sid, actions, ("*",), conditions, principals=(("AWS", (grantee.role_arn,)),)))
 
     def grant_encrypt(self, grantee: Grantable, purposes: Iterable[Purpose]) -> None:
         """Envelope encryption of data for ``purposes`` only: the encryption context must name one of them."""
@@ -129,7 +141,7 @@ class PaymentKey(Construct):
     def grant_decrypt_via(self, grantee: Grantable, service: str) -> None:
         """Decrypt only through ``service`` (e.g. reading a secret encrypted with this key)."""
         self._require_spec(KeySpec.SYMMETRIC)
-        purpose = "DecryptVia" + service.split(".")[0].title()
+        purpose = "DecryptVia" + service.split(".", maxsplit=1)[0].title()
         self.grant(grantee, purpose, ("kms:Decrypt",), (Condition("StringEquals", "kms:ViaService", (service,)),))
 
     def grant_mac(self, grantee: Grantable) -> None:

@@ -23,16 +23,26 @@ from stacks.tagging import TaggingAspect
 
 # Services the provider talks to (binding argument names); all follow the emulator endpoint when one is set.
 ENDPOINT_SERVICES = (
-    "apigateway", "cloudwatchlogs", "dynamodb", "events", "iam", "kms", "lambda_", "secretsmanager", "sqs", "sts",
+    "apigateway",
+    "cloudwatchlogs",
+    "dynamodb",
+    "events",
+    "iam",
+    "kms",
+    "lambda_",
+    "secretsmanager",
+    "sqs",
+    "sts",
     "wafv2",
-)  # fmt: skip
+)
 
 
 RECONCILE_SCHEDULE = "rate(5 minutes)"
 
 
 class PaymentStack(TerraformStack):
-    def __init__(self, scope: Construct, id: str, config: EnvironmentConfig, build_dir: Path) -> None:
+    # The composition root: one statement per resource, grant and output, read top to bottom.
+    def __init__(self, scope: Construct, id: str, config: EnvironmentConfig, build_dir: Path) -> None:  # noqa: PLR0915
         super().__init__(scope, id)
         # Relative: the state lives beside the stack's Terraform JSON, in the directory Terraform runs in.
         LocalBackend(self, path=f"terraform.{id}.tfstate")

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
@@ -105,12 +105,18 @@ class FakeLedgerStore:
         yield from (PendingItem(r.payment_id, r.id) for r in refunds if r.created_at < created_before)
 
     def add_token(self, uow: FakeUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None:
-        uow.add("token", lambda: (token_id not in self.db.tokens, None),
-                lambda: self.db.tokens.__setitem__(token_id, StoredToken(card, sealed_card)))  # fmt: skip
+        uow.add(
+            "token",
+            lambda: (token_id not in self.db.tokens, None),
+            lambda: self.db.tokens.__setitem__(token_id, StoredToken(card, sealed_card)),
+        )
 
     def add_payment(self, uow: FakeUnitOfWork, payment: Payment) -> None:
-        uow.add("payment", lambda: (payment.id not in self.db.payments, None),
-                lambda: self.db.payments.__setitem__(payment.id, replace(payment, amount_refunded=0, amount_reserved=0)))  # fmt: skip
+        uow.add(
+            "payment",
+            lambda: (payment.id not in self.db.payments, None),
+            lambda: self.db.payments.__setitem__(payment.id, replace(payment, amount_refunded=0, amount_reserved=0)),
+        )
 
     def settle_payment(self, uow: FakeUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
         def check() -> tuple[bool, Any]:
@@ -119,8 +125,9 @@ class FakeLedgerStore:
 
         def apply() -> None:
             current = self.db.payments[before.id]
-            self.db.payments[before.id] = replace(current, status=after.status, charge_id=after.charge_id,
-                                                  decline_code=after.decline_code)  # fmt: skip
+            self.db.payments[before.id] = replace(
+                current, status=after.status, charge_id=after.charge_id, decline_code=after.decline_code
+            )
 
         uow.add("payment", check, apply)
         self._add_entries(uow, entries)
@@ -128,7 +135,11 @@ class FakeLedgerStore:
     def reserve_refund(self, uow: FakeUnitOfWork, payment: Payment, refund: Refund) -> None:
         def check() -> tuple[bool, Any]:
             current = self.db.payments.get(payment.id)
-            holds = current is not None and current.status is Status.SUCCEEDED and current.refundable_amount >= refund.amount
+            holds = (
+                current is not None
+                and current.status is Status.SUCCEEDED
+                and current.refundable_amount >= refund.amount
+            )
             return holds, self._plain(current)
 
         def apply() -> None:
@@ -136,8 +147,11 @@ class FakeLedgerStore:
             self.db.payments[payment.id] = replace(current, amount_reserved=current.amount_reserved + refund.amount)
 
         uow.add("payment", check, apply)
-        uow.add("refund", lambda: ((refund.payment_id, refund.id) not in self.db.refunds, None),
-                lambda: self.db.refunds.__setitem__((refund.payment_id, refund.id), refund))  # fmt: skip
+        uow.add(
+            "refund",
+            lambda: ((refund.payment_id, refund.id) not in self.db.refunds, None),
+            lambda: self.db.refunds.__setitem__((refund.payment_id, refund.id), refund),
+        )
 
     def complete_refund(self, uow: FakeUnitOfWork, refund: Refund, entries: list[Entry]) -> None:
         self._leave_pending(uow, refund, refunded=refund.amount, released=0)
@@ -157,8 +171,10 @@ class FakeLedgerStore:
             self.db.refunds[key] = refund
             payment = self.db.payments[refund.payment_id]
             self.db.payments[refund.payment_id] = replace(
-                payment, amount_refunded=payment.amount_refunded + refunded,
-                amount_reserved=payment.amount_reserved - refund.amount)  # fmt: skip
+                payment,
+                amount_refunded=payment.amount_refunded + refunded,
+                amount_reserved=payment.amount_reserved - refund.amount,
+            )
 
         uow.add("refund", check, apply)
 
@@ -177,15 +193,25 @@ class FakeIdempotencyStore:
         self.db = db
         self.clock = clock
 
-    def begin(self, uow: FakeUnitOfWork, key: str, digest: str, resource_id: str,
-              answer: Answer | None = None) -> Begun:  # fmt: skip
+    def begin(
+        self, uow: FakeUnitOfWork, key: str, digest: str, resource_id: str, answer: Answer | None = None
+    ) -> Begun:
         now = self.clock()
         if answer is None:
-            record = Record(key, State.IN_PROGRESS, digest, resource_id, int(now + IN_FLIGHT_SECONDS),
-                            int(now + RETENTION_SECONDS))  # fmt: skip
+            record = Record(
+                key, State.IN_PROGRESS, digest, resource_id, int(now + IN_FLIGHT_SECONDS), int(now + RETENTION_SECONDS)
+            )
         else:
-            record = Record(key, State.COMPLETED, digest, resource_id, int(now), int(now + RETENTION_SECONDS),
-                            answer.status, json.dumps(answer.body))  # fmt: skip
+            record = Record(
+                key,
+                State.COMPLETED,
+                digest,
+                resource_id,
+                int(now),
+                int(now + RETENTION_SECONDS),
+                answer.status,
+                json.dumps(answer.body),
+            )
 
         def check() -> tuple[bool, Any]:
             current = self.db.records.get(key)
@@ -222,8 +248,12 @@ class FakeIdempotencyStore:
             return current is not None and current.state is State.IN_PROGRESS, current
 
         def apply() -> None:
-            self.db.records[key] = replace(self.db.records[key], state=State.COMPLETED, response_status=answer.status,
-                                           response_body=json.dumps(answer.body))  # fmt: skip
+            self.db.records[key] = replace(
+                self.db.records[key],
+                state=State.COMPLETED,
+                response_status=answer.status,
+                response_body=json.dumps(answer.body),
+            )
 
         uow.add("idempotency", check, apply)
 
@@ -253,10 +283,13 @@ class FakeVelocityCounter:
         self.db = db
 
     def count(self, uow: FakeUnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
-        hour = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         key = f"{fingerprint}#{hour:%Y-%m-%dT%H}"
-        uow.add("velocity", lambda: (self.db.attempts.get(key, 0) < limit, None),
-                lambda: self.db.attempts.__setitem__(key, self.db.attempts.get(key, 0) + 1))  # fmt: skip
+        uow.add(
+            "velocity",
+            lambda: (self.db.attempts.get(key, 0) < limit, None),
+            lambda: self.db.attempts.__setitem__(key, self.db.attempts.get(key, 0) + 1),
+        )
 
 
 @dataclass(frozen=True)
@@ -290,7 +323,7 @@ class FakeVault:
 class FakeClock:
     """One clock for the use cases (datetime) and the idempotency store (epoch seconds)."""
 
-    def __init__(self, start: datetime = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)) -> None:
+    def __init__(self, start: datetime = datetime(2026, 11, 27, 12, tzinfo=UTC)) -> None:
         self.now = start
 
     def __call__(self) -> datetime:
@@ -301,7 +334,6 @@ class FakeClock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
-
 
 
 @dataclass
@@ -316,7 +348,13 @@ class FakeWorld:
 
 def fake_world(gateway: Gateway, rules: RuleSet = RuleSet(), clock: FakeClock | None = None) -> FakeWorld:
     db, clock = FakeDatabase(), clock or FakeClock()
-    deps = Dependencies(store=FakeLedgerStore(db), idempotency=FakeIdempotencyStore(db, clock.epoch),
-                        velocity=FakeVelocityCounter(db), vault=FakeVault(), gateway=gateway, rules=rules,
-                        clock=clock)  # fmt: skip
+    deps = Dependencies(
+        store=FakeLedgerStore(db),
+        idempotency=FakeIdempotencyStore(db, clock.epoch),
+        velocity=FakeVelocityCounter(db),
+        vault=FakeVault(),
+        gateway=gateway,
+        rules=rules,
+        clock=clock,
+    )
     return FakeWorld(db, clock, deps, PaymentService(deps))

@@ -7,12 +7,18 @@ import hashlib
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable
 
 from lambdas.domain.cards import Card
-from lambdas.gateway import (Charge, GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRefund, GatewayRejected,
-                             GatewayUnavailable)  # fmt: skip
+from lambdas.gateway import (
+    Charge,
+    GatewayInvalidAnswer,
+    GatewayOutcomeUnknown,
+    GatewayRefund,
+    GatewayRejected,
+    GatewayUnavailable,
+)
 from sparkle_sandbox.server import DECLINES, PROCESSING_ERROR_CARD, SLOW_CARD, SLOW_REFUND_AMOUNT
 
 OPERATIONS = ("charge", "find_charge", "refund", "find_refund")
@@ -87,10 +93,22 @@ class FakeGateway:
     # -- the Gateway protocol ---------------------------------------------------
 
     def charge(self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str) -> Charge:
-        request = ("charge", reference, amount, currency.upper(), card.number.digits, card.exp_month, card.exp_year,
-                   card.cvc)  # fmt: skip
-        return self._post("charge", idempotency_key, request, lambda: self._new_charge(reference, amount, currency,
-                                                                                       card.number.digits))
+        request = (
+            "charge",
+            reference,
+            amount,
+            currency.upper(),
+            card.number.digits,
+            card.exp_month,
+            card.exp_year,
+            card.cvc,
+        )
+        return self._post(
+            "charge",
+            idempotency_key,
+            request,
+            lambda: self._new_charge(reference, amount, currency, card.number.digits),
+        )
 
     def find_charge(self, reference: str) -> Charge | None:
         with self._lock:
@@ -154,8 +172,14 @@ class FakeGateway:
         if number == PROCESSING_ERROR_CARD:  # a 500 on every attempt, nothing charged, the key not kept
             raise GatewayUnavailable("fake: processing error")
         decline = DECLINES.get(number)
-        charge = Charge(f"ch_{secrets.token_hex(12)}", "declined" if decline else "succeeded", decline, amount,
-                        currency.upper(), reference)  # fmt: skip
+        charge = Charge(
+            f"ch_{secrets.token_hex(12)}",
+            "declined" if decline else "succeeded",
+            decline,
+            amount,
+            currency.upper(),
+            reference,
+        )
         self._charges[charge.id] = charge
         return charge, number == SLOW_CARD
 

@@ -5,10 +5,19 @@ import re
 
 # The one list of card numbers the tests send (the sandbox's test cards and others), and of the CVCs they send.
 TEST_PANS = (
-    "4242424242424242", "5555555555554444", "378282246310005", "4000000000000002", "4000000000009995",
-    "4000000000000069", "4000000000000127", "4000000000000119", "4000000000003220", "6011111111111117",
-    "2223003122003222", "3530111333300000",
-)  # fmt: skip
+    "4242424242424242",
+    "5555555555554444",
+    "378282246310005",
+    "4000000000000002",
+    "4000000000009995",
+    "4000000000000069",
+    "4000000000000127",
+    "4000000000000119",
+    "4000000000003220",
+    "6011111111111117",
+    "2223003122003222",
+    "3530111333300000",
+)
 TEST_CVCS = ("737", "7373")
 
 # How people write a card number: its digits parted by one of these ...
@@ -19,13 +28,13 @@ GROUPINGS = {15: ((4, 6, 5),), 14: ((4, 6, 4),)}
 
 def _groups(pan: str, sizes: tuple[int, ...]) -> list[str]:
     starts = [sum(sizes[:n]) for n in range(len(sizes))]
-    return [pan[start : start + size] for start, size in zip(starts, sizes)]
+    return [pan[start : start + size] for start, size in zip(starts, sizes, strict=True)]
 
 
 def spellings(pan: str) -> set[str]:
     """Every usual spelling of ``pan``: run together, or grouped and parted by each separator."""
     in_fours = tuple(min(4, len(pan) - start) for start in range(0, len(pan), 4))
-    groupings = GROUPINGS.get(len(pan), ()) + (in_fours,)
+    groupings = (*GROUPINGS.get(len(pan), ()), in_fours)
     return {separator.join(_groups(pan, sizes)) for separator in SEPARATORS for sizes in groupings}
 
 

@@ -101,9 +101,10 @@ def aws_env(sandbox, monkeypatch, captured_logs):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         env = provision(sandbox.url, suffix=uuid.uuid4().hex[:6]) | {
             "GATEWAY_READ_TIMEOUT": "1",
-            "PAYMENT_RULES": json.dumps({"velocity_per_hour": 5, "max_amount": {"USD": 1_000_000},
-                                         "blocked_fingerprints": []}),
-        }  # fmt: skip
+            "PAYMENT_RULES": json.dumps(
+                {"velocity_per_hour": 5, "max_amount": {"USD": 1_000_000}, "blocked_fingerprints": []}
+            ),
+        }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         bootstrap.service.cache_clear()

@@ -47,12 +47,19 @@ def stored_items(env) -> int:
 
 
 def test_a_card_is_vaulted_and_only_its_masked_form_returned(aws_env):
-    response = invoke("POST", "/tokens", {"card": {**VISA, "number": "4242 4242 4242 4242", "holder_name": "A. Lovelace"}})
+    response = invoke(
+        "POST", "/tokens", {"card": {**VISA, "number": "4242 4242 4242 4242", "holder_name": "A. Lovelace"}}
+    )
     assert response["statusCode"] == 201
     body = body_of(response)
     assert body["token"].startswith("tok_")
-    assert body["card"] == {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030,
-                            "fingerprint": body["card"]["fingerprint"]}  # fmt: skip
+    assert body["card"] == {
+        "brand": "visa",
+        "last4": "4242",
+        "exp_month": 12,
+        "exp_year": 2030,
+        "fingerprint": body["card"]["fingerprint"],
+    }
     assert body["created_at"].endswith("Z")
     again = body_of(invoke("POST", "/tokens", {"card": VISA}))
     assert again["card"]["fingerprint"] == body["card"]["fingerprint"] and again["token"] != body["token"]
@@ -90,8 +97,15 @@ def test_the_vaulted_number_is_stored_only_encrypted_and_bound_to_its_token(aws_
 
 def test_a_token_payment_succeeds_and_reads_back_without_card_data(aws_env, sandbox):
     token = tokenize()
-    response = pay({"amount": 1999, "currency": "usd", "source": {"token": token}, "description": "Order A-1001",
-                    "metadata": {"order_id": "A-1001"}})  # fmt: skip
+    response = pay(
+        {
+            "amount": 1999,
+            "currency": "usd",
+            "source": {"token": token},
+            "description": "Order A-1001",
+            "metadata": {"order_id": "A-1001"},
+        }
+    )
     assert response["statusCode"] == 201
     payment = body_of(response)
     assert payment["id"].startswith("pay_") and payment["status"] == "succeeded"
@@ -120,9 +134,13 @@ def test_succeeding_sandbox_cards(aws_env, number):
 
 @pytest.mark.parametrize(
     "number, decline_code",
-    [("4000000000000002", "generic_decline"), ("4000000000009995", "insufficient_funds"),
-     ("4000000000000069", "expired_card"), ("4000000000000127", "incorrect_cvc")],
-)  # fmt: skip
+    [
+        ("4000000000000002", "generic_decline"),
+        ("4000000000009995", "insufficient_funds"),
+        ("4000000000000069", "expired_card"),
+        ("4000000000000127", "incorrect_cvc"),
+    ],
+)
 def test_declining_sandbox_cards_are_recorded_and_move_no_money(aws_env, number, decline_code):
     error = assert_error(pay({"amount": 500, "currency": "usd", "source": {"card": card(number)}}), 402, "card_error")
     assert (error["code"], error["decline_code"]) == ("card_declined", decline_code)
@@ -132,8 +150,9 @@ def test_declining_sandbox_cards_are_recorded_and_move_no_money(aws_env, number,
 
 
 def test_processing_error_card_leaves_the_payment_pending_with_502(aws_env, sandbox):
-    error = assert_error(pay({"amount": 500, "currency": "usd", "source": {"card": card("4000000000000119")}}),
-                         502, "gateway_error")  # fmt: skip
+    error = assert_error(
+        pay({"amount": 500, "currency": "usd", "source": {"card": card("4000000000000119")}}), 502, "gateway_error"
+    )
     assert body_of(invoke("GET", f"/payments/{error['payment_id']}"))["status"] == "pending"
     assert sandbox.charges() == []
 
@@ -142,7 +161,9 @@ def test_a_rule_decline_names_the_rule(aws_env):
     token = tokenize()
     for n in range(5):  # the test rules allow five payments per card per hour
         assert pay({"amount": 100, "currency": "usd", "source": {"token": token}}, key=f"v-{n}")["statusCode"] == 201
-    error = assert_error(pay({"amount": 100, "currency": "usd", "source": {"token": token}}, key="v-6"), 402, "card_error")
+    error = assert_error(
+        pay({"amount": 100, "currency": "usd", "source": {"token": token}}, key="v-6"), 402, "card_error"
+    )
     assert error["decline_code"] == "rule_blocked" and "velocity_per_hour" in error["message"]
     assert body_of(invoke("GET", f"/payments/{error['payment_id']}"))["status"] == "declined"
     over = pay({"amount": 1_000_001, "currency": "usd", "source": {"card": card("5555555555554444")}}, key="big")
@@ -162,7 +183,11 @@ def test_refunds_add_reversing_entries_and_the_ledger_balances(aws_env):
     refund = invoke("POST", f"/payments/{payment['id']}/refunds", {"amount": 400}, headers={"Idempotency-Key": "r1"})
     assert refund["statusCode"] == 201
     body = body_of(refund)
-    assert body["id"].startswith("re_") and (body["payment_id"], body["amount"], body["status"]) == (payment["id"], 400, "succeeded")
+    assert body["id"].startswith("re_") and (body["payment_id"], body["amount"], body["status"]) == (
+        payment["id"],
+        400,
+        "succeeded",
+    )
     rest = body_of(invoke("POST", f"/payments/{payment['id']}/refunds", None, headers={"Idempotency-Key": "r2"}))
     assert rest["amount"] == 600
     read = body_of(invoke("GET", f"/payments/{payment['id']}"))
@@ -181,8 +206,9 @@ def test_refunding_more_than_is_left_or_a_declined_payment_is_refused(aws_env):
     payment = body_of(pay({"amount": 1000, "currency": "usd", "source": {"token": tokenize()}}))
     too_much = invoke("POST", f"/payments/{payment['id']}/refunds", {"amount": 1001}, headers={"Idempotency-Key": "r"})
     assert_error(too_much, 400, "invalid_request_error", "amount")
-    declined = assert_error(pay({"amount": 5, "currency": "usd", "source": {"card": card("4000000000000002")}}, key="d"),
-                            402, "card_error")  # fmt: skip
+    declined = assert_error(
+        pay({"amount": 5, "currency": "usd", "source": {"card": card("4000000000000002")}}, key="d"), 402, "card_error"
+    )
     refused = invoke("POST", f"/payments/{declined['payment_id']}/refunds", {}, headers={"Idempotency-Key": "r2"})
     assert_error(refused, 400, "invalid_request_error", "amount")
     missing = invoke("POST", "/payments/pay_000000000000000000000000/refunds", {}, headers={"Idempotency-Key": "r3"})
@@ -209,13 +235,19 @@ BAD_PAYMENTS = [
     ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "description": "x" * 501}, "description"),
     ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "metadata": {"k": 1}}, "metadata.k"),
     ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "metadata": {"k" * 41: "v"}}, "metadata"),
-    ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"},
-      "metadata": {f"k{n}": "v" for n in range(21)}}, "metadata"),
-    ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "description": "for 4242 4242 4242 4242"},
-     "description"),
-    ({"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "metadata": {"pan": "5555555555554444"}},
-     "metadata.pan"),
-]  # fmt: skip
+    (
+        {"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "metadata": {f"k{n}": "v" for n in range(21)}},
+        "metadata",
+    ),
+    (
+        {"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "description": "for 4242 4242 4242 4242"},
+        "description",
+    ),
+    (
+        {"amount": 100, "currency": "usd", "source": {"token": "tok_x"}, "metadata": {"pan": "5555555555554444"}},
+        "metadata.pan",
+    ),
+]
 
 
 @pytest.mark.parametrize("body, param", BAD_PAYMENTS)
@@ -227,18 +259,32 @@ def test_invalid_payments_are_400_naming_the_field_and_write_nothing(aws_env, sa
 
 def test_transport_errors(aws_env):
     body = {"amount": 100, "currency": "usd", "source": {"token": "tok_x"}}
-    assert_error(invoke("POST", "/payments", raw_body="{not json", headers={"Idempotency-Key": "k"}), 400,
-                 "invalid_request_error")  # fmt: skip
-    assert_error(invoke("POST", "/payments", raw_body="[1, 2]", headers={"Idempotency-Key": "k"}), 400,
-                 "invalid_request_error")  # fmt: skip
+    assert_error(
+        invoke("POST", "/payments", raw_body="{not json", headers={"Idempotency-Key": "k"}),
+        400,
+        "invalid_request_error",
+    )
+    assert_error(
+        invoke("POST", "/payments", raw_body="[1, 2]", headers={"Idempotency-Key": "k"}), 400, "invalid_request_error"
+    )
     huge = json.dumps({**body, "description": "x" * 40_000})
-    assert_error(invoke("POST", "/payments", raw_body=huge, headers={"Idempotency-Key": "k"}), 413, "invalid_request_error")
-    text = invoke("POST", "/payments", raw_body="amount=100", headers={"Idempotency-Key": "k", "Content-Type": "text/plain"})
+    assert_error(
+        invoke("POST", "/payments", raw_body=huge, headers={"Idempotency-Key": "k"}), 413, "invalid_request_error"
+    )
+    text = invoke(
+        "POST", "/payments", raw_body="amount=100", headers={"Idempotency-Key": "k", "Content-Type": "text/plain"}
+    )
     assert_error(text, 415, "invalid_request_error")
     assert_error(invoke("POST", "/payments", body), 400, "invalid_request_error", "Idempotency-Key")
-    assert_error(invoke("POST", "/payments", body, headers={"Idempotency-Key": "x" * 256}), 400, "invalid_request_error",
-                 "Idempotency-Key")  # fmt: skip
-    assert_error(invoke("POST", f"/payments/pay_1/refunds", {"amount": 1}), 400, "invalid_request_error", "Idempotency-Key")
+    assert_error(
+        invoke("POST", "/payments", body, headers={"Idempotency-Key": "x" * 256}),
+        400,
+        "invalid_request_error",
+        "Idempotency-Key",
+    )
+    assert_error(
+        invoke("POST", "/payments/pay_1/refunds", {"amount": 1}), 400, "invalid_request_error", "Idempotency-Key"
+    )
     assert stored_items(aws_env) == 0
 
 

@@ -17,8 +17,13 @@ EVERY_SPELLING = sorted({spelling for pan in TEST_PANS for spelling in spellings
 
 def test_the_spellings_cover_each_separator_and_the_amex_grouping():
     amex = spellings("378282246310005")
-    assert {"378282246310005", "3782 822463 10005", "3782-822463-10005", "3782.8224.6310.005",
-            "3782/822463/10005"} <= amex  # fmt: skip
+    assert {
+        "378282246310005",
+        "3782 822463 10005",
+        "3782-822463-10005",
+        "3782.8224.6310.005",
+        "3782/822463/10005",
+    } <= amex
     assert "4242.4242.4242.4242" in spellings("4242424242424242")
 
 
@@ -44,25 +49,40 @@ def test_the_scanner_finds_every_usual_spelling(spelling):
     assert card_data_in(f"x {spelling} x")
 
 
-@pytest.mark.parametrize("text", [
-    "ref 12 4242 4242 4242 4242",  # a number before the card does not hide it
-    "4242 4242 4242 4242 0001",  # nor one after it
-    "A-1/4242/4242/4242/4242",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ref 12 4242 4242 4242 4242",  # a number before the card does not hide it
+        "4242 4242 4242 4242 0001",  # nor one after it
+        "A-1/4242/4242/4242/4242",
+    ],
+)
 def test_a_card_number_next_to_other_digit_groups_is_found(text):
     assert contains_card_number(text) and "4242" not in mask_card_numbers(text)
 
 
-@pytest.mark.parametrize("text", [
-    "order 2024-05-06 12:30", "call 555-0100 or 555-0199", "4242424242424241", "42424242424242424242",
-    "v1.2.3.4", "amount 1.000.000", "batch 1234 5678",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 2024-05-06 12:30",
+        "call 555-0100 or 555-0199",
+        "4242424242424241",
+        "42424242424242424242",
+        "v1.2.3.4",
+        "amount 1.000.000",
+        "batch 1234 5678",
+    ],
+)
 def test_text_without_a_card_number_is_accepted(text):
     assert not contains_card_number(text) and mask_card_numbers(text) == text
 
 
-@given(st.sampled_from(TEST_PANS), st.sampled_from(" -./"), st.text(alphabet="abc ,:;xyz", max_size=8),
-       st.text(alphabet="abc ,:;xyz", max_size=8))  # fmt: skip
+@given(
+    st.sampled_from(TEST_PANS),
+    st.sampled_from(" -./"),
+    st.text(alphabet="abc ,:;xyz", max_size=8),
+    st.text(alphabet="abc ,:;xyz", max_size=8),
+)
 def test_any_test_card_in_fours_between_any_words_is_found_and_masked(pan, separator, before, after):
     spelled = separator.join(pan[i : i + 4] for i in range(0, len(pan), 4))
     text = f"{before}{spelled}{after}"
@@ -80,10 +100,15 @@ def test_a_digit_run_is_a_card_number_exactly_when_it_passes_luhn(digits):
     assert contains_card_number(digits) == luhn_valid(digits)
 
 
-@pytest.mark.parametrize("identifier", [
-    "299846f3-7dc7-488a-a123-456789012345", "7817c716-c275-487d-1234-567890123456",
-    "pay_4242424242424242abcdef01", "Root=1-5759e988-123456789012345678901234",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "299846f3-7dc7-488a-a123-456789012345",
+        "7817c716-c275-487d-1234-567890123456",
+        "pay_4242424242424242abcdef01",
+        "Root=1-5759e988-123456789012345678901234",
+    ],
+)
 def test_the_log_mask_keeps_identifiers_whole(identifier):
     assert mask_card_data(f'{{"id": "{identifier}"}}') == f'{{"id": "{identifier}"}}'
 

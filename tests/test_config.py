@@ -48,13 +48,13 @@ def test_rules_without_caps_are_refused():
 
 @pytest.mark.parametrize("rules", [{"allowed_currencies": ("USD", "XTS")}, {"max_amount": EVERY_CAP | {"usd": 1}}])
 def test_rules_naming_a_currency_the_service_does_not_support_are_refused(rules):
-    with pytest.raises(ValidationError, match="currencies the service does not support: (XTS|usd)"):
+    with pytest.raises(ValidationError, match=r"currencies the service does not support: (XTS|usd)"):
         PaymentRules(**{"max_amount": {"USD": 1}} | rules)
 
 
 @pytest.mark.parametrize("cap", [0, MAX_AMOUNT + 1])
 def test_a_cap_outside_the_contracts_amounts_is_refused(cap):
-    with pytest.raises(ValidationError, match="max_amount.JPY"):
+    with pytest.raises(ValidationError, match=r"max_amount\.JPY"):
         PaymentRules(max_amount=EVERY_CAP | {"JPY": cap})
 
 
@@ -101,7 +101,7 @@ def test_a_worst_case_that_reaches_the_function_timeout_is_refused_and_one_below
 
 
 def test_settings_where_not_one_attempt_fits_the_budget_are_refused():
-    with pytest.raises(ValidationError, match="one gateway attempt .* does not fit the 8.0 s a 10 s function leaves"):
+    with pytest.raises(ValidationError, match=r"one gateway attempt .* does not fit the 8\.0 s a 10 s function leaves"):
         _config(functions=FunctionSettings(timeout_seconds=10), gateway=GatewaySettings(read_timeout_seconds=8))
 
 
@@ -125,14 +125,17 @@ def test_the_functions_gateway_client_is_built_with_the_configured_settings(stac
     settings = stack.environment.gateway
     for function in stack.resources("aws_lambda_function").values():
         client = bootstrap._sparkle_client(function["environment"]["variables"])
-        assert (client.connect_timeout, client.read_timeout) == (settings.connect_timeout_seconds,
-                                                                 settings.read_timeout_seconds)
+        assert (client.connect_timeout, client.read_timeout) == (
+            settings.connect_timeout_seconds,
+            settings.read_timeout_seconds,
+        )
         assert client.retry == RetryPolicy(attempts=settings.attempts, backoff_seconds=settings.backoff_seconds)
 
 
 def test_gateway_settings_left_unset_keep_the_clients_defaults():
-    client = bootstrap._sparkle_client({"GATEWAY_BASE_URL": "http://127.0.0.1:1", "GATEWAY_SECRET_ID": "s",
-                                        "GATEWAY_READ_TIMEOUT": "1"})  # fmt: skip
+    client = bootstrap._sparkle_client(
+        {"GATEWAY_BASE_URL": "http://127.0.0.1:1", "GATEWAY_SECRET_ID": "s", "GATEWAY_READ_TIMEOUT": "1"}
+    )
     defaults = SparkleClient("http://127.0.0.1:1", lambda: "")
     assert (client.connect_timeout, client.read_timeout) == (defaults.connect_timeout, 1.0)
     assert client.retry == defaults.retry

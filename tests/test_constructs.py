@@ -1,7 +1,7 @@
 """Construct-level guarantees: misuse fails at synth, naming the construct."""
 
-import pytest
 import cdktf
+import pytest
 from cdktf import TerraformStack
 
 from lambdas.encryption_context import CONDITION_KEY, Purpose
@@ -23,8 +23,9 @@ class _Grantee:
 
 def _key(spec=KeySpec.SYMMETRIC, **props):
     stack = TerraformStack(cdktf.Testing.app(), "keys")
-    return PaymentKey(stack, "fingerprint", PaymentKeyProps(alias="a", description="d", account_id="123456789012",
-                                                            spec=spec, **props))  # fmt: skip
+    return PaymentKey(
+        stack, "fingerprint", PaymentKeyProps(alias="a", description="d", account_id="123456789012", spec=spec, **props)
+    )
 
 
 @pytest.mark.parametrize("action", ["*", "dynamodb:*", "kms:*"])
@@ -75,14 +76,18 @@ def test_granting_the_same_thing_twice_is_refused():
 
 
 def test_a_service_principal_must_be_bound_to_the_account():
-    unbound = ServicePrincipalUse("logs.us-east-1.amazonaws.com", ("kms:Encrypt*",), (Condition("StringEquals", "x", ("y",)),))
+    unbound = ServicePrincipalUse(
+        "logs.us-east-1.amazonaws.com", ("kms:Encrypt*",), (Condition("StringEquals", "x", ("y",)),)
+    )
     with pytest.raises(ValueError, match="condition on the account"):
         _key(service_principals=(unbound,))
 
 
 def test_the_ledger_table_never_expires_items_and_the_idempotency_table_does(stack):
-    tables = {table["name"].removeprefix(f"{stack.environment.prefix}-"): table
-              for table in stack.resources("aws_dynamodb_table").values()}  # fmt: skip
+    tables = {
+        table["name"].removeprefix(f"{stack.environment.prefix}-"): table
+        for table in stack.resources("aws_dynamodb_table").values()
+    }
     assert set(tables) == {"ledger", "idempotency"}
     assert "ttl" not in tables["ledger"]
     assert tables["idempotency"]["ttl"] == {"attribute_name": IDEMPOTENCY.ttl_attribute, "enabled": True}

@@ -1,6 +1,6 @@
 """The domain without mocks: cards, money, rules, payments and their ledger."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +12,7 @@ from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import IllegalTransition, Payment, Status, balance
 from lambdas.domain.rules import PaymentAttempt, RuleSet
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 CARD = MaskedCard("visa", "4242", 12, 2030, "fp")
 
@@ -26,9 +26,15 @@ def payment(amount=1999) -> Payment:
 
 @pytest.mark.parametrize(
     "number, brand",
-    [("4242424242424242", "visa"), ("5555 5555 5555 4444", "mastercard"), ("2223003122003222", "mastercard"),
-     ("3782-822463-10005", "amex"), ("6011111111111117", "discover"), ("3530111333300000", "other")],
-)  # fmt: skip
+    [
+        ("4242424242424242", "visa"),
+        ("5555 5555 5555 4444", "mastercard"),
+        ("2223003122003222", "mastercard"),
+        ("3782-822463-10005", "amex"),
+        ("6011111111111117", "discover"),
+        ("3530111333300000", "other"),
+    ],
+)
 def test_brand_comes_from_the_prefix_after_spaces_and_dashes_are_removed(number, brand):
     assert CardNumber(number).brand == brand
 
@@ -86,19 +92,27 @@ def test_amounts_outside_the_contract_are_refused(amount):
 
 # --- rules ---------------------------------------------------------------------
 
-RULES = RuleSet.from_config({"max_amount": {"usd": 5000}, "allowed_currencies": ["USD", "EUR"],
-                             "velocity_per_hour": 3, "blocked_fingerprints": ["stolen"]})  # fmt: skip
+RULES = RuleSet.from_config(
+    {
+        "max_amount": {"usd": 5000},
+        "allowed_currencies": ["USD", "EUR"],
+        "velocity_per_hour": 3,
+        "blocked_fingerprints": ["stolen"],
+    }
+)
 
 
 @pytest.mark.parametrize(
     "attempt, rule",
-    [(PaymentAttempt(100, "USD", "fp"), None),
-     (PaymentAttempt(100, "USD", "stolen"), "blocked_fingerprint"),
-     (PaymentAttempt(100, "GBP", "fp"), "currency_allow_list"),
-     (PaymentAttempt(5001, "USD", "fp"), "max_amount"),
-     (PaymentAttempt(5000, "USD", "fp"), None),
-     (PaymentAttempt(99_999, "EUR", "fp"), None)],
-)  # fmt: skip
+    [
+        (PaymentAttempt(100, "USD", "fp"), None),
+        (PaymentAttempt(100, "USD", "stolen"), "blocked_fingerprint"),
+        (PaymentAttempt(100, "GBP", "fp"), "currency_allow_list"),
+        (PaymentAttempt(5001, "USD", "fp"), "max_amount"),
+        (PaymentAttempt(5000, "USD", "fp"), None),
+        (PaymentAttempt(99_999, "EUR", "fp"), None),
+    ],
+)
 def test_rules_name_the_first_one_broken(attempt, rule):
     assert RULES.first_violation(attempt) == rule
 
@@ -164,8 +178,11 @@ def test_refunding_more_than_is_left_or_an_unsettled_payment_is_refused():
 
 
 @settings(max_examples=200, deadline=None)
-@given(amount=st.integers(1, 99_999_999), refunds=st.lists(st.one_of(st.none(), st.integers(-5, 10**8)), max_size=12),
-       declined=st.booleans())  # fmt: skip
+@given(
+    amount=st.integers(1, 99_999_999),
+    refunds=st.lists(st.one_of(st.none(), st.integers(-5, 10**8)), max_size=12),
+    declined=st.booleans(),
+)
 def test_any_sequence_keeps_debits_equal_credits_and_never_refunds_more_than_captured(amount, refunds, declined):
     current = payment(amount)
     entries = []

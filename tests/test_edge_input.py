@@ -15,8 +15,15 @@ import requests
 
 from lambdas import deadline
 from lambdas.domain.errors import InvalidRequest, NotFound
-from lambdas.edge import (MAX_BODY_BYTES, MAX_NESTING, HttpError, acting_principal, api_handler, field_param,
-                          parse_json_object)
+from lambdas.edge import (
+    MAX_BODY_BYTES,
+    MAX_NESTING,
+    HttpError,
+    acting_principal,
+    api_handler,
+    field_param,
+    parse_json_object,
+)
 from lambdas.routes import Function
 from lambdas.service import Answer
 from tests.events import body_of, invoke
@@ -44,8 +51,14 @@ def refusal(data: bytes) -> HttpError:
     return refused.value
 
 
-@pytest.mark.parametrize("data", [b'{"amount": 100, "amount": 5}', b'{"source": {"token": "a", "token": "b"}}',
-                                  b'{"a": [{"x": 1, "y": 2, "x": 3}]}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"amount": 100, "amount": 5}',
+        b'{"source": {"token": "a", "token": "b"}}',
+        b'{"a": [{"x": 1, "y": 2, "x": 3}]}',
+    ],
+)
 def test_a_duplicated_member_anywhere_is_refused(data):
     assert refusal(data).code == "duplicate_member"
 
@@ -92,10 +105,16 @@ def test_an_assumed_role_session_acts_as_its_role(partition):
     assert acting_principal(session) == f"arn:{partition}:iam::123456789012:role/checkout-service"
 
 
-@pytest.mark.parametrize("principal", [
-    "arn:aws:iam::123456789012:user/ops/alice", "arn:aws-cn:iam::123456789012:role/r", "123456789012", "anonymous",
-    "arn:aws:sts::123456789012:federated-user/bob",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "principal",
+    [
+        "arn:aws:iam::123456789012:user/ops/alice",
+        "arn:aws-cn:iam::123456789012:role/r",
+        "123456789012",
+        "anonymous",
+        "arn:aws:sts::123456789012:federated-user/bob",
+    ],
+)
 def test_other_principals_are_unchanged(principal):
     assert acting_principal(principal) == principal
 
@@ -118,7 +137,7 @@ def assert_refused_and_nothing_written(response, env, sandbox, code: str) -> Non
 
 
 def test_a_duplicated_amount_is_refused_not_charged(aws_env, sandbox):
-    raw = '{"amount": 100, "amount": 5, "currency": "usd", "source": {"card": %s}}' % json.dumps(card())
+    raw = f'{{"amount": 100, "amount": 5, "currency": "usd", "source": {{"card": {json.dumps(card())}}}}}'
     response = invoke("POST", "/payments", raw_body=raw, headers={"Idempotency-Key": "dup"})
     assert_refused_and_nothing_written(response, aws_env, sandbox, "duplicate_member")
 
@@ -161,8 +180,9 @@ def test_a_path_id_that_is_a_card_number_is_not_echoed(aws_env, path):
 def test_an_unknown_member_named_by_a_card_number_is_named_by_position(aws_env):
     error = assert_error(invoke("POST", "/tokens", {"card": VISA, PAN: 1}), 400, "invalid_request_error")
     assert error["param"] == "[1]" and error["message"].startswith("[1]: ")
-    error = assert_error(invoke("POST", "/tokens", {"card": {**VISA, "4242 4242 4242 4242": 1}}), 400,
-                         "invalid_request_error")  # fmt: skip
+    error = assert_error(
+        invoke("POST", "/tokens", {"card": {**VISA, "4242 4242 4242 4242": 1}}), 400, "invalid_request_error"
+    )
     assert error["param"] == "card[3]"
 
 
@@ -177,11 +197,14 @@ def stub_handler(route):
     return api_handler(Function.READ, {"GET /payments/{id}": route, "GET /payments/{id}/ledger": route}, lambda: None)
 
 
-@pytest.mark.parametrize("raised", [
-    NotFound(f"No such payment: {PAN}"),
-    InvalidRequest("Bad 3782 822463 10005.", "metadata.4242.4242.4242.4242", "x"),
-    HttpError(400, "invalid_request_error", "x", "card 5555/5555/5555/4444 refused", f"card.{PAN}"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "raised",
+    [
+        NotFound(f"No such payment: {PAN}"),
+        InvalidRequest("Bad 3782 822463 10005.", "metadata.4242.4242.4242.4242", "x"),
+        HttpError(400, "invalid_request_error", "x", "card 5555/5555/5555/4444 refused", f"card.{PAN}"),
+    ],
+)
 def test_the_edge_masks_a_card_number_in_any_error_whatever_raised_it(raised):
     def route(request, service) -> Answer:
         raise raised

@@ -8,16 +8,29 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
+from typing import ClassVar
 
 import pytest
 
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.domain.cards import parse_card
-from lambdas.gateway import (Charge, GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRefund, GatewayRejected,
-                             GatewayUnavailable)  # fmt: skip
-from sparkle_sandbox.server import (DECLINES, DEFAULT_SECRET_KEY, PROCESSING_ERROR_CARD, SLOW_CARD,
-                                    SLOW_REFUND_AMOUNT, SUCCEEDING_CARDS)  # fmt: skip
-from tests.fakes_gateway import Fault, FakeGateway
+from lambdas.gateway import (
+    Charge,
+    GatewayInvalidAnswer,
+    GatewayOutcomeUnknown,
+    GatewayRefund,
+    GatewayRejected,
+    GatewayUnavailable,
+)
+from sparkle_sandbox.server import (
+    DECLINES,
+    DEFAULT_SECRET_KEY,
+    PROCESSING_ERROR_CARD,
+    SLOW_CARD,
+    SLOW_REFUND_AMOUNT,
+    SUCCEEDING_CARDS,
+)
+from tests.fakes_gateway import FakeGateway, Fault
 
 TODAY = date(2026, 11, 26)
 VISA = "4242424242424242"
@@ -48,13 +61,21 @@ class FakeWorld:
 
 
 class SandboxWorld:
-    SETTINGS = {Fault.UNAVAILABLE: "error_rate", Fault.LOST: "drop_rate", Fault.GARBAGE: "garbage_rate",
-                Fault.SLOW: "slow_rate"}  # fmt: skip
+    SETTINGS: ClassVar[dict[Fault, str]] = {
+        Fault.UNAVAILABLE: "error_rate",
+        Fault.LOST: "drop_rate",
+        Fault.GARBAGE: "garbage_rate",
+        Fault.SLOW: "slow_rate",
+    }
 
     def __init__(self, sandbox) -> None:
         self.sandbox = sandbox
-        self.gateway = SparkleClient(sandbox.url, lambda: DEFAULT_SECRET_KEY, read_timeout=0.5,
-                                     retry=RetryPolicy(attempts=3, backoff_seconds=0.05))  # fmt: skip
+        self.gateway = SparkleClient(
+            sandbox.url,
+            lambda: DEFAULT_SECRET_KEY,
+            read_timeout=0.5,
+            retry=RetryPolicy(attempts=3, backoff_seconds=0.05),
+        )
 
     @contextmanager
     def failing(self, fault: Fault, operation: str):
@@ -85,7 +106,7 @@ def charged(world, amount: int = 1000, number: str = VISA) -> Charge:
 # --- charges ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("number", SUCCEEDING_CARDS + ("6011111111111117",))
+@pytest.mark.parametrize("number", (*SUCCEEDING_CARDS, "6011111111111117"))
 def test_succeeding_cards_are_charged(world, number):
     charge = charged(world, 1999, number)
     assert (charge.status, charge.decline_code, charge.amount, charge.currency) == ("succeeded", None, 1999, "USD")

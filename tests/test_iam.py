@@ -18,14 +18,14 @@ from tests.policies import (
 COMMON = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 IDEMPOTENCY = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 EXPECTED_ACTIONS = {
-    Function.TOKENIZE: COMMON
-    | IDEMPOTENCY
-    | {"kms:GenerateDataKey", "kms:GenerateMac", "dynamodb:ConditionCheckItem"},
+    Function.TOKENIZE: COMMON | IDEMPOTENCY | {"kms:GenerateDataKey", "kms:GenerateMac", "dynamodb:ConditionCheckItem"},
     Function.CHARGE: COMMON
     | IDEMPOTENCY
     | {"kms:GenerateDataKey", "kms:Decrypt", "kms:GenerateMac", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     | {"secretsmanager:GetSecretValue"},
-    Function.REFUND: COMMON | IDEMPOTENCY | {"kms:Decrypt", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
+    Function.REFUND: COMMON
+    | IDEMPOTENCY
+    | {"kms:Decrypt", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     | {"secretsmanager:GetSecretValue"},
     Function.READ: COMMON | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"},
     Function.RECONCILE: COMMON
@@ -69,19 +69,24 @@ def test_no_role_can_update_or_delete_ledger_entries(stack):
 
 def test_writers_are_limited_to_their_partitions(dev):
     tokenize = role_statements(dev, "payments-dev-tokenize")
-    (put,) = [s for s in tokenize if "dynamodb:PutItem" in s.actions and s.resources[0].startswith(_ledger_table_arn(dev))]
+    (put,) = [
+        s for s in tokenize if "dynamodb:PutItem" in s.actions and s.resources[0].startswith(_ledger_table_arn(dev))
+    ]
     assert put.conditions == (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("TOKEN#*",)),)
 
 
 # What each function's code does with the vault key, by purpose (lambdas/bootstrap.py builds one cipher per purpose).
 VAULT_USE = {
     Function.TOKENIZE: {("kms:GenerateDataKey", Purpose.CARD)},  # vaults a card
-    Function.CHARGE: {("kms:GenerateDataKey", Purpose.METADATA), ("kms:Decrypt", Purpose.METADATA),
-                      ("kms:Decrypt", Purpose.CARD)},  # seals metadata and answers, opens them and vaulted cards
+    Function.CHARGE: {
+        ("kms:GenerateDataKey", Purpose.METADATA),
+        ("kms:Decrypt", Purpose.METADATA),
+        ("kms:Decrypt", Purpose.CARD),
+    },  # seals metadata and answers, opens them and vaulted cards
     Function.REFUND: set(),
     Function.READ: {("kms:Decrypt", Purpose.METADATA)},  # returns payments with their metadata
     Function.RECONCILE: set(),
-}  # fmt: skip
+}
 ENVELOPE_OPERATIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 
 

@@ -1,8 +1,8 @@
 """Idempotency as the contract states it, under concurrency and lost answers."""
 
 import threading
-from dataclasses import replace
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -40,8 +40,13 @@ def test_keys_are_scoped_to_the_caller_and_the_route(aws_env, sandbox):
     a = body_of(pay(body, key="shared", caller="arn:aws:iam::1:user/a"))
     b = body_of(pay(body, key="shared", caller="arn:aws:iam::1:user/b"))
     assert a["id"] != b["id"] and len(sandbox.charges()) == 2
-    refund = invoke("POST", f"/payments/{a['id']}/refunds", {"amount": 1}, headers={"Idempotency-Key": "shared"},
-                    caller="arn:aws:iam::1:user/a")  # fmt: skip
+    refund = invoke(
+        "POST",
+        f"/payments/{a['id']}/refunds",
+        {"amount": 1},
+        headers={"Idempotency-Key": "shared"},
+        caller="arn:aws:iam::1:user/a",
+    )
     assert refund["statusCode"] == 201
 
 

@@ -14,6 +14,7 @@ import threading
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import ClassVar
 
 import boto3
 from hypothesis import HealthCheck, settings
@@ -26,19 +27,18 @@ from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.adapters.vault import CardVault
 from lambdas.adapters.velocity import DynamoVelocityCounter
+from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
+from lambdas.domain.payments import MERCHANT, RECEIVABLE, Direction, RefundStatus, Status, balance
 from lambdas.domain.rules import RuleSet
 from lambdas.encryption_context import Purpose
 from lambdas.gateway import Charge, GatewayRejected
 from lambdas.service import PaymentService
 from lambdas.use_cases import Dependencies
-
-from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
-from lambdas.domain.payments import MERCHANT, RECEIVABLE, Direction, RefundStatus, Status, balance
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from sparkle_sandbox.server import DECLINES, DEFAULT_SECRET_KEY, PROCESSING_ERROR_CARD, SLOW_CARD
 from tests.fakes import FakeClock, fake_world
-from tests.fakes_gateway import Fault, FakeGateway
+from tests.fakes_gateway import FakeGateway, Fault
 from tools.function_resources import provision
 
 CARDS = ("4242424242424242", "5555555555554444", next(iter(DECLINES)), PROCESSING_ERROR_CARD, SLOW_CARD)
@@ -158,7 +158,7 @@ class PaymentMachine(RuleBasedStateMachine):
             except CONTRACT_ERRORS as error:
                 answers.append(error)
 
-        threads = [threading.Thread(target=refund, args=pair) for pair in zip(keys, amounts)]
+        threads = [threading.Thread(target=refund, args=pair) for pair in zip(keys, amounts, strict=True)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -221,8 +221,9 @@ class PaymentMachine(RuleBasedStateMachine):
             assert self.store.get_refund(payment_id, refund_id).status is not RefundStatus.PENDING
 
 
-PaymentMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=25, deadline=None,
-                                            suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+PaymentMachine.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 test_model_on_fakes = PaymentMachine.TestCase
 
 
@@ -231,13 +232,21 @@ class SandboxGateway:
     operation is switched on in the sandbox for that operation's next call only. The sandbox delays, drops
     and garbles POST answers only, so lookups meet only ``UNAVAILABLE``."""
 
-    SETTINGS = {Fault.UNAVAILABLE: "error_rate", Fault.LOST: "drop_rate", Fault.GARBAGE: "garbage_rate",
-                Fault.SLOW: "slow_rate"}  # fmt: skip
+    SETTINGS: ClassVar[dict[Fault, str]] = {
+        Fault.UNAVAILABLE: "error_rate",
+        Fault.LOST: "drop_rate",
+        Fault.GARBAGE: "garbage_rate",
+        Fault.SLOW: "slow_rate",
+    }
 
     def __init__(self, sandbox) -> None:
         self.sandbox = sandbox
-        self.client = SparkleClient(sandbox.url, lambda: DEFAULT_SECRET_KEY, read_timeout=0.5,
-                                    retry=RetryPolicy(attempts=2, backoff_seconds=0.01))  # fmt: skip
+        self.client = SparkleClient(
+            sandbox.url,
+            lambda: DEFAULT_SECRET_KEY,
+            read_timeout=0.5,
+            retry=RetryPolicy(attempts=2, backoff_seconds=0.01),
+        )
         self.script: dict[str, Fault] = {}
         self.refused_amounts = 0
 
@@ -277,8 +286,11 @@ class SandboxGateway:
         return self._faulted("find_refund", lambda: self.client.find_refund(reference))
 
     def charges_for(self, reference: str) -> list[Charge]:
-        return [Charge(c["id"], c["status"], c.get("decline_code"), c["amount"], c["currency"], c["reference"])
-                for c in self.sandbox.charges() if c["reference"] == reference]  # fmt: skip
+        return [
+            Charge(c["id"], c["status"], c.get("decline_code"), c["amount"], c["currency"], c["reference"])
+            for c in self.sandbox.charges()
+            if c["reference"] == reference
+        ]
 
     def refunded_total(self, charge_id: str) -> int:
         return next(c["amount_refunded"] for c in self.sandbox.charges() if c["id"] == charge_id)
@@ -302,8 +314,15 @@ def test_model_on_moto_and_the_sandbox(aws_env, sandbox):
                 idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata, clock.epoch),
                 velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
                 vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD)),
-                gateway=gateway, rules=RuleSet(), clock=clock)  # fmt: skip
+                gateway=gateway,
+                rules=RuleSet(),
+                clock=clock,
+            )
             return SimpleNamespace(deps=deps, clock=clock, service=PaymentService(deps))
 
-    run_state_machine_as_test(OnMoto, settings=settings(max_examples=8, stateful_step_count=10, deadline=None,
-                                                        suppress_health_check=list(HealthCheck)))  # fmt: skip
+    run_state_machine_as_test(
+        OnMoto,
+        settings=settings(
+            max_examples=8, stateful_step_count=10, deadline=None, suppress_health_check=list(HealthCheck)
+        ),
+    )

@@ -23,8 +23,9 @@ ATTEMPTS = 3
 
 
 def client(url: str, key: str = DEFAULT_SECRET_KEY, read_timeout: float = 1.0, backoff: float = 0.05):
-    return SparkleClient(url, lambda: key, read_timeout=read_timeout,
-                         retry=RetryPolicy(attempts=ATTEMPTS, backoff_seconds=backoff))  # fmt: skip
+    return SparkleClient(
+        url, lambda: key, read_timeout=read_timeout, retry=RetryPolicy(attempts=ATTEMPTS, backoff_seconds=backoff)
+    )
 
 
 def within(seconds: float, call):
@@ -95,8 +96,16 @@ def elsewhere():
 
 
 def charge_answer(**changes) -> dict:
-    answer = {"id": "ch_1", "status": "succeeded", "decline_code": None, "amount": 1000, "amount_refunded": 0,
-              "currency": "USD", "reference": "pay_1", "created": 1764150000}  # fmt: skip
+    answer = {
+        "id": "ch_1",
+        "status": "succeeded",
+        "decline_code": None,
+        "amount": 1000,
+        "amount_refunded": 0,
+        "currency": "USD",
+        "reference": "pay_1",
+        "created": 1764150000,
+    }
     return {**answer, **changes}
 
 
@@ -207,12 +216,24 @@ def test_an_answer_that_does_not_come_in_time_is_an_unknown_outcome(sandbox):
 # --- every answer is checked before it is believed ---------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [
-    b"<html>not json</html>", [charge_answer()], charge_answer(id=None), charge_answer(status="pending"),
-    charge_answer(status=None), charge_answer(amount="1000"), charge_answer(amount=True), charge_answer(amount=999),
-    charge_answer(currency="EUR"), charge_answer(reference="pay_2"), charge_answer(amount_refunded=1001),
-    charge_answer(decline_code=7), {k: v for k, v in charge_answer().items() if k != "amount_refunded"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>not json</html>",
+        [charge_answer()],
+        charge_answer(id=None),
+        charge_answer(status="pending"),
+        charge_answer(status=None),
+        charge_answer(amount="1000"),
+        charge_answer(amount=True),
+        charge_answer(amount=999),
+        charge_answer(currency="EUR"),
+        charge_answer(reference="pay_2"),
+        charge_answer(amount_refunded=1001),
+        charge_answer(decline_code=7),
+        {k: v for k, v in charge_answer().items() if k != "amount_refunded"},
+    ],
+)
 def test_a_charge_answer_that_does_not_match_the_request_is_invalid_never_a_decline(stub, body):
     stub.answer(200, body)
     with pytest.raises(GatewayInvalidAnswer):
@@ -220,22 +241,32 @@ def test_a_charge_answer_that_does_not_match_the_request_is_invalid_never_a_decl
     assert len(stub.requests) == 1
 
 
-@pytest.mark.parametrize("body", [
-    refund_answer(charge="ch_2"), refund_answer(amount=501), refund_answer(reference="re_2"),
-    refund_answer(status="failed"), refund_answer(id=5), {"error": "nothing"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        refund_answer(charge="ch_2"),
+        refund_answer(amount=501),
+        refund_answer(reference="re_2"),
+        refund_answer(status="failed"),
+        refund_answer(id=5),
+        {"error": "nothing"},
+    ],
+)
 def test_a_refund_answer_that_does_not_match_the_request_is_invalid(stub, body):
     stub.answer(200, body)
     with pytest.raises(GatewayInvalidAnswer):
         refund(stub.url)
 
 
-@pytest.mark.parametrize("lookup, body", [
-    ("find_charge", {"data": [charge_answer(reference="pay_2")]}),
-    ("find_refund", {"data": [refund_answer(reference="re_2")]}),
-    ("find_charge", {"data": {"id": "ch_1"}}),
-    ("find_refund", {}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "lookup, body",
+    [
+        ("find_charge", {"data": [charge_answer(reference="pay_2")]}),
+        ("find_refund", {"data": [refund_answer(reference="re_2")]}),
+        ("find_charge", {"data": {"id": "ch_1"}}),
+        ("find_refund", {}),
+    ],
+)
 def test_a_lookup_answer_for_another_reference_or_without_results_is_invalid(stub, lookup, body):
     stub.answer(200, body)
     with pytest.raises(GatewayInvalidAnswer):
@@ -243,8 +274,9 @@ def test_a_lookup_answer_for_another_reference_or_without_results_is_invalid(stu
 
 
 def test_a_lookup_prefers_the_charge_that_moved_money(stub):
-    stub.answer(200, {"data": [charge_answer(id="ch_0", status="declined", decline_code="generic_decline"),
-                               charge_answer()]})  # fmt: skip
+    stub.answer(
+        200, {"data": [charge_answer(id="ch_0", status="declined", decline_code="generic_decline"), charge_answer()]}
+    )
     assert client(stub.url).find_charge("pay_1").id == "ch_1"
 
 

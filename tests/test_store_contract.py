@@ -49,9 +49,12 @@ def ports(request, monkeypatch) -> Ports:
         env = provision("http://127.0.0.1:9", suffix=uuid.uuid4().hex[:6])
         dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
         cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
-        yield Ports(DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, page_size=3),
-                    DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher, clock.epoch),
-                    DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]), clock)  # fmt: skip
+        yield Ports(
+            DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, page_size=3),
+            DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher, clock.epoch),
+            DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
+            clock,
+        )
 
 
 def payment(ports: Ports, amount: int = 1000, **fields) -> Payment:

@@ -17,7 +17,7 @@ from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from tests.fakes import fake_world
-from tests.fakes_gateway import Fault, FakeGateway
+from tests.fakes_gateway import FakeGateway, Fault
 
 VISA = "4242424242424242"
 
@@ -161,8 +161,9 @@ def test_reconciliation_never_fails_a_payment_whose_key_a_request_holds(world, g
     payment_id = failed.value.payment_id
     world.clock.advance(timedelta(hours=2))
     key = world.db.payments[payment_id].idempotency_id
-    world.db.records[key] = replace(world.db.records[key], state=State.IN_PROGRESS,
-                                    in_flight_until=int(world.clock.epoch()) + 30)  # a retry is settling it now
+    world.db.records[key] = replace(
+        world.db.records[key], state=State.IN_PROGRESS, in_flight_until=int(world.clock.epoch()) + 30
+    )  # a retry is settling it now
     assert world.service.reconcile() == {"settled": 0, "failed": 0, "still_pending": 1, "errors": 0}
     assert world.db.payments[payment_id].status is Status.PENDING
 

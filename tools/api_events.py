@@ -7,7 +7,7 @@ import json
 import re
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from lambdas.routes import ROUTES, Route
 
@@ -22,9 +22,16 @@ def route_for(method: str, path: str) -> tuple[Route | None, dict[str, str] | No
     return None, None
 
 
-def api_event(method: str, path: str, body=None, headers=None, raw_body: str | None = None,
-              caller: str = "arn:aws:iam::123456789012:user/local", content_type: str | None = "application/json",
-              request_id: str | None = None) -> dict:  # fmt: skip
+def api_event(
+    method: str,
+    path: str,
+    body=None,
+    headers=None,
+    raw_body: str | None = None,
+    caller: str = "arn:aws:iam::123456789012:user/local",
+    content_type: str | None = "application/json",
+    request_id: str | None = None,
+) -> dict:
     """The event for ``method path``; ``content_type`` is added unless the headers name one."""
     route, parameters = route_for(method, path)
     if raw_body is None and body is not None:
@@ -40,8 +47,13 @@ def api_event(method: str, path: str, body=None, headers=None, raw_body: str | N
         "queryStringParameters": None,
         "pathParameters": parameters,
         "stageVariables": None,
-        "requestContext": {"requestId": request_id or str(uuid.uuid4()), "stage": "v1", "httpMethod": method,
-                           "resourcePath": resource, "identity": {"userArn": caller, "sourceIp": "127.0.0.1"}},  # fmt: skip
+        "requestContext": {
+            "requestId": request_id or str(uuid.uuid4()),
+            "stage": "v1",
+            "httpMethod": method,
+            "resourcePath": resource,
+            "identity": {"userArn": caller, "sourceIp": "127.0.0.1"},
+        },
         "body": raw_body,
         "isBase64Encoded": False,
     }

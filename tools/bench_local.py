@@ -12,7 +12,7 @@ of it. The stage throttle is lifted for the run (PAYMENTS_LOCAL_THROTTLE=off).
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -47,14 +47,26 @@ def main() -> None:
     ready = local.start()
     try:
         session = requests.Session()
-        token = session.post(f"{local.api}/tokens", json={"card": {"number": "4242424242424242", "exp_month": 12,
-                                                                   "exp_year": 2030}}, timeout=30).json()["token"]  # fmt: skip
+        token = session.post(
+            f"{local.api}/tokens",
+            json={"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}},
+            timeout=30,
+        ).json()["token"]
         run_id = uuid.uuid4().hex[:6]
 
         def pay(n: int) -> None:
-            body = {"amount": 100 + n, "currency": "usd", "source": {"token": token}, "metadata": {"order_id": f"o-{n}"}}
-            response = requests.post(f"{local.api}/payments", json=body, timeout=60,
-                                     headers={"Idempotency-Key": f"{run_id}-{n}-{time.perf_counter_ns()}"})  # fmt: skip
+            body = {
+                "amount": 100 + n,
+                "currency": "usd",
+                "source": {"token": token},
+                "metadata": {"order_id": f"o-{n}"},
+            }
+            response = requests.post(
+                f"{local.api}/payments",
+                json=body,
+                timeout=60,
+                headers={"Idempotency-Key": f"{run_id}-{n}-{time.perf_counter_ns()}"},
+            )
             if response.status_code != 201:
                 raise RuntimeError(f"{response.status_code}: {response.text}")
 
@@ -71,11 +83,16 @@ def main() -> None:
     finally:
         local.stop()
     print(f"make local ready in {ready:.1f} s (synth, emulator, terraform apply, sandbox, API)\n")
-    print(f"{'':16}{'clients':>8}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}   ({PAYMENTS} payments each, in batches of {BATCH})")
+    print(f"{'':16}{'clients':>8}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}", end="   ")
+    print(f"({PAYMENTS} payments each, in batches of {BATCH})")
     throughput = {key: len(latencies) / seconds for key, (seconds, latencies) in results.items()}
-    for (name, clients), (_, latencies) in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != "service")):
-        print(f"{name:16}{clients:>8}{throughput[(name, clients)]:>9.1f}{percentile(latencies, 0.5) * 1000:>9.1f}"
-              f"{percentile(latencies, 0.99) * 1000:>9.1f}")  # fmt: skip
+    for (name, clients), (_, latencies) in sorted(
+        results.items(), key=lambda item: (item[0][1], item[0][0] != "service")
+    ):
+        print(
+            f"{name:16}{clients:>8}{throughput[(name, clients)]:>9.1f}{percentile(latencies, 0.5) * 1000:>9.1f}"
+            f"{percentile(latencies, 0.99) * 1000:>9.1f}"
+        )
     for clients in (1, 8):
         share = throughput[("service", clients)] / throughput[("raw AWS calls", clients)]
         print(f"service / raw ceiling, {clients} client(s): {share:.0%}   (goal >= {GOAL:.0%})")
@@ -92,7 +109,9 @@ def raw_payment_calls(local: LocalProcess):
     function = local.aws("lambda").get_function_configuration(FunctionName="payments-dev-charge")
     env = function["Environment"]["Variables"]
     dynamodb = local.aws("dynamodb")
-    store = LedgerStore(dynamodb, env["LEDGER_TABLE"], EnvelopeCipher(local.aws("kms"), env["VAULT_KEY_ID"], "payment-metadata"))
+    store = LedgerStore(
+        dynamodb, env["LEDGER_TABLE"], EnvelopeCipher(local.aws("kms"), env["VAULT_KEY_ID"], "payment-metadata")
+    )
     idempotency = IdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"])
     card = MaskedCard("visa", "4242", 12, 2030, "fp-bench")
 
@@ -100,13 +119,18 @@ def raw_payment_calls(local: LocalProcess):
         record = f"raw-{uuid.uuid4().hex}"
         idempotency.get(record)
         store.get_token("tok_missing")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         store.count_payments_since(card.fingerprint, now - timedelta(hours=1))
         payment = Payment(f"pay_{uuid.uuid4().hex[:24]}", 100, "USD", card, now, metadata={"order_id": str(n)})
         store.write([store.new_payment(payment), idempotency.claim(record, "hash", payment.id)])
         settled, entries = payment.succeed("ch_raw", now)
-        store.write([store.change_payment(payment, settled), *store.new_entries(entries),
-                     idempotency.complete(record, 201, "{}")])  # fmt: skip
+        store.write(
+            [
+                store.change_payment(payment, settled),
+                *store.new_entries(entries),
+                idempotency.complete(record, 201, "{}"),
+            ]
+        )
 
     return one_payment
 

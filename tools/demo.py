@@ -33,20 +33,40 @@ def main() -> None:
     except requests.ConnectionError:
         sys.exit(f"nothing answers on {API}: start `make local` first (in another terminal)")
     run = uuid.uuid4().hex[:8]
-    token = call("Vault a card", "POST", "/tokens",
-                 {"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}})["token"]  # fmt: skip
-    payment = {"amount": 2000, "currency": "usd", "source": {"token": token}, "description": "Demo order",
-               "metadata": {"order_id": f"demo-{run}"}}  # fmt: skip
+    token = call(
+        "Vault a card", "POST", "/tokens", {"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}
+    )["token"]
+    payment = {
+        "amount": 2000,
+        "currency": "usd",
+        "source": {"token": token},
+        "description": "Demo order",
+        "metadata": {"order_id": f"demo-{run}"},
+    }
     paid = call("Pay with the token", "POST", "/payments", payment, key=f"order-{run}")
-    call("Replay the same request with the same key: nothing is charged twice", "POST", "/payments", payment,
-         key=f"order-{run}")  # fmt: skip
+    call(
+        "Replay the same request with the same key: nothing is charged twice",
+        "POST",
+        "/payments",
+        payment,
+        key=f"order-{run}",
+    )
     call("Refund half", "POST", f"/payments/{paid['id']}/refunds", {"amount": 1000}, key=f"refund-{run}")
     call("Read the payment", "GET", f"/payments/{paid['id']}")
-    call("Read its ledger: debits equal credits, the refund only added entries", "GET", f"/payments/{paid['id']}/ledger")
-    call("A declined card", "POST", "/payments",
-         {"amount": 500, "currency": "usd",
-          "source": {"card": {"number": "4000000000000002", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}},
-         key=f"declined-{run}")  # fmt: skip
+    call(
+        "Read its ledger: debits equal credits, the refund only added entries", "GET", f"/payments/{paid['id']}/ledger"
+    )
+    call(
+        "A declined card",
+        "POST",
+        "/payments",
+        {
+            "amount": 500,
+            "currency": "usd",
+            "source": {"card": {"number": "4000000000000002", "exp_month": 12, "exp_year": 2030, "cvc": "123"}},
+        },
+        key=f"declined-{run}",
+    )
 
 
 if __name__ == "__main__":

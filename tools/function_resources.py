@@ -8,8 +8,10 @@ from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 
 
 def _create_table(client, name: str, schema: TableSchema) -> None:
-    indexes = [{"IndexName": i.name, "KeySchema": i.key_schema, "Projection": {"ProjectionType": "ALL"}}
-               for i in schema.indexes]  # fmt: skip
+    indexes = [
+        {"IndexName": i.name, "KeySchema": i.key_schema, "Projection": {"ProjectionType": "ALL"}}
+        for i in schema.indexes
+    ]
     client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
@@ -29,9 +31,10 @@ def provision(gateway_url: str, suffix: str) -> dict[str, str]:
         "VAULT_KEY_ID": kms.create_key()["KeyMetadata"]["Arn"],
         "FINGERPRINT_KEY_ID": kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"],
         "GATEWAY_SECRET_ID": boto3.client("secretsmanager").create_secret(
-            Name=f"sparkle-{suffix}", SecretString=DEFAULT_SECRET_KEY)["ARN"],
+            Name=f"sparkle-{suffix}", SecretString=DEFAULT_SECRET_KEY
+        )["ARN"],
         "GATEWAY_BASE_URL": gateway_url,
-    }  # fmt: skip
+    }
     _create_table(dynamodb, env["LEDGER_TABLE"], LEDGER)
     _create_table(dynamodb, env["IDEMPOTENCY_TABLE"], IDEMPOTENCY)
     return env

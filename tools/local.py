@@ -108,8 +108,9 @@ def main() -> None:
         sandbox_url = running.enter_context(sandbox_server(port["sandbox"]))
         print(f"sparkle sandbox   {sandbox_url}", flush=True)
         timeout = configure_functions(endpoint, config.region, f"{config.prefix}-{Function.CHARGE.value}", sandbox_url)
-        boto3.client("secretsmanager").put_secret_value(SecretId=outputs["gateway_secret_id"],
-                                                        SecretString=DEFAULT_SECRET_KEY)  # fmt: skip
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=outputs["gateway_secret_id"], SecretString=DEFAULT_SECRET_KEY
+        )
         capture = InvocationLogHandler()
         capture.setFormatter(MaskingFormatter())
         logging.getLogger(logger.service).addHandler(capture)
@@ -124,10 +125,12 @@ def main() -> None:
         api_url = f"http://127.0.0.1:{port['api']}"
         print(f"payment API       {api_url}   (OpenAPI: {api_url}/openapi.json)", flush=True)
         print(f"ledger table      {outputs['ledger_table']}", flush=True)
-        print("\ntry:\n"
-              f"  curl -s {api_url}/tokens -H 'Content-Type: application/json' \\\n"
-              "       -d '{\"card\": {\"number\": \"4242424242424242\", \"exp_month\": 12, \"exp_year\": 2030}}'\n",
-              flush=True)  # fmt: skip
+        print(
+            "\ntry:\n"
+            f"  curl -s {api_url}/tokens -H 'Content-Type: application/json' \\\n"
+            '       -d \'{"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}\'\n',
+            flush=True,
+        )
         print(f"{READY} {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
         try:
             while not stop.wait(0.5):

@@ -14,9 +14,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 from lambdas.presenters import error_body
 from lambdas.routes import Function
@@ -49,8 +49,14 @@ class TokenBucket:
 class LocalApi(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, max_body_bytes: int, throttle: TokenBucket | None, function_timeout_seconds: float,
-                 on_invoke: Callable[[Function, list[str]], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        port: int,
+        max_body_bytes: int,
+        throttle: TokenBucket | None,
+        function_timeout_seconds: float,
+        on_invoke: Callable[[Function, list[str]], None] | None = None,
+    ) -> None:
         self.max_body_bytes = max_body_bytes
         self.throttle = throttle
         self.function_timeout_seconds = function_timeout_seconds  # each invocation's context counts down from it
@@ -85,8 +91,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > self.server.max_body_bytes:  # WAF's size rule, before anything else
             self.close_connection = True
-            return self._refuse(413, "invalid_request_error", "body_too_large",
-                                f"The request body is larger than {self.server.max_body_bytes // 1024} KiB.")  # fmt: skip
+            return self._refuse(
+                413,
+                "invalid_request_error",
+                "body_too_large",
+                f"The request body is larger than {self.server.max_body_bytes // 1024} KiB.",
+            )
         raw = self.rfile.read(length)
         if self.server.throttle and not self.server.throttle.take():
             return self._refuse(429, "rate_limit_error", "rate_limited", "Too Many Requests")
@@ -97,8 +107,14 @@ class _Handler(BaseHTTPRequestHandler):
             text = raw.decode()
         except UnicodeDecodeError:
             return self._refuse(400, "invalid_request_error", "invalid_body", "The body is not UTF-8 text.")
-        event = api_event(self.command, path, headers=dict(self.headers.items()), raw_body=text or None,
-                          caller=LOCAL_CALLER, content_type=None)  # fmt: skip
+        event = api_event(
+            self.command,
+            path,
+            headers=dict(self.headers.items()),
+            raw_body=text or None,
+            caller=LOCAL_CALLER,
+            content_type=None,
+        )
         lines: list[str] = []
         with _captured_logs(lines):
             response = handler_for(route)(event, LambdaContext(self.server.function_timeout_seconds))

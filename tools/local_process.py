@@ -33,8 +33,14 @@ class LocalProcess:
         """Start and wait until it is ready; return how long that took."""
         started = time.monotonic()
         env = {**os.environ, **{k: str(v) for k, v in self.ports.items()}, **self.environment}
-        self.process = subprocess.Popen([sys.executable, "-m", "tools.local"], cwd=REPO, env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools.local"],
+            cwd=REPO,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for line in self.process.stdout:
             self.output.append(line)
             if line.startswith(READY):

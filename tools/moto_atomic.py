@@ -24,8 +24,13 @@ class AtomicRequests:
 
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
-    run_simple(host, port, AtomicRequests(DomainDispatcherApplication(create_backend_app)), threaded=True,
-               request_handler=MotoRequestHandler)  # fmt: skip
+    run_simple(
+        host,
+        port,
+        AtomicRequests(DomainDispatcherApplication(create_backend_app)),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
 
 
 if __name__ == "__main__":

@@ -20,14 +20,29 @@ GATEWAY_ERRORS = {502: "Gateway failed; payment left pending", 504: "Gateway tim
 # (method, path) -> summary, request model, success status, success model, documented errors
 OPERATIONS: dict[tuple[str, str], tuple] = {
     ("POST", "/tokens"): ("Vault a card", models.TokenRequest, 201, response_models.TokenResponse, BODY_ERRORS),
-    ("POST", "/payments"): ("Charge a card or a token", models.PaymentRequest, 201, response_models.PaymentResponse,
-                            BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {402: "Declined by the gateway or a rule"}),
+    ("POST", "/payments"): (
+        "Charge a card or a token",
+        models.PaymentRequest,
+        201,
+        response_models.PaymentResponse,
+        BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {402: "Declined by the gateway or a rule"},
+    ),
     ("GET", "/payments/{id}"): ("Read a payment", None, 200, response_models.PaymentResponse, {404: "Unknown payment"}),
-    ("POST", "/payments/{id}/refunds"): ("Refund a payment", models.RefundRequest, 201, response_models.RefundResponse,
-                                         BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {404: "Unknown payment"}),
-    ("GET", "/payments/{id}/ledger"): ("Read a payment's ledger entries", None, 200, response_models.LedgerResponse,
-                                       {404: "Unknown payment"}),
-}  # fmt: skip
+    ("POST", "/payments/{id}/refunds"): (
+        "Refund a payment",
+        models.RefundRequest,
+        201,
+        response_models.RefundResponse,
+        BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {404: "Unknown payment"},
+    ),
+    ("GET", "/payments/{id}/ledger"): (
+        "Read a payment's ledger entries",
+        None,
+        200,
+        response_models.LedgerResponse,
+        {404: "Unknown payment"},
+    ),
+}
 
 
 def _ref(model: type[BaseModel]) -> dict:
@@ -49,35 +64,60 @@ def build() -> dict:
     paths: dict = {}
     for route in ROUTES:
         summary, request, status, response, errors = OPERATIONS[(route.method, route.path)]
-        parameters = [{"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
-                      for p in route.path_parts if p.startswith("{")]  # fmt: skip
+        parameters = [
+            {"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in route.path_parts
+            if p.startswith("{")
+        ]
         if route.method == "POST":
-            parameters.append({"name": IDEMPOTENCY_HEADER, "in": "header", "required": route.idempotent,
-                               "schema": {"type": "string", "minLength": 1, "maxLength": 255,
-                                          "pattern": "^[\\x20-\\x7E]+$"}})  # fmt: skip
+            parameters.append(
+                {
+                    "name": IDEMPOTENCY_HEADER,
+                    "in": "header",
+                    "required": route.idempotent,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"},
+                }
+            )
+        path_words = "_".join(p.strip("{}") for p in route.path_parts)
         operation: dict = {
-            "operationId": f"{route.function.value}_{route.method.lower()}_{'_'.join(p.strip('{}') for p in route.path_parts)}",
+            "operationId": f"{route.function.value}_{route.method.lower()}_{path_words}",
             "summary": summary,
             "parameters": parameters,
             "responses": {str(status): {"description": "Success", "content": _json(_ref(response))}}
-            | {str(code): {"description": text, "content": _json(_ref(response_models.ErrorResponse))}
-               for code, text in sorted((errors | ALWAYS).items())},
-        }  # fmt: skip
+            | {
+                str(code): {"description": text, "content": _json(_ref(response_models.ErrorResponse))}
+                for code, text in sorted((errors | ALWAYS).items())
+            },
+        }
         if request:
-            operation["requestBody"] = {"required": route.path != "/payments/{id}/refunds", "content": _json(_ref(request))}
+            operation["requestBody"] = {
+                "required": route.path != "/payments/{id}/refunds",
+                "content": _json(_ref(request)),
+            }
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Payment ledger API", "version": "1",
-                 "description": "The contract of shared/docs/api-contract.md. Deployed: stage v1, AWS_IAM (SigV4) on "
-                                "every route. Local: http://127.0.0.1:3000, unsigned."},
+        "info": {
+            "title": "Payment ledger API",
+            "version": "1",
+            "description": "The contract of shared/docs/api-contract.md. Deployed: stage v1, AWS_IAM (SigV4) on "
+            "every route. Local: http://127.0.0.1:3000, unsigned.",
+        },
         "servers": [{"url": "http://127.0.0.1:3000", "description": "make local"}],
         "paths": paths,
-        "components": {"schemas": definitions["$defs"],
-                       "securitySchemes": {"sigv4": {"type": "apiKey", "name": "Authorization", "in": "header",
-                                                     "description": "AWS Signature Version 4 (execute-api)"}}},
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {
+                "sigv4": {
+                    "type": "apiKey",
+                    "name": "Authorization",
+                    "in": "header",
+                    "description": "AWS Signature Version 4 (execute-api)",
+                }
+            },
+        },
         "security": [{"sigv4": []}],
-    }  # fmt: skip
+    }
 
 
 def render() -> str:

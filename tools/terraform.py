@@ -40,6 +40,7 @@ class TerraformWorkspace:
             capture_output=True,
             text=True,
             timeout=timeout,
+            check=False,  # a failure is raised below with Terraform's output
         )
         if result.returncode != 0:
             raise RuntimeError(f"terraform {args[0]} failed:\n{result.stdout}\n{result.stderr}")

@@ -15,15 +15,15 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def to_item(values: dict[str, Any]) -> dict:
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
 
 
-def from_item(item: dict) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
-def put_new(table: str, values: dict, key_attribute: str) -> dict:
+def put_new(table: str, values: dict[str, Any], key_attribute: str) -> dict[str, Any]:
     """A transaction part that adds an item and fails if one with its key exists."""
     return {
         "Put": {
@@ -35,7 +35,14 @@ def put_new(table: str, values: dict, key_attribute: str) -> dict:
     }
 
 
-def update(table: str, key: dict, fields: dict[str, Any], remove=(), condition: str = "", condition_values=None):
+def update(
+    table: str,
+    key: dict[str, Any],
+    fields: dict[str, Any],
+    remove: tuple[str, ...] = (),
+    condition: str = "",
+    condition_values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A transaction part: ``SET`` the fields (``REMOVE`` others) if ``condition`` holds.
 
     Conditions name attributes as ``#name`` and values as ``:name``; every field
@@ -46,7 +53,7 @@ def update(table: str, key: dict, fields: dict[str, Any], remove=(), condition: 
     expression = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
     if remove:
         expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
-    operation = {
+    operation: dict[str, Any] = {
         "TableName": table,
         "Key": to_item(key),
         "UpdateExpression": expression,
@@ -75,9 +82,9 @@ class DynamoUnitOfWork:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.parts: list[tuple[str, dict, Decoder]] = []
+        self.parts: list[tuple[str, dict[str, Any], Decoder]] = []
 
-    def add(self, label: str, part: dict, decode: Decoder = lambda item: item) -> None:
+    def add(self, label: str, part: dict[str, Any], decode: Decoder = lambda item: item) -> None:
         operation = next(iter(part.values()))
         if "ConditionExpression" in operation:
             operation["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
@@ -94,7 +101,7 @@ class DynamoUnitOfWork:
                 reasons = error.response.get("CancellationReasons") or []
                 conflicts = {
                     label: decode(from_item(reason["Item"]) if reason.get("Item") else None)
-                    for (label, _, decode), reason in zip(self.parts, reasons)
+                    for (label, _, decode), reason in zip(self.parts, reasons, strict=False)
                     if reason.get("Code") == "ConditionalCheckFailed"
                 }
                 if conflicts:

@@ -13,7 +13,9 @@ not once per record; decrypted data keys are cached the same way.
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -29,11 +31,11 @@ class Sealed:
     nonce: bytes
     ciphertext: bytes
 
-    def to_item(self) -> dict:
+    def to_item(self) -> dict[str, Any]:
         return {"key": self.wrapped_key, "nonce": self.nonce, "ct": self.ciphertext}
 
     @classmethod
-    def from_item(cls, item: dict) -> "Sealed":
+    def from_item(cls, item: dict[str, Any]) -> "Sealed":
         return cls(bytes(item["key"]), bytes(item["nonce"]), bytes(item["ct"]))
 
 
@@ -51,7 +53,7 @@ class _CachedKey:
 class EnvelopeCipher:
     """Seals and opens byte strings for one purpose (e.g. card vault, payment metadata)."""
 
-    def __init__(self, kms, key_id: str, purpose: str, clock=time.monotonic) -> None:
+    def __init__(self, kms: Any, key_id: str, purpose: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.kms = kms
         self.key_id = key_id
         self.context = {CONTEXT_KEY: purpose}
@@ -77,8 +79,9 @@ class EnvelopeCipher:
         now = self.clock()
         with self._lock:
             if self._current is None or not self._current.usable(now):
-                generated = self.kms.generate_data_key(KeyId=self.key_id, KeySpec="AES_256",
-                                                       EncryptionContext=self.context)  # fmt: skip
+                generated = self.kms.generate_data_key(
+                    KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=self.context
+                )
                 self._current = _CachedKey(generated["Plaintext"], generated["CiphertextBlob"], now)
                 self._opened[self._current.wrapped] = self._current
             self._current.uses += 1
@@ -91,7 +94,8 @@ class EnvelopeCipher:
             if cached and now - cached.born < MAX_KEY_AGE_SECONDS:
                 return cached.plaintext
             self._opened = {k: v for k, v in self._opened.items() if now - v.born < MAX_KEY_AGE_SECONDS}
-        plaintext = self.kms.decrypt(CiphertextBlob=wrapped, KeyId=self.key_id, EncryptionContext=self.context)
+        decrypted = self.kms.decrypt(CiphertextBlob=wrapped, KeyId=self.key_id, EncryptionContext=self.context)
+        plaintext: bytes = decrypted["Plaintext"]
         with self._lock:
-            self._opened[wrapped] = _CachedKey(plaintext["Plaintext"], wrapped, now)
-        return plaintext["Plaintext"]
+            self._opened[wrapped] = _CachedKey(plaintext, wrapped, now)
+        return plaintext

@@ -59,11 +59,15 @@ def record_id(caller: str, route: str, key: str) -> str:
 
 
 def key_in_use() -> IdempotencyConflict:
-    return IdempotencyConflict(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress.")
+    return IdempotencyConflict(
+        409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress."
+    )
 
 
 def _body_differs() -> IdempotencyConflict:
-    return IdempotencyConflict(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request body.")
+    return IdempotencyConflict(
+        422, "idempotency_key_reused", "This Idempotency-Key was used with a different request body."
+    )
 
 
 def must_reclaim(record: "Record | None", digest: str, now: float) -> bool:
@@ -81,8 +85,9 @@ def must_reclaim(record: "Record | None", digest: str, now: float) -> bool:
 
 
 class DynamoIdempotencyStore:
-    def __init__(self, client: Any, table: str, answer_cipher: EnvelopeCipher,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self, client: Any, table: str, answer_cipher: EnvelopeCipher, clock: Callable[[], float] = time.time
+    ) -> None:
         self.client = client
         self.table = table
         self.answer_cipher = answer_cipher
@@ -90,19 +95,29 @@ class DynamoIdempotencyStore:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def begin(self, uow: DynamoUnitOfWork, key: str, digest: str, resource_id: str,
-              answer: Answer | None = None) -> Begun:  # fmt: skip
+    def begin(
+        self, uow: DynamoUnitOfWork, key: str, digest: str, resource_id: str, answer: Answer | None = None
+    ) -> Begun:
         now = self.clock()
-        values: dict[str, Any] = {KEY: key, "digest": digest, "resource_id": resource_id,
-                                  "expiration": int(now + RETENTION_SECONDS)}  # fmt: skip
+        values: dict[str, Any] = {
+            KEY: key,
+            "digest": digest,
+            "resource_id": resource_id,
+            "expiration": int(now + RETENTION_SECONDS),
+        }
         if answer is None:
             values |= {"state": State.IN_PROGRESS.value, "in_flight_until": int(now + IN_FLIGHT_SECONDS)}
         else:
             values |= {"state": State.COMPLETED.value, "in_flight_until": int(now), **self._stored(key, answer)}
-        put = {"Put": {"TableName": self.table, "Item": to_item(values),
-                       "ConditionExpression": "attribute_not_exists(#id) OR #expiration < :now",
-                       "ExpressionAttributeNames": {"#id": KEY, "#expiration": "expiration"},
-                       "ExpressionAttributeValues": to_item({":now": int(now)})}}  # fmt: skip
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": to_item(values),
+                "ConditionExpression": "attribute_not_exists(#id) OR #expiration < :now",
+                "ExpressionAttributeNames": {"#id": KEY, "#expiration": "expiration"},
+                "ExpressionAttributeValues": to_item({":now": int(now)}),
+            }
+        }
         uow.add(LABEL, put, self._record)
         try:
             uow.commit()
@@ -120,7 +135,9 @@ class DynamoIdempotencyStore:
         return self._after_lost_claim(record, digest)
 
     def _after_lost_claim(self, record: "Record | None", digest: str) -> Replay | Resume:
-        if must_reclaim(record, digest, self.clock()):
+        reclaim = must_reclaim(record, digest, self.clock())
+        assert record is not None  # must_reclaim raised the 409 for a record gone in between
+        if reclaim:
             return self._reclaim(record)
         return Replay(Answer(int(record.response_status or 0), self._open(record), replayed=True))
 
@@ -129,14 +146,20 @@ class DynamoIdempotencyStore:
         now = self.clock()
         try:
             self.client.update_item(
-                TableName=self.table, Key=to_item({KEY: record.id}),
+                TableName=self.table,
+                Key=to_item({KEY: record.id}),
                 UpdateExpression="SET #state = :claimed, #until = :until",
                 ConditionExpression="#state = :was AND #until = :was_until",
                 ExpressionAttributeNames={"#state": "state", "#until": "in_flight_until"},
-                ExpressionAttributeValues=to_item({":claimed": State.IN_PROGRESS.value,
-                                                   ":until": int(now + IN_FLIGHT_SECONDS), ":was": record.state.value,
-                                                   ":was_until": record.in_flight_until}),
-            )  # fmt: skip
+                ExpressionAttributeValues=to_item(
+                    {
+                        ":claimed": State.IN_PROGRESS.value,
+                        ":until": int(now + IN_FLIGHT_SECONDS),
+                        ":was": record.state.value,
+                        ":was_until": record.in_flight_until,
+                    }
+                ),
+            )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise key_in_use() from None
@@ -147,41 +170,66 @@ class DynamoIdempotencyStore:
 
     def complete(self, uow: DynamoUnitOfWork, key: str, answer: Answer) -> None:
         fields = {"state": State.COMPLETED.value, **self._stored(key, answer)}
-        uow.add(LABEL, {"Update": {
-            "TableName": self.table, "Key": to_item({KEY: key}),
-            "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in fields),
-            "ConditionExpression": "#state = :in_progress",
-            "ExpressionAttributeNames": {f"#{name}": name for name in fields},
-            "ExpressionAttributeValues": to_item({**{f":{k}": v for k, v in fields.items()},
-                                                  ":in_progress": State.IN_PROGRESS.value}),
-        }}, self._record)  # fmt: skip
+        uow.add(
+            LABEL,
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": to_item({KEY: key}),
+                    "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in fields),
+                    "ConditionExpression": "#state = :in_progress",
+                    "ExpressionAttributeNames": {f"#{name}": name for name in fields},
+                    "ExpressionAttributeValues": to_item(
+                        {**{f":{k}": v for k, v in fields.items()}, ":in_progress": State.IN_PROGRESS.value}
+                    ),
+                }
+            },
+            self._record,
+        )
 
     def release(self, key: str) -> None:
         self._update_in_progress(key, "SET #state = :retryable", {":retryable": State.RETRYABLE.value})
 
     def forget(self, key: str) -> None:
         try:
-            self.client.delete_item(TableName=self.table, Key=to_item({KEY: key}), ConditionExpression="#state = :in_progress",
-                                    ExpressionAttributeNames={"#state": "state"},
-                                    ExpressionAttributeValues=to_item({":in_progress": State.IN_PROGRESS.value}))  # fmt: skip
+            self.client.delete_item(
+                TableName=self.table,
+                Key=to_item({KEY: key}),
+                ConditionExpression="#state = :in_progress",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=to_item({":in_progress": State.IN_PROGRESS.value}),
+            )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
     def require_idle(self, uow: DynamoUnitOfWork, key: str) -> None:
-        uow.add(LABEL, {"ConditionCheck": {
-            "TableName": self.table, "Key": to_item({KEY: key}),
-            "ConditionExpression": "attribute_not_exists(#id) OR #state <> :in_progress OR #until < :now",
-            "ExpressionAttributeNames": {"#id": KEY, "#state": "state", "#until": "in_flight_until"},
-            "ExpressionAttributeValues": to_item({":in_progress": State.IN_PROGRESS.value, ":now": int(self.clock())}),
-        }}, self._record)  # fmt: skip
+        uow.add(
+            LABEL,
+            {
+                "ConditionCheck": {
+                    "TableName": self.table,
+                    "Key": to_item({KEY: key}),
+                    "ConditionExpression": "attribute_not_exists(#id) OR #state <> :in_progress OR #until < :now",
+                    "ExpressionAttributeNames": {"#id": KEY, "#state": "state", "#until": "in_flight_until"},
+                    "ExpressionAttributeValues": to_item(
+                        {":in_progress": State.IN_PROGRESS.value, ":now": int(self.clock())}
+                    ),
+                }
+            },
+            self._record,
+        )
 
     def _update_in_progress(self, key: str, expression: str, values: dict[str, Any]) -> None:
         try:
-            self.client.update_item(TableName=self.table, Key=to_item({KEY: key}), UpdateExpression=expression,
-                                    ConditionExpression="#state = :in_progress",
-                                    ExpressionAttributeNames={"#state": "state"},
-                                    ExpressionAttributeValues=to_item({**values, ":in_progress": State.IN_PROGRESS.value}))  # fmt: skip
+            self.client.update_item(
+                TableName=self.table,
+                Key=to_item({KEY: key}),
+                UpdateExpression=expression,
+                ConditionExpression="#state = :in_progress",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=to_item({**values, ":in_progress": State.IN_PROGRESS.value}),
+            )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
@@ -197,11 +245,12 @@ class DynamoIdempotencyStore:
         return {"response_status": answer.status, "response_body": text}
 
     def _open(self, record: Record) -> dict[str, Any]:
-        stored = json.loads(record.response_body or "{}")
+        stored: dict[str, Any] = json.loads(record.response_body or "{}")
         if "sealed" not in stored:
             return stored
         sealed = Sealed.from_item({k: bytes.fromhex(v) for k, v in stored["sealed"].items()})
-        return json.loads(self.answer_cipher.open(sealed, record.id))
+        body: dict[str, Any] = json.loads(self.answer_cipher.open(sealed, record.id))
+        return body
 
     @staticmethod
     def _record(values: dict[str, Any] | None) -> Record | None:

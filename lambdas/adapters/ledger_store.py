@@ -10,7 +10,7 @@ arithmetic update that needs no read-modify-write and so no retry loop.
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork, from_item, put_new, to_item, update
@@ -20,7 +20,10 @@ from lambdas.domain.payments import Direction, Entry, Payment, Refund, RefundSta
 from lambdas.ports import PendingItem, StoredToken
 from lambdas.storage_schema import LEDGER, Partition
 
-PK, SK = LEDGER.partition_key, LEDGER.sort_key
+PK = LEDGER.partition_key
+if LEDGER.sort_key is None:
+    raise TypeError("the ledger's items are keyed by partition and sort key")
+SK = LEDGER.sort_key
 (BY_STATUS,) = LEDGER.indexes
 PAYMENT_SK = "PAYMENT"
 TOKEN_SK = "TOKEN"
@@ -28,21 +31,27 @@ REFUND_SK = "REFUND#"
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _card_values(card: MaskedCard) -> dict:
-    return {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year,
-            "fingerprint": card.fingerprint}  # fmt: skip
+def _card_values(card: MaskedCard) -> dict[str, Any]:
+    return {
+        "brand": card.brand,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "fingerprint": card.fingerprint,
+    }
 
 
-def _card_of(values: dict) -> MaskedCard:
-    return MaskedCard(values["brand"], values["last4"], int(values["exp_month"]), int(values["exp_year"]),
-                      values["fingerprint"])  # fmt: skip
+def _card_of(values: dict[str, Any]) -> MaskedCard:
+    return MaskedCard(
+        values["brand"], values["last4"], int(values["exp_month"]), int(values["exp_year"]), values["fingerprint"]
+    )
 
 
 class DynamoLedgerStore:
@@ -57,7 +66,7 @@ class DynamoLedgerStore:
 
     # -- reads ------------------------------------------------------------------
 
-    def _get(self, pk: str, sk: str) -> dict | None:
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table, Key=to_item({PK: pk, SK: sk}), ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
@@ -78,7 +87,7 @@ class DynamoLedgerStore:
         return self._payment(values, metadata)
 
     @staticmethod
-    def _payment(values: dict, metadata: dict[str, str] | None = None) -> Payment:
+    def _payment(values: dict[str, Any], metadata: dict[str, str] | None = None) -> Payment:
         return Payment(
             id=values[PK].removeprefix(Partition.PAYMENT.value),
             amount=int(values["amount"]),
@@ -124,17 +133,31 @@ class DynamoLedgerStore:
         )
         items = [from_item(item) for page in pages for item in page["Items"]]
         return [
-            Entry(v["id"], payment_id, v["account"], Direction(v["direction"]), int(v["amount"]), v["currency"],
-                  parse_iso(v["created_at"]), v.get("refund_id"))  # fmt: skip
+            Entry(
+                v["id"],
+                payment_id,
+                v["account"],
+                Direction(v["direction"]),
+                int(v["amount"]),
+                v["currency"],
+                parse_iso(v["created_at"]),
+                v.get("refund_id"),
+            )
             for v in items
         ]
 
     # -- writes, as parts of a unit of work ----------------------------------------
 
-    def add_token(self, uow: DynamoUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Sealed,
-                  now: datetime) -> None:  # fmt: skip
-        values = {PK: Partition.TOKEN.key(token_id), SK: TOKEN_SK, "card": sealed_card.to_item(),
-                  "created_at": iso(now), **_card_values(card)}  # fmt: skip
+    def add_token(
+        self, uow: DynamoUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Sealed, now: datetime
+    ) -> None:
+        values = {
+            PK: Partition.TOKEN.key(token_id),
+            SK: TOKEN_SK,
+            "card": sealed_card.to_item(),
+            "created_at": iso(now),
+            **_card_values(card),
+        }
         uow.add("token", put_new(self.table, values, PK))
 
     def add_payment(self, uow: DynamoUnitOfWork, payment: Payment) -> None:
@@ -161,76 +184,147 @@ class DynamoLedgerStore:
         uow.add("payment", put_new(self.table, values, PK))
 
     def settle_payment(self, uow: DynamoUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
-        fields = {"status": after.status.value, "charge_id": after.charge_id, "decline_code": after.decline_code,
-                  "refundable_left": after.amount if after.status is Status.SUCCEEDED else None}  # fmt: skip
-        uow.add("payment", update(self.table, self._payment_key(before.id),
-                                  {k: v for k, v in fields.items() if v is not None},
-                                  remove=(BY_STATUS.partition_key,), condition="#status = :pending",
-                                  condition_values={":pending": Status.PENDING.value}), self._found_payment)  # fmt: skip
+        fields = {
+            "status": after.status.value,
+            "charge_id": after.charge_id,
+            "decline_code": after.decline_code,
+            "refundable_left": after.amount if after.status is Status.SUCCEEDED else None,
+        }
+        uow.add(
+            "payment",
+            update(
+                self.table,
+                self._payment_key(before.id),
+                {k: v for k, v in fields.items() if v is not None},
+                remove=(BY_STATUS.partition_key,),
+                condition="#status = :pending",
+                condition_values={":pending": Status.PENDING.value},
+            ),
+            self._found_payment,
+        )
         self._add_entries(uow, entries)
 
     def reserve_refund(self, uow: DynamoUnitOfWork, payment: Payment, refund: Refund) -> None:
-        uow.add("payment", self._payment_update(
-            payment.id, "SET #left = #left - :amount, #reserved = #reserved + :amount", refund.amount,
-            condition="#status = :succeeded AND #left >= :amount",
-            extra_values={":succeeded": Status.SUCCEEDED.value}), self._found_payment)  # fmt: skip
-        values = {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}", "id": refund.id,
-                  "amount": refund.amount, "status": refund.status.value, "created_at": iso(refund.created_at),
-                  "idempotency_id": refund.idempotency_id, BY_STATUS.partition_key: Status.PENDING.value}  # fmt: skip
+        uow.add(
+            "payment",
+            self._payment_update(
+                payment.id,
+                "SET #left = #left - :amount, #reserved = #reserved + :amount",
+                refund.amount,
+                condition="#status = :succeeded AND #left >= :amount",
+                extra_values={":succeeded": Status.SUCCEEDED.value},
+            ),
+            self._found_payment,
+        )
+        values = {
+            PK: Partition.PAYMENT.key(refund.payment_id),
+            SK: f"{REFUND_SK}{refund.id}",
+            "id": refund.id,
+            "amount": refund.amount,
+            "status": refund.status.value,
+            "created_at": iso(refund.created_at),
+            "idempotency_id": refund.idempotency_id,
+            BY_STATUS.partition_key: Status.PENDING.value,
+        }
         uow.add("refund", put_new(self.table, values, SK))
 
     def complete_refund(self, uow: DynamoUnitOfWork, refund: Refund, entries: list[Entry]) -> None:
         self._leave_pending(uow, refund)
-        uow.add("payment", self._payment_update(
-            refund.payment_id, "SET #refunded = #refunded + :amount, #reserved = #reserved - :amount", refund.amount))
+        uow.add(
+            "payment",
+            self._payment_update(
+                refund.payment_id, "SET #refunded = #refunded + :amount, #reserved = #reserved - :amount", refund.amount
+            ),
+        )
         self._add_entries(uow, entries)
 
     def cancel_refund(self, uow: DynamoUnitOfWork, refund: Refund) -> None:
         self._leave_pending(uow, refund)
-        uow.add("payment", self._payment_update(
-            refund.payment_id, "SET #left = #left + :amount, #reserved = #reserved - :amount", refund.amount))
+        uow.add(
+            "payment",
+            self._payment_update(
+                refund.payment_id, "SET #left = #left + :amount, #reserved = #reserved - :amount", refund.amount
+            ),
+        )
 
     def _leave_pending(self, uow: DynamoUnitOfWork, refund: Refund) -> None:
         fields = {"status": refund.status.value, "gateway_refund_id": refund.gateway_refund_id}
-        uow.add("refund", update(self.table, {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}"},
-                                 {k: v for k, v in fields.items() if v is not None}, remove=(BY_STATUS.partition_key,),
-                                 condition="#status = :pending",
-                                 condition_values={":pending": RefundStatus.PENDING.value}),
-                lambda values: _refund_of(values) if values else None)  # fmt: skip
+        uow.add(
+            "refund",
+            update(
+                self.table,
+                {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}"},
+                {k: v for k, v in fields.items() if v is not None},
+                remove=(BY_STATUS.partition_key,),
+                condition="#status = :pending",
+                condition_values={":pending": RefundStatus.PENDING.value},
+            ),
+            lambda values: _refund_of(values) if values else None,
+        )
 
-    def _payment_key(self, payment_id: str) -> dict:
+    def _payment_key(self, payment_id: str) -> dict[str, Any]:
         return {PK: Partition.PAYMENT.key(payment_id), SK: PAYMENT_SK}
 
-    def _payment_update(self, payment_id: str, expression: str, amount: int, condition: str = "",
-                        extra_values: dict | None = None) -> dict:  # fmt: skip
-        operation = {
+    def _payment_update(
+        self,
+        payment_id: str,
+        expression: str,
+        amount: int,
+        condition: str = "",
+        extra_values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        operation: dict[str, Any] = {
             "TableName": self.table,
             "Key": to_item(self._payment_key(payment_id)),
             "UpdateExpression": expression,
-            "ExpressionAttributeNames": {"#left": "refundable_left", "#reserved": "amount_reserved",
-                                         "#refunded": "amount_refunded", "#status": "status"},
+            "ExpressionAttributeNames": {
+                "#left": "refundable_left",
+                "#reserved": "amount_reserved",
+                "#refunded": "amount_refunded",
+                "#status": "status",
+            },
             "ExpressionAttributeValues": to_item({":amount": amount, **(extra_values or {})}),
-        }  # fmt: skip
+        }
         names_used = expression + condition
-        operation["ExpressionAttributeNames"] = {k: v for k, v in operation["ExpressionAttributeNames"].items()
-                                                 if k in names_used}  # fmt: skip
+        operation["ExpressionAttributeNames"] = {
+            k: v for k, v in operation["ExpressionAttributeNames"].items() if k in names_used
+        }
         if condition:
             operation["ConditionExpression"] = condition
         return {"Update": operation}
 
-    def _found_payment(self, values: dict | None) -> Payment | None:
+    def _found_payment(self, values: dict[str, Any] | None) -> Payment | None:
         return self._payment(values) if values else None
 
     def _add_entries(self, uow: DynamoUnitOfWork, entries: list[Entry]) -> None:
         for n, e in enumerate(entries):
-            uow.add("entry", put_new(self.table, {
-                PK: Partition.LEDGER.key(e.payment_id), SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}", "id": e.id,
-                "account": e.account, "direction": e.direction.value, "amount": e.amount, "currency": e.currency,
-                "created_at": iso(e.created_at), "refund_id": e.refund_id}, PK))  # fmt: skip
+            uow.add(
+                "entry",
+                put_new(
+                    self.table,
+                    {
+                        PK: Partition.LEDGER.key(e.payment_id),
+                        SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}",
+                        "id": e.id,
+                        "account": e.account,
+                        "direction": e.direction.value,
+                        "amount": e.amount,
+                        "currency": e.currency,
+                        "created_at": iso(e.created_at),
+                        "refund_id": e.refund_id,
+                    },
+                    PK,
+                ),
+            )
 
 
-def _refund_of(values: dict) -> Refund:
-    return Refund(id=values["id"], payment_id=values[PK].removeprefix(Partition.PAYMENT.value),
-                  amount=int(values["amount"]), created_at=parse_iso(values["created_at"]),
-                  status=RefundStatus(values["status"]), gateway_refund_id=values.get("gateway_refund_id"),
-                  idempotency_id=values.get("idempotency_id"))  # fmt: skip
+def _refund_of(values: dict[str, Any]) -> Refund:
+    return Refund(
+        id=values["id"],
+        payment_id=values[PK].removeprefix(Partition.PAYMENT.value),
+        amount=int(values["amount"]),
+        created_at=parse_iso(values["created_at"]),
+        status=RefundStatus(values["status"]),
+        gateway_refund_id=values.get("gateway_refund_id"),
+        idempotency_id=values.get("idempotency_id"),
+    )

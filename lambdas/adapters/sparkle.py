@@ -10,16 +10,23 @@
 """
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 import requests
 from urllib3.exceptions import NewConnectionError
 
 from lambdas import deadline
 from lambdas.domain.cards import Card, contains_card_number
-from lambdas.gateway import (Charge, GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRefund, GatewayRejected,
-                             GatewayUnavailable)  # fmt: skip
+from lambdas.gateway import (
+    Charge,
+    GatewayInvalidAnswer,
+    GatewayOutcomeUnknown,
+    GatewayRefund,
+    GatewayRejected,
+    GatewayUnavailable,
+)
 
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 MIN_ATTEMPT_SECONDS = 0.25
@@ -32,7 +39,7 @@ class RetryPolicy:
     attempts: int = 3
     backoff_seconds: float = 0.2  # doubled after each attempt
 
-    def delays(self):
+    def delays(self) -> Iterator[float]:
         for attempt in range(self.attempts - 1):
             yield self.backoff_seconds * 2**attempt
 
@@ -59,13 +66,18 @@ class SparkleClient:
             "amount": amount,
             "currency": currency,
             "reference": reference,
-            "card": {"number": card.number.digits, "exp_month": card.exp_month, "exp_year": card.exp_year,
-                     **({"cvc": card.cvc} if card.cvc else {})},
-        }  # fmt: skip
+            "card": {
+                "number": card.number.digits,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+                **({"cvc": card.cvc} if card.cvc else {}),
+            },
+        }
         charge = _charge(self._send("POST", "/v1/charges", json=body, idempotency_key=idempotency_key), reference)
         if charge.amount != amount or charge.currency.upper() != currency.upper():
-            raise GatewayInvalidAnswer(f"charge {charge.id} is for {charge.amount} {charge.currency}, "
-                                       f"not the {amount} {currency} asked for")  # fmt: skip
+            raise GatewayInvalidAnswer(
+                f"charge {charge.id} is for {charge.amount} {charge.currency}, not the {amount} {currency} asked for"
+            )
         return charge
 
     def find_charge(self, reference: str) -> Charge | None:
@@ -77,8 +89,9 @@ class SparkleClient:
         body = {"charge": charge_id, "amount": amount, "reference": reference}
         refund = _refund(self._send("POST", "/v1/refunds", json=body, idempotency_key=idempotency_key), reference)
         if refund.charge_id != charge_id or refund.amount != amount:
-            raise GatewayInvalidAnswer(f"refund {refund.id} is of {refund.amount} from {refund.charge_id}, "
-                                       f"not of {amount} from {charge_id}")  # fmt: skip
+            raise GatewayInvalidAnswer(
+                f"refund {refund.id} is of {refund.amount} from {refund.charge_id}, not of {amount} from {charge_id}"
+            )
         return refund
 
     def find_refund(self, reference: str) -> GatewayRefund | None:
@@ -86,18 +99,18 @@ class SparkleClient:
         found = [_refund(item, reference) for item in self._find("/v1/refunds", reference)]
         return found[0] if found else None
 
-    def _find(self, path: str, reference: str) -> list:
+    def _find(self, path: str, reference: str) -> list[Any]:
         found = self._send("GET", path, params={"reference": reference}).get("data")
         if not isinstance(found, list):
             raise GatewayInvalidAnswer(f"lookup of {reference}: no list of results")
         return found
 
-    def _send(self, method: str, path: str, idempotency_key: str | None = None, **request) -> dict:
+    def _send(self, method: str, path: str, idempotency_key: str | None = None, **request: Any) -> dict[str, Any]:
         """Send, retrying what may pass with the same key while time is left; the answer's JSON object, or raise."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         may_have_arrived = False  # did an attempt possibly reach the gateway without a usable answer?
         delays = self.retry.delays()
-        failures = []
+        failures: list[str] = []
         while True:
             left = deadline.remaining()
             if left < MIN_ATTEMPT_SECONDS:
@@ -160,7 +173,7 @@ def _never_connected(error: Exception) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
-def _json_object(response: requests.Response, request: str) -> dict:
+def _json_object(response: requests.Response, request: str) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -170,7 +183,7 @@ def _json_object(response: requests.Response, request: str) -> dict:
     return body
 
 
-def _error_of(response: requests.Response) -> dict:
+def _error_of(response: requests.Response) -> dict[str, Any]:
     try:
         error = response.json().get("error")
     except (ValueError, AttributeError):
@@ -178,14 +191,14 @@ def _error_of(response: requests.Response) -> dict:
     return error if isinstance(error, dict) else {}
 
 
-def _field(body: dict, name: str, kind: type | tuple, what: str):
+def _field(body: Any, name: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = body.get(name) if isinstance(body, dict) else None
     if not isinstance(value, kind) or isinstance(value, bool):
         raise GatewayInvalidAnswer(f"{what}: {name} missing or not {getattr(kind, '__name__', kind)}")
     return value
 
 
-def _checked(body, reference: str, statuses: tuple, what: str) -> tuple:
+def _checked(body: Any, reference: str, statuses: tuple[str, ...], what: str) -> tuple[str, str]:
     """(id, status) of an answer whose fields are all of the right type, whose status is known and whose reference
     is the one asked for."""
     found_id, status = _field(body, "id", str, what), _field(body, "status", str, what)
@@ -196,7 +209,7 @@ def _checked(body, reference: str, statuses: tuple, what: str) -> tuple:
     return found_id, status
 
 
-def _charge(body, reference: str) -> Charge:
+def _charge(body: Any, reference: str) -> Charge:
     charge_id, status = _checked(body, reference, CHARGE_STATUSES, "charge")
     amount = _field(body, "amount", int, "charge")
     refunded = _field(body, "amount_refunded", int, "charge")
@@ -208,7 +221,7 @@ def _charge(body, reference: str) -> Charge:
     return Charge(charge_id, status, decline_code, amount, _field(body, "currency", str, "charge"), reference)
 
 
-def _refund(body, reference: str) -> GatewayRefund:
+def _refund(body: Any, reference: str) -> GatewayRefund:
     refund_id, status = _checked(body, reference, REFUND_STATUSES, "refund")
     amount = _field(body, "amount", int, "refund")
     if amount <= 0:

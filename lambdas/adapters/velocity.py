@@ -4,7 +4,7 @@ item per card and hour in the idempotency table (short-lived items, TTL).
 The count is taken in the transaction that records the payment, with a
 condition on the count, so concurrent payments can never pass the limit."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork, to_item
@@ -14,7 +14,7 @@ WINDOW = timedelta(hours=1)
 
 
 def _window_start(now: datetime) -> datetime:
-    return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 class DynamoVelocityCounter:
@@ -25,12 +25,18 @@ class DynamoVelocityCounter:
     def count(self, uow: DynamoUnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
         start = _window_start(now)
         key = f"velocity#{fingerprint}#{start:%Y-%m-%dT%H}"
-        uow.add("velocity", {"Update": {
-            "TableName": self.table,
-            "Key": to_item({IDEMPOTENCY.partition_key: key}),
-            "UpdateExpression": "ADD #count :one SET #expiration = :expiration",
-            "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
-            "ExpressionAttributeNames": {"#count": "attempts", "#expiration": IDEMPOTENCY.ttl_attribute},
-            "ExpressionAttributeValues": to_item({":one": 1, ":limit": limit,
-                                                  ":expiration": int((start + 2 * WINDOW).timestamp())}),
-        }})  # fmt: skip
+        uow.add(
+            "velocity",
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": to_item({IDEMPOTENCY.partition_key: key}),
+                    "UpdateExpression": "ADD #count :one SET #expiration = :expiration",
+                    "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
+                    "ExpressionAttributeNames": {"#count": "attempts", "#expiration": IDEMPOTENCY.ttl_attribute},
+                    "ExpressionAttributeValues": to_item(
+                        {":one": 1, ":limit": limit, ":expiration": int((start + 2 * WINDOW).timestamp())}
+                    ),
+                }
+            },
+        )

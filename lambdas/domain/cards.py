@@ -4,6 +4,7 @@ A ``CardNumber`` never shows its digits: ``str``/``repr`` give the masked form,
 so an accidental log line or f-string cannot leak it."""
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -33,7 +34,7 @@ _DIGIT_RUN = re.compile(DIGIT_RUN_SHAPE)
 _GROUP = re.compile(r"\d+")
 
 
-def _card_number_spans(text: str):
+def _card_number_spans(text: str) -> Iterator[tuple[int, int]]:
     """Where ``text`` holds a card number: in each run of digit groups, every stretch of whole groups with
     12 to 19 digits that passes Luhn ("ref 12 4242 4242 4242 4242" holds one: the last four groups).
     Each stretch grows leftwards from its last group, so the Luhn sum grows a digit at a time: linear in the text."""
@@ -168,8 +169,16 @@ class MaskedCard:
     fingerprint: str
 
 
-def parse_card(number: str, exp_month: int, exp_year: int, today: date, param: str, cvc: str | None = None,
-               cvc_required: bool = False, holder_name: str | None = None) -> Card:  # fmt: skip
+def parse_card(
+    number: str,
+    exp_month: int,
+    exp_year: int,
+    today: date,
+    param: str,
+    cvc: str | None = None,
+    cvc_required: bool = False,
+    holder_name: str | None = None,
+) -> Card:
     """A ``Card`` that passed every rule of the contract, or ``InvalidRequest`` naming the field."""
     card_number = CardNumber(number, f"{param}.number")
     check_expiry(exp_month, exp_year, today, param)

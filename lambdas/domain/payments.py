@@ -53,8 +53,9 @@ class Entry:
     refund_id: str | None = None
 
 
-def _transfer(payment_id: str, debit: str, credit: str, amount: int, currency: str, now: datetime,
-              refund_id: str | None = None) -> list[Entry]:  # fmt: skip
+def _transfer(
+    payment_id: str, debit: str, credit: str, amount: int, currency: str, now: datetime, refund_id: str | None = None
+) -> list[Entry]:
     return [
         Entry(new_id("le"), payment_id, debit, Direction.DEBIT, amount, currency, now, refund_id),
         Entry(new_id("le"), payment_id, credit, Direction.CREDIT, amount, currency, now, refund_id),
@@ -135,26 +136,34 @@ class Payment:
     def check_refund(self, amount: int | None) -> int:
         """The amount a refund of ``amount`` (None: all that is left) would return."""
         if self.status is not Status.SUCCEEDED:
-            raise InvalidRequest(f"Payment {self.id} is {self.status.value}; only succeeded payments can be refunded.",
-                                 "amount", "payment_not_refundable")  # fmt: skip
+            raise InvalidRequest(
+                f"Payment {self.id} is {self.status.value}; only succeeded payments can be refunded.",
+                "amount",
+                "payment_not_refundable",
+            )
         amount = self.refundable_amount if amount is None else amount
         if not 0 < amount <= self.refundable_amount:
             raise InvalidRequest(f"At most {self.refundable_amount} can be refunded.", "amount", "amount_too_large")
         return amount
 
-    def reserve_refund(self, refund_id: str, amount: int | None, now: datetime,
-                       idempotency_id: str | None = None) -> tuple["Payment", Refund]:  # fmt: skip
+    def reserve_refund(
+        self, refund_id: str, amount: int | None, now: datetime, idempotency_id: str | None = None
+    ) -> tuple["Payment", Refund]:
         """Hold ``amount`` (None: all that is left) for a refund the gateway is about to be asked for."""
         amount = self.check_refund(amount)
         reserved = replace(self, amount_reserved=self.amount_reserved + amount)
         return reserved, Refund(refund_id, self.id, amount, now, idempotency_id=idempotency_id)
 
-    def complete_refund(self, refund: Refund, gateway_refund_id: str,
-                        now: datetime) -> tuple["Payment", Refund, list[Entry]]:  # fmt: skip
+    def complete_refund(
+        self, refund: Refund, gateway_refund_id: str, now: datetime
+    ) -> tuple["Payment", Refund, list[Entry]]:
         """The gateway made the refund: reversing entries; the old ones stay as they are."""
         done = refund.succeed(gateway_refund_id)
-        refunded = replace(self, amount_refunded=self.amount_refunded + refund.amount,
-                           amount_reserved=self.amount_reserved - refund.amount)  # fmt: skip
+        refunded = replace(
+            self,
+            amount_refunded=self.amount_refunded + refund.amount,
+            amount_reserved=self.amount_reserved - refund.amount,
+        )
         entries = _transfer(self.id, MERCHANT, RECEIVABLE, refund.amount, self.currency, now, refund.id)
         return refunded, done, entries
 

@@ -7,6 +7,7 @@ and the payment use case counts each card's attempts per UTC hour in the same
 transaction that records the payment (``VELOCITY_RULE``)."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 VELOCITY_RULE = "velocity_per_hour"
 
@@ -29,7 +30,7 @@ class RuleSet:
     blocked_fingerprints: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, config: dict) -> "RuleSet":
+    def from_config(cls, config: dict[str, Any]) -> "RuleSet":
         return cls(
             max_amount={code.upper(): int(limit) for code, limit in config.get("max_amount", {}).items()},
             allowed_currencies=frozenset(code.upper() for code in config.get("allowed_currencies", ())),

@@ -8,7 +8,7 @@ from lambdas.service import Answer, CardInput, PaymentCommand, PaymentService
 
 
 def create_payment(request: ApiRequest, service: PaymentService) -> Answer:
-    key = request.idempotency(required=True)
+    key = request.idempotency()
     body = request.model(PaymentRequest)
     card = body.source.card
     given = CardInput(card.number, card.exp_month, card.exp_year, card.cvc) if card else None

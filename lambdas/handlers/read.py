@@ -14,4 +14,6 @@ def get_ledger(request: ApiRequest, service: PaymentService) -> Answer:
     return service.ledger(request.path_parameters.get("id", ""))
 
 
-handler = api_handler(Function.READ, {"GET /payments/{id}": get_payment, "GET /payments/{id}/ledger": get_ledger}, service)
+handler = api_handler(
+    Function.READ, {"GET /payments/{id}": get_payment, "GET /payments/{id}/ledger": get_ledger}, service
+)

@@ -8,7 +8,7 @@ from lambdas.service import Answer, PaymentService
 
 
 def create_refund(request: ApiRequest, service: PaymentService) -> Answer:
-    key = request.idempotency(required=True)
+    key = request.idempotency()
     amount = request.model(RefundRequest).amount
     return service.refund(request.path_parameters.get("id", ""), amount, key)
 

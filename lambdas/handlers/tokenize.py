@@ -10,7 +10,7 @@ from lambdas.service import Answer, CardInput, PaymentService
 def create_token(request: ApiRequest, service: PaymentService) -> Answer:
     card = request.model(TokenRequest).card
     given = CardInput(card.number, card.exp_month, card.exp_year, card.cvc, card.holder_name)
-    return service.tokenize(given, request.idempotency(required=False))
+    return service.tokenize(given, request.optional_idempotency())
 
 
 handler = api_handler(Function.TOKENIZE, {"POST /tokens": create_token}, service)

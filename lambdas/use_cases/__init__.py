@@ -8,24 +8,26 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Generic
 
 from lambdas.domain.errors import GatewayFailed
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Gateway, GatewayError, GatewayOutcomeUnknown
-from lambdas.ports import IdempotencyStore, LedgerStore, Vault, VelocityCounter
+from lambdas.ports import IdempotencyStore, LedgerStore, UoW, Vault, VelocityCounter
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
-class Dependencies:
-    store: LedgerStore
-    idempotency: IdempotencyStore
-    velocity: VelocityCounter
+class Dependencies(Generic[UoW]):
+    """The ports a use case needs; the stores share one kind of unit of work."""
+
+    store: LedgerStore[UoW]
+    idempotency: IdempotencyStore[UoW]
+    velocity: VelocityCounter[UoW]
     vault: Vault
     gateway: Gateway
     rules: RuleSet
@@ -38,8 +40,9 @@ def request_digest(fields: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def gateway_failed(deps: Dependencies, key: str | None, error: GatewayError, payment_id: str,
-                   refund_id: str | None = None) -> GatewayFailed:  # fmt: skip
+def gateway_failed(
+    deps: Dependencies[UoW], key: str | None, error: GatewayError, payment_id: str, refund_id: str | None = None
+) -> GatewayFailed:
     """The error to raise when the gateway failed: the key is released so a retry settles the same object."""
     if key is not None:
         deps.idempotency.release(key)

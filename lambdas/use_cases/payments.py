@@ -16,7 +16,7 @@ from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import Payment, Status
 from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
 from lambdas.gateway import Charge, GatewayError, GatewayInvalidAnswer
-from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume
+from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import error_body, payment_body
 from lambdas.use_cases import Dependencies, gateway_failed, request_digest
 from lambdas.use_cases.tokens import CardInput
@@ -41,7 +41,7 @@ class Source:
     open: Callable[[], Card] = field(repr=False)
 
 
-def create_payment(deps: Dependencies, command: PaymentCommand, request_id: str, key: str) -> Answer:
+def create_payment(deps: Dependencies[UoW], command: PaymentCommand, request_id: str, key: str) -> Answer:
     amount = check_amount(command.amount)
     currency = normalize_currency(command.currency)
     refuse_card_numbers(command.description or "", "description")
@@ -50,11 +50,26 @@ def create_payment(deps: Dependencies, command: PaymentCommand, request_id: str,
         refuse_card_numbers(name, param)
         refuse_card_numbers(value, param)
     source = _resolve_source(deps, command)
-    digest = request_digest({"amount": amount, "currency": currency, "source": source.digest_fields,
-                             "description": command.description, "metadata": command.metadata})  # fmt: skip
+    digest = request_digest(
+        {
+            "amount": amount,
+            "currency": currency,
+            "source": source.digest_fields,
+            "description": command.description,
+            "metadata": command.metadata,
+        }
+    )
     now = deps.clock()
-    payment = Payment(new_id("pay"), amount, currency, source.masked, now, description=command.description,
-                      metadata=dict(command.metadata or {}), idempotency_id=key)  # fmt: skip
+    payment = Payment(
+        new_id("pay"),
+        amount,
+        currency,
+        source.masked,
+        now,
+        description=command.description,
+        metadata=dict(command.metadata or {}),
+        idempotency_id=key,
+    )
     violation = deps.rules.first_violation(PaymentAttempt(amount, currency, source.masked.fingerprint))
     if violation:
         return _decline_by_rule(deps, payment, violation, source, request_id, key, digest)
@@ -78,7 +93,7 @@ def create_payment(deps: Dependencies, command: PaymentCommand, request_id: str,
     raise AssertionError(begun)
 
 
-def _resolve_source(deps: Dependencies, command: PaymentCommand) -> Source:
+def _resolve_source(deps: Dependencies[UoW], command: PaymentCommand) -> Source:
     today = deps.clock().date()
     if command.token is not None:
         token_id = command.token
@@ -90,15 +105,17 @@ def _resolve_source(deps: Dependencies, command: PaymentCommand) -> Source:
     given = command.card
     if given is None:
         raise InvalidRequest("source takes either token or card.", "source")
-    card = parse_card(given.number, given.exp_month, given.exp_year, today, "source.card", cvc=given.cvc,
-                      cvc_required=True)  # fmt: skip
+    card = parse_card(
+        given.number, given.exp_month, given.exp_year, today, "source.card", cvc=given.cvc, cvc_required=True
+    )
     masked = deps.vault.mask(card, deps.vault.fingerprint(card.number))
     fields = {"card": {"fingerprint": masked.fingerprint, "exp_month": card.exp_month, "exp_year": card.exp_year}}
     return Source(masked, fields, lambda: card)
 
 
-def _decline_by_rule(deps: Dependencies, payment: Payment, rule: str, source: Source, request_id: str, key: str,
-                     digest: str) -> Answer:  # fmt: skip
+def _decline_by_rule(
+    deps: Dependencies[UoW], payment: Payment, rule: str, source: Source, request_id: str, key: str, digest: str
+) -> Answer:
     declined = payment.decline("rule_blocked")
     answer = declined_answer(declined, request_id, f"The payment was blocked by rule '{rule}'.")
     uow = deps.store.unit_of_work()
@@ -113,7 +130,7 @@ def _decline_by_rule(deps: Dependencies, payment: Payment, rule: str, source: So
     raise AssertionError
 
 
-def _charge(deps: Dependencies, payment: Payment, card: Card, request_id: str, key: str) -> Answer:
+def _charge(deps: Dependencies[UoW], payment: Payment, card: Card, request_id: str, key: str) -> Answer:
     try:
         charge = deps.gateway.charge(payment.id, payment.amount, payment.currency, card, idempotency_key=payment.id)
         return settle(deps, payment, check_charge(payment, charge), request_id, key)
@@ -121,7 +138,7 @@ def _charge(deps: Dependencies, payment: Payment, card: Card, request_id: str, k
         raise gateway_failed(deps, key, error, payment.id) from None
 
 
-def _resume(deps: Dependencies, payment_id: str, source: Source, request_id: str, key: str) -> Answer:
+def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, request_id: str, key: str) -> Answer:
     """A retry after a 5xx (or an abandoned attempt): settle that payment, never start a second."""
     payment = deps.store.get_payment(payment_id)
     if payment is None:
@@ -149,7 +166,7 @@ def check_charge(payment: Payment, charge: Charge) -> Charge:
     return charge
 
 
-def settle(deps: Dependencies, payment: Payment, charge: Charge, request_id: str, key: str | None) -> Answer:
+def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, request_id: str, key: str | None) -> Answer:
     """Record the gateway's answer: the payment's new state, its entries and the reply, at once."""
     if charge.status == "succeeded":
         settled, entries = payment.succeed(charge.id, deps.clock())
@@ -182,7 +199,7 @@ def settled_answer(payment: Payment, request_id: str) -> Answer:
     return Answer(201, payment_body(payment))
 
 
-def answer_settled(deps: Dependencies, payment: Payment, request_id: str, key: str | None) -> Answer:
+def answer_settled(deps: Dependencies[UoW], payment: Payment, request_id: str, key: str | None) -> Answer:
     """The answer for a payment already settled elsewhere, stored for replays."""
     try:
         answer = settled_answer(payment, request_id)
@@ -198,5 +215,9 @@ def answer_settled(deps: Dependencies, payment: Payment, request_id: str, key: s
 
 
 def declined_answer(payment: Payment, request_id: str, message: str) -> Answer:
-    return Answer(402, error_body("card_error", "card_declined", message, request_id,
-                                  decline_code=payment.decline_code, payment_id=payment.id))  # fmt: skip
+    return Answer(
+        402,
+        error_body(
+            "card_error", "card_declined", message, request_id, decline_code=payment.decline_code, payment_id=payment.id
+        ),
+    )

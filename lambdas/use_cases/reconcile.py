@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.logs import logger
-from lambdas.ports import LostRace, PendingItem
+from lambdas.ports import LostRace, PendingItem, UnitOfWork, UoW
 from lambdas.use_cases import Dependencies
 from lambdas.use_cases.payments import check_charge, settle
 from lambdas.use_cases.refunds import book, check_made
@@ -18,21 +18,28 @@ SETTLE_AFTER = timedelta(minutes=1)
 GIVE_UP_AFTER = timedelta(hours=1)
 
 
-def reconcile(deps: Dependencies, settle_after: timedelta = SETTLE_AFTER,
-              give_up_after: timedelta = GIVE_UP_AFTER) -> dict[str, int]:  # fmt: skip
+def reconcile(
+    deps: Dependencies[UoW], settle_after: timedelta = SETTLE_AFTER, give_up_after: timedelta = GIVE_UP_AFTER
+) -> dict[str, int]:
     counts = {"settled": 0, "failed": 0, "still_pending": 0, "errors": 0}
     now = deps.clock()
     for item in deps.store.pending(now - settle_after):
         try:
-            outcome = _refund(deps, item, now - give_up_after) if item.refund_id else _payment(deps, item, now - give_up_after)
+            outcome = (
+                _refund(deps, item, now - give_up_after)
+                if item.refund_id
+                else _payment(deps, item, now - give_up_after)
+            )
         except Exception:  # one item's trouble (the gateway's, a bad answer) must not stop the others
-            logger.exception("reconcile item failed", extra={"payment_id": item.payment_id, "refund_id": item.refund_id})
+            logger.exception(
+                "reconcile item failed", extra={"payment_id": item.payment_id, "refund_id": item.refund_id}
+            )
             outcome = "errors"
         counts[outcome] += 1
     return counts
 
 
-def _payment(deps: Dependencies, item: PendingItem, give_up_before: datetime) -> str:
+def _payment(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime) -> str:
     payment = deps.store.get_payment(item.payment_id, with_metadata=False)
     if payment is None or payment.status is not Status.PENDING:
         return "settled"
@@ -49,7 +56,7 @@ def _payment(deps: Dependencies, item: PendingItem, give_up_before: datetime) ->
     return _commit_give_up(uow)
 
 
-def _refund(deps: Dependencies, item: PendingItem, give_up_before: datetime) -> str:
+def _refund(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime) -> str:
     payment = deps.store.get_payment(item.payment_id, with_metadata=False)
     refund = deps.store.get_refund(item.payment_id, item.refund_id or "")
     if payment is None or refund is None or refund.status is not RefundStatus.PENDING:
@@ -68,7 +75,7 @@ def _refund(deps: Dependencies, item: PendingItem, give_up_before: datetime) -> 
     return _commit_give_up(uow)
 
 
-def _commit_give_up(uow) -> str:
+def _commit_give_up(uow: UnitOfWork) -> str:
     try:
         uow.commit()
     except LostRace:

@@ -6,12 +6,14 @@ concurrent refunds never ask the gateway for more than was captured. A lost
 answer leaves the refund pending: a retry with the same key, or
 reconciliation, settles it by looking it up by reference."""
 
+import contextlib
+
 from lambdas.domain.errors import GatewayFailed, InvalidRequest
 from lambdas.domain.ids import new_id
 from lambdas.domain.money import check_amount
 from lambdas.domain.payments import Payment, Refund, RefundStatus
 from lambdas.gateway import GatewayError, GatewayInvalidAnswer, GatewayRefund, GatewayRejected
-from lambdas.ports import Answer, Begun, Fresh, LostRace, Replay, Resume
+from lambdas.ports import Answer, Begun, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import refund_body
 from lambdas.use_cases import Dependencies, gateway_failed, request_digest
 from lambdas.use_cases.reads import find_payment
@@ -19,7 +21,7 @@ from lambdas.use_cases.reads import find_payment
 RESERVE_ATTEMPTS = 5  # a reservation is retried only when what is left changed under it
 
 
-def refund(deps: Dependencies, payment_id: str, amount: int | None, key: str) -> Answer:
+def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, key: str) -> Answer:
     if amount is not None:
         check_amount(amount)
     payment = find_payment(deps, payment_id, with_metadata=False)
@@ -35,8 +37,9 @@ def refund(deps: Dependencies, payment_id: str, amount: int | None, key: str) ->
     raise AssertionError(begun)
 
 
-def _reserve(deps: Dependencies, payment: Payment, amount: int | None, key: str,
-             digest: str) -> tuple[Begun, Refund | None]:  # fmt: skip
+def _reserve(
+    deps: Dependencies[UoW], payment: Payment, amount: int | None, key: str, digest: str
+) -> tuple[Begun, Refund | None]:
     """Hold the amount with the key's claim; the refund is None when the key was used before."""
     for _ in range(RESERVE_ATTEMPTS):
         try:
@@ -57,10 +60,11 @@ def _reserve(deps: Dependencies, payment: Payment, amount: int | None, key: str,
     raise RuntimeError(f"could not reserve a refund of {payment.id} in {RESERVE_ATTEMPTS} attempts")
 
 
-def _send(deps: Dependencies, payment: Payment, refund: Refund, key: str | None) -> Answer:
+def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | None) -> Answer:
     try:
-        made = deps.gateway.refund(payment.charge_id or "", refund.amount, reference=refund.id,
-                                   idempotency_key=refund.id)  # fmt: skip
+        made = deps.gateway.refund(
+            payment.charge_id or "", refund.amount, reference=refund.id, idempotency_key=refund.id
+        )
         return book(deps, payment, refund, check_made(refund, made), key)
     except GatewayRejected as rejected:
         if not rejected.amount_refused:
@@ -73,7 +77,7 @@ def _send(deps: Dependencies, payment: Payment, refund: Refund, key: str | None)
         raise gateway_failed(deps, key, error, payment.id, refund.id) from None
 
 
-def _resume(deps: Dependencies, payment: Payment, refund_id: str, key: str) -> Answer:
+def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str) -> Answer:
     """A retry after a 5xx (or an abandoned attempt): settle that refund, never send a second."""
     refund = deps.store.get_refund(payment.id, refund_id)
     if refund is None:
@@ -98,7 +102,7 @@ def check_made(refund: Refund, made: GatewayRefund) -> GatewayRefund:
     return made
 
 
-def book(deps: Dependencies, payment: Payment, refund: Refund, made: GatewayRefund, key: str | None) -> Answer:
+def book(deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, key: str | None) -> Answer:
     """Record a refund the gateway made: the refund, its reversing entries and the reply, at once."""
     _, done, entries = payment.complete_refund(refund, made.id, deps.clock())
     answer = Answer(201, refund_body(done))
@@ -116,17 +120,15 @@ def book(deps: Dependencies, payment: Payment, refund: Refund, made: GatewayRefu
     return answer
 
 
-def _cancel(deps: Dependencies, payment: Payment, refund: Refund) -> None:
+def _cancel(deps: Dependencies[UoW], payment: Payment, refund: Refund) -> None:
     _, failed = payment.cancel_refund(refund)
     uow = deps.store.unit_of_work()
     deps.store.cancel_refund(uow, failed)
-    try:
+    with contextlib.suppress(LostRace):  # settled elsewhere meanwhile: its reservation was dealt with there
         uow.commit()
-    except LostRace:
-        pass  # settled elsewhere meanwhile: its reservation was dealt with there
 
 
-def _answer_settled(deps: Dependencies, payment: Payment, refund: Refund, key: str | None) -> Answer:
+def _answer_settled(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | None) -> Answer:
     """The answer for a refund settled elsewhere, stored for replays; a failed one is a gateway error."""
     if refund.status is not RefundStatus.SUCCEEDED:
         if key is not None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from lambdas.domain.cards import parse_card
 from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.ids import new_id
-from lambdas.ports import Answer, Fresh, Replay, Resume
+from lambdas.ports import Answer, Fresh, Replay, Resume, UoW
 from lambdas.presenters import token_body
 from lambdas.use_cases import Dependencies, request_digest
 
@@ -19,7 +19,7 @@ class CardInput:
     holder_name: str | None = None
 
 
-def tokenize(deps: Dependencies, given: CardInput, key: str | None) -> Answer:
+def tokenize(deps: Dependencies[UoW], given: CardInput, key: str | None) -> Answer:
     if given.cvc is not None:
         raise InvalidRequest("A CVC is never stored: send it only with a payment.", "card.cvc", "cvc_not_accepted")
     now = deps.clock()
@@ -32,8 +32,16 @@ def tokenize(deps: Dependencies, given: CardInput, key: str | None) -> Answer:
     if key is None:
         uow.commit()
         return answer
-    digest = request_digest({"card": {"fingerprint": masked.fingerprint, "exp_month": card.exp_month,
-                                      "exp_year": card.exp_year, "holder_name": card.holder_name}})  # fmt: skip
+    digest = request_digest(
+        {
+            "card": {
+                "fingerprint": masked.fingerprint,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+                "holder_name": card.holder_name,
+            }
+        }
+    )
     match deps.idempotency.begin(uow, key, digest, token_id, answer):
         case Fresh():
             return answer
