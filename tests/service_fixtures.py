@@ -2,6 +2,7 @@
 
 import json
 import logging
+import threading
 import uuid
 from contextlib import contextmanager
 
@@ -113,3 +114,22 @@ def aws_env(sandbox, monkeypatch, captured_logs):
         for table in (env["LEDGER_TABLE"], env["IDEMPOTENCY_TABLE"]):
             for item in dynamodb.scan(TableName=table)["Items"]:
                 assert card_data_in_item(item) == [], f"card data stored in {table}"
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch):
+    """Each emulated AWS request runs alone, as each DynamoDB request is atomic in AWS.
+
+    moto's in-process backends are not thread-safe (a transaction deep-copies a
+    table another thread is writing). Only single requests are serialized: the
+    threads still interleave between requests, which is where races live."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.Lock()
+    unsafe = BotocoreStubber.process_request
+
+    def process_request(self, request):
+        with lock:
+            return unsafe(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)

@@ -8,7 +8,6 @@ from moto import mock_aws
 
 from lambdas.adapters.envelope import MAX_KEY_USES, EnvelopeCipher
 
-
 # --- envelope encryption -------------------------------------------------------------------
 
 

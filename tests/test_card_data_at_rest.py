@@ -199,4 +199,5 @@ def test_no_stored_value_is_a_plain_digest_of_card_data(aws_env, sandbox):
     found = {name for name, windows in planted_windows.items() for m in matches if m.digest in windows}
     assert found == set(planted)
     assert {(m.text, m.card, m.algorithm) for m in matches if m.digest in planted_windows["old body hash"]} == {
-        ("the card payment wrapped with its path", "the true card", "sha256")}
+        ("the card payment wrapped with its path", "the true card", "sha256")
+    }

@@ -5,8 +5,6 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
-
 from lambdas import bootstrap
 from tests.events import body_of, invoke
 from tests.test_api import assert_error, card, pay, tokenize
@@ -57,25 +55,6 @@ def test_refunds_are_idempotent(aws_env, sandbox):
     again = invoke("POST", path, {"amount": 300}, headers={"Idempotency-Key": "r"})
     assert again["body"] == first["body"] and again["headers"]["Idempotent-Replayed"] == "true"
     assert body_of(invoke("GET", f"/payments/{payment['id']}"))["amount_refunded"] == 300
-
-
-@pytest.fixture
-def atomic_requests(monkeypatch):
-    """Each emulated AWS request runs alone, as each DynamoDB request is atomic in AWS.
-
-    moto's in-process backends are not thread-safe (a transaction deep-copies a
-    table another thread is writing). Only single requests are serialized: the
-    threads still interleave between requests, which is where races live."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.Lock()
-    unsafe = BotocoreStubber.process_request
-
-    def process_request(self, request):
-        with lock:
-            return unsafe(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
 
 
 def test_twenty_concurrent_requests_with_one_key_charge_once(aws_env, sandbox, atomic_requests):

@@ -94,8 +94,8 @@ def test_every_test_card_through_every_route_leaves_no_trace(aws_env, sandbox):
                                                     "metadata": {"note": f"card {pan}"}},  # a client's own mistake
                               headers={"Idempotency-Key": key})  # fmt: skip
             assert body_of(mistaken)["error"]["param"] == "metadata.note"
-            paid = invoke("POST", "/payments", {"amount": 100, "currency": "usd", "source": source,
-                                                "metadata": {"order": f"A-{n}"}}, headers={"Idempotency-Key": key})  # fmt: skip
+            body = {"amount": 100, "currency": "usd", "source": source, "metadata": {"order": f"A-{n}"}}
+            paid = invoke("POST", "/payments", body, headers={"Idempotency-Key": key})
             payment_id = body_of(paid).get("id") or body_of(paid)["error"]["payment_id"]
             invoke("GET", f"/payments/{payment_id}")
             invoke("GET", f"/payments/{payment_id}/ledger")

@@ -296,7 +296,7 @@ class SandboxGateway:
         return next(c["amount_refunded"] for c in self.sandbox.charges() if c["id"] == charge_id)
 
 
-def test_model_on_moto_and_the_sandbox(aws_env, sandbox):
+def test_model_on_moto_and_the_sandbox(aws_env, sandbox, atomic_requests):
     """The same machine with DynamoDB and KMS in moto and the Sparkle sandbox as a process: fewer examples."""
 
     class OnMoto(PaymentMachine):

@@ -42,12 +42,16 @@ def test_it_is_openapi_3_1_and_describes_the_contract_routes():
 
 
 def test_every_body_the_handlers_answer_matches_the_description(aws_env):
-    token = body_of(invoke("POST", "/tokens", {"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}))
+    token = body_of(
+        invoke("POST", "/tokens", {"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}})
+    )
     response_models.TokenResponse.model_validate(token)
     payment = body_of(pay({"amount": 900, "currency": "usd", "source": {"token": token["token"]},
                            "description": "d", "metadata": {"k": "v"}}))  # fmt: skip
     response_models.PaymentResponse.model_validate(payment)
-    refund = body_of(invoke("POST", f"/payments/{payment['id']}/refunds", {"amount": 1}, headers={"Idempotency-Key": "r"}))
+    refund = body_of(
+        invoke("POST", f"/payments/{payment['id']}/refunds", {"amount": 1}, headers={"Idempotency-Key": "r"})
+    )
     response_models.RefundResponse.model_validate(refund)
     response_models.LedgerResponse.model_validate(body_of(invoke("GET", f"/payments/{payment['id']}/ledger")))
     declined = body_of(pay({"amount": 5, "currency": "usd", "source": {"card": card("4000000000000002")}}, key="d"))

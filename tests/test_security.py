@@ -98,7 +98,9 @@ def test_tables_are_on_demand_encrypted_with_the_vault_key_and_recoverable(stack
 
 def test_production_tables_cannot_be_deleted_and_dev_tables_can(synthesized):
     assert all(t["deletion_protection_enabled"] for t in synthesized["prod"].resources("aws_dynamodb_table").values())
-    assert not any(t["deletion_protection_enabled"] for t in synthesized["dev"].resources("aws_dynamodb_table").values())
+    assert not any(
+        t["deletion_protection_enabled"] for t in synthesized["dev"].resources("aws_dynamodb_table").values()
+    )
 
 
 # --- API Gateway and WAF -------------------------------------------------------
@@ -112,7 +114,9 @@ def _paths_by_resource(stack) -> dict[str, str]:
     while len(paths) <= len(resources):
         for name, resource in resources.items():
             if resource["parent_id"] in paths:
-                paths[f"${{aws_api_gateway_resource.{name}.id}}"] = f"{paths[resource['parent_id']]}/{resource['path_part']}"
+                paths[f"${{aws_api_gateway_resource.{name}.id}}"] = (
+                    f"{paths[resource['parent_id']]}/{resource['path_part']}"
+                )
     return paths
 
 
@@ -135,7 +139,9 @@ def test_every_route_reaches_its_function_through_a_proxy_integration(stack):
         assert integration["type"] == "AWS_PROXY"
         function_name = integration["uri"].split(".")[1]
         assert function_name in functions
-    permissions = [p for p in stack.resources("aws_lambda_permission").values() if p["principal"].startswith("apigateway")]
+    permissions = [
+        p for p in stack.resources("aws_lambda_permission").values() if p["principal"].startswith("apigateway")
+    ]
     assert len(permissions) == len(ROUTES)
     for permission in permissions:
         assert permission["source_arn"].startswith("${aws_api_gateway_rest_api.")
@@ -160,7 +166,7 @@ def test_stage_traces_logs_encrypted_and_throttles_without_data_trace(stack):
 
 
 def test_web_acl_guards_the_stage_with_managed_rules_a_size_limit_and_logs(stack):
-    (acl_name, acl), = stack.resources("aws_wafv2_web_acl").items()
+    ((acl_name, acl),) = stack.resources("aws_wafv2_web_acl").items()
     assert acl["scope"] == "REGIONAL"
     managed = {r["statement"]["managed_rule_group_statement"]["name"] for r in acl["rule"]
                if "managed_rule_group_statement" in r["statement"]}  # fmt: skip
@@ -207,7 +213,7 @@ def test_reconciliation_runs_on_a_schedule_with_an_encrypted_dead_letter_queue(s
     function_name = target["arn"].split(".")[1]
     reconcile = stack.resources("aws_lambda_function")[function_name]
     assert reconcile["handler"] == Function.RECONCILE.handler
-    (queue_name, queue), = stack.resources("aws_sqs_queue").items()
+    ((queue_name, queue),) = stack.resources("aws_sqs_queue").items()
     assert reconcile["dead_letter_config"]["target_arn"] == f"${{aws_sqs_queue.{queue_name}.arn}}"
     assert queue["kms_master_key_id"].startswith("${aws_kms_key.operations_key_")
     for function in stack.resources("aws_lambda_function").values():
