@@ -14,6 +14,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 
 from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from lambdas.adapters.sparkle import SparkleClient
 
 SECRET_MAX_AGE_SECONDS = 300
+# AWS calls answer in milliseconds: bounded waits (not botocore's 60 s) and one retry keep a stuck call from holding a
+# request past its deadline for long (an emulator under load can take seconds, hence not tighter).
+AWS_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
 
 
 def gateway_secret(secret_id: str) -> Callable[[], str]:
@@ -100,8 +104,8 @@ def _sparkle_client(env: Mapping[str, str]) -> "SparkleClient":
 @cache
 def service() -> PaymentService:
     env = os.environ
-    kms = boto3.client("kms")
-    dynamodb = boto3.client("dynamodb")
+    kms = boto3.client("kms", config=AWS_CLIENT_CONFIG)
+    dynamodb = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
     vault_key = env["VAULT_KEY_ID"]
     metadata_cipher = EnvelopeCipher(kms, vault_key, Purpose.METADATA)
     return PaymentService(

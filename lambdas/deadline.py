@@ -21,6 +21,12 @@ def start(remaining_seconds: float, clock: Callable[[], float] = time.monotonic)
     _deadline.set(clock() + remaining_seconds - WRITE_RESERVE_SECONDS)
 
 
+def start_from(context: object) -> None:
+    """Start from a Lambda context's remaining time; without one (a test, a script) there is no deadline."""
+    remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
+    start(remaining_millis() / 1000 if callable(remaining_millis) else math.inf)
+
+
 def remaining(clock: Callable[[], float] = time.monotonic) -> float:
     """Seconds left for outside calls (``math.inf`` outside a request)."""
     return _deadline.get() - clock()

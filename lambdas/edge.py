@@ -11,7 +11,6 @@ number left in a message or param."""
 
 import base64
 import json
-import math
 import re
 import time
 from collections.abc import Callable
@@ -244,8 +243,7 @@ def api_handler(
 
     def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         started = time.perf_counter()
-        remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
-        deadline.start(remaining_millis() / 1000 if remaining_millis else math.inf)
+        deadline.start_from(context)
         request_id = (event.get("requestContext") or {}).get("requestId", "")
         route = f"{event.get('httpMethod')} {event.get('resource')}"
         response = _handle(event, routes, service, request_id, route)

@@ -21,7 +21,7 @@ TEST_PANS = (
 TEST_CVCS = ("737", "7373")
 
 # How people write a card number: its digits parted by one of these ...
-SEPARATORS = ("", " ", "-", ".", "/")
+SEPARATORS = ("", " ", "-", ".", "/", "\u00a0", "\u202f", "  ", " - ")
 # ... in groups of four, or of these sizes for a number of this length (Amex 4-6-5, Diners 4-6-4).
 GROUPINGS = {15: ((4, 6, 5),), 14: ((4, 6, 4),)}
 

@@ -94,7 +94,7 @@ class DynamoLedgerStore:
             currency=values["currency"],
             card=_card_of(values["card"]),
             created_at=parse_iso(values["created_at"]),
-            status=Status(values["status"]),
+            status=_lifecycle(Status(values["status"])),
             amount_refunded=int(values["amount_refunded"]),
             amount_reserved=int(values.get("amount_reserved", 0)),
             description=values.get("description"),
@@ -207,12 +207,23 @@ class DynamoLedgerStore:
     def reserve_refund(self, uow: DynamoUnitOfWork, payment: Payment, refund: Refund) -> None:
         uow.add(
             "payment",
+            # An item written before refunds were reserved has no `refundable_left` and may carry a refund status:
+            # it gets both from what was read of it, on the condition that nothing was refunded since.
             self._payment_update(
                 payment.id,
-                "SET #left = #left - :amount, #reserved = #reserved + :amount",
+                "SET #left = if_not_exists(#left, :initially_left) - :amount,"
+                " #reserved = if_not_exists(#reserved, :zero) + :amount, #status = :succeeded",
                 refund.amount,
-                condition="#status = :succeeded AND #left >= :amount",
-                extra_values={":succeeded": Status.SUCCEEDED.value},
+                condition="(#left >= :amount AND #status = :succeeded) OR (attribute_not_exists(#left)"
+                " AND #refunded = :refunded_when_read AND #status IN (:succeeded, :partially, :fully))",
+                extra_values={
+                    ":succeeded": Status.SUCCEEDED.value,
+                    ":partially": Status.PARTIALLY_REFUNDED.value,
+                    ":fully": Status.REFUNDED.value,
+                    ":initially_left": payment.amount - payment.amount_refunded,
+                    ":refunded_when_read": payment.amount_refunded,
+                    ":zero": 0,
+                },
             ),
             self._found_payment,
         )
@@ -316,6 +327,11 @@ class DynamoLedgerStore:
                     PK,
                 ),
             )
+
+
+def _lifecycle(stored: Status) -> Status:
+    """The stored lifecycle status: items written before refunds were derived may say how much was refunded."""
+    return Status.SUCCEEDED if stored in (Status.PARTIALLY_REFUNDED, Status.REFUNDED) else stored
 
 
 def _refund_of(values: dict[str, Any]) -> Refund:

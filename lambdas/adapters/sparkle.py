@@ -9,6 +9,7 @@
   have moved money, and only a lookup by reference can say.
 """
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from lambdas.gateway import (
 )
 
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
+MAX_ANSWER_BYTES = 256 * 1024  # the gateway's answers are well under 1 KiB
 MIN_ATTEMPT_SECONDS = 0.25
 CHARGE_STATUSES = ("succeeded", "declined")
 REFUND_STATUSES = ("succeeded",)
@@ -115,6 +117,7 @@ class SparkleClient:
             left = deadline.remaining()
             if left < MIN_ATTEMPT_SECONDS:
                 break
+            ends = time.monotonic() + min(self.connect_timeout + self.read_timeout, left)
             try:
                 response = self.session.request(
                     method,
@@ -122,18 +125,20 @@ class SparkleClient:
                     headers={"Authorization": f"Bearer {self.secret_key()}", **headers},
                     timeout=(min(self.connect_timeout, left), min(self.read_timeout, left)),
                     allow_redirects=False,
+                    stream=True,
                     **request,
                 )
-            except (requests.ConnectionError, requests.Timeout) as error:
+                content = _read_until(response, ends)
+            except requests.RequestException as error:  # refused, timed out, cut off mid-answer, undecodable
                 never_connected = _never_connected(error)
                 may_have_arrived = may_have_arrived or not never_connected
                 failures.append("no connection" if never_connected else "no answer")
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    return _json_object(response, f"{method} {path}")
+                    return _json_object(content, status, f"{method} {path}")
                 if not _may_pass(status):
-                    raise _failure(response, f"{method} {path}")
+                    raise _failure(status, content, f"{method} {path}")
                 may_have_arrived = may_have_arrived or status == 409  # the first request with the key still runs
                 failures.append(str(status))
             delay = next(delays, None)
@@ -149,11 +154,32 @@ def _may_pass(status: int) -> bool:
     return status in (409, 429) or status >= 500
 
 
-def _failure(response: requests.Response, request: str) -> Exception:
+def _read_until(response: requests.Response, ends: float) -> bytes:
+    """The answer's body, read by the time the attempt ``ends``: the read timeout bounds each read of the socket,
+    not the answer, so a gateway trickling bytes would otherwise hold the request past any deadline."""
+    content = bytearray()
+    with response:
+        for byte in response.iter_content(1):  # read as it arrives: a larger read waits for all its bytes
+            content += byte
+            if time.monotonic() > ends:
+                raise requests.Timeout("the answer took longer than the attempt may")
+            if len(content) > MAX_ANSWER_BYTES:
+                raise GatewayInvalidAnswer(f"an answer over {MAX_ANSWER_BYTES} bytes")
+    return bytes(content)
+
+
+def _parsed(content: bytes) -> Any:
+    """The JSON value of ``content``, or None when it is not JSON (however deeply nested)."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _failure(status: int, content: bytes, request: str) -> Exception:
     """What an answer that will not change on retry means."""
-    status = response.status_code
     if status == 400:
-        error = _error_of(response)
+        error = _error_of(content)
         code, message = str(error.get("code") or ""), str(error.get("message") or "")
         if contains_card_number(message):  # the gateway's text may be logged or shown: it must not carry a card
             message = "(withheld: it held a card number)"
@@ -173,21 +199,16 @@ def _never_connected(error: Exception) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
-def _json_object(response: requests.Response, request: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+def _json_object(content: bytes, status: int, request: str) -> dict[str, Any]:
+    body = _parsed(content)
     if not isinstance(body, dict):
-        raise GatewayInvalidAnswer(f"{request}: {response.status_code} without a JSON object")
+        raise GatewayInvalidAnswer(f"{request}: {status} without a JSON object")
     return body
 
 
-def _error_of(response: requests.Response) -> dict[str, Any]:
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return {}
+def _error_of(content: bytes) -> dict[str, Any]:
+    body = _parsed(content)
+    error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else {}
 
 

@@ -28,8 +28,10 @@ def luhn_valid(digits: str) -> bool:
 
 
 CARD_DIGITS = range(12, 20)  # a card number has 12 to 19 digits
-# The usual spellings of a card number: digits run together, or in groups parted by one space, dash, dot or slash.
-DIGIT_RUN_SHAPE = r"\d(?:[ ./-]?\d)*"
+# The usual spellings of a card number: digits run together, or in groups parted by spaces of any kind (no-break
+# spaces included), or by a dash, dot or slash with spaces around it or not.
+GROUP_SEPARATOR = r"(?:\s{1,3}|\s{0,2}[./\-\u2010-\u2015\u2212]\s{0,2})"
+DIGIT_RUN_SHAPE = rf"\d(?:{GROUP_SEPARATOR}?\d)*"
 _DIGIT_RUN = re.compile(DIGIT_RUN_SHAPE)
 _GROUP = re.compile(r"\d+")
 

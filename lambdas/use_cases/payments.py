@@ -159,7 +159,7 @@ def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, request_id
 
 def check_charge(payment: Payment, charge: Charge) -> Charge:
     """A charge that can be booked for ``payment``, or ``GatewayInvalidAnswer``."""
-    if (charge.reference, charge.amount, charge.currency) != (payment.id, payment.amount, payment.currency):
+    if (charge.reference, charge.amount, charge.currency.upper()) != (payment.id, payment.amount, payment.currency):
         raise GatewayInvalidAnswer(f"the gateway's charge {charge.id} does not match {payment.id}")
     if charge.status not in ("succeeded", "declined"):
         raise GatewayInvalidAnswer(f"unknown charge status {charge.status!r:.20}")

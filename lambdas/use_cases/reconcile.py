@@ -1,12 +1,16 @@
 """Scheduled: settles payments and refunds left pending by lost gateway answers.
 
-It pages through every pending item; one item's error is logged and counted
-and does not stop the run. An item is given up (payment ``failed``, refund
+It pages through every pending item, in a random order so that items stuck at
+a silent gateway cannot starve the others run after run, and stops starting
+items when the run's deadline is near (``deferred``: the next run takes them).
+One item's error is logged and counted and does not stop the run. An item is given up (payment ``failed``, refund
 cancelled and its reservation released) only when the gateway has no record of
 it after ``give_up_after`` *and* no request holds its idempotency key."""
 
+import random
 from datetime import datetime, timedelta
 
+from lambdas import deadline
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.logs import logger
 from lambdas.ports import LostRace, PendingItem, UnitOfWork, UoW
@@ -14,6 +18,7 @@ from lambdas.use_cases import Dependencies
 from lambdas.use_cases.payments import check_charge, settle
 from lambdas.use_cases.refunds import book, check_made
 
+ITEM_SECONDS = 1.0  # the least time worth starting an item with: a lookup and a write
 SETTLE_AFTER = timedelta(minutes=1)
 GIVE_UP_AFTER = timedelta(hours=1)
 
@@ -21,9 +26,14 @@ GIVE_UP_AFTER = timedelta(hours=1)
 def reconcile(
     deps: Dependencies[UoW], settle_after: timedelta = SETTLE_AFTER, give_up_after: timedelta = GIVE_UP_AFTER
 ) -> dict[str, int]:
-    counts = {"settled": 0, "failed": 0, "still_pending": 0, "errors": 0}
+    counts = {"settled": 0, "failed": 0, "still_pending": 0, "errors": 0, "deferred": 0}
     now = deps.clock()
-    for item in deps.store.pending(now - settle_after):
+    items = list(deps.store.pending(now - settle_after))
+    random.shuffle(items)
+    for item in items:
+        if deadline.remaining() < ITEM_SECONDS:
+            counts["deferred"] += 1
+            continue
         try:
             outcome = (
                 _refund(deps, item, now - give_up_after)
@@ -63,7 +73,7 @@ def _refund(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime
         return "settled"
     made = deps.gateway.find_refund(refund.id)
     if made is not None:
-        book(deps, payment, refund, check_made(refund, made), None)
+        book(deps, payment, refund, check_made(payment, refund, made), None)
         return "settled"
     if refund.created_at > give_up_before:
         return "still_pending"

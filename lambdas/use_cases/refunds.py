@@ -65,7 +65,7 @@ def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | 
         made = deps.gateway.refund(
             payment.charge_id or "", refund.amount, reference=refund.id, idempotency_key=refund.id
         )
-        return book(deps, payment, refund, check_made(refund, made), key)
+        return book(deps, payment, refund, check_made(payment, refund, made), key)
     except GatewayRejected as rejected:
         if not rejected.amount_refused:
             raise gateway_failed(deps, key, rejected, payment.id, refund.id) from None
@@ -91,13 +91,15 @@ def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str)
     if made is None:
         return _send(deps, payment, refund, key)  # it never reached the gateway; same gateway key regardless
     try:
-        return book(deps, payment, refund, check_made(refund, made), key)
+        return book(deps, payment, refund, check_made(payment, refund, made), key)
     except GatewayError as error:
         raise gateway_failed(deps, key, error, payment.id, refund.id) from None
 
 
-def check_made(refund: Refund, made: GatewayRefund) -> GatewayRefund:
-    if (made.reference, made.amount, made.status) != (refund.id, refund.amount, "succeeded"):
+def check_made(payment: Payment, refund: Refund, made: GatewayRefund) -> GatewayRefund:
+    """A gateway refund that can be booked as ``refund`` of ``payment``, or ``GatewayInvalidAnswer``."""
+    expected = (refund.id, refund.amount, payment.charge_id, "succeeded")
+    if (made.reference, made.amount, made.charge_id, made.status) != expected:
         raise GatewayInvalidAnswer(f"the gateway's refund {made.id} does not match {refund.id}")
     return made
 

@@ -1,0 +1,51 @@
+r"""Attack: card numbers in free text spelled with spaces other than U+0020 (promise 1).
+
+lambdas/domain/cards.py:31 (DIGIT_RUN_SHAPE = r"\d(?:[ ./-]?\d)*") takes only the ASCII space, so a number grouped
+with a no-break space (what word processors, web pages and macOS Option-Space insert; French formatting uses
+U+202F), or with two spaces, is not a card number to the service: it is stored as given in the ledger table,
+hashed in plain SHA-256 into the idempotency record's digest (use_cases/__init__.py:request_digest), returned in
+responses, and echoed in error params (edge.py:field_param via member_param)."""
+
+import json
+import re
+
+import pytest
+
+from lambdas.edge import api_handler
+from lambdas.handlers.charge import create_payment
+from lambdas.routes import Function
+from tests.fakes import fake_world
+from tests.fakes_gateway import FakeGateway
+from tools.api_events import LambdaContext, api_event
+
+SPELLINGS = {
+    "no-break-space": "4242\u00a04242\u00a04242\u00a04242",
+    "narrow-no-break-space": "4242\u202f4242\u202f4242\u202f4242",
+    "two-spaces": "4242  4242  4242  4242",
+    "spaced-dashes": "4242 - 4242 - 4242 - 4242",
+}
+CARD = {"number": "5555555555554444", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+
+
+def _post(body: dict) -> dict:
+    world = fake_world(FakeGateway())
+    handler = api_handler(Function.CHARGE, {"POST /payments": create_payment}, lambda: world.service)
+    response = handler(api_event("POST", "/payments", body, headers={"Idempotency-Key": "spell"}), LambdaContext(25))
+    return response, world
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS.values(), ids=SPELLINGS.keys())
+def test_a_card_number_in_the_description_is_refused(spelling):
+    response, world = _post(
+        {"amount": 1000, "currency": "usd", "source": {"card": CARD}, "description": f"card {spelling}"}
+    )
+    stored = [p.description for p in world.db.payments.values()]
+    assert response["statusCode"] == 400, (response["statusCode"], stored)
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS.values(), ids=SPELLINGS.keys())
+def test_an_unknown_member_named_by_a_card_number_is_not_echoed(spelling):
+    response, _ = _post({"amount": 1000, "currency": "usd", "source": {"card": CARD}, spelling: "x"})
+    error = json.loads(response["body"])["error"]
+    for field in ("message", "param"):
+        assert "4242424242424242" not in re.sub(r"\D", "", error.get(field) or ""), error
