@@ -11,7 +11,7 @@ export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 LINTED := lambdas stacks tools sparkle_sandbox tests main.py
 
-.PHONY: install test test-fast lint synth snapshots openapi local demo sandbox bench bench-local bench-synth clean
+.PHONY: install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth clean
 
 install: .venv/.installed
 
@@ -48,6 +48,11 @@ demo: install  ## against a running `make local`
 
 sandbox: install  ## the Sparkle sandbox on 127.0.0.1:$${SPARKLE_PORT:-4010}
 	$(PYTHON) -m sparkle_sandbox
+
+mutate: install  ## mutation score of the domain, use cases, edge and adapters (long: CI does not run it)
+	MODEL_EXAMPLES=40 $(PYTHON) -m mutmut run --max-children 2
+	$(PYTHON) -m mutmut export-cicd-stats
+	$(PYTHON) -m tools.mutation_score
 
 bench: install  ## handler cold imports; KMS calls and DynamoDB requests per payment
 	$(PYTHON) -m tools.bench_service

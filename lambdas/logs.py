@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from lambdas import SERVICE_NAME
 from lambdas.domain.cards import CARD_DIGITS, DIGIT_RUN_SHAPE
 
 if TYPE_CHECKING:
@@ -42,4 +43,4 @@ class MaskingFormatter(LambdaPowertoolsFormatter):
         return mask_card_data(super().serialize(log))
 
 
-logger = Logger(service="payment-ledger", logger_formatter=MaskingFormatter())
+logger = Logger(service=SERVICE_NAME, logger_formatter=MaskingFormatter())

@@ -6,13 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from lambdas.domain.cards import Brand
+from lambdas.domain.payments import Status
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class VaultedCard(_Body):
-    brand: Literal["visa", "mastercard", "amex", "discover", "other"]
+    brand: Brand
     last4: str
     exp_month: int
     exp_year: int
@@ -26,7 +29,7 @@ class TokenResponse(_Body):
 
 
 class PaymentCardView(_Body):
-    brand: Literal["visa", "mastercard", "amex", "discover", "other"]
+    brand: Brand
     last4: str
     fingerprint: str
 
@@ -38,7 +41,7 @@ class GatewayView(_Body):
 
 class PaymentResponse(_Body):
     id: str
-    status: Literal["pending", "succeeded", "declined", "failed", "partially_refunded", "refunded"]
+    status: Status
     amount: int
     currency: str
     amount_refunded: int

@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from lambdas.adapters.sparkle import RetryPolicy
+from lambdas import SERVICE_NAME
+from lambdas.adapters.sparkle import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RetryPolicy
 from lambdas.deadline import WRITE_RESERVE_SECONDS
 from lambdas.domain.money import MAX_AMOUNT, MIN_AMOUNT, SUPPORTED_CURRENCIES
 
@@ -13,7 +14,7 @@ API_GATEWAY_LIMIT_SECONDS = 29  # API Gateway's integration timeout: the longest
 GATEWAY_CALLS_PER_REQUEST = 2
 
 DEFAULT_TAGS: dict[str, str] = {
-    "service": "payment-ledger",
+    "service": SERVICE_NAME,
     "managed-by": "cdktf",
     "data-classification": "pci",
 }
@@ -40,10 +41,12 @@ class GatewaySettings(_Frozen):
     """How the Sparkle client (lambdas.adapters.sparkle) waits and retries: one gateway call takes at most
     ``attempts`` attempts of ``connect + read`` seconds each, with the backoff (doubled each time) between them."""
 
-    connect_timeout_seconds: float = Field(default=1.0, gt=0)
-    read_timeout_seconds: float = Field(default=4.0, gt=0)
-    attempts: int = Field(default=2, ge=1)
-    backoff_seconds: float = Field(default=0.2, ge=0, description="before the second attempt, then doubled")
+    connect_timeout_seconds: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
+    read_timeout_seconds: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
+    attempts: int = Field(default=RetryPolicy().attempts, ge=1)
+    backoff_seconds: float = Field(
+        default=RetryPolicy().backoff_seconds, ge=0, description="before the second attempt, then doubled"
+    )
 
     @property
     def attempt_seconds(self) -> float:

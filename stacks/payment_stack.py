@@ -8,6 +8,7 @@ from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
 from constructs import Construct
 
+from lambdas import SERVICE_NAME
 from lambdas.encryption_context import Purpose
 from lambdas.routes import MAX_BODY_BYTES, ROUTES, Function
 from lambdas.storage_schema import Partition
@@ -137,7 +138,7 @@ class PaymentStack(TerraformStack):
             "GATEWAY_ATTEMPTS": str(config.gateway.attempts),
             "GATEWAY_BACKOFF": str(config.gateway.backoff_seconds),
             "PAYMENT_RULES": config.rules.model_dump_json(),
-            "POWERTOOLS_SERVICE_NAME": "payment-ledger",
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         }
         functions = {
             function: PaymentFunction(

@@ -3,20 +3,17 @@
 import json
 import re
 
-# The one list of card numbers the tests send (the sandbox's test cards and others), and of the CVCs they send.
+from sparkle_sandbox.server import DECLINES, PROCESSING_ERROR_CARD, SLOW_CARD, SUCCEEDING_CARDS
+
+# The one list of card numbers the tests send: the sandbox's test cards, and others of other brands.
 TEST_PANS = (
-    "4242424242424242",
-    "5555555555554444",
-    "378282246310005",
-    "4000000000000002",
-    "4000000000009995",
-    "4000000000000069",
-    "4000000000000127",
-    "4000000000000119",
-    "4000000000003220",
-    "6011111111111117",
-    "2223003122003222",
-    "3530111333300000",
+    *SUCCEEDING_CARDS,
+    *DECLINES,
+    PROCESSING_ERROR_CARD,
+    SLOW_CARD,
+    "6011111111111117",  # discover
+    "2223003122003222",  # mastercard's 2-series
+    "3530111333300000",  # other (JCB)
 )
 TEST_CVCS = ("737", "7373")
 

@@ -10,6 +10,7 @@ ledger equals the gateway's capture less its refunds, and debits equal credits.
 It runs on the in-memory fakes (hundreds of examples). ``test_model_on_moto``
 runs the same machine on the DynamoDB adapters (moto in process), with fewer."""
 
+import os
 import threading
 import uuid
 from datetime import timedelta
@@ -44,6 +45,8 @@ from tools.function_resources import provision
 CARDS = ("4242424242424242", "5555555555554444", next(iter(DECLINES)), PROCESSING_ERROR_CARD, SLOW_CARD)
 FAULTS = st.one_of(st.none(), st.sampled_from(list(Fault)))
 AMOUNTS = st.integers(1, 5000)
+# Examples of the machine on the fakes; `make mutate` runs it once per mutant, so it asks for fewer.
+MODEL_EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "200"))
 CONTRACT_ERRORS = (GatewayFailed, InvalidRequest, IdempotencyConflict)  # 502/504, 400, 409/422: never a 500
 
 
@@ -222,7 +225,7 @@ class PaymentMachine(RuleBasedStateMachine):
 
 
 PaymentMachine.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=MODEL_EXAMPLES, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_model_on_fakes = PaymentMachine.TestCase
 

@@ -30,6 +30,10 @@ from lambdas.gateway import (
 )
 
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
+# How long the client waits by default (the stacks' GatewaySettings start from these): a card charge answers in
+# a second or two, and two attempts of connect + read must fit a request's deadline twice over (a resumed retry).
+DEFAULT_CONNECT_TIMEOUT = 1.0
+DEFAULT_READ_TIMEOUT = 4.0
 MAX_ANSWER_BYTES = 256 * 1024  # the gateway's answers are well under 1 KiB
 MIN_ATTEMPT_SECONDS = 0.25
 CHARGE_STATUSES = ("succeeded", "declined")
@@ -38,7 +42,7 @@ REFUND_STATUSES = ("succeeded",)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 3
+    attempts: int = 2
     backoff_seconds: float = 0.2  # doubled after each attempt
 
     def delays(self) -> Iterator[float]:
@@ -51,8 +55,8 @@ class SparkleClient:
         self,
         base_url: str,
         secret_key: Callable[[], str],
-        connect_timeout: float = 3.0,
-        read_timeout: float = 10.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         retry: RetryPolicy = RetryPolicy(),
         session: requests.Session | None = None,
     ) -> None:

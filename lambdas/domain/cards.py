@@ -7,15 +7,25 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 
 from lambdas.domain.errors import InvalidRequest
 
+
+class Brand(StrEnum):
+    VISA = "visa"
+    MASTERCARD = "mastercard"
+    AMEX = "amex"
+    DISCOVER = "discover"
+    OTHER = "other"
+
+
 # Prefix ranges per brand (longest match wins): (brand, prefix_low, prefix_high).
 _BRAND_RANGES = (
-    ("amex", "34", "34"), ("amex", "37", "37"),
-    ("visa", "4", "4"),
-    ("mastercard", "51", "55"), ("mastercard", "2221", "2720"),
-    ("discover", "6011", "6011"), ("discover", "644", "649"), ("discover", "65", "65"),
+    (Brand.AMEX, "34", "34"), (Brand.AMEX, "37", "37"),
+    (Brand.VISA, "4", "4"),
+    (Brand.MASTERCARD, "51", "55"), (Brand.MASTERCARD, "2221", "2720"),
+    (Brand.DISCOVER, "6011", "6011"), (Brand.DISCOVER, "644", "649"), (Brand.DISCOVER, "65", "65"),
 )  # fmt: skip
 
 
@@ -111,8 +121,8 @@ class CardNumber:
         return self._digits[-4:]
 
     @property
-    def brand(self) -> str:
-        best = ("other", 0)
+    def brand(self) -> Brand:
+        best = (Brand.OTHER, 0)
         for brand, low, high in _BRAND_RANGES:
             prefix = self._digits[: len(low)]
             if low <= prefix <= high and len(low) > best[1]:
@@ -141,7 +151,7 @@ def check_expiry(month: int, year: int, today: date, param: str = "card") -> Non
 
 
 def check_cvc(cvc: str, brand: str, param: str = "card.cvc") -> None:
-    length = 4 if brand == "amex" else 3
+    length = 4 if brand == Brand.AMEX else 3
     if not (isinstance(cvc, str) and cvc.isascii() and cvc.isdigit() and len(cvc) == length):
         raise InvalidRequest(f"The CVC must be {length} digits.", param, "invalid_cvc")
 
