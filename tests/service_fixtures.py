@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from lambdas import bootstrap
 from lambdas.logs import logger
+from tests.fakes_gateway import Fault
 from tests.leaks import card_data_in, card_data_in_item
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
 from tools.function_resources import provision
@@ -36,6 +37,15 @@ def sandbox(sandbox_url):
     return sandbox
 
 
+# The sandbox's fault setting that makes each of the fake gateway's faults happen.
+FAULT_SETTINGS = {
+    Fault.UNAVAILABLE: "error_rate",
+    Fault.LOST: "drop_rate",
+    Fault.GARBAGE: "garbage_rate",
+    Fault.SLOW: "slow_rate",
+}
+
+
 class Sandbox:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -49,6 +59,16 @@ class Sandbox:
 
     def refunds(self) -> list[dict]:
         return requests.get(f"{self.url}/_sandbox/refunds", timeout=5).json()["data"]
+
+    @contextmanager
+    def failing(self, fault: Fault):
+        """Every request meets ``fault`` until the block ends (drop, garbage and slow apply to POSTs only)."""
+        setting = FAULT_SETTINGS[fault]
+        self.faults(**{setting: 1.0})
+        try:
+            yield
+        finally:
+            self.faults(**{setting: 0.0})
 
     def faults(self, **settings) -> None:
         requests.post(f"{self.url}/_sandbox/faults", json=settings, timeout=5)

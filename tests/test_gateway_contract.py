@@ -8,7 +8,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
-from typing import ClassVar
 
 import pytest
 
@@ -61,13 +60,6 @@ class FakeWorld:
 
 
 class SandboxWorld:
-    SETTINGS: ClassVar[dict[Fault, str]] = {
-        Fault.UNAVAILABLE: "error_rate",
-        Fault.LOST: "drop_rate",
-        Fault.GARBAGE: "garbage_rate",
-        Fault.SLOW: "slow_rate",
-    }
-
     def __init__(self, sandbox) -> None:
         self.sandbox = sandbox
         self.gateway = SparkleClient(
@@ -80,11 +72,8 @@ class SandboxWorld:
     @contextmanager
     def failing(self, fault: Fault, operation: str):
         """Every attempt of the call meets the fault (drop, garbage and slow apply to POSTs only)."""
-        self.sandbox.faults(**{self.SETTINGS[fault]: 1.0})
-        try:
+        with self.sandbox.failing(fault):
             yield
-        finally:
-            self.sandbox.faults(**{self.SETTINGS[fault]: 0.0})
 
     def charge_count(self, reference: str) -> int:
         return sum(1 for charge in self.sandbox.charges() if charge["reference"] == reference)

@@ -15,7 +15,6 @@ import threading
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import ClassVar
 
 import boto3
 from hypothesis import HealthCheck, settings
@@ -235,13 +234,6 @@ class SandboxGateway:
     operation is switched on in the sandbox for that operation's next call only. The sandbox delays, drops
     and garbles POST answers only, so lookups meet only ``UNAVAILABLE``."""
 
-    SETTINGS: ClassVar[dict[Fault, str]] = {
-        Fault.UNAVAILABLE: "error_rate",
-        Fault.LOST: "drop_rate",
-        Fault.GARBAGE: "garbage_rate",
-        Fault.SLOW: "slow_rate",
-    }
-
     def __init__(self, sandbox) -> None:
         self.sandbox = sandbox
         self.client = SparkleClient(
@@ -264,13 +256,10 @@ class SandboxGateway:
 
     def _faulted(self, operation: str, call):
         fault = self.script.pop(operation, None)
-        if fault is not None and (operation in ("charge", "refund") or fault is Fault.UNAVAILABLE):
-            self.sandbox.faults(**{self.SETTINGS[fault]: 1.0})
-        try:
+        if fault is None or (operation not in ("charge", "refund") and fault is not Fault.UNAVAILABLE):
             return call()
-        finally:
-            if fault is not None:
-                self.sandbox.faults(**{self.SETTINGS[fault]: 0.0})
+        with self.sandbox.failing(fault):
+            return call()
 
     def charge(self, *args, **kwargs):
         return self._faulted("charge", lambda: self.client.charge(*args, **kwargs))
