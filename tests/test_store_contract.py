@@ -243,3 +243,43 @@ def test_dynamodb_units_of_work_ask_for_the_item_a_failed_condition_met():
     uow.add("x", {"Put": {"TableName": "t", "Item": {}, "ConditionExpression": "attribute_not_exists(pk)"}})
     uow.add("y", {"Put": {"TableName": "t", "Item": {}}})
     assert [part["Put"].get("ReturnValuesOnConditionCheckFailure") for _, part, _ in uow.parts] == ["ALL_OLD", None]
+
+
+def test_a_refund_reads_back_as_it_was_written(ports):
+    new = captured(ports, 1000)
+    _, refund = new.reserve_refund("re_1", 600, ports.clock(), idempotency_id="key-1")
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, refund))
+    assert ports.store.get_refund(new.id, "re_1") == refund
+    _, done, entries = ports.store.get_payment(new.id).complete_refund(refund, "rf_1", ports.clock())
+    commit(ports, lambda uow: ports.store.complete_refund(uow, done, entries))
+    assert ports.store.get_refund(new.id, "re_1") == done
+
+
+def test_a_cancelled_reservation_can_be_taken_again_whole(ports):
+    new = captured(ports, 1000)
+    _, first = new.reserve_refund("re_1", 1000, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, first))
+    commit(ports, lambda uow: ports.store.cancel_refund(uow, first.fail()))
+    released = ports.store.get_payment(new.id)
+    _, second = released.reserve_refund("re_2", 1000, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, released, second))
+    assert ports.store.get_payment(new.id).amount_reserved == 1000
+
+
+def test_a_forgotten_key_is_free_and_a_released_one_resumes(ports):
+    begin(ports, "forgotten", "d", "re_1")
+    ports.idempotency.forget("forgotten")
+    assert begin(ports, "forgotten", "another body", "re_2") == Fresh()
+    begin(ports, "released", "d", "re_3")
+    ports.idempotency.release("released")
+    assert ports.idempotency.resume_or_replay("released", "d") == Resume("re_3")
+    complete(ports, "released", Answer(201, {"id": "re_3"}))
+    ports.idempotency.forget("released")  # only a key in flight is ever forgotten
+    assert ports.idempotency.resume_or_replay("released", "d") == Replay(Answer(201, {"id": "re_3"}, True))
+
+
+def test_a_key_reused_with_another_body_names_the_conflict(ports):
+    begin(ports, "k", "d", answer=Answer(201, {"id": "tok_1"}))
+    with pytest.raises(IdempotencyConflict) as reused:
+        ports.idempotency.resume_or_replay("k", "other")
+    assert (reused.value.status, reused.value.code) == (422, "idempotency_key_reused")

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from lambdas.adapters.idempotency import State
-from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
+from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
 from lambdas.domain.payments import RefundStatus, Status, balance
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRefund
@@ -237,3 +237,65 @@ def test_refund_gateway_answers_are_checked(world, gateway):
     with pytest.raises(GatewayFailed) as failed:
         service.refund(payment_id, 100, "r")
     assert world.db.refunds[(payment_id, failed.value.refund_id)].status is RefundStatus.PENDING
+
+
+# -- paths the mutation run found untested --------------------------------------------------------------
+
+
+def test_a_rule_decline_is_replayed_and_its_key_refuses_another_body(gateway):
+    world = fake_world(gateway, RuleSet(max_amount={"USD": 500}))
+    first = pay(world, key="r", amount=501)
+    assert first.status == 402 and first.body["error"]["decline_code"] == "rule_blocked"
+    assert "max_amount" in first.body["error"]["message"]
+    again = pay(world, key="r", amount=501)
+    assert again.replayed and (again.status, again.body) == (first.status, first.body)
+    with pytest.raises(IdempotencyConflict) as conflict:
+        pay(world, key="r", amount=502)
+    assert conflict.value.status == 422
+    assert gateway.charges() == []
+
+
+def test_a_refund_booked_by_reconciliation_is_answered_to_the_retry(world, gateway):
+    payment_id = captured(world, 1000)
+    gateway.fail_next("refund", Fault.LOST)
+    with pytest.raises(GatewayFailed) as lost:
+        world.service.refund(payment_id, 250, "r1")
+    world.clock.advance(timedelta(minutes=2))
+    assert world.service.reconcile()["settled"] == 1
+    answer = world.service.refund(payment_id, 250, "r1")
+    assert (answer.status, answer.body["id"], answer.replayed) == (201, lost.value.refund_id, False)
+    assert world.service.refund(payment_id, 250, "r1").replayed
+    assert len(gateway.refunds()) == 1
+
+
+def test_a_refund_that_never_reached_the_gateway_is_sent_by_the_retry(world, gateway):
+    payment_id = captured(world, 1000)
+    gateway.fail_next("refund", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed) as failed:
+        world.service.refund(payment_id, 400, "r1")
+    gateway.fail_next("find_refund", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed) as lookup_failed:  # the lookup fails too: still pending, still retryable
+        world.service.refund(payment_id, 400, "r1")
+    assert lookup_failed.value.refund_id == failed.value.refund_id
+    answer = world.service.refund(payment_id, 400, "r1")
+    assert (answer.status, answer.body["id"]) == (201, failed.value.refund_id)
+    assert [r.amount for r in gateway.refunds()] == [400]
+
+
+def test_a_refund_given_up_by_reconciliation_is_a_gateway_error_to_the_retry(world, gateway):
+    payment_id = captured(world, 1000)
+    gateway.fail_next("refund", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed):
+        world.service.refund(payment_id, 400, "r1")
+    world.clock.advance(timedelta(hours=2))
+    assert world.service.reconcile()["failed"] == 1
+    with pytest.raises(GatewayFailed) as failed:
+        world.service.refund(payment_id, 400, "r1")
+    assert failed.value.refund_id and gateway.refunds() == []
+
+
+def test_an_unknown_payment_is_a_404_that_does_not_repeat_the_id(world):
+    for unknown in ("pay_unknown", "4242424242424242"):
+        with pytest.raises(NotFound) as missing:
+            world.service.get_payment(unknown)
+        assert missing.value.code == "resource_missing" and unknown not in missing.value.message

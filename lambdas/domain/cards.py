@@ -134,12 +134,6 @@ class CardNumber:
 
     __str__ = __repr__
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CardNumber) and other._digits == self._digits
-
-    def __hash__(self) -> int:
-        return hash(self._digits)
-
 
 def check_expiry(month: int, year: int, today: date, param: str = "card") -> None:
     if not 1 <= month <= 12:

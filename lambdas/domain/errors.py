@@ -20,14 +20,6 @@ class NotFound(PaymentError):
         self.code = code
 
 
-class CardDeclined(PaymentError):
-    def __init__(self, decline_code: str, payment_id: str, message: str = "The card was declined.") -> None:
-        super().__init__(message)
-        self.decline_code = decline_code
-        self.payment_id = payment_id
-        self.message = message
-
-
 class GatewayFailed(PaymentError):
     """The gateway failed or its answer is unknown: the payment (or refund) stays pending."""
 
