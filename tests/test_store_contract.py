@@ -176,7 +176,7 @@ def test_a_key_is_fresh_then_in_flight_then_replayed(ports):
     assert begin(ports, "k", "d") == Fresh()
     with pytest.raises(IdempotencyConflict) as in_flight:
         begin(ports, "k", "d", "pay_2")
-    assert in_flight.value.status == 409
+    assert (in_flight.value.status, in_flight.value.code) == (409, "idempotency_key_in_use")
     complete(ports, "k", Answer(201, {"id": "pay_1", "metadata": {"order": "A-1"}}))
     assert begin(ports, "k", "d", "pay_3") == Replay(Answer(201, {"id": "pay_1", "metadata": {"order": "A-1"}}, True))
 

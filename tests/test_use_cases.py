@@ -299,3 +299,16 @@ def test_an_unknown_payment_is_a_404_that_does_not_repeat_the_id(world):
         with pytest.raises(NotFound) as missing:
             world.service.get_payment(unknown)
         assert missing.value.code == "resource_missing" and unknown not in missing.value.message
+
+
+def test_the_ledger_of_a_refunded_payment_balances_and_is_read_without_its_metadata(world):
+    payment_id = captured(world, 1000)
+    world.service.refund(payment_id, 300, "r1")
+    answer = world.service.ledger(payment_id)
+    assert answer.status == 200 and answer.body["payment_id"] == payment_id
+    entries = answer.body["entries"]
+    assert len(entries) == 4 and {e["currency"] for e in entries} == {"USD"}
+    net = {}
+    for e in entries:
+        net[e["account"]] = net.get(e["account"], 0) + (e["amount"] if e["direction"] == "debit" else -e["amount"])
+    assert net == {"gateway_receivable:sparkle": 700, "merchant_balance": -700}
