@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
@@ -316,7 +318,7 @@ class FakeVault:
 
     def open(self, token_id: str, sealed: FakeSealed) -> Card:
         if sealed.token_id != token_id:
-            raise ValueError("sealed for another token")
+            raise InvalidTag("sealed for another token")  # as AES-GCM refuses a ciphertext bound to another token
         return sealed.card
 
 

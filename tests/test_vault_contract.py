@@ -1,0 +1,72 @@
+"""One contract for the vault port, run against the in-memory fake and the KMS vault (moto in process)."""
+
+import base64
+import hashlib
+import uuid
+from datetime import date
+
+import boto3
+import pytest
+from cryptography.exceptions import InvalidTag
+from moto import mock_aws
+
+from lambdas.adapters.envelope import EnvelopeCipher
+from lambdas.adapters.vault import CardVault
+from lambdas.domain.cards import parse_card
+from lambdas.encryption_context import Purpose
+from tests.fakes import FakeVault
+from tests.service_fixtures import REGION
+from tools.emulator import EMULATOR_CREDENTIALS
+from tools.function_resources import provision
+
+TODAY = date(2026, 11, 27)
+VISA = parse_card("4242424242424242", 12, 2030, TODAY, "card", holder_name="A. Holder")
+MASTERCARD = parse_card("5555555555554444", 1, 2031, TODAY, "card")
+
+
+@pytest.fixture(params=["fake", "kms"])
+def vault(request, monkeypatch):
+    if request.param == "fake":
+        yield FakeVault()
+        return
+    for name, value in EMULATOR_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        env = provision("http://127.0.0.1:9", suffix=uuid.uuid4().hex[:6])
+        kms = boto3.client("kms")
+        yield CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD))
+
+
+def test_a_fingerprint_is_stable_per_card_and_not_a_plain_hash(vault):
+    fingerprint = vault.fingerprint(VISA.number)
+    assert fingerprint == vault.fingerprint(parse_card("4242 4242 4242 4242", 1, 2031, TODAY, "card").number)
+    assert fingerprint != vault.fingerprint(MASTERCARD.number)
+    plain = hashlib.sha256(VISA.number.digits.encode()).digest()
+    assert fingerprint not in (plain.hex(), base64.urlsafe_b64encode(plain).rstrip(b"=").decode())
+
+
+def test_a_masked_card_shows_only_brand_last4_and_expiry(vault):
+    masked = vault.mask(VISA, "fp")
+    assert (masked.brand, masked.last4, masked.exp_month, masked.exp_year, masked.fingerprint) == (
+        "visa",
+        "4242",
+        12,
+        2030,
+        "fp",
+    )
+
+
+def test_a_sealed_card_opens_only_for_its_token(vault):
+    sealed = vault.seal("tok_1", VISA)
+    opened = vault.open("tok_1", sealed)
+    assert (opened.number.digits, opened.exp_month, opened.exp_year, opened.holder_name, opened.cvc) == (
+        "4242424242424242",
+        12,
+        2030,
+        "A. Holder",
+        None,
+    )
+    with pytest.raises(InvalidTag):
+        vault.open("tok_2", sealed)
