@@ -8,6 +8,9 @@ from typing import Protocol
 
 from lambdas.domain.cards import Card
 
+CHARGE_STATUSES = ("succeeded", "declined")
+REFUND_STATUSES = ("succeeded",)
+
 
 @dataclass(frozen=True)
 class Charge:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from lambdas.domain.cards import Brand
-from lambdas.domain.payments import Status
+from lambdas.domain.payments import Direction, Status
 
 
 class _Body(BaseModel):
@@ -64,7 +64,7 @@ class RefundResponse(_Body):
 class LedgerEntry(_Body):
     id: str
     account: str
-    direction: Literal["debit", "credit"]
+    direction: Direction
     amount: int
     currency: str
     created_at: str

@@ -104,7 +104,7 @@ class LedgerTable(_EncryptedTable):
 
 
 class IdempotencyTable(_EncryptedTable):
-    """Idempotency records (Powertools' layout) and velocity counters, expired by TTL after their retention."""
+    """Idempotency records and velocity counters (``id`` + ``expiration``), expired by TTL after their retention."""
 
     schema = IDEMPOTENCY
 

@@ -161,7 +161,7 @@ class PaymentKey(Construct):
         return json.dumps({"Version": "2012-10-17", "Statement": [s.render_json() for s in self.key_policy]})
 
     def _for_purposes(self, grantee: Grantable, use: str, purposes: Iterable[Purpose]) -> Condition:
-        """The condition that limits a grant to ``purposes``; a grant for every purpose is refused."""
+        """The condition that limits a grant to ``purposes``; a grant naming no purpose is refused."""
         values = tuple(sorted({Purpose(purpose).value for purpose in purposes}))
         if not values:
             raise ValueError(f"{self.node.path}: the {use} grant to {grantee.grant_name} names no purpose")

@@ -341,3 +341,12 @@ def test_a_sandbox_reset_restores_the_faults_it_started_with(sandbox):
     requests.post(f"{sandbox.url}/_sandbox/reset", timeout=5)
     faults = requests.get(f"{sandbox.url}/_sandbox/faults", timeout=5).json()
     assert (faults["drop_rate"], faults["garbage_rate"]) == (0, 0)
+
+
+def test_a_secret_key_that_cannot_be_read_is_an_unavailable_gateway_and_nothing_is_sent(sandbox):
+    def unreadable() -> str:
+        raise TimeoutError("Secrets Manager did not answer")
+
+    with pytest.raises(GatewayUnavailable):
+        SparkleClient(sandbox.url, unreadable).charge("pay_s", 100, "USD", CARD, idempotency_key="pay_s")
+    assert sandbox.charges() == []

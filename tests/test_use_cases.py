@@ -312,3 +312,45 @@ def test_the_ledger_of_a_refunded_payment_balances_and_is_read_without_its_metad
     for e in entries:
         net[e["account"]] = net.get(e["account"], 0) + (e["amount"] if e["direction"] == "debit" else -e["amount"])
     assert net == {"gateway_receivable:sparkle": 700, "merchant_balance": -700}
+
+
+class _FreeTextDecline(FakeGateway):
+    """Declines with a decline code that is not a word (here, holding a card number)."""
+
+    def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
+        real = super().charge(reference, amount, currency, card, idempotency_key)
+        return Charge(real.id, "declined", "see card 4242 4242 4242 4242", amount, real.currency, real.reference)
+
+
+def test_a_decline_code_that_is_not_a_word_is_booked_as_a_generic_decline():
+    world = fake_world(_FreeTextDecline())
+    answer = pay(world, key="k")
+    assert (answer.status, answer.body["error"]["decline_code"]) == (402, "generic_decline")
+
+
+class _Broken(FakeGateway):
+    """Fails with something that is not a gateway error (a bug, a library's exception)."""
+
+    def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
+        raise KeyError("unexpected")
+
+
+def test_an_unexpected_failure_after_the_claim_leaves_the_key_retryable(gateway):
+    world = fake_world(_Broken())
+    with pytest.raises(KeyError):
+        pay(world, key="k")
+    payment_id = next(iter(world.db.payments))
+    service = PaymentService(replace(world.deps, gateway=gateway))
+    answer = service.create_payment(PaymentCommand(1000, "usd", card=card()), "req", "k")
+    assert (answer.status, answer.body["id"]) == (201, payment_id)  # resumed at once, not 409 for a minute
+
+
+def test_a_given_up_payment_tells_the_retry_to_use_a_new_key(world, gateway):
+    gateway.fail_next("charge", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed):
+        pay(world, key="k")
+    world.clock.advance(timedelta(hours=2))
+    world.service.reconcile()
+    with pytest.raises(GatewayFailed) as failed:
+        pay(world, key="k")
+    assert "new Idempotency-Key" in failed.value.message

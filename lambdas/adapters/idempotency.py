@@ -1,4 +1,4 @@
-"""Idempotency records in their own table (Powertools' layout: ``id`` + ``expiration`` TTL).
+"""Idempotency records in their own table (``id`` + ``expiration`` TTL, the layout Powertools also uses).
 
 The whole protocol lives here (``lambdas.ports.IdempotencyStore``): a key is
 claimed by a conditional put in the same transaction as the request's first

@@ -5,7 +5,8 @@ Item layout comes from ``lambdas.storage_schema``. Entries are only ever put
 (``attribute_not_exists``); a payment or refund leaves ``pending`` only once
 (a condition on its status), so two writers cannot both settle it. A refund
 reserves its amount with a condition on what is left (``refundable_left``), an
-arithmetic update that needs no read-modify-write and so no retry loop.
+arithmetic update that needs no read-modify-write: it fails only when too
+little is left (or when what is left changed under a stale check).
 """
 
 import json

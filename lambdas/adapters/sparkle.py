@@ -21,6 +21,8 @@ from urllib3.exceptions import NewConnectionError
 from lambdas import deadline
 from lambdas.domain.cards import Card, contains_card_number
 from lambdas.gateway import (
+    CHARGE_STATUSES,
+    REFUND_STATUSES,
     Charge,
     GatewayInvalidAnswer,
     GatewayOutcomeUnknown,
@@ -29,15 +31,13 @@ from lambdas.gateway import (
     GatewayUnavailable,
 )
 
-# An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 # How long the client waits by default (the stacks' GatewaySettings start from these): a card charge answers in
 # a second or two, and two attempts of connect + read must fit a request's deadline twice over (a resumed retry).
 DEFAULT_CONNECT_TIMEOUT = 1.0
 DEFAULT_READ_TIMEOUT = 4.0
 MAX_ANSWER_BYTES = 256 * 1024  # the gateway's answers are well under 1 KiB
+# An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 MIN_ATTEMPT_SECONDS = 0.25
-CHARGE_STATUSES = ("succeeded", "declined")
-REFUND_STATUSES = ("succeeded",)
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,10 @@ class SparkleClient:
     def _send(self, method: str, path: str, idempotency_key: str | None = None, **request: Any) -> dict[str, Any]:
         """Send, retrying what may pass with the same key while time is left; the answer's JSON object, or raise."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        try:
+            secret_key = self.secret_key()
+        except Exception as error:  # Secrets Manager refused or timed out: nothing was sent
+            raise GatewayUnavailable(f"the gateway's secret key could not be read ({type(error).__name__})") from None
         may_have_arrived = False  # did an attempt possibly reach the gateway without a usable answer?
         delays = self.retry.delays()
         failures: list[str] = []
@@ -126,7 +130,7 @@ class SparkleClient:
                 response = self.session.request(
                     method,
                     f"{self.base_url}{path}",
-                    headers={"Authorization": f"Bearer {self.secret_key()}", **headers},
+                    headers={"Authorization": f"Bearer {secret_key}", **headers},
                     timeout=(min(self.connect_timeout, left), min(self.read_timeout, left)),
                     allow_redirects=False,
                     stream=True,

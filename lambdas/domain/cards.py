@@ -106,8 +106,9 @@ class CardNumber:
 
     def __init__(self, raw: str, param: str = "card.number") -> None:
         digits = raw.replace(" ", "").replace("-", "") if isinstance(raw, str) else ""
-        if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19):
-            raise InvalidRequest("The card number must be 12 to 19 digits.", param, "invalid_number")
+        if not (digits.isascii() and digits.isdigit() and len(digits) in CARD_DIGITS):
+            message = f"The card number must be {CARD_DIGITS[0]} to {CARD_DIGITS[-1]} digits."
+            raise InvalidRequest(message, param, "invalid_number")
         if not luhn_valid(digits):
             raise InvalidRequest("The card number is not valid.", param, "invalid_number")
         self._digits = digits

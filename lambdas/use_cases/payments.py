@@ -5,8 +5,9 @@ velocity count) before the gateway is asked, and settled together with the
 stored answer after. A lost answer leaves it pending: a retry with the same
 key, or reconciliation, settles it by looking the charge up by reference."""
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lambdas.domain.cards import Card, MaskedCard, check_expiry, member_param, parse_card, refuse_card_numbers
@@ -15,11 +16,13 @@ from lambdas.domain.ids import new_id
 from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import Payment, Status
 from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
-from lambdas.gateway import Charge, GatewayError, GatewayInvalidAnswer
+from lambdas.gateway import CHARGE_STATUSES, Charge, GatewayError, GatewayInvalidAnswer
 from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import error_body, payment_body
 from lambdas.use_cases import Dependencies, gateway_failed, request_digest
 from lambdas.use_cases.tokens import CardInput
+
+DECLINE_CODE = re.compile(r"[a-z_]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def create_payment(deps: Dependencies[UoW], command: PaymentCommand, request_id:
         return _decline_by_rule(deps, payment, VELOCITY_RULE, source, request_id, key, digest)
     match begun:
         case Fresh():
-            return _charge(deps, payment, source.open(), request_id, key)
+            return _charge(deps, payment, source, request_id, key)
         case Replay(answer=earlier):
             return earlier
         case Resume(resource_id=payment_id):
@@ -130,12 +133,19 @@ def _decline_by_rule(
     raise AssertionError
 
 
-def _charge(deps: Dependencies[UoW], payment: Payment, card: Card, request_id: str, key: str) -> Answer:
+def _charge(deps: Dependencies[UoW], payment: Payment, source: Source, request_id: str, key: str) -> Answer:
+    """Ask the gateway (with the payment id as its idempotency key) and record its answer. Whatever fails
+    here leaves the key retryable: a retry then settles this payment by reference, never a second."""
     try:
-        charge = deps.gateway.charge(payment.id, payment.amount, payment.currency, card, idempotency_key=payment.id)
+        charge = deps.gateway.charge(
+            payment.id, payment.amount, payment.currency, source.open(), idempotency_key=payment.id
+        )
         return settle(deps, payment, check_charge(payment, charge), request_id, key)
     except GatewayError as error:
         raise gateway_failed(deps, key, error, payment.id) from None
+    except Exception:
+        deps.idempotency.release(key)
+        raise
 
 
 def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, request_id: str, key: str) -> Answer:
@@ -150,7 +160,7 @@ def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, request_id
     except GatewayError as error:
         raise gateway_failed(deps, key, error, payment.id) from None
     if charge is None:
-        return _charge(deps, payment, source.open(), request_id, key)  # same gateway key: never charged twice
+        return _charge(deps, payment, source, request_id, key)  # same gateway key: never charged twice
     try:
         return settle(deps, payment, check_charge(payment, charge), request_id, key)
     except GatewayError as error:
@@ -161,8 +171,10 @@ def check_charge(payment: Payment, charge: Charge) -> Charge:
     """A charge that can be booked for ``payment``, or ``GatewayInvalidAnswer``."""
     if (charge.reference, charge.amount, charge.currency.upper()) != (payment.id, payment.amount, payment.currency):
         raise GatewayInvalidAnswer(f"the gateway's charge {charge.id} does not match {payment.id}")
-    if charge.status not in ("succeeded", "declined"):
+    if charge.status not in CHARGE_STATUSES:
         raise GatewayInvalidAnswer(f"unknown charge status {charge.status!r:.20}")
+    if charge.decline_code is not None and not DECLINE_CODE.fullmatch(charge.decline_code):
+        return replace(charge, decline_code="generic_decline")  # echoed and stored: a word, never free text
     return charge
 
 
@@ -195,7 +207,8 @@ def settled_answer(payment: Payment, request_id: str) -> Answer:
     if payment.status is Status.DECLINED:
         return declined_answer(payment, request_id, "The card was declined.")
     if payment.status is not Status.SUCCEEDED:
-        raise GatewayFailed(payment.id, timed_out=False)
+        message = "The gateway never received this payment, so it failed; retry with a new Idempotency-Key."
+        raise GatewayFailed(payment.id, timed_out=False, message=message)
     return Answer(201, payment_body(payment))
 
 

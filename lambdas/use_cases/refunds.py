@@ -12,7 +12,7 @@ from lambdas.domain.errors import GatewayFailed, InvalidRequest
 from lambdas.domain.ids import new_id
 from lambdas.domain.money import check_amount
 from lambdas.domain.payments import Payment, Refund, RefundStatus
-from lambdas.gateway import GatewayError, GatewayInvalidAnswer, GatewayRefund, GatewayRejected
+from lambdas.gateway import REFUND_STATUSES, GatewayError, GatewayInvalidAnswer, GatewayRefund, GatewayRejected
 from lambdas.ports import Answer, Begun, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import refund_body
 from lambdas.use_cases import Dependencies, gateway_failed, request_digest
@@ -75,6 +75,10 @@ def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | 
         raise InvalidRequest("The gateway refused the refund amount.", "amount", "amount_too_large") from None
     except GatewayError as error:
         raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+    except Exception:  # the refund stays pending and reserved; a retry or reconciliation settles it
+        if key is not None:
+            deps.idempotency.release(key)
+        raise
 
 
 def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str) -> Answer:
@@ -98,7 +102,7 @@ def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str)
 
 def check_made(payment: Payment, refund: Refund, made: GatewayRefund) -> GatewayRefund:
     """A gateway refund that can be booked as ``refund`` of ``payment``, or ``GatewayInvalidAnswer``."""
-    expected = (refund.id, refund.amount, payment.charge_id, "succeeded")
+    expected = (refund.id, refund.amount, payment.charge_id, *REFUND_STATUSES)
     if (made.reference, made.amount, made.charge_id, made.status) != expected:
         raise GatewayInvalidAnswer(f"the gateway's refund {made.id} does not match {refund.id}")
     return made
@@ -135,7 +139,8 @@ def _answer_settled(deps: Dependencies[UoW], payment: Payment, refund: Refund, k
     if refund.status is not RefundStatus.SUCCEEDED:
         if key is not None:
             deps.idempotency.release(key)
-        raise GatewayFailed(payment.id, timed_out=False, refund_id=refund.id)
+        message = "The gateway never made this refund, so it failed; retry with a new Idempotency-Key."
+        raise GatewayFailed(payment.id, timed_out=False, refund_id=refund.id, message=message)
     answer = Answer(201, refund_body(refund))
     if key is not None:
         uow = deps.store.unit_of_work()
