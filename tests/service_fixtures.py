@@ -4,6 +4,7 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import boto3
@@ -20,6 +21,7 @@ from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
 from tools.function_resources import provision
 
 REGION = "us-east-1"
+NO_GATEWAY_URL = "http://127.0.0.1:9"  # discard port: for tests whose gateway is not Sparkle
 SLOW_CARD_DELAY = 3.0  # seconds; the client's read timeout in tests is shorter
 
 
@@ -109,18 +111,33 @@ def captured_logs():
     assert capture.card_data() == [], "card data passed to a log call"
 
 
-@pytest.fixture
-def aws_env(sandbox, monkeypatch, captured_logs):
-    """Tables, keys and the gateway secret in moto; the function environment set as in Lambda.
-
-    On teardown every stored item is scanned: no test may leave card data in plain text."""
+@contextmanager
+def functions_in_moto(monkeypatch, gateway_url: str) -> Iterator[dict[str, str]]:
+    """moto in process with the emulator's credentials; the functions' tables, keys and secret made there.
+    Yields the environment naming them."""
     for name, value in EMULATOR_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
+        yield provision(gateway_url, suffix=uuid.uuid4().hex[:6])
+
+
+@pytest.fixture
+def moto_resources(monkeypatch) -> Iterator[dict[str, str]]:
+    """The functions' AWS resources in moto, for adapter tests that call no gateway."""
+    with functions_in_moto(monkeypatch, NO_GATEWAY_URL) as env:
+        yield env
+
+
+@pytest.fixture
+def aws_env(sandbox, monkeypatch, captured_logs):
+    """Tables, keys and the gateway secret in moto; the function environment set as in Lambda.
+
+    On teardown every stored item is scanned: no test may leave card data in plain text."""
+    with functions_in_moto(monkeypatch, sandbox.url) as resources:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        env = provision(sandbox.url, suffix=uuid.uuid4().hex[:6]) | {
+        env = resources | {
             "GATEWAY_READ_TIMEOUT": "1",
             "PAYMENT_RULES": json.dumps(
                 {"velocity_per_hour": 5, "max_amount": {"USD": 1_000_000}, "blocked_fingerprints": []}

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import EnvelopeCipher
@@ -19,9 +18,6 @@ from lambdas.domain.errors import IdempotencyConflict
 from lambdas.domain.payments import Payment, RefundStatus, Status
 from lambdas.ports import Answer, Fresh, LostRace, PendingItem, Replay, Resume
 from tests.fakes import FakeClock, FakeDatabase, FakeIdempotencyStore, FakeLedgerStore, FakeVelocityCounter
-from tests.service_fixtures import REGION
-from tools.emulator import EMULATOR_CREDENTIALS
-from tools.function_resources import provision
 
 CARD = MaskedCard("visa", "4242", 12, 2030, "fp_1")
 
@@ -35,26 +31,20 @@ class Ports:
 
 
 @pytest.fixture(params=["fake", "dynamodb"])
-def ports(request, monkeypatch) -> Ports:
+def ports(request) -> Ports:
     clock = FakeClock()
     if request.param == "fake":
         db = FakeDatabase()
-        yield Ports(FakeLedgerStore(db), FakeIdempotencyStore(db, clock.epoch), FakeVelocityCounter(db), clock)
-        return
-    for name, value in EMULATOR_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        env = provision("http://127.0.0.1:9", suffix=uuid.uuid4().hex[:6])
-        dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
-        cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
-        yield Ports(
-            DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, page_size=3),
-            DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher, clock.epoch),
-            DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
-            clock,
-        )
+        return Ports(FakeLedgerStore(db), FakeIdempotencyStore(db, clock.epoch), FakeVelocityCounter(db), clock)
+    env = request.getfixturevalue("moto_resources")
+    dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
+    cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
+    return Ports(
+        DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, page_size=3),
+        DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher, clock.epoch),
+        DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
+        clock,
+    )
 
 
 def payment(ports: Ports, amount: int = 1000, **fields) -> Payment:

@@ -2,22 +2,17 @@
 
 import base64
 import hashlib
-import uuid
 from datetime import date
 
 import boto3
 import pytest
 from cryptography.exceptions import InvalidTag
-from moto import mock_aws
 
 from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.vault import CardVault
 from lambdas.domain.cards import parse_card
 from lambdas.encryption_context import Purpose
 from tests.fakes import FakeVault
-from tests.service_fixtures import REGION
-from tools.emulator import EMULATOR_CREDENTIALS
-from tools.function_resources import provision
 
 TODAY = date(2026, 11, 27)
 VISA = parse_card("4242424242424242", 12, 2030, TODAY, "card", holder_name="A. Holder")
@@ -25,18 +20,12 @@ MASTERCARD = parse_card("5555555555554444", 1, 2031, TODAY, "card")
 
 
 @pytest.fixture(params=["fake", "kms"])
-def vault(request, monkeypatch):
+def vault(request):
     if request.param == "fake":
-        yield FakeVault()
-        return
-    for name, value in EMULATOR_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        env = provision("http://127.0.0.1:9", suffix=uuid.uuid4().hex[:6])
-        kms = boto3.client("kms")
-        yield CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD))
+        return FakeVault()
+    env = request.getfixturevalue("moto_resources")
+    kms = boto3.client("kms")
+    return CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD))
 
 
 def test_a_fingerprint_is_stable_per_card_and_not_a_plain_hash(vault):

@@ -7,7 +7,6 @@ import uuid
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from lambdas.adapters.dynamo import to_item
 from lambdas.adapters.envelope import EnvelopeCipher
@@ -23,52 +22,44 @@ from lambdas.storage_schema import LEDGER, Partition
 from lambdas.use_cases import Dependencies
 from tests.fakes import FakeClock, FakeVault
 from tests.fakes_gateway import FakeGateway
-from tests.service_fixtures import REGION
-from tools.emulator import EMULATOR_CREDENTIALS
-from tools.function_resources import provision
 
 
-def test_a_payment_captured_before_the_upgrade_can_be_refunded(monkeypatch):
-    for name, value in EMULATOR_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        env = provision("http://127.0.0.1:9", suffix=uuid.uuid4().hex[:6])
-        dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
-        cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
-        clock = FakeClock()
-        store = DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher)
-        gateway = FakeGateway()
-        deps = Dependencies(
-            store=store,
-            idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher),
-            velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
-            vault=FakeVault(),
-            gateway=gateway,
-            rules=RuleSet(),
-            clock=clock,
-        )
-        # a captured payment as the previous version stored it: status, amount, amount_refunded; no new attributes
-        old = Payment(f"pay_{uuid.uuid4().hex[:24]}", 1000, "USD", MaskedCard("visa", "4242", 12, 2030, "fp"), clock())
-        charge = gateway.charge(old.id, 1000, "USD", Card(CardNumber("4242424242424242"), 12, 2030, cvc="737"), old.id)
-        gateway.refund(charge.id, 300, "re_before_the_upgrade", "re_before_the_upgrade")
-        uow = store.unit_of_work()
-        store.add_payment(uow, old)
-        uow.commit()
-        dynamodb.update_item(
-            TableName=env["LEDGER_TABLE"],
-            Key=to_item({LEDGER.partition_key: Partition.PAYMENT.key(old.id), LEDGER.sort_key: PAYMENT_SK}),
-            UpdateExpression="SET #s = :s, charge_id = :c, amount_refunded = :r"
-            " REMOVE refundable_left, amount_reserved, #g",
-            ExpressionAttributeNames={"#s": "status", "#g": LEDGER.indexes[0].partition_key},
-            ExpressionAttributeValues=to_item({":s": "partially_refunded", ":c": charge.id, ":r": 300}),
-        )
-        service = PaymentService(deps)
-        assert service.get_payment(old.id).body["status"] == "partially_refunded"
-        answer = service.refund(old.id, 500, "refund-old")
-        assert answer.status == 201 and gateway.refunded_total(charge.id) == 800
-        after = service.get_payment(old.id).body
-        assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 800)
-        with pytest.raises(InvalidRequest):  # 200 are left of the old item's 1000
-            service.refund(old.id, 201, "too-much")
+def test_a_payment_captured_before_the_upgrade_can_be_refunded(moto_resources):
+    env = moto_resources
+    dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
+    cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
+    clock = FakeClock()
+    store = DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher)
+    gateway = FakeGateway()
+    deps = Dependencies(
+        store=store,
+        idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher),
+        velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
+        vault=FakeVault(),
+        gateway=gateway,
+        rules=RuleSet(),
+        clock=clock,
+    )
+    # a captured payment as the previous version stored it: status, amount, amount_refunded; no new attributes
+    old = Payment(f"pay_{uuid.uuid4().hex[:24]}", 1000, "USD", MaskedCard("visa", "4242", 12, 2030, "fp"), clock())
+    charge = gateway.charge(old.id, 1000, "USD", Card(CardNumber("4242424242424242"), 12, 2030, cvc="737"), old.id)
+    gateway.refund(charge.id, 300, "re_before_the_upgrade", "re_before_the_upgrade")
+    uow = store.unit_of_work()
+    store.add_payment(uow, old)
+    uow.commit()
+    dynamodb.update_item(
+        TableName=env["LEDGER_TABLE"],
+        Key=to_item({LEDGER.partition_key: Partition.PAYMENT.key(old.id), LEDGER.sort_key: PAYMENT_SK}),
+        UpdateExpression="SET #s = :s, charge_id = :c, amount_refunded = :r"
+        " REMOVE refundable_left, amount_reserved, #g",
+        ExpressionAttributeNames={"#s": "status", "#g": LEDGER.indexes[0].partition_key},
+        ExpressionAttributeValues=to_item({":s": "partially_refunded", ":c": charge.id, ":r": 300}),
+    )
+    service = PaymentService(deps)
+    assert service.get_payment(old.id).body["status"] == "partially_refunded"
+    answer = service.refund(old.id, 500, "refund-old")
+    assert answer.status == 201 and gateway.refunded_total(charge.id) == 800
+    after = service.get_payment(old.id).body
+    assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 800)
+    with pytest.raises(InvalidRequest):  # 200 are left of the old item's 1000
+        service.refund(old.id, 201, "too-much")
