@@ -9,13 +9,16 @@ boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points it at the 
 
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
+from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
@@ -26,7 +29,7 @@ from lambdas.domain.rules import RuleSet
 from lambdas.encryption_context import Purpose
 from lambdas.gateway import Charge, Gateway, GatewayRefund
 from lambdas.service import PaymentService
-from lambdas.use_cases import Dependencies
+from lambdas.use_cases import Dependencies, utc_now
 
 if TYPE_CHECKING:
     from lambdas.adapters.sparkle import SparkleClient
@@ -101,20 +104,30 @@ def _sparkle_client(env: Mapping[str, str]) -> "SparkleClient":
     )
 
 
+def aws_dependencies(
+    env: Mapping[str, str],
+    gateway: Gateway,
+    rules: RuleSet,
+    clock: Callable[[], datetime] = utc_now,
+    epoch_clock: Callable[[], float] = time.time,
+) -> Dependencies[DynamoUnitOfWork]:
+    """The adapters on the AWS resources ``env`` names (the functions' environment), with ``gateway``."""
+    kms = boto3.client("kms", config=AWS_CLIENT_CONFIG)
+    dynamodb = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
+    metadata_cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.METADATA)
+    return Dependencies(
+        store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
+        idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata_cipher, epoch_clock),
+        velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
+        vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD)),
+        gateway=gateway,
+        rules=rules,
+        clock=clock,
+    )
+
+
 @cache
 def service() -> PaymentService:
     env = os.environ
-    kms = boto3.client("kms", config=AWS_CLIENT_CONFIG)
-    dynamodb = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
-    vault_key = env["VAULT_KEY_ID"]
-    metadata_cipher = EnvelopeCipher(kms, vault_key, Purpose.METADATA)
-    return PaymentService(
-        Dependencies(
-            store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
-            idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata_cipher),
-            velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
-            vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, vault_key, Purpose.CARD)),
-            gateway=_GatewayOnFirstUse(lambda: _sparkle_client(env)),
-            rules=RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}")),
-        )
-    )
+    rules = RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}"))
+    return PaymentService(aws_dependencies(env, _GatewayOnFirstUse(lambda: _sparkle_client(env)), rules))

@@ -16,24 +16,17 @@ import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
-import boto3
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from lambdas.adapters.envelope import EnvelopeCipher
-from lambdas.adapters.idempotency import DynamoIdempotencyStore
-from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
-from lambdas.adapters.vault import CardVault
-from lambdas.adapters.velocity import DynamoVelocityCounter
+from lambdas.bootstrap import aws_dependencies
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
 from lambdas.domain.payments import MERCHANT, RECEIVABLE, Direction, RefundStatus, Status, balance
 from lambdas.domain.rules import RuleSet
-from lambdas.encryption_context import Purpose
 from lambdas.gateway import Charge, GatewayRejected
 from lambdas.service import PaymentService
-from lambdas.use_cases import Dependencies
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from sparkle_sandbox.server import DECLINES, DEFAULT_SECRET_KEY, PROCESSING_ERROR_CARD, SLOW_CARD
@@ -299,17 +292,7 @@ def test_model_on_moto_and_the_sandbox(aws_env, sandbox, atomic_requests):
         def make_world(self, gateway):
             clock = FakeClock()
             env = provision(sandbox.url, suffix=uuid.uuid4().hex[:6])
-            kms, dynamodb = boto3.client("kms"), boto3.client("dynamodb")
-            metadata = EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.METADATA)
-            deps = Dependencies(
-                store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata),
-                idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata, clock.epoch),
-                velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
-                vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD)),
-                gateway=gateway,
-                rules=RuleSet(),
-                clock=clock,
-            )
+            deps = aws_dependencies(env, gateway, RuleSet(), clock, clock.epoch)
             return SimpleNamespace(deps=deps, clock=clock, service=PaymentService(deps))
 
     run_state_machine_as_test(

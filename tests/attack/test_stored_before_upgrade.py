@@ -9,37 +9,23 @@ import boto3
 import pytest
 
 from lambdas.adapters.dynamo import to_item
-from lambdas.adapters.envelope import EnvelopeCipher
-from lambdas.adapters.idempotency import DynamoIdempotencyStore
-from lambdas.adapters.ledger_store import PAYMENT_SK, DynamoLedgerStore
-from lambdas.adapters.velocity import DynamoVelocityCounter
+from lambdas.adapters.ledger_store import PAYMENT_SK
+from lambdas.bootstrap import aws_dependencies
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.payments import Payment
 from lambdas.domain.rules import RuleSet
 from lambdas.service import PaymentService
 from lambdas.storage_schema import LEDGER, Partition
-from lambdas.use_cases import Dependencies
-from tests.fakes import FakeClock, FakeVault
+from tests.fakes import FakeClock
 from tests.fakes_gateway import FakeGateway
 
 
 def test_a_payment_captured_before_the_upgrade_can_be_refunded(moto_resources):
-    env = moto_resources
-    dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
-    cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
-    clock = FakeClock()
-    store = DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher)
-    gateway = FakeGateway()
-    deps = Dependencies(
-        store=store,
-        idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher),
-        velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
-        vault=FakeVault(),
-        gateway=gateway,
-        rules=RuleSet(),
-        clock=clock,
-    )
+    env, dynamodb = moto_resources, boto3.client("dynamodb")
+    clock, gateway = FakeClock(), FakeGateway()
+    deps = aws_dependencies(env, gateway, RuleSet(), clock)
+    store = deps.store
     # a captured payment as the previous version stored it: status, amount, amount_refunded; no new attributes
     old = Payment(f"pay_{uuid.uuid4().hex[:24]}", 1000, "USD", MaskedCard("visa", "4242", 12, 2030, "fp"), clock())
     charge = gateway.charge(old.id, 1000, "USD", Card(CardNumber("4242424242424242"), 12, 2030, cvc="737"), old.id)
