@@ -9,7 +9,7 @@ export PIPENV_INDEX_URL ?= $(shell python3 -c 'from pip._internal.models.index i
 # Offline Terraform provider mirror; `terraform init` downloads the provider where it does not exist.
 export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
-LINTED := lambdas stacks tools sparkle_sandbox tests main.py
+LINTED := lambdas client stacks tools sparkle_sandbox tests main.py
 
 .PHONY: install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth clean
 
@@ -26,7 +26,7 @@ test: install
 test-fast: install  ## everything but the deploys to the emulator (deploy test and `make local` end to end)
 	$(PYTHON) -m pytest -m "not deploy and not local"
 
-lint: install  ## ruff format check and lint (settings in pyproject.toml); mypy, strict on lambdas/
+lint: install  ## ruff format check and lint (settings in pyproject.toml); mypy, strict on lambdas/ and client/
 	$(PYTHON) -m ruff format --check $(LINTED)
 	$(PYTHON) -m ruff check $(LINTED)
 	$(PYTHON) -m mypy

@@ -1,13 +1,12 @@
 """Composition root: the service wired from the function's environment, once per container.
 
 Environment (set by PaymentStack, or by the local runtime): LEDGER_TABLE,
-IDEMPOTENCY_TABLE, VAULT_KEY_ID, FINGERPRINT_KEY_ID, GATEWAY_SECRET_ID,
-GATEWAY_BASE_URL, PAYMENT_RULES (JSON), and optionally GATEWAY_CONNECT_TIMEOUT,
+IDEMPOTENCY_TABLE, MERCHANTS_TABLE, VAULT_KEY_ID, FINGERPRINT_KEY_ID, GATEWAY_SECRET_ID,
+GATEWAY_BASE_URL, and optionally GATEWAY_CONNECT_TIMEOUT,
 GATEWAY_READ_TIMEOUT, GATEWAY_BACKOFF (seconds) and GATEWAY_ATTEMPTS (those not set
 keep the gateway client's defaults).
 boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points it at the emulator."""
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -22,13 +21,14 @@ from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
+from lambdas.adapters.merchants import DynamoMerchantDirectory
 from lambdas.adapters.vault import CardVault
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import Card
-from lambdas.domain.rules import RuleSet
+from lambdas.domain.merchants import Merchant
 from lambdas.encryption_context import Purpose
 from lambdas.gateway import Charge, Gateway, GatewayRefund
-from lambdas.service import PaymentService
+from lambdas.service import Tenancy
 from lambdas.use_cases import Dependencies, utc_now
 
 if TYPE_CHECKING:
@@ -104,30 +104,49 @@ def _sparkle_client(env: Mapping[str, str]) -> "SparkleClient":
     )
 
 
-def aws_dependencies(
-    env: Mapping[str, str],
-    gateway: Gateway,
-    rules: RuleSet,
-    clock: Callable[[], datetime] = utc_now,
-    epoch_clock: Callable[[], float] = time.time,
-) -> Dependencies[DynamoUnitOfWork]:
-    """The adapters on the AWS resources ``env`` names (the functions' environment), with ``gateway``."""
-    kms = boto3.client("kms", config=AWS_CLIENT_CONFIG)
-    dynamodb = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
-    metadata_cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.METADATA)
-    return Dependencies(
-        store=DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], metadata_cipher),
-        idempotency=DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], metadata_cipher, epoch_clock),
-        velocity=DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
-        vault=CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD)),
-        gateway=gateway,
-        rules=rules,
-        clock=clock,
-    )
+class AwsAdapters:
+    """The adapters on the AWS resources ``env`` names (the functions' environment), built once per container:
+    clients and ciphers (with their data-key caches) are shared, the stores are scoped to one merchant."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        gateway: Gateway,
+        clock: Callable[[], datetime] = utc_now,
+        epoch_clock: Callable[[], float] = time.time,
+    ) -> None:
+        kms = boto3.client("kms", config=AWS_CLIENT_CONFIG)
+        self.dynamodb = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
+        self.env = env
+        self.gateway = gateway
+        self.clock = clock
+        self.metadata_cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.METADATA)
+        self.idempotency = DynamoIdempotencyStore(
+            self.dynamodb, env["IDEMPOTENCY_TABLE"], self.metadata_cipher, epoch_clock
+        )
+        self.vault = CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD))
+        self.directory = DynamoMerchantDirectory(self.dynamodb, env["MERCHANTS_TABLE"])
+
+    def dependencies(self, merchant: Merchant) -> Dependencies[DynamoUnitOfWork]:
+        return Dependencies(
+            store=DynamoLedgerStore(self.dynamodb, self.env["LEDGER_TABLE"], self.metadata_cipher, merchant.id),
+            idempotency=self.idempotency,  # record ids name the merchant (lambdas.edge)
+            velocity=DynamoVelocityCounter(self.dynamodb, self.env["IDEMPOTENCY_TABLE"], merchant.id),
+            vault=self.vault,
+            gateway=self.gateway,
+            rules=merchant.rules,
+            clock=self.clock,
+        )
+
+    def tenancy(self) -> Tenancy:
+        return Tenancy(self.directory, self.dependencies)
 
 
 @cache
-def service() -> PaymentService:
+def adapters() -> AwsAdapters:
     env = os.environ
-    rules = RuleSet.from_config(json.loads(env.get("PAYMENT_RULES") or "{}"))
-    return PaymentService(aws_dependencies(env, _GatewayOnFirstUse(lambda: _sparkle_client(env)), rules))
+    return AwsAdapters(env, _GatewayOnFirstUse(lambda: _sparkle_client(env)))
+
+
+def tenancy() -> Tenancy:
+    return adapters().tenancy()

@@ -21,10 +21,11 @@ from lambdas import deadline
 from lambdas.adapters.idempotency import record_id
 from lambdas.domain.cards import member_param
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
+from lambdas.domain.merchants import Caller
 from lambdas.logs import logger
 from lambdas.presenters import error_body
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
-from lambdas.service import Answer, PaymentService
+from lambdas.service import Answer, PaymentService, Tenancy
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -47,7 +48,7 @@ class ApiRequest:
     headers: dict[str, str]  # lower-cased names
     body: dict[str, Any]
     request_id: str
-    caller: str
+    merchant: str  # the merchant the signer acts for
 
     def model(self, model: type[Model]) -> Model:
         """The body as ``model`` (a pydantic model), or a 400 naming the first bad field."""
@@ -76,7 +77,7 @@ class ApiRequest:
         return record
 
     def optional_idempotency(self) -> str | None:
-        """The request's idempotency record id: the key scoped to the caller and the route (None: no key sent)."""
+        """The request's idempotency record id: the key scoped to the merchant and the route (None: no key sent)."""
         key = self.headers.get(IDEMPOTENCY_HEADER.lower())
         if key is None:
             return None
@@ -88,7 +89,7 @@ class ApiRequest:
                 f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.",
                 IDEMPOTENCY_HEADER,
             )
-        return record_id(self.caller, f"{self.method} {self.resource}", key)
+        return record_id(self.merchant, f"{self.method} {self.resource}", key)
 
 
 def field_param(loc: tuple[int | str, ...], body: dict[str, Any]) -> str:
@@ -108,18 +109,6 @@ def field_param(loc: tuple[int | str, ...], body: dict[str, Any]) -> str:
             param = f"{param}.{part}" if param else part
         node = None
     return param
-
-
-_ASSUMED_ROLE = re.compile(r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/[^/]+")
-
-
-def acting_principal(arn: str) -> str:
-    """The principal a request acts as: an assumed-role session acts as its role (so every session of one role is
-    one caller); any other principal (user, role, account id) as itself."""
-    match = _ASSUMED_ROLE.fullmatch(arn)
-    if match is None:
-        return arn
-    return f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}"
 
 
 class _DuplicateMember(Exception):
@@ -179,10 +168,8 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     return body
 
 
-def _parse(event: dict[str, Any]) -> ApiRequest:
+def _parse(event: dict[str, Any], merchant: str) -> ApiRequest:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    context = event.get("requestContext") or {}
-    identity = context.get("identity") or {}
     raw = event.get("body") or ""
     try:
         data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode()
@@ -209,11 +196,15 @@ def _parse(event: dict[str, Any]) -> ApiRequest:
         path_parameters=event.get("pathParameters") or {},
         headers=headers,
         body=body,
-        request_id=context.get("requestId", ""),
-        caller=acting_principal(
-            identity.get("userArn") or identity.get("caller") or identity.get("accountId") or "anonymous"
-        ),
+        request_id=(event.get("requestContext") or {}).get("requestId", ""),
+        merchant=merchant,
     )
+
+
+def _caller(event: dict[str, Any]) -> Caller:
+    """The signer, as API Gateway's IAM authorization reports it (the local API reports it the same way)."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    return Caller(principal=identity.get("userArn") or "", account=identity.get("accountId") or "")
 
 
 def _respond(status: int, body: dict[str, Any], replayed: bool = False) -> dict[str, Any]:
@@ -230,23 +221,26 @@ def _error(
 
 
 RouteHandler = Callable[[ApiRequest, PaymentService], Answer]
-LambdaHandler = Callable[[dict[str, Any], object], dict[str, Any]]
 
 
-def api_handler(
-    function: Function, routes: dict[str, RouteHandler], service: Callable[[], PaymentService]
-) -> LambdaHandler:
-    """A Lambda handler serving ``function``'s routes (``routes`` is keyed by ``"METHOD /resource"``)."""
-    served = {f"{r.method} {r.path}" for r in ROUTES if r.function is function}
-    if served != set(routes):
-        raise ValueError(f"{function.value} must serve exactly {sorted(served)}")
+class ApiHandler:
+    """The Lambda handler serving ``function``'s routes (``routes`` is keyed by ``"METHOD /resource"``).
 
-    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    A callable object rather than a closure, so that each request runs the code as it is now (mutation tests)."""
+
+    def __init__(self, function: Function, routes: dict[str, RouteHandler], tenancy: Callable[[], Tenancy]) -> None:
+        served = {f"{r.method} {r.path}" for r in ROUTES if r.function is function}
+        if served != set(routes):
+            raise ValueError(f"{function.value} must serve exactly {sorted(served)}")
+        self._routes = routes
+        self._tenancy = tenancy
+
+    def __call__(self, event: dict[str, Any], context: object) -> dict[str, Any]:
         started = time.perf_counter()
         deadline.start_from(context)
         request_id = (event.get("requestContext") or {}).get("requestId", "")
         route = f"{event.get('httpMethod')} {event.get('resource')}"
-        response = _handle(event, routes, service, request_id, route)
+        response = _handle(event, self._routes, self._tenancy, request_id, route)
         logger.info(
             "request",
             extra={
@@ -259,13 +253,11 @@ def api_handler(
         )
         return response
 
-    return handler
-
 
 def _handle(  # noqa: PLR0911 (one answer per error kind)
     event: dict[str, Any],
     routes: dict[str, RouteHandler],
-    service: Callable[[], PaymentService],
+    tenancy: Callable[[], Tenancy],
     request_id: str,
     route: str,
 ) -> dict[str, Any]:
@@ -273,8 +265,12 @@ def _handle(  # noqa: PLR0911 (one answer per error kind)
         route_handler = routes.get(route)
         if route_handler is None:
             raise NotFound("No such route.")
-        request = _parse(event)
-        answer = route_handler(request, service())
+        served = tenancy().service_for(_caller(event))  # before anything is read of the request or stored
+        if served is None:
+            raise HttpError(403, "permission_error", "no_merchant", "The caller acts for no merchant.")
+        merchant, service = served
+        request = _parse(event, merchant.id)
+        answer = route_handler(request, service)
         return _respond(answer.status, answer.body, answer.replayed)
     except HttpError as e:
         return _error(e.status, e.error_type, e.code, e.message, request_id, param=e.param)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
+from lambdas.domain.merchants import Caller, Merchant
 from lambdas.domain.payments import Entry, Payment, Refund
 
 
@@ -161,3 +162,11 @@ class Vault(Protocol):
     def seal(self, token_id: str, card: Card) -> Any: ...
 
     def open(self, token_id: str, sealed: Any) -> Card: ...
+
+
+class MerchantDirectory(Protocol):
+    def merchant_for(self, caller: Caller) -> Merchant | None:
+        """The merchant the caller acts for, or None: a caller acting for no merchant is refused."""
+
+    def merchants(self) -> list[Merchant]:
+        """Every merchant, for the scheduled jobs."""

@@ -77,7 +77,13 @@ class LedgerResponse(_Body):
 
 class ErrorDetail(_Body):
     type: Literal[
-        "invalid_request_error", "card_error", "idempotency_error", "api_error", "gateway_error", "rate_limit_error"
+        "invalid_request_error",
+        "permission_error",
+        "card_error",
+        "idempotency_error",
+        "api_error",
+        "gateway_error",
+        "rate_limit_error",
     ]
     code: str
     message: str

@@ -1,15 +1,19 @@
-"""The payment service: one object per container holding the dependencies, with
-one method per use case (the use cases live in ``lambdas.use_cases``)."""
+"""The payment service: one merchant's dependencies, with one method per use case (the use cases live in
+``lambdas.use_cases``); and the tenancy, which gives each caller the service of the merchant it acts for."""
 
+from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from lambdas.ports import Answer
+from lambdas.domain.merchants import Caller, Merchant
+from lambdas.logs import logger
+from lambdas.ports import Answer, MerchantDirectory
 from lambdas.use_cases import Dependencies, payments, reads, reconcile, refunds, tokens
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 
-__all__ = ["Answer", "CardInput", "PaymentCommand", "PaymentService"]
+__all__ = ["Answer", "CardInput", "PaymentCommand", "PaymentService", "Tenancy"]
 
 
 class PaymentService:
@@ -35,3 +39,31 @@ class PaymentService:
         self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER
     ) -> dict[str, int]:
         return reconcile.reconcile(self.deps, settle_after, give_up_after)
+
+
+class Tenancy:
+    """One object per container: the merchants, and a service per merchant whose stores reach only its records."""
+
+    def __init__(self, directory: MerchantDirectory, dependencies: Callable[[Merchant], Dependencies[Any]]) -> None:
+        self.directory = directory
+        self.dependencies = dependencies
+
+    def service_for(self, caller: Caller) -> tuple[Merchant, PaymentService] | None:
+        """The merchant the caller acts for and its service; None when it acts for none."""
+        merchant = self.directory.merchant_for(caller)
+        if merchant is None:
+            return None
+        return merchant, PaymentService(self.dependencies(merchant))
+
+    def reconcile(
+        self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER
+    ) -> dict[str, int]:
+        """Every merchant's pending payments and refunds; one merchant's failure does not stop the others."""
+        counts = Counter(dict.fromkeys(reconcile.OUTCOMES, 0))
+        for merchant in self.directory.merchants():
+            try:
+                counts.update(PaymentService(self.dependencies(merchant)).reconcile(settle_after, give_up_after))
+            except Exception:
+                logger.exception("reconcile failed", extra={"merchant": merchant.id})
+                counts["errors"] += 1
+        return dict(counts)

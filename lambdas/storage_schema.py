@@ -2,7 +2,7 @@
 the Lambda code and the tests read it from.
 
 The ledger table is single-table: every item's partition key starts with the
-kind of record it holds. IAM grants are scoped by those prefixes
+kind of record it holds, then names the merchant it belongs to. IAM grants are scoped by those prefixes
 (``dynamodb:LeadingKeys``), which is how ledger entries stay append-only: no role
 may update or delete an item whose partition key starts with ``LEDGER#``.
 """
@@ -18,8 +18,9 @@ class Partition(str, Enum):
     PAYMENT = "PAYMENT#"  # a payment and its refunds
     LEDGER = "LEDGER#"  # the double-entry ledger entries of one payment
 
-    def key(self, identifier: str) -> str:
-        return f"{self.value}{identifier}"
+    def key(self, merchant: str, identifier: str) -> str:
+        """The partition key of ``merchant``'s record: no read can reach another merchant's item."""
+        return f"{self.value}{merchant}#{identifier}"
 
 
 def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
@@ -77,3 +78,17 @@ LEDGER = TableSchema(
 
 # The layout Powertools' DynamoDB idempotency persistence layer expects by default.
 IDEMPOTENCY = TableSchema(name="idempotency", partition_key="id", ttl_attribute="expiration")
+
+# Who acts for which merchant, and each merchant's rules: items Terraform writes from the configuration
+# (``stacks.merchants``), read by the functions (``lambdas.adapters.merchants``).
+MERCHANTS = TableSchema(name="merchants", partition_key="pk")
+
+
+class MerchantRecord(str, Enum):
+    """Partition-key prefixes of the merchants table."""
+
+    PRINCIPAL = "PRINCIPAL#"  # a principal (its acting ARN) or an account id -> the merchant it acts for
+    MERCHANT = "MERCHANT#"  # a merchant and its rules
+
+    def key(self, identifier: str) -> str:
+        return f"{self.value}{identifier}"

@@ -7,11 +7,14 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 from lambdas import SERVICE_NAME
 from lambdas.adapters.sparkle import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RetryPolicy
 from lambdas.deadline import WRITE_RESERVE_SECONDS
+from lambdas.domain.merchants import acting_principal
 from lambdas.domain.money import MAX_AMOUNT, MIN_AMOUNT, SUPPORTED_CURRENCIES
 
 API_GATEWAY_LIMIT_SECONDS = 29  # API Gateway's integration timeout: the longest any request may take
 # A retried payment or refund whose first answer was lost makes two gateway calls: a lookup, then the charge or refund.
 GATEWAY_CALLS_PER_REQUEST = 2
+
+EMULATOR_ACCOUNT = "123456789012"  # moto's account, where `make local` runs the dev stack
 
 DEFAULT_TAGS: dict[str, str] = {
     "service": SERVICE_NAME,
@@ -84,6 +87,32 @@ class PaymentRules(_Frozen):
         return self
 
 
+PRINCIPAL = r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128})$"
+
+
+class MerchantRules(_Frozen):
+    """A merchant's own rules: each field set here replaces the environment's (``PaymentRules``)."""
+
+    max_amount: dict[str, Annotated[int, Field(ge=MIN_AMOUNT, le=MAX_AMOUNT)]] | None = None
+    allowed_currencies: tuple[str, ...] | None = None
+    velocity_per_hour: int | None = Field(default=None, ge=0)
+    blocked_fingerprints: tuple[str, ...] | None = None
+
+
+class MerchantConfig(_Frozen):
+    """A tenant, and the IAM principals that act for it: role ARNs, user ARNs or whole account ids. A session of
+    a role acts as the role; a named role or user wins over its whole account."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    principals: tuple[Annotated[str, Field(pattern=PRINCIPAL)], ...] = Field(min_length=1)
+    rules: MerchantRules = MerchantRules()
+
+    def effective_rules(self, defaults: PaymentRules) -> PaymentRules:
+        """The environment's rules with this merchant's own over them, checked as a whole (every currency capped)."""
+        own = self.rules.model_dump(exclude_none=True)
+        return PaymentRules.model_validate(defaults.model_dump() | own)
+
+
 class EnvironmentConfig(_Frozen):
     """Everything that differs between two deployments of the service."""
 
@@ -97,7 +126,8 @@ class EnvironmentConfig(_Frozen):
     functions: FunctionSettings = FunctionSettings()
     gateway_base_url: HttpUrl = HttpUrl("http://127.0.0.1:4010")
     gateway: GatewaySettings = GatewaySettings()
-    rules: PaymentRules
+    rules: PaymentRules  # every merchant's, unless it sets its own
+    merchants: tuple[MerchantConfig, ...] = Field(min_length=1, description="nothing is served without one")
 
     @property
     def gateway_budget_seconds(self) -> float:
@@ -135,6 +165,24 @@ class EnvironmentConfig(_Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _merchants_are_distinct(self) -> "EnvironmentConfig":
+        ids = [merchant.id for merchant in self.merchants]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"merchant ids must be unique: {sorted(i for i in set(ids) if ids.count(i) > 1)}")
+        acting: dict[str, str] = {}
+        for merchant in self.merchants:
+            for principal in merchant.principals:
+                known_as = acting_principal(principal)
+                if acting.setdefault(known_as, merchant.id) != merchant.id:
+                    raise ValueError(f"{principal} acts for both {acting[known_as]} and {merchant.id}")
+        for merchant in self.merchants:
+            try:
+                merchant.effective_rules(self.rules)
+            except ValueError as error:
+                raise ValueError(f"merchant {merchant.id}'s rules: {error}") from None
+        return self
+
     @property
     def prefix(self) -> str:
         """Prefix of every resource name of this environment."""
@@ -157,6 +205,16 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         # Loose enough for integration suites that pay with the same test card all day;
         # every currency capped at the contract's own maximum, so only the contract limits amounts.
         rules=PaymentRules(max_amount=dict.fromkeys(SUPPORTED_CURRENCIES, MAX_AMOUNT), velocity_per_hour=1000),
+        # `make local` issues these users credentials in the emulator (moto's account); a deployed dev environment
+        # maps its own principals here.
+        merchants=(
+            MerchantConfig(id="acme", principals=(f"arn:aws:iam::{EMULATOR_ACCOUNT}:user/acme-checkout",)),
+            MerchantConfig(
+                id="globex",
+                principals=(f"arn:aws:iam::{EMULATOR_ACCOUNT}:user/globex-billing",),
+                rules=MerchantRules(max_amount=dict.fromkeys(SUPPORTED_CURRENCIES, 500_000)),
+            ),
+        ),
     ),
     "prod": EnvironmentConfig(
         name="prod",
@@ -190,5 +248,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             },
             velocity_per_hour=20,
         ),
+        # The operator's tenants: AWS's documentation account stands in for the account the checkout runs in.
+        merchants=(MerchantConfig(id="checkout", principals=("arn:aws:iam::111122223333:role/checkout-service",)),),
     ),
 }

@@ -1,11 +1,14 @@
 """DynamoDB tables of the service, built from the schemas in ``lambdas.storage_schema``.
 
-Both tables are on demand, encrypted with a customer key, recoverable to any
+Every table is on demand, encrypted with a customer key, recoverable to any
 second of the last 35 days and protected from deletion unless a dev environment
 switches that off. Each class grants only what its records allow."""
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
+from cdktf import TerraformIterator, Token
 from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTable,
     DynamodbTableAttribute,
@@ -14,9 +17,12 @@ from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTableServerSideEncryption,
     DynamodbTableTtl,
 )
+from cdktf_cdktf_provider_aws.dynamodb_table_item import DynamodbTableItem
 from constructs import Construct
 
-from lambdas.storage_schema import IDEMPOTENCY, LEDGER, Partition, TableSchema
+from lambdas.adapters.dynamo import to_item
+from lambdas.adapters.merchants import merchant_items
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, Partition, TableSchema
 from stacks.iam import Condition, Grantable, Statement
 from stacks.payment_key import PaymentKey
 
@@ -115,3 +121,35 @@ class IdempotencyTable(_EncryptedTable):
     def grant_condition_check(self, grantee: Grantable) -> None:
         """Make a transaction depend on a record (reconciliation gives up nothing a request holds)."""
         self._grant(grantee, "ConditionCheck", ("dynamodb:ConditionCheckItem",))
+
+
+class MerchantsTable(_EncryptedTable):
+    """Who acts for which merchant, and each merchant's rules: one item per principal and per merchant, written by
+    Terraform from the configuration (one ``for_each`` resource, however many merchants), read by the functions.
+    Data rather than policy text or environment variables, so thousands of principals fit no limit."""
+
+    schema = MERCHANTS
+
+    def hold(self, merchants: dict[str, tuple[tuple[str, ...], dict[str, Any]]]) -> None:
+        """Write ``merchants`` (id -> principals, rules as ``RuleSet.from_config`` reads them) as the table's items."""
+        items = {
+            item[self.schema.partition_key]: json.dumps(to_item(item), sort_keys=True)
+            for merchant_id, (principals, rules) in merchants.items()
+            for item in merchant_items(merchant_id, principals, rules)
+        }
+        each = TerraformIterator.from_map(items)
+        DynamodbTableItem(
+            self,
+            "items",
+            for_each=each,
+            table_name=self.table.name,
+            hash_key=self.schema.partition_key,
+            item=Token.as_string(each.value),
+        )
+
+    def grant_lookup(self, grantee: Grantable) -> None:
+        self._grant(grantee, "Lookup", ("dynamodb:GetItem",))
+
+    def grant_list(self, grantee: Grantable) -> None:
+        """Every merchant, for the scheduled jobs."""
+        self._grant(grantee, "List", ("dynamodb:Scan",))

@@ -1,7 +1,8 @@
 """PaymentApi: the REST API of shared/docs/api-contract.md in front of the
 payment functions.
 
-Secure by default: ``AWS_IAM`` on every method, request validation, throttling,
+Secure by default: ``AWS_IAM`` on every method, a resource policy that lets only
+the configured merchants' principals invoke it, request validation, throttling,
 JSON access logs to an encrypted log group, X-Ray, a WAFv2 web ACL with AWS
 managed rules and a body-size limit, data trace off (bodies carry card data),
 and error responses in the contract's error shape."""
@@ -26,6 +27,7 @@ from cdktf_cdktf_provider_aws.api_gateway_rest_api import (
     ApiGatewayRestApi,
     ApiGatewayRestApiEndpointConfiguration,
 )
+from cdktf_cdktf_provider_aws.api_gateway_rest_api_policy import ApiGatewayRestApiPolicy
 from cdktf_cdktf_provider_aws.api_gateway_stage import ApiGatewayStage, ApiGatewayStageAccessLogSettings
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
@@ -55,6 +57,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
 from constructs import Construct
 
 from lambdas.routes import IDEMPOTENCY_HEADER, Function, Route
+from stacks.api_policy import invoke_policy
 from stacks.config import Throttling
 from stacks.payment_function import PaymentFunction
 from stacks.payment_key import PaymentKey
@@ -84,6 +87,11 @@ GATEWAY_RESPONSES = {
     "REQUEST_TOO_LARGE": (413, "invalid_request_error", "body_too_large", None),
     "UNSUPPORTED_MEDIA_TYPE": (415, "invalid_request_error", "unsupported_media_type", None),
     "THROTTLED": (429, "rate_limit_error", "rate_limited", None),
+    # Unsigned, badly signed or expired requests, and principals the resource policy refuses.
+    "MISSING_AUTHENTICATION_TOKEN": (403, "permission_error", "unsigned_request", None),
+    "INVALID_SIGNATURE": (403, "permission_error", "invalid_signature", None),
+    "EXPIRED_TOKEN": (403, "permission_error", "expired_signature", None),
+    "ACCESS_DENIED": (403, "permission_error", "access_denied", None),
     "DEFAULT_4XX": (None, "invalid_request_error", "request_refused", None),
     "DEFAULT_5XX": (None, "api_error", "internal_error", None),
 }
@@ -106,6 +114,7 @@ class PaymentApiProps:
     log_retention_days: int
     throttling: Throttling
     max_body_bytes: int
+    invokers: tuple[str, ...]  # the principals (role or user ARNs, account ids) that act for some merchant
 
 
 class PaymentApi(Construct):
@@ -127,6 +136,9 @@ class PaymentApi(Construct):
             name="body-and-parameters",
             validate_request_body=True,
             validate_request_parameters=True,
+        )
+        self.policy = ApiGatewayRestApiPolicy(
+            self, "policy", rest_api_id=self.api.id, policy=json.dumps(invoke_policy(props.invokers))
         )
         self.methods = [self._add_route(route, validator) for route in props.routes]
         for response_type, (status, error_type, code, param) in GATEWAY_RESPONSES.items():
@@ -212,13 +224,14 @@ class PaymentApi(Construct):
     def _add_stage(self) -> ApiGatewayStage:
         props = self.props
         routes_digest = hashlib.sha256(repr(props.routes).encode()).hexdigest()
+        policy_digest = hashlib.sha256(json.dumps(invoke_policy(props.invokers)).encode()).hexdigest()
         deployment = ApiGatewayDeployment(
             self,
             "deployment",
             rest_api_id=self.api.id,
-            triggers={"routes": routes_digest},
+            triggers={"routes": routes_digest, "policy": policy_digest},  # a REST API serves what it last deployed
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-            depends_on=self.methods,
+            depends_on=[*self.methods, self.policy],
         )
         access_logs = self._encrypted_log_group("access-logs", f"/aws/apigateway/{props.name}/access")
         # API Gateway would create this one itself, unencrypted and kept forever.

@@ -16,7 +16,7 @@ from stacks.config import DEFAULT_TAGS, EnvironmentConfig
 from stacks.gateway_secret import GatewaySecret, GatewaySecretProps
 from stacks.iam import Condition
 from stacks.lambda_bundle import build_bundle
-from stacks.ledger_table import IdempotencyTable, LedgerTable, TableProps
+from stacks.ledger_table import IdempotencyTable, LedgerTable, MerchantsTable, TableProps
 from stacks.payment_api import PaymentApi, PaymentApiProps
 from stacks.payment_function import PaymentFunction, PaymentFunctionProps
 from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
@@ -113,6 +113,14 @@ class PaymentStack(TerraformStack):
             "idempotency",
             TableProps(f"{config.prefix}-idempotency", vault_key, deletion_protection=config.deletion_protection),
         )
+        merchants = MerchantsTable(
+            self,
+            "merchants",
+            TableProps(f"{config.prefix}-merchants", vault_key, deletion_protection=config.deletion_protection),
+        )
+        merchants.hold(
+            {m.id: (m.principals, m.effective_rules(config.rules).model_dump(mode="json")) for m in config.merchants}
+        )
         gateway_secret = GatewaySecret(
             self,
             "gateway-secret",
@@ -129,6 +137,7 @@ class PaymentStack(TerraformStack):
         environment = {
             "LEDGER_TABLE": ledger.name,
             "IDEMPOTENCY_TABLE": idempotency.name,
+            "MERCHANTS_TABLE": merchants.name,
             "VAULT_KEY_ID": vault_key.arn,
             "FINGERPRINT_KEY_ID": fingerprint_key.arn,
             "GATEWAY_SECRET_ID": gateway_secret.arn,
@@ -137,7 +146,6 @@ class PaymentStack(TerraformStack):
             "GATEWAY_READ_TIMEOUT": str(config.gateway.read_timeout_seconds),
             "GATEWAY_ATTEMPTS": str(config.gateway.attempts),
             "GATEWAY_BACKOFF": str(config.gateway.backoff_seconds),
-            "PAYMENT_RULES": config.rules.model_dump_json(),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         }
         functions = {
@@ -186,6 +194,9 @@ class PaymentStack(TerraformStack):
         ledger.grant_append(reconcile, (Partition.LEDGER,))
         ledger.grant_update_payments(reconcile)
 
+        for function in (tokenize, charge, refund, read):
+            merchants.grant_lookup(function)  # who the caller acts for, before anything else
+        merchants.grant_list(reconcile)
         for function in (tokenize, charge, refund):
             idempotency.grant_read_write(function)
         idempotency.grant_condition_check(reconcile)
@@ -203,6 +214,7 @@ class PaymentStack(TerraformStack):
                 log_retention_days=config.log_retention_days,
                 throttling=config.throttling,
                 max_body_bytes=MAX_BODY_BYTES,
+                invokers=tuple(principal for merchant in config.merchants for principal in merchant.principals),
             ),
         )
 
@@ -210,6 +222,7 @@ class PaymentStack(TerraformStack):
         TerraformOutput(self, "api_id", value=api.api.id)
         TerraformOutput(self, "ledger_table", value=ledger.name)
         TerraformOutput(self, "idempotency_table", value=idempotency.name)
+        TerraformOutput(self, "merchants_table", value=merchants.name)
         TerraformOutput(self, "vault_key_id", value=vault_key.arn)
         TerraformOutput(self, "fingerprint_key_id", value=fingerprint_key.arn)
         TerraformOutput(self, "gateway_secret_id", value=gateway_secret.arn)

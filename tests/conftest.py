@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.config import ENVIRONMENTS, EnvironmentConfig
+from stacks.config import ENVIRONMENTS, EnvironmentConfig, MerchantConfig
 
 REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.service_fixtures"]
@@ -35,14 +35,37 @@ class SynthesizedStack:
                 yield resource_type, name, body
 
 
+SCALE_MERCHANTS, SCALE_PRINCIPALS, SCALE_ACCOUNTS = 1000, 5000, 50
+
+
+def scale_config() -> EnvironmentConfig:
+    """The mapping's claim: 1,000 merchants acting through 5,000 roles in 50 accounts, on dev's settings."""
+    per_merchant = SCALE_PRINCIPALS // SCALE_MERCHANTS
+    merchants = tuple(
+        MerchantConfig(
+            id=f"merchant-{m:04d}",
+            principals=tuple(
+                f"arn:aws:iam::{100000000000 + (m * per_merchant + r) % SCALE_ACCOUNTS}:role/checkout-{m}-{r}"
+                for r in range(per_merchant)
+            ),
+        )
+        for m in range(SCALE_MERCHANTS)
+    )
+    return EnvironmentConfig.model_validate(
+        ENVIRONMENTS["dev"].model_dump() | {"name": "scale", "merchants": merchants}
+    )
+
+
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> dict[str, SynthesizedStack]:
+    """Every environment, and the scale stack (``scale_config``): one synth."""
     from stacks.app import build_app  # imports the provider bindings: once per session
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
-    build_app(outdir=outdir, build_dir=REPO / "build" / "lambda").synth()
+    environments = [*ENVIRONMENTS.values(), scale_config()]
+    build_app(outdir=outdir, build_dir=REPO / "build" / "lambda", environments=environments).synth()
     stacks = {}
-    for config in ENVIRONMENTS.values():
+    for config in environments:
         directory = outdir / "stacks" / config.stack_id
         stacks[config.name] = SynthesizedStack(config, directory, json.loads((directory / "cdk.tf.json").read_text()))
     return stacks

@@ -23,11 +23,12 @@ from cryptography.exceptions import InvalidTag
 
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
+from lambdas.domain.merchants import Caller, Merchant, lookup_keys
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Gateway
 from lambdas.ports import Answer, Begun, Fresh, LostRace, PendingItem, Replay, Resume, StoredToken
-from lambdas.service import PaymentService
+from lambdas.service import PaymentService, Tenancy
 from lambdas.use_cases import Dependencies
 
 READ_LATENCY_SECONDS = 0.0005
@@ -39,13 +40,24 @@ class FakeDatabase:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.tokens: dict[str, StoredToken] = {}
-        self.payments: dict[str, Payment] = {}
-        self.refunds: dict[tuple[str, str], Refund] = {}
-        self.entries: dict[str, list[Entry]] = {}
+        self.ledgers: dict[str, FakeLedger] = {}
         self.records: dict[str, Record] = {}
         self.attempts: dict[str, int] = {}
         self.commits = 0
+
+    def ledger(self, merchant: str) -> "FakeLedger":
+        with self.lock:
+            return self.ledgers.setdefault(merchant, FakeLedger())
+
+
+@dataclass
+class FakeLedger:
+    """One merchant's tokens, payments, refunds and entries."""
+
+    tokens: dict[str, StoredToken] = field(default_factory=dict)
+    payments: dict[str, Payment] = field(default_factory=dict)
+    refunds: dict[tuple[str, str], Refund] = field(default_factory=dict)
+    entries: dict[str, list[Entry]] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,59 +87,64 @@ def _always() -> tuple[bool, Any]:
 
 
 class FakeLedgerStore:
-    def __init__(self, db: FakeDatabase) -> None:
+    """One merchant's records, as the DynamoDB store keys them by merchant."""
+
+    def __init__(self, db: FakeDatabase, merchant: str) -> None:
         self.db = db
+        self.ledger = db.ledger(merchant)
 
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self.db)
 
     def get_token(self, token_id: str) -> StoredToken | None:
-        return self.db.tokens.get(token_id)
+        return self.ledger.tokens.get(token_id)
 
     def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None:
         with self.db.lock:
-            payment = self.db.payments.get(payment_id)
+            payment = self.ledger.payments.get(payment_id)
         time.sleep(READ_LATENCY_SECONDS)  # a read takes time, so concurrent requests interleave as they do on AWS
         if payment is None or with_metadata:
             return payment
         return replace(payment, metadata={})
 
     def get_refund(self, payment_id: str, refund_id: str) -> Refund | None:
-        return self.db.refunds.get((payment_id, refund_id))
+        return self.ledger.refunds.get((payment_id, refund_id))
 
     def entries(self, payment_id: str) -> list[Entry]:
         with self.db.lock:
-            return list(self.db.entries.get(payment_id, []))
+            return list(self.ledger.entries.get(payment_id, []))
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         with self.db.lock:
-            payments = [p for p in self.db.payments.values() if p.status is Status.PENDING]
-            refunds = [r for r in self.db.refunds.values() if r.status is RefundStatus.PENDING]
+            payments = [p for p in self.ledger.payments.values() if p.status is Status.PENDING]
+            refunds = [r for r in self.ledger.refunds.values() if r.status is RefundStatus.PENDING]
         yield from (PendingItem(p.id) for p in payments if p.created_at < created_before)
         yield from (PendingItem(r.payment_id, r.id) for r in refunds if r.created_at < created_before)
 
     def add_token(self, uow: FakeUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None:
         uow.add(
             "token",
-            lambda: (token_id not in self.db.tokens, None),
-            lambda: self.db.tokens.__setitem__(token_id, StoredToken(card, sealed_card)),
+            lambda: (token_id not in self.ledger.tokens, None),
+            lambda: self.ledger.tokens.__setitem__(token_id, StoredToken(card, sealed_card)),
         )
 
     def add_payment(self, uow: FakeUnitOfWork, payment: Payment) -> None:
         uow.add(
             "payment",
-            lambda: (payment.id not in self.db.payments, None),
-            lambda: self.db.payments.__setitem__(payment.id, replace(payment, amount_refunded=0, amount_reserved=0)),
+            lambda: (payment.id not in self.ledger.payments, None),
+            lambda: self.ledger.payments.__setitem__(
+                payment.id, replace(payment, amount_refunded=0, amount_reserved=0)
+            ),
         )
 
     def settle_payment(self, uow: FakeUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
         def check() -> tuple[bool, Any]:
-            current = self.db.payments.get(before.id)
+            current = self.ledger.payments.get(before.id)
             return current is not None and current.status is Status.PENDING, self._plain(current)
 
         def apply() -> None:
-            current = self.db.payments[before.id]
-            self.db.payments[before.id] = replace(
+            current = self.ledger.payments[before.id]
+            self.ledger.payments[before.id] = replace(
                 current, status=after.status, charge_id=after.charge_id, decline_code=after.decline_code
             )
 
@@ -136,7 +153,7 @@ class FakeLedgerStore:
 
     def reserve_refund(self, uow: FakeUnitOfWork, payment: Payment, refund: Refund) -> None:
         def check() -> tuple[bool, Any]:
-            current = self.db.payments.get(payment.id)
+            current = self.ledger.payments.get(payment.id)
             holds = (
                 current is not None
                 and current.status is Status.SUCCEEDED
@@ -145,14 +162,14 @@ class FakeLedgerStore:
             return holds, self._plain(current)
 
         def apply() -> None:
-            current = self.db.payments[payment.id]
-            self.db.payments[payment.id] = replace(current, amount_reserved=current.amount_reserved + refund.amount)
+            current = self.ledger.payments[payment.id]
+            self.ledger.payments[payment.id] = replace(current, amount_reserved=current.amount_reserved + refund.amount)
 
         uow.add("payment", check, apply)
         uow.add(
             "refund",
-            lambda: ((refund.payment_id, refund.id) not in self.db.refunds, None),
-            lambda: self.db.refunds.__setitem__((refund.payment_id, refund.id), refund),
+            lambda: ((refund.payment_id, refund.id) not in self.ledger.refunds, None),
+            lambda: self.ledger.refunds.__setitem__((refund.payment_id, refund.id), refund),
         )
 
     def complete_refund(self, uow: FakeUnitOfWork, refund: Refund, entries: list[Entry]) -> None:
@@ -166,13 +183,13 @@ class FakeLedgerStore:
         key = (refund.payment_id, refund.id)
 
         def check() -> tuple[bool, Any]:
-            current = self.db.refunds.get(key)
+            current = self.ledger.refunds.get(key)
             return current is not None and current.status is RefundStatus.PENDING, current
 
         def apply() -> None:
-            self.db.refunds[key] = refund
-            payment = self.db.payments[refund.payment_id]
-            self.db.payments[refund.payment_id] = replace(
+            self.ledger.refunds[key] = refund
+            payment = self.ledger.payments[refund.payment_id]
+            self.ledger.payments[refund.payment_id] = replace(
                 payment,
                 amount_refunded=payment.amount_refunded + refunded,
                 amount_reserved=payment.amount_reserved - refund.amount,
@@ -182,7 +199,7 @@ class FakeLedgerStore:
 
     def _add_entries(self, uow: FakeUnitOfWork, entries: list[Entry]) -> None:
         for entry in entries:
-            uow.add("entry", _always, lambda e=entry: self.db.entries.setdefault(e.payment_id, []).append(e))
+            uow.add("entry", _always, lambda e=entry: self.ledger.entries.setdefault(e.payment_id, []).append(e))
 
     @staticmethod
     def _plain(payment: Payment | None) -> Payment | None:
@@ -281,12 +298,13 @@ class FakeIdempotencyStore:
 
 
 class FakeVelocityCounter:
-    def __init__(self, db: FakeDatabase) -> None:
+    def __init__(self, db: FakeDatabase, merchant: str) -> None:
         self.db = db
+        self.merchant = merchant
 
     def count(self, uow: FakeUnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
         hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        key = f"{fingerprint}#{hour:%Y-%m-%dT%H}"
+        key = f"{self.merchant}#{fingerprint}#{hour:%Y-%m-%dT%H}"
         uow.add(
             "velocity",
             lambda: (self.db.attempts.get(key, 0) < limit, None),
@@ -338,25 +356,64 @@ class FakeClock:
         self.now += delta
 
 
+class FakeMerchantDirectory:
+    """Merchants by the principals and accounts that act for them."""
+
+    def __init__(self, principals: dict[str, Merchant]) -> None:
+        self.principals = principals
+
+    def merchant_for(self, caller: Caller) -> Merchant | None:
+        for key in lookup_keys(caller):
+            if key in self.principals:
+                return self.principals[key]
+        return None
+
+    def merchants(self) -> list[Merchant]:
+        return sorted({m.id: m for m in self.principals.values()}.values(), key=lambda merchant: merchant.id)
+
+
+MERCHANT = "merchant-a"
+# The principals of merchants A and B in every test: requests are signed as A's unless a test says otherwise.
+MERCHANT_A = "arn:aws:iam::123456789012:user/local"
+MERCHANT_B = "arn:aws:iam::123456789012:role/merchant-b-checkout"
+
+
 @dataclass
 class FakeWorld:
-    """The service wired to fakes, with handles on what the tests inspect."""
+    """One merchant's service wired to fakes, with handles on what the tests inspect; ``other`` serves a
+    second merchant from the same database."""
 
     db: FakeDatabase
     clock: FakeClock
     deps: Dependencies
     service: PaymentService
+    ledger: FakeLedger
+    tenancy: Tenancy
+
+    def other(self) -> PaymentService:
+        """Merchant B's service."""
+        served = self.tenancy.service_for(Caller(MERCHANT_B, "123456789012"))
+        assert served is not None
+        return served[1]
 
 
 def fake_world(gateway: Gateway, rules: RuleSet = RuleSet(), clock: FakeClock | None = None) -> FakeWorld:
     db, clock = FakeDatabase(), clock or FakeClock()
-    deps = Dependencies(
-        store=FakeLedgerStore(db),
-        idempotency=FakeIdempotencyStore(db, clock.epoch),
-        velocity=FakeVelocityCounter(db),
-        vault=FakeVault(),
-        gateway=gateway,
-        rules=rules,
-        clock=clock,
-    )
-    return FakeWorld(db, clock, deps, PaymentService(deps))
+    idempotency, vault = FakeIdempotencyStore(db, clock.epoch), FakeVault()
+
+    def dependencies(merchant: Merchant) -> Dependencies:
+        return Dependencies(
+            store=FakeLedgerStore(db, merchant.id),
+            idempotency=idempotency,
+            velocity=FakeVelocityCounter(db, merchant.id),
+            vault=vault,
+            gateway=gateway,
+            rules=merchant.rules,
+            clock=clock,
+        )
+
+    merchant = Merchant(MERCHANT, rules)
+    directory = FakeMerchantDirectory({MERCHANT_A: merchant, MERCHANT_B: Merchant("merchant-b", rules)})
+    deps = dependencies(merchant)
+    tenancy = Tenancy(directory, dependencies)
+    return FakeWorld(db, clock, deps, PaymentService(deps), db.ledger(MERCHANT), tenancy)

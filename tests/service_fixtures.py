@@ -1,6 +1,5 @@
 """Fixtures for the service: AWS in-process (moto), the Sparkle sandbox as a real process."""
 
-import json
 import logging
 import threading
 import uuid
@@ -15,6 +14,7 @@ from moto import mock_aws
 
 from lambdas import bootstrap
 from lambdas.logs import logger
+from tests.fakes import MERCHANT_A, MERCHANT_B
 from tests.fakes_gateway import Fault
 from tests.leaks import card_data_in, card_data_in_item
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
@@ -111,16 +111,20 @@ def captured_logs():
     assert capture.card_data() == [], "card data passed to a log call"
 
 
+SERVICE_RULES = {"velocity_per_hour": 5, "max_amount": {"USD": 1_000_000}, "blocked_fingerprints": []}
+
+
 @contextmanager
-def functions_in_moto(monkeypatch, gateway_url: str) -> Iterator[dict[str, str]]:
-    """moto in process with the emulator's credentials; the functions' tables, keys and secret made there.
-    Yields the environment naming them."""
+def functions_in_moto(monkeypatch, gateway_url: str, rules: dict | None = None) -> Iterator[dict[str, str]]:
+    """moto in process with the emulator's credentials; the functions' tables, keys and secret made there, and
+    merchants A and B with ``rules``. Yields the environment naming them."""
     for name, value in EMULATOR_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        yield provision(gateway_url, suffix=uuid.uuid4().hex[:6])
+        merchants = {"merchant-a": ((MERCHANT_A,), rules or {}), "merchant-b": ((MERCHANT_B,), rules or {})}
+        yield provision(gateway_url, suffix=uuid.uuid4().hex[:6], merchants=merchants)
 
 
 @pytest.fixture
@@ -135,19 +139,14 @@ def aws_env(sandbox, monkeypatch, captured_logs):
     """Tables, keys and the gateway secret in moto; the function environment set as in Lambda.
 
     On teardown every stored item is scanned: no test may leave card data in plain text."""
-    with functions_in_moto(monkeypatch, sandbox.url) as resources:
+    with functions_in_moto(monkeypatch, sandbox.url, SERVICE_RULES) as resources:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        env = resources | {
-            "GATEWAY_READ_TIMEOUT": "1",
-            "PAYMENT_RULES": json.dumps(
-                {"velocity_per_hour": 5, "max_amount": {"USD": 1_000_000}, "blocked_fingerprints": []}
-            ),
-        }
+        env = resources | {"GATEWAY_READ_TIMEOUT": "1"}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        bootstrap.service.cache_clear()
+        bootstrap.adapters.cache_clear()
         yield env
-        bootstrap.service.cache_clear()
+        bootstrap.adapters.cache_clear()
         for table in (env["LEDGER_TABLE"], env["IDEMPOTENCY_TABLE"]):
             for item in dynamodb.scan(TableName=table)["Items"]:
                 assert card_data_in_item(item) == [], f"card data stored in {table}"

@@ -7,7 +7,9 @@ import json
 import boto3
 import pytest
 
+from lambdas.storage_schema import Partition
 from tests.events import body_of, invoke
+from tests.fakes import MERCHANT
 from tests.service_fixtures import REGION
 
 VISA = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}
@@ -28,11 +30,15 @@ def pay(body: dict, key: str = "key-1", **kwargs) -> dict:
     return invoke("POST", "/payments", body, headers={"Idempotency-Key": key}, **kwargs)
 
 
+ERROR_FIELDS = {"type", "code", "message", "param", "decline_code", "payment_id", "refund_id", "request_id"}
+
+
 def assert_error(response: dict, status: int, error_type: str, param: str | None = None) -> dict:
     assert response["statusCode"] == status, response["body"]
     error = body_of(response)["error"]
     assert error["type"] == error_type
-    assert error["request_id"] and error["message"]
+    assert error["request_id"] and error["message"] and isinstance(error["code"], str) and error["code"]
+    assert set(error) <= ERROR_FIELDS, set(error) - ERROR_FIELDS
     if param:
         assert error["param"] == param
     return error
@@ -84,10 +90,10 @@ def test_the_vaulted_number_is_stored_only_encrypted_and_bound_to_its_token(aws_
     token = tokenize()
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     (item,) = dynamodb.scan(TableName=aws_env["LEDGER_TABLE"])["Items"]
-    assert item["pk"]["S"] == f"TOKEN#{token}" and set(item["card"]["M"]) == {"key", "nonce", "ct"}
+    assert item["pk"]["S"] == Partition.TOKEN.key(MERCHANT, token) and set(item["card"]["M"]) == {"key", "nonce", "ct"}
     # The same ciphertext under another token id does not open.
     other = tokenize("5555555555554444")
-    moved = {**item, "pk": {"S": f"TOKEN#{other}"}}
+    moved = {**item, "pk": {"S": Partition.TOKEN.key(MERCHANT, other)}}
     dynamodb.put_item(TableName=aws_env["LEDGER_TABLE"], Item=moved)
     assert_error(pay({"amount": 100, "currency": "usd", "source": {"token": other}}), 500, "api_error")
 

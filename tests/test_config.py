@@ -1,5 +1,6 @@
-"""Configuration that leaves gaps is refused: an accepted currency without a cap, or gateway settings
-whose worst case does not fit the function's time (and so API Gateway's 29 s)."""
+"""Configuration that leaves gaps is refused: an accepted currency without a cap, gateway settings whose worst
+case does not fit the function's time (and so API Gateway's 29 s), an environment without merchants, or a
+principal acting for two merchants."""
 
 import pytest
 from pydantic import ValidationError
@@ -14,6 +15,8 @@ from stacks.config import (
     EnvironmentConfig,
     FunctionSettings,
     GatewaySettings,
+    MerchantConfig,
+    MerchantRules,
     PaymentRules,
 )
 
@@ -22,8 +25,58 @@ EVERY_CAP = dict.fromkeys(SUPPORTED_CURRENCIES, 1_000_000)
 FORMER_GATEWAY = GatewaySettings(connect_timeout_seconds=3, read_timeout_seconds=10, attempts=3, backoff_seconds=0.2)
 
 
+ACME = MerchantConfig(id="acme", principals=("arn:aws:iam::123456789012:role/acme",))
+
+
 def _config(**fields) -> EnvironmentConfig:
-    return EnvironmentConfig(name="test", region="us-east-1", rules=PaymentRules(max_amount=EVERY_CAP), **fields)
+    return EnvironmentConfig(
+        **{"name": "test", "region": "us-east-1", "rules": PaymentRules(max_amount=EVERY_CAP), "merchants": (ACME,)}
+        | fields
+    )
+
+
+# --- merchants ----------------------------------------------------------------------
+
+
+def test_an_environment_without_merchants_is_refused():
+    with pytest.raises(ValidationError, match="merchants"):
+        _config(merchants=())
+
+
+def test_prod_names_its_merchants_and_dev_at_least_two():
+    assert len(ENVIRONMENTS["prod"].merchants) >= 1 and len(ENVIRONMENTS["dev"].merchants) >= 2
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        "arn:aws:sts::123456789012:assumed-role/acme/session",  # a session acts as its role: name the role
+        "arn:aws:iam::123456789012:group/acme",
+        "12345678901",
+        "*",
+        "arn:aws:iam::123456789012:role/acme/",
+    ],
+)
+def test_a_principal_that_is_not_a_role_user_or_account_is_refused(principal):
+    with pytest.raises(ValidationError):
+        MerchantConfig(id="acme", principals=(principal,))
+
+
+def test_a_principal_may_act_for_one_merchant_only():
+    other = MerchantConfig(id="globex", principals=("arn:aws:iam::123456789012:role/teams/acme",))  # same role
+    with pytest.raises(ValidationError, match="acts for both acme and globex"):
+        _config(merchants=(ACME, other))
+    with pytest.raises(ValidationError, match="unique"):
+        _config(merchants=(ACME, ACME))
+
+
+def test_a_merchants_own_rules_replace_the_environments_field_by_field_and_are_checked_whole():
+    capped = MerchantConfig(id="capped", principals=("111122223333",), rules=MerchantRules(velocity_per_hour=2))
+    rules = capped.effective_rules(_config().rules)
+    assert rules.velocity_per_hour == 2 and rules.max_amount == EVERY_CAP
+    uncapped = MerchantConfig(id="uncapped", principals=("111122223333",), rules=MerchantRules(max_amount={"USD": 5}))
+    with pytest.raises(ValidationError, match="merchant uncapped's rules"):
+        _config(merchants=(ACME, uncapped))
 
 
 # --- caps ------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Construct-level guarantees: misuse fails at synth, naming the construct."""
 
+import json
+
 import cdktf
 import pytest
 from cdktf import TerraformStack
 
+from lambdas.domain.merchants import acting_principal
 from lambdas.encryption_context import CONDITION_KEY, Purpose
-from lambdas.storage_schema import IDEMPOTENCY
+from lambdas.storage_schema import IDEMPOTENCY, MERCHANTS, MerchantRecord
 from stacks.iam import Condition, Statement
 from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
 
@@ -88,6 +91,20 @@ def test_the_ledger_table_never_expires_items_and_the_idempotency_table_does(sta
         table["name"].removeprefix(f"{stack.environment.prefix}-"): table
         for table in stack.resources("aws_dynamodb_table").values()
     }
-    assert set(tables) == {"ledger", "idempotency"}
-    assert "ttl" not in tables["ledger"]
+    assert set(tables) == {"ledger", "idempotency", "merchants"}
+    assert "ttl" not in tables["ledger"] and "ttl" not in tables["merchants"]
     assert tables["idempotency"]["ttl"] == {"attribute_name": IDEMPOTENCY.ttl_attribute, "enabled": True}
+
+
+def test_terraform_writes_every_merchants_rules_and_principals_as_items(stack):
+    (items,) = stack.resources("aws_dynamodb_table_item").values()
+    written = {key: json.loads(item) for key, item in items["for_each"].items()}
+    config = stack.environment
+    for merchant in config.merchants:
+        rules = json.loads(written[MerchantRecord.MERCHANT.key(merchant.id)]["rules"]["S"])
+        assert rules == merchant.effective_rules(config.rules).model_dump(mode="json")
+        for principal in merchant.principals:
+            mapped = written[MerchantRecord.PRINCIPAL.key(acting_principal(principal))]
+            assert mapped["merchant"] == {"S": merchant.id}
+    assert len(written) == sum(1 + len(m.principals) for m in config.merchants)
+    assert items["item"] == "${each.value}" and items["hash_key"] == MERCHANTS.partition_key

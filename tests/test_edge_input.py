@@ -12,25 +12,29 @@ import threading
 
 import pytest
 import requests
+from botocore.credentials import Credentials
 
+from client import SigV4
 from lambdas import deadline
 from lambdas.domain.errors import InvalidRequest, NotFound
 from lambdas.edge import (
     MAX_BODY_BYTES,
     MAX_NESTING,
+    ApiHandler,
     HttpError,
-    acting_principal,
-    api_handler,
     field_param,
     parse_json_object,
 )
 from lambdas.routes import Function
 from lambdas.service import Answer
 from tests.events import body_of, invoke
+from tests.fakes import fake_world
+from tests.fakes_gateway import FakeGateway
 from tests.leaks import card_data_in
-from tests.test_api import VISA, assert_error, card, pay, stored_items, tokenize
+from tests.test_api import VISA, assert_error, card, pay, stored_items
 from tools import api_events, local_api
 from tools.api_events import LambdaContext, api_event
+from tools.sigv4 import IssuedCredential
 
 PAN = "4242424242424242"
 
@@ -94,38 +98,6 @@ def test_a_member_whose_name_is_a_card_number_is_named_by_its_position():
     assert field_param((PAN,), body) == "[2]"
     assert field_param(("metadata", "order"), body) == "metadata.order"
     assert field_param(("source", "card", "exp_month"), body) == "source.card.exp_month"  # absent members by name
-
-
-# --- the caller -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
-def test_an_assumed_role_session_acts_as_its_role(partition):
-    session = f"arn:{partition}:sts::123456789012:assumed-role/checkout-service/i-0abc123@task.7"
-    assert acting_principal(session) == f"arn:{partition}:iam::123456789012:role/checkout-service"
-
-
-@pytest.mark.parametrize(
-    "principal",
-    [
-        "arn:aws:iam::123456789012:user/ops/alice",
-        "arn:aws-cn:iam::123456789012:role/r",
-        "123456789012",
-        "anonymous",
-        "arn:aws:sts::123456789012:federated-user/bob",
-    ],
-)
-def test_other_principals_are_unchanged(principal):
-    assert acting_principal(principal) == principal
-
-
-def test_two_sessions_of_one_role_share_idempotency_keys(aws_env, sandbox):
-    body = {"amount": 700, "currency": "usd", "source": {"token": tokenize()}}
-    role = "arn:aws:sts::123456789012:assumed-role/checkout-service"
-    first = pay(body, key="shared", caller=f"{role}/task-1")
-    again = pay(body, key="shared", caller=f"{role}/task-2")
-    assert first["statusCode"] == 201 and again["headers"].get("Idempotent-Replayed") == "true"
-    assert body_of(again) == body_of(first) and len(sandbox.charges()) == 1
 
 
 # --- bad bodies through the real handlers: 400, nothing written --------------------
@@ -194,7 +166,8 @@ def test_a_metadata_key_holding_a_card_number_is_named_by_position(aws_env, sand
 
 def stub_handler(route):
     """The read function's handler with ``route`` serving both its routes, and no service."""
-    return api_handler(Function.READ, {"GET /payments/{id}": route, "GET /payments/{id}/ledger": route}, lambda: None)
+    tenancy = fake_world(FakeGateway()).tenancy
+    return ApiHandler(Function.READ, {"GET /payments/{id}": route, "GET /payments/{id}/ledger": route}, lambda: tenancy)
 
 
 @pytest.mark.parametrize(
@@ -240,19 +213,32 @@ def test_the_local_context_counts_down_from_the_timeout():
     assert context.get_remaining_time_in_millis() == 0
 
 
-def test_the_local_api_gives_each_invocation_the_function_timeout(monkeypatch):
+LOCAL_KEY = IssuedCredential(
+    "AKIALOCALTEST000001", "local-secret", "arn:aws:iam::123456789012:user/acme", "123456789012"
+)
+
+
+def test_the_local_api_gives_each_signed_invocation_its_signer_and_the_function_timeout(monkeypatch):
     seen = []
 
     def handler(event, context):
-        seen.append(context.get_remaining_time_in_millis())
+        seen.append((context.get_remaining_time_in_millis(), event["requestContext"]["identity"]))
         return {"statusCode": 200, "headers": {}, "body": "{}"}
 
     monkeypatch.setattr(local_api, "handler_for", lambda route: handler)
-    api = local_api.LocalApi(0, MAX_BODY_BYTES, None, function_timeout_seconds=7)
+    api = local_api.LocalApi(0, MAX_BODY_BYTES, None, 7, {LOCAL_KEY.access_key_id: LOCAL_KEY}, "us-east-1")
     threading.Thread(target=api.serve_forever, daemon=True).start()
+    url = f"http://{local_api.HOST}:{api.server_port}/payments/pay_1"
     try:
-        response = requests.get(f"http://{local_api.HOST}:{api.server_port}/payments/pay_1", timeout=5)
+        signed = requests.get(
+            url, timeout=5, auth=SigV4(Credentials("AKIALOCALTEST000001", "local-secret"), "us-east-1")
+        )
+        unsigned = requests.get(url, timeout=5)
     finally:
         api.shutdown()
         api.server_close()
-    assert response.status_code == 200 and 6_000 < seen[0] <= 7_000
+    assert signed.status_code == 200 and len(seen) == 1
+    remaining, identity = seen[0]
+    assert 6_000 < remaining <= 7_000
+    assert (identity["userArn"], identity["accountId"]) == (LOCAL_KEY.principal_arn, LOCAL_KEY.account)
+    assert unsigned.status_code == 403 and unsigned.json()["error"]["type"] == "permission_error"

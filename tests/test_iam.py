@@ -30,6 +30,7 @@ EXPECTED_ACTIONS = {
     Function.READ: COMMON | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"},
     Function.RECONCILE: COMMON
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"}
+    | {"dynamodb:Scan"}  # every merchant, from the merchants table only
     | {"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage", "kms:GenerateDataKey"},
 }
 
@@ -158,3 +159,10 @@ def test_functions_have_distinct_roles_assumable_only_by_lambda_of_this_account(
         ]
         assert trust["principals"] == [{"type": "Service", "identifiers": ["lambda.amazonaws.com"]}]
         assert trust["condition"][0]["variable"] == "aws:SourceAccount"
+
+
+def test_only_reconcile_scans_and_only_the_merchants_table(stack):
+    (merchants,) = [n for n, t in stack.resources("aws_dynamodb_table").items() if t["name"].endswith("-merchants")]
+    scans = [s for s in all_statements(stack) if "dynamodb:Scan" in s.actions]
+    assert [s.resources for s in scans] == [(f"${{aws_dynamodb_table.{merchants}.arn}}",)]
+    assert all(scan in role_statements(stack, f"{stack.environment.prefix}-reconcile") for scan in scans)

@@ -2,7 +2,6 @@
 
 import threading
 import time
-from dataclasses import replace
 from datetime import timedelta
 
 from lambdas import bootstrap
@@ -33,19 +32,12 @@ def test_same_key_different_body_is_422(aws_env):
     assert_error(pay({"amount": 101, "currency": "usd", "source": {"token": token}}, key="k"), 422, "idempotency_error")
 
 
-def test_keys_are_scoped_to_the_caller_and_the_route(aws_env, sandbox):
-    body = {"amount": 100, "currency": "usd", "source": {"token": tokenize()}}
-    a = body_of(pay(body, key="shared", caller="arn:aws:iam::1:user/a"))
-    b = body_of(pay(body, key="shared", caller="arn:aws:iam::1:user/b"))
-    assert a["id"] != b["id"] and len(sandbox.charges()) == 2
-    refund = invoke(
-        "POST",
-        f"/payments/{a['id']}/refunds",
-        {"amount": 1},
-        headers={"Idempotency-Key": "shared"},
-        caller="arn:aws:iam::1:user/a",
-    )
-    assert refund["statusCode"] == 201
+def test_keys_are_scoped_to_the_route(aws_env, sandbox):
+    """And to the merchant: tests/test_merchants.py."""
+    paid = body_of(pay({"amount": 100, "currency": "usd", "source": {"token": tokenize()}}, key="shared"))
+    path = f"/payments/{paid['id']}/refunds"
+    refund = invoke("POST", path, {"amount": 1}, headers={"Idempotency-Key": "shared"})
+    assert refund["statusCode"] == 201 and len(sandbox.charges()) == 1
 
 
 def test_refunds_are_idempotent(aws_env, sandbox):
@@ -59,7 +51,7 @@ def test_refunds_are_idempotent(aws_env, sandbox):
 
 def test_twenty_concurrent_requests_with_one_key_charge_once(aws_env, sandbox, atomic_requests):
     sandbox.faults(latency_ms=300)  # keeps the first request in flight while the others arrive
-    bootstrap.service()  # one container's service, shared by the threads as Lambda would not: harsher
+    bootstrap.adapters()  # one container's adapters, shared by the threads as Lambda would not: harsher
     body = {"amount": 2500, "currency": "usd", "source": {"card": card()}, "metadata": {"cart": "c-9"}}
     responses, barrier = [], threading.Barrier(20)
 
@@ -130,7 +122,7 @@ def test_dropped_answers_are_settled_by_reference_not_charged_again(aws_env, san
 
 def test_reconciliation_settles_what_a_client_never_retried(aws_env, sandbox):
     lost = pay_losing_every_answer(sandbox, {"amount": 900, "currency": "usd", "source": {"token": tokenize()}}, "x")
-    counts = bootstrap.service().reconcile(settle_after=timedelta(0))
+    counts = bootstrap.tenancy().reconcile(settle_after=timedelta(0))
     assert counts == {"settled": 1, "failed": 0, "still_pending": 0, "errors": 0, "deferred": 0}
     assert body_of(invoke("GET", f"/payments/{lost['payment_id']}"))["status"] == "succeeded"
     assert len(sandbox.charges()) == 1
@@ -139,7 +131,7 @@ def test_reconciliation_settles_what_a_client_never_retried(aws_env, sandbox):
 def test_a_retry_after_reconciliation_answers_the_settled_payment(aws_env, sandbox):
     body = {"amount": 650, "currency": "usd", "source": {"token": tokenize()}}
     lost = pay_losing_every_answer(sandbox, body, "late")
-    assert bootstrap.service().reconcile(settle_after=timedelta(0))["settled"] == 1
+    assert bootstrap.tenancy().reconcile(settle_after=timedelta(0))["settled"] == 1
     retried = pay(body, key="late")
     assert retried["statusCode"] == 201 and body_of(retried)["id"] == lost["payment_id"]
     assert pay(body, key="late")["headers"]["Idempotent-Replayed"] == "true"
@@ -149,16 +141,17 @@ def test_a_retry_after_reconciliation_answers_the_settled_payment(aws_env, sandb
 def test_when_reconciliation_settles_first_the_request_answers_the_settled_payment(aws_env, sandbox, monkeypatch):
     from types import SimpleNamespace
 
-    service = bootstrap.service()
-    gateway = service.deps.gateway
+    adapters = bootstrap.adapters()
+    gateway = adapters.gateway
 
     def charge_then_reconcile(*args, **kwargs):
         charge = gateway.charge(*args, **kwargs)
-        assert service.reconcile(settle_after=timedelta(0))["settled"] == 1  # the scheduled run wins the race
+        monkeypatch.setattr(adapters, "gateway", gateway)  # the scheduled run, with its own gateway, wins the race
+        assert bootstrap.tenancy().reconcile(settle_after=timedelta(0))["settled"] == 1
         return charge
 
     raced = SimpleNamespace(charge=charge_then_reconcile, find_charge=gateway.find_charge)
-    monkeypatch.setattr(service, "deps", replace(service.deps, gateway=raced))
+    monkeypatch.setattr(adapters, "gateway", raced)
     paid = pay({"amount": 810, "currency": "usd", "source": {"token": tokenize()}}, key="raced")
     assert paid["statusCode"] == 201 and body_of(paid)["status"] == "succeeded"
     assert len(body_of(invoke("GET", f"/payments/{body_of(paid)['id']}/ledger"))["entries"]) == 2

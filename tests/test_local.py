@@ -3,12 +3,16 @@ process and the API server, as a client developer meets them."""
 
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
+from client import CardDeclined, GatewayPending, InvalidRequest, NotFound
 from tests.conftest import REPO
 from tests.leaks import card_data_in, card_data_in_item
 from tests.service_fixtures import Sandbox
@@ -37,13 +41,15 @@ def local():
 
 def post(local, path: str, body=None, key: str | None = None, **kwargs) -> requests.Response:
     headers = {"Idempotency-Key": key} if key else {}
+    kwargs.setdefault("auth", local.auth())
     response = requests.post(f"{local.api}{path}", json=body, headers=headers, timeout=60, **kwargs)
     assert card_data_in(response.text) == []
     return response
 
 
-def get(local, path: str) -> requests.Response:
-    response = requests.get(f"{local.api}{path}", timeout=30)
+def get(local, path: str, **kwargs) -> requests.Response:
+    kwargs.setdefault("auth", local.auth())
+    response = requests.get(f"{local.api}{path}", timeout=30, **kwargs)
     assert card_data_in(response.text) == []
     return response
 
@@ -58,9 +64,9 @@ def error_of(response: requests.Response, status: int, error_type: str) -> dict:
 
 def test_the_start_prints_where_everything_listens(local):
     text = "".join(local.output)
-    for url in (local.api, local.sandbox, local.emulator):
+    for url in (local.api, local.sandbox, local.emulator, str(local.credentials)):
         assert url in text
-    assert "curl" in text
+    assert "python -m client" in text
 
 
 def test_every_route_over_http(local):
@@ -103,18 +109,85 @@ def test_error_rows_of_the_contract(local):
     error_of(post(local, "/payments", {"amount": 5, "currency": "usd", "source": {"token": "tok_x"}}), 400,
              "invalid_request_error")  # no Idempotency-Key  # fmt: skip
     huge = requests.post(f"{local.api}/payments", data="x" * 40_000, headers={"Idempotency-Key": "big",
-                         "Content-Type": "application/json"}, timeout=30)  # fmt: skip
+                         "Content-Type": "application/json"}, timeout=30, auth=local.auth())  # fmt: skip
     error_of(huge, 413, "invalid_request_error")
     text = requests.post(f"{local.api}/payments", data="amount=5", headers={"Idempotency-Key": "t",
-                         "Content-Type": "text/plain"}, timeout=30)  # fmt: skip
+                         "Content-Type": "text/plain"}, timeout=30, auth=local.auth())  # fmt: skip
     error_of(text, 415, "invalid_request_error")
     broken = requests.post(f"{local.api}/payments", data="{", headers={"Idempotency-Key": "j",
-                           "Content-Type": "application/json"}, timeout=30)  # fmt: skip
+                           "Content-Type": "application/json"}, timeout=30, auth=local.auth())  # fmt: skip
     error_of(broken, 400, "invalid_request_error")
     body = {"amount": 5, "currency": "usd", "source": {"card": card()}}
     post(local, "/payments", body, key="e-422")
     error_of(post(local, "/payments", {**body, "amount": 6}, key="e-422"), 422, "idempotency_error")
     error_of(requests.get(f"{local.api}/nowhere", timeout=10), 403, "invalid_request_error")
+
+
+# --- SigV4 and merchants ---------------------------------------------------------------
+
+
+def stored_items(local) -> int:
+    dynamodb = local.aws("dynamodb")
+    return sum(dynamodb.scan(TableName=t, Select="COUNT")["Count"] for t in dynamodb.list_tables()["TableNames"])
+
+
+def test_unsigned_badly_signed_and_unknown_signers_get_403_and_nothing_is_written(local):
+    from botocore.credentials import Credentials
+
+    from client import SigV4
+
+    body = {"amount": 100, "currency": "usd", "source": {"card": card()}}
+    before, charged = stored_items(local), len(local.charges())
+    unsigned = requests.post(f"{local.api}/payments", json=body, headers={"Idempotency-Key": "u"}, timeout=30)
+    assert error_of(unsigned, 403, "permission_error")["code"] == "unsigned_request"
+    real = local.auth().credentials.get_frozen_credentials()
+    forged = SigV4(Credentials(real.access_key, "not-the-secret"), "us-east-1")
+    assert error_of(post(local, "/payments", body, key="f", auth=forged), 403, "permission_error")
+    stranger = SigV4(Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"), "us-east-1")
+    assert error_of(post(local, "/payments", body, key="s", auth=stranger), 403, "permission_error")
+    assert stored_items(local) == before and len(local.charges()) == charged
+
+
+def test_two_merchants_through_the_sdk_see_only_their_own(local):
+    acme, globex = (local.client(merchant) for merchant in local.merchants[:2])
+    token = acme.tokenize("4242424242424242", 12, 2030)
+    paid = acme.pay(1500, "usd", token=token.token, key="shared-key")
+    with pytest.raises(NotFound):
+        globex.payment(paid.id)
+    with pytest.raises(NotFound):
+        globex.ledger(paid.id)
+    with pytest.raises(NotFound):
+        globex.refund(paid.id, 100)
+    with pytest.raises(InvalidRequest) as unknown_token:
+        globex.pay(1500, "usd", token=token.token)
+    assert unknown_token.value.code == "token_not_found"
+    theirs = globex.pay(1500, "usd", card=card(), key="shared-key")  # the same key, another merchant: a payment
+    assert theirs.id != paid.id and not theirs.replayed
+    assert acme.payment(paid.id).amount_refunded == 0
+
+
+def test_a_lost_answer_retried_through_the_sdk_settles_without_a_second_charge(local):
+    """The sandbox charges and loses the answer (504); the SDK retries with the same key, and the service settles
+    the pending payment by its reference instead of charging again."""
+    acme = local.client()
+    token = acme.tokenize("4242424242424242", 12, 2030).token
+    before = len(local.charges())
+    local.faults(drop_rate=1.0)  # every charge's answer is lost; lookups still answer
+    try:
+        settled = acme.pay(2500, "usd", token=token)
+    finally:
+        local.faults(drop_rate=0.0)
+    assert settled.status == "succeeded" and settled.amount == 2500
+    assert len(local.charges()) == before + 1
+    local.faults(drop_rate=1.0)
+    try:
+        with pytest.raises(GatewayPending) as pending:  # with no time left to retry, the payment is left pending
+            local.client(budget_seconds=0.001).pay(2600, "usd", token=token)
+    finally:
+        local.faults(drop_rate=0.0)
+    assert pending.value.payment_id.startswith("pay_") and pending.value.status == 504
+    with pytest.raises(CardDeclined):
+        acme.pay(500, "usd", card=card("4000000000009995"))
 
 
 def test_gateway_faults_give_502_and_504_and_leave_the_payment_pending(local):
@@ -145,16 +218,54 @@ def test_concurrent_requests_with_one_key_charge_once(local):
     assert len(local.charges()) == before + 1
 
 
+@contextmanager
+def signing_proxy(local):
+    """A loopback proxy that signs each request as the first dev merchant: schemathesis sends unsigned ones."""
+    auth = local.auth()
+
+    class Forward(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            answer = requests.request(self.command, f"{local.api}{self.path}", data=body, headers=headers, auth=auth,
+                                      timeout=60)  # fmt: skip
+            self.send_response(answer.status_code)
+            for name, value in answer.headers.items():
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def __getattr__(self, name: str):
+            if name.startswith("do_"):  # every method, as the API's route table sees them
+                return self._forward
+            raise AttributeError(name)
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{proxy.server_address[1]}"
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
 def test_schema_driven_fuzzing_finds_no_server_errors(local):
-    """schemathesis against docs/openapi.json: no 5xx that the contract does not
+    """schemathesis against docs/openapi.json, through a proxy that signs: no 5xx that the contract does not
     name, and every response matches its description. Bounded in examples."""
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("schemathesis")), "--no-color", "run", str(REPO / "docs" / "openapi.json"),
-         "--url", local.api, "--checks", "not_a_server_error,status_code_conformance,response_schema_conformance,"
-         "content_type_conformance", "--max-examples", "25", "--phases", "examples,coverage,fuzzing",
-         "--rate-limit", "15/s", "--request-timeout", "30"],
-        check=False, capture_output=True, text=True, timeout=900, cwd=REPO,
-    )  # fmt: skip
+    with signing_proxy(local) as signed_api:
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("schemathesis")), "--no-color", "run",
+             str(REPO / "docs" / "openapi.json"), "--url", signed_api, "--checks",
+             "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance",
+             "--max-examples", "25", "--phases", "examples,coverage,fuzzing",
+             "--rate-limit", "15/s", "--request-timeout", "30"],
+            check=False, capture_output=True, text=True, timeout=900, cwd=REPO,
+        )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
@@ -171,9 +282,11 @@ def test_throttling_answers_429_in_the_contract_shape(local):
     throttling = ENVIRONMENTS["dev"].throttling
     clients, per_client = 8, (4 * throttling.burst_limit) // 8
 
+    auth = local.auth()
+
     def flood(_) -> list[requests.Response]:
         with requests.Session() as session:  # kept alive, as a busy client would
-            return [session.post(f"{local.api}/payments", data="{", timeout=10,
+            return [session.post(f"{local.api}/payments", data="{", timeout=10, auth=auth,
                                  headers={"Content-Type": "application/json"}) for _ in range(per_client)]  # fmt: skip
 
     started = time.monotonic()
@@ -186,7 +299,7 @@ def test_throttling_answers_429_in_the_contract_shape(local):
     assert len(responses) - len(throttled) <= capacity  # so at least the excess was refused
     error_of(throttled[0], 429, "rate_limit_error")
     deadline = time.monotonic() + 5  # the bucket refills a token in 1/rate s: the API admits requests again
-    while requests.post(f"{local.api}/payments", data="{", timeout=10,
+    while requests.post(f"{local.api}/payments", data="{", timeout=10, auth=auth,
                         headers={"Content-Type": "application/json"}).status_code == 429:  # fmt: skip
         assert time.monotonic() < deadline, "the API still throttles after the flood"
 

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
-from lambdas.bootstrap import aws_dependencies
+from lambdas.bootstrap import AwsAdapters
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
+from lambdas.domain.merchants import Merchant
 from lambdas.domain.payments import MERCHANT, RECEIVABLE, Direction, RefundStatus, Status, balance
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRejected
@@ -291,8 +292,8 @@ def test_model_on_moto_and_the_sandbox(aws_env, sandbox, atomic_requests):
 
         def make_world(self, gateway):
             clock = FakeClock()
-            env = provision(sandbox.url, suffix=uuid.uuid4().hex[:6])
-            deps = aws_dependencies(env, gateway, RuleSet(), clock, clock.epoch)
+            env = provision(sandbox.url, suffix=uuid.uuid4().hex[:6], merchants={})
+            deps = AwsAdapters(env, gateway, clock, clock.epoch).dependencies(Merchant("merchant-a", RuleSet()))
             return SimpleNamespace(deps=deps, clock=clock, service=PaymentService(deps))
 
     run_state_machine_as_test(

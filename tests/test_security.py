@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER
+from stacks.api_policy import invoke_policy
 from tests.policies import key_policy_statements
 
 
@@ -191,6 +194,41 @@ def test_gateway_errors_use_the_contract_error_shape(stack):
         assert '"request_id":"$context.requestId"' in template
 
 
+@pytest.mark.parametrize("response_type", ["MISSING_AUTHENTICATION_TOKEN", "INVALID_SIGNATURE", "EXPIRED_TOKEN",
+                                           "ACCESS_DENIED"])  # fmt: skip
+def test_unsigned_badly_signed_and_refused_callers_get_the_contracts_403(stack, response_type):
+    (response,) = [
+        r for r in stack.resources("aws_api_gateway_gateway_response").values() if r["response_type"] == response_type
+    ]
+    assert response["status_code"] == "403"
+    assert response["response_templates"]["application/json"].startswith('{"error":{"type":"permission_error"')
+
+
+def test_the_api_lets_only_the_configured_principals_invoke_it(stack):
+    (api,) = stack.resources("aws_api_gateway_rest_api")
+    (policy,) = stack.resources("aws_api_gateway_rest_api_policy").values()
+    assert policy["rest_api_id"] == f"${{aws_api_gateway_rest_api.{api}.id}}"
+    allow, deny = json.loads(policy["policy"])["Statement"]
+    principals = [p for merchant in _config(stack).merchants for p in merchant.principals]
+    arns, accounts = {p for p in principals if not p.isdigit()}, {p for p in principals if p.isdigit()}
+    assert allow["Effect"] == "Allow" and allow["Action"] == deny["Action"] == "execute-api:Invoke"
+    assert set(allow["Principal"]["AWS"]) == accounts | {arn.split(":")[4] for arn in arns}
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Resource"] == allow["Resource"]
+    outside = deny["Condition"]["StringNotEquals"]
+    assert set(outside["aws:PrincipalArn"]) == arns and set(outside.get("aws:PrincipalAccount", ())) == accounts
+    (deployment,) = stack.resources("aws_api_gateway_deployment").values()
+    assert "policy" in deployment["triggers"]  # a changed policy is deployed, not only saved
+
+
+def test_a_policy_naming_every_principal_past_the_quota_names_their_accounts_and_too_many_accounts_fail():
+    many_roles = tuple(f"arn:aws:iam::{100000000000 + n % 3}:role/checkout-{n}" for n in range(400))
+    (_, deny) = invoke_policy(many_roles)["Statement"]
+    assert deny["Condition"]["StringNotEquals"] == {"aws:PrincipalAccount": ["100000000000", "100000000001",
+                                                                             "100000000002"]}  # fmt: skip
+    with pytest.raises(ValueError, match="accounts do not fit"):
+        invoke_policy(tuple(str(100000000000 + n) for n in range(1000)))
+
+
 # --- Lambda, logs and secrets --------------------------------------------------
 
 
@@ -221,10 +259,11 @@ def test_reconciliation_runs_on_a_schedule_with_an_encrypted_dead_letter_queue(s
             assert "dead_letter_config" not in function  # invoked synchronously by API Gateway
 
 
-def test_functions_get_rules_and_gateway_settings_from_the_config(stack):
+def test_functions_get_the_merchants_table_and_gateway_settings_from_the_config(stack):
+    """Rules are per merchant, in the merchants table (tests/test_constructs.py), not in the environment."""
     for function in stack.resources("aws_lambda_function").values():
         variables = function["environment"]["variables"]
-        assert json.loads(variables["PAYMENT_RULES"]) == _config(stack).rules.model_dump(mode="json")
+        assert variables["MERCHANTS_TABLE"].startswith("${aws_dynamodb_table.") and "PAYMENT_RULES" not in variables
         assert variables["GATEWAY_BASE_URL"] == str(_config(stack).gateway_base_url)
 
 

@@ -2,14 +2,14 @@
 DynamoDB adapters (moto in process): what the fakes promise, DynamoDB keeps."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import boto3
 import pytest
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork
-from lambdas.adapters.envelope import EnvelopeCipher
+from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.velocity import DynamoVelocityCounter
@@ -28,6 +28,8 @@ class Ports:
     idempotency: object
     velocity: object
     clock: FakeClock
+    other_store: object  # another merchant's, on the same table
+    other_velocity: object
 
 
 @pytest.fixture(params=["fake", "dynamodb"])
@@ -35,15 +37,24 @@ def ports(request) -> Ports:
     clock = FakeClock()
     if request.param == "fake":
         db = FakeDatabase()
-        return Ports(FakeLedgerStore(db), FakeIdempotencyStore(db, clock.epoch), FakeVelocityCounter(db), clock)
+        return Ports(
+            FakeLedgerStore(db, "merchant-a"),
+            FakeIdempotencyStore(db, clock.epoch),
+            FakeVelocityCounter(db, "merchant-a"),
+            clock,
+            FakeLedgerStore(db, "merchant-b"),
+            FakeVelocityCounter(db, "merchant-b"),
+        )
     env = request.getfixturevalue("moto_resources")
     dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
     cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
     return Ports(
-        DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, page_size=3),
+        DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, "merchant-a", page_size=3),
         DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher, clock.epoch),
-        DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"]),
+        DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"], "merchant-a"),
         clock,
+        DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, "merchant-b", page_size=3),
+        DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"], "merchant-b"),
     )
 
 
@@ -273,3 +284,42 @@ def test_a_key_reused_with_another_body_names_the_conflict(ports):
     with pytest.raises(IdempotencyConflict) as reused:
         ports.idempotency.resume_or_replay("k", "other")
     assert (reused.value.status, reused.value.code) == (422, "idempotency_key_reused")
+
+
+# -- merchants ------------------------------------------------------------------------------
+
+
+def test_a_merchants_store_reaches_none_of_another_merchants_records(ports):
+    paid = captured(ports)
+    _, refund = paid.reserve_refund("re_1", 300, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, paid, refund))
+    commit(ports, lambda uow: ports.store.add_token(uow, "tok_1", CARD, Sealed(b"key", b"nonce", b"ct"), ports.clock()))
+    stuck = payment(ports)
+    commit(ports, lambda uow: ports.store.add_payment(uow, stuck))
+    later = ports.clock() + timedelta(hours=1)
+    assert ports.store.get_payment(paid.id) is not None and ports.store.get_token("tok_1") is not None
+    other = ports.other_store
+    assert other.get_payment(paid.id) is None and other.get_payment(stuck.id) is None
+    assert other.get_refund(paid.id, refund.id) is None
+    assert other.get_token("tok_1") is None
+    assert other.entries(paid.id) == []
+    assert list(other.pending(later)) == []
+    assert sorted(ports.store.pending(later), key=str) == sorted(
+        [PendingItem(stuck.id), PendingItem(paid.id, refund.id)], key=str
+    )
+
+
+def test_a_merchant_may_reuse_an_id_another_merchant_holds(ports):
+    mine = payment(ports)
+    commit(ports, lambda uow: ports.store.add_payment(uow, mine))
+    commit(ports, lambda uow: ports.other_store.add_payment(uow, replace(mine, amount=5)))
+    assert ports.store.get_payment(mine.id).amount == mine.amount
+    assert ports.other_store.get_payment(mine.id).amount == 5
+
+
+def test_each_merchant_counts_its_own_velocity(ports):
+    now = ports.clock()
+    commit(ports, lambda uow: ports.velocity.count(uow, "fp_1", now, 1))
+    commit(ports, lambda uow: ports.other_velocity.count(uow, "fp_1", now, 1))
+    with pytest.raises(LostRace):
+        commit(ports, lambda uow: ports.velocity.count(uow, "fp_1", now, 1))

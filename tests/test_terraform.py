@@ -11,6 +11,9 @@ import pytest
 from tests.conftest import REPO
 from tools.terraform import TerraformWorkspace
 
+LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096
+IAM_INLINE_POLICY_LIMIT_CHARACTERS = 10240  # a role's inline policies together; each document is well under
+
 
 @pytest.fixture(scope="session")
 def initialized(synthesized, tmp_path_factory) -> dict[str, TerraformWorkspace]:
@@ -83,3 +86,22 @@ def test_every_checkov_skip_gives_its_reason():
     for line in skips:
         check, _, reason = line.partition("#")
         assert len(reason.strip()) > 20, f"{check.strip()} has no reason"
+
+
+def test_the_scale_configuration_validates_within_every_limit(synthesized, initialized):
+    """1,000 merchants and 5,000 principals: items, not environment variables or policy text (tests/conftest.py)."""
+    from tests.conftest import SCALE_ACCOUNTS, SCALE_MERCHANTS, SCALE_PRINCIPALS
+
+    stack = synthesized["scale"]
+    report = json.loads(initialized["scale"].run("validate", "-json").stdout)
+    assert report["valid"] is True and report["error_count"] == 0, report
+    (items,) = stack.resources("aws_dynamodb_table_item").values()
+    assert len(items["for_each"]) == SCALE_MERCHANTS + SCALE_PRINCIPALS
+    for function in stack.resources("aws_lambda_function").values():
+        assert len(json.dumps(function["environment"]["variables"])) < LAMBDA_ENVIRONMENT_LIMIT_BYTES
+    (policy,) = stack.resources("aws_api_gateway_rest_api_policy").values()
+    assert len(policy["policy"]) <= 8192
+    (_, deny) = json.loads(policy["policy"])["Statement"]
+    assert len(deny["Condition"]["StringNotEquals"]["aws:PrincipalAccount"]) == SCALE_ACCOUNTS
+    for document in stack.data("aws_iam_policy_document").values():
+        assert len(json.dumps(document)) < IAM_INLINE_POLICY_LIMIT_CHARACTERS

@@ -19,7 +19,7 @@ def patient_client(aws_env, monkeypatch):
     """A client that, left alone, would wait 3 attempts x 10 s on a silent gateway."""
     monkeypatch.setenv("GATEWAY_READ_TIMEOUT", "10")
     monkeypatch.setenv("GATEWAY_ATTEMPTS", "3")
-    bootstrap.service.cache_clear()
+    bootstrap.adapters.cache_clear()
 
 
 def timed_payment(key: str) -> tuple[dict, float]:

@@ -41,7 +41,7 @@ def world(gateway):
 
 
 def captured(world, amount: int = 1000) -> str:
-    answer = pay(world, key=f"pay-{amount}-{len(world.db.payments)}", amount=amount)
+    answer = pay(world, key=f"pay-{amount}-{len(world.ledger.payments)}", amount=amount)
     assert answer.status == 201
     return answer.body["id"]
 
@@ -66,10 +66,10 @@ def test_concurrent_refunds_with_different_keys_never_ask_for_more_than_was_capt
     for thread in threads:
         thread.join()
     assert Counter(outcomes) == {201: 3, (400, "amount"): 7}
-    charge_id = world.db.payments[payment_id].charge_id
+    charge_id = world.ledger.payments[payment_id].charge_id
     assert gateway.refunded_total(charge_id) == 90
     assert world.service.get_payment(payment_id).body["amount_refunded"] == 90
-    assert -balance(world.db.entries[payment_id])["merchant_balance"] == 10
+    assert -balance(world.ledger.entries[payment_id])["merchant_balance"] == 10
 
 
 def test_a_lost_refund_answer_stays_pending_reserved_and_a_retry_settles_it_without_sending_again(world, gateway):
@@ -78,7 +78,7 @@ def test_a_lost_refund_answer_stays_pending_reserved_and_a_retry_settles_it_with
     with pytest.raises(GatewayFailed) as lost:
         world.service.refund(payment_id, 600, "r1")
     assert lost.value.timed_out and lost.value.payment_id == payment_id and lost.value.refund_id.startswith("re_")
-    refund = world.db.refunds[(payment_id, lost.value.refund_id)]
+    refund = world.ledger.refunds[(payment_id, lost.value.refund_id)]
     assert refund.status is RefundStatus.PENDING
     with pytest.raises(InvalidRequest):  # the pending refund holds its amount
         world.service.refund(payment_id, 500, "r2")
@@ -96,7 +96,7 @@ def test_reconciliation_settles_a_pending_refund_by_reference(world, gateway):
         world.service.refund(payment_id, 400, "r1")
     world.clock.advance(timedelta(minutes=2))
     assert world.service.reconcile()["settled"] == 1
-    assert world.db.refunds[(payment_id, slow.value.refund_id)].status is RefundStatus.SUCCEEDED
+    assert world.ledger.refunds[(payment_id, slow.value.refund_id)].status is RefundStatus.SUCCEEDED
     assert world.service.get_payment(payment_id).body["amount_refunded"] == 400
 
 
@@ -113,12 +113,12 @@ def test_a_refund_the_gateway_never_made_is_cancelled_after_the_give_up_time_and
 
 def test_only_an_amount_error_from_the_gateway_is_a_400(world, gateway):
     payment_id = captured(world, 1000)
-    charge_id = world.db.payments[payment_id].charge_id
+    charge_id = world.ledger.payments[payment_id].charge_id
     gateway.refund(charge_id, 900, reference="re_outside", idempotency_key="outside")  # drift: refunded elsewhere
     with pytest.raises(InvalidRequest) as refused:
         world.service.refund(payment_id, 500, "r1")
     assert (refused.value.param, refused.value.code) == ("amount", "amount_too_large")
-    assert world.db.payments[payment_id].amount_reserved == 0  # the reservation was released
+    assert world.ledger.payments[payment_id].amount_reserved == 0  # the reservation was released
     gateway.fail_next("refund", Fault.UNAVAILABLE)
     with pytest.raises(GatewayFailed):
         world.service.refund(payment_id, 100, "r2")
@@ -140,15 +140,15 @@ def test_a_charge_that_differs_from_the_payment_is_a_502_and_the_key_stays_retry
     with pytest.raises(GatewayFailed) as failed:
         pay(world, key="k")
     assert not failed.value.timed_out
-    payment = world.db.payments[failed.value.payment_id]
-    assert payment.status is Status.PENDING and world.db.entries.get(payment.id) is None
+    payment = world.ledger.payments[failed.value.payment_id]
+    assert payment.status is Status.PENDING and world.ledger.entries.get(payment.id) is None
 
 
 def test_garbage_from_the_gateway_is_not_booked_as_a_decline_and_a_retry_settles(world, gateway):
     gateway.fail_next("charge", Fault.GARBAGE)
     with pytest.raises(GatewayFailed) as failed:
         pay(world, key="k")
-    assert world.db.payments[failed.value.payment_id].status is Status.PENDING
+    assert world.ledger.payments[failed.value.payment_id].status is Status.PENDING
     answer = pay(world, key="k")
     assert (answer.status, answer.body["id"]) == (201, failed.value.payment_id)
     assert len(gateway.charges()) == 1
@@ -160,12 +160,12 @@ def test_reconciliation_never_fails_a_payment_whose_key_a_request_holds(world, g
         pay(world, key="k")
     payment_id = failed.value.payment_id
     world.clock.advance(timedelta(hours=2))
-    key = world.db.payments[payment_id].idempotency_id
+    key = world.ledger.payments[payment_id].idempotency_id
     world.db.records[key] = replace(
         world.db.records[key], state=State.IN_PROGRESS, in_flight_until=int(world.clock.epoch()) + 30
     )  # a retry is settling it now
     assert world.service.reconcile() == {"settled": 0, "failed": 0, "still_pending": 1, "errors": 0, "deferred": 0}
-    assert world.db.payments[payment_id].status is Status.PENDING
+    assert world.ledger.payments[payment_id].status is Status.PENDING
 
 
 def test_nothing_answers_201_for_a_failed_payment(world, gateway):
@@ -176,7 +176,7 @@ def test_nothing_answers_201_for_a_failed_payment(world, gateway):
     assert world.service.reconcile()["failed"] == 1
     with pytest.raises(GatewayFailed):
         pay(world, key="k")
-    assert world.db.payments[failed.value.payment_id].status is Status.FAILED and gateway.charges() == []
+    assert world.ledger.payments[failed.value.payment_id].status is Status.FAILED and gateway.charges() == []
 
 
 def test_one_items_error_does_not_stop_the_run(world, gateway):
@@ -219,10 +219,10 @@ def test_an_expired_key_starts_a_new_payment_at_once(world, gateway):
 
 def test_a_different_body_with_the_same_key_is_422_and_nothing_is_written(world):
     pay(world, key="k")
-    payments = dict(world.db.payments)
+    payments = dict(world.ledger.payments)
     with pytest.raises(IdempotencyConflict) as conflict:
         pay(world, key="k", amount=1001)
-    assert conflict.value.status == 422 and world.db.payments == payments
+    assert conflict.value.status == 422 and world.ledger.payments == payments
 
 
 def test_refund_gateway_answers_are_checked(world, gateway):
@@ -236,7 +236,7 @@ def test_refund_gateway_answers_are_checked(world, gateway):
     service = PaymentService(replace(world.deps, gateway=_WrongAmount()))
     with pytest.raises(GatewayFailed) as failed:
         service.refund(payment_id, 100, "r")
-    assert world.db.refunds[(payment_id, failed.value.refund_id)].status is RefundStatus.PENDING
+    assert world.ledger.refunds[(payment_id, failed.value.refund_id)].status is RefundStatus.PENDING
 
 
 # -- paths the mutation run found untested --------------------------------------------------------------
@@ -339,7 +339,7 @@ def test_an_unexpected_failure_after_the_claim_leaves_the_key_retryable(gateway)
     world = fake_world(_Broken())
     with pytest.raises(KeyError):
         pay(world, key="k")
-    payment_id = next(iter(world.db.payments))
+    payment_id = next(iter(world.ledger.payments))
     service = PaymentService(replace(world.deps, gateway=gateway))
     answer = service.create_payment(PaymentCommand(1000, "usd", card=card()), "req", "k")
     assert (answer.status, answer.body["id"]) == (201, payment_id)  # resumed at once, not 409 for a minute
@@ -354,3 +354,53 @@ def test_a_given_up_payment_tells_the_retry_to_use_a_new_key(world, gateway):
     with pytest.raises(GatewayFailed) as failed:
         pay(world, key="k")
     assert "new Idempotency-Key" in failed.value.message
+
+
+# -- tokens: no CVC, errors named by field, one token per key -----------------------------------------
+
+
+def vault(world, key: str | None = "tok-key", **changes):
+    return world.service.tokenize(replace(CardInput(VISA, 12, 2030, holder_name="Ada Lovelace"), **changes), key)
+
+
+def test_a_cvc_is_refused_when_vaulting_and_nothing_is_written(world):
+    with pytest.raises(InvalidRequest) as refused:
+        vault(world, cvc="737")
+    assert (refused.value.param, refused.value.code) == ("card.cvc", "cvc_not_accepted")
+    assert not world.ledger.tokens and not world.db.records
+
+
+def test_a_bad_card_is_named_under_card(world):
+    with pytest.raises(InvalidRequest) as refused:
+        vault(world, number="4242424242424241")
+    assert refused.value.param == "card.number"
+
+
+def test_the_vault_keeps_the_holder_name_but_no_cvc(world):
+    token = vault(world).body["token"]
+    stored = world.ledger.tokens[token]
+    card = world.deps.vault.open(token, stored.sealed_card)
+    assert (card.holder_name, card.cvc, card.number.digits) == ("Ada Lovelace", None, VISA)
+
+
+def test_a_token_key_replays_its_token_and_vaults_once(world):
+    first = vault(world)
+    again = vault(world)
+    assert (again.status, again.body, again.replayed) == (201, first.body, True)
+    assert list(world.ledger.tokens) == [first.body["token"]]
+
+
+@pytest.mark.parametrize(
+    "change", [{"number": "5555555555554444"}, {"exp_month": 11}, {"exp_year": 2031}, {"holder_name": "Grace Hopper"}]
+)
+def test_a_token_key_refuses_another_card(world, change):
+    first = vault(world)
+    with pytest.raises(IdempotencyConflict) as refused:
+        vault(world, **change)
+    assert refused.value.status == 422
+    assert list(world.ledger.tokens) == [first.body["token"]]
+
+
+def test_tokens_without_a_key_are_each_new(world):
+    assert vault(world, key=None).body["token"] != vault(world, key=None).body["token"]
+    assert len(world.ledger.tokens) == 2 and not world.db.records

@@ -22,6 +22,12 @@ def route_for(method: str, path: str) -> tuple[Route | None, dict[str, str] | No
     return None, None
 
 
+def _account_of(principal: str) -> str:
+    """The account of an IAM or STS ARN, as API Gateway reports the caller's."""
+    parts = principal.split(":")
+    return parts[4] if len(parts) > 5 else ""
+
+
 def api_event(
     method: str,
     path: str,
@@ -52,7 +58,7 @@ def api_event(
             "stage": "v1",
             "httpMethod": method,
             "resourcePath": resource,
-            "identity": {"userArn": caller, "sourceIp": "127.0.0.1"},
+            "identity": {"userArn": caller, "accountId": _account_of(caller), "sourceIp": "127.0.0.1"},
         },
         "body": raw_body,
         "isBase64Encoded": False,

@@ -46,11 +46,12 @@ def main() -> None:
     local = LocalProcess(PAYMENTS_LOCAL_THROTTLE="off")
     ready = local.start()
     try:
-        session = requests.Session()
-        token = session.post(
+        auth = local.auth()
+        token = requests.post(
             f"{local.api}/tokens",
             json={"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}},
             timeout=30,
+            auth=auth,
         ).json()["token"]
         run_id = uuid.uuid4().hex[:6]
 
@@ -66,6 +67,7 @@ def main() -> None:
                 json=body,
                 timeout=60,
                 headers={"Idempotency-Key": f"{run_id}-{n}-{time.perf_counter_ns()}"},
+                auth=auth,
             )
             if response.status_code != 201:
                 raise RuntimeError(f"{response.status_code}: {response.text}")

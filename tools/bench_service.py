@@ -69,12 +69,13 @@ def bench_calls() -> None:
     calls: Counter = Counter()
     with sandbox_server(free_port()) as sandbox_url, mock_aws():
         rules = {"velocity_per_hour": 20}
-        os.environ.update(provision(sandbox_url, suffix="bench") | {"PAYMENT_RULES": json.dumps(rules)})
-        bootstrap.service.cache_clear()
+        caller = api_event("GET", "/payments/x")["requestContext"]["identity"]["userArn"]
+        os.environ.update(provision(sandbox_url, suffix="bench", merchants={"bench": ((caller,), rules)}))
+        bootstrap.adapters.cache_clear()
         tokens = [_ok(invoke(api_event("POST", "/tokens", {"card": {"number": luhn_number(n), "exp_month": 12,
                                                                       "exp_year": 2030}})))["token"]
                   for n in range(PAYMENTS)]  # fmt: skip
-        bootstrap.service.cache_clear()  # the charge function's container
+        bootstrap.adapters.cache_clear()  # the charge function's container
 
         def count(event_name: str, **_) -> None:
             _, service, operation = event_name.split(".")

@@ -1,72 +1,71 @@
-"""`make demo`: walks through the API of a running `make local`, printing each
-request and the real response: vault a card, pay with the token, replay the
-same key, refund half, read the ledger, and a declined card."""
+"""`make demo`: walks through the API of a running `make local` with the SDK (``client``), signed as the first
+dev merchant: vault a card, pay with the token, replay the same key, lose the gateway's answer and let the SDK's
+retry settle it without a second charge, refund half, read the ledger, and a declined card; then shows that
+another merchant cannot see the payment."""
 
 import json
 import os
 import sys
 import uuid
+from dataclasses import asdict
 
 import requests
 
-from lambdas.logs import mask_card_data
+from client import CardDeclined, NotFound, PaymentsClient, SigV4
+from stacks.config import ENVIRONMENTS
 from tools.local import ports
+from tools.local_credentials import credentials_path
 
 API = os.environ.get("PAYMENTS_API_URL", f"http://127.0.0.1:{ports()['api']}")
+SANDBOX = f"http://127.0.0.1:{ports()['sandbox']}"
 
 
-def call(title: str, method: str, path: str, body=None, key: str | None = None) -> dict:
-    headers = {"Idempotency-Key": key} if key else {}
-    print(f"\n## {title}\n$ {method} {path}" + (f"  (Idempotency-Key: {key})" if key else ""))
-    if body is not None:
-        print(mask_card_data(json.dumps(body)))  # even a sandbox test card is not echoed
-    response = requests.request(method, f"{API}{path}", json=body, headers=headers, timeout=60)
-    replayed = response.headers.get("Idempotent-Replayed")
-    print(f"-> {response.status_code}" + (f"  Idempotent-Replayed: {replayed}" if replayed else ""))
-    print(json.dumps(response.json(), indent=2))
-    return response.json()
+def show(title: str, result: object) -> None:
+    print(f"\n## {title}")
+    print(json.dumps(asdict(result) if not isinstance(result, list) else [asdict(r) for r in result], indent=2))
+
+
+def sandbox_charges() -> int:
+    return len(requests.get(f"{SANDBOX}/_sandbox/charges", timeout=5).json()["data"])
 
 
 def main() -> None:
+    credentials = credentials_path()
+    if not credentials.exists():
+        sys.exit(f"no {credentials}: start `make local` first (in another terminal)")
+    merchants = [merchant.id for merchant in ENVIRONMENTS["dev"].merchants]
+    acme, globex = (PaymentsClient(API, SigV4.from_chain(m, credentials_file=str(credentials))) for m in merchants[:2])
     try:
-        requests.get(f"{API}/openapi.json", timeout=5)
+        token = acme.tokenize("4242424242424242", 12, 2030)
     except requests.ConnectionError:
         sys.exit(f"nothing answers on {API}: start `make local` first (in another terminal)")
     run = uuid.uuid4().hex[:8]
-    token = call(
-        "Vault a card", "POST", "/tokens", {"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}
-    )["token"]
-    payment = {
-        "amount": 2000,
-        "currency": "usd",
-        "source": {"token": token},
-        "description": "Demo order",
-        "metadata": {"order_id": f"demo-{run}"},
-    }
-    paid = call("Pay with the token", "POST", "/payments", payment, key=f"order-{run}")
-    call(
-        "Replay the same request with the same key: nothing is charged twice",
-        "POST",
-        "/payments",
-        payment,
-        key=f"order-{run}",
-    )
-    call("Refund half", "POST", f"/payments/{paid['id']}/refunds", {"amount": 1000}, key=f"refund-{run}")
-    call("Read the payment", "GET", f"/payments/{paid['id']}")
-    call(
-        "Read its ledger: debits equal credits, the refund only added entries", "GET", f"/payments/{paid['id']}/ledger"
-    )
-    call(
-        "A declined card",
-        "POST",
-        "/payments",
-        {
-            "amount": 500,
-            "currency": "usd",
-            "source": {"card": {"number": "4000000000000002", "exp_month": 12, "exp_year": 2030, "cvc": "123"}},
-        },
-        key=f"declined-{run}",
-    )
+    show(f"Vault a card (signed as {merchants[0]})", token)
+    paid = acme.pay(2000, "usd", token=token.token, description="Demo order", metadata={"order_id": run}, key=run)
+    show("Pay with the token", paid)
+    show("The same call with the same key: replayed, nothing charged twice", acme.pay(
+        2000, "usd", token=token.token, description="Demo order", metadata={"order_id": run}, key=run))  # fmt: skip
+
+    before = sandbox_charges()
+    requests.post(f"{SANDBOX}/_sandbox/faults", json={"drop_rate": 1.0}, timeout=5)  # charges, then loses the answer
+    try:
+        settled = acme.pay(1500, "usd", token=token.token)
+    finally:
+        requests.post(f"{SANDBOX}/_sandbox/faults", json={"drop_rate": 0.0}, timeout=5)
+    show(f"The gateway's answer is lost (504); the SDK retries with the same key: settled, "
+         f"{sandbox_charges() - before} charge at the gateway", settled)  # fmt: skip
+
+    show("Refund half", acme.refund(paid.id, 1000))
+    show("Read the payment", acme.payment(paid.id))
+    show("Its ledger: debits equal credits, the refund only added entries", acme.ledger(paid.id))
+    try:
+        acme.pay(500, "usd", card={"number": "4000000000000002", "exp_month": 12, "exp_year": 2030, "cvc": "123"})
+    except CardDeclined as declined:
+        print(f"\n## A declined card\n{declined.status} {declined.type}: decline_code={declined.decline_code}")
+    try:
+        globex.payment(paid.id)
+    except NotFound as not_found:
+        print(f"\n## {merchants[1]} reads {merchants[0]}'s payment\n{not_found.status}: {not_found.message}")
 
 
 if __name__ == "__main__":

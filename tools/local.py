@@ -4,9 +4,13 @@
 2. `terraform apply`s the same synthesized dev stack against it (no resource is
    made by hand; the gateway secret's *value* is put, as an operator would);
 3. starts the Sparkle sandbox as its own process;
-4. serves the API at http://127.0.0.1:3000 with the real handlers in process,
+4. issues each dev merchant's IAM user an access key in the emulator and writes
+   them to .local/credentials (PAYMENTS_LOCAL_CREDENTIALS overrides the path),
+   one profile per merchant;
+5. serves the API at http://127.0.0.1:3000 with the real handlers in process,
    configured from the deployed functions' own environment, and boto3 pointed
-   at the emulator; handler logs go to the functions' log groups there.
+   at the emulator; requests must be signed (SigV4, as API Gateway's AWS_IAM)
+   with those keys; handler logs go to the functions' log groups there.
 
 Ports: PAYMENTS_API_PORT (3000), SPARKLE_PORT (4010), PAYMENTS_EMULATOR_PORT (5000).
 PAYMENTS_LOCAL_THROTTLE=off lifts the stage's throttle (for benchmarks only).
@@ -36,6 +40,7 @@ from stacks.config import ENVIRONMENTS
 from tools.emulator import DEFAULT_PORT as EMULATOR_PORT
 from tools.emulator import emulator_environment, moto_server, sandbox_server
 from tools.local_api import InvocationLogHandler, LocalApi, TokenBucket
+from tools.local_credentials import credentials_path, issue
 from tools.terraform import TerraformWorkspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,7 +87,7 @@ def configure_functions(endpoint: str, region: str, function_name: str, sandbox_
     deployed = boto3.client("lambda").get_function_configuration(FunctionName=function_name)
     os.environ.update(deployed["Environment"]["Variables"])
     os.environ["GATEWAY_BASE_URL"] = sandbox_url  # the sandbox's port may differ from the config's default
-    bootstrap.service.cache_clear()
+    bootstrap.adapters.cache_clear()
     return deployed["Timeout"]
 
 
@@ -118,19 +123,25 @@ def main() -> None:
         if os.environ.get("PAYMENTS_LOCAL_THROTTLE") == "off":  # benchmarks measure the service, not the stage limit
             throttle = None
         shipper = CloudWatchShipper(config.prefix)
-        api = LocalApi(port["api"], MAX_BODY_BYTES, throttle, timeout, on_invoke=shipper)
+        credentials_file = credentials_path()
+        issued = issue(config, credentials_file)
+        print(f"credentials       {credentials_file}   (one profile per merchant)", flush=True)
+        api = LocalApi(port["api"], MAX_BODY_BYTES, throttle, timeout, issued, config.region, on_invoke=shipper)
         running.callback(api.server_close)
         running.callback(api.shutdown)
         threading.Thread(target=api.serve_forever, daemon=True).start()
         api_url = f"http://127.0.0.1:{port['api']}"
         print(f"payment API       {api_url}   (OpenAPI: {api_url}/openapi.json)", flush=True)
         print(f"ledger table      {outputs['ledger_table']}", flush=True)
+        merchant = config.merchants[0].id
         print(
-            "\ntry:\n"
-            f"  curl -s {api_url}/tokens -H 'Content-Type: application/json' \\\n"
-            '       -d \'{"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}\'\n',
+            "\ntry (signed as merchant " + merchant + "):\n"
+            f"  export AWS_SHARED_CREDENTIALS_FILE={credentials_file} AWS_PROFILE={merchant}"
+            f" PAYMENTS_API_URL={api_url}\n"
+            "  python -m client tokenize --number 4242424242424242 --exp-month 12 --exp-year 2030\n",
             flush=True,
         )
+
         print(f"{READY} {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
         try:
             while not stop.wait(0.5):

@@ -5,7 +5,9 @@ send (headers, path parameters, body, request context with a request id and
 the caller). What API Gateway and its WAF enforce in front of the functions is
 enforced here the same way: the route table (unknown routes are refused),
 the body-size limit, throttling (a token bucket with the stage's rate and
-burst) and the contract's error shape for each. Each invocation gets a Lambda
+burst), SigV4 (``tools.sigv4``: only the credentials `make local` issued, each
+reported to the handlers as its IAM user, as API Gateway reports the signer)
+and the contract's error shape for each. Each invocation gets a Lambda
 context whose remaining time counts down from the function's timeout, so a
 local request is bounded as a deployed one is."""
 
@@ -14,16 +16,17 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from lambdas.presenters import error_body
 from lambdas.routes import Function
 from tools.api_events import LambdaContext, api_event, handler_for, route_for
+from tools.sigv4 import IssuedCredential, SignatureRejected, verify
 
 HOST = "127.0.0.1"
-LOCAL_CALLER = "arn:aws:iam::123456789012:user/local-developer"
 OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 
 
@@ -55,8 +58,12 @@ class LocalApi(ThreadingHTTPServer):
         max_body_bytes: int,
         throttle: TokenBucket | None,
         function_timeout_seconds: float,
+        credentials: Mapping[str, IssuedCredential],
+        region: str,
         on_invoke: Callable[[Function, list[str]], None] | None = None,
     ) -> None:
+        self.credentials = credentials  # by access key id: the only keys whose signatures are accepted
+        self.region = region
         self.max_body_bytes = max_body_bytes
         self.throttle = throttle
         self.function_timeout_seconds = function_timeout_seconds  # each invocation's context counts down from it
@@ -85,6 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(body).encode(), {})
 
     def _serve(self) -> None:
+        server = self.server
         path = self.path.split("?", 1)[0]
         if self.command == "GET" and path == "/openapi.json":
             return self._send(200, OPENAPI.read_bytes(), {})
@@ -103,6 +111,12 @@ class _Handler(BaseHTTPRequestHandler):
         route, _ = route_for(self.command, path)
         if route is None:  # API Gateway answers an unknown route with 403 before any function runs
             return self._refuse(403, "invalid_request_error", "request_refused", "Missing Authentication Token")
+        headers = {name.lower(): value for name, value in reversed(self.headers.items())}  # the first of repeats
+        try:
+            url = f"http://{headers.get('host', HOST)}{self.path}"
+            signer = verify(self.command, url, headers, raw, server.credentials, server.region, datetime.now(UTC))
+        except SignatureRejected as rejected:
+            return self._refuse(403, "permission_error", rejected.code, rejected.message)
         try:
             text = raw.decode()
         except UnicodeDecodeError:
@@ -112,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             path,
             headers=dict(self.headers.items()),
             raw_body=text or None,
-            caller=LOCAL_CALLER,
+            caller=signer.principal_arn,
             content_type=None,
         )
         lines: list[str] = []

@@ -6,14 +6,18 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import boto3
 
+from client import PaymentsClient, SigV4
+from stacks.config import ENVIRONMENTS
 from tools.emulator import EMULATOR_CREDENTIALS, free_port
 from tools.local import PORTS, READY
+from tools.local_credentials import CREDENTIALS_VARIABLE
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 600
@@ -23,7 +27,9 @@ class LocalProcess:
     def __init__(self, ports: dict[str, int] | None = None, **environment: str) -> None:
         """``ports``: the port of each listener by the variable that sets it (default: free ports)."""
         self.ports = ports or {variable: free_port() for variable, _ in PORTS.values()}
-        self.environment = environment
+        self.credentials = Path(tempfile.mkdtemp(prefix="payments-local-")) / "credentials"
+        self.environment = {CREDENTIALS_VARIABLE: str(self.credentials), **environment}
+        self.merchants = [merchant.id for merchant in ENVIRONMENTS["dev"].merchants]
         url = {name: f"http://127.0.0.1:{self.ports[variable]}" for name, (variable, _) in PORTS.items()}
         self.api, self.sandbox, self.emulator = url["api"], url["sandbox"], url["emulator"]
         self.output: list[str] = []
@@ -62,6 +68,13 @@ class LocalProcess:
         returncode = self.process.wait(timeout=60)
         self.reader.join(timeout=10)
         return returncode
+
+    def auth(self, merchant: str | None = None) -> SigV4:
+        """Signs as ``merchant`` (default: the first dev merchant) with the key `make local` issued it."""
+        return SigV4.from_chain(merchant or self.merchants[0], credentials_file=str(self.credentials))
+
+    def client(self, merchant: str | None = None, **options) -> PaymentsClient:
+        return PaymentsClient(self.api, self.auth(merchant), **options)
 
     def aws(self, service: str):
         credentials = {k.lower(): v for k, v in EMULATOR_CREDENTIALS.items()}

@@ -12,7 +12,11 @@ from lambdas import models, response_models
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
-ALWAYS = {403: "Not signed (AWS_IAM) or unknown route", 429: "Throttled", 500: "Unexpected error"}
+ALWAYS = {
+    403: "Unsigned or badly signed (SigV4), a principal that acts for no merchant, or an unknown route",
+    429: "Throttled",
+    500: "Unexpected error",
+}
 BODY_ERRORS = {400: "Invalid request", 413: f"Body over {MAX_BODY_BYTES // 1024} KiB", 415: "Body is not JSON"}
 IDEMPOTENCY_ERRORS = {409: "Same key still in flight", 422: "Same key, different body"}
 GATEWAY_ERRORS = {502: "Gateway failed; payment left pending", 504: "Gateway timed out; payment left pending"}
@@ -27,20 +31,26 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         response_models.PaymentResponse,
         BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {402: "Declined by the gateway or a rule"},
     ),
-    ("GET", "/payments/{id}"): ("Read a payment", None, 200, response_models.PaymentResponse, {404: "Unknown payment"}),
+    ("GET", "/payments/{id}"): (
+        "Read a payment",
+        None,
+        200,
+        response_models.PaymentResponse,
+        {404: "Unknown payment, or another merchant's"},
+    ),
     ("POST", "/payments/{id}/refunds"): (
         "Refund a payment",
         models.RefundRequest,
         201,
         response_models.RefundResponse,
-        BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {404: "Unknown payment"},
+        BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {404: "Unknown payment, or another merchant's"},
     ),
     ("GET", "/payments/{id}/ledger"): (
         "Read a payment's ledger entries",
         None,
         200,
         response_models.LedgerResponse,
-        {404: "Unknown payment"},
+        {404: "Unknown payment, or another merchant's"},
     ),
 }
 
@@ -100,8 +110,9 @@ def build() -> dict:
         "info": {
             "title": "Payment ledger API",
             "version": "1",
-            "description": "The contract of shared/docs/api-contract.md. Deployed: stage v1, AWS_IAM (SigV4) on "
-            "every route. Local: http://127.0.0.1:3000, unsigned.",
+            "description": "The contract of docs/api.md. Every route requires AWS Signature Version 4 (service "
+            "execute-api), deployed (stage v1, AWS_IAM) and local (http://127.0.0.1:3000, with the keys `make local` "
+            "writes to .local/credentials). Each signer acts for one merchant and sees only that merchant's objects.",
         },
         "servers": [{"url": "http://127.0.0.1:3000", "description": "make local"}],
         "paths": paths,
@@ -112,7 +123,7 @@ def build() -> dict:
                     "type": "apiKey",
                     "name": "Authorization",
                     "in": "header",
-                    "description": "AWS Signature Version 4 (execute-api)",
+                    "description": "AWS Signature Version 4 (service execute-api): required on every route",
                 }
             },
         },

@@ -56,11 +56,28 @@ def _card_of(values: dict[str, Any]) -> MaskedCard:
 
 
 class DynamoLedgerStore:
-    def __init__(self, client: Any, table: str, metadata_cipher: EnvelopeCipher, page_size: int | None = None) -> None:
+    """One merchant's records: every key this store reads or writes names ``merchant``."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        metadata_cipher: EnvelopeCipher,
+        merchant: str,
+        page_size: int | None = None,
+    ) -> None:
         self.client = client
         self.table = table
         self.metadata_cipher = metadata_cipher
+        self.merchant = merchant
         self.page_size = page_size  # items per query page (None: DynamoDB's 1 MB pages)
+        self._pending = f"{Status.PENDING.value}#{merchant}"  # the merchant's partition of the pending index
+
+    def _key(self, partition: Partition, identifier: str) -> str:
+        return partition.key(self.merchant, identifier)
+
+    def _payment_id(self, values: dict[str, Any]) -> str:
+        return str(values[PK]).removeprefix(self._key(Partition.PAYMENT, ""))
 
     def unit_of_work(self) -> DynamoUnitOfWork:
         return DynamoUnitOfWork(self.client)
@@ -72,14 +89,14 @@ class DynamoLedgerStore:
         return from_item(item["Item"]) if "Item" in item else None
 
     def get_token(self, token_id: str) -> StoredToken | None:
-        values = self._get(Partition.TOKEN.key(token_id), TOKEN_SK)
+        values = self._get(self._key(Partition.TOKEN, token_id), TOKEN_SK)
         if values is None:
             return None
         return StoredToken(_card_of(values), Sealed.from_item(values["card"]))
 
     def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None:
         """The payment; its metadata is decrypted only when asked for (it takes the vault key)."""
-        values = self._get(Partition.PAYMENT.key(payment_id), PAYMENT_SK)
+        values = self._get(self._key(Partition.PAYMENT, payment_id), PAYMENT_SK)
         if values is None:
             return None
         metadata = {}
@@ -87,10 +104,9 @@ class DynamoLedgerStore:
             metadata = json.loads(self.metadata_cipher.open(Sealed.from_item(values["metadata"]), payment_id))
         return self._payment(values, metadata)
 
-    @staticmethod
-    def _payment(values: dict[str, Any], metadata: dict[str, str] | None = None) -> Payment:
+    def _payment(self, values: dict[str, Any], metadata: dict[str, str] | None = None) -> Payment:
         return Payment(
-            id=values[PK].removeprefix(Partition.PAYMENT.value),
+            id=self._payment_id(values),
             amount=int(values["amount"]),
             currency=values["currency"],
             card=_card_of(values["card"]),
@@ -106,8 +122,8 @@ class DynamoLedgerStore:
         )
 
     def get_refund(self, payment_id: str, refund_id: str) -> Refund | None:
-        values = self._get(Partition.PAYMENT.key(payment_id), f"{REFUND_SK}{refund_id}")
-        return _refund_of(values) if values else None
+        values = self._get(self._key(Partition.PAYMENT, payment_id), f"{REFUND_SK}{refund_id}")
+        return _refund_of(payment_id, values) if values else None
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         pages = self.client.get_paginator("query").paginate(
@@ -115,21 +131,21 @@ class DynamoLedgerStore:
             IndexName=BY_STATUS.name,
             KeyConditionExpression="#status = :pending AND #at < :before",
             ExpressionAttributeNames={"#status": BY_STATUS.partition_key, "#at": BY_STATUS.sort_key},
-            ExpressionAttributeValues=to_item({":pending": Status.PENDING.value, ":before": iso(created_before)}),
+            ExpressionAttributeValues=to_item({":pending": self._pending, ":before": iso(created_before)}),
             PaginationConfig={"PageSize": self.page_size} if self.page_size else {},
         )
         for page in pages:
             for item in page["Items"]:
                 values = from_item(item)
                 refund_id = values[SK].removeprefix(REFUND_SK) if values[SK].startswith(REFUND_SK) else None
-                yield PendingItem(values[PK].removeprefix(Partition.PAYMENT.value), refund_id)
+                yield PendingItem(self._payment_id(values), refund_id)
 
     def entries(self, payment_id: str) -> list[Entry]:
         pages = self.client.get_paginator("query").paginate(
             TableName=self.table,
             KeyConditionExpression="#pk = :pk",
             ExpressionAttributeNames={"#pk": PK},
-            ExpressionAttributeValues=to_item({":pk": Partition.LEDGER.key(payment_id)}),
+            ExpressionAttributeValues=to_item({":pk": self._key(Partition.LEDGER, payment_id)}),
             ConsistentRead=True,
         )
         items = [from_item(item) for page in pages for item in page["Items"]]
@@ -153,7 +169,7 @@ class DynamoLedgerStore:
         self, uow: DynamoUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Sealed, now: datetime
     ) -> None:
         values = {
-            PK: Partition.TOKEN.key(token_id),
+            PK: self._key(Partition.TOKEN, token_id),
             SK: TOKEN_SK,
             "card": sealed_card.to_item(),
             "created_at": iso(now),
@@ -163,7 +179,7 @@ class DynamoLedgerStore:
 
     def add_payment(self, uow: DynamoUnitOfWork, payment: Payment) -> None:
         values = {
-            PK: Partition.PAYMENT.key(payment.id),
+            PK: self._key(Partition.PAYMENT, payment.id),
             SK: PAYMENT_SK,
             "amount": payment.amount,
             "currency": payment.currency,
@@ -177,7 +193,7 @@ class DynamoLedgerStore:
             "charge_id": payment.charge_id,
             "created_at": iso(payment.created_at),
             "idempotency_id": payment.idempotency_id,
-            BY_STATUS.partition_key: Status.PENDING.value if payment.status is Status.PENDING else None,
+            BY_STATUS.partition_key: self._pending if payment.status is Status.PENDING else None,
         }
         if payment.metadata:
             plaintext = json.dumps(payment.metadata, separators=(",", ":")).encode()
@@ -229,14 +245,14 @@ class DynamoLedgerStore:
             self._found_payment,
         )
         values = {
-            PK: Partition.PAYMENT.key(refund.payment_id),
+            PK: self._key(Partition.PAYMENT, refund.payment_id),
             SK: f"{REFUND_SK}{refund.id}",
             "id": refund.id,
             "amount": refund.amount,
             "status": refund.status.value,
             "created_at": iso(refund.created_at),
             "idempotency_id": refund.idempotency_id,
-            BY_STATUS.partition_key: Status.PENDING.value,
+            BY_STATUS.partition_key: self._pending,
         }
         uow.add("refund", put_new(self.table, values, SK))
 
@@ -265,17 +281,17 @@ class DynamoLedgerStore:
             "refund",
             update(
                 self.table,
-                {PK: Partition.PAYMENT.key(refund.payment_id), SK: f"{REFUND_SK}{refund.id}"},
+                {PK: self._key(Partition.PAYMENT, refund.payment_id), SK: f"{REFUND_SK}{refund.id}"},
                 {k: v for k, v in fields.items() if v is not None},
                 remove=(BY_STATUS.partition_key,),
                 condition="#status = :pending",
                 condition_values={":pending": RefundStatus.PENDING.value},
             ),
-            lambda values: _refund_of(values) if values else None,
+            lambda values: _refund_of(refund.payment_id, values) if values else None,
         )
 
     def _payment_key(self, payment_id: str) -> dict[str, Any]:
-        return {PK: Partition.PAYMENT.key(payment_id), SK: PAYMENT_SK}
+        return {PK: self._key(Partition.PAYMENT, payment_id), SK: PAYMENT_SK}
 
     def _payment_update(
         self,
@@ -315,7 +331,7 @@ class DynamoLedgerStore:
                 put_new(
                     self.table,
                     {
-                        PK: Partition.LEDGER.key(e.payment_id),
+                        PK: self._key(Partition.LEDGER, e.payment_id),
                         SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}",
                         "id": e.id,
                         "account": e.account,
@@ -335,10 +351,10 @@ def _lifecycle(stored: Status) -> Status:
     return Status.SUCCEEDED if stored in (Status.PARTIALLY_REFUNDED, Status.REFUNDED) else stored
 
 
-def _refund_of(values: dict[str, Any]) -> Refund:
+def _refund_of(payment_id: str, values: dict[str, Any]) -> Refund:
     return Refund(
         id=values["id"],
-        payment_id=values[PK].removeprefix(Partition.PAYMENT.value),
+        payment_id=payment_id,
         amount=int(values["amount"]),
         created_at=parse_iso(values["created_at"]),
         status=RefundStatus(values["status"]),

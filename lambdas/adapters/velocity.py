@@ -18,13 +18,14 @@ def _window_start(now: datetime) -> datetime:
 
 
 class DynamoVelocityCounter:
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, merchant: str) -> None:
         self.client = client
         self.table = table
+        self.merchant = merchant  # each merchant counts its own attempts, against its own limit
 
     def count(self, uow: DynamoUnitOfWork, fingerprint: str, now: datetime, limit: int) -> None:
         start = _window_start(now)
-        key = f"velocity#{fingerprint}#{start:%Y-%m-%dT%H}"
+        key = f"velocity#{self.merchant}#{fingerprint}#{start:%Y-%m-%dT%H}"
         uow.add(
             "velocity",
             {

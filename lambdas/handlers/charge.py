@@ -1,7 +1,7 @@
 """POST /payments."""
 
-from lambdas.bootstrap import service
-from lambdas.edge import ApiRequest, api_handler
+from lambdas.bootstrap import tenancy
+from lambdas.edge import ApiHandler, ApiRequest
 from lambdas.models import PaymentRequest
 from lambdas.routes import Function
 from lambdas.service import Answer, CardInput, PaymentCommand, PaymentService
@@ -16,4 +16,4 @@ def create_payment(request: ApiRequest, service: PaymentService) -> Answer:
     return service.create_payment(command, request.request_id, key)
 
 
-handler = api_handler(Function.CHARGE, {"POST /payments": create_payment}, service)
+handler = ApiHandler(Function.CHARGE, {"POST /payments": create_payment}, tenancy)

@@ -1,7 +1,7 @@
 """GET /payments/{id} and GET /payments/{id}/ledger: no request body, so no models to load."""
 
-from lambdas.bootstrap import service
-from lambdas.edge import ApiRequest, api_handler
+from lambdas.bootstrap import tenancy
+from lambdas.edge import ApiHandler, ApiRequest
 from lambdas.routes import Function
 from lambdas.service import Answer, PaymentService
 
@@ -14,6 +14,6 @@ def get_ledger(request: ApiRequest, service: PaymentService) -> Answer:
     return service.ledger(request.path_parameters.get("id", ""))
 
 
-handler = api_handler(
-    Function.READ, {"GET /payments/{id}": get_payment, "GET /payments/{id}/ledger": get_ledger}, service
+handler = ApiHandler(
+    Function.READ, {"GET /payments/{id}": get_payment, "GET /payments/{id}/ledger": get_ledger}, tenancy
 )

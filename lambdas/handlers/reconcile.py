@@ -1,14 +1,15 @@
-"""Scheduled: settles payments and refunds left pending by lost gateway answers, within the function's time."""
+"""Scheduled: settles every merchant's payments and refunds left pending by lost gateway answers, within the
+function's time."""
 
 from typing import Any
 
 from lambdas import deadline
-from lambdas.bootstrap import service
+from lambdas.bootstrap import tenancy
 from lambdas.logs import logger
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     deadline.start_from(context)
-    counts = service().reconcile()
+    counts = tenancy().reconcile()
     logger.info("reconciled", extra=counts)
     return counts

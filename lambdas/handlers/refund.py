@@ -1,7 +1,7 @@
 """POST /payments/{id}/refunds."""
 
-from lambdas.bootstrap import service
-from lambdas.edge import ApiRequest, api_handler
+from lambdas.bootstrap import tenancy
+from lambdas.edge import ApiHandler, ApiRequest
 from lambdas.models import RefundRequest
 from lambdas.routes import Function
 from lambdas.service import Answer, PaymentService
@@ -13,4 +13,4 @@ def create_refund(request: ApiRequest, service: PaymentService) -> Answer:
     return service.refund(request.path_parameters.get("id", ""), amount, key)
 
 
-handler = api_handler(Function.REFUND, {"POST /payments/{id}/refunds": create_refund}, service)
+handler = ApiHandler(Function.REFUND, {"POST /payments/{id}/refunds": create_refund}, tenancy)

@@ -1,7 +1,7 @@
 """POST /tokens."""
 
-from lambdas.bootstrap import service
-from lambdas.edge import ApiRequest, api_handler
+from lambdas.bootstrap import tenancy
+from lambdas.edge import ApiHandler, ApiRequest
 from lambdas.models import TokenRequest
 from lambdas.routes import Function
 from lambdas.service import Answer, CardInput, PaymentService
@@ -13,4 +13,4 @@ def create_token(request: ApiRequest, service: PaymentService) -> Answer:
     return service.tokenize(given, request.optional_idempotency())
 
 
-handler = api_handler(Function.TOKENIZE, {"POST /tokens": create_token}, service)
+handler = ApiHandler(Function.TOKENIZE, {"POST /tokens": create_token}, tenancy)

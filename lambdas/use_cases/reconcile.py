@@ -21,12 +21,13 @@ from lambdas.use_cases.refunds import book, check_made
 ITEM_SECONDS = 1.0  # the least time worth starting an item with: a lookup and a write
 SETTLE_AFTER = timedelta(minutes=1)
 GIVE_UP_AFTER = timedelta(hours=1)
+OUTCOMES = ("settled", "failed", "still_pending", "errors", "deferred")  # what a run counts
 
 
 def reconcile(
     deps: Dependencies[UoW], settle_after: timedelta = SETTLE_AFTER, give_up_after: timedelta = GIVE_UP_AFTER
 ) -> dict[str, int]:
-    counts = {"settled": 0, "failed": 0, "still_pending": 0, "errors": 0, "deferred": 0}
+    counts = dict.fromkeys(OUTCOMES, 0)
     now = deps.clock()
     items = list(deps.store.pending(now - settle_after))
     random.shuffle(items)

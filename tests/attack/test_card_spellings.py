@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from lambdas.edge import api_handler
+from lambdas.edge import ApiHandler
 from lambdas.handlers.charge import create_payment
 from lambdas.routes import Function
 from tests.fakes import fake_world
@@ -29,7 +29,7 @@ CARD = {"number": "5555555555554444", "exp_month": 12, "exp_year": 2030, "cvc": 
 
 def _post(body: dict) -> dict:
     world = fake_world(FakeGateway())
-    handler = api_handler(Function.CHARGE, {"POST /payments": create_payment}, lambda: world.service)
+    handler = ApiHandler(Function.CHARGE, {"POST /payments": create_payment}, lambda: world.tenancy)
     response = handler(api_event("POST", "/payments", body, headers={"Idempotency-Key": "spell"}), LambdaContext(25))
     return response, world
 
@@ -39,7 +39,7 @@ def test_a_card_number_in_the_description_is_refused(spelling):
     response, world = _post(
         {"amount": 1000, "currency": "usd", "source": {"card": CARD}, "description": f"card {spelling}"}
     )
-    stored = [p.description for p in world.db.payments.values()]
+    stored = [p.description for p in world.ledger.payments.values()]
     assert response["statusCode"] == 400, (response["statusCode"], stored)
 
 

@@ -11,7 +11,7 @@ import pytest
 from lambdas import deadline
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.domain.cards import Card, CardNumber
-from lambdas.edge import api_handler
+from lambdas.edge import ApiHandler
 from lambdas.gateway import GatewayError
 from lambdas.handlers.charge import create_payment
 from lambdas.routes import Function
@@ -60,7 +60,7 @@ def test_an_unusable_answer_after_the_charge_arrived_is_a_gateway_error(hostile)
 @pytest.mark.parametrize("hostile", [truncated_body], indirect=True)
 def test_connection_drop_mid_answer_is_a_502_with_payment_id_not_a_500(hostile):
     world = fake_world(client(hostile.url))
-    handler = api_handler(Function.CHARGE, {"POST /payments": create_payment}, lambda: world.service)
+    handler = ApiHandler(Function.CHARGE, {"POST /payments": create_payment}, lambda: world.tenancy)
     body = {
         "amount": 1000,
         "currency": "usd",

@@ -9,11 +9,12 @@ from datetime import timedelta
 import lambdas.handlers.reconcile as reconcile_handler
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.domain.errors import GatewayFailed
-from lambdas.service import PaymentService
+from lambdas.domain.merchants import Merchant
+from lambdas.service import Tenancy
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from tests.attack.badgateway import BadGateway
-from tests.fakes import fake_world
+from tests.fakes import MERCHANT, MERCHANT_A, FakeMerchantDirectory, fake_world
 from tests.fakes_gateway import FakeGateway, Fault
 from tools.api_events import LambdaContext
 
@@ -41,8 +42,9 @@ def test_reconcile_stops_before_the_function_timeout(monkeypatch):
         sparkle = SparkleClient(
             quiet.url, lambda: "sk", connect_timeout=0.5, read_timeout=1.0, retry=RetryPolicy(attempts=1)
         )
-        service = PaymentService(replace(world.deps, gateway=sparkle))
-        monkeypatch.setattr(reconcile_handler, "service", lambda: service)
+        only_a = FakeMerchantDirectory({MERCHANT_A: Merchant(MERCHANT, world.deps.rules)})
+        tenancy = Tenancy(only_a, lambda merchant: replace(world.deps, gateway=sparkle))
+        monkeypatch.setattr(reconcile_handler, "tenancy", lambda: tenancy)
         started = time.monotonic()
         counts = reconcile_handler.handler({}, LambdaContext(1.5))
         took = time.monotonic() - started

@@ -10,9 +10,10 @@ import pytest
 
 from lambdas.adapters.dynamo import to_item
 from lambdas.adapters.ledger_store import PAYMENT_SK
-from lambdas.bootstrap import aws_dependencies
+from lambdas.bootstrap import AwsAdapters
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.errors import InvalidRequest
+from lambdas.domain.merchants import Merchant
 from lambdas.domain.payments import Payment
 from lambdas.domain.rules import RuleSet
 from lambdas.service import PaymentService
@@ -24,7 +25,7 @@ from tests.fakes_gateway import FakeGateway
 def test_a_payment_captured_before_the_upgrade_can_be_refunded(moto_resources):
     env, dynamodb = moto_resources, boto3.client("dynamodb")
     clock, gateway = FakeClock(), FakeGateway()
-    deps = aws_dependencies(env, gateway, RuleSet(), clock)
+    deps = AwsAdapters(env, gateway, clock).dependencies(Merchant("merchant-a", RuleSet()))
     store = deps.store
     # a captured payment as the previous version stored it: status, amount, amount_refunded; no new attributes
     old = Payment(f"pay_{uuid.uuid4().hex[:24]}", 1000, "USD", MaskedCard("visa", "4242", 12, 2030, "fp"), clock())
@@ -35,7 +36,7 @@ def test_a_payment_captured_before_the_upgrade_can_be_refunded(moto_resources):
     uow.commit()
     dynamodb.update_item(
         TableName=env["LEDGER_TABLE"],
-        Key=to_item({LEDGER.partition_key: Partition.PAYMENT.key(old.id), LEDGER.sort_key: PAYMENT_SK}),
+        Key=to_item({LEDGER.partition_key: Partition.PAYMENT.key("merchant-a", old.id), LEDGER.sort_key: PAYMENT_SK}),
         UpdateExpression="SET #s = :s, charge_id = :c, amount_refunded = :r"
         " REMOVE refundable_left, amount_reserved, #g",
         ExpressionAttributeNames={"#s": "status", "#g": LEDGER.indexes[0].partition_key},

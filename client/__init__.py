@@ -1,0 +1,34 @@
+"""The payment API's Python SDK: SigV4 from botocore's credential chain, typed results and errors, and retries
+with one idempotency key per logical call (``client.client``). ``python -m client`` is its CLI."""
+
+from client.client import PaymentsClient
+from client.errors import (
+    CardDeclined,
+    GatewayPending,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+    PaymentsError,
+    PermissionDenied,
+    ServiceError,
+)
+from client.models import CardSummary, LedgerEntry, Payment, Refund, Token
+from client.signing import SigV4
+
+__all__ = [
+    "CardDeclined",
+    "CardSummary",
+    "GatewayPending",
+    "IdempotencyConflict",
+    "InvalidRequest",
+    "LedgerEntry",
+    "NotFound",
+    "Payment",
+    "PaymentsClient",
+    "PaymentsError",
+    "PermissionDenied",
+    "Refund",
+    "ServiceError",
+    "SigV4",
+    "Token",
+]

@@ -1,0 +1,75 @@
+"""``python -m client``: the SDK from a shell. Credentials and region come from botocore's chain
+(``AWS_PROFILE``, ``AWS_SHARED_CREDENTIALS_FILE``...); the API from ``--api-url`` or ``PAYMENTS_API_URL``.
+
+    python -m client tokenize --number 4242424242424242 --exp-month 12 --exp-year 2030
+    python -m client pay --amount 1999 --currency usd --token tok_...
+    python -m client refund --payment pay_... --amount 500
+    python -m client get --payment pay_...
+    python -m client ledger --payment pay_..."""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+from client.client import PaymentsClient
+from client.errors import PaymentsError
+from client.signing import SigV4
+
+DEFAULT_API_URL = "http://127.0.0.1:3000"  # `make local`
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m client", description="Call the payment API.")
+    parser.add_argument("--api-url", default=os.environ.get("PAYMENTS_API_URL", DEFAULT_API_URL))
+    parser.add_argument("--profile", default=None, help="AWS profile (default: botocore's chain)")
+    parser.add_argument("--region", default=None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    tokenize = commands.add_parser("tokenize", help="vault a card")
+    tokenize.add_argument("--number", required=True)
+    tokenize.add_argument("--exp-month", type=int, required=True)
+    tokenize.add_argument("--exp-year", type=int, required=True)
+    pay = commands.add_parser("pay", help="charge a token")
+    pay.add_argument("--amount", type=int, required=True, help="minor units")
+    pay.add_argument("--currency", required=True)
+    pay.add_argument("--token", required=True)
+    pay.add_argument("--description")
+    pay.add_argument("--key", help="idempotency key (default: a new one)")
+    refund = commands.add_parser("refund", help="refund a payment, in full unless --amount")
+    refund.add_argument("--payment", required=True)
+    refund.add_argument("--amount", type=int)
+    refund.add_argument("--key")
+    commands.add_parser("get", help="read a payment").add_argument("--payment", required=True)
+    commands.add_parser("ledger", help="read a payment's ledger").add_argument("--payment", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    client = PaymentsClient(args.api_url, SigV4.from_chain(args.profile, args.region))
+    result: object
+    try:
+        match args.command:
+            case "tokenize":
+                result = client.tokenize(args.number, args.exp_month, args.exp_year)
+            case "pay":
+                result = client.pay(args.amount, args.currency, token=args.token, description=args.description,
+                                    key=args.key)  # fmt: skip
+            case "refund":
+                result = client.refund(args.payment, args.amount, key=args.key)
+            case "get":
+                result = client.payment(args.payment)
+            case _:
+                result = client.ledger(args.payment)
+    except PaymentsError as error:
+        print(json.dumps({"status": error.status, "type": error.type, "code": error.code, "message": error.message}),
+              file=sys.stderr)  # fmt: skip
+        return 1
+    shown = [dataclasses.asdict(r) for r in result] if isinstance(result, list) else dataclasses.asdict(result)
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""PaymentsClient: the payment API with SigV4, typed results and errors, and retries that never charge twice.
+
+Every call that writes carries an idempotency key, made once per logical call (or given by the caller). A network
+error, ``409`` (the first attempt still in flight), ``429``, ``502``, ``503`` or ``504`` is retried with the *same*
+key after a jittered, doubling wait, until the call's time budget is spent: the service then replays the first
+answer, or settles the pending payment by its reference, so a retry after a lost answer never charges again."""
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from client.errors import PaymentsError, error_for
+from client.models import LedgerEntry, Payment, Refund, Token
+from client.signing import SigV4
+
+RETRIED_STATUSES = frozenset({409, 429, 502, 503, 504})
+DEFAULT_BUDGET_SECONDS = 60.0
+FIRST_WAIT_SECONDS = 0.25
+MAX_WAIT_SECONDS = 5.0
+REQUEST_TIMEOUT_SECONDS = 35.0  # the API answers within 29 s
+
+
+class PaymentsClient:
+    def __init__(
+        self,
+        base_url: str,
+        auth: requests.auth.AuthBase | None = None,
+        budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth if auth is not None else SigV4.from_chain()
+        self.budget_seconds = budget_seconds
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self.clock = clock
+
+    # -- the routes ---------------------------------------------------------------
+
+    def tokenize(
+        self, number: str, exp_month: int, exp_year: int, holder_name: str | None = None, key: str | None = None
+    ) -> Token:
+        card: dict[str, Any] = {"number": number, "exp_month": exp_month, "exp_year": exp_year}
+        if holder_name is not None:
+            card["holder_name"] = holder_name
+        body, _ = self._call("POST", "/tokens", {"card": card}, key or _new_key())
+        return Token.of(body)
+
+    def pay(
+        self,
+        amount: int,
+        currency: str,
+        token: str | None = None,
+        card: dict[str, Any] | None = None,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+        key: str | None = None,
+    ) -> Payment:
+        """Charge a token (or a card given with its CVC); raises ``CardDeclined`` or, once the budget is spent
+        on a gateway that does not answer, ``GatewayPending``."""
+        source = {"token": token} if token is not None else {"card": card}
+        request: dict[str, Any] = {"amount": amount, "currency": currency, "source": source}
+        if description is not None:
+            request["description"] = description
+        if metadata:
+            request["metadata"] = metadata
+        body, replayed = self._call("POST", "/payments", request, key or _new_key())
+        return Payment.of(body, replayed)
+
+    def refund(self, payment_id: str, amount: int | None = None, key: str | None = None) -> Refund:
+        request = {"amount": amount} if amount is not None else {}
+        body, replayed = self._call("POST", f"/payments/{payment_id}/refunds", request, key or _new_key())
+        return Refund.of(body, replayed)
+
+    def payment(self, payment_id: str) -> Payment:
+        body, _ = self._call("GET", f"/payments/{payment_id}")
+        return Payment.of(body)
+
+    def ledger(self, payment_id: str) -> list[LedgerEntry]:
+        body, _ = self._call("GET", f"/payments/{payment_id}/ledger")
+        return [LedgerEntry.of(entry) for entry in body["entries"]]
+
+    # -- one logical call ------------------------------------------------------------
+
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """The answer's body and whether it was replayed; every attempt carries the same ``key``."""
+        headers = {"Idempotency-Key": key} if key else {}
+        deadline = self.clock() + self.budget_seconds
+        attempt = 0
+        while True:
+            failure: Exception | None = None
+            try:
+                response = self.session.request(
+                    method,
+                    self.base_url + path,
+                    json=body,
+                    headers=headers,
+                    auth=self.auth,
+                    timeout=min(REQUEST_TIMEOUT_SECONDS, max(deadline - self.clock(), 1.0)),
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                failure = error
+            else:
+                if response.status_code < 400:
+                    return response.json(), response.headers.get("Idempotent-Replayed") == "true"
+                failure = error_for(response.status_code, _error_of(response))
+                if response.status_code not in RETRIED_STATUSES:
+                    raise failure
+            wait = random.uniform(0, min(MAX_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2**attempt))  # full jitter
+            if self.clock() + wait >= deadline:
+                raise failure
+            self.sleep(wait)
+            attempt += 1
+
+
+def _new_key() -> str:
+    return f"sdk-{uuid.uuid4()}"
+
+
+def _error_of(response: requests.Response) -> dict[str, Any]:
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return {"type": "api_error", "code": "unreadable_answer", "message": f"HTTP {response.status_code}"}
+    return error if isinstance(error, dict) else {"type": "api_error", "message": str(error)}
+
+
+__all__ = ["PaymentsClient", "PaymentsError"]

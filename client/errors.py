@@ -1,0 +1,67 @@
+"""Typed errors: one class per thing a caller does something different about."""
+
+from typing import Any
+
+
+class PaymentsError(Exception):
+    """An error answer of the payment API (``status`` and the contract's ``error`` object)."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(f"{status} {error.get('type')}/{error.get('code')}: {error.get('message')}")
+        self.status = status
+        self.type: str = error.get("type", "")
+        self.code: str = error.get("code", "")
+        self.message: str = error.get("message", "")
+        self.param: str | None = error.get("param")
+        self.request_id: str = error.get("request_id", "")
+
+
+class InvalidRequest(PaymentsError):
+    """400, 413, 415: fix the request; ``param`` names the field."""
+
+
+class NotFound(PaymentsError):
+    """404: no such object for this merchant."""
+
+
+class PermissionDenied(PaymentsError):
+    """403: unsigned, badly signed, or a principal that acts for no merchant."""
+
+
+class CardDeclined(PaymentsError):
+    """402: declined by the gateway or a rule; ``decline_code`` says why, ``payment_id`` is the failed payment."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(status, error)
+        self.decline_code: str | None = error.get("decline_code")
+        self.payment_id: str | None = error.get("payment_id")
+
+
+class IdempotencyConflict(PaymentsError):
+    """409 (still in flight, retried until the budget ends) or 422 (the key was used with another body)."""
+
+
+class GatewayPending(PaymentsError):
+    """502/504 after every retry: the payment (or refund) is pending; the same call with the same key settles it."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(status, error)
+        self.payment_id: str | None = error.get("payment_id")
+        self.refund_id: str | None = error.get("refund_id")
+
+
+class ServiceError(PaymentsError):
+    """429, 500, 503 after every retry."""
+
+
+def error_for(status: int, error: dict[str, Any]) -> PaymentsError:
+    kind: type[PaymentsError] = {
+        402: CardDeclined,
+        403: PermissionDenied,
+        404: NotFound,
+        409: IdempotencyConflict,
+        422: IdempotencyConflict,
+        502: GatewayPending,
+        504: GatewayPending,
+    }.get(status, InvalidRequest if 400 <= status < 500 and status != 429 else ServiceError)
+    return kind(status, error)

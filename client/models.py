@@ -1,0 +1,91 @@
+"""Typed results of the payment API (the contract's objects)."""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CardSummary:
+    """What the API shows of a card: never its number."""
+
+    brand: str
+    last4: str
+    fingerprint: str
+    exp_month: int | None = None  # on tokens
+    exp_year: int | None = None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "CardSummary":
+        return cls(body["brand"], body["last4"], body["fingerprint"], body.get("exp_month"), body.get("exp_year"))
+
+
+@dataclass(frozen=True)
+class Token:
+    token: str
+    card: CardSummary
+    created_at: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Token":
+        return cls(body["token"], CardSummary.of(body["card"]), body["created_at"])
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    amount: int
+    currency: str
+    status: str
+    amount_refunded: int
+    card: CardSummary
+    created_at: str
+    metadata: dict[str, str]
+    description: str | None = None
+    charge_id: str | None = None
+    decline_code: str | None = None
+    replayed: bool = False  # the API answered a retry of an earlier request with its first answer
+
+    @classmethod
+    def of(cls, body: dict[str, Any], replayed: bool = False) -> "Payment":
+        return cls(
+            id=body["id"],
+            amount=body["amount"],
+            currency=body["currency"],
+            status=body["status"],
+            amount_refunded=body.get("amount_refunded", 0),
+            card=CardSummary.of(body["card"]),
+            created_at=body["created_at"],
+            metadata=body.get("metadata") or {},
+            description=body.get("description"),
+            charge_id=(body.get("gateway") or {}).get("charge_id"),
+            decline_code=body.get("decline_code"),
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    payment_id: str
+    amount: int
+    status: str
+    created_at: str
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, body: dict[str, Any], replayed: bool = False) -> "Refund":
+        return cls(body["id"], body["payment_id"], body["amount"], body["status"], body["created_at"], replayed)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: str
+    account: str
+    direction: str
+    amount: int
+    currency: str
+    created_at: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "LedgerEntry":
+        return cls(body["id"], body["account"], body["direction"], body["amount"], body["currency"], body["created_at"])

@@ -1,0 +1,78 @@
+"""Who acts for which merchant (``lambdas.ports.MerchantDirectory``): items in the merchants table that Terraform
+writes from the configuration, read with a per-container cache.
+
+A principal item maps an acting principal or an account id to a merchant id; a merchant item holds the
+merchant's rules (the environment's defaults merged with its own, at synth). Answers, unmapped principals
+included, are kept for ``max_age`` seconds: a configuration change reaches every container within that time."""
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from lambdas.adapters.dynamo import from_item, to_item
+from lambdas.domain.merchants import Caller, Merchant, acting_principal, lookup_keys
+from lambdas.domain.rules import RuleSet
+from lambdas.storage_schema import MERCHANTS, MerchantRecord
+
+CACHE_SECONDS = 60.0
+PK = MERCHANTS.partition_key
+
+
+class DynamoMerchantDirectory:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        max_age: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.table = table
+        self.max_age = max_age
+        self.clock = clock
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+    def merchant_for(self, caller: Caller) -> Merchant | None:
+        for key in lookup_keys(caller):
+            mapped = self._item(MerchantRecord.PRINCIPAL.key(key))
+            if mapped is not None:
+                return self.merchant(mapped["merchant"])
+        return None
+
+    def merchant(self, merchant_id: str) -> Merchant | None:
+        values = self._item(MerchantRecord.MERCHANT.key(merchant_id))
+        return _merchant_of(values) if values is not None else None
+
+    def merchants(self) -> list[Merchant]:
+        """Every configured merchant (a scan: for the scheduled jobs, not for requests)."""
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table,
+            FilterExpression="begins_with(#pk, :merchant)",
+            ExpressionAttributeNames={"#pk": PK},
+            ExpressionAttributeValues=to_item({":merchant": MerchantRecord.MERCHANT.value}),
+        )
+        found = [_merchant_of(from_item(item)) for page in pages for item in page["Items"]]
+        return sorted(found, key=lambda merchant: merchant.id)
+
+    def _item(self, pk: str) -> dict[str, Any] | None:
+        now = self.clock()
+        cached = self._cache.get(pk)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        item = self.client.get_item(TableName=self.table, Key=to_item({PK: pk}))
+        values = from_item(item["Item"]) if "Item" in item else None
+        self._cache[pk] = (now + self.max_age, values)
+        return values
+
+
+def _merchant_of(values: dict[str, Any]) -> Merchant:
+    return Merchant(values["id"], RuleSet.from_config(json.loads(values["rules"])))
+
+
+def merchant_items(merchant_id: str, principals: Iterable[str], rules: dict[str, Any]) -> list[dict[str, Any]]:
+    """The merchants table's items for one merchant: its rules (``RuleSet.from_config``'s shape), and one item per
+    principal (a role or user ARN, or an account id) acting for it. Plain values: ``to_item`` makes them DynamoDB's."""
+    items = [{PK: MerchantRecord.MERCHANT.key(merchant_id), "id": merchant_id, "rules": json.dumps(rules)}]
+    items += [{PK: MerchantRecord.PRINCIPAL.key(acting_principal(p)), "merchant": merchant_id} for p in principals]
+    return items

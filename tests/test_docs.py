@@ -1,0 +1,31 @@
+"""The API reference lives in the project and stays in step with the code: the route table of docs/api.md is
+lambdas/routes.py, every served route has its section, and the README links the project's docs, not a sibling
+directory a clone does not have."""
+
+import re
+
+from lambdas.routes import ROUTES
+from tests.conftest import REPO
+
+API = (REPO / "docs" / "api.md").read_text()
+README = (REPO / "README.md").read_text()
+
+
+def test_the_route_table_is_the_routes_the_service_serves():
+    table = API.split("## Routes served", 1)[1].split("\n\n")[2]
+    rows = re.findall(r"^\| (\w+) \| `([^`]+)` \| (\w+) \| (\w*) \|$", table, re.MULTILINE)
+    expected = [
+        (r.method, r.path, r.function.value, "required" if r.idempotent else "optional" if r.method == "POST" else "")
+        for r in ROUTES
+    ]
+    assert rows == expected
+
+
+def test_every_served_route_has_its_section():
+    sections = set(re.findall(r"^### (\w+ /[^\s:]+)", API, re.MULTILINE))
+    assert {f"{r.method} {r.path}" for r in ROUTES} <= sections
+
+
+def test_the_readme_links_the_projects_own_reference():
+    assert "(docs/api.md)" in README and "(docs/sparkle-gateway.md)" in README
+    assert "../shared" not in README and (REPO / "docs" / "sparkle-gateway.md").exists()
