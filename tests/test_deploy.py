@@ -83,3 +83,21 @@ def test_functions_and_the_secret_exist(deployed):
     )
     secret = _client("secretsmanager", endpoint).describe_secret(SecretId=outputs["gateway_secret_id"])
     assert secret["KmsKeyId"]
+
+
+def test_the_merchants_and_their_principals_are_items_after_apply(deployed):
+    endpoint, _, outputs = deployed
+    from lambdas.adapters.merchants import DynamoMerchantDirectory
+    from lambdas.domain.merchants import Caller
+    from stacks.config import ENVIRONMENTS
+
+    directory = DynamoMerchantDirectory(_client("dynamodb", endpoint), outputs["merchants_table"])
+    config = ENVIRONMENTS["dev"]
+    assert [m.id for m in directory.merchants()] == sorted(m.id for m in config.merchants)
+    for merchant in config.merchants:
+        for principal in merchant.principals:
+            found = directory.merchant_for(Caller(principal, principal.split(":")[4]))
+            assert found is not None and found.id == merchant.id
+            assert found.rules.max_amount == merchant.effective_rules(config.rules).max_amount
+    (policy,) = [_client("apigateway", endpoint).get_rest_api(restApiId=outputs["api_id"])["policy"]]
+    assert all(principal in policy for merchant in config.merchants for principal in merchant.principals)

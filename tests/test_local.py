@@ -69,28 +69,21 @@ def test_the_start_prints_where_everything_listens(local):
     assert "python -m client" in text
 
 
-def test_every_route_over_http(local):
-    token = post(local, "/tokens", {"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}})
-    assert token.status_code == 201
-    body = {
-        "amount": 1999,
-        "currency": "usd",
-        "source": {"token": token.json()["token"]},
-        "metadata": {"order_id": "A-1"},
-    }
-    paid = post(local, "/payments", body, key="http-1")
-    assert paid.status_code == 201 and paid.json()["status"] == "succeeded"
-    replay = post(local, "/payments", body, key="http-1")
-    assert replay.headers["Idempotent-Replayed"] == "true" and replay.json() == paid.json()
-    payment_id = paid.json()["id"]
-    assert get(local, f"/payments/{payment_id}").json() == paid.json()
-    refund = post(local, f"/payments/{payment_id}/refunds", {"amount": 999}, key="http-r1")
-    assert refund.status_code == 201 and refund.json()["amount"] == 999
-    ledger = get(local, f"/payments/{payment_id}/ledger").json()["entries"]
+def test_every_route_through_the_sdk(local):
+    payments = local.client()
+    token = payments.tokenize("4242424242424242", 12, 2030)
+    assert token.token.startswith("tok_") and token.card.last4 == "4242"
+    paid = payments.pay(1999, "usd", token=token.token, metadata={"order_id": "A-1"}, key="http-1")
+    assert paid.status == "succeeded" and not paid.replayed
+    replay = payments.pay(1999, "usd", token=token.token, metadata={"order_id": "A-1"}, key="http-1")
+    assert replay.replayed and replay.id == paid.id
+    assert payments.payment(paid.id) == paid
+    refund = payments.refund(paid.id, 999, key="http-r1")
+    assert refund.amount == 999 and refund.status == "succeeded"
+    ledger = payments.ledger(paid.id)
     assert len(ledger) == 4
-    assert sum(e["amount"] for e in ledger if e["direction"] == "debit") == sum(
-        e["amount"] for e in ledger if e["direction"] == "credit"
-    )
+    debits = sum(e.amount for e in ledger if e.direction == "debit")
+    assert debits == sum(e.amount for e in ledger if e.direction == "credit")
 
 
 @pytest.mark.parametrize("body, param", BAD_PAYMENTS[:8])
