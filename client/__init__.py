@@ -3,6 +3,7 @@ with one idempotency key per logical call (``client.client``). ``python -m clien
 
 from client.client import PaymentsClient
 from client.errors import (
+    AnswerLost,
     CardDeclined,
     GatewayPending,
     IdempotencyConflict,
@@ -16,6 +17,7 @@ from client.models import CardSummary, LedgerEntry, Payment, Refund, Token
 from client.signing import SigV4
 
 __all__ = [
+    "AnswerLost",
     "CardDeclined",
     "CardSummary",
     "GatewayPending",

@@ -1,23 +1,34 @@
 """PaymentsClient: the payment API with SigV4, typed results and errors, and retries that never charge twice.
 
-Every call that writes carries an idempotency key, made once per logical call (or given by the caller). A network
-error, ``409`` (the first attempt still in flight), ``429``, ``502``, ``503`` or ``504`` is retried with the *same*
-key after a jittered, doubling wait, until the call's time budget is spent: the service then replays the first
-answer, or settles the pending payment by its reference, so a retry after a lost answer never charges again."""
+Every call that writes carries an idempotency key, made once per logical call (or given by the caller). A lost
+answer (a network error, a partial body, a success without the API's JSON), ``409`` (the first attempt still in
+flight), ``429``, ``502``, ``503`` or ``504`` is retried with the *same* key after a jittered, doubling wait, until
+the call's time budget is spent: the service then replays the first answer, or settles the pending payment by its
+reference, so a retry after a lost answer never charges again. Ids are escaped into paths, and redirects are not
+followed (a signed request, and a card in its body, go to the configured host only)."""
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
-from client.errors import PaymentsError, error_for
+from client.errors import AnswerLost, PaymentsError, error_for
 from client.models import LedgerEntry, Payment, Refund, Token
 from client.signing import SigV4
 
 RETRIED_STATUSES = frozenset({409, 429, 502, 503, 504})
+# The answer was lost on the way (a partial body included): the outcome is unknown, and the same key settles it.
+NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 DEFAULT_BUDGET_SECONDS = 60.0
 FIRST_WAIT_SECONDS = 0.25
 MAX_WAIT_SECONDS = 5.0
@@ -75,15 +86,15 @@ class PaymentsClient:
 
     def refund(self, payment_id: str, amount: int | None = None, key: str | None = None) -> Refund:
         request = {"amount": amount} if amount is not None else {}
-        body, replayed = self._call("POST", f"/payments/{payment_id}/refunds", request, key or _new_key())
+        body, replayed = self._call("POST", f"/payments/{_segment(payment_id)}/refunds", request, key or _new_key())
         return Refund.of(body, replayed)
 
     def payment(self, payment_id: str) -> Payment:
-        body, _ = self._call("GET", f"/payments/{payment_id}")
+        body, _ = self._call("GET", f"/payments/{_segment(payment_id)}")
         return Payment.of(body)
 
     def ledger(self, payment_id: str) -> list[LedgerEntry]:
-        body, _ = self._call("GET", f"/payments/{payment_id}/ledger")
+        body, _ = self._call("GET", f"/payments/{_segment(payment_id)}/ledger")
         return [LedgerEntry.of(entry) for entry in body["entries"]]
 
     # -- one logical call ------------------------------------------------------------
@@ -91,34 +102,81 @@ class PaymentsClient:
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
     ) -> tuple[dict[str, Any], bool]:
-        """The answer's body and whether it was replayed; every attempt carries the same ``key``."""
+        """The answer's body and whether it was replayed; every attempt carries the same ``key``, and an error
+        raised once the budget is spent carries it too (``idempotency_key``), so the caller can settle later."""
         headers = {"Idempotency-Key": key} if key else {}
         deadline = self.clock() + self.budget_seconds
         attempt = 0
         while True:
-            failure: Exception | None = None
             try:
-                response = self.session.request(
-                    method,
-                    self.base_url + path,
-                    json=body,
-                    headers=headers,
-                    auth=self.auth,
-                    timeout=min(REQUEST_TIMEOUT_SECONDS, max(deadline - self.clock(), 1.0)),
-                )
-            except (requests.ConnectionError, requests.Timeout) as error:
-                failure = error
-            else:
-                if response.status_code < 400:
-                    return response.json(), response.headers.get("Idempotent-Replayed") == "true"
-                failure = error_for(response.status_code, _error_of(response))
-                if response.status_code not in RETRIED_STATUSES:
-                    raise failure
+                return self._attempt(method, path, body, headers, deadline)
+            except _Retryable as retryable:
+                failure = retryable.error
+            except PaymentsError as final:
+                final.idempotency_key = key
+                raise
             wait = random.uniform(0, min(MAX_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2**attempt))  # full jitter
             if self.clock() + wait >= deadline:
+                failure.idempotency_key = key
                 raise failure
             self.sleep(wait)
             attempt += 1
+
+    def _attempt(
+        self, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str], deadline: float
+    ) -> tuple[dict[str, Any], bool]:
+        """One request, abandoned when the budget ends however slowly the server answers (a socket timeout bounds
+        each read, not the whole answer)."""
+        remaining = max(deadline - self.clock(), 0.0)
+        outcome: list[requests.Response | BaseException] = []
+
+        def send() -> None:
+            try:
+                outcome.append(
+                    self.session.request(
+                        method,
+                        self.base_url + path,
+                        json=body,
+                        headers=headers,
+                        auth=self.auth,
+                        timeout=min(REQUEST_TIMEOUT_SECONDS, max(remaining, 0.1)),
+                        allow_redirects=False,  # a signed request and its card data go to this host only
+                    )
+                )
+            except BaseException as error:
+                outcome.append(error)
+
+        worker = threading.Thread(target=send, daemon=True)
+        worker.start()
+        worker.join(remaining)
+        if not outcome:
+            raise _Retryable(AnswerLost("No answer within the call's time budget."))
+        response = outcome[0]
+        if isinstance(response, NETWORK_ERRORS):
+            raise _Retryable(AnswerLost(f"The answer was lost: {type(response).__name__}."))
+        if isinstance(response, BaseException):
+            raise response
+        if 200 <= response.status_code < 300:
+            try:
+                answer = response.json()
+            except ValueError:
+                raise _Retryable(AnswerLost(f"HTTP {response.status_code} without the API's JSON.")) from None
+            return answer, response.headers.get("Idempotent-Replayed") == "true"
+        error = error_for(response.status_code, _error_of(response))
+        if response.status_code in RETRIED_STATUSES:
+            raise _Retryable(error)
+        raise error
+
+
+class _Retryable(Exception):
+    def __init__(self, error: PaymentsError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _segment(identifier: str) -> str:
+    """An id as one path segment: ``/``, ``?``, ``#`` or ``..`` in it cannot reach another route."""
+    return quote(identifier, safe="").replace(".", "%2E")
 
 
 def _new_key() -> str:

@@ -14,6 +14,7 @@ class PaymentsError(Exception):
         self.message: str = error.get("message", "")
         self.param: str | None = error.get("param")
         self.request_id: str = error.get("request_id", "")
+        self.idempotency_key: str | None = None  # the call's key: the same call with it settles what is pending
 
 
 class InvalidRequest(PaymentsError):
@@ -50,8 +51,16 @@ class GatewayPending(PaymentsError):
         self.refund_id: str | None = error.get("refund_id")
 
 
+class AnswerLost(PaymentsError):
+    """No answer within the budget (network errors, partial or unreadable answers): the outcome is unknown, and
+    the same call with the same ``idempotency_key`` settles it without charging twice."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, {"type": "network_error", "code": "answer_lost", "message": message})
+
+
 class ServiceError(PaymentsError):
-    """429, 500, 503 after every retry."""
+    """429, 500, 503 after every retry, or a redirect (not followed)."""
 
 
 def error_for(status: int, error: dict[str, Any]) -> PaymentsError:

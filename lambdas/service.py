@@ -1,13 +1,11 @@
 """The payment service: one merchant's dependencies, with one method per use case (the use cases live in
 ``lambdas.use_cases``); and the tenancy, which gives each caller the service of the merchant it acts for."""
 
-from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from lambdas.domain.merchants import Caller, Merchant
-from lambdas.logs import logger
 from lambdas.ports import Answer, MerchantDirectory
 from lambdas.use_cases import Dependencies, payments, reads, reconcile, refunds, tokens
 from lambdas.use_cases.payments import PaymentCommand
@@ -38,7 +36,7 @@ class PaymentService:
     def reconcile(
         self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER
     ) -> dict[str, int]:
-        return reconcile.reconcile(self.deps, settle_after, give_up_after)
+        return reconcile.reconcile([self.deps], settle_after, give_up_after)
 
 
 class Tenancy:
@@ -58,12 +56,6 @@ class Tenancy:
     def reconcile(
         self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER
     ) -> dict[str, int]:
-        """Every merchant's pending payments and refunds; one merchant's failure does not stop the others."""
-        counts = Counter(dict.fromkeys(reconcile.OUTCOMES, 0))
-        for merchant in self.directory.merchants():
-            try:
-                counts.update(PaymentService(self.dependencies(merchant)).reconcile(settle_after, give_up_after))
-            except Exception:
-                logger.exception("reconcile failed", extra={"merchant": merchant.id})
-                counts["errors"] += 1
-        return dict(counts)
+        """Every merchant's pending payments and refunds, in turns (``lambdas.use_cases.reconcile``)."""
+        merchants = [self.dependencies(merchant) for merchant in self.directory.merchants()]
+        return reconcile.reconcile(merchants, settle_after, give_up_after)

@@ -2,6 +2,8 @@
 
 import json
 
+from lambdas.domain.merchants import acting_principal
+
 RESOURCE_POLICY_MAX_CHARACTERS = 8192  # API Gateway's quota on a REST API's resource policy
 INVOKE = {"Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
 
@@ -11,28 +13,38 @@ def invoke_policy(principals: tuple[str, ...]) -> dict:
     only the principals named, or the whole account where an account id is named.
 
     Within its own account API Gateway lets a caller in when *either* its IAM policy or the resource policy
-    allows, so the narrowing is an explicit deny. When naming every principal would pass the size quota, the deny
-    names accounts only, and the functions' own lookup (every request) keeps the per-principal check."""
+    allows, so the narrowing is an explicit deny. A role or user matches with any path (as the functions' lookup,
+    ``lambdas.domain.merchants.acting_principal``, knows it), so a configured ARN written without the role's path
+    is not refused here and accepted there. When naming every principal would pass the size quota, the deny names
+    accounts only, and the functions' lookup (every request) keeps the per-principal check."""
     whole_accounts = sorted({p for p in principals if p.isdigit()})
-    arns = sorted({p for p in principals if not p.isdigit()})
-    accounts = sorted({p.split(":")[4] for p in arns} | set(whole_accounts))
+    named = sorted({acting_principal(p) for p in principals if not p.isdigit()})
+    accounts = sorted({p.split(":")[4] for p in named} | set(whole_accounts))
     allow = {"Sid": "ConfiguredAccounts", "Effect": "Allow", "Principal": {"AWS": accounts}, **INVOKE}
 
-    def deny_unless(**keys: list[str]) -> dict:
-        outside = {key: values for key, values in keys.items() if values}
+    def deny_unless(condition: dict[str, dict[str, list[str]]]) -> dict:
         return {"Sid": "OnlyConfiguredPrincipals", "Effect": "Deny", "Principal": "*", **INVOKE,
-                "Condition": {"StringNotEquals": outside}}  # fmt: skip
+                "Condition": condition}  # fmt: skip
 
-    precise = {
-        "Version": "2012-10-17",
-        "Statement": [allow, deny_unless(**{"aws:PrincipalArn": arns, "aws:PrincipalAccount": whole_accounts})],
-    }
-    if len(json.dumps(precise)) <= RESOURCE_POLICY_MAX_CHARACTERS:
-        return precise
-    by_account = {"Version": "2012-10-17", "Statement": [allow, deny_unless(**{"aws:PrincipalAccount": accounts})]}
-    if len(json.dumps(by_account)) > RESOURCE_POLICY_MAX_CHARACTERS:
+    precise: dict[str, dict[str, list[str]]] = {}
+    if named:
+        precise["ArnNotLike"] = {"aws:PrincipalArn": [pattern for arn in named for pattern in _any_path(arn)]}
+    if whole_accounts:
+        precise["StringNotEquals"] = {"aws:PrincipalAccount": whole_accounts}
+    policy = {"Version": "2012-10-17", "Statement": [allow, deny_unless(precise)]}
+    if len(json.dumps(policy)) <= RESOURCE_POLICY_MAX_CHARACTERS:
+        return policy
+    by_account = {"StringNotEquals": {"aws:PrincipalAccount": accounts}}
+    policy = {"Version": "2012-10-17", "Statement": [allow, deny_unless(by_account)]}
+    if len(json.dumps(policy)) > RESOURCE_POLICY_MAX_CHARACTERS:
         raise ValueError(
             f"{len(accounts)} accounts do not fit API Gateway's {RESOURCE_POLICY_MAX_CHARACTERS}-character resource"
             " policy: raise the quota, or group the callers in fewer accounts"
         )
-    return by_account
+    return policy
+
+
+def _any_path(arn: str) -> tuple[str, str]:
+    """``arn:aws:iam::A:role/R`` as patterns for the role (or user) at the root path and at any other."""
+    head, name = arn.rsplit("/", 1)
+    return arn, f"{head}/*/{name}"

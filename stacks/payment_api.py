@@ -88,7 +88,8 @@ GATEWAY_RESPONSES = {
     "UNSUPPORTED_MEDIA_TYPE": (415, "invalid_request_error", "unsupported_media_type", None),
     "THROTTLED": (429, "rate_limit_error", "rate_limited", None),
     # Unsigned, badly signed or expired requests, and principals the resource policy refuses.
-    "MISSING_AUTHENTICATION_TOKEN": (403, "permission_error", "unsigned_request", None),
+    # API Gateway answers an unknown route this way too, before any signature is checked.
+    "MISSING_AUTHENTICATION_TOKEN": (403, "permission_error", "missing_authentication_token", None),
     "INVALID_SIGNATURE": (403, "permission_error", "invalid_signature", None),
     "EXPIRED_TOKEN": (403, "permission_error", "expired_signature", None),
     "ACCESS_DENIED": (403, "permission_error", "access_denied", None),
@@ -141,7 +142,7 @@ class PaymentApi(Construct):
             self, "policy", rest_api_id=self.api.id, policy=json.dumps(invoke_policy(props.invokers))
         )
         self.methods = [self._add_route(route, validator) for route in props.routes]
-        for response_type, (status, error_type, code, param) in GATEWAY_RESPONSES.items():
+        self.responses = [
             ApiGatewayGatewayResponse(
                 self,
                 f"response-{response_type.lower()}",
@@ -151,6 +152,8 @@ class PaymentApi(Construct):
                 response_templates={"application/json": _gateway_error_template(error_type, code, param)},
                 response_parameters={"gatewayresponse.header.Content-Type": "'application/json'"},
             )
+            for response_type, (status, error_type, code, param) in GATEWAY_RESPONSES.items()
+        ]
         self.stage = self._add_stage()
         self.web_acl = self._add_firewall()
 
@@ -225,13 +228,15 @@ class PaymentApi(Construct):
         props = self.props
         routes_digest = hashlib.sha256(repr(props.routes).encode()).hexdigest()
         policy_digest = hashlib.sha256(json.dumps(invoke_policy(props.invokers)).encode()).hexdigest()
+        responses_digest = hashlib.sha256(json.dumps(GATEWAY_RESPONSES, sort_keys=True).encode()).hexdigest()
         deployment = ApiGatewayDeployment(
             self,
             "deployment",
             rest_api_id=self.api.id,
-            triggers={"routes": routes_digest, "policy": policy_digest},  # a REST API serves what it last deployed
+            # A REST API serves what it last deployed: every change to what it answers deploys it again.
+            triggers={"routes": routes_digest, "policy": policy_digest, "gateway_responses": responses_digest},
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-            depends_on=[*self.methods, self.policy],
+            depends_on=[*self.methods, self.policy, *self.responses],
         )
         access_logs = self._encrypted_log_group("access-logs", f"/aws/apigateway/{props.name}/access")
         # API Gateway would create this one itself, unencrypted and kept forever.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lambdas import deadline
 from stacks.config import ENVIRONMENTS, EnvironmentConfig, MerchantConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +55,13 @@ def scale_config() -> EnvironmentConfig:
     return EnvironmentConfig.model_validate(
         ENVIRONMENTS["dev"].model_dump() | {"name": "scale", "merchants": merchants}
     )
+
+
+@pytest.fixture(autouse=True)
+def no_deadline_left_over():
+    """A test that invokes a handler leaves its request's deadline set in this thread: later tests start without."""
+    yield
+    deadline.start_from(None)
 
 
 @pytest.fixture(scope="session")

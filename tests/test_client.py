@@ -5,6 +5,7 @@ import pytest
 import requests
 
 from client import (
+    AnswerLost,
     CardDeclined,
     GatewayPending,
     IdempotencyConflict,
@@ -48,7 +49,8 @@ class Script:
         self.answers = list(answers)
         self.requests: list[dict] = []
 
-    def request(self, method, url, json=None, headers=None, auth=None, timeout=None):
+    def request(self, method, url, json=None, headers=None, auth=None, timeout=None, allow_redirects=True):
+        assert allow_redirects is False
         self.requests.append({"method": method, "url": url, "json": json, "headers": headers or {}})
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
@@ -164,3 +166,26 @@ def test_reads_and_refunds_are_typed():
     assert [e.direction for e in sdk.ledger("pay_1")] == ["debit"]
     assert [r["method"] for r in script.requests] == ["GET", "POST", "GET"]
     assert "Idempotency-Key" in script.requests[1]["headers"] and "Idempotency-Key" not in script.requests[0]["headers"]
+
+
+def test_a_lost_answer_after_the_budget_is_typed_and_names_the_key_to_settle_with():
+    script = Script(*[requests.ConnectionError("reset")] * 50)
+    with pytest.raises(AnswerLost) as lost:
+        client(script, budget=5.0)[0].pay(1999, "usd", token="tok_1", key="order-8")
+    assert lost.value.idempotency_key == "order-8" and lost.value.type == "network_error"
+
+
+def test_a_redirect_is_not_followed_nor_retried():
+    script = Script(Answer(302, {}, {"Location": "http://elsewhere/"}), Answer(201, PAYMENT))
+    with pytest.raises(ServiceError):
+        client(script)[0].pay(1999, "usd", card={"number": "4242424242424242", "cvc": "123"})
+    assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize("identifier", ["pay_1/refunds", "../tokens", "pay_1?x=1", "pay_1#frag", ".."])
+def test_an_id_stays_one_path_segment(identifier):
+    script = Script(error(404, "invalid_request_error"))
+    with pytest.raises(NotFound):
+        client(script)[0].payment(identifier)
+    path = script.requests[0]["url"].removeprefix("http://api/payments/")
+    assert "/" not in path and "?" not in path and "#" not in path and ".." not in path

@@ -11,7 +11,7 @@ from lambdas.adapters.dynamo import to_item
 from lambdas.adapters.merchants import DynamoMerchantDirectory, merchant_items
 from lambdas.domain.merchants import Caller, acting_principal, lookup_keys
 from tests.events import body_of, invoke
-from tests.fakes import MERCHANT_B
+from tests.fakes import MERCHANT_A, MERCHANT_B
 from tests.service_fixtures import REGION
 from tests.test_api import assert_error, card, pay, stored_items, tokenize
 
@@ -92,6 +92,16 @@ def test_a_configuration_change_reaches_a_container_once_its_cache_expires(direc
     assert merchants.merchant_for(caller) is None  # the refusal is cached too: no read per refused request
     now[0] = 61.0
     assert merchants.merchant_for(caller).id == "late"
+
+
+def test_the_cache_keeps_at_most_its_size_and_drops_the_oldest(moto_resources):
+    table = moto_resources["MERCHANTS_TABLE"]
+    merchants = DynamoMerchantDirectory(boto3.client("dynamodb", region_name=REGION), table, max_entries=3)
+    for n in range(10):  # federated sessions, say: every one a new principal
+        assert merchants.merchant_for(Caller(f"arn:aws:iam::123456789012:user/visitor-{n}", "")) is None
+    assert len(merchants._cache) == 3
+    assert merchants.merchant_for(Caller(MERCHANT_A, "123456789012")).id == "merchant-a"
+    assert len(merchants._cache) == 3 and "PRINCIPAL#arn:aws:iam::123456789012:user/visitor-9" in merchants._cache
 
 
 # --- isolation through the handlers ----------------------------------------------------

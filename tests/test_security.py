@@ -214,10 +214,17 @@ def test_the_api_lets_only_the_configured_principals_invoke_it(stack):
     assert allow["Effect"] == "Allow" and allow["Action"] == deny["Action"] == "execute-api:Invoke"
     assert set(allow["Principal"]["AWS"]) == accounts | {arn.split(":")[4] for arn in arns}
     assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Resource"] == allow["Resource"]
-    outside = deny["Condition"]["StringNotEquals"]
-    assert set(outside["aws:PrincipalArn"]) == arns and set(outside.get("aws:PrincipalAccount", ())) == accounts
+    patterns = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert all(arn in patterns for arn in arns)  # dev and prod name roles and users at the root path
+    assert set(deny["Condition"].get("StringNotEquals", {}).get("aws:PrincipalAccount", ())) == accounts
     (deployment,) = stack.resources("aws_api_gateway_deployment").values()
     assert "policy" in deployment["triggers"]  # a changed policy is deployed, not only saved
+
+
+def test_a_role_is_let_in_with_any_path_as_the_functions_know_it():
+    (_, deny) = invoke_policy(("arn:aws:iam::111122223333:role/teams/checkout",))["Statement"]
+    assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [
+        "arn:aws:iam::111122223333:role/checkout", "arn:aws:iam::111122223333:role/*/checkout"]}}  # fmt: skip
 
 
 def test_a_policy_naming_every_principal_past_the_quota_names_their_accounts_and_too_many_accounts_fail():

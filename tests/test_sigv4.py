@@ -45,7 +45,7 @@ def test_a_request_the_sdk_signed_passes_and_names_its_signer():
 def test_an_unsigned_request_is_refused():
     parts = signed()
     parts["headers"] = {k: v for k, v in parts["headers"].items() if k != "authorization"}
-    assert rejected(**parts) == "unsigned_request"
+    assert rejected(**parts) == "missing_authentication_token"
 
 
 @pytest.mark.parametrize(

@@ -110,8 +110,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(429, "rate_limit_error", "rate_limited", "Too Many Requests")
         route, _ = route_for(self.command, path)
         if route is None:  # API Gateway answers an unknown route with 403 before any function runs
-            return self._refuse(403, "invalid_request_error", "request_refused", "Missing Authentication Token")
-        headers = {name.lower(): value for name, value in reversed(self.headers.items())}  # the first of repeats
+            return self._refuse(403, "permission_error", "missing_authentication_token", "Missing Authentication Token")
+        headers: dict[
+            str, str
+        ] = {}  # a repeated header's values joined, as SigV4 signs them and API Gateway passes them
+        for name, value in self.headers.items():
+            headers[name.lower()] = f"{headers[name.lower()]},{value}" if name.lower() in headers else value
         try:
             url = f"http://{headers.get('host', HOST)}{self.path}"
             signer = verify(self.command, url, headers, raw, server.credentials, server.region, datetime.now(UTC))
@@ -124,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         event = api_event(
             self.command,
             path,
-            headers=dict(self.headers.items()),
+            headers=headers,  # exactly what was verified
             raw_body=text or None,
             caller=signer.principal_arn,
             content_type=None,

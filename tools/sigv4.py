@@ -53,7 +53,7 @@ def verify(
     """The credential that signed the request (``headers`` with lower-case names), or ``SignatureRejected``."""
     authorization = headers.get("authorization")
     if authorization is None:
-        raise SignatureRejected("unsigned_request", "Missing Authentication Token")
+        raise SignatureRejected("missing_authentication_token", "Missing Authentication Token")
     parts = _AUTHORIZATION.fullmatch(authorization.strip())
     if parts is None:
         raise SignatureRejected("invalid_signature", "The Authorization header is not an AWS Signature Version 4.")

@@ -31,6 +31,11 @@ TOKEN_SK = "TOKEN"
 REFUND_SK = "REFUND#"
 
 
+def pending_partition(merchant: str) -> str:
+    """The merchant's partition of the pending index (reconciliation reads it merchant by merchant)."""
+    return f"{Status.PENDING.value}#{merchant}"
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -71,7 +76,7 @@ class DynamoLedgerStore:
         self.metadata_cipher = metadata_cipher
         self.merchant = merchant
         self.page_size = page_size  # items per query page (None: DynamoDB's 1 MB pages)
-        self._pending = f"{Status.PENDING.value}#{merchant}"  # the merchant's partition of the pending index
+        self._pending = pending_partition(merchant)
 
     def _key(self, partition: Partition, identifier: str) -> str:
         return partition.key(self.merchant, identifier)

@@ -16,6 +16,7 @@ from lambdas.domain.rules import RuleSet
 from lambdas.storage_schema import MERCHANTS, MerchantRecord
 
 CACHE_SECONDS = 60.0
+CACHE_ENTRIES = 10_000  # the oldest answer goes first: callers minting new principals cannot grow it without end
 PK = MERCHANTS.partition_key
 
 
@@ -26,11 +27,13 @@ class DynamoMerchantDirectory:
         table: str,
         max_age: float = CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        max_entries: int = CACHE_ENTRIES,
     ) -> None:
         self.client = client
         self.table = table
         self.max_age = max_age
         self.clock = clock
+        self.max_entries = max_entries
         self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     def merchant_for(self, caller: Caller) -> Merchant | None:
@@ -62,7 +65,10 @@ class DynamoMerchantDirectory:
             return cached[1]
         item = self.client.get_item(TableName=self.table, Key=to_item({PK: pk}))
         values = from_item(item["Item"]) if "Item" in item else None
+        self._cache.pop(pk, None)
         self._cache[pk] = (now + self.max_age, values)
+        if len(self._cache) > self.max_entries:
+            del self._cache[next(iter(self._cache))]
         return values
 
 

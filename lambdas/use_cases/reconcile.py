@@ -1,14 +1,19 @@
-"""Scheduled: settles payments and refunds left pending by lost gateway answers.
+"""Scheduled: settles payments and refunds left pending by lost gateway answers, for every merchant.
 
-It pages through every pending item, in a random order so that items stuck at
-a silent gateway cannot starve the others run after run, and stops starting
-items when the run's deadline is near (``deferred``: the next run takes them).
+It pages through every merchant's pending items and takes them in turns, one
+merchant's item after another's (merchants in a random order, each merchant's
+items shuffled), so that neither one merchant's backlog nor items stuck at a
+silent gateway can starve the others run after run; it stops starting items
+when the run's deadline is near (``deferred``: the next run takes them).
 One item's error is logged and counted and does not stop the run. An item is given up (payment ``failed``, refund
 cancelled and its reservation released) only when the gateway has no record of
 it after ``give_up_after`` *and* no request holds its idempotency key."""
 
+import itertools
 import random
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from lambdas import deadline
 from lambdas.domain.payments import RefundStatus, Status
@@ -25,13 +30,25 @@ OUTCOMES = ("settled", "failed", "still_pending", "errors", "deferred")  # what 
 
 
 def reconcile(
-    deps: Dependencies[UoW], settle_after: timedelta = SETTLE_AFTER, give_up_after: timedelta = GIVE_UP_AFTER
+    merchants: Sequence[Dependencies[UoW]],
+    settle_after: timedelta = SETTLE_AFTER,
+    give_up_after: timedelta = GIVE_UP_AFTER,
 ) -> dict[str, int]:
+    """``merchants``: each merchant's dependencies (its stores reach only its items)."""
     counts = dict.fromkeys(OUTCOMES, 0)
-    now = deps.clock()
-    items = list(deps.store.pending(now - settle_after))
-    random.shuffle(items)
-    for item in items:
+    queues: list[list[tuple[Dependencies[UoW], datetime, PendingItem]]] = []
+    for deps in merchants:
+        now = deps.clock()
+        try:
+            items = [(deps, now, item) for item in deps.store.pending(now - settle_after)]
+        except Exception:  # one merchant's listing failing must not stop the others
+            logger.exception("reconcile listing failed")
+            counts["errors"] += 1
+            continue
+        random.shuffle(items)
+        queues.append(items)
+    random.shuffle(queues)
+    for deps, now, item in _in_turns(queues):
         if deadline.remaining() < ITEM_SECONDS:
             counts["deferred"] += 1
             continue
@@ -48,6 +65,12 @@ def reconcile(
             outcome = "errors"
         counts[outcome] += 1
     return counts
+
+
+def _in_turns(queues: list[list[Any]]) -> Iterator[Any]:
+    """The first of each queue, then the second of each, and so on."""
+    for round_ in itertools.zip_longest(*queues):
+        yield from (entry for entry in round_ if entry is not None)
 
 
 def _payment(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime) -> str:

@@ -1,4 +1,5 @@
-"""Attack: a deployment over existing data. Payments captured by the previous version (f0cdbcf) have no
+"""Attack: a deployment over existing data. Payments captured by an earlier version (f0cdbcf, and before merchants:
+keys without the merchant, adopted by tools/adopt_records.py) have no
 ``refundable_left`` nor ``amount_reserved`` attribute, and store ``partially_refunded`` as their status. Their
 first refund reservation fills both in from what was read, on the condition that nothing was refunded since;
 before that fix, every refund of a pre-existing payment was a 500 (promise 2: each refund gets 201 or 400)."""
@@ -18,8 +19,10 @@ from lambdas.domain.payments import Payment
 from lambdas.domain.rules import RuleSet
 from lambdas.service import PaymentService
 from lambdas.storage_schema import LEDGER, Partition
+from tests.attack.legacy import move_to_pre_merchant_keys
 from tests.fakes import FakeClock
 from tests.fakes_gateway import FakeGateway
+from tools.adopt_records import adopt
 
 
 def test_a_payment_captured_before_the_upgrade_can_be_refunded(moto_resources):
@@ -42,6 +45,8 @@ def test_a_payment_captured_before_the_upgrade_can_be_refunded(moto_resources):
         ExpressionAttributeNames={"#s": "status", "#g": LEDGER.indexes[0].partition_key},
         ExpressionAttributeValues=to_item({":s": "partially_refunded", ":c": charge.id, ":r": 300}),
     )
+    move_to_pre_merchant_keys(dynamodb, env["LEDGER_TABLE"], "merchant-a")
+    adopt(dynamodb, env["LEDGER_TABLE"], "merchant-a")  # the upgrade's migration (tools/adopt_records.py)
     service = PaymentService(deps)
     assert service.get_payment(old.id).body["status"] == "partially_refunded"
     answer = service.refund(old.id, 500, "refund-old")
