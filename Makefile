@@ -11,7 +11,7 @@ export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 LINTED := lambdas client stacks tools sparkle_sandbox tests main.py
 
-.PHONY: install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth clean
+.PHONY: bootstrap install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth clean
 
 install: .venv/.installed
 
@@ -42,6 +42,9 @@ openapi: install  ## regenerate docs/openapi.json from the routes and models
 
 local: install
 	$(PYTHON) -m tools.local
+
+bootstrap: install  ## the S3 bucket of ENV's Terraform state (ENV=prod), once per account, before the first deploy
+	$(PYTHON) -m tools.bootstrap_state --environment $(ENV)
 
 demo: install  ## against a running `make local`
 	$(PYTHON) -m tools.demo

@@ -126,6 +126,9 @@ class EnvironmentConfig(_Frozen):
     functions: FunctionSettings = FunctionSettings()
     gateway_base_url: HttpUrl = HttpUrl("http://127.0.0.1:4010")
     gateway: GatewaySettings = GatewaySettings()
+    # Terraform state: in this S3 bucket (versioned, KMS-encrypted, native lock file; `make bootstrap` creates it),
+    # or, when None, in .state/ at the repository root, outside cdktf.out/ (which a re-synth or `make clean` clears).
+    state_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     rules: PaymentRules  # every merchant's, unless it sets its own
     merchants: tuple[MerchantConfig, ...] = Field(min_length=1, description="nothing is served without one")
 
@@ -191,6 +194,11 @@ class EnvironmentConfig(_Frozen):
     @property
     def stack_id(self) -> str:
         return f"payments-{self.name}"
+
+    @property
+    def state_key(self) -> str:
+        """The state file's name, locally and in the bucket."""
+        return f"{self.stack_id}.tfstate"
 
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {

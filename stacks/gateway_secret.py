@@ -16,7 +16,8 @@ from stacks.payment_key import PaymentKey
 class GatewaySecretProps:
     name: str
     key: PaymentKey
-    region: str
+    via_service: str  # Secrets Manager's endpoint host in the stack's region and partition
+    arn_prefix: str  # "arn:<partition>:secretsmanager:<region>:<account>:secret:"
     recovery_window_days: int = 30
 
 
@@ -39,4 +40,6 @@ class GatewaySecret(Construct):
 
     def grant_read(self, grantee: Grantable) -> None:
         grantee.add_to_policy(Statement("ReadGatewaySecret", ("secretsmanager:GetSecretValue",), (self.arn,)))
-        self.props.key.grant_decrypt_via(grantee, f"secretsmanager.{self.props.region}.amazonaws.com")
+        # Secrets Manager decrypts the value with the grantee's permissions, naming the secret in the context.
+        context = {"SecretARN": f"{self.props.arn_prefix}{self.props.name}-??????"}  # Secrets Manager's suffix
+        self.props.key.grant_via(grantee, "ReadSecret", self.props.via_service, ("kms:Decrypt",), context)

@@ -24,7 +24,7 @@ from lambdas.adapters.dynamo import to_item
 from lambdas.adapters.merchants import merchant_items
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, Partition, TableSchema
 from stacks.iam import Condition, Grantable, Statement
-from stacks.payment_key import PaymentKey
+from stacks.payment_key import KEY_READ_ACTIONS, KEY_WRITE_ACTIONS, PaymentKey
 
 READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
 
@@ -33,7 +33,11 @@ READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
 class TableProps:
     table_name: str
     key: PaymentKey
+    via_service: str  # DynamoDB's endpoint host in the stack's region and partition (the key's kms:ViaService)
     deletion_protection: bool = True
+
+
+WRITE_ACTIONS = frozenset({"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"})
 
 
 class _EncryptedTable(Construct):
@@ -41,6 +45,8 @@ class _EncryptedTable(Construct):
 
     def __init__(self, scope: Construct, id: str, props: TableProps) -> None:
         super().__init__(scope, id)
+        self.props = props
+        self._key_use: dict[str, str] = {}  # grantee -> "Read" or "Write": the table key's use granted so far
         schema = self.schema
         self.table = DynamodbTable(
             self,
@@ -75,9 +81,22 @@ class _EncryptedTable(Construct):
         return self.table.arn
 
     def _grant(self, grantee: Grantable, purpose: str, actions: tuple[str, ...], conditions=()) -> None:
+        """The table actions, and the use of the table's key that DynamoDB makes for them on the grantee's behalf
+        (through DynamoDB only, for this table only)."""
         resources = (self.arn, f"{self.arn}/index/*") if "dynamodb:Query" in actions else (self.arn,)
         sid = f"{self.node.id.title()}{purpose}"
         grantee.add_to_policy(Statement(sid, actions, resources, tuple(conditions)))
+        use = "Write" if WRITE_ACTIONS & set(actions) else "Read"
+        if self._key_use.get(grantee.grant_name) in (use, "Write"):
+            return
+        self._key_use[grantee.grant_name] = use
+        self.props.key.grant_via(
+            grantee,
+            f"{use}Through{self.node.id.title()}Table",
+            self.props.via_service,
+            KEY_WRITE_ACTIONS if use == "Write" else KEY_READ_ACTIONS,
+            {"aws:dynamodb:tableName": self.props.table_name},
+        )
 
     def grant_read(self, grantee: Grantable) -> None:
         self._grant(grantee, "Read", READ_ACTIONS)

@@ -41,6 +41,8 @@ from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAcl,
     Wafv2WebAclAssociationConfig,
+    Wafv2WebAclAssociationConfigRequestBody,
+    Wafv2WebAclAssociationConfigRequestBodyApiGateway,
     Wafv2WebAclCustomResponseBody,
     Wafv2WebAclDefaultAction,
     Wafv2WebAclRule,
@@ -63,6 +65,9 @@ from stacks.payment_function import PaymentFunction
 from stacks.payment_key import PaymentKey
 
 STAGE_NAME = "v1"
+# How much of a body WAF inspects (API Gateway's default is 16 KB): more than MAX_BODY_BYTES, so the size rule sees
+# past the limit.
+WAF_INSPECTION_LIMIT = "KB_48"
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -104,6 +109,24 @@ def _gateway_error_template(error_type: str, code: str, param: str | None) -> st
         fields.append(f'"param":"{param}"')
     fields.append('"request_id":"$context.requestId"')
     return '{"error":{' + ",".join(fields) + "}}"
+
+
+def deployment_triggers(
+    routes: tuple[Route, ...], invokers: tuple[str, ...], responses: dict[str, tuple]
+) -> dict[str, str]:
+    """A REST API serves what it last deployed: a digest of everything that shapes what it answers (routes and the
+    function behind each, the request validation they imply, the resource policy, the gateway responses), so
+    any change to one deploys the API again."""
+
+    def digest(value: object) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
+
+    return {
+        "routes": digest([repr(route) for route in routes]),
+        "policy": digest(invoke_policy(invokers)),
+        "gateway_responses": digest({name: [*response, _gateway_error_template(*response[1:])]
+                                     for name, response in responses.items()}),
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -226,15 +249,11 @@ class PaymentApi(Construct):
 
     def _add_stage(self) -> ApiGatewayStage:
         props = self.props
-        routes_digest = hashlib.sha256(repr(props.routes).encode()).hexdigest()
-        policy_digest = hashlib.sha256(json.dumps(invoke_policy(props.invokers)).encode()).hexdigest()
-        responses_digest = hashlib.sha256(json.dumps(GATEWAY_RESPONSES, sort_keys=True).encode()).hexdigest()
         deployment = ApiGatewayDeployment(
             self,
             "deployment",
             rest_api_id=self.api.id,
-            # A REST API serves what it last deployed: every change to what it answers deploys it again.
-            triggers={"routes": routes_digest, "policy": policy_digest, "gateway_responses": responses_digest},
+            triggers=deployment_triggers(props.routes, props.invokers, GATEWAY_RESPONSES),
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
             depends_on=[*self.methods, self.policy, *self.responses],
         )
@@ -350,7 +369,13 @@ class PaymentApi(Construct):
             default_action=Wafv2WebAclDefaultAction(allow={}),
             # WAF inspects at most this much of a body; the size rule below needs to see past the limit.
             association_config=Wafv2WebAclAssociationConfig(
-                request_body=[{"api_gateway": [{"default_size_inspection_limit": "KB_48"}]}]
+                request_body=[
+                    Wafv2WebAclAssociationConfigRequestBody(
+                        api_gateway=Wafv2WebAclAssociationConfigRequestBodyApiGateway(
+                            default_size_inspection_limit=WAF_INSPECTION_LIMIT
+                        )
+                    )
+                ]
             ),
             custom_response_body=[
                 Wafv2WebAclCustomResponseBody(

@@ -30,7 +30,7 @@ from constructs import Construct
 
 from stacks.config import FunctionSettings
 from stacks.iam import PolicyDocument, Statement
-from stacks.payment_key import PaymentKey
+from stacks.payment_key import KEY_WRITE_ACTIONS, PaymentKey
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class PaymentFunctionProps:
     operations_key: PaymentKey  # encrypts the environment variables and the log group
     log_retention_days: int
     environment: dict[str, str]
+    sqs_endpoint: str  # SQS's endpoint host in the stack's region and partition: the dead letters' kms:ViaService
+    sqs_arn_prefix: str  # "arn:<partition>:sqs:<region>:<account>:"
     # An EventBridge schedule expression: the function then runs asynchronously, with a dead-letter queue.
     schedule: str | None = None
 
@@ -114,15 +116,18 @@ class PaymentFunction(Construct):
 
     def _dead_letter_queue(self, props: PaymentFunctionProps) -> SqsQueue:
         """Where failed asynchronous invocations go instead of being lost, encrypted with the operations key."""
+        queue_name = f"{props.function_name}-dead-letters"
         queue = SqsQueue(
             self,
             "dead-letters",
-            name=f"{props.function_name}-dead-letters",
+            name=queue_name,
             kms_master_key_id=props.operations_key.arn,
             message_retention_seconds=14 * 24 * 3600,
         )
         self.add_to_policy(Statement("SendDeadLetters", ("sqs:SendMessage",), (queue.arn,)))
-        props.operations_key.grant(self, "DeadLetters", ("kms:Decrypt", "kms:GenerateDataKey"))
+        # Lambda sends as the function's role; SQS uses the key for it, naming the queue in the context.
+        context = {"aws:sqs:arn": f"{props.sqs_arn_prefix}{queue_name}"}
+        props.operations_key.grant_via(self, "DeadLetters", props.sqs_endpoint, KEY_WRITE_ACTIONS, context)
         return queue
 
     def _run_on_schedule(self, function_name: str, schedule: str) -> None:

@@ -31,6 +31,10 @@ KEY_ADMINISTRATION_ACTIONS = (
     "kms:Update*",
 )
 ENVELOPE_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey")
+# What a service needs of a key to read, and to write, data it encrypts with it (aws-cdk's KEY_READ_ACTIONS and
+# KEY_WRITE_ACTIONS for DynamoDB tables, SQS queues and Secrets Manager secrets).
+KEY_READ_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
+KEY_WRITE_ACTIONS = (*KEY_READ_ACTIONS, "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*")
 
 
 class KeySpec(str, Enum):
@@ -138,11 +142,20 @@ class PaymentKey(Construct):
         self._require_spec(KeySpec.SYMMETRIC)
         self.grant(grantee, "Decrypt", ("kms:Decrypt",), (self._for_purposes(grantee, "Decrypt", purposes),))
 
-    def grant_decrypt_via(self, grantee: Grantable, service: str) -> None:
-        """Decrypt only through ``service`` (e.g. reading a secret encrypted with this key)."""
+    def grant_via(
+        self, grantee: Grantable, purpose: str, service: str, actions: tuple[str, ...], context: dict[str, str]
+    ) -> None:
+        """Use of the key only through ``service`` (its endpoint host, e.g. ``dynamodb.<region>.<dns suffix>``)
+        and only for the resource the service names in its encryption ``context`` (e.g. one table): what a
+        service does with the key on the grantee's behalf when it reads or writes that resource. The context names
+        the resource by values known before it exists (its name, an ARN built from it): the key policy cannot
+        refer to a resource that is itself encrypted with the key (Terraform would see a cycle)."""
         self._require_spec(KeySpec.SYMMETRIC)
-        purpose = "DecryptVia" + service.split(".", maxsplit=1)[0].title()
-        self.grant(grantee, purpose, ("kms:Decrypt",), (Condition("StringEquals", "kms:ViaService", (service,)),))
+        conditions = [Condition("StringEquals", "kms:ViaService", (service,))]
+        for key, value in context.items():  # a value with ? or * is a pattern (an ARN's random suffix)
+            test = "StringLike" if "?" in value or "*" in value else "StringEquals"
+            conditions.append(Condition(test, f"kms:EncryptionContext:{key}", (value,)))
+        self.grant(grantee, purpose, actions, tuple(conditions))
 
     def grant_mac(self, grantee: Grantable) -> None:
         self._require_spec(KeySpec.HMAC_256)

@@ -2,7 +2,16 @@
 
 from pathlib import Path
 
-from cdktf import Aspects, AssetType, LocalBackend, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable
+from cdktf import (
+    Aspects,
+    AssetType,
+    LocalBackend,
+    S3Backend,
+    TerraformAsset,
+    TerraformOutput,
+    TerraformStack,
+    TerraformVariable,
+)
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
@@ -39,14 +48,21 @@ ENDPOINT_SERVICES = (
 
 
 RECONCILE_SCHEDULE = "rate(5 minutes)"
+LOCAL_STATE_DIR = ".state"  # at the repository root
 
 
 class PaymentStack(TerraformStack):
     # The composition root: one statement per resource, grant and output, read top to bottom.
     def __init__(self, scope: Construct, id: str, config: EnvironmentConfig, build_dir: Path) -> None:  # noqa: PLR0915
         super().__init__(scope, id)
-        # Relative: the state lives beside the stack's Terraform JSON, in the directory Terraform runs in.
-        LocalBackend(self, path=f"terraform.{id}.tfstate")
+        if config.state_bucket:
+            backend = S3Backend(
+                self, bucket=config.state_bucket, key=config.state_key, region=config.region, encrypt=True
+            )
+            backend.add_override("use_lockfile", True)  # Terraform's own lock file in the bucket: no lock table
+        else:
+            # Relative to cdktf.out/stacks/<id>/, where Terraform runs: <repo>/.state/, which outlives cdktf.out/.
+            LocalBackend(self, path=f"../../../{LOCAL_STATE_DIR}/{config.state_key}")
         endpoint = TerraformVariable(
             self,
             "aws_endpoint_url",
@@ -61,8 +77,13 @@ class PaymentStack(TerraformStack):
             endpoints=[AwsProviderEndpoints(**{service: endpoint.string_value for service in ENDPOINT_SERVICES})],
         )
         account_id = DataAwsCallerIdentity(self, "caller").account_id
-        partition = DataAwsPartition(self, "partition").partition
+        aws_partition = DataAwsPartition(self, "partition")
+        partition, dns_suffix = aws_partition.partition, aws_partition.dns_suffix
         region = config.region
+
+        def endpoint(service: str) -> str:
+            """A service's endpoint host in this region and partition (what ``kms:ViaService`` names)."""
+            return f"{service}.{region}.{dns_suffix}"
 
         def key(id: str, description: str, **props) -> PaymentKey:
             return PaymentKey(
@@ -81,16 +102,16 @@ class PaymentStack(TerraformStack):
         vault_key = key(
             "vault",
             "Card vault, payment metadata and gateway secret",
-            via_services=(f"dynamodb.{region}.amazonaws.com", f"secretsmanager.{region}.amazonaws.com"),
+            via_services=(endpoint("dynamodb"), endpoint("secretsmanager")),
         )
         fingerprint_key = key("fingerprint", "Keyed card fingerprints (HMAC)", spec=KeySpec.HMAC_256)
         operations_key = key(
             "operations",
             "Logs and function configuration",
-            via_services=(f"lambda.{region}.amazonaws.com",),
+            via_services=(endpoint("lambda"), endpoint("sqs")),
             service_principals=(
                 ServicePrincipalUse(
-                    principal=f"logs.{region}.amazonaws.com",
+                    principal=f"logs.{region}.{dns_suffix}",
                     actions=("kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
                     conditions=(
                         Condition(
@@ -103,20 +124,43 @@ class PaymentStack(TerraformStack):
             ),
         )
 
+        def table_props(name: str) -> TableProps:
+            return TableProps(
+                f"{config.prefix}-{name}",
+                vault_key,
+                endpoint("dynamodb"),
+                deletion_protection=config.deletion_protection,
+            )
+
         ledger = LedgerTable(
             self,
             "ledger",
-            TableProps(f"{config.prefix}-ledger", vault_key, deletion_protection=config.deletion_protection),
+            TableProps(
+                f"{config.prefix}-ledger",
+                vault_key,
+                endpoint("dynamodb"),
+                deletion_protection=config.deletion_protection,
+            ),
         )
         idempotency = IdempotencyTable(
             self,
             "idempotency",
-            TableProps(f"{config.prefix}-idempotency", vault_key, deletion_protection=config.deletion_protection),
+            TableProps(
+                f"{config.prefix}-idempotency",
+                vault_key,
+                endpoint("dynamodb"),
+                deletion_protection=config.deletion_protection,
+            ),
         )
         merchants = MerchantsTable(
             self,
             "merchants",
-            TableProps(f"{config.prefix}-merchants", vault_key, deletion_protection=config.deletion_protection),
+            TableProps(
+                f"{config.prefix}-merchants",
+                vault_key,
+                endpoint("dynamodb"),
+                deletion_protection=config.deletion_protection,
+            ),
         )
         merchants.hold(
             {m.id: (m.principals, m.effective_rules(config.rules).model_dump(mode="json")) for m in config.merchants}
@@ -127,7 +171,8 @@ class PaymentStack(TerraformStack):
             GatewaySecretProps(
                 name=f"{config.prefix}/sparkle-secret-key",
                 key=vault_key,
-                region=region,
+                via_service=endpoint("secretsmanager"),
+                arn_prefix=f"arn:{partition}:secretsmanager:{region}:{account_id}:secret:",
                 recovery_window_days=config.key_deletion_window_days,
             ),
         )
@@ -161,6 +206,8 @@ class PaymentStack(TerraformStack):
                     operations_key=operations_key,
                     log_retention_days=config.log_retention_days,
                     environment=environment,
+                    sqs_endpoint=endpoint("sqs"),
+                    sqs_arn_prefix=f"arn:{partition}:sqs:{region}:{account_id}:",
                     schedule=RECONCILE_SCHEDULE if function is Function.RECONCILE else None,
                 ),
             )

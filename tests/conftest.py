@@ -40,7 +40,8 @@ SCALE_MERCHANTS, SCALE_PRINCIPALS, SCALE_ACCOUNTS = 1000, 5000, 50
 
 
 def scale_config() -> EnvironmentConfig:
-    """The mapping's claim: 1,000 merchants acting through 5,000 roles in 50 accounts, on dev's settings."""
+    """The mapping's claim: 1,000 merchants acting through 5,000 roles in 50 accounts, on dev's settings, with its
+    state in S3."""
     per_merchant = SCALE_PRINCIPALS // SCALE_MERCHANTS
     merchants = tuple(
         MerchantConfig(
@@ -52,9 +53,8 @@ def scale_config() -> EnvironmentConfig:
         )
         for m in range(SCALE_MERCHANTS)
     )
-    return EnvironmentConfig.model_validate(
-        ENVIRONMENTS["dev"].model_dump() | {"name": "scale", "merchants": merchants}
-    )
+    scale = {"name": "scale", "merchants": merchants, "state_bucket": "payments-scale-state"}  # the S3 backend too
+    return EnvironmentConfig.model_validate(ENVIRONMENTS["dev"].model_dump() | scale)
 
 
 @pytest.fixture(autouse=True)

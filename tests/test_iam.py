@@ -17,21 +17,30 @@ from tests.policies import (
 
 COMMON = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 IDEMPOTENCY = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+# The table key's use that DynamoDB (and SQS, Secrets Manager) make on a role's behalf: reads, and writes.
+KEY_READ = {"kms:Decrypt", "kms:DescribeKey"}
+KEY_WRITE = KEY_READ | {"kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"}
 EXPECTED_ACTIONS = {
-    Function.TOKENIZE: COMMON | IDEMPOTENCY | {"kms:GenerateDataKey", "kms:GenerateMac", "dynamodb:ConditionCheckItem"},
+    Function.TOKENIZE: COMMON
+    | IDEMPOTENCY
+    | KEY_WRITE
+    | {"kms:GenerateDataKey", "kms:GenerateMac", "dynamodb:ConditionCheckItem"},
     Function.CHARGE: COMMON
     | IDEMPOTENCY
+    | KEY_WRITE
     | {"kms:GenerateDataKey", "kms:Decrypt", "kms:GenerateMac", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     | {"secretsmanager:GetSecretValue"},
     Function.REFUND: COMMON
     | IDEMPOTENCY
+    | KEY_WRITE
     | {"kms:Decrypt", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     | {"secretsmanager:GetSecretValue"},
-    Function.READ: COMMON | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"},
+    Function.READ: COMMON | KEY_READ | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"},
     Function.RECONCILE: COMMON
+    | KEY_WRITE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"}
     | {"dynamodb:Scan"}  # every merchant, from the merchants table only
-    | {"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage", "kms:GenerateDataKey"},
+    | {"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage"},
 }
 
 
@@ -166,3 +175,48 @@ def test_only_reconcile_scans_and_only_the_merchants_table(stack):
     scans = [s for s in all_statements(stack) if "dynamodb:Scan" in s.actions]
     assert [s.resources for s in scans] == [(f"${{aws_dynamodb_table.{merchants}.arn}}",)]
     assert all(scan in role_statements(stack, f"{stack.environment.prefix}-reconcile") for scan in scans)
+
+
+def _table_names(stack) -> dict[str, str]:
+    """Each table's name by its ARN reference."""
+    return {f"${{aws_dynamodb_table.{n}.arn}}": t["name"] for n, t in stack.resources("aws_dynamodb_table").items()}
+
+
+@pytest.mark.parametrize("function", list(Function))
+def test_every_table_a_role_uses_comes_with_its_keys_use_through_dynamodb_for_that_table_only(stack, function):
+    """DynamoDB encrypts a CMK table with the caller's permissions: without the key's use through DynamoDB the
+    first read or write is AccessDenied on AWS (moto checks nothing of it)."""
+    statements = role_statements(stack, f"{stack.environment.prefix}-{function.value}")
+    tables = _table_names(stack)
+    through = {}
+    for statement in statements:
+        conditions = {c[1]: c for c in statement.conditions}
+        if "kms:ViaService" in conditions and conditions["kms:ViaService"][2][0].startswith("dynamodb."):
+            (table,) = conditions["kms:EncryptionContext:aws:dynamodb:tableName"][2]
+            assert conditions["kms:ViaService"][0] == "StringEquals" and table in tables.values()
+            through[table] = set(statement.actions)
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    for statement in statements:
+        for resource in statement.resources:
+            if resource.startswith("${aws_dynamodb_table.") and not resource.endswith("/index/*"):
+                name = tables[resource]
+                needed = KEY_WRITE if writes & set(statement.actions) else KEY_READ
+                granted = through.get(name, set())
+                assert needed <= granted, f"{statement.source}: {sorted(needed - granted)} missing on the table key"
+
+
+def test_the_secret_and_the_dead_letters_keys_are_used_only_through_their_service_for_that_resource(dev):
+    def through(function: str, service: str) -> dict[str, tuple]:
+        for statement in role_statements(dev, f"payments-dev-{function}"):
+            conditions = {c[1]: c[2] for c in statement.conditions}
+            if conditions.get("kms:ViaService", ("",))[0].startswith(f"{service}."):
+                return conditions
+        raise AssertionError(f"{function} may not use a key through {service}")
+
+    (secret,) = dev.resources("aws_secretsmanager_secret").values()
+    (secret_arn,) = through("charge", "secretsmanager")["kms:EncryptionContext:SecretARN"]
+    assert secret_arn.endswith(f":secretsmanager:us-east-1:${{data.aws_caller_identity.caller.account_id}}:secret:"
+                               f"{secret['name']}-??????")  # fmt: skip
+    (queue,) = dev.resources("aws_sqs_queue").values()
+    (queue_arn,) = through("reconcile", "sqs")["kms:EncryptionContext:aws:sqs:arn"]
+    assert queue_arn.endswith(f":sqs:us-east-1:${{data.aws_caller_identity.caller.account_id}}:{queue['name']}")

@@ -70,7 +70,8 @@ def test_key_policies_name_their_users_and_bind_service_principals_to_the_accoun
 def test_log_key_admits_cloudwatch_logs_only_for_this_accounts_log_groups(dev):
     (name,) = [n for n in dev.resources("aws_kms_key") if n.startswith("operations")]
     (logs,) = [s for s in key_policy_statements(dev, name) if s.principals[0][0] == "Service"]
-    assert logs.principals == (("Service", ("logs.us-east-1.amazonaws.com",)),)
+    (partition,) = dev.data("aws_partition")
+    assert logs.principals == (("Service", (f"logs.us-east-1.${{data.aws_partition.{partition}.dns_suffix}}",)),)
     assert logs.conditions[0][:2] == ("ArnLike", "kms:EncryptionContext:aws:logs:arn")
 
 
@@ -297,3 +298,42 @@ def test_provider_takes_credentials_from_the_environment_and_endpoints_from_a_va
     (endpoints,) = provider["endpoints"]
     assert set(endpoints.values()) == {"${var.aws_endpoint_url}"}
     assert stack.config["variable"]["aws_endpoint_url"]["default"] == ""
+
+
+def _empty_blocks(node, path: str = "") -> list[str]:
+    """Paths of ``{}`` inside lists: what a raw dict dropped by jsii where a struct was expected synthesizes as
+    (an intended empty block, like WAF's ``allow {}``, sits under a key, not alone in a list)."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _empty_blocks(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if value == {}:
+                found.append(f"{path}[{index}]")
+            found += _empty_blocks(value, f"{path}[{index}]")
+    return found
+
+
+def test_no_block_synthesizes_empty(stack):
+    assert _empty_blocks(stack.config.get("resource", {})) == []
+
+
+def test_waf_inspects_more_of_a_body_than_the_limit(stack):
+    (acl,) = stack.resources("aws_wafv2_web_acl").values()
+    (request_body,) = acl["association_config"]["request_body"]
+    limit_kib = int(request_body["api_gateway"]["default_size_inspection_limit"].removeprefix("KB_"))
+    assert limit_kib * 1024 > MAX_BODY_BYTES
+
+
+def test_changing_a_gateway_response_changes_the_deployments_trigger():
+    from lambdas.routes import ROUTES
+    from stacks.payment_api import GATEWAY_RESPONSES, deployment_triggers
+
+    invokers = ("arn:aws:iam::111122223333:role/checkout",)
+    before = deployment_triggers(ROUTES, invokers, GATEWAY_RESPONSES)
+    changed = GATEWAY_RESPONSES | {"ACCESS_DENIED": (403, "permission_error", "refused", None)}
+    after = deployment_triggers(ROUTES, invokers, changed)
+    assert before["gateway_responses"] != after["gateway_responses"] and before["routes"] == after["routes"]
+    assert deployment_triggers(ROUTES, (*invokers, "210987654321"), GATEWAY_RESPONSES)["policy"] != before["policy"]
+    assert deployment_triggers(ROUTES[:-1], invokers, GATEWAY_RESPONSES)["routes"] != before["routes"]

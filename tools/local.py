@@ -41,7 +41,7 @@ from tools.emulator import DEFAULT_PORT as EMULATOR_PORT
 from tools.emulator import emulator_environment, moto_server, sandbox_server
 from tools.local_api import InvocationLogHandler, LocalApi, TokenBucket
 from tools.local_credentials import credentials_path, issue
-from tools.terraform import TerraformWorkspace
+from tools.terraform import STATE_FILE, TerraformWorkspace
 
 REPO = Path(__file__).resolve().parent.parent
 READY = "ready:"  # the line that says the stack is up (the tests wait for it)
@@ -107,7 +107,7 @@ def main() -> None:
         print(f"emulator (moto)   {endpoint}", flush=True)
         workspace = TerraformWorkspace.copy_of(stack_dir, state_dir, emulator_environment(endpoint, config.region))
         workspace.init()
-        print(f"terraform state   {state_dir / f'terraform.{config.stack_id}.tfstate'}", flush=True)
+        print(f"terraform state   {state_dir / STATE_FILE}", flush=True)
         workspace.apply(aws_endpoint_url=endpoint)
         outputs = workspace.outputs()
         sandbox_url = running.enter_context(sandbox_server(port["sandbox"]))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PLUGIN_MIRROR = "/opt/tf-plugins"
+STATE_FILE = "terraform.tfstate"  # a workspace copy's own state
 
 
 def plugin_mirror() -> Path | None:
@@ -29,7 +30,13 @@ class TerraformWorkspace:
 
     @classmethod
     def copy_of(cls, stack_dir: Path, directory: Path, environment: dict[str, str] | None = None):
+        """A copy whose state is its own (``terraform.tfstate`` in ``directory``), whatever backend the stack names:
+        tests and `make local` never touch a deployment's state."""
         shutil.copytree(stack_dir, directory, dirs_exist_ok=True)
+        config_file = directory / "cdk.tf.json"
+        config = json.loads(config_file.read_text())
+        config["terraform"]["backend"] = {"local": {"path": STATE_FILE}}
+        config_file.write_text(json.dumps(config, indent=2))
         return cls(directory, environment)
 
     def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -54,7 +54,10 @@ def raw_server(answers: list[Callable[[socket.socket], None]]) -> Iterator[tuple
                 return
             with conn:
                 heads.append(_read_request(conn))
-                answer(conn)
+                try:
+                    answer(conn)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up on the answer
+                    continue
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

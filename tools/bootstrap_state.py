@@ -1,0 +1,75 @@
+"""`make bootstrap ENV=prod`: the S3 bucket an environment's Terraform state lives in (``state_bucket`` in
+stacks/config.py), created once per account, before the first deploy: versioned (every state kept), encrypted
+with KMS by default, closed to the public, and reachable over TLS only. Terraform's own lock file sits beside the
+state (``use_lockfile``), so no lock table is needed. Running it again changes nothing."""
+
+import argparse
+import json
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+
+def bucket_policy(bucket: str, partition: str = "aws") -> dict[str, Any]:
+    arn = f"arn:{partition}:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TlsOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def bootstrap(s3: Any, bucket: str, region: str, partition: str = "aws") -> bool:
+    """Create and lock down ``bucket``; returns whether it was created (False: it was there already)."""
+    try:
+        location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **location)
+        created = True
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
+        created = False
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]
+        },
+    )
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(bucket_policy(bucket, partition)))
+    return created
+
+
+def main() -> None:
+    from stacks.config import ENVIRONMENTS
+
+    parser = argparse.ArgumentParser(prog="python -m tools.bootstrap_state", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--environment", required=True, choices=sorted(ENVIRONMENTS))
+    args = parser.parse_args()
+    config = ENVIRONMENTS[args.environment]
+    if not config.state_bucket:
+        parser.error(f"{args.environment} keeps its state locally (.state/): set state_bucket to use S3")
+    created = bootstrap(boto3.client("s3", region_name=config.region), config.state_bucket, config.region)
+    print(json.dumps({"bucket": config.state_bucket, "created": created}))
+
+
+if __name__ == "__main__":
+    main()
