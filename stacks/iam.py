@@ -9,7 +9,9 @@ so no policy is assembled by hand in a stack.
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cdktf import TerraformStack
 from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import DataAwsIamPolicyDocument
+from cdktf_cdktf_provider_aws.data_aws_service_principal import DataAwsServicePrincipal
 from constructs import Construct
 
 
@@ -105,3 +107,14 @@ class PolicyDocument:
             raise ValueError(f"{self.scope.node.path}: statement {statement.sid} is granted twice")
         self.statements.append(statement)
         self.data.add_override("statement", [s.render() for s in self.statements])
+
+
+def service_principal(scope: Construct, service: str) -> str:
+    """The service principal of ``service`` (e.g. ``lambda``) in the stack's partition and region, from the
+    provider (one data source per service and stack): no literal host name in the stacks."""
+    stack = TerraformStack.of(scope)
+    found = stack.node.try_find_child(f"service-principal-{service}")
+    principal = found if isinstance(found, DataAwsServicePrincipal) else None
+    if principal is None:
+        principal = DataAwsServicePrincipal(stack, f"service-principal-{service}", service_name=service)
+    return principal.name

@@ -61,6 +61,7 @@ from constructs import Construct
 from lambdas.routes import IDEMPOTENCY_HEADER, Function, Route
 from stacks.api_policy import invoke_policy
 from stacks.config import Throttling
+from stacks.iam import service_principal
 from stacks.payment_function import PaymentFunction
 from stacks.payment_key import PaymentKey
 
@@ -241,7 +242,7 @@ class PaymentApi(Construct):
             statement_id=f"invoke-{route_id}",
             action="lambda:InvokeFunction",
             function_name=function.function_name,
-            principal="apigateway.amazonaws.com",
+            principal=service_principal(self, "apigateway"),
             source_arn=f"{self.api.execution_arn}/*/{route.method}"
             + "/".join("*" if p.startswith("{") else p for p in ("", *route.path_parts)),
         )
@@ -303,7 +304,7 @@ class PaymentApi(Construct):
                     actions=["sts:AssumeRole"],
                     principals=[
                         DataAwsIamPolicyDocumentStatementPrincipals(
-                            type="Service", identifiers=["apigateway.amazonaws.com"]
+                            type="Service", identifiers=[service_principal(self, "apigateway")]
                         )
                     ],
                 )

@@ -29,7 +29,7 @@ from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 
 from stacks.config import FunctionSettings
-from stacks.iam import PolicyDocument, Statement
+from stacks.iam import PolicyDocument, Statement, service_principal
 from stacks.payment_key import KEY_WRITE_ACTIONS, PaymentKey
 
 
@@ -61,7 +61,7 @@ class PaymentFunction(Construct):
                     actions=["sts:AssumeRole"],
                     principals=[
                         DataAwsIamPolicyDocumentStatementPrincipals(
-                            type="Service", identifiers=["lambda.amazonaws.com"]
+                            type="Service", identifiers=[service_principal(self, "lambda")]
                         )
                     ],
                     condition=[
@@ -139,7 +139,7 @@ class PaymentFunction(Construct):
             statement_id="run-on-schedule",
             action="lambda:InvokeFunction",
             function_name=self.function.function_name,
-            principal="events.amazonaws.com",
+            principal=service_principal(self, "events"),
             source_arn=rule.arn,
         )
 

@@ -166,7 +166,9 @@ def test_functions_have_distinct_roles_assumable_only_by_lambda_of_this_account(
             if role["assume_role_policy"] == f"${{data.aws_iam_policy_document.{name}.json}}"
             for s in doc["statement"]
         ]
-        assert trust["principals"] == [{"type": "Service", "identifiers": ["lambda.amazonaws.com"]}]
+        (lambda_,) = [n for n, d in stack.data("aws_service_principal").items() if d["service_name"] == "lambda"]
+        lambda_principal = f"${{data.aws_service_principal.{lambda_}.name}}"
+        assert trust["principals"] == [{"type": "Service", "identifiers": [lambda_principal]}]
         assert trust["condition"][0]["variable"] == "aws:SourceAccount"
 
 

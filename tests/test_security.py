@@ -143,8 +143,11 @@ def test_every_route_reaches_its_function_through_a_proxy_integration(stack):
         assert integration["type"] == "AWS_PROXY"
         function_name = integration["uri"].split(".")[1]
         assert function_name in functions
+    (apigateway,) = [n for n, d in stack.data("aws_service_principal").items() if d["service_name"] == "apigateway"]
     permissions = [
-        p for p in stack.resources("aws_lambda_permission").values() if p["principal"].startswith("apigateway")
+        p
+        for p in stack.resources("aws_lambda_permission").values()
+        if p["principal"] == f"${{data.aws_service_principal.{apigateway}.name}}"
     ]
     assert len(permissions) == len(ROUTES)
     for permission in permissions:
@@ -337,3 +340,24 @@ def test_changing_a_gateway_response_changes_the_deployments_trigger():
     assert before["gateway_responses"] != after["gateway_responses"] and before["routes"] == after["routes"]
     assert deployment_triggers(ROUTES, (*invokers, "210987654321"), GATEWAY_RESPONSES)["policy"] != before["policy"]
     assert deployment_triggers(ROUTES[:-1], invokers, GATEWAY_RESPONSES)["routes"] != before["routes"]
+
+
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def test_hosts_and_service_principals_follow_the_partition(stack):
+    """No literal AWS host name: service principals come from aws_service_principal, endpoints and ARNs from
+    aws_partition (dns_suffix, partition), so the stacks deploy to any partition."""
+    literal = [text for text in _strings(stack.config.get("resource", {})) if ".amazonaws.com" in text]
+    literal += [text for text in _strings(stack.config.get("data", {})) if ".amazonaws.com" in text]
+    assert literal == []
+    principals = {p["service_name"] for p in stack.data("aws_service_principal").values()}
+    assert principals == {"lambda", "events", "apigateway"}
