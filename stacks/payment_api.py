@@ -112,9 +112,7 @@ def _gateway_error_template(error_type: str, code: str, param: str | None) -> st
     return '{"error":{' + ",".join(fields) + "}}"
 
 
-def deployment_triggers(
-    routes: tuple[Route, ...], invokers: tuple[str, ...], responses: dict[str, tuple]
-) -> dict[str, str]:
+def deployment_triggers(routes: tuple[Route, ...], policy: str, responses: dict[str, tuple]) -> dict[str, str]:
     """A REST API serves what it last deployed: a digest of everything that shapes what it answers (routes and the
     function behind each, the request validation they imply, the resource policy, the gateway responses), so
     any change to one deploys the API again."""
@@ -124,7 +122,7 @@ def deployment_triggers(
 
     return {
         "routes": digest([repr(route) for route in routes]),
-        "policy": digest(invoke_policy(invokers)),
+        "policy": digest(policy),
         "gateway_responses": digest({name: [*response, _gateway_error_template(*response[1:])]
                                      for name, response in responses.items()}),
     }  # fmt: skip
@@ -254,7 +252,7 @@ class PaymentApi(Construct):
             self,
             "deployment",
             rest_api_id=self.api.id,
-            triggers=deployment_triggers(props.routes, props.invokers, GATEWAY_RESPONSES),
+            triggers=deployment_triggers(props.routes, self.policy.policy, GATEWAY_RESPONSES),
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
             depends_on=[*self.methods, self.policy, *self.responses],
         )

@@ -334,12 +334,14 @@ def test_changing_a_gateway_response_changes_the_deployments_trigger():
     from stacks.payment_api import GATEWAY_RESPONSES, deployment_triggers
 
     invokers = ("arn:aws:iam::111122223333:role/checkout",)
-    before = deployment_triggers(ROUTES, invokers, GATEWAY_RESPONSES)
+    policy = json.dumps(invoke_policy(invokers))
+    before = deployment_triggers(ROUTES, policy, GATEWAY_RESPONSES)
     changed = GATEWAY_RESPONSES | {"ACCESS_DENIED": (403, "permission_error", "refused", None)}
-    after = deployment_triggers(ROUTES, invokers, changed)
+    after = deployment_triggers(ROUTES, policy, changed)
     assert before["gateway_responses"] != after["gateway_responses"] and before["routes"] == after["routes"]
-    assert deployment_triggers(ROUTES, (*invokers, "210987654321"), GATEWAY_RESPONSES)["policy"] != before["policy"]
-    assert deployment_triggers(ROUTES[:-1], invokers, GATEWAY_RESPONSES)["routes"] != before["routes"]
+    wider = json.dumps(invoke_policy((*invokers, "210987654321")))
+    assert deployment_triggers(ROUTES, wider, GATEWAY_RESPONSES)["policy"] != before["policy"]
+    assert deployment_triggers(ROUTES[:-1], policy, GATEWAY_RESPONSES)["routes"] != before["routes"]
 
 
 def _strings(node):
