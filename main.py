@@ -1,6 +1,22 @@
-"""Synthesizes the payment ledger service's stacks into cdktf.out/ (`cdktf synth` runs this)."""
+"""Synthesizes the payment ledger service's stacks into cdktf.out/ (`cdktf synth` runs this).
 
-from stacks.app import build_app
+Every environment by default, each with its operator's configuration (stacks/config.py); PAYMENTS_ENVIRONMENTS
+(comma-separated) picks some, e.g. `PAYMENTS_ENVIRONMENTS=dev cdktf synth` needs no operator file."""
+
+import os
+import sys
+
+from stacks.config import ENVIRONMENT_NAMES, configured_environment
 
 if __name__ == "__main__":
-    build_app().synth()
+    names = [name for name in os.environ.get("PAYMENTS_ENVIRONMENTS", ",".join(ENVIRONMENT_NAMES)).split(",") if name]
+    try:
+        unknown = sorted(set(names) - set(ENVIRONMENT_NAMES))
+        if unknown:
+            raise ValueError(f"no such environment: {', '.join(unknown)} (known: {', '.join(ENVIRONMENT_NAMES)})")
+        environments = [configured_environment(name) for name in names]
+    except ValueError as error:
+        sys.exit(f"synth refused: {error}")
+    from stacks.app import build_app  # the provider bindings (~25 s): once the configuration holds
+
+    build_app(environments).synth()

@@ -1,22 +1,33 @@
-"""The cdktf app: one PaymentStack per configured environment."""
+"""The cdktf app: one PaymentStack per configured environment, after the AccountStack of its account and region."""
 
 from collections.abc import Iterable
 from pathlib import Path
 
 from cdktf import App
 
-from stacks.config import ENVIRONMENTS, EnvironmentConfig
+from stacks.account_stack import AccountStack, AccountStackProps
+from stacks.aws_target import AwsTargetProps
+from stacks.config import RESOURCE_PREFIX, EnvironmentConfig
 from stacks.payment_stack import PaymentStack
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_app(
+    environments: Iterable[EnvironmentConfig],
     outdir: Path = ROOT / "cdktf.out",
     build_dir: Path = ROOT / "build" / "lambda",
-    environments: Iterable[EnvironmentConfig] = ENVIRONMENTS.values(),
 ) -> App:
     app = App(outdir=str(outdir))
+    accounts: dict[str, AccountStack] = {}
     for config in environments:
-        PaymentStack(app, config.stack_id, config, build_dir)
+        if config.account_stack_id not in accounts:
+            # Its state beside the first environment's of that account: the same bucket, or .state/.
+            target = AwsTargetProps(
+                config.account_id, config.region, f"{config.account_stack_id}.tfstate", config.state_bucket
+            )
+            accounts[config.account_stack_id] = AccountStack(
+                app, config.account_stack_id, AccountStackProps(target, RESOURCE_PREFIX)
+            )
+        PaymentStack(app, config.stack_id, config, build_dir).add_dependency(accounts[config.account_stack_id])
     return app

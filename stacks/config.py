@@ -1,8 +1,15 @@
-"""Typed per-environment configuration: the one place names, limits and tags are set."""
+"""Typed per-environment configuration: the one place names, limits and tags are set.
 
-from typing import Annotated, Literal
+The repository sets what every deployment shares (``REPOSITORY_SETTINGS``); the operator of a deployment sets, in a
+TOML file with one table per environment, what only they know: the account, the gateway's URL, the API's domain and
+certificate, the merchants. A production environment does not synthesize without them."""
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from lambdas import SERVICE_NAME
 from lambdas.adapters.sparkle import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RetryPolicy
@@ -15,6 +22,12 @@ API_GATEWAY_LIMIT_SECONDS = 29  # API Gateway's integration timeout: the longest
 GATEWAY_CALLS_PER_REQUEST = 2
 
 EMULATOR_ACCOUNT = "123456789012"  # moto's account, where `make local` runs the dev stack
+OPERATOR_CONFIG_VARIABLE = "PAYMENTS_OPERATOR_CONFIG"  # the operator's file; set empty for the repository's alone
+DEFAULT_OPERATOR_CONFIG = Path(__file__).resolve().parent.parent / "operator.toml"
+# Names reserved for documentation and tests (RFC 2606, RFC 6761): a production host under one is a placeholder.
+PLACEHOLDER_DOMAINS = ("example", "invalid", "localhost", "test", "example.com", "example.net", "example.org")
+
+RESOURCE_PREFIX = "payments-"  # of every resource and stack name the service creates
 
 DEFAULT_TAGS: dict[str, str] = {
     "service": SERVICE_NAME,
@@ -35,9 +48,10 @@ class Throttling(_Frozen):
 class FunctionSettings(_Frozen):
     memory_mb: int = Field(default=512, ge=128, le=10240)
     timeout_seconds: int = Field(default=25, ge=1, lt=API_GATEWAY_LIMIT_SECONDS, description="below API Gateway's 29 s")
-    reserved_concurrency: int = Field(default=10, ge=1)
     architecture: Literal["arm64", "x86_64"] = "arm64"
     runtime: Literal["python3.11"] = "python3.11"  # the Python the lock file is resolved for
+    # Concurrency held back for each function (and taken from the account's unreserved pool); None: none held.
+    reserved_concurrency: int | None = Field(default=10, ge=1)
 
 
 class GatewaySettings(_Frozen):
@@ -113,18 +127,39 @@ class MerchantConfig(_Frozen):
         return PaymentRules.model_validate(defaults.model_dump() | own)
 
 
+def _is_placeholder(host: str) -> bool:
+    return any(host == name or host.endswith("." + name) for name in PLACEHOLDER_DOMAINS)
+
+
+class CustomDomain(_Frozen):
+    """The API's own name: served with TLS 1.2 or better (the execute-api endpoint negotiates TLS 1.0)."""
+
+    name: str = Field(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+    # An ACM certificate for ``name`` in the environment's region (a regional endpoint's certificate lives there).
+    certificate_arn: str = Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+    security_policy: Literal["TLS_1_2"] = "TLS_1_2"
+
+    @property
+    def certificate_region(self) -> str:
+        return self.certificate_arn.split(":")[3]
+
+
 class EnvironmentConfig(_Frozen):
     """Everything that differs between two deployments of the service."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
+    # Production: the gateway over https, the API only on a TLS 1.2 custom domain, no placeholder host.
+    production: bool = True
+    account_id: str = Field(pattern=r"^\d{12}$", description="the only account Terraform may change")
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    domain: CustomDomain | None = None
     tags: dict[str, str] = {}
     deletion_protection: bool = True
     log_retention_days: Literal[365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 365
     key_deletion_window_days: int = Field(default=30, ge=7, le=30)
     throttling: Throttling = Throttling(rate_limit=50, burst_limit=100)
     functions: FunctionSettings = FunctionSettings()
-    gateway_base_url: HttpUrl = HttpUrl("http://127.0.0.1:4010")
+    gateway_base_url: HttpUrl
     gateway: GatewaySettings = GatewaySettings()
     # Terraform state: in this S3 bucket (versioned, KMS-encrypted, native lock file; `make bootstrap` creates it),
     # or, when None, in .state/ at the repository root, outside cdktf.out/ (which a re-synth or `make clean` clears).
@@ -169,6 +204,27 @@ class EnvironmentConfig(_Frozen):
         return self
 
     @model_validator(mode="after")
+    def _production_is_served_and_reached_over_tls(self) -> "EnvironmentConfig":
+        if not self.production:
+            return self
+        if self.gateway_base_url.scheme != "https":
+            raise ValueError(f"gateway_base_url must be https in a production environment: {self.gateway_base_url}")
+        if self.domain is None:
+            raise ValueError(
+                "a production environment serves its API on a custom domain with TLS 1.2: set domain "
+                "(name and certificate_arn); the execute-api endpoint accepts TLS 1.0 and is disabled"
+            )
+        if self.domain.certificate_region != self.region:
+            raise ValueError(
+                f"the certificate of {self.domain.name} is in {self.domain.certificate_region}; "
+                f"a regional API in {self.region} needs one there"
+            )
+        for what, host in (("gateway_base_url", self.gateway_base_url.host or ""), ("domain", self.domain.name)):
+            if _is_placeholder(host):
+                raise ValueError(f"{what} is a placeholder ({host}): set the real one in the operator's configuration")
+        return self
+
+    @model_validator(mode="after")
     def _merchants_are_distinct(self) -> "EnvironmentConfig":
         ids = [merchant.id for merchant in self.merchants]
         if len(ids) != len(set(ids)):
@@ -189,11 +245,16 @@ class EnvironmentConfig(_Frozen):
     @property
     def prefix(self) -> str:
         """Prefix of every resource name of this environment."""
-        return f"payments-{self.name}"
+        return f"{RESOURCE_PREFIX}{self.name}"
 
     @property
     def stack_id(self) -> str:
-        return f"payments-{self.name}"
+        return self.prefix
+
+    @property
+    def account_stack_id(self) -> str:
+        """The stack of what this environment's account and region hold once for every environment (AccountStack)."""
+        return f"{RESOURCE_PREFIX}account-{self.account_id}-{self.region}"
 
     @property
     def state_key(self) -> str:
@@ -201,15 +262,20 @@ class EnvironmentConfig(_Frozen):
         return f"{self.stack_id}.tfstate"
 
 
-ENVIRONMENTS: dict[str, EnvironmentConfig] = {
-    "dev": EnvironmentConfig(
+# What each environment is in this repository; a production one is completed by its operator (see the module's
+# docstring). dev runs as it stands, on the emulator: `make local` and the tests.
+REPOSITORY_SETTINGS: dict[str, dict[str, Any]] = {
+    "dev": dict(
         name="dev",
+        production=False,
+        account_id=EMULATOR_ACCOUNT,
         region="us-east-1",
+        gateway_base_url=HttpUrl("http://127.0.0.1:4010"),  # the Sparkle sandbox
         tags={"environment": "dev", "cost-center": "payments-engineering"},
         deletion_protection=False,
         key_deletion_window_days=7,
         throttling=Throttling(rate_limit=50, burst_limit=100),
-        functions=FunctionSettings(reserved_concurrency=5),
+        functions=FunctionSettings(reserved_concurrency=None),  # a new account's 10 units of concurrency suffice
         # Loose enough for integration suites that pay with the same test card all day;
         # every currency capped at the contract's own maximum, so only the contract limits amounts.
         rules=PaymentRules(max_amount=dict.fromkeys(SUPPORTED_CURRENCIES, MAX_AMOUNT), velocity_per_hour=1000),
@@ -224,14 +290,12 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             ),
         ),
     ),
-    "prod": EnvironmentConfig(
+    "prod": dict(
         name="prod",
-        region="us-east-1",
         tags={"environment": "prod", "cost-center": "payments"},
         log_retention_days=731,
         throttling=Throttling(rate_limit=200, burst_limit=400),
         functions=FunctionSettings(reserved_concurrency=50, memory_mb=1024),
-        gateway_base_url=HttpUrl("https://api.sparkle.example/"),
         rules=PaymentRules(
             # About 10 000 USD in each currency, in its minor unit (JPY and KRW have none).
             max_amount={
@@ -256,7 +320,51 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             },
             velocity_per_hour=20,
         ),
-        # The operator's tenants: AWS's documentation account stands in for the account the checkout runs in.
-        merchants=(MerchantConfig(id="checkout", principals=("arn:aws:iam::111122223333:role/checkout-service",)),),
     ),
 }
+ENVIRONMENT_NAMES = tuple(REPOSITORY_SETTINGS)
+
+
+def operator_config_file() -> Path | None:
+    """The operator's file: ``$PAYMENTS_OPERATOR_CONFIG`` (empty: none), else operator.toml at the repository root."""
+    path = os.environ.get(OPERATOR_CONFIG_VARIABLE)
+    if path is None:
+        return DEFAULT_OPERATOR_CONFIG
+    return Path(path) if path else None
+
+
+def operator_settings(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The operator's tables, one per environment; none when there is no file."""
+    if path is None or not path.exists():
+        return {}
+    settings = tomllib.loads(path.read_text())
+    unknown = sorted(set(settings) - set(ENVIRONMENT_NAMES))
+    if unknown:
+        raise ValueError(f"{path}: no such environment: {', '.join(unknown)} (known: {', '.join(ENVIRONMENT_NAMES)})")
+    return settings
+
+
+def load_environment(name: str, operator: dict[str, dict[str, Any]] | None = None) -> EnvironmentConfig:
+    """``name``'s repository settings with the operator's table over them (each key it sets replaces the whole
+    setting); a clear error naming what is missing."""
+    own = (operator or {}).get(name, {})
+    try:
+        return EnvironmentConfig.model_validate(REPOSITORY_SETTINGS[name] | own)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        source = operator_config_file() or f"${OPERATOR_CONFIG_VARIABLE}"
+        raise ValueError(
+            f"environment {name} cannot be synthesized: {problems}. Its operator sets these in [{name}] of {source} "
+            "(README, 'Deploying')."
+        ) from None
+
+
+def configured_environment(name: str) -> EnvironmentConfig:
+    """``name`` as its operator configured it (``operator_config_file``): what `cdktf synth` and the tools deploy."""
+    return load_environment(name, operator_settings(operator_config_file()))
+
+
+DEV = load_environment("dev")  # the embedded default: the emulator, `make local` and the tests

@@ -4,7 +4,7 @@ payment functions.
 Secure by default: ``AWS_IAM`` on every method, a resource policy that lets only
 the configured merchants' principals invoke it, request validation, throttling,
 JSON access logs to an encrypted log group, X-Ray, a WAFv2 web ACL with AWS
-managed rules and a body-size limit, data trace off (bodies carry card data),
+managed rules, data trace off (bodies carry card data),
 and error responses in the contract's error shape."""
 
 import hashlib
@@ -12,8 +12,12 @@ import json
 from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
-from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
+from cdktf_cdktf_provider_aws.api_gateway_base_path_mapping import ApiGatewayBasePathMapping
 from cdktf_cdktf_provider_aws.api_gateway_deployment import ApiGatewayDeployment
+from cdktf_cdktf_provider_aws.api_gateway_domain_name import (
+    ApiGatewayDomainName,
+    ApiGatewayDomainNameEndpointConfiguration,
+)
 from cdktf_cdktf_provider_aws.api_gateway_gateway_response import ApiGatewayGatewayResponse
 from cdktf_cdktf_provider_aws.api_gateway_integration import ApiGatewayIntegration
 from cdktf_cdktf_provider_aws.api_gateway_method import ApiGatewayMethod
@@ -30,24 +34,17 @@ from cdktf_cdktf_provider_aws.api_gateway_rest_api import (
 from cdktf_cdktf_provider_aws.api_gateway_rest_api_policy import ApiGatewayRestApiPolicy
 from cdktf_cdktf_provider_aws.api_gateway_stage import ApiGatewayStage, ApiGatewayStageAccessLogSettings
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
-    DataAwsIamPolicyDocument,
-    DataAwsIamPolicyDocumentStatement,
-    DataAwsIamPolicyDocumentStatementPrincipals,
-)
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAcl,
     Wafv2WebAclAssociationConfig,
     Wafv2WebAclAssociationConfigRequestBody,
     Wafv2WebAclAssociationConfigRequestBodyApiGateway,
-    Wafv2WebAclCustomResponseBody,
     Wafv2WebAclDefaultAction,
+    Wafv2WebAclDefaultActionAllow,
     Wafv2WebAclRule,
-    Wafv2WebAclRuleAction,
     Wafv2WebAclRuleOverrideAction,
+    Wafv2WebAclRuleOverrideActionNone,
     Wafv2WebAclRuleVisibilityConfig,
     Wafv2WebAclVisibilityConfig,
 )
@@ -55,20 +52,19 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssoci
 from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
     Wafv2WebAclLoggingConfiguration,
     Wafv2WebAclLoggingConfigurationRedactedFields,
+    Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader,
 )
 from constructs import Construct
 
 from lambdas.routes import IDEMPOTENCY_HEADER, Function, Route
 from stacks.api_policy import invoke_policy
-from stacks.config import Throttling
+from stacks.config import CustomDomain, Throttling
 from stacks.iam import service_principal
 from stacks.payment_function import PaymentFunction
 from stacks.payment_key import PaymentKey
 
 STAGE_NAME = "v1"
-# How much of a body WAF inspects (API Gateway's default is 16 KB): more than MAX_BODY_BYTES, so the size rule sees
-# past the limit.
-WAF_INSPECTION_LIMIT = "KB_48"
+WAF_INSPECTION_LIMIT = "KB_64"  # the most of a body WAF inspects at API Gateway (its default is 16 KB)
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -99,6 +95,7 @@ GATEWAY_RESPONSES = {
     "INVALID_SIGNATURE": (403, "permission_error", "invalid_signature", None),
     "EXPIRED_TOKEN": (403, "permission_error", "expired_signature", None),
     "ACCESS_DENIED": (403, "permission_error", "access_denied", None),
+    "WAF_FILTERED": (403, "permission_error", "request_blocked", None),  # a request the web ACL blocked
     "DEFAULT_4XX": (None, "invalid_request_error", "request_refused", None),
     "DEFAULT_5XX": (None, "api_error", "internal_error", None),
 }
@@ -136,8 +133,8 @@ class PaymentApiProps:
     logs_key: PaymentKey
     log_retention_days: int
     throttling: Throttling
-    max_body_bytes: int
     invokers: tuple[str, ...]  # the principals (role or user ARNs, account ids) that act for some merchant
+    domain: CustomDomain | None = None  # when set, the API answers there alone (TLS 1.2), not on execute-api
 
 
 class PaymentApi(Construct):
@@ -150,6 +147,8 @@ class PaymentApi(Construct):
             name=props.name,
             description="Payment ledger API (shared/docs/api-contract.md)",
             endpoint_configuration=ApiGatewayRestApiEndpointConfiguration(types=["REGIONAL"]),
+            # The execute-api endpoint negotiates TLS 1.0: with a domain of our own, only that name answers.
+            disable_execute_api_endpoint=props.domain is not None,
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         validator = ApiGatewayRequestValidator(
@@ -177,11 +176,31 @@ class PaymentApi(Construct):
             for response_type, (status, error_type, code, param) in GATEWAY_RESPONSES.items()
         ]
         self.stage = self._add_stage()
+        self.domain = self._add_domain(props.domain) if props.domain else None
         self.web_acl = self._add_firewall()
 
     @property
     def url(self) -> str:
+        """Where clients call the API: its own domain, else the stage's execute-api URL."""
+        if self.props.domain:
+            return f"https://{self.props.domain.name}/"
         return self.stage.invoke_url
+
+    def _add_domain(self, domain: CustomDomain) -> ApiGatewayDomainName:
+        """The API's own name, TLS 1.2 or better, mapped to the stage at its root. The operator points the name's DNS
+        record at ``regional_domain_name`` (an alias in ``regional_zone_id``)."""
+        name = ApiGatewayDomainName(
+            self,
+            "domain",
+            domain_name=domain.name,
+            regional_certificate_arn=domain.certificate_arn,
+            endpoint_configuration=ApiGatewayDomainNameEndpointConfiguration(types=["REGIONAL"]),
+            security_policy=domain.security_policy,
+        )
+        ApiGatewayBasePathMapping(
+            self, "base-path", api_id=self.api.id, stage_name=self.stage.stage_name, domain_name=name.domain_name
+        )
+        return name
 
     def _encrypted_log_group(self, id: str, name: str) -> CloudwatchLogGroup:
         return CloudwatchLogGroup(
@@ -261,7 +280,6 @@ class PaymentApi(Construct):
         execution_logs = self._encrypted_log_group(
             "execution-logs", f"API-Gateway-Execution-Logs_{self.api.id}/{STAGE_NAME}"
         )
-        account = self._allow_logging(access_logs, execution_logs)
         stage = ApiGatewayStage(
             self,
             "stage",
@@ -272,7 +290,8 @@ class PaymentApi(Construct):
             access_log_settings=ApiGatewayStageAccessLogSettings(
                 destination_arn=access_logs.arn, format=ACCESS_LOG_FORMAT
             ),
-            depends_on=[account, execution_logs],
+            # API Gateway writes both groups with the account's logging role (stacks/account_stack.py).
+            depends_on=[execution_logs],
         )
         ApiGatewayMethodSettings(
             self,
@@ -292,71 +311,26 @@ class PaymentApi(Construct):
         )
         return stage
 
-    def _allow_logging(self, *log_groups: CloudwatchLogGroup) -> ApiGatewayAccount:
-        """The region-wide role API Gateway writes logs with, limited to this API's log groups."""
-        assume = DataAwsIamPolicyDocument(
-            self,
-            "logging-assume-role",
-            statement=[
-                DataAwsIamPolicyDocumentStatement(
-                    actions=["sts:AssumeRole"],
-                    principals=[
-                        DataAwsIamPolicyDocumentStatementPrincipals(
-                            type="Service", identifiers=[service_principal(self, "apigateway")]
-                        )
-                    ],
-                )
-            ],
-        )
-        role = IamRole(self, "logging-role", name=f"{self.props.name}-apigateway-logs", assume_role_policy=assume.json)
-        policy = DataAwsIamPolicyDocument(
-            self,
-            "logging-policy",
-            statement=[
-                DataAwsIamPolicyDocumentStatement(
-                    sid="WriteApiLogs",
-                    actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                    resources=[f"{group.arn}:*" for group in log_groups],
-                ),
-                DataAwsIamPolicyDocumentStatement(
-                    sid="FindApiLogGroups",
-                    actions=["logs:DescribeLogGroups"],
-                    resources=[group.arn for group in log_groups],
-                ),
-            ],
-        )
-        IamRolePolicy(self, "logging-role-policy", name="write-api-logs", role=role.id, policy=policy.json)
-        return ApiGatewayAccount(self, "account", cloudwatch_role_arn=role.arn)
-
     def _add_firewall(self) -> Wafv2WebAcl:
+        """AWS managed rules in front of the stage. A request WAF blocks gets the WAF_FILTERED gateway response (the
+        contract's error, with its request_id): no rule has a custom response of its own, which would take
+        precedence and could not carry the request id. So the body limit is the function's (lambdas/edge.py)."""
         name = self.props.name
-        body_limit_kib = self.props.max_body_bytes // 1024
-        too_large_body = json.dumps(
-            {
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "body_too_large",
-                    "message": f"The request body is larger than {body_limit_kib} KiB.",
-                }
-            }
-        )
 
         def visibility(metric: str):
             return Wafv2WebAclRuleVisibilityConfig(
                 cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
             )
 
-        def managed(priority: int, rule_group: str, excluded: tuple[str, ...] = ()) -> Wafv2WebAclRule:
+        def managed(priority: int, rule_group: str, counted: tuple[str, ...] = ()) -> Wafv2WebAclRule:
             statement: dict = {"name": rule_group, "vendor_name": "AWS"}
-            if excluded:  # counted instead of blocked: their limits are set by a rule of ours
-                statement["rule_action_override"] = [
-                    {"name": rule, "action_to_use": {"count": {}}} for rule in excluded
-                ]
+            if counted:  # counted instead of blocked: see each group's note below
+                statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in counted]
             return Wafv2WebAclRule(
                 name=rule_group,
                 priority=priority,
-                override_action=Wafv2WebAclRuleOverrideAction(none={}),
-                statement={"managed_rule_group_statement": statement},
+                override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
+                statement={"managed_rule_group_statement": statement},  # the binding types statements as Any
                 visibility_config=visibility(rule_group),
             )
 
@@ -365,8 +339,9 @@ class PaymentApi(Construct):
             "web-acl",
             name=name,
             scope="REGIONAL",
-            default_action=Wafv2WebAclDefaultAction(allow={}),
-            # WAF inspects at most this much of a body; the size rule below needs to see past the limit.
+            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
+            # As much of each body as WAF can inspect at API Gateway (its default is 16 KB): past the 32 KiB the
+            # function accepts, so the managed rules see all of any body that is processed.
             association_config=Wafv2WebAclAssociationConfig(
                 request_body=[
                     Wafv2WebAclAssociationConfigRequestBody(
@@ -376,30 +351,13 @@ class PaymentApi(Construct):
                     )
                 ]
             ),
-            custom_response_body=[
-                Wafv2WebAclCustomResponseBody(
-                    key="body_too_large", content=too_large_body, content_type="APPLICATION_JSON"
-                )
-            ],
             rule=[
-                Wafv2WebAclRule(
-                    name="body-size-limit",
-                    priority=0,
-                    action=Wafv2WebAclRuleAction(
-                        block={"custom_response": {"response_code": 413, "custom_response_body_key": "body_too_large"}}
-                    ),
-                    statement={
-                        "size_constraint_statement": {
-                            "comparison_operator": "GT",
-                            "size": self.props.max_body_bytes,
-                            "field_to_match": {"body": {"oversize_handling": "MATCH"}},
-                            "text_transformation": [{"priority": 0, "type": "NONE"}],
-                        }
-                    },
-                    visibility_config=visibility("body-size-limit"),
-                ),
-                managed(1, "AWSManagedRulesAmazonIpReputationList"),
-                managed(2, "AWSManagedRulesCommonRuleSet", excluded=("SizeRestrictions_BODY",)),
+                managed(0, "AWSManagedRulesAmazonIpReputationList"),
+                # Anonymizing proxies, VPNs and Tor are blocked. Hosting providers are only counted: the callers are
+                # merchants' back ends, signing with IAM credentials from AWS or another cloud's hosts.
+                managed(1, "AWSManagedRulesAnonymousIpList", counted=("HostingProviderIPList",)),
+                # Its 8 KB body limit is below the contract's 32 KiB, which the function enforces with a 413.
+                managed(2, "AWSManagedRulesCommonRuleSet", counted=("SizeRestrictions_BODY",)),
                 managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
             ],
             visibility_config=Wafv2WebAclVisibilityConfig(
@@ -414,6 +372,10 @@ class PaymentApi(Construct):
             "web-acl-logging",
             resource_arn=web_acl.arn,
             log_destination_configs=[waf_logs.arn],
-            redacted_fields=[Wafv2WebAclLoggingConfigurationRedactedFields(single_header={"name": "authorization"})],
+            redacted_fields=[
+                Wafv2WebAclLoggingConfigurationRedactedFields(
+                    single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name="authorization")
+                )
+            ],
         )
         return web_acl

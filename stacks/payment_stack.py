@@ -2,25 +2,14 @@
 
 from pathlib import Path
 
-from cdktf import (
-    Aspects,
-    AssetType,
-    LocalBackend,
-    S3Backend,
-    TerraformAsset,
-    TerraformOutput,
-    TerraformStack,
-    TerraformVariable,
-)
-from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
-from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
+from cdktf import Aspects, AssetType, TerraformAsset, TerraformOutput, TerraformStack
 from constructs import Construct
 
 from lambdas import SERVICE_NAME
 from lambdas.encryption_context import Purpose
-from lambdas.routes import MAX_BODY_BYTES, ROUTES, Function
+from lambdas.routes import ROUTES, Function
 from lambdas.storage_schema import Partition
+from stacks.aws_target import AwsTarget, AwsTargetProps
 from stacks.config import DEFAULT_TAGS, EnvironmentConfig
 from stacks.gateway_secret import GatewaySecret, GatewaySecretProps
 from stacks.iam import Condition
@@ -31,59 +20,25 @@ from stacks.payment_function import PaymentFunction, PaymentFunctionProps
 from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
 from stacks.tagging import TaggingAspect
 
-# Services the provider talks to (binding argument names); all follow the emulator endpoint when one is set.
-ENDPOINT_SERVICES = (
-    "apigateway",
-    "cloudwatchlogs",
-    "dynamodb",
-    "events",
-    "iam",
-    "kms",
-    "lambda_",
-    "secretsmanager",
-    "sqs",
-    "sts",
-    "wafv2",
-)
-
-
 RECONCILE_SCHEDULE = "rate(5 minutes)"
-LOCAL_STATE_DIR = ".state"  # at the repository root
 
 
 class PaymentStack(TerraformStack):
     # The composition root: one statement per resource, grant and output, read top to bottom.
     def __init__(self, scope: Construct, id: str, config: EnvironmentConfig, build_dir: Path) -> None:  # noqa: PLR0915
         super().__init__(scope, id)
-        if config.state_bucket:
-            backend = S3Backend(
-                self, bucket=config.state_bucket, key=config.state_key, region=config.region, encrypt=True
-            )
-            backend.add_override("use_lockfile", True)  # Terraform's own lock file in the bucket: no lock table
-        else:
-            # Relative to cdktf.out/stacks/<id>/, where Terraform runs: <repo>/.state/, which outlives cdktf.out/.
-            LocalBackend(self, path=f"../../../{LOCAL_STATE_DIR}/{config.state_key}")
-        endpoint = TerraformVariable(
+        target = AwsTarget(
             self,
-            "aws_endpoint_url",
-            type="string",
-            default="",
-            description="AWS-compatible endpoint for every service (a local emulator); empty means AWS itself",
+            "target",
+            AwsTargetProps(config.account_id, config.region, config.state_key, config.state_bucket),
         )
-        AwsProvider(
-            self,
-            "aws",
-            region=config.region,
-            endpoints=[AwsProviderEndpoints(**{service: endpoint.string_value for service in ENDPOINT_SERVICES})],
+        account_id, partition, dns_suffix, region = (
+            target.account_id,
+            target.partition,
+            target.dns_suffix,
+            config.region,
         )
-        account_id = DataAwsCallerIdentity(self, "caller").account_id
-        aws_partition = DataAwsPartition(self, "partition")
-        partition, dns_suffix = aws_partition.partition, aws_partition.dns_suffix
-        region = config.region
-
-        def endpoint(service: str) -> str:
-            """A service's endpoint host in this region and partition (what ``kms:ViaService`` names)."""
-            return f"{service}.{region}.{dns_suffix}"
+        endpoint = target.endpoint
 
         def key(id: str, description: str, **props) -> PaymentKey:
             return PaymentKey(
@@ -260,13 +215,16 @@ class PaymentStack(TerraformStack):
                 logs_key=operations_key,
                 log_retention_days=config.log_retention_days,
                 throttling=config.throttling,
-                max_body_bytes=MAX_BODY_BYTES,
                 invokers=tuple(principal for merchant in config.merchants for principal in merchant.principals),
+                domain=config.domain,
             ),
         )
 
         TerraformOutput(self, "api_url", value=api.url)
         TerraformOutput(self, "api_id", value=api.api.id)
+        if api.domain:  # the alias the operator's DNS record for the domain points at
+            TerraformOutput(self, "api_domain_target", value=api.domain.regional_domain_name)
+            TerraformOutput(self, "api_domain_zone_id", value=api.domain.regional_zone_id)
         TerraformOutput(self, "ledger_table", value=ledger.name)
         TerraformOutput(self, "idempotency_table", value=idempotency.name)
         TerraformOutput(self, "merchants_table", value=merchants.name)

@@ -2,13 +2,14 @@
 bindings costs ~25 s and ~1.5 GB), and every test reads the output."""
 
 import json
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from lambdas import deadline
-from stacks.config import ENVIRONMENTS, EnvironmentConfig, MerchantConfig
+from stacks.config import DEV, ENVIRONMENT_NAMES, EnvironmentConfig, MerchantConfig, load_environment
 
 REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.service_fixtures"]
@@ -36,6 +37,21 @@ class SynthesizedStack:
                 yield resource_type, name, body
 
 
+OPERATOR_EXAMPLE = REPO / "docs" / "operator.example.toml"
+
+
+def example_operator_settings() -> dict:
+    """The documented operator example with hosts of the test operator's own in place of its placeholders."""
+    text = OPERATOR_EXAMPLE.read_text()
+    text = text.replace("api.sparkle.example", "api.sparkle.internal").replace("example.com", "operator.internal")
+    return tomllib.loads(text)
+
+
+# Every environment as the tests synthesize it: the repository's settings, prod completed by the test operator.
+ENVIRONMENTS: dict[str, EnvironmentConfig] = {
+    name: load_environment(name, example_operator_settings()) for name in ENVIRONMENT_NAMES
+}
+
 SCALE_MERCHANTS, SCALE_PRINCIPALS, SCALE_ACCOUNTS = 1000, 5000, 50
 
 
@@ -54,7 +70,7 @@ def scale_config() -> EnvironmentConfig:
         for m in range(SCALE_MERCHANTS)
     )
     scale = {"name": "scale", "merchants": merchants, "state_bucket": "payments-scale-state"}  # the S3 backend too
-    return EnvironmentConfig.model_validate(ENVIRONMENTS["dev"].model_dump() | scale)
+    return EnvironmentConfig.model_validate(DEV.model_dump() | scale)
 
 
 @pytest.fixture(autouse=True)
@@ -66,16 +82,19 @@ def no_deadline_left_over():
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> dict[str, SynthesizedStack]:
-    """Every environment, and the scale stack (``scale_config``): one synth."""
+    """Every environment, the scale stack (``scale_config``) and their accounts' stacks: one synth."""
     from stacks.app import build_app  # imports the provider bindings: once per session
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     environments = [*ENVIRONMENTS.values(), scale_config()]
-    build_app(outdir=outdir, build_dir=REPO / "build" / "lambda", environments=environments).synth()
+    build_app(environments, outdir=outdir, build_dir=REPO / "build" / "lambda").synth()
     stacks = {}
-    for config in environments:
-        directory = outdir / "stacks" / config.stack_id
-        stacks[config.name] = SynthesizedStack(config, directory, json.loads((directory / "cdk.tf.json").read_text()))
+    for config in environments:  # by environment name, and each account stack by its id
+        for key, stack_id in ((config.name, config.stack_id), (config.account_stack_id, config.account_stack_id)):
+            directory = outdir / "stacks" / stack_id
+            stacks.setdefault(
+                key, SynthesizedStack(config, directory, json.loads((directory / "cdk.tf.json").read_text()))
+            )
     return stacks
 
 

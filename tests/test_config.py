@@ -2,6 +2,10 @@
 case does not fit the function's time (and so API Gateway's 29 s), an environment without merchants, or a
 principal acting for two merchants."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from pydantic import ValidationError
 
@@ -11,14 +15,20 @@ from lambdas.deadline import WRITE_RESERVE_SECONDS
 from lambdas.domain.money import MAX_AMOUNT, SUPPORTED_CURRENCIES
 from stacks.config import (
     API_GATEWAY_LIMIT_SECONDS,
-    ENVIRONMENTS,
+    DEV,
+    EMULATOR_ACCOUNT,
+    OPERATOR_CONFIG_VARIABLE,
+    CustomDomain,
     EnvironmentConfig,
     FunctionSettings,
     GatewaySettings,
     MerchantConfig,
     MerchantRules,
     PaymentRules,
+    load_environment,
+    operator_settings,
 )
+from tests.conftest import ENVIRONMENTS, OPERATOR_EXAMPLE, REPO
 
 EVERY_CAP = dict.fromkeys(SUPPORTED_CURRENCIES, 1_000_000)
 # The client's settings before issue 7: connect 3 s, read 10 s, 3 attempts, backoff 0.2 s doubling.
@@ -28,11 +38,25 @@ FORMER_GATEWAY = GatewaySettings(connect_timeout_seconds=3, read_timeout_seconds
 ACME = MerchantConfig(id="acme", principals=("arn:aws:iam::123456789012:role/acme",))
 
 
+BASE = {
+    "name": "test",
+    "production": False,
+    "account_id": "123456789012",
+    "region": "us-east-1",
+    "gateway_base_url": "http://127.0.0.1:4010",
+    "rules": PaymentRules(max_amount=EVERY_CAP),
+    "merchants": (ACME,),
+}
+DOMAIN = CustomDomain(
+    name="payments.acme.internal",
+    certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0d4e6d6f-8a4c-4c1e-9d8a-3f1f7b2e5c10",
+)
+IRISH_CERTIFICATE = DOMAIN.certificate_arn.replace(":us-east-1:", ":eu-west-1:")
+PRODUCTION = {"production": True, "gateway_base_url": "https://api.sparkle.internal/", "domain": DOMAIN}
+
+
 def _config(**fields) -> EnvironmentConfig:
-    return EnvironmentConfig(
-        **{"name": "test", "region": "us-east-1", "rules": PaymentRules(max_amount=EVERY_CAP), "merchants": (ACME,)}
-        | fields
-    )
+    return EnvironmentConfig(**BASE | fields)
 
 
 # --- merchants ----------------------------------------------------------------------
@@ -127,6 +151,74 @@ def test_dev_caps_at_the_contract_maximum_and_prod_caps_zero_decimal_currencies_
     # 1 USD buys between 100 and 2000 of each zero-decimal currency: the same cap in those units.
     for currency in ("JPY", "KRW"):
         assert 100 <= major(currency) / major("USD") <= 2000, currency
+
+
+# --- production: the operator's account, gateway and domain ------------------------------------
+
+
+def test_a_complete_production_environment_is_accepted():
+    assert _config(**PRODUCTION).domain == DOMAIN
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"gateway_base_url": "http://api.sparkle.internal/"}, "gateway_base_url must be https"),
+        ({"domain": None}, "serves its API on a custom domain with TLS 1.2"),
+        ({"gateway_base_url": "https://api.sparkle.example/"}, r"gateway_base_url is a placeholder \(api\.sparkle"),
+        ({"gateway_base_url": "https://sparkle.example.com/"}, "gateway_base_url is a placeholder"),
+        ({"domain": DOMAIN.model_copy(update={"name": "pay.example.org"})}, r"domain is a placeholder \(pay\."),
+        ({"domain": DOMAIN.model_copy(update={"certificate_arn": IRISH_CERTIFICATE})},
+         "certificate of payments.acme.internal is in eu-west-1; a regional API in us-east-1 needs one there"),
+    ],
+)  # fmt: skip
+def test_production_refuses_plain_http_no_domain_placeholders_and_a_certificate_elsewhere(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        _config(**PRODUCTION | fields)
+
+
+def test_a_domain_needs_an_acm_certificate_arn_and_tls_1_2():
+    with pytest.raises(ValidationError, match="certificate_arn"):
+        CustomDomain(name="payments.acme.internal", certificate_arn="arn:aws:iam::123456789012:server-certificate/x")
+    with pytest.raises(ValidationError, match="security_policy"):
+        CustomDomain(name="payments.acme.internal", certificate_arn=DOMAIN.certificate_arn, security_policy="TLS_1_0")
+
+
+def test_prod_without_its_operators_settings_is_refused_naming_each_and_where_to_set_them(tmp_path):
+    operator_file = tmp_path / "operator.toml"
+    operator_file.write_text('[prod]\nregion = "eu-west-1"\n')
+    with pytest.raises(ValueError, match=r"environment prod cannot be synthesized: account_id: Field required; "
+                                         r"gateway_base_url: Field required; merchants: Field required\. "
+                                         r"Its operator sets these in \[prod\]"):  # fmt: skip
+        load_environment("prod", operator_settings(operator_file))
+
+
+def test_the_documented_operator_example_is_complete_but_for_its_placeholder_hosts():
+    with pytest.raises(ValueError, match=r"gateway_base_url is a placeholder \(api.sparkle.example\)"):
+        load_environment("prod", operator_settings(OPERATOR_EXAMPLE))
+    assert ENVIRONMENTS["prod"].domain and ENVIRONMENTS["prod"].account_id == "111122223333"  # with real-looking hosts
+
+
+def test_an_operator_table_for_an_unknown_environment_is_refused(tmp_path):
+    operator_file = tmp_path / "operator.toml"
+    operator_file.write_text('[staging]\nregion = "eu-west-1"\n')
+    with pytest.raises(ValueError, match="no such environment: staging"):
+        operator_settings(operator_file)
+
+
+def test_cdktf_synth_without_the_operators_file_fails_before_importing_the_provider_and_says_why():
+    environment = os.environ | {OPERATOR_CONFIG_VARIABLE: str(REPO / "no-such-operator.toml")}
+    result = subprocess.run([sys.executable, "main.py"], cwd=REPO, env=environment, capture_output=True, text=True,
+                            timeout=30, check=False)  # fmt: skip
+    assert result.returncode == 1
+    assert "synth refused: environment prod cannot be synthesized: account_id: Field required" in result.stderr
+    assert "no-such-operator.toml" in result.stderr
+
+
+def test_dev_runs_on_the_emulator_without_reserving_concurrency_and_prod_reserves_it():
+    assert DEV.account_id == EMULATOR_ACCOUNT and not DEV.production
+    assert DEV.functions.reserved_concurrency is None  # a new account has 10 units of concurrency in all
+    assert ENVIRONMENTS["prod"].functions.reserved_concurrency
 
 
 # --- time budget -----------------------------------------------------------------

@@ -9,27 +9,33 @@ import pytest
 from lambdas.routes import ROUTES, Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER
 from tools.emulator import EMULATOR_CREDENTIALS, emulator_environment, free_port, moto_server
-from tools.terraform import TerraformWorkspace
+from tools.terraform import apply_in_order
 
 pytestmark = pytest.mark.deploy
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def deployed(synthesized, tmp_path_factory):
-    """The dev stack applied to a fresh emulator; state lives and dies with it."""
+def applied(synthesized, tmp_path_factory):
+    """dev's account stack, then the dev stack, applied to a fresh emulator; state lives and dies with it."""
+    dev = synthesized["dev"]
+    stack_dirs = [synthesized[dev.environment.account_stack_id].directory, dev.directory]
     with moto_server(free_port()) as endpoint:
-        workspace = TerraformWorkspace.copy_of(
-            synthesized["dev"].directory,
-            tmp_path_factory.mktemp("deploy"),
-            emulator_environment(endpoint, REGION),
+        workspaces = apply_in_order(
+            stack_dirs, tmp_path_factory.mktemp("deploy"), endpoint, emulator_environment(endpoint, REGION)
         )
-        workspace.init()
-        workspace.apply(aws_endpoint_url=endpoint)
-        yield endpoint, workspace, workspace.outputs()
-        workspace.destroy(aws_endpoint_url=endpoint)
-        dynamodb = _client("dynamodb", endpoint)
-        assert dynamodb.list_tables()["TableNames"] == []
+        yield endpoint, workspaces
+        for workspace in reversed(workspaces):
+            workspace.destroy(aws_endpoint_url=endpoint)
+        assert _client("dynamodb", endpoint).list_tables()["TableNames"] == []
+        assert _client("iam", endpoint).list_roles()["Roles"] == []
+
+
+@pytest.fixture(scope="module")
+def deployed(applied):
+    """The dev stack's emulator, workspace and outputs."""
+    endpoint, (_, workspace) = applied
+    return endpoint, workspace, workspace.outputs()
 
 
 def _client(service: str, endpoint: str):
@@ -91,10 +97,10 @@ def test_the_merchants_and_their_principals_are_items_after_apply(deployed):
     endpoint, _, outputs = deployed
     from lambdas.adapters.merchants import DynamoMerchantDirectory
     from lambdas.domain.merchants import Caller
-    from stacks.config import ENVIRONMENTS
+    from stacks.config import DEV
 
     directory = DynamoMerchantDirectory(_client("dynamodb", endpoint), outputs["merchants_table"])
-    config = ENVIRONMENTS["dev"]
+    config = DEV
     assert [m.id for m in directory.merchants()] == sorted(m.id for m in config.merchants)
     for merchant in config.merchants:
         for principal in merchant.principals:
@@ -111,12 +117,21 @@ def test_the_merchants_and_their_principals_are_items_after_apply(deployed):
 EMULATOR_GAPS = {("aws_lambda_function", "dead_letter_config")}
 
 
-def test_a_second_plan_changes_nothing_but_the_emulators_known_gaps(deployed):
-    endpoint, workspace, _ = deployed
-    workspace.run("plan", "-input=false", "-out=replan.tfplan", f"-var=aws_endpoint_url={endpoint}")
-    plan = json.loads(workspace.run("show", "-json", "replan.tfplan").stdout)
+def test_api_gateway_logs_with_the_account_stacks_role(applied):
+    endpoint, (account, _) = applied
+    role = account.outputs()["api_logging_role"]
+    assert _client("apigateway", endpoint).get_account()["cloudwatchRoleArn"] == role
+    assert role.endswith(f":role/payments-apigateway-logs-{REGION}")
+
+
+def test_a_second_plan_changes_nothing_but_the_emulators_known_gaps(applied):
+    endpoint, workspaces = applied
+    changes = []
+    for workspace in workspaces:  # the account stack's and the dev stack's
+        workspace.run("plan", "-input=false", "-out=replan.tfplan", f"-var=aws_endpoint_url={endpoint}")
+        changes += json.loads(workspace.run("show", "-json", "replan.tfplan").stdout).get("resource_changes", [])
     drift = set()
-    for change in plan.get("resource_changes", []):
+    for change in changes:
         if change["change"]["actions"] == ["no-op"]:
             continue
         before, after = change["change"]["before"] or {}, change["change"]["after"] or {}

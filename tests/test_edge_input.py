@@ -18,7 +18,6 @@ from client import SigV4
 from lambdas import deadline
 from lambdas.domain.errors import InvalidRequest, NotFound
 from lambdas.edge import (
-    MAX_BODY_BYTES,
     MAX_NESTING,
     ApiHandler,
     HttpError,
@@ -226,7 +225,7 @@ def test_the_local_api_gives_each_signed_invocation_its_signer_and_the_function_
         return {"statusCode": 200, "headers": {}, "body": "{}"}
 
     monkeypatch.setattr(local_api, "handler_for", lambda route: handler)
-    api = local_api.LocalApi(0, MAX_BODY_BYTES, None, 7, {LOCAL_KEY.access_key_id: LOCAL_KEY}, "us-east-1")
+    api = local_api.LocalApi(0, None, 7, {LOCAL_KEY.access_key_id: LOCAL_KEY}, "us-east-1")
     threading.Thread(target=api.serve_forever, daemon=True).start()
     url = f"http://{local_api.HOST}:{api.server_port}/payments/pay_1"
     try:

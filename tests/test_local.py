@@ -272,9 +272,9 @@ def test_throttling_answers_429_in_the_contract_shape(local):
     bound takes the bucket as full at the start, so it holds whatever the tests before left in it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from stacks.config import ENVIRONMENTS
+    from stacks.config import DEV
 
-    throttling = ENVIRONMENTS["dev"].throttling
+    throttling = DEV.throttling
     clients, per_client = 8, (4 * throttling.burst_limit) // 8
 
     auth = local.auth()

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from lambdas.domain.merchants import acting_principal
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER
 from stacks.api_policy import invoke_policy
@@ -172,15 +173,23 @@ def test_stage_traces_logs_encrypted_and_throttles_without_data_trace(stack):
     assert s["throttling_burst_limit"] == _config(stack).throttling.burst_limit
 
 
-def test_web_acl_guards_the_stage_with_managed_rules_a_size_limit_and_logs(stack):
+def test_web_acl_guards_the_stage_with_managed_rules_and_logs(stack):
     ((acl_name, acl),) = stack.resources("aws_wafv2_web_acl").items()
     assert acl["scope"] == "REGIONAL"
-    managed = {r["statement"]["managed_rule_group_statement"]["name"] for r in acl["rule"]
-               if "managed_rule_group_statement" in r["statement"]}  # fmt: skip
-    assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= managed
-    (size_rule,) = [r for r in acl["rule"] if "size_constraint_statement" in r["statement"]]
-    assert size_rule["statement"]["size_constraint_statement"]["size"] == MAX_BODY_BYTES
-    assert size_rule["action"]["block"]["custom_response"]["response_code"] == 413
+    managed = {r["statement"]["managed_rule_group_statement"]["name"]: r["statement"]["managed_rule_group_statement"]
+               for r in acl["rule"]}  # fmt: skip
+    assert set(managed) == {
+        "AWSManagedRulesAmazonIpReputationList",
+        "AWSManagedRulesAnonymousIpList",  # CKV2_AWS_77
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+    }
+    counted = {name: {o["name"] for o in group.get("rule_action_override", ()) if o["action_to_use"] == {"count": {}}}
+               for name, group in managed.items()}  # fmt: skip
+    # Merchants' back ends call from hosting providers; anonymizing proxies stay blocked.
+    assert counted["AWSManagedRulesAnonymousIpList"] == {"HostingProviderIPList"}
+    assert counted["AWSManagedRulesCommonRuleSet"] == {"SizeRestrictions_BODY"}  # 8 KB: below the contract's 32 KiB
+    assert all(rule["override_action"] == {"none": {}} for rule in acl["rule"])
     (association,) = stack.resources("aws_wafv2_web_acl_association").values()
     assert association["resource_arn"].startswith("${aws_api_gateway_stage.")
     assert association["web_acl_arn"] == f"${{aws_wafv2_web_acl.{acl_name}.arn}}"
@@ -219,7 +228,7 @@ def test_the_api_lets_only_the_configured_principals_invoke_it(stack):
     assert set(allow["Principal"]["AWS"]) == accounts | {arn.split(":")[4] for arn in arns}
     assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Resource"] == allow["Resource"]
     patterns = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-    assert all(arn in patterns for arn in arns)  # dev and prod name roles and users at the root path
+    assert all(acting_principal(arn) in patterns for arn in arns)  # a role's path is matched as any path
     assert set(deny["Condition"].get("StringNotEquals", {}).get("aws:PrincipalAccount", ())) == accounts
     (deployment,) = stack.resources("aws_api_gateway_deployment").values()
     assert "policy" in deployment["triggers"]  # a changed policy is deployed, not only saved
@@ -247,7 +256,7 @@ def test_functions_trace_reserve_concurrency_and_encrypt_their_environment(stack
     settings = _config(stack).functions
     for function in stack.resources("aws_lambda_function").values():
         assert function["tracing_config"] == {"mode": "Active"}
-        assert function["reserved_concurrent_executions"] == settings.reserved_concurrency
+        assert function.get("reserved_concurrent_executions") == settings.reserved_concurrency
         assert function["kms_key_arn"].startswith("${aws_kms_key.operations_key_")
         assert function["runtime"] == settings.runtime and function["architectures"] == [settings.architecture]
         variables = function["environment"]["variables"]
@@ -320,6 +329,19 @@ def _empty_blocks(node, path: str = "") -> list[str]:
 
 def test_no_block_synthesizes_empty(stack):
     assert _empty_blocks(stack.config.get("resource", {})) == []
+
+
+def test_every_refusal_in_front_of_the_functions_carries_the_contracts_error_with_a_request_id(stack):
+    """A WAF custom response would take precedence over API Gateway's and cannot carry the request id: WAF blocks
+    plainly, and its WAF_FILTERED gateway response, like API Gateway's own 413 (over 10 MB), answers the contract."""
+    (acl,) = stack.resources("aws_wafv2_web_acl").values()
+    assert "custom_response_body" not in acl
+    assert all("action" not in rule for rule in acl["rule"])  # rule groups' own block actions, no custom response
+    assert acl["default_action"] == {"allow": {}}
+    responses = {r["response_type"]: r for r in stack.resources("aws_api_gateway_gateway_response").values()}
+    for response_type, status in (("WAF_FILTERED", "403"), ("REQUEST_TOO_LARGE", "413")):
+        assert responses[response_type]["status_code"] == status
+        assert '"request_id":"$context.requestId"' in responses[response_type]["response_templates"]["application/json"]
 
 
 def test_waf_inspects_more_of_a_body_than_the_limit(stack):

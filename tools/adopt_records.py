@@ -70,13 +70,13 @@ def adopt(client: Any, table: str, merchant: str) -> Counter[str]:
 
 
 def main() -> None:
-    from stacks.config import ENVIRONMENTS
+    from stacks.config import ENVIRONMENT_NAMES, configured_environment
 
     parser = argparse.ArgumentParser(prog="python -m tools.adopt_records", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--environment", required=True, choices=sorted(ENVIRONMENTS))
+    parser.add_argument("--environment", required=True, choices=ENVIRONMENT_NAMES)
     parser.add_argument("--merchant", required=True, help="the merchant that made the payments so far")
     args = parser.parse_args()
-    config = ENVIRONMENTS[args.environment]
+    config = configured_environment(args.environment)
     if args.merchant not in {m.id for m in config.merchants}:
         parser.error(f"{args.merchant} is not a merchant of {args.environment}")
     table = f"{config.prefix}-ledger"

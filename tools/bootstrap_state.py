@@ -59,12 +59,12 @@ def bootstrap(s3: Any, bucket: str, region: str, partition: str = "aws") -> bool
 
 
 def main() -> None:
-    from stacks.config import ENVIRONMENTS
+    from stacks.config import ENVIRONMENT_NAMES, configured_environment
 
     parser = argparse.ArgumentParser(prog="python -m tools.bootstrap_state", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--environment", required=True, choices=sorted(ENVIRONMENTS))
+    parser.add_argument("--environment", required=True, choices=ENVIRONMENT_NAMES)
     args = parser.parse_args()
-    config = ENVIRONMENTS[args.environment]
+    config = configured_environment(args.environment)
     if not config.state_bucket:
         parser.error(f"{args.environment} keeps its state locally (.state/): set state_bucket to use S3")
     created = bootstrap(boto3.client("s3", region_name=config.region), config.state_bucket, config.region)

@@ -12,7 +12,7 @@ from dataclasses import asdict
 import requests
 
 from client import CardDeclined, NotFound, PaymentsClient, SigV4
-from stacks.config import ENVIRONMENTS
+from stacks.config import DEV
 from tools.local import ports
 from tools.local_credentials import credentials_path
 
@@ -33,7 +33,7 @@ def main() -> None:
     credentials = credentials_path()
     if not credentials.exists():
         sys.exit(f"no {credentials}: start `make local` first (in another terminal)")
-    merchants = [merchant.id for merchant in ENVIRONMENTS["dev"].merchants]
+    merchants = [merchant.id for merchant in DEV.merchants]
     acme, globex = (PaymentsClient(API, SigV4.from_chain(m, credentials_file=str(credentials))) for m in merchants[:2])
     try:
         token = acme.tokenize("4242424242424242", 12, 2030)

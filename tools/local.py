@@ -1,7 +1,7 @@
 """`make local`: the whole service on loopback, deployed the way it deploys to AWS.
 
 1. synthesizes the app and starts the AWS emulator (moto) on 127.0.0.1;
-2. `terraform apply`s the same synthesized dev stack against it (no resource is
+2. `terraform apply`s the same synthesized account and dev stacks against it (no resource is
    made by hand; the gateway secret's *value* is put, as an operator would);
 3. starts the Sparkle sandbox as its own process;
 4. issues each dev merchant's IAM user an access key in the emulator and writes
@@ -33,15 +33,15 @@ import boto3
 
 from lambdas import bootstrap
 from lambdas.logs import MaskingFormatter, logger
-from lambdas.routes import MAX_BODY_BYTES, Function
+from lambdas.routes import Function
 from sparkle_sandbox.server import DEFAULT_PORT as SANDBOX_PORT
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
-from stacks.config import ENVIRONMENTS
+from stacks.config import DEV, OPERATOR_CONFIG_VARIABLE
 from tools.emulator import DEFAULT_PORT as EMULATOR_PORT
 from tools.emulator import emulator_environment, moto_server, sandbox_server
 from tools.local_api import InvocationLogHandler, LocalApi, TokenBucket
 from tools.local_credentials import credentials_path, issue
-from tools.terraform import STATE_FILE, TerraformWorkspace
+from tools.terraform import STATE_FILE, apply_in_order
 
 REPO = Path(__file__).resolve().parent.parent
 READY = "ready:"  # the line that says the stack is up (the tests wait for it)
@@ -93,22 +93,24 @@ def configure_functions(endpoint: str, region: str, function_name: str, sandbox_
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where a shell started us ignoring it
-    config = ENVIRONMENTS["dev"]
+    config = DEV
     port = ports()
     started = time.monotonic()
     # In a child process: the provider bindings (~1.1 GB, a Node runtime) are not needed once synthesized.
-    subprocess.run([sys.executable, "main.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    stack_dir = REPO / "cdktf.out" / "stacks" / config.stack_id
+    # The repository's dev environment alone: the operator's file (for deployments) plays no part in the emulator.
+    synth_environment = os.environ | {"PAYMENTS_ENVIRONMENTS": config.name, OPERATOR_CONFIG_VARIABLE: ""}
+    subprocess.run([sys.executable, "main.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL, env=synth_environment)
+    stacks_dir = REPO / "cdktf.out" / "stacks"
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ExitStack() as running:
         state_dir = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="payments-local-")))
         endpoint = running.enter_context(moto_server(port["emulator"]))
         print(f"emulator (moto)   {endpoint}", flush=True)
-        workspace = TerraformWorkspace.copy_of(stack_dir, state_dir, emulator_environment(endpoint, config.region))
-        workspace.init()
-        print(f"terraform state   {state_dir / STATE_FILE}", flush=True)
-        workspace.apply(aws_endpoint_url=endpoint)
+        stack_dirs = [stacks_dir / config.account_stack_id, stacks_dir / config.stack_id]  # the account's first
+        environment = emulator_environment(endpoint, config.region)
+        *_, workspace = apply_in_order(stack_dirs, state_dir, endpoint, environment)
+        print(f"terraform state   {workspace.directory / STATE_FILE}", flush=True)
         outputs = workspace.outputs()
         sandbox_url = running.enter_context(sandbox_server(port["sandbox"]))
         print(f"sparkle sandbox   {sandbox_url}", flush=True)
@@ -126,7 +128,7 @@ def main() -> None:
         credentials_file = credentials_path()
         issued = issue(config, credentials_file)
         print(f"credentials       {credentials_file}   (one profile per merchant)", flush=True)
-        api = LocalApi(port["api"], MAX_BODY_BYTES, throttle, timeout, issued, config.region, on_invoke=shipper)
+        api = LocalApi(port["api"], throttle, timeout, issued, config.region, on_invoke=shipper)
         running.callback(api.server_close)
         running.callback(api.shutdown)
         threading.Thread(target=api.serve_forever, daemon=True).start()

@@ -49,22 +49,25 @@ class TokenBucket:
             return True
 
 
+API_GATEWAY_PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024  # a REST API's largest request; larger ones never reach a function
+
+
 class LocalApi(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
         self,
         port: int,
-        max_body_bytes: int,
         throttle: TokenBucket | None,
         function_timeout_seconds: float,
         credentials: Mapping[str, IssuedCredential],
         region: str,
         on_invoke: Callable[[Function, list[str]], None] | None = None,
+        payload_limit_bytes: int = API_GATEWAY_PAYLOAD_LIMIT_BYTES,
     ) -> None:
         self.credentials = credentials  # by access key id: the only keys whose signatures are accepted
         self.region = region
-        self.max_body_bytes = max_body_bytes
+        self.payload_limit_bytes = payload_limit_bytes
         self.throttle = throttle
         self.function_timeout_seconds = function_timeout_seconds  # each invocation's context counts down from it
         self.on_invoke = on_invoke  # receives each invocation's function and log lines
@@ -97,14 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "GET" and path == "/openapi.json":
             return self._send(200, OPENAPI.read_bytes(), {})
         length = int(self.headers.get("Content-Length") or 0)
-        if length > self.server.max_body_bytes:  # WAF's size rule, before anything else
+        if length > self.server.payload_limit_bytes:  # API Gateway's REQUEST_TOO_LARGE; the function enforces 32 KiB
             self.close_connection = True
-            return self._refuse(
-                413,
-                "invalid_request_error",
-                "body_too_large",
-                f"The request body is larger than {self.server.max_body_bytes // 1024} KiB.",
-            )
+            return self._refuse(413, "invalid_request_error", "body_too_large", "Request Too Large")
         raw = self.rfile.read(length)
         if self.server.throttle and not self.server.throttle.take():
             return self._refuse(429, "rate_limit_error", "rate_limited", "Too Many Requests")

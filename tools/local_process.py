@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 
 from client import PaymentsClient, SigV4
-from stacks.config import ENVIRONMENTS
+from stacks.config import DEV
 from tools.emulator import EMULATOR_CREDENTIALS, free_port
 from tools.local import PORTS, READY
 from tools.local_credentials import CREDENTIALS_VARIABLE
@@ -29,7 +29,7 @@ class LocalProcess:
         self.ports = ports or {variable: free_port() for variable, _ in PORTS.values()}
         self.credentials = Path(tempfile.mkdtemp(prefix="payments-local-")) / "credentials"
         self.environment = {CREDENTIALS_VARIABLE: str(self.credentials), **environment}
-        self.merchants = [merchant.id for merchant in ENVIRONMENTS["dev"].merchants]
+        self.merchants = [merchant.id for merchant in DEV.merchants]
         url = {name: f"http://127.0.0.1:{self.ports[variable]}" for name, (variable, _) in PORTS.items()}
         self.api, self.sandbox, self.emulator = url["api"], url["sandbox"], url["emulator"]
         self.output: list[str] = []

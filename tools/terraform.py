@@ -66,3 +66,17 @@ class TerraformWorkspace:
     def outputs(self) -> dict[str, str]:
         raw = json.loads(self.run("output", "-json").stdout)
         return {name: output["value"] for name, output in raw.items()}
+
+
+def apply_in_order(
+    stack_dirs: list[Path], directory: Path, endpoint: str, environment: dict[str, str]
+) -> list[TerraformWorkspace]:
+    """Each synthesized stack copied under ``directory`` (its state there too) and applied to the emulator at
+    ``endpoint``, in the order given: an account stack before the environments that depend on it."""
+    workspaces = []
+    for stack_dir in stack_dirs:
+        workspace = TerraformWorkspace.copy_of(stack_dir, directory / stack_dir.name, environment)
+        workspace.init()
+        workspace.apply(aws_endpoint_url=endpoint)
+        workspaces.append(workspace)
+    return workspaces

@@ -13,7 +13,6 @@ import requests
 from botocore.credentials import Credentials
 
 from client.signing import SigV4
-from lambdas.routes import MAX_BODY_BYTES
 from tools import local_api
 from tools.sigv4 import IssuedCredential
 
@@ -28,7 +27,7 @@ def test_the_function_sees_only_signed_header_values(monkeypatch):
         return {"statusCode": 201, "headers": {}, "body": "{}"}
 
     monkeypatch.setattr(local_api, "handler_for", lambda route: handler)
-    api = local_api.LocalApi(0, MAX_BODY_BYTES, None, 7, {KEY.access_key_id: KEY}, "us-east-1")
+    api = local_api.LocalApi(0, None, 7, {KEY.access_key_id: KEY}, "us-east-1")
     threading.Thread(target=api.serve_forever, daemon=True).start()
     host = f"{local_api.HOST}:{api.server_port}"
     body = b'{"amount":1999,"currency":"usd","source":{"token":"tok_1"}}'

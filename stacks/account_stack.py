@@ -1,0 +1,81 @@
+"""AccountStack: what an account holds once per region for every environment of the service.
+
+API Gateway's CloudWatch role is one setting per account and region: if each environment's stack set it, the last
+deploy would win and another API's logs would stop. It lives here, deployed once before the environments, with a
+role that writes the logs of every environment's API."""
+
+from dataclasses import dataclass
+
+from cdktf import Aspects, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
+    DataAwsIamPolicyDocument,
+    DataAwsIamPolicyDocumentStatement,
+    DataAwsIamPolicyDocumentStatementPrincipals,
+)
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from constructs import Construct
+
+from stacks.aws_target import AwsTarget, AwsTargetProps
+from stacks.config import DEFAULT_TAGS
+from stacks.iam import service_principal
+from stacks.tagging import TaggingAspect
+
+
+@dataclass(frozen=True)
+class AccountStackProps:
+    target: AwsTargetProps
+    name_prefix: str  # of every environment's resource names (EnvironmentConfig.prefix)
+
+
+def api_log_groups(name_prefix: str) -> tuple[str, ...]:
+    """The log groups API Gateway writes for the service's APIs: access logs that PaymentApi names, and execution
+    logs, which API Gateway names by API id."""
+    return (f"/aws/apigateway/{name_prefix}*", "API-Gateway-Execution-Logs_*")
+
+
+class AccountStack(TerraformStack):
+    def __init__(self, scope: Construct, id: str, props: AccountStackProps) -> None:
+        super().__init__(scope, id)
+        target = AwsTarget(self, "target", props.target)
+        groups = [target.arn("logs", f"log-group:{group}") for group in api_log_groups(props.name_prefix)]
+        assume = DataAwsIamPolicyDocument(
+            self,
+            "api-logging-assume-role",
+            statement=[
+                DataAwsIamPolicyDocumentStatement(
+                    actions=["sts:AssumeRole"],
+                    principals=[
+                        DataAwsIamPolicyDocumentStatementPrincipals(
+                            type="Service", identifiers=[service_principal(self, "apigateway")]
+                        )
+                    ],
+                )
+            ],
+        )
+        # IAM names are global: one role per region of the account.
+        role = IamRole(
+            self,
+            "api-logging-role",
+            name=f"{props.name_prefix}apigateway-logs-{props.target.region}",
+            assume_role_policy=assume.json,
+        )
+        policy = DataAwsIamPolicyDocument(
+            self,
+            "api-logging-policy",
+            statement=[
+                DataAwsIamPolicyDocumentStatement(
+                    sid="WriteApiLogs",
+                    actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    resources=[f"{group}:*" for group in groups],
+                ),
+                DataAwsIamPolicyDocumentStatement(
+                    sid="FindApiLogGroups", actions=["logs:DescribeLogGroups"], resources=groups
+                ),
+            ],
+        )
+        IamRolePolicy(self, "api-logging-role-policy", name="write-api-logs", role=role.id, policy=policy.json)
+        ApiGatewayAccount(self, "api-gateway-account", cloudwatch_role_arn=role.arn)
+        TerraformOutput(self, "api_logging_role", value=role.arn)
+        Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS))
