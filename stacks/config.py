@@ -37,7 +37,7 @@ class FunctionSettings(_Frozen):
     timeout_seconds: int = Field(default=25, ge=1, lt=API_GATEWAY_LIMIT_SECONDS, description="below API Gateway's 29 s")
     reserved_concurrency: int = Field(default=10, ge=1)
     architecture: Literal["arm64", "x86_64"] = "arm64"
-    runtime: Literal["python3.11"] = "python3.11"  # the Python the lock file is resolved for
+    runtime: Literal["python3.13"] = "python3.13"  # the bundle installs the lock's lambda category for it
 
 
 class GatewaySettings(_Frozen):
