@@ -1,4 +1,5 @@
-# Set-up is part of every target: a fresh machine needs Python 3.11, Node, Terraform and make.
+# Set-up is part of every target: a fresh machine needs Python 3.11, Node, Terraform and make
+# (and python3.13, the functions' runtime, for `make lambda-imports` and the test that does the same).
 SHELL := /bin/bash
 PIPENV_VERSION := 2026.10.3
 export PIPENV_VENV_IN_PROJECT := 1
@@ -11,13 +12,19 @@ export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 LINTED := lambdas client stacks tools sparkle_sandbox tests main.py
 
-.PHONY: bootstrap install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth clean
+.PHONY: bootstrap install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
 
-install: .venv/.installed
+install: .venv/.installed scanner/.venv/.installed
 
 .venv/.installed: Pipfile.lock
 	python3 -m pip install --quiet --disable-pip-version-check "pipenv==$(PIPENV_VERSION)"
 	pipenv sync --categories "packages dev-packages lambda"
+	touch $@
+
+# checkov in a virtualenv of its own (scanner/Pipfile says why); tests/test_terraform.py runs it from there.
+scanner/.venv/.installed: scanner/Pipfile.lock
+	python3 -m pip install --quiet --disable-pip-version-check "pipenv==$(PIPENV_VERSION)"
+	PIPENV_PIPFILE=scanner/Pipfile pipenv sync
 	touch $@
 
 test: install
@@ -60,6 +67,9 @@ mutate: install  ## mutation score of the domain, use cases, edge and adapters (
 bench: install  ## handler cold imports; KMS calls and DynamoDB requests per payment
 	$(PYTHON) -m tools.bench_service
 
+lambda-imports: install  ## each handler imported from the bundle by the functions' Python, as Lambda loads it
+	$(PYTHON) -m tools.lambda_runtime
+
 bench-local: install  ## starts its own local stack on free ports
 	$(PYTHON) -m tools.bench_local
 
@@ -67,4 +77,4 @@ bench-synth: install
 	$(PYTHON) -m tools.bench_synth
 
 clean:
-	rm -rf .venv cdktf.out build
+	rm -rf .venv scanner/.venv cdktf.out build

@@ -49,7 +49,7 @@ class FunctionSettings(_Frozen):
     memory_mb: int = Field(default=512, ge=128, le=10240)
     timeout_seconds: int = Field(default=25, ge=1, lt=API_GATEWAY_LIMIT_SECONDS, description="below API Gateway's 29 s")
     architecture: Literal["arm64", "x86_64"] = "arm64"
-    runtime: Literal["python3.11"] = "python3.11"  # the Python the lock file is resolved for
+    runtime: Literal["python3.13"] = "python3.13"  # the bundle installs the lock's lambda category for it
     # Concurrency held back for each function (and taken from the account's unreserved pool); None: none held.
     reserved_concurrency: int | None = Field(default=10, ge=1)
 

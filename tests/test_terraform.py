@@ -3,8 +3,6 @@ mirror) and checkov: what an engineer's `cdktf deploy` and a scanner would see."
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,6 +12,8 @@ from tools.terraform import TerraformWorkspace
 
 LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096
 IAM_INLINE_POLICY_LIMIT_CHARACTERS = 10240  # a role's inline policies together; each document is well under
+CHECKOV = REPO / "scanner" / ".venv" / "bin" / "checkov"  # its own virtualenv (scanner/Pipfile)
+CHECKOV_VERSION = "3.3.30"
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +78,7 @@ def test_checkov_reports_no_failed_checks(synthesized, name):
     skips = yaml.safe_load((REPO / ".checkov.yaml").read_text())["skip-check"]  # the skips every stack shares
     skips += [check for check, (applies, _) in CONFIGURED_SKIPS.items() if applies(stack.environment)]
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("checkov")), "-f", str(stack_file), "--framework", "terraform_json",
+        [str(CHECKOV), "-f", str(stack_file), "--framework", "terraform_json",
          "--output", "json", "--quiet", "--compact", "--skip-check", ",".join(skips)],
         cwd=REPO,
         capture_output=True,
@@ -91,6 +91,12 @@ def test_checkov_reports_no_failed_checks(synthesized, name):
     assert summary["failed"] == 0, failed
     assert summary["passed"] > 100
     assert summary["parsing_errors"] == 0
+
+
+def test_checkov_is_the_pinned_release():
+    locked = json.loads((REPO / "scanner" / "Pipfile.lock").read_text())["default"]["checkov"]["version"]
+    version = subprocess.run([str(CHECKOV), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    assert locked == f"=={CHECKOV_VERSION}" and version == CHECKOV_VERSION
 
 
 def test_every_checkov_skip_gives_its_reason():

@@ -1,5 +1,7 @@
 """`make bench`: per handler, cold import time against a bare ``import boto3``
-measured in the same run (goal <= 1.6); per successful token payment with
+measured in the same run (goal <= 1.6), in this virtualenv and, where the
+functions' Python (python3.13) is installed, from the deployment bundle under
+it as Lambda loads it (tools/lambda_runtime.py); per successful token payment with
 metadata, the KMS calls and DynamoDB requests it makes, reads included,
 counted from botocore events (goals: <= 1 and <= 3, averaged over 100
 payments), with the velocity rule on.
@@ -11,6 +13,7 @@ tokenize and charge functions run in different containers.
 
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -40,10 +43,29 @@ def bench_imports() -> None:
     for _ in range(IMPORT_RUNS):  # interleaved, so every module sees the same machine
         for name, module in modules.items():
             timings[name].append(import_seconds(module))
-    baseline = statistics.median(timings["boto3 (baseline)"])
-    print(f"cold import, median of {IMPORT_RUNS} fresh interpreters")
-    for name, runs in timings.items():
-        median = statistics.median(runs)
+    python = platform.python_version()
+    print(f"cold import in this virtualenv (Python {python}), median of {IMPORT_RUNS} fresh interpreters")
+    _print_medians({name: statistics.median(runs) for name, runs in timings.items()})
+
+
+def bench_bundle_imports() -> None:
+    from stacks.config import FunctionSettings
+    from tools import lambda_runtime
+
+    version = FunctionSettings().runtime.removeprefix("python")
+    python = lambda_runtime.interpreter(version)
+    if python is None:
+        print(f"\nno python{version} here (LAMBDA_PYTHON, PATH, pyenv): the bundle's imports are not measured")
+        return
+    medians = lambda_runtime.bench(python, version, IMPORT_RUNS)
+    print(f"\ncold import from the bundle (Python {lambda_runtime.version_of(python)}, no byte code in the bundle, "
+          f"as deployed), median of {IMPORT_RUNS} fresh interpreters")  # fmt: skip
+    _print_medians(medians)
+
+
+def _print_medians(medians: dict[str, float]) -> None:
+    baseline = medians["boto3 (baseline)"]
+    for name, median in medians.items():
         print(f"  {name:18} {median * 1000:7.0f} ms   x{median / baseline:.2f} boto3   (goal <= 1.6)")
 
 
@@ -111,4 +133,6 @@ def _ok(response: dict) -> dict:
 
 if __name__ == "__main__":
     bench_imports()
-    bench_calls()
+    bench_bundle_imports()
+    if "--imports-only" not in sys.argv[1:]:
+        bench_calls()
