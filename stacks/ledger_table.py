@@ -87,14 +87,18 @@ class _EncryptedTable(Construct):
         sid = f"{self.node.id.title()}{purpose}"
         grantee.add_to_policy(Statement(sid, actions, resources, tuple(conditions)))
         use = "Write" if WRITE_ACTIONS & set(actions) else "Read"
-        if self._key_use.get(grantee.grant_name) in (use, "Write"):
+        granted = self._key_use.get(grantee.grant_name)
+        if granted in (use, "Write"):
             return
         self._key_use[grantee.grant_name] = use
+        key_actions = KEY_WRITE_ACTIONS if use == "Write" else KEY_READ_ACTIONS
+        if granted == "Read":  # reading is granted already: writing adds only what reading lacks (no overlap)
+            key_actions = tuple(action for action in KEY_WRITE_ACTIONS if action not in KEY_READ_ACTIONS)
         self.props.key.grant_via(
             grantee,
             f"{use}Through{self.node.id.title()}Table",
             self.props.via_service,
-            KEY_WRITE_ACTIONS if use == "Write" else KEY_READ_ACTIONS,
+            key_actions,
             {"aws:dynamodb:tableName": self.props.table_name},
         )
 

@@ -190,13 +190,13 @@ def test_every_table_a_role_uses_comes_with_its_keys_use_through_dynamodb_for_th
     first read or write is AccessDenied on AWS (moto checks nothing of it)."""
     statements = role_statements(stack, f"{stack.environment.prefix}-{function.value}")
     tables = _table_names(stack)
-    through = {}
+    through: dict[str, set[str]] = {}
     for statement in statements:
         conditions = {c[1]: c for c in statement.conditions}
         if "kms:ViaService" in conditions and conditions["kms:ViaService"][2][0].startswith("dynamodb."):
             (table,) = conditions["kms:EncryptionContext:aws:dynamodb:tableName"][2]
             assert conditions["kms:ViaService"][0] == "StringEquals" and table in tables.values()
-            through[table] = set(statement.actions)
+            through.setdefault(table, set()).update(statement.actions)
     writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     for statement in statements:
         for resource in statement.resources:

@@ -12,7 +12,7 @@ from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, TableSchema
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 
 
-def _create_table(client, name: str, schema: TableSchema) -> None:
+def create_table(client, name: str, schema: TableSchema) -> None:
     indexes = [
         {"IndexName": i.name, "KeySchema": i.key_schema, "Projection": {"ProjectionType": "ALL"}}
         for i in schema.indexes
@@ -45,9 +45,9 @@ def provision(gateway_url: str, suffix: str, merchants: Mapping[str, MerchantSpe
         )["ARN"],
         "GATEWAY_BASE_URL": gateway_url,
     }
-    _create_table(dynamodb, env["LEDGER_TABLE"], LEDGER)
-    _create_table(dynamodb, env["IDEMPOTENCY_TABLE"], IDEMPOTENCY)
-    _create_table(dynamodb, env["MERCHANTS_TABLE"], MERCHANTS)
+    create_table(dynamodb, env["LEDGER_TABLE"], LEDGER)
+    create_table(dynamodb, env["IDEMPOTENCY_TABLE"], IDEMPOTENCY)
+    create_table(dynamodb, env["MERCHANTS_TABLE"], MERCHANTS)
     for merchant_id, (principals, rules) in merchants.items():
         for item in merchant_items(merchant_id, principals, rules):
             dynamodb.put_item(TableName=env["MERCHANTS_TABLE"], Item=to_item(item))

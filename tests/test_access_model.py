@@ -1,0 +1,461 @@
+"""The access model (issue 9): every function driven through its use cases against moto, each AWS call it makes
+recorded from botocore, the calls AWS makes on its behalf added, and every one of them decided against the
+synthesized dev stack's policies as IAM and KMS would. moto checks no policy at all, so this is where a missing
+grant shows. Then the calls that must be refused, and every grant statement removed in turn: each removal must
+refuse at least one recorded call, or the grant is superfluous (or the recording misses a call)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.parameters import clear_caches
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+from moto import mock_aws
+
+from lambdas import bootstrap
+from lambdas.adapters.dynamo import to_item
+from lambdas.adapters.merchants import merchant_items
+from lambdas.handlers import reconcile as reconcile_handler
+from lambdas.routes import Function
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, Partition
+from lambdas.use_cases import utc_now
+from sparkle_sandbox.server import DEFAULT_SECRET_KEY
+from tests.access_model import ACCOUNT, Recorded, Recorder, References, StackModel, load
+from tests.events import body_of, invoke
+from tests.iam_eval import Decision, Request, statements_from_json
+from tests.service_fixtures import REGION, Sandbox
+from tools.api_events import route_for
+from tools.emulator import EMULATOR_CREDENTIALS
+from tools.function_resources import create_table
+
+ACME = f"arn:aws:iam::{ACCOUNT}:user/acme-checkout"  # dev's merchants (stacks/config.py)
+GLOBEX = f"arn:aws:iam::{ACCOUNT}:user/globex-billing"
+VISA = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}
+PROCESSING_ERROR = {**VISA, "number": "4000000000000119", "cvc": "737"}  # the sandbox charges nothing: a 502
+DECLINED = {**VISA, "number": "4000000000000002", "cvc": "737"}
+SCHEMAS = (LEDGER, IDEMPOTENCY, MERCHANTS)
+
+
+class Driver:
+    """Invokes each function's handler as Lambda would, with its calls attributed to it, each function in a container
+    of its own: its adapters (clients, data-key caches) and its cached gateway secret are not another's."""
+
+    def __init__(self, recorder: Recorder, monkeypatch) -> None:
+        self.recorder = recorder
+        self.containers: dict[Function, tuple[bootstrap.AwsAdapters, dict]] = {}
+        self.running: Function | None = None
+        self.new_container = bootstrap.adapters.__wrapped__  # the adapters as a cold start builds them
+        monkeypatch.setattr(bootstrap, "adapters", self.adapters)
+
+    def adapters(self) -> bootstrap.AwsAdapters:
+        assert self.running is not None, "a handler ran outside Driver.invoking"
+        return self.containers[self.running][0]
+
+    @contextmanager
+    def invoking(self, function: Function, asynchronous: bool = False, cold: bool = False) -> Iterator[None]:
+        """``cold``: in a new container (Lambda runs a function in many), with nothing cached."""
+        if cold or function not in self.containers:
+            self.containers[function] = (self.new_container(), {})
+        providers = self.containers[function][1]
+        DEFAULT_PROVIDERS.clear()
+        DEFAULT_PROVIDERS.update(providers)
+        self.running = function
+        try:
+            with self.recorder.invoking(function, asynchronous):
+                yield
+        finally:
+            self.running = None
+            providers.clear()
+            providers.update(DEFAULT_PROVIDERS)
+        assert self.recorder.errors == []
+
+    def api(self, method: str, path: str, body=None, key=None, caller: str = ACME, cold: bool = False) -> dict:
+        route, _ = route_for(method, path)
+        assert route is not None
+        with self.invoking(route.function, cold=cold):
+            return invoke(method, path, body, headers={"Idempotency-Key": key} if key else None, caller=caller)
+
+    def pay(self, source: dict, key: str, cold: bool = False, **fields) -> dict:
+        body = {"amount": 1000, "currency": "usd", "source": source, **fields}
+        return self.api("POST", "/payments", body, key, cold=cold)
+
+
+def drive(driver: Driver, sandbox: Sandbox) -> None:
+    """Every function through its use cases: the success paths, replays, declines, lost answers and their
+    reconciliation, reads by the owner and by another merchant, and a failing scheduled run."""
+    api = driver.api
+    created = api("POST", "/tokens", {"card": VISA})
+    assert created["statusCode"] == 201, created["body"]
+    token = body_of(created)["token"]
+    assert api("POST", "/tokens", {"card": VISA}, key="tok-1")["statusCode"] == 201
+    assert api("POST", "/tokens", {"card": VISA}, key="tok-1")["headers"].get("Idempotent-Replayed")
+
+    paid = driver.pay({"token": token}, "pay-1", metadata={"order_id": "A-1"})
+    assert paid["statusCode"] == 201, paid["body"]
+    payment = body_of(paid)["id"]
+    replayed = driver.pay({"token": token}, "pay-1", cold=True, metadata={"order_id": "A-1"})  # opens the stored answer
+    assert replayed["headers"].get("Idempotent-Replayed")
+    assert driver.pay({"card": {**VISA, "cvc": "737"}}, "pay-2")["statusCode"] == 201
+    assert driver.pay({"card": DECLINED}, "pay-3")["statusCode"] == 402
+    assert driver.pay({"card": PROCESSING_ERROR}, "pay-4")["statusCode"] == 502  # pending, no charge
+    sandbox.faults(drop_rate=1.0)
+    assert driver.pay({"token": token}, "pay-5")["statusCode"] == 504  # charged, the answer lost: pending
+    sandbox.faults(drop_rate=0.0)
+
+    read = api("GET", f"/payments/{payment}")
+    assert read["statusCode"] == 200 and body_of(read)["metadata"] == {"order_id": "A-1"}
+    assert api("GET", f"/payments/{payment}/ledger")["statusCode"] == 200
+    assert api("GET", f"/payments/{payment}", caller=GLOBEX)["statusCode"] == 404  # another merchant's payment
+    assert api("GET", "/payments/pay_000000000000000000000000")["statusCode"] == 404
+
+    refund_path = f"/payments/{payment}/refunds"
+    assert api("POST", refund_path, {"amount": 400}, key="ref-1")["statusCode"] == 201
+    assert api("POST", refund_path, {"amount": 400}, key="ref-1")["headers"].get("Idempotent-Replayed")
+    assert api("POST", refund_path, {"amount": 10_000}, key="ref-3")["statusCode"] == 400  # more than is left
+    sandbox.faults(drop_rate=1.0)
+    assert api("POST", refund_path, {"amount": 100}, key="ref-2")["statusCode"] == 504  # refunded, answer lost
+    sandbox.faults(drop_rate=0.0)
+
+    # Two hours on: the lost answers are settled, the payment the gateway never charged is given up.
+    with driver.invoking(Function.RECONCILE):
+        bootstrap.adapters().clock = lambda: utc_now() + timedelta(hours=2)
+        counts = reconcile_handler.handler({"source": "aws.events"}, None)
+    assert counts["settled"] == 2 and counts["failed"] == 1, counts
+    assert body_of(api("GET", f"/payments/{payment}"))["amount_refunded"] == 500
+
+
+def failing_run(driver: Driver, monkeypatch) -> None:
+    """A scheduled run that fails: Lambda sends its event to the dead-letter queue, as the function's role."""
+
+    def unavailable():
+        raise ConnectionError("the merchants table did not answer")
+
+    monkeypatch.setattr(reconcile_handler, "tenancy", unavailable)
+    with driver.invoking(Function.RECONCILE, asynchronous=True):
+        reconcile_handler.handler({"source": "aws.events"}, None)
+
+
+@pytest.fixture(scope="module")
+def recording(synthesized, sandbox_url, tmp_path_factory) -> tuple[StackModel, list[Recorded]]:
+    """The dev stack's resources made in moto under the stack's own names; each function configured from its
+    synthesized environment; every use case driven. The recording is written to a JSON file and read back."""
+    stack = synthesized["dev"]
+    sandbox = Sandbox(sandbox_url)
+    sandbox.reset()
+    with pytest.MonkeyPatch.context() as monkeypatch, mock_aws():
+        for name, value in EMULATOR_CREDENTIALS.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        overrides = {}
+        kms = boto3.client("kms")
+        for name, key in stack.resources("aws_kms_key").items():
+            spec = {"KeySpec": key["customer_master_key_spec"], "KeyUsage": key["key_usage"]}
+            overrides[f"aws_kms_key.{name}.arn"] = kms.create_key(**spec)["KeyMetadata"]["Arn"]
+        refs = References(stack, overrides)
+        for name, secret in stack.resources("aws_secretsmanager_secret").items():
+            made = boto3.client("secretsmanager").create_secret(
+                Name=secret["name"], SecretString=DEFAULT_SECRET_KEY, KmsKeyId=refs(secret["kms_key_id"])
+            )
+            refs.overrides[f"aws_secretsmanager_secret.{name}.arn"] = made["ARN"]
+        tables = {}
+        dynamodb = boto3.client("dynamodb")
+        for table in stack.resources("aws_dynamodb_table").values():
+            (schema,) = [s for s in SCHEMAS if table["name"].endswith(f"-{s.name}")]
+            create_table(dynamodb, table["name"], schema)
+            tables[table["name"]] = schema
+        model = StackModel.read(stack, refs)
+        environment = model.functions[Function.CHARGE].environment
+        for merchant in stack.environment.merchants:
+            rules = merchant.effective_rules(stack.environment.rules).model_dump(mode="json")
+            for item in merchant_items(merchant.id, merchant.principals, rules):
+                dynamodb.put_item(TableName=environment["MERCHANTS_TABLE"], Item=to_item(item))
+        for name, value in {**environment, "GATEWAY_BASE_URL": sandbox_url, "GATEWAY_READ_TIMEOUT": "1"}.items():
+            monkeypatch.setenv(name, value)
+        bootstrap.adapters.cache_clear()
+        clear_caches()  # the gateway secret is fetched again, by a client the recorder sees
+        recorder = Recorder(tables, REGION)
+        try:
+            with recorder.installed(monkeypatch):
+                driver = Driver(recorder, monkeypatch)
+                drive(driver, sandbox)
+                failing_run(driver, monkeypatch)
+        finally:
+            clear_caches()
+    path = tmp_path_factory.mktemp("access-model") / "calls.json"
+    recorder.save(path)
+    return model, load(path)
+
+
+def _denied(model: StackModel, recorded: list[Recorded], alone: str | None = None) -> list[str]:
+    return [
+        f"{j.recorded.function} ({j.recorded.call}): {j.request.action} on {j.request.resource}"
+        f" {dict(j.request.context)} -> {j.decision.value}"
+        for j in model.judge(recorded, alone)
+        if j.decision is not Decision.ALLOWED
+    ]
+
+
+def test_every_function_was_driven_and_its_calls_recorded(recording):
+    model, recorded = recording
+    by_function = {f: [r for r in recorded if r.function == f.value] for f in Function}
+    for function, calls in by_function.items():
+        assert any(r.call != "lambda:Invoke" for r in calls), f"{function.value} made no AWS call"
+    kinds = {(r.function, r.action, r.context.get("kms:EncryptionContext:purpose")) for r in recorded}
+    assert ("tokenize", "kms:GenerateDataKey", "card-vault") in kinds
+    assert ("tokenize", "kms:GenerateMac", None) in kinds
+    assert ("charge", "kms:Decrypt", "card-vault") in kinds  # opens the vaulted card
+    assert ("charge", "kms:Decrypt", "payment-metadata") in kinds  # a replayed answer
+    assert ("read", "kms:Decrypt", "payment-metadata") in kinds
+    assert not any(
+        r.function == "read" and r.context.get("kms:EncryptionContext:purpose") == "card-vault" for r in recorded
+    )
+    assert {("reconcile", "dynamodb:Scan"), ("reconcile", "dynamodb:ConditionCheckItem")} <= {
+        (r.function, r.action) for r in recorded
+    }
+    assert {"charge", "refund", "reconcile"} == {r.function for r in recorded if r.action.startswith("secretsmanager")}
+    assert any(r.call == "lambda:InvokeFailed" for r in recorded)
+    assert len(model.judge(recorded)) > len(recorded)  # and the calls AWS makes on the functions' behalf
+
+
+def test_every_recorded_call_is_allowed_by_the_role_policy_and_the_key_policy(recording):
+    model, recorded = recording
+    assert _denied(model, recorded) == []
+
+
+@pytest.mark.parametrize("alone", ["role", "key"])
+def test_the_role_policy_and_the_key_policy_each_allow_every_call_on_their_own(recording, alone):
+    """Each grant is written twice: in the role's policy, and (for a key) in the key policy naming the role. AWS
+    needs only one of them (a key policy that names the role needs no IAM allow; its account-wide statement lets an
+    IAM allow through the services), so each side must be complete by itself: that is what the stack promises (the
+    role holds what the function uses; the key policy names every user), and what makes each statement's removal
+    visible below."""
+    model, recorded = recording
+    assert _denied(model, recorded, alone) == []
+
+
+# --- calls that must be refused ------------------------------------------------------------------------------------
+
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/key-administrator"
+OUTSIDER = "arn:aws:iam::210987654321:role/intruder"
+EVERYTHING = statements_from_json({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def _kms_context(purpose: str | None = None, via: str | None = None, **encryption_context) -> dict:
+    context = {"kms:CallerAccount": ACCOUNT}
+    if purpose:
+        encryption_context["purpose"] = purpose
+    context |= {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}
+    if encryption_context:
+        context["kms:EncryptionContextKeys"] = tuple(encryption_context)
+    if via:
+        context["kms:ViaService"] = f"{via}.{REGION}.amazonaws.com"
+    return context
+
+
+def test_read_cannot_decrypt_a_card(recording):
+    model, _ = recording
+    read = model.functions[Function.READ].role_arn
+    vault = model.keys["vault"]
+    assert model.decide(Request(read, "kms:Decrypt", vault, _kms_context("card-vault"))) is not Decision.ALLOWED
+    assert model.decide(Request(read, "kms:Decrypt", vault, _kms_context("payment-metadata"))) is Decision.ALLOWED
+
+
+@pytest.mark.parametrize("function", list(Function))
+def test_no_role_deletes_or_updates_a_ledger_entry(recording, function):
+    model, _ = recording
+    role = model.functions[function].role_arn
+    ledger = next(arn for arn in _tables(model) if arn.endswith("-ledger"))
+    entry = {"dynamodb:LeadingKeys": (Partition.LEDGER.key("acme", "pay_1"),)}
+    for action in ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):
+        assert model.decide(Request(role, action, ledger, entry)) is not Decision.ALLOWED, action
+    for partition in Partition:  # nothing in the ledger is ever deleted
+        keys = {"dynamodb:LeadingKeys": (partition.key("acme", "x"),)}
+        assert model.decide(Request(role, "dynamodb:DeleteItem", ledger, keys)) is not Decision.ALLOWED
+
+
+def _tables(model: StackModel) -> list[str]:
+    return [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}" for name in model.resource_keys if ":" not in name]
+
+
+def test_a_key_administrator_administers_the_keys_but_cannot_use_them(recording):
+    model, _ = recording
+    model = model.with_identity(ADMIN, EVERYTHING)
+    for name, key in model.keys.items():
+        assert model.decide(Request(ADMIN, "kms:ScheduleKeyDeletion", key, _kms_context())) is Decision.ALLOWED
+        for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:GenerateMac", "kms:ReEncryptFrom"):
+            for purpose in ("card-vault", "payment-metadata", None):
+                request = Request(ADMIN, action, key, _kms_context(purpose))
+                assert model.decide(request) is not Decision.ALLOWED, (name, action, purpose)
+
+
+def test_no_principal_outside_the_account_uses_a_key_or_invokes_anything(recording):
+    model, _ = recording
+    model = model.with_identity(OUTSIDER, EVERYTHING)
+    for key in model.keys.values():
+        for context in (_kms_context("card-vault"), _kms_context("payment-metadata"), _kms_context()):
+            for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateMac", "kms:DescribeKey"):
+                assert model.decide(Request(OUTSIDER, action, key, context)) is not Decision.ALLOWED
+        through = _kms_context(via="dynamodb", **{"aws:dynamodb:tableName": "payments-dev-ledger"})
+        assert model.decide(Request(OUTSIDER, "kms:Decrypt", key, through)) is not Decision.ALLOWED
+    for function in model.functions.values():
+        invoke_it = Request(OUTSIDER, "lambda:InvokeFunction", function.arn)
+        assert model.decide(invoke_it) is not Decision.ALLOWED
+    (api,) = [arn for arn in model.resource_policies if ":execute-api:" in arn]
+    assert model.decide(Request(OUTSIDER, "execute-api:Invoke", f"{api}/v1/POST/tokens")) is not Decision.ALLOWED
+
+
+def test_the_api_and_the_functions_admit_only_their_configured_callers(recording):
+    """The positive side of the two resource policies, so the refusals above are not vacuous."""
+    model, _ = recording
+    (api,) = [arn for arn in model.resource_policies if ":execute-api:" in arn]
+    stranger = f"arn:aws:iam::{ACCOUNT}:user/stranger"
+    model = model.with_identity(ACME, EVERYTHING).with_identity(stranger, EVERYTHING)
+    assert model.decide(Request(ACME, "execute-api:Invoke", f"{api}/v1/POST/tokens")) is Decision.ALLOWED
+    assert model.decide(Request(stranger, "execute-api:Invoke", f"{api}/v1/POST/tokens")) is Decision.EXPLICIT_DENY
+    tokenize = model.functions[Function.TOKENIZE].arn
+    gateway = f"apigateway.{'amazonaws.com'}"
+    from_api = Request(
+        gateway, "lambda:InvokeFunction", tokenize, {"aws:SourceArn": f"{api}/v1/POST/tokens"}, principal_type="Service"
+    )
+    assert model.decide(from_api) is Decision.ALLOWED
+    other_route = Request(
+        gateway,
+        "lambda:InvokeFunction",
+        tokenize,
+        {"aws:SourceArn": f"{api}/v1/GET/payments/x"},
+        principal_type="Service",
+    )
+    assert model.decide(other_route) is not Decision.ALLOWED
+
+
+# --- every grant statement is needed ---------------------------------------------------------------------------------
+
+COMMON = ("WriteOwnLogs", "WriteTraces")
+ROLE_STATEMENTS = {
+    Function.TOKENIZE: (
+        *COMMON,
+        "TokenizeEncryptVaultKey",
+        "TokenizeMacFingerprintKey",
+        "LedgerAppendToken",
+        "TokenizeWriteThroughLedgerTableVaultKey",
+        "MerchantsLookup",
+        "TokenizeReadThroughMerchantsTableVaultKey",
+        "IdempotencyReadWrite",
+        "TokenizeWriteThroughIdempotencyTableVaultKey",
+    ),
+    Function.CHARGE: (
+        *COMMON,
+        "ChargeEncryptVaultKey",
+        "ChargeDecryptVaultKey",
+        "ChargeMacFingerprintKey",
+        "LedgerRead",
+        "ChargeReadThroughLedgerTableVaultKey",
+        "LedgerAppendPaymentLedger",
+        "ChargeWriteThroughLedgerTableVaultKey",
+        "LedgerUpdatePayments",
+        "MerchantsLookup",
+        "ChargeReadThroughMerchantsTableVaultKey",
+        "IdempotencyReadWrite",
+        "ChargeWriteThroughIdempotencyTableVaultKey",
+        "ReadGatewaySecret",
+        "ChargeReadSecretVaultKey",
+    ),
+    Function.REFUND: (
+        *COMMON,
+        "LedgerRead",
+        "RefundReadThroughLedgerTableVaultKey",
+        "LedgerAppendPaymentLedger",
+        "RefundWriteThroughLedgerTableVaultKey",
+        "LedgerUpdatePayments",
+        "MerchantsLookup",
+        "RefundReadThroughMerchantsTableVaultKey",
+        "IdempotencyReadWrite",
+        "RefundWriteThroughIdempotencyTableVaultKey",
+        "ReadGatewaySecret",
+        "RefundReadSecretVaultKey",
+    ),
+    Function.READ: (
+        *COMMON,
+        "LedgerRead",
+        "ReadReadThroughLedgerTableVaultKey",
+        "ReadDecryptVaultKey",
+        "MerchantsLookup",
+        "ReadReadThroughMerchantsTableVaultKey",
+    ),
+    Function.RECONCILE: (
+        *COMMON,
+        "SendDeadLetters",
+        "ReconcileDeadLettersOperationsKey",
+        "LedgerRead",
+        "ReconcileReadThroughLedgerTableVaultKey",
+        "LedgerAppendLedger",
+        "ReconcileWriteThroughLedgerTableVaultKey",
+        "LedgerUpdatePayments",
+        "MerchantsList",
+        "ReconcileReadThroughMerchantsTableVaultKey",
+        "IdempotencyConditionCheck",
+        "ReconcileReadThroughIdempotencyTableVaultKey",
+        "ReadGatewaySecret",
+        "ReconcileReadSecretVaultKey",
+    ),
+}
+# The key policies' statements that name a function's role (what the keys' grant_* calls add).
+KEY_GRANTS = {
+    "vault": (
+        "TokenizeEncrypt",
+        "TokenizeWriteThroughLedgerTable",
+        "ChargeEncrypt",
+        "ChargeDecrypt",
+        "ChargeReadThroughLedgerTable",
+        "ChargeWriteThroughLedgerTable",
+        "RefundReadThroughLedgerTable",
+        "RefundWriteThroughLedgerTable",
+        "ReadReadThroughLedgerTable",
+        "ReadDecrypt",
+        "ReconcileReadThroughLedgerTable",
+        "ReconcileWriteThroughLedgerTable",
+        "TokenizeReadThroughMerchantsTable",
+        "ChargeReadThroughMerchantsTable",
+        "RefundReadThroughMerchantsTable",
+        "ReadReadThroughMerchantsTable",
+        "ReconcileReadThroughMerchantsTable",
+        "TokenizeWriteThroughIdempotencyTable",
+        "ChargeWriteThroughIdempotencyTable",
+        "RefundWriteThroughIdempotencyTable",
+        "ReconcileReadThroughIdempotencyTable",
+        "ChargeReadSecret",
+        "RefundReadSecret",
+        "ReconcileReadSecret",
+    ),
+    "fingerprint": ("TokenizeMac", "ChargeMac"),
+    "operations": ("ReconcileDeadLetters",),
+}
+
+
+def test_the_mutated_statements_are_every_grant_in_the_stack(recording):
+    model, _ = recording
+    for function, statements in ROLE_STATEMENTS.items():
+        assert sorted(s.sid for s in model.functions[function].policy) == sorted(statements), function.value
+    roles = {f.role_arn for f in model.functions.values()}
+    for name, statements in KEY_GRANTS.items():
+        granted = [s.sid for s in model.key_policies[model.keys[name]] if set(s.principals[0][1]) & roles]
+        assert sorted(granted) == sorted(statements), name
+
+
+@pytest.mark.parametrize(
+    "function, sid",
+    [(f, sid) for f, statements in ROLE_STATEMENTS.items() for sid in statements],
+    ids=lambda value: value.value if isinstance(value, Function) else value,
+)
+def test_removing_a_role_statement_refuses_a_recorded_call(recording, function, sid):
+    model, recorded = recording
+    assert _denied(model.without_role_statement(function, sid), recorded, "role"), f"{function.value}: {sid} unused"
+
+
+@pytest.mark.parametrize("key, sid", [(key, sid) for key, statements in KEY_GRANTS.items() for sid in statements])
+def test_removing_a_key_policy_grant_refuses_a_recorded_call(recording, key, sid):
+    model, recorded = recording
+    assert _denied(model.without_key_statement(model.keys[key], sid), recorded, "key"), f"{key} key: {sid} unused"
