@@ -12,7 +12,7 @@ export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 LINTED := lambdas client stacks tools sparkle_sandbox tests main.py
 
-.PHONY: bootstrap install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
+.PHONY: bootstrap preflight install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
 
 install: .venv/.installed scanner/.venv/.installed
 
@@ -52,6 +52,9 @@ local: install
 
 bootstrap: install  ## the S3 bucket of ENV's Terraform state (ENV=prod), once per account, before the first deploy
 	$(PYTHON) -m tools.bootstrap_state --environment $(ENV)
+
+preflight: install  ## what would fail first in ENV's account (ENV=prod): quota, secret, gateway, certificate
+	$(PYTHON) -m tools.preflight --environment $(ENV)
 
 demo: install  ## against a running `make local`
 	$(PYTHON) -m tools.demo

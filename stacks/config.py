@@ -251,6 +251,14 @@ class EnvironmentConfig(_Frozen):
     def stack_id(self) -> str:
         return self.prefix
 
+    def function_name(self, function: str) -> str:
+        return f"{self.prefix}-{function}"
+
+    @property
+    def gateway_secret_name(self) -> str:
+        """The Secrets Manager secret that holds the Sparkle secret key (its value is put by an operator)."""
+        return f"{self.prefix}/sparkle-secret-key"
+
     @property
     def account_stack_id(self) -> str:
         """The stack of what this environment's account and region hold once for every environment (AccountStack)."""

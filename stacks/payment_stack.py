@@ -124,7 +124,7 @@ class PaymentStack(TerraformStack):
             self,
             "gateway-secret",
             GatewaySecretProps(
-                name=f"{config.prefix}/sparkle-secret-key",
+                name=config.gateway_secret_name,
                 key=vault_key,
                 via_service=endpoint("secretsmanager"),
                 arn_prefix=f"arn:{partition}:secretsmanager:{region}:{account_id}:secret:",
@@ -153,7 +153,7 @@ class PaymentStack(TerraformStack):
                 self,
                 function.value,
                 PaymentFunctionProps(
-                    function_name=f"{config.prefix}-{function.value}",
+                    function_name=config.function_name(function.value),
                     handler=function.handler,
                     code=code,
                     settings=config.functions,

@@ -114,7 +114,7 @@ def main() -> None:
         outputs = workspace.outputs()
         sandbox_url = running.enter_context(sandbox_server(port["sandbox"]))
         print(f"sparkle sandbox   {sandbox_url}", flush=True)
-        timeout = configure_functions(endpoint, config.region, f"{config.prefix}-{Function.CHARGE.value}", sandbox_url)
+        timeout = configure_functions(endpoint, config.region, config.function_name(Function.CHARGE.value), sandbox_url)
         boto3.client("secretsmanager").put_secret_value(
             SecretId=outputs["gateway_secret_id"], SecretString=DEFAULT_SECRET_KEY
         )
