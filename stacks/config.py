@@ -128,6 +128,7 @@ class MerchantConfig(_Frozen):
 
 
 def _is_placeholder(host: str) -> bool:
+    host = host.lower().rstrip(".")  # a fully qualified name's trailing dot names the same host
     return any(host == name or host.endswith("." + name) for name in PLACEHOLDER_DOMAINS)
 
 
@@ -205,6 +206,8 @@ class EnvironmentConfig(_Frozen):
 
     @model_validator(mode="after")
     def _production_is_served_and_reached_over_tls(self) -> "EnvironmentConfig":
+        if self.gateway_base_url.username or self.gateway_base_url.password:
+            raise ValueError("gateway_base_url carries credentials: the Sparkle key belongs in its secret, not a URL")
         if not self.production:
             return self
         if self.gateway_base_url.scheme != "https":

@@ -167,6 +167,8 @@ def test_a_complete_production_environment_is_accepted():
         ({"domain": None}, "serves its API on a custom domain with TLS 1.2"),
         ({"gateway_base_url": "https://api.sparkle.example/"}, r"gateway_base_url is a placeholder \(api\.sparkle"),
         ({"gateway_base_url": "https://sparkle.example.com/"}, "gateway_base_url is a placeholder"),
+        ({"gateway_base_url": "https://api.sparkle.example./"}, "gateway_base_url is a placeholder"),
+        ({"gateway_base_url": "https://sk_live:x@api.sparkle.internal/"}, "gateway_base_url carries credentials"),
         ({"domain": DOMAIN.model_copy(update={"name": "pay.example.org"})}, r"domain is a placeholder \(pay\."),
         ({"domain": DOMAIN.model_copy(update={"certificate_arn": IRISH_CERTIFICATE})},
          "certificate of payments.acme.internal is in eu-west-1; a regional API in us-east-1 needs one there"),
