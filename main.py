@@ -6,7 +6,7 @@ Every environment by default, each with its operator's configuration (stacks/con
 import os
 import sys
 
-from stacks.config import ENVIRONMENT_NAMES, configured_environment
+from stacks.config import ENVIRONMENT_NAMES, check_shared_accounts, configured_environment
 
 if __name__ == "__main__":
     names = [name for name in os.environ.get("PAYMENTS_ENVIRONMENTS", ",".join(ENVIRONMENT_NAMES)).split(",") if name]
@@ -15,6 +15,14 @@ if __name__ == "__main__":
         if unknown:
             raise ValueError(f"no such environment: {', '.join(unknown)} (known: {', '.join(ENVIRONMENT_NAMES)})")
         environments = [configured_environment(name) for name in names]
+        # Every environment that can be configured, synthesized now or not, agrees on its account's state.
+        others = []
+        for name in [name for name in ENVIRONMENT_NAMES if name not in names]:
+            try:
+                others.append(configured_environment(name))
+            except ValueError:
+                continue  # not configured: not deployable, so it shares no account stack
+        check_shared_accounts([*environments, *others])
     except ValueError as error:
         sys.exit(f"synth refused: {error}")
     from stacks.app import build_app  # the provider bindings (~25 s): once the configuration holds

@@ -7,7 +7,7 @@ from cdktf import App
 
 from stacks.account_stack import AccountStack, AccountStackProps
 from stacks.aws_target import AwsTargetProps
-from stacks.config import RESOURCE_PREFIX, EnvironmentConfig
+from stacks.config import RESOURCE_PREFIX, EnvironmentConfig, check_shared_accounts
 from stacks.payment_stack import PaymentStack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,11 +18,13 @@ def build_app(
     outdir: Path = ROOT / "cdktf.out",
     build_dir: Path = ROOT / "build" / "lambda",
 ) -> App:
+    environments = list(environments)
+    check_shared_accounts(environments)
     app = App(outdir=str(outdir))
     accounts: dict[str, AccountStack] = {}
     for config in environments:
         if config.account_stack_id not in accounts:
-            # Its state beside the first environment's of that account: the same bucket, or .state/.
+            # Its state where every environment of that account and region keeps its own: one bucket, or .state/.
             target = AwsTargetProps(
                 config.account_id, config.region, f"{config.account_stack_id}.tfstate", config.state_bucket
             )

@@ -4,8 +4,10 @@ The repository sets what every deployment shares (``REPOSITORY_SETTINGS``); the 
 TOML file with one table per environment, what only they know: the account, the gateway's URL, the API's domain and
 certificate, the merchants. A production environment does not synthesize without them."""
 
+import ipaddress
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -128,8 +130,12 @@ class MerchantConfig(_Frozen):
 
 
 def _is_placeholder(host: str) -> bool:
-    host = host.lower().rstrip(".")  # a fully qualified name's trailing dot names the same host
-    return any(host == name or host.endswith("." + name) for name in PLACEHOLDER_DOMAINS)
+    """A name reserved for documentation or tests, or this machine itself: no production gateway or domain."""
+    host = host.lower().rstrip(".").strip("[]")  # a trailing dot names the same host; an IPv6 literal in brackets
+    try:
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return any(host == name or host.endswith("." + name) for name in PLACEHOLDER_DOMAINS)
 
 
 class CustomDomain(_Frozen):
@@ -143,6 +149,10 @@ class CustomDomain(_Frozen):
     @property
     def certificate_region(self) -> str:
         return self.certificate_arn.split(":")[3]
+
+    @property
+    def certificate_account(self) -> str:
+        return self.certificate_arn.split(":")[4]
 
 
 class EnvironmentConfig(_Frozen):
@@ -216,6 +226,11 @@ class EnvironmentConfig(_Frozen):
             raise ValueError(
                 "a production environment serves its API on a custom domain with TLS 1.2: set domain "
                 "(name and certificate_arn); the execute-api endpoint accepts TLS 1.0 and is disabled"
+            )
+        if self.domain.certificate_account != self.account_id:
+            raise ValueError(
+                f"the certificate of {self.domain.name} belongs to account {self.domain.certificate_account}; "
+                f"API Gateway in {self.account_id} can use only its own account's certificates"
             )
         if self.domain.certificate_region != self.region:
             raise ValueError(
@@ -334,6 +349,7 @@ REPOSITORY_SETTINGS: dict[str, dict[str, Any]] = {
     ),
 }
 ENVIRONMENT_NAMES = tuple(REPOSITORY_SETTINGS)
+REPOSITORY_OWNED = frozenset({"name", "production"})  # what an environment is; its operator sets the rest
 
 
 def operator_config_file() -> Path | None:
@@ -345,13 +361,18 @@ def operator_config_file() -> Path | None:
 
 
 def operator_settings(path: Path | None) -> dict[str, dict[str, Any]]:
-    """The operator's tables, one per environment; none when there is no file."""
-    if path is None or not path.exists():
+    """The operator's tables, one per environment. No file: none, unless the file was named (a typo is an error)."""
+    if path is None or (path == DEFAULT_OPERATOR_CONFIG and not path.exists()):
         return {}
-    settings = tomllib.loads(path.read_text())
-    unknown = sorted(set(settings) - set(ENVIRONMENT_NAMES))
-    if unknown:
-        raise ValueError(f"{path}: no such environment: {', '.join(unknown)} (known: {', '.join(ENVIRONMENT_NAMES)})")
+    try:
+        settings = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"operator configuration {path}: {error}") from None
+    for name, table in settings.items():
+        if name not in ENVIRONMENT_NAMES:
+            raise ValueError(f"{path}: no such environment: {name} (known: {', '.join(ENVIRONMENT_NAMES)})")
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: [{name}] must be one table of settings, not {type(table).__name__}")
     return settings
 
 
@@ -359,6 +380,9 @@ def load_environment(name: str, operator: dict[str, dict[str, Any]] | None = Non
     """``name``'s repository settings with the operator's table over them (each key it sets replaces the whole
     setting); a clear error naming what is missing."""
     own = (operator or {}).get(name, {})
+    owned = sorted(REPOSITORY_OWNED & set(own))
+    if owned:
+        raise ValueError(f"[{name}] of the operator's configuration cannot set {', '.join(owned)}: the repository does")
     try:
         return EnvironmentConfig.model_validate(REPOSITORY_SETTINGS[name] | own)
     except ValidationError as error:
@@ -371,6 +395,19 @@ def load_environment(name: str, operator: dict[str, dict[str, Any]] | None = Non
             f"environment {name} cannot be synthesized: {problems}. Its operator sets these in [{name}] of {source} "
             "(README, 'Deploying')."
         ) from None
+
+
+def check_shared_accounts(environments: Iterable[EnvironmentConfig]) -> None:
+    """Environments in one account and region share its account stack, so they must keep state in one place: else
+    the account stack's state would move with the environments synthesized together."""
+    places: dict[str, dict[str | None, list[str]]] = {}
+    for config in environments:
+        places.setdefault(config.account_stack_id, {}).setdefault(config.state_bucket, []).append(config.name)
+    for stack_id, by_bucket in places.items():
+        if len(by_bucket) > 1:
+            where = "; ".join(f"{', '.join(names)}: {bucket or '.state/'}" for bucket, names in by_bucket.items())
+            raise ValueError(f"environments sharing {stack_id} keep their state in different places ({where}): "
+                             "give them one state_bucket (or none)")  # fmt: skip
 
 
 def configured_environment(name: str) -> EnvironmentConfig:

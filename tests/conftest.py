@@ -69,7 +69,13 @@ def scale_config() -> EnvironmentConfig:
         )
         for m in range(SCALE_MERCHANTS)
     )
-    scale = {"name": "scale", "merchants": merchants, "state_bucket": "payments-scale-state"}  # the S3 backend too
+    # The S3 backend too, in an account of its own (environments sharing an account keep state in one place).
+    scale = {
+        "name": "scale",
+        "merchants": merchants,
+        "state_bucket": "payments-scale-state",
+        "account_id": "444455556666",
+    }
     return EnvironmentConfig.model_validate(DEV.model_dump() | scale)
 
 

@@ -208,13 +208,26 @@ def test_an_operator_table_for_an_unknown_environment_is_refused(tmp_path):
         operator_settings(operator_file)
 
 
-def test_cdktf_synth_without_the_operators_file_fails_before_importing_the_provider_and_says_why():
-    environment = os.environ | {OPERATOR_CONFIG_VARIABLE: str(REPO / "no-such-operator.toml")}
+def test_cdktf_synth_without_the_operators_settings_fails_before_importing_the_provider_and_says_why(tmp_path):
+    operator_file = tmp_path / "no-prod-operator.toml"
+    operator_file.write_text("# the operator has not configured prod yet\n")
+    environment = os.environ | {OPERATOR_CONFIG_VARIABLE: str(operator_file)}
     result = subprocess.run([sys.executable, "main.py"], cwd=REPO, env=environment, capture_output=True, text=True,
                             timeout=30, check=False)  # fmt: skip
     assert result.returncode == 1
     assert "synth refused: environment prod cannot be synthesized: account_id: Field required" in result.stderr
-    assert "no-such-operator.toml" in result.stderr
+    assert "no-prod-operator.toml" in result.stderr
+
+
+def test_an_operator_file_named_but_missing_is_an_error_and_the_default_file_may_be_absent(tmp_path):
+    with pytest.raises(ValueError, match=r"operator configuration .*typo\.toml: \[Errno 2\] No such file"):
+        operator_settings(tmp_path / "typo.toml")
+    assert operator_settings(None) == {}
+
+
+def test_the_operator_cannot_make_an_environment_something_else():
+    with pytest.raises(ValueError, match=r"\[prod\] of the operator's configuration cannot set name, production"):
+        load_environment("prod", {"prod": {"name": "dev", "production": False}})
 
 
 def test_dev_runs_on_the_emulator_without_reserving_concurrency_and_prod_reserves_it():

@@ -96,5 +96,8 @@ def test_the_account_logging_role_writes_every_log_group_of_the_environments_api
 
 
 def test_environments_of_one_account_and_region_share_one_account_stack(synthesized):
-    assert synthesized["dev"].environment.account_stack_id == synthesized["scale"].environment.account_stack_id
-    assert synthesized["prod"].environment.account_stack_id == "payments-account-111122223333-eu-west-1"
+    prod = synthesized["prod"].environment
+    assert prod.account_stack_id == "payments-account-111122223333-eu-west-1"
+    moved = synthesized["dev"].environment.model_copy(update={"account_id": prod.account_id, "region": prod.region})
+    assert moved.account_stack_id == prod.account_stack_id
+    assert synthesized["scale"].environment.account_stack_id == "payments-account-444455556666-us-east-1"

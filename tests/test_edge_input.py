@@ -8,6 +8,7 @@ where a stub route shows the edge's own defence, whatever a route raises."""
 import base64
 import json
 import math
+import socket
 import threading
 
 import pytest
@@ -241,3 +242,20 @@ def test_the_local_api_gives_each_signed_invocation_its_signer_and_the_function_
     assert 6_000 < remaining <= 7_000
     assert (identity["userArn"], identity["accountId"]) == (LOCAL_KEY.principal_arn, LOCAL_KEY.account)
     assert unsigned.status_code == 403 and unsigned.json()["error"]["type"] == "permission_error"
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3"])
+def test_the_local_api_refuses_a_body_it_cannot_delimit_with_the_contracts_error(length):
+    api = local_api.LocalApi(0, None, 7, {LOCAL_KEY.access_key_id: LOCAL_KEY}, "us-east-1")
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection((local_api.HOST, api.server_port), timeout=5) as connection:
+            connection.sendall(f"POST /payments HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+            answer = connection.makefile("rb").read().decode()
+    finally:
+        api.shutdown()
+        api.server_close()
+    status, _, body = answer.partition("\r\n\r\n")
+    assert status.startswith("HTTP/1.1 400")
+    error = json.loads(body)["error"]
+    assert error["code"] == "invalid_content_length" and error["request_id"]

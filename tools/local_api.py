@@ -94,15 +94,28 @@ class _Handler(BaseHTTPRequestHandler):
         body = error_body(error_type, code, message, str(uuid.uuid4()))
         self._send(status, json.dumps(body).encode(), {})
 
+    def _body_length(self) -> int | None:
+        """The body's length, or None once refused as API Gateway would: a length it cannot read (400), or over
+        its 10 MB payload limit (413; the function enforces 32 KiB)."""
+        header = self.headers.get("Content-Length") or "0"
+        if not header.isdigit():
+            self.close_connection = True
+            self._refuse(400, "invalid_request_error", "invalid_content_length", "Invalid Content-Length")
+            return None
+        if int(header) > self.server.payload_limit_bytes:
+            self.close_connection = True
+            self._refuse(413, "invalid_request_error", "body_too_large", "Request Too Large")
+            return None
+        return int(header)
+
     def _serve(self) -> None:
         server = self.server
         path = self.path.split("?", 1)[0]
         if self.command == "GET" and path == "/openapi.json":
             return self._send(200, OPENAPI.read_bytes(), {})
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > self.server.payload_limit_bytes:  # API Gateway's REQUEST_TOO_LARGE; the function enforces 32 KiB
-            self.close_connection = True
-            return self._refuse(413, "invalid_request_error", "body_too_large", "Request Too Large")
+        length = self._body_length()
+        if length is None:
+            return None
         raw = self.rfile.read(length)
         if self.server.throttle and not self.server.throttle.take():
             return self._refuse(429, "rate_limit_error", "rate_limited", "Too Many Requests")

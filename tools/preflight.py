@@ -19,13 +19,15 @@ from typing import Literal
 
 import boto3
 import requests
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from lambdas.routes import Function
 from stacks.config import ENVIRONMENT_NAMES, EnvironmentConfig, configured_environment
 
 UNRESERVED_MINIMUM = 100  # concurrency Lambda keeps unreserved in every account and region
 CERTIFICATE_MARGIN = timedelta(days=30)
+# What a regional custom domain takes: RSA keys up to 2,048 bits (1,024 is too weak to use), or ECDSA P-256/P-384.
+REGIONAL_KEY_ALGORITHMS = ("RSA_2048", "EC_prime256v1", "EC_secp384r1")
 GATEWAY_TIMEOUT_SECONDS = 5
 
 
@@ -78,11 +80,14 @@ def check_concurrency(config: EnvironmentConfig, session: boto3.Session) -> Find
 def check_secret(config: EnvironmentConfig, session: boto3.Session) -> Finding:
     name = config.gateway_secret_name
     try:
-        versions = session.client("secretsmanager").describe_secret(SecretId=name).get("VersionIdsToStages", {})
+        description = session.client("secretsmanager").describe_secret(SecretId=name)
     except ClientError as error:
         if not _missing(error):
             raise
         return Finding("secret", "next", f"{name} is created by the deploy; then put the Sparkle secret key in it")
+    versions = description.get("VersionIdsToStages", {})
+    if description.get("DeletedDate"):
+        return Finding("secret", "fail", f"{name} is scheduled for deletion: restore it (restore-secret) first")
     if not any("AWSCURRENT" in stages for stages in versions.values()):
         return Finding("secret", "fail", f"{name} has no value: put the Sparkle secret key (put-secret-value)")
     return Finding("secret", "ok", f"{name} has a current value")
@@ -94,6 +99,10 @@ def check_gateway(config: EnvironmentConfig, get: Callable[..., requests.Respons
         answer = get(url, timeout=GATEWAY_TIMEOUT_SECONDS, allow_redirects=False)
     except requests.RequestException as error:
         return Finding("gateway", "fail", f"{url} does not answer: {type(error).__name__}")
+    if answer.is_redirect or 300 <= answer.status_code < 400:  # the client follows no redirect: charges would fail
+        return Finding("gateway", "fail", f"{url} redirects (HTTP {answer.status_code}): configure the final URL")
+    if answer.status_code >= 500:
+        return Finding("gateway", "fail", f"{url} is not serving (HTTP {answer.status_code})")
     return Finding("gateway", "ok", f"{url} answers (HTTP {answer.status_code})")
 
 
@@ -111,6 +120,11 @@ def check_certificate(config: EnvironmentConfig, session: boto3.Session, now: da
     problems = []
     if certificate["Status"] != "ISSUED":
         problems.append(f"its status is {certificate['Status']}")
+    if certificate.get("Type") == "PRIVATE":
+        problems.append("it is private: a regional API's certificate must come from a publicly trusted CA")
+    algorithm = str(certificate.get("KeyAlgorithm", "")).replace("-", "_")
+    if algorithm not in REGIONAL_KEY_ALGORITHMS:
+        problems.append(f"API Gateway takes no {algorithm} key here (only {', '.join(REGIONAL_KEY_ALGORITHMS)})")
     if not any(fnmatchcase(domain, name) and domain.count(".") == name.count(".") for name in names):
         problems.append(f"it does not cover {domain} (only {', '.join(sorted(names))})")
     expires = certificate.get("NotAfter")
@@ -122,14 +136,24 @@ def check_certificate(config: EnvironmentConfig, session: boto3.Session, now: da
 
 
 def preflight(config: EnvironmentConfig, session: boto3.Session, now: datetime | None = None) -> list[Finding]:
-    now = now or datetime.now(UTC)
-    return [
-        check_account(config, session),
-        check_concurrency(config, session),
-        check_secret(config, session),
-        check_gateway(config),
-        check_certificate(config, session, now),
+    """Every check, each run whatever the others found; an AWS call that cannot be made is that check's failure."""
+    moment = now or datetime.now(UTC)
+    checks: list[tuple[str, Callable[[], Finding]]] = [
+        ("account", lambda: check_account(config, session)),
+        ("concurrency", lambda: check_concurrency(config, session)),
+        ("secret", lambda: check_secret(config, session)),
+        ("gateway", lambda: check_gateway(config)),
+        ("certificate", lambda: check_certificate(config, session, moment)),
     ]
+    findings = []
+    for name, check in checks:
+        try:
+            findings.append(check())
+        except NoCredentialsError:
+            findings.append(Finding(name, "fail", "no AWS credentials: set a profile, keys or a role for the account"))
+        except (BotoCoreError, ClientError) as error:
+            findings.append(Finding(name, "fail", f"AWS refused or could not be reached: {error}"))
+    return findings
 
 
 def main() -> None:
