@@ -12,7 +12,7 @@ export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 LINTED := lambdas client stacks tools sparkle_sandbox tests main.py
 
-.PHONY: bootstrap preflight install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
+.PHONY: bootstrap preflight verify bench-ledger install test test-fast mutate lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
 
 install: .venv/.installed scanner/.venv/.installed
 
@@ -55,6 +55,13 @@ bootstrap: install  ## the S3 bucket of ENV's Terraform state (ENV=prod), once p
 
 preflight: install  ## what would fail first in ENV's account (ENV=prod): quota, secret, gateway, certificate
 	$(PYTHON) -m tools.preflight --environment $(ENV)
+
+verify: install  ## the ledger proves itself: ENV's (ENV=prod, AWS credentials), else a running `make local`'s
+	$(if $(ENV),$(PYTHON) -m tools.verify --environment $(ENV),AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+	  $(PYTHON) -m tools.verify --environment dev --endpoint-url http://127.0.0.1:$${PAYMENTS_EMULATOR_PORT:-5000})
+
+bench-ledger: install  ## payments/s for 1 and 8 writers on one merchant, head retries per payment, verify entries/s
+	$(PYTHON) -m tools.bench_ledger
 
 demo: install  ## against a running `make local`
 	$(PYTHON) -m tools.demo

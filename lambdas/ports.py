@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
+from lambdas.domain.chains import Head
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.domain.payments import Entry, Payment, Refund
 
@@ -126,6 +127,9 @@ class LedgerStore(Protocol[UoW]):
     def get_refund(self, payment_id: str, refund_id: str) -> Refund | None: ...
 
     def entries(self, payment_id: str) -> list[Entry]: ...
+
+    def heads(self) -> list[Head]:
+        """The head of every chain with entries (lambdas.domain.chains), read together."""
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         """Every pending payment and refund created before then, page by page."""

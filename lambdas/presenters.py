@@ -3,9 +3,9 @@
 from datetime import datetime
 from typing import Any
 
-from lambdas.adapters.ledger_store import iso
 from lambdas.domain.cards import MaskedCard, mask_card_numbers
 from lambdas.domain.payments import Entry, Payment, Refund
+from lambdas.domain.timestamps import iso
 
 
 def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict[str, Any]:
@@ -75,7 +75,18 @@ def ledger_body(payment_id: str, entries: list[Entry]) -> dict[str, Any]:
                 "amount": e.amount,
                 "currency": e.currency,
                 "created_at": iso(e.created_at),
+                "sequence": e.sequence,
+                "hash": e.hash,
             }
             for e in entries
         ],
+    }
+
+
+def balances_body(balances: dict[tuple[str, str], int]) -> dict[str, Any]:
+    return {
+        "balances": [
+            {"account": account, "currency": currency, "amount": amount}
+            for (account, currency), amount in sorted(balances.items())
+        ]
     }

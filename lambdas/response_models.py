@@ -4,7 +4,7 @@ them. The handlers never import this module."""
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.domain.cards import Brand
 from lambdas.domain.payments import Direction, Status
@@ -68,11 +68,23 @@ class LedgerEntry(_Body):
     amount: int
     currency: str
     created_at: str
+    sequence: int | None = Field(description="its place in its chain (1, 2, ...); null for an entry from before chains")
+    hash: str | None = Field(description="SHA-256 of the chain's previous hash and this entry (hex)")
 
 
 class LedgerResponse(_Body):
     payment_id: str
     entries: list[LedgerEntry]
+
+
+class Balance(_Body):
+    account: str
+    currency: str
+    amount: int = Field(description="debits minus credits of every entry of the account, minor units")
+
+
+class BalancesResponse(_Body):
+    balances: list[Balance]
 
 
 class ErrorDetail(_Body):

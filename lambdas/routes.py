@@ -37,6 +37,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/payments/{id}", Function.READ),
     Route("POST", "/payments/{id}/refunds", Function.REFUND, idempotent=True),
     Route("GET", "/payments/{id}/ledger", Function.READ),
+    Route("GET", "/balances", Function.READ),
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

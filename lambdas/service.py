@@ -33,6 +33,9 @@ class PaymentService:
     def ledger(self, payment_id: str) -> Answer:
         return reads.ledger(self.deps, payment_id)
 
+    def balances(self) -> Answer:
+        return reads.balances(self.deps)
+
     def reconcile(
         self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER
     ) -> dict[str, int]:

@@ -17,6 +17,7 @@ class Partition(str, Enum):
     TOKEN = "TOKEN#"  # a vaulted card
     PAYMENT = "PAYMENT#"  # a payment and its refunds
     LEDGER = "LEDGER#"  # the double-entry ledger entries of one payment
+    CHAIN = "CHAIN#"  # the heads of a merchant's hash chains (lambdas.domain.chains), updated with every entry
 
     def key(self, merchant: str, identifier: str) -> str:
         """The partition key of ``merchant``'s record: no read can reach another merchant's item."""
@@ -72,6 +73,8 @@ LEDGER = TableSchema(
     indexes=(
         # Payments and refunds still pending, by time (a sparse index): reconciliation.
         Index(name="by_status", partition_key="status_pk", sort_key="created_at"),
+        # Ledger entries by chain, in sequence (zero-padded): what `make verify` walks.
+        Index(name="by_chain", partition_key="chain_pk", sort_key="chain_seq"),
     ),
     ttl_attribute=None,  # ledger records are never deleted, so nothing in the table expires
 )

@@ -116,7 +116,8 @@ class LedgerTable(_EncryptedTable):
     Writers only ever put new items (``PutItem``; the code adds
     ``attribute_not_exists`` conditions). Payments change state with
     ``UpdateItem``, which is granted only on ``PAYMENT#`` partitions: no role can
-    update or delete a ledger entry. Nothing grants ``DeleteItem``, and
+    update or delete a ledger entry (``CHAIN#`` heads, updated with every entry, prove the entries: see
+    lambdas.domain.chains). Nothing grants ``DeleteItem``, and
     nothing expires: the table has no TTL (its schema names no TTL attribute).
     """
 
@@ -127,9 +128,13 @@ class LedgerTable(_EncryptedTable):
         purpose = "Append" + "".join(p.name.title() for p in partitions)
         self._grant(grantee, purpose, ("dynamodb:PutItem", "dynamodb:ConditionCheckItem"), (_leading_keys(partitions),))
 
-    def grant_update_payments(self, grantee: Grantable) -> None:
-        """Move payments through their states; ledger entries stay out of reach."""
-        self._grant(grantee, "UpdatePayments", ("dynamodb:UpdateItem",), (_leading_keys((Partition.PAYMENT,)),))
+    def grant_update(self, grantee: Grantable, partitions: tuple[Partition, ...]) -> None:
+        """Update items in these partitions only (payments through their states, chain heads as entries are added);
+        ledger entries stay out of reach."""
+        if Partition.LEDGER in partitions:
+            raise ValueError("ledger entries are never updated")
+        purpose = "Update" + "".join(p.name.title() for p in partitions)
+        self._grant(grantee, purpose, ("dynamodb:UpdateItem",), (_leading_keys(partitions),))
 
 
 class IdempotencyTable(_EncryptedTable):

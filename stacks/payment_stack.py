@@ -180,12 +180,12 @@ class PaymentStack(TerraformStack):
         fingerprint_key.grant_mac(charge)  # cards sent inline
         ledger.grant_read(charge)
         ledger.grant_append(charge, (Partition.PAYMENT, Partition.LEDGER))
-        ledger.grant_update_payments(charge)
+        ledger.grant_update(charge, (Partition.PAYMENT, Partition.CHAIN))
 
         refund = functions[Function.REFUND]
         ledger.grant_read(refund)
         ledger.grant_append(refund, (Partition.PAYMENT, Partition.LEDGER))
-        ledger.grant_update_payments(refund)
+        ledger.grant_update(refund, (Partition.PAYMENT, Partition.CHAIN))
 
         read = functions[Function.READ]
         ledger.grant_read(read)
@@ -194,7 +194,7 @@ class PaymentStack(TerraformStack):
         reconcile = functions[Function.RECONCILE]
         ledger.grant_read(reconcile)
         ledger.grant_append(reconcile, (Partition.LEDGER,))
-        ledger.grant_update_payments(reconcile)
+        ledger.grant_update(reconcile, (Partition.PAYMENT, Partition.CHAIN))
 
         for function in (tokenize, charge, refund, read):
             merchants.grant_lookup(function)  # who the caller acts for, before anything else

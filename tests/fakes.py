@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
+from lambdas.domain.chains import Head, chain_of
 from lambdas.domain.merchants import Caller, Merchant, lookup_keys
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.rules import RuleSet
@@ -58,6 +59,7 @@ class FakeLedger:
     payments: dict[str, Payment] = field(default_factory=dict)
     refunds: dict[tuple[str, str], Refund] = field(default_factory=dict)
     entries: dict[str, list[Entry]] = field(default_factory=dict)
+    heads: dict[int, Head] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class FakeLedgerStore:
 
     def __init__(self, db: FakeDatabase, merchant: str) -> None:
         self.db = db
+        self.merchant = merchant
         self.ledger = db.ledger(merchant)
 
     def unit_of_work(self) -> FakeUnitOfWork:
@@ -198,8 +201,20 @@ class FakeLedgerStore:
         uow.add("refund", check, apply)
 
     def _add_entries(self, uow: FakeUnitOfWork, entries: list[Entry]) -> None:
-        for entry in entries:
-            uow.add("entry", _always, lambda e=entry: self.ledger.entries.setdefault(e.payment_id, []).append(e))
+        """At the end of the payment's chain as it stands at commit (the DynamoDB store retries until it is)."""
+
+        def apply() -> None:
+            chain = chain_of(entries[0].payment_id)
+            placed, self.ledger.heads[chain] = self.ledger.heads.get(chain, Head(chain)).extend(self.merchant, entries)
+            for entry in placed:
+                self.ledger.entries.setdefault(entry.payment_id, []).append(entry)
+
+        if entries:
+            uow.add("entry", _always, apply)
+
+    def heads(self) -> list[Head]:
+        with self.db.lock:
+            return list(self.ledger.heads.values())
 
     @staticmethod
     def _plain(payment: Payment | None) -> Payment | None:

@@ -25,7 +25,7 @@ from lambdas.edge import (
     field_param,
     parse_json_object,
 )
-from lambdas.routes import Function
+from lambdas.routes import ROUTES, Function
 from lambdas.service import Answer
 from tests.events import body_of, invoke
 from tests.fakes import fake_world
@@ -167,7 +167,8 @@ def test_a_metadata_key_holding_a_card_number_is_named_by_position(aws_env, sand
 def stub_handler(route):
     """The read function's handler with ``route`` serving both its routes, and no service."""
     tenancy = fake_world(FakeGateway()).tenancy
-    return ApiHandler(Function.READ, {"GET /payments/{id}": route, "GET /payments/{id}/ledger": route}, lambda: tenancy)
+    served = [f"{r.method} {r.path}" for r in ROUTES if r.function is Function.READ]
+    return ApiHandler(Function.READ, dict.fromkeys(served, route), lambda: tenancy)
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,7 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         response_models.LedgerResponse,
         {404: "Unknown payment, or another merchant's"},
     ),
+    ("GET", "/balances"): ("Read the merchant's balances", None, 200, response_models.BalancesResponse, {}),
 }
 
 

@@ -4,7 +4,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -70,7 +70,16 @@ def _names_in(condition: str) -> list[str]:
 
 
 CONFLICT_RETRIES = 4  # DynamoDB cancels a transaction that meets another on the same item
+HEAD_RETRIES = 40  # a chain head moved by another writer: the entries are placed again after the new head
 Decoder = Callable[[dict[str, Any] | None], Any]
+Part = tuple[str, dict[str, Any], Decoder]
+MOVED_HEAD = "head"  # the label of a part whose failed condition means "read again and retry", not a lost race
+
+
+class Appender(Protocol):
+    """Parts built afresh for each attempt (from a fresh read), such as entries placed at the end of a chain."""
+
+    def parts(self) -> list[Part]: ...
 
 
 class DynamoUnitOfWork:
@@ -82,7 +91,9 @@ class DynamoUnitOfWork:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.parts: list[tuple[str, dict[str, Any], Decoder]] = []
+        self.parts: list[Part] = []
+        self.appenders: list[Appender] = []
+        self.moved_heads = 0  # attempts lost to another writer's head update (make bench-ledger counts them)
 
     def add(self, label: str, part: dict[str, Any], decode: Decoder = lambda item: item) -> None:
         operation = next(iter(part.values()))
@@ -90,22 +101,46 @@ class DynamoUnitOfWork:
             operation["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         self.parts.append((label, part, decode))
 
+    def append(self, appender: Appender) -> None:
+        self.appenders.append(appender)
+
+    def _attempt_parts(self) -> list[Part]:
+        parts = list(self.parts)
+        for appender in self.appenders:
+            for label, part, decode in appender.parts():
+                operation = next(iter(part.values()))
+                if "ConditionExpression" in operation:
+                    operation["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+                parts.append((label, part, decode))
+        return parts
+
     def commit(self) -> None:
-        for attempt in range(CONFLICT_RETRIES + 1):
+        conflicts_left, heads_left = CONFLICT_RETRIES, HEAD_RETRIES
+        while True:
+            parts = self._attempt_parts()
             try:
-                self.client.transact_write_items(TransactItems=[part for _, part, _ in self.parts])
+                self.client.transact_write_items(TransactItems=[part for _, part, _ in parts])
                 return
             except ClientError as error:
                 if error.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
                 reasons = error.response.get("CancellationReasons") or []
-                conflicts = {
+                failed = {
                     label: decode(from_item(reason["Item"]) if reason.get("Item") else None)
-                    for (label, _, decode), reason in zip(self.parts, reasons, strict=False)
+                    for (label, _, decode), reason in zip(parts, reasons, strict=False)
                     if reason.get("Code") == "ConditionalCheckFailed"
                 }
+                conflicts = {label: found for label, found in failed.items() if label != MOVED_HEAD}
                 if conflicts:
                     raise LostRace(conflicts) from None
-                if attempt == CONFLICT_RETRIES or not any(r.get("Code") == "TransactionConflict" for r in reasons):
+                if failed and heads_left:  # only a head moved: place the entries after the new one
+                    heads_left -= 1
+                    self.moved_heads += 1
+                    # writers that keep meeting on one head spread out: jittered, growing, at most 0.2 s
+                    time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(self.moved_heads, 6))))
+                    continue
+                if not conflicts_left or not any(r.get("Code") == "TransactionConflict" for r in reasons):
                     raise
+                attempt = CONFLICT_RETRIES - conflicts_left
+                conflicts_left -= 1
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))  # another transaction held an item: try again

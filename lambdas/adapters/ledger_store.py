@@ -11,13 +11,15 @@ little is left (or when what is left changed under a stale check).
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from lambdas.adapters.dynamo import DynamoUnitOfWork, from_item, put_new, to_item, update
+from lambdas.adapters.dynamo import MOVED_HEAD, DynamoUnitOfWork, Part, from_item, put_new, to_item, update
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.domain.cards import MaskedCard
+from lambdas.domain.chains import Head, chain_of
 from lambdas.domain.payments import Direction, Entry, Payment, Refund, RefundStatus, Status
+from lambdas.domain.timestamps import iso, parse_iso
 from lambdas.ports import PendingItem, StoredToken
 from lambdas.storage_schema import LEDGER, Partition
 
@@ -25,7 +27,9 @@ PK = LEDGER.partition_key
 if LEDGER.sort_key is None:
     raise TypeError("the ledger's items are keyed by partition and sort key")
 SK = LEDGER.sort_key
-(BY_STATUS,) = LEDGER.indexes
+BY_STATUS, BY_CHAIN = LEDGER.indexes
+HEADS = "heads"  # the identifier of a merchant's partition of chain heads (one query reads them all)
+HEAD_SK = "HEAD#"
 PAYMENT_SK = "PAYMENT"
 TOKEN_SK = "TOKEN"
 REFUND_SK = "REFUND#"
@@ -34,14 +38,6 @@ REFUND_SK = "REFUND#"
 def pending_partition(merchant: str) -> str:
     """The merchant's partition of the pending index (reconciliation reads it merchant by merchant)."""
     return f"{Status.PENDING.value}#{merchant}"
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _card_values(card: MaskedCard) -> dict[str, Any]:
@@ -145,28 +141,27 @@ class DynamoLedgerStore:
                 refund_id = values[SK].removeprefix(REFUND_SK) if values[SK].startswith(REFUND_SK) else None
                 yield PendingItem(self._payment_id(values), refund_id)
 
-    def entries(self, payment_id: str) -> list[Entry]:
+    def _partition(self, pk: str) -> Iterator[dict[str, Any]]:
+        """Every item of a partition, consistently read, page by page."""
         pages = self.client.get_paginator("query").paginate(
             TableName=self.table,
             KeyConditionExpression="#pk = :pk",
             ExpressionAttributeNames={"#pk": PK},
-            ExpressionAttributeValues=to_item({":pk": self._key(Partition.LEDGER, payment_id)}),
+            ExpressionAttributeValues=to_item({":pk": pk}),
             ConsistentRead=True,
         )
-        items = [from_item(item) for page in pages for item in page["Items"]]
-        return [
-            Entry(
-                v["id"],
-                payment_id,
-                v["account"],
-                Direction(v["direction"]),
-                int(v["amount"]),
-                v["currency"],
-                parse_iso(v["created_at"]),
-                v.get("refund_id"),
-            )
-            for v in items
-        ]
+        return (from_item(item) for page in pages for item in page["Items"])
+
+    def entries(self, payment_id: str) -> list[Entry]:
+        return [entry_of(values) for values in self._partition(self._key(Partition.LEDGER, payment_id))]
+
+    def head(self, chain: int) -> Head:
+        values = self._get(self._key(Partition.CHAIN, HEADS), f"{HEAD_SK}{chain:02d}")
+        return head_of(values) if values else Head(chain)
+
+    def heads(self) -> list[Head]:
+        """Every chain's head that has entries: one query (the balances are their sum)."""
+        return [head_of(values) for values in self._partition(self._key(Partition.CHAIN, HEADS))]
 
     # -- writes, as parts of a unit of work ----------------------------------------
 
@@ -330,25 +325,97 @@ class DynamoLedgerStore:
         return self._payment(values) if values else None
 
     def _add_entries(self, uow: DynamoUnitOfWork, entries: list[Entry]) -> None:
-        for n, e in enumerate(entries):
-            uow.add(
-                "entry",
-                put_new(
-                    self.table,
-                    {
-                        PK: self._key(Partition.LEDGER, e.payment_id),
-                        SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}",
-                        "id": e.id,
-                        "account": e.account,
-                        "direction": e.direction.value,
-                        "amount": e.amount,
-                        "currency": e.currency,
-                        "created_at": iso(e.created_at),
-                        "refund_id": e.refund_id,
-                    },
-                    PK,
-                ),
+        if entries:
+            uow.append(ChainAppend(self, entries))
+
+    def entry_parts(self, head: Head, entries: list[Entry]) -> list[Part]:
+        """The entries placed after ``head``, and the head's update on the condition that it has not moved."""
+        placed, after = head.extend(self.merchant, entries)
+        parts: list[Part] = [
+            ("entry", put_new(self.table, self._entry_item(n, e), PK), lambda item: item) for n, e in enumerate(placed)
+        ]
+        moved = "attribute_not_exists(#pk)" if head.sequence == 0 else "#sequence = :expected"
+        parts.append(
+            (
+                MOVED_HEAD,
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": to_item({PK: self._key(Partition.CHAIN, HEADS), SK: f"{HEAD_SK}{head.chain:02d}"}),
+                        "UpdateExpression": "SET #sequence = :sequence, #hash = :hash, #balances = :balances",
+                        "ConditionExpression": moved,
+                        "ExpressionAttributeNames": {"#sequence": "sequence", "#hash": "hash", "#balances": "balances"}
+                        | ({"#pk": PK} if head.sequence == 0 else {}),
+                        "ExpressionAttributeValues": to_item(
+                            {":sequence": after.sequence, ":hash": after.hash, ":balances": _balances_item(after)}
+                            | ({":expected": head.sequence} if head.sequence else {})
+                        ),
+                    }
+                },
+                lambda item: item,
             )
+        )
+        return parts
+
+    def _entry_item(self, n: int, e: Entry) -> dict[str, Any]:
+        return {
+            PK: self._key(Partition.LEDGER, e.payment_id),
+            SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}",
+            "id": e.id,
+            "payment_id": e.payment_id,
+            "account": e.account,
+            "direction": e.direction.value,
+            "amount": e.amount,
+            "currency": e.currency,
+            "created_at": iso(e.created_at),
+            "refund_id": e.refund_id,
+            "chain": e.chain,
+            "sequence": e.sequence,
+            "hash": e.hash,
+            BY_CHAIN.partition_key: self._key(Partition.CHAIN, str(e.chain)),
+            BY_CHAIN.sort_key: f"{e.sequence:012d}",
+        }
+
+
+class ChainAppend:
+    """One payment's entries, placed at the end of its chain from a fresh read of the head at each attempt."""
+
+    def __init__(self, store: DynamoLedgerStore, entries: list[Entry]) -> None:
+        self.store = store
+        self.entries = entries
+        (self.chain,) = {chain_of(entry.payment_id) for entry in entries}
+
+    def parts(self) -> list[Part]:
+        return self.store.entry_parts(self.store.head(self.chain), self.entries)
+
+
+def _balances_item(head: Head) -> dict[str, int]:
+    return {f"{currency}:{account}": amount for (account, currency), amount in head.balances.items()}
+
+
+def head_of(values: dict[str, Any]) -> Head:
+    balances = {}
+    for key, amount in values.get("balances", {}).items():
+        currency, account = key.split(":", 1)
+        balances[(account, currency)] = int(amount)
+    return Head(int(values[SK].removeprefix(HEAD_SK)), int(values["sequence"]), values["hash"], balances)
+
+
+def entry_of(values: dict[str, Any]) -> Entry:
+    """An entry as stored; ``payment_id`` from its key where an entry written before chains lacks the field."""
+    return Entry(
+        values["id"],
+        values.get("payment_id") or str(values[PK]).rsplit("#", 1)[1],
+        values["account"],
+        Direction(values["direction"]),
+        int(values["amount"]),
+        values["currency"],
+        parse_iso(values["created_at"]),
+        values.get("refund_id"),
+        int(values["chain"]) if "chain" in values else None,
+        int(values["sequence"]) if "sequence" in values else None,
+        values.get("hash"),
+    )
 
 
 def _lifecycle(stored: Status) -> Status:

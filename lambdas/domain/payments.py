@@ -51,6 +51,10 @@ class Entry:
     currency: str
     created_at: datetime
     refund_id: str | None = None
+    # Where the entry sits in its merchant's hash chains (lambdas.domain.chains): set when it is written.
+    chain: int | None = None
+    sequence: int | None = None
+    hash: str | None = None
 
 
 def _transfer(

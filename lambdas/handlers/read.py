@@ -1,4 +1,4 @@
-"""GET /payments/{id} and GET /payments/{id}/ledger: no request body, so no models to load."""
+"""GET /payments/{id}, GET /payments/{id}/ledger and GET /balances: no request body, so no models to load."""
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
@@ -14,6 +14,12 @@ def get_ledger(request: ApiRequest, service: PaymentService) -> Answer:
     return service.ledger(request.path_parameters.get("id", ""))
 
 
+def get_balances(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.balances()
+
+
 handler = ApiHandler(
-    Function.READ, {"GET /payments/{id}": get_payment, "GET /payments/{id}/ledger": get_ledger}, tenancy
+    Function.READ,
+    {"GET /payments/{id}": get_payment, "GET /payments/{id}/ledger": get_ledger, "GET /balances": get_balances},
+    tenancy,
 )

@@ -1,0 +1,113 @@
+"""`make verify` (python -m tools.verify --environment dev): the ledger proves itself, or the first break is named.
+
+For each merchant (every one in the merchants table, or ``--merchant``), each of its hash chains is read in
+sequence order (the ledger's ``by_chain`` index) and recomputed from its entries, then compared with the chain's
+head: an edited entry (its hash no longer follows), a deleted one (a gap), an inserted one, or a head whose hash
+or balances disagree with the entries (lambdas.domain.chains.check_chain). Read-only: credentials that can read
+the two tables suffice. Exit 0 when intact, 1 naming the first break; progress and entries per second on stderr.
+
+``--endpoint-url`` points it at the emulator (`make local` runs one at 127.0.0.1:5000)."""
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from lambdas.adapters.dynamo import from_item, to_item
+from lambdas.adapters.ledger_store import BY_CHAIN, DynamoLedgerStore, entry_of
+from lambdas.adapters.merchants import DynamoMerchantDirectory
+from lambdas.domain.chains import CHAINS, Break, check_chain
+from lambdas.domain.payments import Entry
+from lambdas.storage_schema import Partition
+from stacks.config import ENVIRONMENT_NAMES, configured_environment
+
+PROGRESS_EVERY = 10_000  # entries between progress lines
+
+
+@dataclass(frozen=True)
+class Report:
+    merchants: int
+    entries: int
+    seconds: float
+    broken: tuple[str, Break] | None = None  # (merchant, first break)
+
+    @property
+    def entries_per_second(self) -> float:
+        return self.entries / self.seconds if self.seconds else 0.0
+
+
+def chain_entries(client: Any, table: str, merchant: str, chain: int) -> Iterator[Entry]:
+    pages = client.get_paginator("query").paginate(
+        TableName=table,
+        IndexName=BY_CHAIN.name,
+        KeyConditionExpression="#chain = :chain",
+        ExpressionAttributeNames={"#chain": BY_CHAIN.partition_key},
+        ExpressionAttributeValues=to_item({":chain": Partition.CHAIN.key(merchant, str(chain))}),
+    )
+    for page in pages:
+        for item in page["Items"]:
+            yield entry_of(from_item(item))
+
+
+def verify(client: Any, table: str, merchants: list[str], progress=lambda entries, seconds: None) -> Report:
+    started, count = time.perf_counter(), 0
+    for merchant in merchants:
+        store = DynamoLedgerStore(client, table, metadata_cipher=None, merchant=merchant)  # type: ignore[arg-type]
+        merchant_heads = {head.chain: head for head in store.heads()}
+        if set(merchant_heads) - set(range(CHAINS)):
+            stray = min(set(merchant_heads) - set(range(CHAINS)))
+            return Report(len(merchants), count, time.perf_counter() - started,
+                          (merchant, Break(stray, 0, None, "a head for a chain the ledger does not have")))  # fmt: skip
+        for chain in range(CHAINS):
+            entries = []
+            for entry in chain_entries(client, table, merchant, chain):
+                entries.append(entry)
+                count += 1
+                if count % PROGRESS_EVERY == 0:
+                    progress(count, time.perf_counter() - started)
+            broken = check_chain(merchant, chain, entries, merchant_heads.get(chain))
+            if broken:
+                return Report(len(merchants), count, time.perf_counter() - started, (merchant, broken))
+    return Report(len(merchants), count, time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--environment", choices=ENVIRONMENT_NAMES, help="its ledger and merchants tables")
+    parser.add_argument("--table", help="the ledger table (instead of --environment's)")
+    parser.add_argument("--merchants-table", help="where the merchants are listed (instead of --environment's)")
+    parser.add_argument("--merchant", action="append", help="only these merchants (repeatable)")
+    parser.add_argument("--endpoint-url", help="an AWS-compatible endpoint (the emulator)")
+    parser.add_argument("--region")
+    args = parser.parse_args()
+    if args.environment:
+        config = configured_environment(args.environment)
+        table = args.table or f"{config.prefix}-ledger"
+        merchants_table = args.merchants_table or f"{config.prefix}-merchants"
+        region = args.region or config.region
+    elif args.table and (args.merchant or args.merchants_table):
+        table, merchants_table, region = args.table, args.merchants_table, args.region
+    else:
+        parser.error("name --environment, or --table with --merchant or --merchants-table")
+    client = boto3.client("dynamodb", endpoint_url=args.endpoint_url, region_name=region)
+    merchants = args.merchant or [m.id for m in DynamoMerchantDirectory(client, merchants_table).merchants()]
+
+    def progress(entries: int, seconds: float) -> None:
+        print(f"... {entries} entries, {entries / seconds:,.0f}/s", file=sys.stderr, flush=True)
+
+    report = verify(client, table, merchants, progress)
+    rate = f"{report.entries} entries of {report.merchants} merchants in {report.seconds:.2f} s"
+    rate += f" ({report.entries_per_second:,.0f} entries/s)"
+    if report.broken:
+        merchant, broken = report.broken
+        print(f"BROKEN: merchant {merchant}, {broken} (after {rate})")
+        sys.exit(1)
+    print(f"intact: {rate}")
+
+
+if __name__ == "__main__":
+    main()
