@@ -13,11 +13,12 @@ from client.errors import (
     PermissionDenied,
     ServiceError,
 )
-from client.models import CardSummary, LedgerEntry, Payment, Refund, Token
+from client.models import Balance, CardSummary, LedgerEntry, Payment, Refund, Token
 from client.signing import SigV4
 
 __all__ = [
     "AnswerLost",
+    "Balance",
     "CardDeclined",
     "CardSummary",
     "GatewayPending",

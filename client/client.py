@@ -11,14 +11,14 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 
 from client.errors import AnswerLost, PaymentsError, error_for
-from client.models import LedgerEntry, Payment, Refund, Token
+from client.models import Balance, LedgerEntry, Payment, Refund, Token
 from client.signing import SigV4
 
 RETRIED_STATUSES = frozenset({409, 429, 502, 503, 504})
@@ -96,6 +96,22 @@ class PaymentsClient:
     def ledger(self, payment_id: str) -> list[LedgerEntry]:
         body, _ = self._call("GET", f"/payments/{_segment(payment_id)}/ledger")
         return [LedgerEntry.of(entry) for entry in body["entries"]]
+
+    def payments(self, page_size: int = 100) -> Iterator[Payment]:
+        """Every payment of the merchant, newest first, page by page (each from the previous page's last id, so
+        payments made meanwhile never repeat or skip one)."""
+        query: dict[str, str | int] = {"limit": page_size}
+        while True:
+            body, _ = self._call("GET", "/payments?" + urlencode(query))
+            for item in body["data"]:
+                yield Payment.of(item)
+            if not body["has_more"] or not body["data"]:
+                return
+            query["starting_after"] = body["data"][-1]["id"]
+
+    def balances(self) -> list[Balance]:
+        body, _ = self._call("GET", "/balances")
+        return [Balance(b["account"], b["currency"], b["amount"]) for b in body["balances"]]
 
     # -- one logical call ------------------------------------------------------------
 

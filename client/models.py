@@ -85,7 +85,25 @@ class LedgerEntry:
     amount: int
     currency: str
     created_at: str
+    sequence: int | None = None  # its place in its hash chain
+    hash: str | None = None
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> "LedgerEntry":
-        return cls(body["id"], body["account"], body["direction"], body["amount"], body["currency"], body["created_at"])
+        return cls(
+            body["id"],
+            body["account"],
+            body["direction"],
+            body["amount"],
+            body["currency"],
+            body["created_at"],
+            body.get("sequence"),
+            body.get("hash"),
+        )
+
+
+@dataclass(frozen=True)
+class Balance:
+    account: str
+    currency: str
+    amount: int  # debits minus credits, minor units

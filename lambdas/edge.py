@@ -45,6 +45,7 @@ class ApiRequest:
     method: str
     resource: str
     path_parameters: dict[str, str]
+    query: dict[str, str]
     headers: dict[str, str]  # lower-cased names
     body: dict[str, Any]
     request_id: str
@@ -194,6 +195,7 @@ def _parse(event: dict[str, Any], merchant: str) -> ApiRequest:
         method=event.get("httpMethod", ""),
         resource=event.get("resource", ""),
         path_parameters=event.get("pathParameters") or {},
+        query=event.get("queryStringParameters") or {},
         headers=headers,
         body=body,
         request_id=(event.get("requestContext") or {}).get("requestId", ""),

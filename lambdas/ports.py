@@ -128,6 +128,9 @@ class LedgerStore(Protocol[UoW]):
 
     def entries(self, payment_id: str) -> list[Entry]: ...
 
+    def list_payments(self, limit: int, starting_after: Payment | None) -> tuple[list[Payment], bool]:
+        """Up to ``limit`` of the merchant's payments, newest first, after ``starting_after``; whether more follow."""
+
     def heads(self) -> list[Head]:
         """The head of every chain with entries (lambdas.domain.chains), read together."""
 

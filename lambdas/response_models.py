@@ -77,6 +77,11 @@ class LedgerResponse(_Body):
     entries: list[LedgerEntry]
 
 
+class PaymentListResponse(_Body):
+    data: list[PaymentResponse] = Field(description="newest first")
+    has_more: bool
+
+
 class Balance(_Body):
     account: str
     currency: str

@@ -34,6 +34,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/tokens", Function.TOKENIZE),
     Route("POST", "/payments", Function.CHARGE, idempotent=True),
+    Route("GET", "/payments", Function.READ),
     Route("GET", "/payments/{id}", Function.READ),
     Route("POST", "/payments/{id}/refunds", Function.REFUND, idempotent=True),
     Route("GET", "/payments/{id}/ledger", Function.READ),

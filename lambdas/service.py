@@ -33,6 +33,9 @@ class PaymentService:
     def ledger(self, payment_id: str) -> Answer:
         return reads.ledger(self.deps, payment_id)
 
+    def list_payments(self, limit: str | None, starting_after: str | None) -> Answer:
+        return reads.list_payments(self.deps, limit, starting_after)
+
     def balances(self) -> Answer:
         return reads.balances(self.deps)
 

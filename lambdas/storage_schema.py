@@ -36,6 +36,7 @@ class Index:
     name: str
     partition_key: str
     sort_key: str
+    projection: str = "ALL"  # or "KEYS_ONLY": an update to an item's other attributes then writes no index item
 
     @property
     def key_schema(self) -> list[dict[str, str]]:
@@ -73,6 +74,9 @@ LEDGER = TableSchema(
     indexes=(
         # Payments and refunds still pending, by time (a sparse index): reconciliation.
         Index(name="by_status", partition_key="status_pk", sort_key="created_at"),
+        # A merchant's payments by creation (time, then id): GET /payments, newest first. Keys only, so only a
+        # payment's creation writes the index (its ceiling: one partition's 1,000 writes/s per merchant).
+        Index(name="by_merchant", partition_key="merchant_pk", sort_key="created_key", projection="KEYS_ONLY"),
         # Ledger entries by chain, in sequence (zero-padded): what `make verify` walks.
         Index(name="by_chain", partition_key="chain_pk", sort_key="chain_seq"),
     ),

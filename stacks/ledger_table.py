@@ -61,7 +61,7 @@ class _EncryptedTable(Construct):
                     name=index.name,
                     hash_key=index.partition_key,
                     range_key=index.sort_key,
-                    projection_type="ALL",
+                    projection_type=index.projection,
                 )
                 for index in schema.indexes
             ]

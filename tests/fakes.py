@@ -27,6 +27,7 @@ from lambdas.domain.chains import Head, chain_of
 from lambdas.domain.merchants import Caller, Merchant, lookup_keys
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.rules import RuleSet
+from lambdas.domain.timestamps import iso
 from lambdas.gateway import Gateway
 from lambdas.ports import Answer, Begun, Fresh, LostRace, PendingItem, Replay, Resume, StoredToken
 from lambdas.service import PaymentService, Tenancy
@@ -211,6 +212,16 @@ class FakeLedgerStore:
 
         if entries:
             uow.add("entry", _always, apply)
+
+    def list_payments(self, limit: int, starting_after: Payment | None) -> tuple[list[Payment], bool]:
+        def place(payment: Payment) -> tuple[str, str]:
+            return iso(payment.created_at), payment.id
+
+        with self.db.lock:
+            newest_first = sorted(self.ledger.payments.values(), key=place, reverse=True)
+        if starting_after is not None:
+            newest_first = [p for p in newest_first if place(p) < place(starting_after)]
+        return newest_first[:limit], len(newest_first) > limit
 
     def heads(self) -> list[Head]:
         with self.db.lock:

@@ -84,6 +84,14 @@ def test_every_route_through_the_sdk(local):
     assert len(ledger) == 4
     debits = sum(e.amount for e in ledger if e.direction == "debit")
     assert debits == sum(e.amount for e in ledger if e.direction == "credit")
+    assert sorted(e.sequence for e in ledger) == list(range(ledger[0].sequence, ledger[0].sequence + 4))
+    assert all(e.hash and len(e.hash) == 64 for e in ledger)
+    listed = list(payments.payments(page_size=1))  # the iterator, signed with the query string, page by page
+    assert listed[0].id == paid.id and len({p.id for p in listed}) == len(listed)
+    assert all(listed[i].created_at >= listed[i + 1].created_at for i in range(len(listed) - 1))
+    balances = {(b.account, b.currency): b.amount for b in payments.balances()}
+    assert sum(balances.values()) == 0 and balances[("merchant_balance", "USD")] <= -1000
+    error_of(get(local, "/payments?limit=101"), 400, "invalid_request_error")
 
 
 @pytest.mark.parametrize("body, param", BAD_PAYMENTS[:8])

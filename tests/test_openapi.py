@@ -25,6 +25,7 @@ CONTRACT_ROUTES = {
     ("POST", "/payments/{id}/refunds"): (True, {201, 400, 404, 409, 413, 415, 422, 502, 504}),
     ("GET", "/payments/{id}/ledger"): (False, {200, 404}),
     ("GET", "/balances"): (False, {200}),
+    ("GET", "/payments"): (False, {200, 400}),
 }
 EVERY_ROUTE_STATUSES = {403, 429, 500}
 

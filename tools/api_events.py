@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 from lambdas.routes import ROUTES, Route
 
@@ -38,7 +39,10 @@ def api_event(
     content_type: str | None = "application/json",
     request_id: str | None = None,
 ) -> dict:
-    """The event for ``method path``; ``content_type`` is added unless the headers name one."""
+    """The event for ``method path`` (a query string after ``?``, as API Gateway passes it); ``content_type`` is
+    added unless the headers name one."""
+    path, _, query_string = path.partition("?")
+    query = dict(parse_qsl(query_string, keep_blank_values=True))
     route, parameters = route_for(method, path)
     if raw_body is None and body is not None:
         raw_body = json.dumps(body)
@@ -50,7 +54,7 @@ def api_event(
         "httpMethod": method,
         "headers": all_headers,
         "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": None,
+        "queryStringParameters": query or None,
         "pathParameters": parameters,
         "stageVariables": None,
         "requestContext": {

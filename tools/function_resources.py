@@ -14,7 +14,7 @@ from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 
 def create_table(client, name: str, schema: TableSchema) -> None:
     indexes = [
-        {"IndexName": i.name, "KeySchema": i.key_schema, "Projection": {"ProjectionType": "ALL"}}
+        {"IndexName": i.name, "KeySchema": i.key_schema, "Projection": {"ProjectionType": i.projection}}
         for i in schema.indexes
     ]
     client.create_table(

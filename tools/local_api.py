@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(400, "invalid_request_error", "invalid_body", "The body is not UTF-8 text.")
         event = api_event(
             self.command,
-            path,
+            self.path,  # with its query string
             headers=headers,  # exactly what was verified
             raw_body=text or None,
             caller=signer.principal_arn,

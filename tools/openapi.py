@@ -53,7 +53,22 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         {404: "Unknown payment, or another merchant's"},
     ),
     ("GET", "/balances"): ("Read the merchant's balances", None, 200, response_models.BalancesResponse, {}),
+    ("GET", "/payments"): (
+        "List the merchant's payments, newest first",
+        None,
+        200,
+        response_models.PaymentListResponse,
+        {400: "limit out of range, or starting_after not one of your payments"},
+    ),
 }
+QUERY_PARAMETERS = {
+    ("GET", "/payments"): [
+        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": 100, "default": 10}},
+        {"name": "starting_after", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "the last payment id of the previous page"},
+    ]
+}  # fmt: skip
 
 
 def _ref(model: type[BaseModel]) -> dict:
@@ -80,6 +95,7 @@ def build() -> dict:
             for p in route.path_parts
             if p.startswith("{")
         ]
+        parameters += QUERY_PARAMETERS.get((route.method, route.path), [])
         if route.method == "POST":
             parameters.append(
                 {

@@ -27,7 +27,7 @@ PK = LEDGER.partition_key
 if LEDGER.sort_key is None:
     raise TypeError("the ledger's items are keyed by partition and sort key")
 SK = LEDGER.sort_key
-BY_STATUS, BY_CHAIN = LEDGER.indexes
+BY_STATUS, BY_MERCHANT, BY_CHAIN = LEDGER.indexes
 HEADS = "heads"  # the identifier of a merchant's partition of chain heads (one query reads them all)
 HEAD_SK = "HEAD#"
 PAYMENT_SK = "PAYMENT"
@@ -73,6 +73,7 @@ class DynamoLedgerStore:
         self.merchant = merchant
         self.page_size = page_size  # items per query page (None: DynamoDB's 1 MB pages)
         self._pending = pending_partition(merchant)
+        self._listing = f"PAYMENTS#{merchant}"  # the merchant's partition of the by_merchant index
 
     def _key(self, partition: Partition, identifier: str) -> str:
         return partition.key(self.merchant, identifier)
@@ -125,6 +126,28 @@ class DynamoLedgerStore:
     def get_refund(self, payment_id: str, refund_id: str) -> Refund | None:
         values = self._get(self._key(Partition.PAYMENT, payment_id), f"{REFUND_SK}{refund_id}")
         return _refund_of(payment_id, values) if values else None
+
+    def list_payments(self, limit: int, starting_after: Payment | None) -> tuple[list[Payment], bool]:
+        """Up to ``limit`` payments, newest first, created before ``starting_after`` (a payment of this merchant);
+        whether more follow. Paging by the cursor's own place (time, then id), so payments created meanwhile,
+        which sort before it, never shift a page."""
+        condition, values = "#m = :m", {":m": self._listing}
+        if starting_after is not None:
+            condition += " AND #k < :cursor"
+            values[":cursor"] = _listing_key(starting_after.created_at, starting_after.id)
+        answer = self.client.query(
+            TableName=self.table,
+            IndexName=BY_MERCHANT.name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#m": BY_MERCHANT.partition_key}
+            | ({"#k": BY_MERCHANT.sort_key} if starting_after else {}),
+            ExpressionAttributeValues=to_item(values),
+            ScanIndexForward=False,
+            Limit=limit + 1,
+        )
+        ids = [self._payment_id(from_item(item)) for item in answer["Items"]]
+        payments = [payment for payment in (self.get_payment(i) for i in ids[:limit]) if payment is not None]
+        return payments, len(ids) > limit
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         pages = self.client.get_paginator("query").paginate(
@@ -194,6 +217,8 @@ class DynamoLedgerStore:
             "created_at": iso(payment.created_at),
             "idempotency_id": payment.idempotency_id,
             BY_STATUS.partition_key: self._pending if payment.status is Status.PENDING else None,
+            BY_MERCHANT.partition_key: self._listing,
+            BY_MERCHANT.sort_key: _listing_key(payment.created_at, payment.id),
         }
         if payment.metadata:
             plaintext = json.dumps(payment.metadata, separators=(",", ":")).encode()
@@ -387,6 +412,10 @@ class ChainAppend:
 
     def parts(self) -> list[Part]:
         return self.store.entry_parts(self.store.head(self.chain), self.entries)
+
+
+def _listing_key(created_at: datetime, payment_id: str) -> str:
+    return f"{iso(created_at)}#{payment_id}"
 
 
 def _balances_item(head: Head) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""GET /payments/{id}, GET /payments/{id}/ledger and GET /balances: no request body, so no models to load."""
+"""GET /payments (list), GET /payments/{id}, GET /payments/{id}/ledger and GET /balances: no request body, so no
+models to load."""
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
@@ -14,12 +15,21 @@ def get_ledger(request: ApiRequest, service: PaymentService) -> Answer:
     return service.ledger(request.path_parameters.get("id", ""))
 
 
+def list_payments(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.list_payments(request.query.get("limit"), request.query.get("starting_after"))
+
+
 def get_balances(request: ApiRequest, service: PaymentService) -> Answer:
     return service.balances()
 
 
 handler = ApiHandler(
     Function.READ,
-    {"GET /payments/{id}": get_payment, "GET /payments/{id}/ledger": get_ledger, "GET /balances": get_balances},
+    {
+        "GET /payments": list_payments,
+        "GET /payments/{id}": get_payment,
+        "GET /payments/{id}/ledger": get_ledger,
+        "GET /balances": get_balances,
+    },
     tenancy,
 )

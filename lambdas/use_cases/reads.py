@@ -1,7 +1,7 @@
-"""GET /payments/{id}, GET /payments/{id}/ledger and GET /balances."""
+"""GET /payments/{id}, GET /payments/{id}/ledger, GET /payments (list) and GET /balances."""
 
 from lambdas.domain.chains import total_balances
-from lambdas.domain.errors import NotFound
+from lambdas.domain.errors import InvalidRequest, NotFound
 from lambdas.domain.payments import Payment
 from lambdas.ports import Answer, UoW
 from lambdas.presenters import balances_body, ledger_body, payment_body
@@ -28,3 +28,27 @@ def ledger(deps: Dependencies[UoW], payment_id: str) -> Answer:
 def balances(deps: Dependencies[UoW]) -> Answer:
     """The sum of the chains' heads: each head changes in the transaction that adds its entries."""
     return Answer(200, balances_body(total_balances(deps.store.heads())))
+
+
+LIST_LIMITS = (1, 100)
+DEFAULT_LIST_LIMIT = 10
+
+
+def list_payments(deps: Dependencies[UoW], limit: str | None, starting_after: str | None) -> Answer:
+    """A page of the merchant's payments, newest first; ``starting_after`` is the previous page's last id."""
+    low, high = LIST_LIMITS
+    if limit is None:
+        size = DEFAULT_LIST_LIMIT
+    elif limit.isdigit() and low <= int(limit) <= high:
+        size = int(limit)
+    else:
+        raise InvalidRequest(f"limit must be a whole number from {low} to {high}.", "limit")
+    cursor = None
+    if starting_after is not None:
+        cursor = (
+            deps.store.get_payment(starting_after, with_metadata=False) if starting_after.startswith("pay_") else None
+        )
+        if cursor is None:  # an unknown id and another merchant's read alike, and the id is not repeated
+            raise InvalidRequest("starting_after must be the id of one of your payments.", "starting_after")
+    payments, has_more = deps.store.list_payments(size, cursor)
+    return Answer(200, {"data": [payment_body(payment) for payment in payments], "has_more": has_more})
