@@ -3,7 +3,9 @@
 For each merchant (every one in the merchants table, or ``--merchant``), each of its hash chains is read in
 sequence order (the ledger's ``by_chain`` index) and recomputed from its entries, then compared with the chain's
 head: an edited entry (its hash no longer follows), a deleted one (a gap), an inserted one, or a head whose hash
-or balances disagree with the entries (lambdas.domain.chains.check_chain). Read-only: credentials that can read
+or balances disagree with the entries (lambdas.domain.chains.check_chain). Then every entry as stored (a scan) must
+be in a chain, under the payment its hash names: an entry outside the chains, or moved to another payment's
+ledger, is a break too. Read-only: credentials that can read
 the two tables suffice. Exit 0 when intact, 1 naming the first break; progress and entries per second on stderr.
 
 ``--endpoint-url`` points it at the emulator (`make local` runs one at 127.0.0.1:5000)."""
@@ -18,7 +20,7 @@ from typing import Any
 import boto3
 
 from lambdas.adapters.dynamo import from_item, to_item
-from lambdas.adapters.ledger_store import BY_CHAIN, DynamoLedgerStore, entry_of
+from lambdas.adapters.ledger_store import BY_CHAIN, PK, DynamoLedgerStore, entry_of
 from lambdas.adapters.merchants import DynamoMerchantDirectory
 from lambdas.domain.chains import CHAINS, Break, check_chain
 from lambdas.domain.payments import Entry
@@ -53,9 +55,41 @@ def chain_entries(client: Any, table: str, merchant: str, chain: int) -> Iterato
             yield entry_of(from_item(item))
 
 
+def stored_entries(client: Any, table: str) -> dict[str, list[tuple[str, str]]]:
+    """Every ledger entry as stored, by merchant: (the payment whose partition holds it, its id). A scan, so that an
+    entry no chain or index reaches is seen too."""
+    pages = client.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="begins_with(#pk, :ledger)",
+        ProjectionExpression="#pk, #id",
+        ExpressionAttributeNames={"#pk": PK, "#id": "id"},
+        ExpressionAttributeValues=to_item({":ledger": Partition.LEDGER.value}),
+    )
+    found: dict[str, list[tuple[str, str]]] = {}
+    for page in pages:
+        for item in page["Items"]:
+            values = from_item(item)
+            merchant, payment_id = str(values[PK]).removeprefix(Partition.LEDGER.value).split("#", 1)
+            found.setdefault(merchant, []).append((payment_id, values["id"]))
+    return found
+
+
+def outside_the_chains(stored: list[tuple[str, str]], chained: dict[str, str]) -> Break | None:
+    """The first entry stored where no chain puts it: in no chain at all, or under a payment other than the one its
+    hash names (GET /payments/{id}/ledger reads the payment's partition)."""
+    for payment_id, entry_id in sorted(stored):
+        if entry_id not in chained:
+            return Break(None, None, entry_id, f"an entry outside every chain, in payment {payment_id}'s ledger")
+        if chained[entry_id] != payment_id:
+            return Break(None, None, entry_id, f"payment {chained[entry_id]}'s entry, stored in {payment_id}'s ledger")
+    return None
+
+
 def verify(client: Any, table: str, merchants: list[str], progress=lambda entries, seconds: None) -> Report:
     started, count = time.perf_counter(), 0
+    stored = stored_entries(client, table)
     for merchant in merchants:
+        chained: dict[str, str] = {}  # entry id -> the payment its hash names
         store = DynamoLedgerStore(client, table, metadata_cipher=None, merchant=merchant)  # type: ignore[arg-type]
         merchant_heads = {head.chain: head for head in store.heads()}
         if set(merchant_heads) - set(range(CHAINS)):
@@ -66,12 +100,16 @@ def verify(client: Any, table: str, merchants: list[str], progress=lambda entrie
             entries = []
             for entry in chain_entries(client, table, merchant, chain):
                 entries.append(entry)
+                chained[entry.id] = entry.payment_id
                 count += 1
                 if count % PROGRESS_EVERY == 0:
                     progress(count, time.perf_counter() - started)
             broken = check_chain(merchant, chain, entries, merchant_heads.get(chain))
             if broken:
                 return Report(len(merchants), count, time.perf_counter() - started, (merchant, broken))
+        broken = outside_the_chains(stored.get(merchant, []), chained)
+        if broken:
+            return Report(len(merchants), count, time.perf_counter() - started, (merchant, broken))
     return Report(len(merchants), count, time.perf_counter() - started)
 
 

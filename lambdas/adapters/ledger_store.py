@@ -217,8 +217,7 @@ class DynamoLedgerStore:
             "created_at": iso(payment.created_at),
             "idempotency_id": payment.idempotency_id,
             BY_STATUS.partition_key: self._pending if payment.status is Status.PENDING else None,
-            BY_MERCHANT.partition_key: self._listing,
-            BY_MERCHANT.sort_key: _listing_key(payment.created_at, payment.id),
+            **self.listing_fields(payment.id, payment.created_at),
         }
         if payment.metadata:
             plaintext = json.dumps(payment.metadata, separators=(",", ":")).encode()
@@ -359,46 +358,55 @@ class DynamoLedgerStore:
         parts: list[Part] = [
             ("entry", put_new(self.table, self._entry_item(n, e), PK), lambda item: item) for n, e in enumerate(placed)
         ]
+        return [*parts, self.head_part(head, after)]
+
+    def head_part(self, head: Head, after: Head) -> Part:
+        """``head`` moved to ``after``, on the condition that no other writer moved it first (label ``MOVED_HEAD``)."""
         moved = "attribute_not_exists(#pk)" if head.sequence == 0 else "#sequence = :expected"
-        parts.append(
-            (
-                MOVED_HEAD,
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item({PK: self._key(Partition.CHAIN, HEADS), SK: f"{HEAD_SK}{head.chain:02d}"}),
-                        "UpdateExpression": "SET #sequence = :sequence, #hash = :hash, #balances = :balances",
-                        "ConditionExpression": moved,
-                        "ExpressionAttributeNames": {"#sequence": "sequence", "#hash": "hash", "#balances": "balances"}
-                        | ({"#pk": PK} if head.sequence == 0 else {}),
-                        "ExpressionAttributeValues": to_item(
-                            {":sequence": after.sequence, ":hash": after.hash, ":balances": _balances_item(after)}
-                            | ({":expected": head.sequence} if head.sequence else {})
-                        ),
-                    }
-                },
-                lambda item: item,
-            )
-        )
-        return parts
+        update = {
+            "TableName": self.table,
+            "Key": to_item({PK: self._key(Partition.CHAIN, HEADS), SK: f"{HEAD_SK}{head.chain:02d}"}),
+            "UpdateExpression": "SET #sequence = :sequence, #hash = :hash, #balances = :balances",
+            "ConditionExpression": moved,
+            "ExpressionAttributeNames": {"#sequence": "sequence", "#hash": "hash", "#balances": "balances"}
+            | ({"#pk": PK} if head.sequence == 0 else {}),
+            "ExpressionAttributeValues": to_item(
+                {":sequence": after.sequence, ":hash": after.hash, ":balances": _balances_item(after)}
+                | ({":expected": head.sequence} if head.sequence else {})
+            ),
+        }
+        return MOVED_HEAD, {"Update": update}, lambda item: item
+
+    def chain_fields(self, e: Entry) -> dict[str, Any]:
+        """What places an entry in its chain: its fields, and the by_chain index's."""
+        return {
+            "payment_id": e.payment_id,
+            "chain": e.chain,
+            "sequence": e.sequence,
+            "hash": e.hash,
+            BY_CHAIN.partition_key: self._key(Partition.CHAIN, str(e.chain)),
+            BY_CHAIN.sort_key: f"{e.sequence:012d}",
+        }
+
+    def listing_fields(self, payment_id: str, created_at: datetime) -> dict[str, Any]:
+        """What lists a payment (GET /payments): the by_merchant index's attributes."""
+        return {
+            BY_MERCHANT.partition_key: self._listing,
+            BY_MERCHANT.sort_key: _listing_key(created_at, payment_id),
+        }
 
     def _entry_item(self, n: int, e: Entry) -> dict[str, Any]:
         return {
             PK: self._key(Partition.LEDGER, e.payment_id),
             SK: f"ENTRY#{iso(e.created_at)}#{n}#{e.id}",
             "id": e.id,
-            "payment_id": e.payment_id,
             "account": e.account,
             "direction": e.direction.value,
             "amount": e.amount,
             "currency": e.currency,
             "created_at": iso(e.created_at),
             "refund_id": e.refund_id,
-            "chain": e.chain,
-            "sequence": e.sequence,
-            "hash": e.hash,
-            BY_CHAIN.partition_key: self._key(Partition.CHAIN, str(e.chain)),
-            BY_CHAIN.sort_key: f"{e.sequence:012d}",
+            **self.chain_fields(e),
         }
 
 

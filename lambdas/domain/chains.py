@@ -122,14 +122,16 @@ def merkle_root(heads: Iterable[Head]) -> str:
 class Break:
     """The first place a chain stops proving itself."""
 
-    chain: int
-    sequence: int
+    chain: int | None  # None: an entry outside every chain
+    sequence: int | None
     entry_id: str | None
     reason: str
 
     def __str__(self) -> str:
-        where = f"chain {self.chain}, sequence {self.sequence}" + (f", entry {self.entry_id}" if self.entry_id else "")
-        return f"{where}: {self.reason}"
+        where = [f"chain {self.chain}"] if self.chain is not None else []
+        where += [f"sequence {self.sequence}"] if self.sequence is not None else []
+        where += [f"entry {self.entry_id}"] if self.entry_id else []
+        return f"{', '.join(where)}: {self.reason}"
 
 
 def check_chain(merchant: str, chain: int, entries: Sequence[Entry], head: Head | None) -> Break | None:

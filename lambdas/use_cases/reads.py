@@ -39,7 +39,7 @@ def list_payments(deps: Dependencies[UoW], limit: str | None, starting_after: st
     low, high = LIST_LIMITS
     if limit is None:
         size = DEFAULT_LIST_LIMIT
-    elif limit.isdigit() and low <= int(limit) <= high:
+    elif limit.isascii() and limit.isdigit() and low <= int(limit) <= high:  # not ² or ①, which int() refuses
         size = int(limit)
     else:
         raise InvalidRequest(f"limit must be a whole number from {low} to {high}.", "limit")
