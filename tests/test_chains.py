@@ -36,10 +36,15 @@ def _entries(payment_id: str, amount: int, currency: str = "USD") -> list[Entry]
     ]
 
 
+# Payment ids whose entries belong in chain 0 (a payment's chain is its id's: chain_of).
+PAY = [p for p in (f"pay_{i}" for i in range(10_000)) if chain_of(p) == 0][:6]
+CREDIT_1 = f"le_{PAY[1]}_c"  # the fourth entry of a chain of payments PAY[0], PAY[1], ...
+
+
 def _chain(n: int) -> tuple[list[Entry], Head]:
     entries, head = [], Head(0)
     for i in range(n):
-        placed, head = head.extend("acme", _entries(f"pay_{i}", 100 + i))
+        placed, head = head.extend("acme", _entries(PAY[i], 100 + i))
         entries += placed
     return entries, head
 
@@ -48,7 +53,7 @@ def test_extending_a_head_numbers_links_and_sums_the_entries():
     entries, head = _chain(3)
     assert [e.sequence for e in entries] == [1, 2, 3, 4, 5, 6] and {e.chain for e in entries} == {0}
     assert entries[0].hash == hashlib.sha256(GENESIS.encode() + b"\n" + canonical(
-        {"merchant": "acme", "chain": 0, "sequence": 1, "id": "le_pay_0_d", "payment_id": "pay_0", "refund_id": None,
+        {"merchant": "acme", "chain": 0, "sequence": 1, "id": f"le_{PAY[0]}_d", "payment_id": PAY[0], "refund_id": None,
          "account": "gateway_receivable:sparkle", "direction": "debit", "amount": 100, "currency": "USD",
          "created_at": "2026-11-28T12:00:00.123Z"})).hexdigest()  # fmt: skip
     assert all(entries[i].hash == link(entries[i - 1].hash, "acme", entries[i]) for i in range(1, 6))
@@ -65,13 +70,19 @@ def test_an_untouched_chain_checks():
 @pytest.mark.parametrize(
     ("tamper", "expected"),
     [
-        (lambda es: [*es[:3], replace(es[3], amount=1), *es[4:]], "chain 0, sequence 4, entry le_pay_1_c: an edited"),
-        (lambda es: [*es[:3], replace(es[3], account="refunds"), *es[4:]], "sequence 4, entry le_pay_1_c: an edited"),
+        (
+            lambda es: [*es[:3], replace(es[3], amount=1), *es[4:]],
+            f"chain 0, sequence 4, entry le_{PAY[1]}_c: an edited",
+        ),
+        (
+            lambda es: [*es[:3], replace(es[3], account="refunds"), *es[4:]],
+            f"sequence 4, entry le_{PAY[1]}_c: an edited",
+        ),
         (lambda es: es[:3] + es[4:], "chain 0, sequence 4: a deleted entry: the chain goes from 3 to 5"),
         (lambda es: [*es[:4], replace(es[4], id="le_forged"), *es[4:]], "sequence 5, entry le_forged: an edited"),
-        (lambda es: [*es[:4], es[3], *es[4:]], "sequence 4, entry le_pay_1_c: an inserted entry: this sequence"),
+        (lambda es: [*es[:4], es[3], *es[4:]], f"sequence 4, entry le_{PAY[1]}_c: an inserted entry: this sequence"),
         (lambda es: es[:-1], "chain 0, sequence 8: entries missing at the end: the head says 8, the chain 7"),
-        (lambda es: [*es, replace(es[-1], sequence=9)], "sequence 9, entry le_pay_3_c: an edited entry"),
+        (lambda es: [*es, replace(es[-1], sequence=9)], f"sequence 9, entry le_{PAY[3]}_c: an edited entry"),
     ],
 )
 def test_any_edit_deletion_or_insertion_is_named_at_its_first_place(tamper, expected):
@@ -82,7 +93,7 @@ def test_any_edit_deletion_or_insertion_is_named_at_its_first_place(tamper, expe
 
 def test_an_entry_forged_past_the_head_with_a_valid_hash_is_found_by_the_head():
     entries, head = _chain(2)
-    forged, _ = head.extend("acme", _entries("pay_forged", 1))
+    forged, _ = head.extend("acme", _entries(PAY[5], 1))
     found = check_chain("acme", 0, entries + forged, head)
     assert str(found) == "chain 0, sequence 6: an inserted entry past the head: the head says 4, the chain 6"
 
@@ -92,6 +103,13 @@ def test_a_head_whose_balances_or_hash_disagree_with_its_entries_is_found():
     wrong = dict(head.balances) | {("merchant_balance", "USD"): 0}
     assert "balances are not the sum" in str(check_chain("acme", 0, entries, replace(head, balances=wrong)))
     assert "hash is not the last entry's" in str(check_chain("acme", 0, entries, replace(head, hash=GENESIS)))
+
+
+def test_an_entry_moved_to_another_chain_is_named():
+    entries, head = _chain(2)
+    other = next(p for p in (f"pay_{i}" for i in range(100)) if chain_of(p) != 0)
+    moved = [entries[0], replace(entries[1], payment_id=other), *entries[2:]]
+    assert f"an entry of chain {chain_of(other)} moved here" in str(check_chain("acme", 0, moved, head))
 
 
 def test_another_merchants_chain_does_not_check_as_this_ones():

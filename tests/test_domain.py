@@ -204,3 +204,19 @@ def test_any_sequence_keeps_debits_equal_credits_and_never_refunds_more_than_cap
         assert entries == [] and current.amount_refunded == 0
     else:
         assert balance(entries)["merchant_balance"] == -(amount - current.amount_refunded)
+
+
+def test_only_ids_shaped_as_the_service_makes_them_are_looked_up():
+    from lambdas.domain.ids import is_id, new_id
+
+    made = new_id("pay")
+    assert is_id("pay", made) and not is_id("tok", made)
+    for text in (
+        "pay_",
+        "pay_" + "0" * 23,
+        "pay_" + "0" * 25,
+        "pay_" + "0" * 3000,
+        "PAY_" + "0" * 24,
+        "pay_" + "g" * 24,
+    ):
+        assert not is_id("pay", text), text

@@ -64,7 +64,7 @@ def test_a_limit_outside_1_to_100_is_refused_naming_it(world, limit):
     assert refused.value.param == "limit"
 
 
-@pytest.mark.parametrize("cursor", ["pay_000000000000000000000000", "4242424242424242", "tok_x"])
+@pytest.mark.parametrize("cursor", ["pay_000000000000000000000000", "4242424242424242", "tok_x", "pay_" + "0" * 3000])
 def test_an_unknown_cursor_is_refused_naming_the_parameter_not_echoing_it(world, cursor):
     with pytest.raises(InvalidRequest) as refused:
         world.service.list_payments(None, cursor)

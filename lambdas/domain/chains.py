@@ -161,6 +161,8 @@ def _first_broken_link(merchant: str, chain: int, entries: Sequence[Entry]) -> B
     for entry in entries:
         if entry.sequence is None or entry.sequence < expected:
             return Break(chain, entry.sequence or 0, entry.id, "an inserted entry: this sequence is taken")
+        if entry.chain != chain_of(entry.payment_id):
+            return Break(chain, entry.sequence, entry.id, f"an entry of chain {chain_of(entry.payment_id)} moved here")
         if entry.sequence > expected:
             return Break(
                 chain, expected, None, f"a deleted entry: the chain goes from {expected - 1} to {entry.sequence}"

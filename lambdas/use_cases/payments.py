@@ -12,7 +12,7 @@ from typing import Any
 
 from lambdas.domain.cards import Card, MaskedCard, check_expiry, member_param, parse_card, refuse_card_numbers
 from lambdas.domain.errors import GatewayFailed, InvalidRequest
-from lambdas.domain.ids import new_id
+from lambdas.domain.ids import is_id, new_id
 from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import Payment, Status
 from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
@@ -100,7 +100,7 @@ def _resolve_source(deps: Dependencies[UoW], command: PaymentCommand) -> Source:
     today = deps.clock().date()
     if command.token is not None:
         token_id = command.token
-        stored = deps.store.get_token(token_id) if token_id.startswith("tok_") else None
+        stored = deps.store.get_token(token_id) if is_id("tok", token_id) else None
         if stored is None:
             raise InvalidRequest("No such token.", "source.token", "token_not_found")
         check_expiry(stored.card.exp_month, stored.card.exp_year, today, "source.token")

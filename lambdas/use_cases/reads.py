@@ -2,6 +2,7 @@
 
 from lambdas.domain.chains import total_balances
 from lambdas.domain.errors import InvalidRequest, NotFound
+from lambdas.domain.ids import is_id
 from lambdas.domain.payments import Payment
 from lambdas.ports import Answer, UoW
 from lambdas.presenters import balances_body, ledger_body, payment_body
@@ -10,7 +11,7 @@ from lambdas.use_cases import Dependencies
 
 def find_payment(deps: Dependencies[UoW], payment_id: str, with_metadata: bool = True) -> Payment:
     """The payment, or a 404 that never repeats the id (a path id may be anything, a card number too)."""
-    payment = deps.store.get_payment(payment_id, with_metadata) if payment_id.startswith("pay_") else None
+    payment = deps.store.get_payment(payment_id, with_metadata) if is_id("pay", payment_id) else None
     if payment is None:
         raise NotFound("No such payment.")
     return payment
@@ -45,10 +46,9 @@ def list_payments(deps: Dependencies[UoW], limit: str | None, starting_after: st
         raise InvalidRequest(f"limit must be a whole number from {low} to {high}.", "limit")
     cursor = None
     if starting_after is not None:
-        cursor = (
-            deps.store.get_payment(starting_after, with_metadata=False) if starting_after.startswith("pay_") else None
-        )
-        if cursor is None:  # an unknown id and another merchant's read alike, and the id is not repeated
-            raise InvalidRequest("starting_after must be the id of one of your payments.", "starting_after")
+        try:
+            cursor = find_payment(deps, starting_after, with_metadata=False)
+        except NotFound:  # an unknown id and another merchant's alike; the id is not repeated
+            raise InvalidRequest("starting_after must be the id of one of your payments.", "starting_after") from None
     payments, has_more = deps.store.list_payments(size, cursor)
     return Answer(200, {"data": [payment_body(payment) for payment in payments], "has_more": has_more})
