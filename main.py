@@ -6,7 +6,13 @@ Every environment by default, each with its operator's configuration (stacks/con
 import os
 import sys
 
-from stacks.config import ENVIRONMENT_NAMES, check_shared_accounts, configured_environment
+from stacks.config import (
+    ENVIRONMENT_NAMES,
+    check_shared_accounts,
+    load_environment,
+    operator_config_file,
+    operator_settings,
+)
 
 if __name__ == "__main__":
     names = [name for name in os.environ.get("PAYMENTS_ENVIRONMENTS", ",".join(ENVIRONMENT_NAMES)).split(",") if name]
@@ -14,12 +20,13 @@ if __name__ == "__main__":
         unknown = sorted(set(names) - set(ENVIRONMENT_NAMES))
         if unknown:
             raise ValueError(f"no such environment: {', '.join(unknown)} (known: {', '.join(ENVIRONMENT_NAMES)})")
-        environments = [configured_environment(name) for name in names]
+        operator = operator_settings(operator_config_file())  # read once
+        environments = [load_environment(name, operator) for name in names]
         # Every environment that can be configured, synthesized now or not, agrees on its account's state.
         others = []
         for name in [name for name in ENVIRONMENT_NAMES if name not in names]:
             try:
-                others.append(configured_environment(name))
+                others.append(load_environment(name, operator))
             except ValueError:
                 continue  # not configured: not deployable, so it shares no account stack
         check_shared_accounts([*environments, *others])

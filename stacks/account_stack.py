@@ -11,7 +11,6 @@ from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
 from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
     DataAwsIamPolicyDocument,
     DataAwsIamPolicyDocumentStatement,
-    DataAwsIamPolicyDocumentStatementPrincipals,
 )
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
@@ -19,7 +18,7 @@ from constructs import Construct
 
 from stacks.aws_target import AwsTarget, AwsTargetProps
 from stacks.config import DEFAULT_TAGS
-from stacks.iam import service_principal
+from stacks.iam import service_trust_policy
 from stacks.tagging import TaggingAspect
 
 
@@ -40,26 +39,12 @@ class AccountStack(TerraformStack):
         super().__init__(scope, id)
         target = AwsTarget(self, "target", props.target)
         groups = [target.arn("logs", f"log-group:{group}") for group in api_log_groups(props.name_prefix)]
-        assume = DataAwsIamPolicyDocument(
-            self,
-            "api-logging-assume-role",
-            statement=[
-                DataAwsIamPolicyDocumentStatement(
-                    actions=["sts:AssumeRole"],
-                    principals=[
-                        DataAwsIamPolicyDocumentStatementPrincipals(
-                            type="Service", identifiers=[service_principal(self, "apigateway")]
-                        )
-                    ],
-                )
-            ],
-        )
         # IAM names are global: one role per region of the account.
         role = IamRole(
             self,
             "api-logging-role",
             name=f"{props.name_prefix}apigateway-logs-{props.target.region}",
-            assume_role_policy=assume.json,
+            assume_role_policy=service_trust_policy(self, "api-logging-assume-role", "apigateway"),
         )
         policy = DataAwsIamPolicyDocument(
             self,

@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cdktf import TerraformStack
-from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import DataAwsIamPolicyDocument
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
+    DataAwsIamPolicyDocument,
+    DataAwsIamPolicyDocumentStatement,
+    DataAwsIamPolicyDocumentStatementCondition,
+    DataAwsIamPolicyDocumentStatementPrincipals,
+)
 from cdktf_cdktf_provider_aws.data_aws_service_principal import DataAwsServicePrincipal
 from constructs import Construct
 
@@ -118,3 +123,27 @@ def service_principal(scope: Construct, service: str) -> str:
     if principal is None:
         principal = DataAwsServicePrincipal(stack, f"service-principal-{service}", service_name=service)
     return principal.name
+
+
+def service_trust_policy(scope: Construct, id: str, service: str, conditions: tuple[Condition, ...] = ()) -> str:
+    """The assume-role policy of a role that ``service`` (e.g. ``lambda``) takes on, under ``conditions``."""
+    document = DataAwsIamPolicyDocument(
+        scope,
+        id,
+        statement=[
+            DataAwsIamPolicyDocumentStatement(
+                actions=["sts:AssumeRole"],
+                principals=[
+                    DataAwsIamPolicyDocumentStatementPrincipals(
+                        type="Service", identifiers=[service_principal(scope, service)]
+                    )
+                ],
+                condition=[
+                    DataAwsIamPolicyDocumentStatementCondition(test=c.test, variable=c.variable, values=list(c.values))
+                    for c in conditions
+                ]
+                or None,
+            )
+        ],
+    )
+    return document.json

@@ -10,12 +10,6 @@ from cdktf import TerraformAsset
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
-    DataAwsIamPolicyDocument,
-    DataAwsIamPolicyDocumentStatement,
-    DataAwsIamPolicyDocumentStatementCondition,
-    DataAwsIamPolicyDocumentStatementPrincipals,
-)
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.lambda_function import (
@@ -29,7 +23,7 @@ from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 
 from stacks.config import FunctionSettings
-from stacks.iam import PolicyDocument, Statement, service_principal
+from stacks.iam import Condition, PolicyDocument, Statement, service_principal, service_trust_policy
 from stacks.payment_key import KEY_WRITE_ACTIONS, PaymentKey
 
 
@@ -53,26 +47,11 @@ class PaymentFunction(Construct):
     def __init__(self, scope: Construct, id: str, props: PaymentFunctionProps) -> None:
         super().__init__(scope, id)
         self.grant_name = "".join(part.title() for part in id.split("-"))
-        assume_role = DataAwsIamPolicyDocument(
-            self,
-            "assume-role",
-            statement=[
-                DataAwsIamPolicyDocumentStatement(
-                    actions=["sts:AssumeRole"],
-                    principals=[
-                        DataAwsIamPolicyDocumentStatementPrincipals(
-                            type="Service", identifiers=[service_principal(self, "lambda")]
-                        )
-                    ],
-                    condition=[
-                        DataAwsIamPolicyDocumentStatementCondition(
-                            test="StringEquals", variable="aws:SourceAccount", values=[props.account_id]
-                        )
-                    ],
-                )
-            ],
+        # Only Lambda in this account assumes it (a confused-deputy guard).
+        trust = service_trust_policy(
+            self, "assume-role", "lambda", (Condition("StringEquals", "aws:SourceAccount", (props.account_id,)),)
         )
-        self.role = IamRole(self, "role", name=f"{props.function_name}-role", assume_role_policy=assume_role.json)
+        self.role = IamRole(self, "role", name=f"{props.function_name}-role", assume_role_policy=trust)
         self.policy = PolicyDocument(self, "policy")
         self.log_group = CloudwatchLogGroup(
             self,

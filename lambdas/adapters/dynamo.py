@@ -82,6 +82,14 @@ class Appender(Protocol):
     def parts(self) -> list[Part]: ...
 
 
+def _returning_old(part: dict[str, Any]) -> dict[str, Any]:
+    """A conditional part that reports the item it found when its condition fails (a lost race costs no read)."""
+    operation = next(iter(part.values()))
+    if "ConditionExpression" in operation:
+        operation["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return part
+
+
 class DynamoUnitOfWork:
     """Transaction parts from any of the stores, written by one ``TransactWriteItems``.
 
@@ -96,10 +104,7 @@ class DynamoUnitOfWork:
         self.moved_heads = 0  # attempts lost to another writer's head update (make bench-ledger counts them)
 
     def add(self, label: str, part: dict[str, Any], decode: Decoder = lambda item: item) -> None:
-        operation = next(iter(part.values()))
-        if "ConditionExpression" in operation:
-            operation["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        self.parts.append((label, part, decode))
+        self.parts.append((label, _returning_old(part), decode))
 
     def append(self, appender: Appender) -> None:
         self.appenders.append(appender)
@@ -107,11 +112,7 @@ class DynamoUnitOfWork:
     def _attempt_parts(self) -> list[Part]:
         parts = list(self.parts)
         for appender in self.appenders:
-            for label, part, decode in appender.parts():
-                operation = next(iter(part.values()))
-                if "ConditionExpression" in operation:
-                    operation["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-                parts.append((label, part, decode))
+            parts += [(label, _returning_old(part), decode) for label, part, decode in appender.parts()]
         return parts
 
     def commit(self) -> None:
