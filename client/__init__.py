@@ -13,7 +13,7 @@ from client.errors import (
     PermissionDenied,
     ServiceError,
 )
-from client.models import Balance, CardSummary, LedgerEntry, Payment, Refund, Token
+from client.models import Balance, CardSummary, Checkpoint, LedgerEntry, Payment, PublicKey, Refund, Token
 from client.signing import SigV4
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Balance",
     "CardDeclined",
     "CardSummary",
+    "Checkpoint",
     "GatewayPending",
     "IdempotencyConflict",
     "InvalidRequest",
@@ -30,6 +31,7 @@ __all__ = [
     "PaymentsClient",
     "PaymentsError",
     "PermissionDenied",
+    "PublicKey",
     "Refund",
     "ServiceError",
     "SigV4",

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 import requests
 
 from client.errors import AnswerLost, PaymentsError, error_for
-from client.models import Balance, LedgerEntry, Payment, Refund, Token
+from client.models import Balance, Checkpoint, LedgerEntry, Payment, PublicKey, Refund, Token
 from client.signing import SigV4
 
 RETRIED_STATUSES = frozenset({409, 429, 502, 503, 504})
@@ -112,6 +112,14 @@ class PaymentsClient:
     def balances(self) -> list[Balance]:
         body, _ = self._call("GET", "/balances")
         return [Balance(b["account"], b["currency"], b["amount"]) for b in body["balances"]]
+
+    def latest_checkpoint(self) -> Checkpoint:
+        body, _ = self._call("GET", "/ledger/checkpoints/latest")
+        return Checkpoint.of(body)
+
+    def public_key(self) -> PublicKey:
+        body, _ = self._call("GET", "/ledger/public-key")
+        return PublicKey(body["key_id"], body["pem"])
 
     # -- one logical call ------------------------------------------------------------
 

@@ -107,3 +107,26 @@ class Balance:
     account: str
     currency: str
     amount: int  # debits minus credits, minor units
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed checkpoint of the merchant's ledger; ``signed`` is the body exactly as served, which the signature
+    covers (without ``signature``, keys sorted, no spaces): check it with the public key (README "Checkpoints")."""
+
+    sequence: int
+    root: str
+    created_at: str
+    key_id: str
+    signature: str
+    signed: dict[str, Any]
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Checkpoint":
+        return cls(body["sequence"], body["root"], body["created_at"], body["key_id"], body["signature"], body)
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    key_id: str
+    pem: str

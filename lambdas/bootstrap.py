@@ -1,7 +1,7 @@
 """Composition root: the service wired from the function's environment, once per container.
 
 Environment (set by PaymentStack, or by the local runtime): LEDGER_TABLE,
-IDEMPOTENCY_TABLE, MERCHANTS_TABLE, VAULT_KEY_ID, FINGERPRINT_KEY_ID, GATEWAY_SECRET_ID,
+IDEMPOTENCY_TABLE, MERCHANTS_TABLE, VAULT_KEY_ID, FINGERPRINT_KEY_ID, SIGNING_KEY_ID, GATEWAY_SECRET_ID,
 GATEWAY_BASE_URL, and optionally GATEWAY_CONNECT_TIMEOUT,
 GATEWAY_READ_TIMEOUT, GATEWAY_BACKOFF (seconds) and GATEWAY_ATTEMPTS (those not set
 keep the gateway client's defaults).
@@ -22,6 +22,7 @@ from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.merchants import DynamoMerchantDirectory
+from lambdas.adapters.signer import KmsSigner
 from lambdas.adapters.vault import CardVault
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import Card
@@ -126,6 +127,7 @@ class AwsAdapters:
         )
         self.vault = CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD))
         self.directory = DynamoMerchantDirectory(self.dynamodb, env["MERCHANTS_TABLE"])
+        self.signer = KmsSigner(kms, env["SIGNING_KEY_ID"])
 
     def dependencies(self, merchant: Merchant) -> Dependencies[DynamoUnitOfWork]:
         return Dependencies(
@@ -135,6 +137,7 @@ class AwsAdapters:
             vault=self.vault,
             gateway=self.gateway,
             rules=merchant.rules,
+            signer=self.signer,
             clock=self.clock,
         )
 

@@ -23,6 +23,7 @@ from lambdas.domain.cards import member_param
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
 from lambdas.domain.merchants import Caller
 from lambdas.logs import logger
+from lambdas.metrics import count_response
 from lambdas.presenters import error_body
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
 from lambdas.service import Answer, PaymentService, Tenancy
@@ -243,6 +244,8 @@ class ApiHandler:
         request_id = (event.get("requestContext") or {}).get("requestId", "")
         route = f"{event.get('httpMethod')} {event.get('resource')}"
         response = _handle(event, self._routes, self._tenancy, request_id, route)
+        if route in self._routes:  # a template API Gateway matched: no request text becomes a metric dimension
+            count_response(route, response["statusCode"])
         logger.info(
             "request",
             extra={

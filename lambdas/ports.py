@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.chains import Head
+from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.domain.payments import Entry, Payment, Refund
 
@@ -114,6 +115,7 @@ class PendingItem:
     """A payment, or a refund of it, waiting for the gateway's answer."""
 
     payment_id: str
+    created_at: datetime  # the payment's, or the refund's
     refund_id: str | None = None
 
 
@@ -136,6 +138,15 @@ class LedgerStore(Protocol[UoW]):
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         """Every pending payment and refund created before then, page by page."""
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest signed checkpoint (None: none yet)."""
+
+    def checkpoints(self) -> Iterator[Checkpoint]:
+        """Every checkpoint, oldest first, page by page."""
+
+    def add_checkpoint(self, uow: UoW, checkpoint: Checkpoint) -> None:
+        """Part putting ``checkpoint``, only while its sequence is free (label ``"checkpoint"``)."""
 
     def add_token(self, uow: UoW, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None: ...
 
@@ -169,6 +180,18 @@ class Vault(Protocol):
     def seal(self, token_id: str, card: Card) -> Any: ...
 
     def open(self, token_id: str, sealed: Any) -> Card: ...
+
+
+class Signer(Protocol):
+    """The ledger's signing key: it signs checkpoints, and its public key checks them."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign(self, message: bytes) -> bytes:
+        """An ``ECDSA_SHA_256`` signature (DER) over ``message``."""
+
+    def public_key_pem(self) -> str: ...
 
 
 class MerchantDirectory(Protocol):

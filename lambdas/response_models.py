@@ -92,6 +92,22 @@ class BalancesResponse(_Body):
     balances: list[Balance]
 
 
+class CheckpointResponse(_Body):
+    sequence: int = Field(description="1 for the ledger's first checkpoint, then one more for each")
+    root: str = Field(description="Merkle root (RFC 6962, hex) over every chain's sequence and head hash")
+    created_at: str
+    key_id: str = Field(description="the KMS key that signed it (GET /ledger/public-key)")
+    algorithm: Literal["ECDSA_SHA_256"]
+    signature: str = Field(
+        description="base64 of the DER signature over this JSON without signature, keys sorted, no spaces"
+    )
+
+
+class PublicKeyResponse(_Body):
+    key_id: str
+    pem: str = Field(description="the ECC_NIST_P256 public key, SubjectPublicKeyInfo in PEM")
+
+
 class ErrorDetail(_Body):
     type: Literal[
         "invalid_request_error",

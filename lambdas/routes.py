@@ -13,6 +13,7 @@ class Function(str, Enum):
     REFUND = "refund"
     READ = "read"
     RECONCILE = "reconcile"  # scheduled, no route: settles payments whose gateway answer was lost
+    CHECKPOINT = "checkpoint"  # scheduled, no route: signs a checkpoint of each merchant's ledger
 
     @property
     def handler(self) -> str:
@@ -39,6 +40,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/payments/{id}/refunds", Function.REFUND, idempotent=True),
     Route("GET", "/payments/{id}/ledger", Function.READ),
     Route("GET", "/balances", Function.READ),
+    Route("GET", "/ledger/checkpoints/latest", Function.READ),
+    Route("GET", "/ledger/public-key", Function.READ),
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

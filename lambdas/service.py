@@ -7,7 +7,7 @@ from typing import Any
 
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.ports import Answer, MerchantDirectory
-from lambdas.use_cases import Dependencies, payments, reads, reconcile, refunds, tokens
+from lambdas.use_cases import Dependencies, checkpoints, payments, reads, reconcile, refunds, tokens
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 
@@ -39,6 +39,12 @@ class PaymentService:
     def balances(self) -> Answer:
         return reads.balances(self.deps)
 
+    def latest_checkpoint(self) -> Answer:
+        return checkpoints.latest_checkpoint(self.deps)
+
+    def public_key(self) -> Answer:
+        return checkpoints.public_key(self.deps)
+
     def reconcile(
         self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER
     ) -> dict[str, int]:
@@ -65,3 +71,7 @@ class Tenancy:
         """Every merchant's pending payments and refunds, in turns (``lambdas.use_cases.reconcile``)."""
         merchants = [self.dependencies(merchant) for merchant in self.directory.merchants()]
         return reconcile.reconcile(merchants, settle_after, give_up_after)
+
+    def write_checkpoints(self) -> dict[str, int]:
+        """A signed checkpoint of every merchant's ledger that moved (``lambdas.use_cases.checkpoints``)."""
+        return checkpoints.write_checkpoints([self.dependencies(merchant) for merchant in self.directory.merchants()])

@@ -18,6 +18,7 @@ class Partition(str, Enum):
     PAYMENT = "PAYMENT#"  # a payment and its refunds
     LEDGER = "LEDGER#"  # the double-entry ledger entries of one payment
     CHAIN = "CHAIN#"  # the heads of a merchant's hash chains (lambdas.domain.chains), updated with every entry
+    CHECKPOINT = "CHECKPOINT#"  # a merchant's signed checkpoints of those chains (lambdas.domain.checkpoints), only put
 
     def key(self, merchant: str, identifier: str) -> str:
         """The partition key of ``merchant``'s record: no read can reach another merchant's item."""

@@ -272,6 +272,10 @@ class EnvironmentConfig(_Frozen):
     def function_name(self, function: str) -> str:
         return f"{self.prefix}-{function}"
 
+    def key_alias(self, key: str) -> str:
+        """The alias name of the stack's KMS key ``key`` (vault, fingerprint, operations, signing)."""
+        return f"alias/{self.prefix}-{key}"
+
     @property
     def gateway_secret_name(self) -> str:
         """The Secrets Manager secret that holds the Sparkle secret key (its value is put by an operator)."""

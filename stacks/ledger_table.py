@@ -80,10 +80,12 @@ class _EncryptedTable(Construct):
     def arn(self) -> str:
         return self.table.arn
 
-    def _grant(self, grantee: Grantable, purpose: str, actions: tuple[str, ...], conditions=()) -> None:
-        """The table actions, and the use of the table's key that DynamoDB makes for them on the grantee's behalf
-        (through DynamoDB only, for this table only)."""
-        resources = (self.arn, f"{self.arn}/index/*") if "dynamodb:Query" in actions else (self.arn,)
+    def _grant(
+        self, grantee: Grantable, purpose: str, actions: tuple[str, ...], conditions=(), indexes: bool = False
+    ) -> None:
+        """The table actions (on its indexes too, with ``indexes``), and the use of the table's key that DynamoDB
+        makes for them on the grantee's behalf (through DynamoDB only, for this table only)."""
+        resources = (self.arn, f"{self.arn}/index/*") if indexes else (self.arn,)
         sid = f"{self.node.id.title()}{purpose}"
         grantee.add_to_policy(Statement(sid, actions, resources, tuple(conditions)))
         use = "Write" if WRITE_ACTIONS & set(actions) else "Read"
@@ -103,7 +105,7 @@ class _EncryptedTable(Construct):
         )
 
     def grant_read(self, grantee: Grantable) -> None:
-        self._grant(grantee, "Read", READ_ACTIONS)
+        self._grant(grantee, "Read", READ_ACTIONS, indexes=True)
 
 
 def _leading_keys(partitions: tuple[Partition, ...]) -> Condition:
@@ -127,6 +129,11 @@ class LedgerTable(_EncryptedTable):
         """Put new items (and check conditions in a transaction) in these partitions only."""
         purpose = "Append" + "".join(p.name.title() for p in partitions)
         self._grant(grantee, purpose, ("dynamodb:PutItem", "dynamodb:ConditionCheckItem"), (_leading_keys(partitions),))
+
+    def grant_read_partitions(self, grantee: Grantable, partitions: tuple[Partition, ...]) -> None:
+        """Read the items of these partitions only, from the table itself (no index)."""
+        purpose = "Read" + "".join(p.name.title() for p in partitions)
+        self._grant(grantee, purpose, READ_ACTIONS, (_leading_keys(partitions),))
 
     def grant_update(self, grantee: Grantable, partitions: tuple[Partition, ...]) -> None:
         """Update items in these partitions only (payments through their states, chain heads as entries are added);

@@ -10,6 +10,7 @@ from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
+from lambdas.domain.checkpoints import ALGORITHM as SIGNING_ALGORITHM
 from lambdas.encryption_context import CONDITION_KEY, Purpose
 from stacks.iam import Condition, Grantable, Statement
 
@@ -40,6 +41,13 @@ KEY_WRITE_ACTIONS = (*KEY_READ_ACTIONS, "kms:Encrypt", "kms:GenerateDataKey*", "
 class KeySpec(str, Enum):
     SYMMETRIC = "SYMMETRIC_DEFAULT"  # envelope encryption, rotated yearly
     HMAC_256 = "HMAC_256"  # keyed hashes (card fingerprints); KMS cannot rotate HMAC keys
+    ECC_NIST_P256 = "ECC_NIST_P256"  # signatures (ledger checkpoints); KMS cannot rotate asymmetric keys
+
+    @property
+    def usage(self) -> str:
+        return {"SYMMETRIC_DEFAULT": "ENCRYPT_DECRYPT", "HMAC_256": "GENERATE_VERIFY_MAC"}.get(
+            self.value, "SIGN_VERIFY"
+        )
 
 
 @dataclass(frozen=True)
@@ -109,14 +117,14 @@ class PaymentKey(Construct):
             self,
             "key",
             description=props.description,
-            key_usage="ENCRYPT_DECRYPT" if symmetric else "GENERATE_VERIFY_MAC",
+            key_usage=props.spec.usage,
             customer_master_key_spec=props.spec.value,
             enable_key_rotation=symmetric,
             deletion_window_in_days=props.deletion_window_days,
             is_enabled=True,
             policy=self._key_policy_json(),
         )
-        self.alias = KmsAlias(self, "alias", name=f"alias/{props.alias}", target_key_id=self.key.key_id)
+        self.alias = KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id)
 
     @property
     def arn(self) -> str:
@@ -160,6 +168,21 @@ class PaymentKey(Construct):
     def grant_mac(self, grantee: Grantable) -> None:
         self._require_spec(KeySpec.HMAC_256)
         self.grant(grantee, "Mac", ("kms:GenerateMac",))
+
+    def grant_sign(self, grantee: Grantable) -> None:
+        """Signatures by the checkpoints' algorithm only, over a message (KMS hashes it): never over a digest the
+        grantee chose."""
+        self._require_spec(KeySpec.ECC_NIST_P256)
+        conditions = (
+            Condition("StringEquals", "kms:SigningAlgorithm", (SIGNING_ALGORITHM,)),
+            Condition("StringEquals", "kms:MessageType", ("RAW",)),
+        )
+        self.grant(grantee, "Sign", ("kms:Sign",), conditions)
+
+    def grant_public_key(self, grantee: Grantable) -> None:
+        """Reading the public key, which anyone may then hold (GET /ledger/public-key serves it)."""
+        self._require_spec(KeySpec.ECC_NIST_P256)
+        self.grant(grantee, "PublicKey", ("kms:GetPublicKey",))
 
     def _add_to_key_policy(self, statement: Statement) -> None:
         if any(existing.sid == statement.sid for existing in self.key_policy):

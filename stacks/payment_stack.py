@@ -20,7 +20,8 @@ from stacks.payment_function import PaymentFunction, PaymentFunctionProps
 from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
 from stacks.tagging import TaggingAspect
 
-RECONCILE_SCHEDULE = "rate(5 minutes)"
+# The functions that run on a schedule, and how often.
+SCHEDULES = {Function.RECONCILE: "rate(5 minutes)", Function.CHECKPOINT: "rate(5 minutes)"}
 
 
 class PaymentStack(TerraformStack):
@@ -45,7 +46,7 @@ class PaymentStack(TerraformStack):
                 self,
                 id,
                 PaymentKeyProps(
-                    alias=f"{config.prefix}-{id}",
+                    alias=config.key_alias(id),
                     description=description,
                     account_id=account_id,
                     partition=partition,
@@ -60,6 +61,7 @@ class PaymentStack(TerraformStack):
             via_services=(endpoint("dynamodb"), endpoint("secretsmanager")),
         )
         fingerprint_key = key("fingerprint", "Keyed card fingerprints (HMAC)", spec=KeySpec.HMAC_256)
+        signing_key = key("signing", "Signed checkpoints of the ledger", spec=KeySpec.ECC_NIST_P256)
         operations_key = key(
             "operations",
             "Logs and function configuration",
@@ -90,32 +92,17 @@ class PaymentStack(TerraformStack):
         ledger = LedgerTable(
             self,
             "ledger",
-            TableProps(
-                f"{config.prefix}-ledger",
-                vault_key,
-                endpoint("dynamodb"),
-                deletion_protection=config.deletion_protection,
-            ),
+            table_props("ledger"),
         )
         idempotency = IdempotencyTable(
             self,
             "idempotency",
-            TableProps(
-                f"{config.prefix}-idempotency",
-                vault_key,
-                endpoint("dynamodb"),
-                deletion_protection=config.deletion_protection,
-            ),
+            table_props("idempotency"),
         )
         merchants = MerchantsTable(
             self,
             "merchants",
-            TableProps(
-                f"{config.prefix}-merchants",
-                vault_key,
-                endpoint("dynamodb"),
-                deletion_protection=config.deletion_protection,
-            ),
+            table_props("merchants"),
         )
         merchants.hold(
             {m.id: (m.principals, m.effective_rules(config.rules).model_dump(mode="json")) for m in config.merchants}
@@ -140,6 +127,7 @@ class PaymentStack(TerraformStack):
             "MERCHANTS_TABLE": merchants.name,
             "VAULT_KEY_ID": vault_key.arn,
             "FINGERPRINT_KEY_ID": fingerprint_key.arn,
+            "SIGNING_KEY_ID": signing_key.arn,
             "GATEWAY_SECRET_ID": gateway_secret.arn,
             "GATEWAY_BASE_URL": str(config.gateway_base_url),
             "GATEWAY_CONNECT_TIMEOUT": str(config.gateway.connect_timeout_seconds),
@@ -163,7 +151,7 @@ class PaymentStack(TerraformStack):
                     environment=environment,
                     sqs_endpoint=endpoint("sqs"),
                     sqs_arn_prefix=f"arn:{partition}:sqs:{region}:{account_id}:",
-                    schedule=RECONCILE_SCHEDULE if function is Function.RECONCILE else None,
+                    schedule=SCHEDULES.get(function),
                 ),
             )
             for function in Function
@@ -190,15 +178,24 @@ class PaymentStack(TerraformStack):
         read = functions[Function.READ]
         ledger.grant_read(read)
         vault_key.grant_decrypt(read, (Purpose.METADATA,))  # payment metadata is returned decrypted; cards never
+        signing_key.grant_public_key(read)
 
         reconcile = functions[Function.RECONCILE]
         ledger.grant_read(reconcile)
         ledger.grant_append(reconcile, (Partition.LEDGER,))
         ledger.grant_update(reconcile, (Partition.PAYMENT, Partition.CHAIN))
 
+        checkpoint = functions[Function.CHECKPOINT]
+        ledger.grant_read_partitions(
+            checkpoint, (Partition.CHAIN, Partition.CHECKPOINT)
+        )  # the heads, the last checkpoint
+        ledger.grant_append(checkpoint, (Partition.CHECKPOINT,))
+        signing_key.grant_sign(checkpoint)
+
         for function in (tokenize, charge, refund, read):
             merchants.grant_lookup(function)  # who the caller acts for, before anything else
-        merchants.grant_list(reconcile)
+        for function in (reconcile, checkpoint):
+            merchants.grant_list(function)
         for function in (tokenize, charge, refund):
             idempotency.grant_read_write(function)
         idempotency.grant_condition_check(reconcile)
@@ -230,5 +227,6 @@ class PaymentStack(TerraformStack):
         TerraformOutput(self, "merchants_table", value=merchants.name)
         TerraformOutput(self, "vault_key_id", value=vault_key.arn)
         TerraformOutput(self, "fingerprint_key_id", value=fingerprint_key.arn)
+        TerraformOutput(self, "signing_key_id", value=signing_key.arn)
         TerraformOutput(self, "gateway_secret_id", value=gateway_secret.arn)
         Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS, config.tags))

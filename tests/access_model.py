@@ -214,6 +214,9 @@ class Recorder:
             context = {f"kms:EncryptionContext:{k}": v for k, v in params.get("EncryptionContext", {}).items()}
             if params.get("EncryptionContext"):
                 context["kms:EncryptionContextKeys"] = tuple(params["EncryptionContext"])
+            if operation == "Sign":  # the condition keys KMS sets on a signature (MessageType defaults to RAW)
+                context["kms:SigningAlgorithm"] = params["SigningAlgorithm"]
+                context["kms:MessageType"] = params.get("MessageType", "RAW")
             return [(f"kms:{operation}", key, context)]
         if service == "secretsmanager":
             return [(f"secretsmanager:{operation}", params["SecretId"], {})]

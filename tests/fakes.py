@@ -20,10 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.chains import Head, chain_of
+from lambdas.domain.checkpoints import MAX_SIGNED_BYTES, Checkpoint, pem_of
 from lambdas.domain.merchants import Caller, Merchant, lookup_keys
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.rules import RuleSet
@@ -61,6 +65,7 @@ class FakeLedger:
     refunds: dict[tuple[str, str], Refund] = field(default_factory=dict)
     entries: dict[str, list[Entry]] = field(default_factory=dict)
     heads: dict[int, Head] = field(default_factory=dict)
+    checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,8 +127,8 @@ class FakeLedgerStore:
         with self.db.lock:
             payments = [p for p in self.ledger.payments.values() if p.status is Status.PENDING]
             refunds = [r for r in self.ledger.refunds.values() if r.status is RefundStatus.PENDING]
-        yield from (PendingItem(p.id) for p in payments if p.created_at < created_before)
-        yield from (PendingItem(r.payment_id, r.id) for r in refunds if r.created_at < created_before)
+        yield from (PendingItem(p.id, p.created_at) for p in payments if p.created_at < created_before)
+        yield from (PendingItem(r.payment_id, r.created_at, r.id) for r in refunds if r.created_at < created_before)
 
     def add_token(self, uow: FakeUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None:
         uow.add(
@@ -226,6 +231,24 @@ class FakeLedgerStore:
     def heads(self) -> list[Head]:
         with self.db.lock:
             return list(self.ledger.heads.values())
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        with self.db.lock:
+            return self.ledger.checkpoints[max(self.ledger.checkpoints)] if self.ledger.checkpoints else None
+
+    def checkpoints(self) -> Iterator[Checkpoint]:
+        with self.db.lock:
+            return iter([self.ledger.checkpoints[n] for n in sorted(self.ledger.checkpoints)])
+
+    def add_checkpoint(self, uow: FakeUnitOfWork, checkpoint: Checkpoint) -> None:
+        def check() -> tuple[bool, Any]:
+            taken = self.ledger.checkpoints.get(checkpoint.sequence)
+            return taken is None, taken
+
+        def apply() -> None:
+            self.ledger.checkpoints[checkpoint.sequence] = checkpoint
+
+        uow.add("checkpoint", check, apply)
 
     @staticmethod
     def _plain(payment: Payment | None) -> Payment | None:
@@ -366,6 +389,23 @@ class FakeVault:
         return sealed.card
 
 
+class FakeSigner:
+    """An ECC_NIST_P256 key held in memory, signing as KMS does (ECDSA_SHA_256, DER)."""
+
+    key_id = "arn:aws:kms:us-east-1:123456789012:key/fake-signing-key"
+
+    def __init__(self) -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+
+    def sign(self, message: bytes) -> bytes:
+        if len(message) > MAX_SIGNED_BYTES:
+            raise ValueError(f"KMS signs at most {MAX_SIGNED_BYTES} bytes of a raw message")
+        return self._key.sign(message, ec.ECDSA(hashes.SHA256()))
+
+    def public_key_pem(self) -> str:
+        return pem_of(self._key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+
+
 class FakeClock:
     """One clock for the use cases (datetime) and the idempotency store (epoch seconds)."""
 
@@ -425,7 +465,7 @@ class FakeWorld:
 
 def fake_world(gateway: Gateway, rules: RuleSet = RuleSet(), clock: FakeClock | None = None) -> FakeWorld:
     db, clock = FakeDatabase(), clock or FakeClock()
-    idempotency, vault = FakeIdempotencyStore(db, clock.epoch), FakeVault()
+    idempotency, vault, signer = FakeIdempotencyStore(db, clock.epoch), FakeVault(), FakeSigner()
 
     def dependencies(merchant: Merchant) -> Dependencies:
         return Dependencies(
@@ -435,6 +475,7 @@ def fake_world(gateway: Gateway, rules: RuleSet = RuleSet(), clock: FakeClock | 
             vault=vault,
             gateway=gateway,
             rules=merchant.rules,
+            signer=signer,
             clock=clock,
         )
 

@@ -17,6 +17,8 @@ from moto import mock_aws
 from lambdas import bootstrap
 from lambdas.adapters.dynamo import to_item
 from lambdas.adapters.merchants import merchant_items
+from lambdas.domain.checkpoints import signature_holds
+from lambdas.handlers import checkpoint as checkpoint_handler
 from lambdas.handlers import reconcile as reconcile_handler
 from lambdas.routes import Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, Partition
@@ -125,16 +127,25 @@ def drive(driver: Driver, sandbox: Sandbox) -> None:
     assert counts["settled"] == 2 and counts["failed"] == 1, counts
     assert body_of(api("GET", f"/payments/{payment}"))["amount_refunded"] == 500
 
+    # The scheduled checkpoint of each merchant's ledger, then the routes that serve it and the key that checks it.
+    with driver.invoking(Function.CHECKPOINT):
+        assert checkpoint_handler.handler({"source": "aws.events"}, None)["written"] == 2, "a checkpoint per merchant"
+    latest = api("GET", "/ledger/checkpoints/latest")
+    public_key = body_of(api("GET", "/ledger/public-key"))
+    assert latest["statusCode"] == 200 and signature_holds(body_of(latest), public_key["pem"])
 
-def failing_run(driver: Driver, monkeypatch) -> None:
-    """A scheduled run that fails: Lambda sends its event to the dead-letter queue, as the function's role."""
+
+def failing_runs(driver: Driver, monkeypatch) -> None:
+    """A scheduled run of each scheduled function that fails: Lambda sends its event to the function's dead-letter
+    queue, as the function's role."""
 
     def unavailable():
         raise ConnectionError("the merchants table did not answer")
 
-    monkeypatch.setattr(reconcile_handler, "tenancy", unavailable)
-    with driver.invoking(Function.RECONCILE, asynchronous=True):
-        reconcile_handler.handler({"source": "aws.events"}, None)
+    for function, handler in ((Function.RECONCILE, reconcile_handler), (Function.CHECKPOINT, checkpoint_handler)):
+        monkeypatch.setattr(handler, "tenancy", unavailable)
+        with driver.invoking(function, asynchronous=True):
+            handler.handler({"source": "aws.events"}, None)
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +192,7 @@ def recording(synthesized, sandbox_url, tmp_path_factory) -> tuple[StackModel, l
             with recorder.installed(monkeypatch):
                 driver = Driver(recorder, monkeypatch)
                 drive(driver, sandbox)
-                failing_run(driver, monkeypatch)
+                failing_runs(driver, monkeypatch)
         finally:
             clear_caches()
     path = tmp_path_factory.mktemp("access-model") / "calls.json"
@@ -216,6 +227,10 @@ def test_every_function_was_driven_and_its_calls_recorded(recording):
         (r.function, r.action) for r in recorded
     }
     assert {"charge", "refund", "reconcile"} == {r.function for r in recorded if r.action.startswith("secretsmanager")}
+    assert {(r.function, r.action) for r in recorded if r.action in ("kms:Sign", "kms:GetPublicKey")} == {
+        ("checkpoint", "kms:Sign"),
+        ("read", "kms:GetPublicKey"),
+    }
     assert any(r.call == "lambda:InvokeFailed" for r in recorded)
     assert len(model.judge(recorded)) > len(recorded)  # and the calls AWS makes on the functions' behalf
 
@@ -255,6 +270,19 @@ def _kms_context(purpose: str | None = None, via: str | None = None, **encryptio
     return context
 
 
+@pytest.mark.parametrize("function", [f for f in Function if f is not Function.CHECKPOINT])
+def test_only_the_checkpoint_function_signs(recording, function):
+    model, _ = recording
+    signing = model.keys["signing"]
+    raw = _kms_context() | {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
+    checkpoint = model.functions[Function.CHECKPOINT].role_arn
+    assert model.decide(Request(checkpoint, "kms:Sign", signing, raw)) is Decision.ALLOWED
+    digest = raw | {"kms:MessageType": "DIGEST"}  # a digest of anything the caller likes: not even checkpoint
+    assert model.decide(Request(checkpoint, "kms:Sign", signing, digest)) is not Decision.ALLOWED
+    role = model.functions[function].role_arn
+    assert model.decide(Request(role, "kms:Sign", signing, raw)) is not Decision.ALLOWED
+
+
 def test_read_cannot_decrypt_a_card(recording):
     model, _ = recording
     read = model.functions[Function.READ].role_arn
@@ -285,7 +313,14 @@ def test_a_key_administrator_administers_the_keys_but_cannot_use_them(recording)
     model = model.with_identity(ADMIN, EVERYTHING)
     for name, key in model.keys.items():
         assert model.decide(Request(ADMIN, "kms:ScheduleKeyDeletion", key, _kms_context())) is Decision.ALLOWED
-        for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:GenerateMac", "kms:ReEncryptFrom"):
+        for action in (
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+            "kms:Encrypt",
+            "kms:GenerateMac",
+            "kms:ReEncryptFrom",
+            "kms:Sign",
+        ):
             for purpose in ("card-vault", "payment-metadata", None):
                 request = Request(ADMIN, action, key, _kms_context(purpose))
                 assert model.decide(request) is not Decision.ALLOWED, (name, action, purpose)
@@ -296,7 +331,7 @@ def test_no_principal_outside_the_account_uses_a_key_or_invokes_anything(recordi
     model = model.with_identity(OUTSIDER, EVERYTHING)
     for key in model.keys.values():
         for context in (_kms_context("card-vault"), _kms_context("payment-metadata"), _kms_context()):
-            for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateMac", "kms:DescribeKey"):
+            for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateMac", "kms:DescribeKey", "kms:Sign"):
                 assert model.decide(Request(OUTSIDER, action, key, context)) is not Decision.ALLOWED
         through = _kms_context(via="dynamodb", **{"aws:dynamodb:tableName": "payments-dev-ledger"})
         assert model.decide(Request(OUTSIDER, "kms:Decrypt", key, through)) is not Decision.ALLOWED
@@ -382,6 +417,7 @@ ROLE_STATEMENTS = {
         "LedgerRead",
         "ReadReadThroughLedgerTableVaultKey",
         "ReadDecryptVaultKey",
+        "ReadPublicKeySigningKey",
         "MerchantsLookup",
         "ReadReadThroughMerchantsTableVaultKey",
     ),
@@ -400,6 +436,18 @@ ROLE_STATEMENTS = {
         "ReconcileReadThroughIdempotencyTableVaultKey",
         "ReadGatewaySecret",
         "ReconcileReadSecretVaultKey",
+    ),
+    Function.CHECKPOINT: (
+        *COMMON,
+        "SendDeadLetters",
+        "CheckpointDeadLettersOperationsKey",
+        "LedgerReadChainCheckpoint",
+        "CheckpointReadThroughLedgerTableVaultKey",
+        "LedgerAppendCheckpoint",
+        "CheckpointWriteThroughLedgerTableVaultKey",
+        "CheckpointSignSigningKey",
+        "MerchantsList",
+        "CheckpointReadThroughMerchantsTableVaultKey",
     ),
 }
 # The key policies' statements that name a function's role (what the keys' grant_* calls add).
@@ -422,6 +470,9 @@ KEY_GRANTS = {
         "RefundReadThroughMerchantsTable",
         "ReadReadThroughMerchantsTable",
         "ReconcileReadThroughMerchantsTable",
+        "CheckpointReadThroughLedgerTable",
+        "CheckpointWriteThroughLedgerTable",
+        "CheckpointReadThroughMerchantsTable",
         "TokenizeWriteThroughIdempotencyTable",
         "ChargeWriteThroughIdempotencyTable",
         "RefundWriteThroughIdempotencyTable",
@@ -431,7 +482,8 @@ KEY_GRANTS = {
         "ReconcileReadSecret",
     ),
     "fingerprint": ("TokenizeMac", "ChargeMac"),
-    "operations": ("ReconcileDeadLetters",),
+    "operations": ("ReconcileDeadLetters", "CheckpointDeadLetters"),
+    "signing": ("CheckpointSign", "ReadPublicKey"),
 }
 
 

@@ -3,14 +3,32 @@ alone, with no AWS client; any change to its content, or another signature, does
 
 import base64
 import json
+from dataclasses import replace
+from datetime import timedelta
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.domain.chains import Head, merkle_root
-from lambdas.domain.checkpoints import pem_of, signature_holds, signed_bytes, unsigned_checkpoint
+from lambdas import deadline
+from lambdas.adapters.signer import KmsSigner
+from lambdas.domain.chains import CHAINS, Head, merkle_root, positions, root_of
+from lambdas.domain.checkpoints import (
+    MAX_SIGNED_BYTES,
+    Checkpoint,
+    checkpoint_fault,
+    pem_of,
+    signature_holds,
+    signed_bytes,
+    unsigned_checkpoint,
+)
+from lambdas.domain.errors import NotFound
+from lambdas.domain.timestamps import iso
+from lambdas.use_cases.checkpoints import write_checkpoint
+from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
+from tests.fakes_gateway import FakeGateway
 from tests.test_chains import NOW, _chain
+from tests.test_use_cases import pay
 
 
 @pytest.fixture
@@ -65,3 +83,127 @@ def test_another_keys_signature_does_not_check(signed):
         other = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
         other_pem = pem_of(kms.get_public_key(KeyId=other)["PublicKey"])
     assert not signature_holds(checkpoint, other_pem)
+
+
+# -- the scheduled checkpoint and the routes, on the fakes --------------------------------------------------------
+
+
+def _public_key(world) -> tuple[str, str]:
+    served = world.service.public_key().body
+    return served["key_id"], served["pem"]
+
+
+def test_the_first_run_signs_even_an_empty_ledger_and_the_route_serves_it_as_signed():
+    world = fake_world(FakeGateway())
+    with pytest.raises(NotFound):
+        world.service.latest_checkpoint()  # a 404 until the first run
+    assert world.tenancy.write_checkpoints()["written"] == 2  # both merchants
+    served = world.service.latest_checkpoint()
+    assert served.status == 200 and served.body["sequence"] == 1
+    assert served.body["root"] == merkle_root([])
+    assert served.body["created_at"] == iso(world.clock())
+    key_id, pem = _public_key(world)
+    assert served.body["key_id"] == key_id and signature_holds(json.loads(json.dumps(served.body)), pem)
+
+
+def test_a_ledger_that_moved_gets_the_next_checkpoint_and_one_that_did_not_gets_none():
+    world = fake_world(FakeGateway())
+    assert write_checkpoint(world.deps) == "written"
+    assert write_checkpoint(world.deps) == "unchanged"
+    paid = pay(world, amount=1999)
+    world.service.refund(paid.body["id"], 500, "r")
+    world.clock.advance(timedelta(minutes=5))
+    assert write_checkpoint(world.deps) == "written"
+    latest = world.deps.store.latest_checkpoint()
+    heads = world.deps.store.heads()
+    assert latest.sequence == 2 and latest.root == merkle_root(heads) == root_of(latest.chains)
+    (head,) = heads
+    assert latest.chains[head.chain] == {"chain": head.chain, "sequence": 4, "hash": head.hash}
+    world.tenancy.write_checkpoints()
+    assert world.other().latest_checkpoint().body["sequence"] == 1  # the other merchant's ledger did not move
+    first, second = world.deps.store.checkpoints()
+    assert checkpoint_fault(first, None, _public_key(world)) is None
+    assert checkpoint_fault(second, first, _public_key(world)) is None
+
+
+def test_two_runs_that_number_the_same_checkpoint_write_it_once():
+    world = fake_world(FakeGateway())
+    store = world.deps.store
+    first_heads = store.heads
+
+    # The second run reads the newest checkpoint and the heads while the first is between its reads and its write.
+    def heads_then_race():
+        heads = first_heads()
+        store.heads = first_heads
+        assert write_checkpoint(world.deps) == "written"
+        return heads
+
+    store.heads = heads_then_race
+    assert write_checkpoint(world.deps) == "raced"
+    assert [c.sequence for c in store.checkpoints()] == [1]
+
+
+def test_a_run_stops_starting_merchants_near_its_deadline_and_one_merchants_error_does_not_stop_it(monkeypatch):
+    world = fake_world(FakeGateway())
+    monkeypatch.setattr(deadline, "remaining", lambda: 11.5)  # less than a merchant may take at worst
+    counts = world.tenancy.write_checkpoints()
+    assert counts == {"written": 0, "unchanged": 0, "raced": 0, "refused": 0, "errors": 0, "deferred": 2}
+    monkeypatch.setattr(deadline, "remaining", lambda: 60.0)
+
+    heads = FakeLedgerStore.heads
+
+    def broken(store):
+        if store.merchant == MERCHANT:
+            raise ConnectionError("the table did not answer")
+        return heads(store)
+
+    monkeypatch.setattr(FakeLedgerStore, "heads", broken)
+    counts = world.tenancy.write_checkpoints()
+    assert (counts["errors"], counts["written"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "fault"),
+    [
+        (lambda c, p: replace(c, body=c.body | {"signature": p.body["signature"]}), "its signature"),
+        (lambda c, p: replace(c, body=c.body | {"key_id": "arn:aws:kms:us-east-1:1:key/other"}), "its signature"),
+        (lambda c, p: replace(c, chains=[*c.chains[:3], {**c.chains[3], "sequence": 9}, *c.chains[4:]]), "its root"),
+        (lambda c, p: replace(c, chains=c.chains[1:]), "name every chain"),
+    ],
+)
+def test_a_checkpoint_that_does_not_hold_by_itself_is_named(change, fault):
+    world = fake_world(FakeGateway())
+    write_checkpoint(world.deps)
+    pay(world)
+    write_checkpoint(world.deps)
+    first, second = world.deps.store.checkpoints()
+    assert checkpoint_fault(second, first, _public_key(world)) is None
+    assert fault in checkpoint_fault(change(second, first), first, _public_key(world))
+
+
+def test_a_missing_checkpoint_or_a_chain_gone_back_is_named():
+    world = fake_world(FakeGateway())
+    signer = world.deps.signer
+    heads = [Head(c, 3, "ab" * 32) for c in range(CHAINS)]
+    made = []
+    for sequence, at in ((1, heads), (2, [replace(h, sequence=2) for h in heads]), (3, heads)):
+        body = unsigned_checkpoint(sequence, at, NOW, signer.key_id)
+        body["signature"] = base64.b64encode(signer.sign(signed_bytes(body))).decode()
+        made.append(Checkpoint(body, positions(at)))
+    key = _public_key(world)
+    assert checkpoint_fault(made[1], made[0], key) == "chain 0 went back from 3 to 2"
+    assert checkpoint_fault(made[2], made[0], key) == "checkpoint 2 is missing before it"
+    assert checkpoint_fault(made[1], None, key) == "checkpoint 1 is missing before it"
+
+
+def test_what_is_signed_fits_kms_raw_message_limit_and_more_is_refused_before_kms():
+    body = unsigned_checkpoint(10**12, [Head(c, 10**12, "f" * 64) for c in range(CHAINS)], NOW, "k" * 2048)
+    assert len(signed_bytes(body)) <= MAX_SIGNED_BYTES
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+        signer = KmsSigner(kms, key_id)
+        assert signature_holds(body | {"signature": base64.b64encode(signer.sign(signed_bytes(body))).decode()},
+                               signer.public_key_pem())  # fmt: skip
+        with pytest.raises(ValueError, match="4096"):
+            signer.sign(b"x" * (MAX_SIGNED_BYTES + 1))

@@ -27,7 +27,9 @@ class _Grantee:
 def _key(spec=KeySpec.SYMMETRIC, **props):
     stack = TerraformStack(cdktf.Testing.app(), "keys")
     return PaymentKey(
-        stack, "fingerprint", PaymentKeyProps(alias="a", description="d", account_id="123456789012", spec=spec, **props)
+        stack,
+        "fingerprint",
+        PaymentKeyProps(alias="alias/a", description="d", account_id="123456789012", spec=spec, **props),
     )
 
 
@@ -108,3 +110,21 @@ def test_terraform_writes_every_merchants_rules_and_principals_as_items(stack):
             assert mapped["merchant"] == {"S": merchant.id}
     assert len(written) == sum(1 + len(m.principals) for m in config.merchants)
     assert items["item"] == "${each.value}" and items["hash_key"] == MERCHANTS.partition_key
+
+
+def test_a_signing_key_signs_and_serves_its_public_key_only_and_no_other_key_signs():
+    signing = _key(KeySpec.ECC_NIST_P256)
+    for grant in ("grant_mac", "grant_encrypt", "grant_decrypt"):
+        with pytest.raises(ValueError, match="keys/fingerprint"):
+            getattr(signing, grant)(_Grantee(), *((Purpose.CARD,),) if grant != "grant_mac" else ())
+    for spec in (KeySpec.SYMMETRIC, KeySpec.HMAC_256):
+        with pytest.raises(ValueError, match="cannot be granted ECC_NIST_P256 use"):
+            _key(spec).grant_sign(_Grantee())
+    grantee = _Grantee()
+    signing.grant_sign(grantee)
+    (statement,) = grantee.statements
+    assert statement.actions == ("kms:Sign",)
+    assert statement.conditions == (
+        Condition("StringEquals", "kms:SigningAlgorithm", ("ECDSA_SHA_256",)),
+        Condition("StringEquals", "kms:MessageType", ("RAW",)),
+    )

@@ -35,12 +35,16 @@ EXPECTED_ACTIONS = {
     | KEY_WRITE
     | {"kms:Decrypt", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     | {"secretsmanager:GetSecretValue"},
-    Function.READ: COMMON | KEY_READ | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"},
+    Function.READ: COMMON | KEY_READ | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt", "kms:GetPublicKey"},
     Function.RECONCILE: COMMON
     | KEY_WRITE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"}
     | {"dynamodb:Scan"}  # every merchant, from the merchants table only
     | {"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage"},
+    Function.CHECKPOINT: COMMON
+    | KEY_WRITE
+    | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"}
+    | {"kms:Sign", "sqs:SendMessage"},
 }
 
 
@@ -86,6 +90,39 @@ def test_writers_are_limited_to_their_partitions(dev):
     assert put.conditions == (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("TOKEN#*",)),)
 
 
+def test_the_checkpoint_role_reads_only_heads_and_checkpoints_and_only_adds_checkpoints(dev):
+    on_ledger = [
+        s
+        for s in role_statements(dev, "payments-dev-checkpoint")
+        if s.resources and s.resources[0].startswith(_ledger_table_arn(dev))
+    ]
+    assert {(s.actions, s.resources, s.conditions) for s in on_ledger} == {
+        (("dynamodb:GetItem", "dynamodb:Query"), (_ledger_table_arn(dev),),
+         (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("CHAIN#*", "CHECKPOINT#*")),)),
+        (("dynamodb:ConditionCheckItem", "dynamodb:PutItem"), (_ledger_table_arn(dev),),
+         (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("CHECKPOINT#*",)),)),
+    }  # fmt: skip
+
+
+def test_only_the_checkpoint_role_signs_and_only_checkpoints_the_way_the_contract_says(dev):
+    (key,) = [name for name in dev.resources("aws_kms_key") if name.startswith("signing_key")]
+    signers = {
+        function
+        for function in Function
+        for s in role_statements(dev, f"payments-dev-{function.value}")
+        if "kms:Sign" in s.actions
+    }
+    assert signers == {Function.CHECKPOINT}
+    (sign,) = [s for s in key_policy_statements(dev, key) if "kms:Sign" in s.actions]
+    assert sign.principals == (("AWS", (role_arn(dev, "payments-dev-checkpoint"),)),)
+    raw = {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
+    assert allowed([sign], "kms:Sign", raw)
+    assert not allowed([sign], "kms:Sign", raw | {"kms:MessageType": "DIGEST"})  # a digest the caller chose
+    assert not allowed([sign], "kms:Sign", raw | {"kms:SigningAlgorithm": "ECDSA_SHA_384"})
+    (public,) = [s for s in key_policy_statements(dev, key) if "kms:GetPublicKey" in s.actions]  # not kms:Get*
+    assert public.principals == (("AWS", (role_arn(dev, "payments-dev-read"),)),)
+
+
 # What each function's code does with the vault key, by purpose (lambdas/bootstrap.py builds one cipher per purpose).
 VAULT_USE = {
     Function.TOKENIZE: {("kms:GenerateDataKey", Purpose.CARD)},  # vaults a card
@@ -97,6 +134,7 @@ VAULT_USE = {
     Function.REFUND: set(),
     Function.READ: {("kms:Decrypt", Purpose.METADATA)},  # returns payments with their metadata
     Function.RECONCILE: set(),
+    Function.CHECKPOINT: set(),
 }
 ENVELOPE_OPERATIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 
@@ -173,11 +211,12 @@ def test_functions_have_distinct_roles_assumable_only_by_lambda_of_this_account(
         assert trust["condition"][0]["variable"] == "aws:SourceAccount"
 
 
-def test_only_reconcile_scans_and_only_the_merchants_table(stack):
+def test_only_the_scheduled_functions_scan_and_only_the_merchants_table(stack):
     (merchants,) = [n for n, t in stack.resources("aws_dynamodb_table").items() if t["name"].endswith("-merchants")]
     scans = [s for s in all_statements(stack) if "dynamodb:Scan" in s.actions]
-    assert [s.resources for s in scans] == [(f"${{aws_dynamodb_table.{merchants}.arn}}",)]
-    assert all(scan in role_statements(stack, f"{stack.environment.prefix}-reconcile") for scan in scans)
+    assert [s.resources for s in scans] == [(f"${{aws_dynamodb_table.{merchants}.arn}}",)] * 2
+    for function in (Function.RECONCILE, Function.CHECKPOINT):
+        assert any(scan in role_statements(stack, f"{stack.environment.prefix}-{function.value}") for scan in scans)
 
 
 def _table_names(stack) -> dict[str, str]:
@@ -220,6 +259,9 @@ def test_the_secret_and_the_dead_letters_keys_are_used_only_through_their_servic
     (secret_arn,) = through("charge", "secretsmanager")["kms:EncryptionContext:SecretARN"]
     assert secret_arn.endswith(f":secretsmanager:us-east-1:${{data.aws_caller_identity.caller.account_id}}:secret:"
                                f"{secret['name']}-??????")  # fmt: skip
-    (queue,) = dev.resources("aws_sqs_queue").values()
-    (queue_arn,) = through("reconcile", "sqs")["kms:EncryptionContext:aws:sqs:arn"]
-    assert queue_arn.endswith(f":sqs:us-east-1:${{data.aws_caller_identity.caller.account_id}}:{queue['name']}")
+    for function in ("reconcile", "checkpoint"):
+        (queue,) = [
+            q for q in dev.resources("aws_sqs_queue").values() if q["name"] == f"payments-dev-{function}-dead-letters"
+        ]
+        (queue_arn,) = through(function, "sqs")["kms:EncryptionContext:aws:sqs:arn"]
+        assert queue_arn.endswith(f":sqs:us-east-1:${{data.aws_caller_identity.caller.account_id}}:{queue['name']}")

@@ -1,6 +1,7 @@
 """`make local` end to end over real HTTP: emulator, real Terraform, the sandbox
 process and the API server, as a client developer meets them."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ import pytest
 import requests
 
 from client import CardDeclined, InvalidRequest, NotFound
+from lambdas.domain.checkpoints import signature_holds
 from tests.conftest import REPO
 from tests.leaks import card_data_in, card_data_in_item
 from tests.service_fixtures import Sandbox
@@ -30,9 +32,12 @@ class LocalStack(LocalProcess):
         return Sandbox(self.sandbox).charges()
 
 
+CHECKPOINT_SECONDS = 1  # the local schedule of the checkpoint function (deployed: every 5 minutes)
+
+
 @pytest.fixture(scope="module")
 def local():
-    stack = LocalStack()
+    stack = LocalStack(PAYMENTS_LOCAL_CHECKPOINT_SECONDS=str(CHECKPOINT_SECONDS))
     stack.start()
     yield stack
     if stack.process.poll() is None:
@@ -92,6 +97,31 @@ def test_every_route_through_the_sdk(local):
     balances = {(b.account, b.currency): b.amount for b in payments.balances()}
     assert sum(balances.values()) == 0 and balances[("merchant_balance", "USD")] <= -1000
     error_of(get(local, "/payments?limit=101"), 400, "invalid_request_error")
+
+
+def test_signed_checkpoints_follow_the_ledger_and_check_with_the_public_key_alone(local):
+    payments = local.client()
+    key = payments.public_key()
+    first = payments.latest_checkpoint()  # written as the stack started
+    assert signature_holds(first.signed, key.pem) and first.key_id == key.key_id
+    payments.pay(700, "usd", token=payments.tokenize("4242424242424242", 12, 2030).token)
+    deadline = time.monotonic() + 30 * CHECKPOINT_SECONDS
+    latest = first
+    while latest.root == first.root and time.monotonic() < deadline:
+        time.sleep(CHECKPOINT_SECONDS / 2)
+        latest = payments.latest_checkpoint()
+    assert latest.sequence > first.sequence and latest.root != first.root  # the ledger moved: a new checkpoint
+    assert signature_holds(latest.signed, key.pem)
+    assert not signature_holds(latest.signed | {"root": first.root}, key.pem)
+
+
+def test_make_verify_checks_the_running_stacks_ledger_and_checkpoints(local):
+    payments = local.client()
+    payments.pay(800, "usd", token=payments.tokenize("4242424242424242", 12, 2030).token)
+    environment = {**os.environ, "PAYMENTS_EMULATOR_PORT": local.emulator.rsplit(":", 1)[1]}
+    verified = subprocess.run(["make", "-s", "verify"], cwd=REPO, env=environment, capture_output=True, text=True,
+                              timeout=300, check=False)  # fmt: skip
+    assert verified.returncode == 0 and verified.stdout.startswith("intact: "), verified.stdout + verified.stderr
 
 
 @pytest.mark.parametrize("body, param", BAD_PAYMENTS[:8])
@@ -332,9 +362,9 @@ def test_stop_frees_every_port_and_a_second_start_works(local):
     try:
         token = post(again, "/tokens", {"card": {"number": "5555555555554444", "exp_month": 12, "exp_year": 2030}})
         assert token.status_code == 201
-        assert (
-            again.aws("dynamodb").scan(TableName="payments-dev-ledger", Select="COUNT")["Count"] == 1
-        )  # a fresh start
+        items = again.aws("dynamodb").scan(TableName="payments-dev-ledger")["Items"]
+        kinds = sorted(item["pk"]["S"].split("#", 1)[0] for item in items)
+        assert kinds == ["CHECKPOINT", "CHECKPOINT", "TOKEN"]  # a fresh start: each merchant's first checkpoint
     finally:
         assert again.stop() == 0
     assert again.bound_ports() == []

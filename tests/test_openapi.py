@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from lambdas import response_models
+from lambdas.handlers import checkpoint as checkpoint_handler
 from tests.events import body_of, invoke
 from tests.test_api import card, pay
 from tools.openapi import OUTPUT, render
@@ -26,6 +27,8 @@ CONTRACT_ROUTES = {
     ("GET", "/payments/{id}/ledger"): (False, {200, 404}),
     ("GET", "/balances"): (False, {200}),
     ("GET", "/payments"): (False, {200, 400}),
+    ("GET", "/ledger/checkpoints/latest"): (False, {200, 404}),
+    ("GET", "/ledger/public-key"): (False, {200}),
 }
 EVERY_ROUTE_STATUSES = {403, 429, 500}
 
@@ -60,6 +63,9 @@ def test_every_body_the_handlers_answer_matches_the_description(aws_env):
     response_models.ErrorResponse.model_validate(declined)
     declined_payment = body_of(invoke("GET", f"/payments/{declined['error']['payment_id']}"))
     response_models.PaymentResponse.model_validate(declined_payment)
+    assert checkpoint_handler.handler({"source": "aws.events"}, None)["written"] >= 1
+    response_models.CheckpointResponse.model_validate(body_of(invoke("GET", "/ledger/checkpoints/latest")))
+    response_models.PublicKeyResponse.model_validate(body_of(invoke("GET", "/ledger/public-key")))
     with pytest.raises(ValidationError) as refused:  # the models are strict enough to notice a wrong body
         response_models.PaymentResponse.model_validate({**payment, "pan": "x"})
     assert [(error["loc"], error["type"]) for error in refused.value.errors()] == [(("pan",), "extra_forbidden")]

@@ -23,20 +23,25 @@ def _by_suffix(resources: dict, attribute: str, suffix: str) -> dict:
 # --- KMS ---------------------------------------------------------------------
 
 
-def test_symmetric_keys_rotate_and_the_fingerprint_key_is_hmac(stack):
+def test_symmetric_keys_rotate_the_fingerprint_key_is_hmac_and_the_signing_key_ecc(stack):
     keys = {name.split("_")[0]: key for name, key in stack.resources("aws_kms_key").items()}
-    assert set(keys) == {"vault", "fingerprint", "operations"}
+    assert set(keys) == {"vault", "fingerprint", "operations", "signing"}
     for name in ("vault", "operations"):
         assert keys[name]["customer_master_key_spec"] == "SYMMETRIC_DEFAULT"
         assert keys[name]["enable_key_rotation"] is True
     assert keys["fingerprint"]["customer_master_key_spec"] == "HMAC_256"
     assert keys["fingerprint"]["key_usage"] == "GENERATE_VERIFY_MAC"
+    assert (keys["signing"]["customer_master_key_spec"], keys["signing"]["key_usage"]) == (
+        "ECC_NIST_P256",
+        "SIGN_VERIFY",
+    )
+    assert keys["signing"]["enable_key_rotation"] is False  # KMS rotates no asymmetric key
     for key in keys.values():
         assert key["is_enabled"] is True
         assert key["deletion_window_in_days"] == _config(stack).key_deletion_window_days
     aliases = sorted(alias["name"] for alias in stack.resources("aws_kms_alias").values())
     prefix = _config(stack).prefix
-    assert aliases == [f"alias/{prefix}-fingerprint", f"alias/{prefix}-operations", f"alias/{prefix}-vault"]
+    assert aliases == [f"alias/{prefix}-{key}" for key in ("fingerprint", "operations", "signing", "vault")]
 
 
 def test_key_policies_name_their_users_and_bind_service_principals_to_the_account(stack):
@@ -51,9 +56,8 @@ def test_key_policies_name_their_users_and_bind_service_principals_to_the_accoun
                     assert any("${data.aws_caller_identity.caller.account_id}" in v for v in values), statement.source
                 if identifiers[0].endswith(":root") and not statement.conditions:
                     # The account administers the key; using it takes a named grant or a service on its behalf.
-                    assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateMac"} & set(
-                        statement.actions
-                    )
+                    uses = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateMac", "kms:Sign"}
+                    assert not uses & set(statement.actions)
         role_users[name.split("_")[0]] = {
             identifier.split(".")[1].split("_")[0]
             for s in statements
@@ -62,9 +66,10 @@ def test_key_policies_name_their_users_and_bind_service_principals_to_the_accoun
             if identifier.startswith("${aws_iam_role.")
         }
     assert role_users == {
-        "vault": {"tokenize", "charge", "refund", "read", "reconcile"},
+        "vault": {"tokenize", "charge", "refund", "read", "reconcile", "checkpoint"},  # checkpoint: the ledger table's
         "fingerprint": {"tokenize", "charge"},
-        "operations": {"reconcile"},  # its dead-letter queue
+        "operations": {"reconcile", "checkpoint"},  # their dead-letter queues
+        "signing": {"checkpoint", "read"},  # signs; serves the public key
     }
 
 
@@ -264,18 +269,23 @@ def test_functions_trace_reserve_concurrency_and_encrypt_their_environment(stack
         assert not any("secret_string" in value or "secret_key" in value.lower() for value in variables.values())
 
 
-def test_reconciliation_runs_on_a_schedule_with_an_encrypted_dead_letter_queue(stack):
-    (rule,) = stack.resources("aws_cloudwatch_event_rule").values()
-    assert rule["schedule_expression"].startswith("rate(")
-    (target,) = stack.resources("aws_cloudwatch_event_target").values()
-    function_name = target["arn"].split(".")[1]
-    reconcile = stack.resources("aws_lambda_function")[function_name]
-    assert reconcile["handler"] == Function.RECONCILE.handler
-    ((queue_name, queue),) = stack.resources("aws_sqs_queue").items()
-    assert reconcile["dead_letter_config"]["target_arn"] == f"${{aws_sqs_queue.{queue_name}.arn}}"
-    assert queue["kms_master_key_id"].startswith("${aws_kms_key.operations_key_")
-    for function in stack.resources("aws_lambda_function").values():
-        if function is not reconcile:
+def test_reconciliation_and_checkpoints_run_on_a_schedule_with_encrypted_dead_letter_queues(stack):
+    rules = {
+        f"${{aws_cloudwatch_event_rule.{n}.name}}": r for n, r in stack.resources("aws_cloudwatch_event_rule").items()
+    }
+    functions = stack.resources("aws_lambda_function")
+    queues = stack.resources("aws_sqs_queue")
+    scheduled = {}
+    for target in stack.resources("aws_cloudwatch_event_target").values():
+        assert rules[target["rule"]]["schedule_expression"] == "rate(5 minutes)"
+        function = functions[target["arn"].split(".")[1]]
+        queue_name = function["dead_letter_config"]["target_arn"].split(".")[1]
+        assert queues[queue_name]["kms_master_key_id"].startswith("${aws_kms_key.operations_key_")
+        scheduled[function["handler"]] = function
+    assert set(scheduled) == {Function.RECONCILE.handler, Function.CHECKPOINT.handler}
+    assert len(queues) == 2
+    for function in functions.values():
+        if function["handler"] not in scheduled:
             assert "dead_letter_config" not in function  # invoked synchronously by API Gateway
 
 

@@ -158,7 +158,9 @@ def test_every_pending_payment_and_refund_is_listed_across_pages(ports):
     commit(ports, lambda uow: ports.store.reserve_refund(uow, new, refund))
     ports.clock.advance(timedelta(minutes=1))
     listed = set(ports.store.pending(ports.clock()))
-    assert listed == {PendingItem(p.id) for p in pending} | {PendingItem(new.id, "re_1")}
+    assert listed == {PendingItem(p.id, p.created_at) for p in pending} | {
+        PendingItem(new.id, refund.created_at, "re_1")
+    }
     assert set(ports.store.pending(ports.clock() - timedelta(hours=1))) == set()
 
 
@@ -305,7 +307,7 @@ def test_a_merchants_store_reaches_none_of_another_merchants_records(ports):
     assert other.entries(paid.id) == []
     assert list(other.pending(later)) == []
     assert sorted(ports.store.pending(later), key=str) == sorted(
-        [PendingItem(stuck.id), PendingItem(paid.id, refund.id)], key=str
+        [PendingItem(stuck.id, stuck.created_at), PendingItem(paid.id, refund.created_at, refund.id)], key=str
     )
 
 

@@ -164,7 +164,8 @@ def test_reconciliation_never_fails_a_payment_whose_key_a_request_holds(world, g
     world.db.records[key] = replace(
         world.db.records[key], state=State.IN_PROGRESS, in_flight_until=int(world.clock.epoch()) + 30
     )  # a retry is settling it now
-    assert world.service.reconcile() == {"settled": 0, "failed": 0, "still_pending": 1, "errors": 0, "deferred": 0}
+    counts = world.service.reconcile()
+    assert counts == {"settled": 0, "failed": 0, "still_pending": 1, "errors": 0, "deferred": 0, "overdue": 1}
     assert world.ledger.payments[payment_id].status is Status.PENDING
 
 
@@ -186,7 +187,8 @@ def test_one_items_error_does_not_stop_the_run(world, gateway):
             pay(world, key=key)
     world.clock.advance(timedelta(minutes=2))
     gateway.fail_next("find_charge", Fault.GARBAGE)
-    assert world.service.reconcile() == {"settled": 1, "failed": 0, "still_pending": 0, "errors": 1, "deferred": 0}
+    counts = world.service.reconcile()
+    assert counts == {"settled": 1, "failed": 0, "still_pending": 0, "errors": 1, "deferred": 0, "overdue": 0}
 
 
 # -- velocity and idempotency ------------------------------------------------------------------------

@@ -6,20 +6,25 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import boto3
 import pytest
 
 from lambdas.adapters.dynamo import to_item
-from lambdas.adapters.ledger_store import HEADS, ChainAppend, DynamoLedgerStore
+from lambdas.adapters.ledger_store import CHECKPOINTS, HEADS, ChainAppend, DynamoLedgerStore
+from lambdas.adapters.signer import KmsSigner
 from lambdas.domain.chains import Head, chain_of
 from lambdas.domain.payments import Direction, Entry
+from lambdas.domain.rules import RuleSet
 from lambdas.storage_schema import LEDGER, Partition
+from lambdas.use_cases import Dependencies
+from lambdas.use_cases.checkpoints import write_checkpoint
 from tests.conftest import REPO
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, moto_server
 from tools.function_resources import create_table
-from tools.verify import verify
+from tools.verify import chain_entries, verify
 
 MERCHANT = "acme"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -61,12 +66,39 @@ def _written(store, n: int = 6) -> list[str]:
 
 
 def _entry_key(store, payment_id: str) -> dict:
-    (item,) = [e for e in store.entries(payment_id) if e.direction is Direction.CREDIT]
-    partition = {":pk": {"S": Partition.LEDGER.key(MERCHANT, payment_id)}}
+    """The stored key of the payment's credit entry."""
+    (credit,) = [e for e in store.entries(payment_id) if e.direction is Direction.CREDIT]
+    return _stored_key(store, credit)
+
+
+def _stored_key(store, entry: Entry) -> dict:
+    partition = {":pk": {"S": Partition.LEDGER.key(MERCHANT, entry.payment_id)}}
     items = store.client.query(TableName=store.table, KeyConditionExpression="pk = :pk",
                                ExpressionAttributeValues=partition)  # fmt: skip
-    (found,) = [i for i in items["Items"] if i["id"]["S"] == item.id]
+    (found,) = [i for i in items["Items"] if i["id"]["S"] == entry.id]
     return {"pk": found["pk"], "sk": found["sk"]}
+
+
+@pytest.fixture(scope="module")
+def signing(endpoint) -> KmsSigner:
+    """The ledger's signing key, in the emulator's KMS."""
+    credentials = {k.lower(): v for k, v in EMULATOR_CREDENTIALS.items()}
+    kms = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1", **credentials)
+    return KmsSigner(kms, kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"])
+
+
+def _checkpoint(store: DynamoLedgerStore, signer: KmsSigner) -> str:
+    """The scheduled function's use case, on this store and key."""
+    deps = Dependencies(store, None, None, None, None, RuleSet(), signer)  # type: ignore[arg-type]  # what it uses
+    return write_checkpoint(deps)
+
+
+def _checkpoint_key(sequence: int) -> dict:
+    return to_item({"pk": Partition.CHECKPOINT.key(MERCHANT, CHECKPOINTS), "sk": f"CHECKPOINT#{sequence:012d}"})
+
+
+def _verify(client, table, signing):
+    return verify(client, table, [MERCHANT], public_keys={signing.key_id: signing.public_key_pem()})
 
 
 def test_an_untouched_ledger_verifies(ledger):
@@ -147,11 +179,12 @@ def test_eight_writers_on_one_chain_leave_it_gapless_by_placing_entries_again_af
     assert store.head(0).balances == {("gateway_receivable:sparkle", "USD"): 8000, ("merchant_balance", "USD"): -8000}
 
 
-def test_the_command_exits_1_naming_the_break_and_0_when_intact(ledger, endpoint):
+def test_the_command_exits_1_naming_the_break_and_0_when_intact(ledger, endpoint, signing):
     client, table, store = ledger
     payments = _written(store, 3)
+    _checkpoint(store, signing)
     command = [sys.executable, "-m", "tools.verify", "--table", table, "--merchant", MERCHANT,
-               "--endpoint-url", endpoint, "--region", "us-east-1"]  # fmt: skip
+               "--signing-key", signing.key_id, "--endpoint-url", endpoint, "--region", "us-east-1"]  # fmt: skip
     environment = os.environ | EMULATOR_CREDENTIALS
     intact = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=60, check=False)
     assert intact.returncode == 0 and intact.stdout.startswith("intact: 6 entries of 1 merchants"), intact
@@ -163,3 +196,95 @@ def test_the_command_exits_1_naming_the_break_and_0_when_intact(ledger, endpoint
     assert broken.returncode == 1
     assert broken.stdout.startswith(f"BROKEN: merchant acme, chain {chain_of(payments[1])}, sequence ")
     assert f"entry le_{payments[1]}_c: an edited entry" in broken.stdout
+
+
+def _signed_twice(store, signing) -> list[str]:
+    """Checkpoints 1 (three payments) and 2 (six)."""
+    payments = _written(store, 3)
+    assert _checkpoint(store, signing) == "written"
+    payments += [f"pay_{i:024d}" for i in range(3, 6)]
+    for i, payment in enumerate(payments[3:]):
+        _record(store, payment, 200 + i)
+    assert _checkpoint(store, signing) == "written"
+    return payments
+
+
+def test_an_untouched_ledger_and_its_checkpoints_verify(ledger, signing):
+    client, table, store = ledger
+    _signed_twice(store, signing)
+    assert _checkpoint(store, signing) == "unchanged"
+    assert _verify(client, table, signing).broken is None
+    _, broken = verify(client, table, [MERCHANT]).broken  # checkpoints, and no key to check them with
+    assert broken.checkpoint == 1 and "not one of the ledger's signing keys" in broken.reason
+
+
+def test_a_replaced_checkpoint_signature_is_named(ledger, signing):
+    client, table, store = ledger
+    _signed_twice(store, signing)
+    first = client.get_item(TableName=table, Key=_checkpoint_key(1))["Item"]["signature"]
+    client.update_item(TableName=table, Key=_checkpoint_key(2), UpdateExpression="SET signature = :s",
+                       ExpressionAttributeValues={":s": first})  # fmt: skip
+    _, broken = _verify(client, table, signing).broken
+    assert broken.checkpoint == 2 and "its signature" in broken.reason
+    assert str(broken).startswith("checkpoint 2: ")
+
+
+def test_a_forged_checkpoint_signed_by_another_key_is_named(ledger, signing, endpoint):
+    client, table, store = ledger
+    _signed_twice(store, signing)
+    made = signing.kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    other = KmsSigner(signing.kms, made["KeyMetadata"]["Arn"])
+    assert _checkpoint(_store_after(store, 7), other) == "written"  # checkpoint 3, by a key that is not the ledger's
+    _, broken = _verify(client, table, signing).broken
+    assert broken.checkpoint == 3 and "not one of the ledger's signing keys" in broken.reason
+    forged = client.get_item(TableName=table, Key=_checkpoint_key(3))["Item"]
+    forged["document"]["S"] = forged["document"]["S"].replace(other.key_id, signing.key_id)  # naming the ledger's key
+    client.put_item(TableName=table, Item=forged)
+    _, broken = _verify(client, table, signing).broken
+    assert broken.checkpoint == 3 and "its signature" in broken.reason
+
+
+def test_checkpoints_signed_before_and_after_the_signing_key_was_replaced_verify_with_both_keys(ledger, signing):
+    client, table, store = ledger
+    _signed_twice(store, signing)
+    made = signing.kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    replacing = KmsSigner(signing.kms, made["KeyMetadata"]["Arn"])
+    assert _checkpoint(store, replacing) == "written"  # the newest re-signed under the key the API now serves
+    keys = {signer.key_id: signer.public_key_pem() for signer in (signing, replacing)}
+    assert verify(client, table, [MERCHANT], public_keys=keys).broken is None
+    _, broken = verify(client, table, [MERCHANT], public_keys={replacing.key_id: keys[replacing.key_id]}).broken
+    assert broken.checkpoint == 1 and signing.key_id in broken.reason
+
+
+def _store_after(store, n: int) -> DynamoLedgerStore:
+    """The store, after the n-th payment: a ledger that moved since its last checkpoint."""
+    _record(store, f"pay_{n:024d}", 300)
+    return store
+
+
+def test_a_deleted_checkpoint_is_named_by_the_gap(ledger, signing):
+    client, table, store = ledger
+    _signed_twice(store, signing)
+    client.delete_item(TableName=table, Key=_checkpoint_key(1))
+    _, broken = _verify(client, table, signing).broken
+    assert broken.checkpoint == 2 and broken.reason == "checkpoint 1 is missing before it"
+
+
+def test_a_chain_rewritten_whole_checks_by_itself_but_not_against_its_checkpoint(ledger, signing):
+    """An entry's amount edited, and every hash after it and the head recomputed to match (what someone with table
+    access could do): the chains check, the checkpoint signed before does not."""
+    client, table, store = ledger
+    payments = _signed_twice(store, signing)
+    chain = chain_of(payments[0])
+    entries = sorted(chain_entries(client, table, MERCHANT, chain), key=lambda e: e.sequence)
+    rewritten, head = Head(chain).extend(MERCHANT, [replace(e, amount=1) if e.sequence == 1 else e for e in entries])
+    for entry in rewritten:  # the same items, under the same keys, with the new amount and hashes
+        item = to_item(store._entry_item(0, entry)) | _stored_key(store, entry)
+        client.put_item(TableName=table, Item=item)
+    uow = store.unit_of_work()
+    uow.add(*store.head_part(store.head(chain), head))
+    uow.commit()
+    assert "not one of the ledger's" in verify(client, table, [MERCHANT]).broken[1].reason  # the chains check alone
+    _, broken = _verify(client, table, signing).broken
+    assert (broken.checkpoint, broken.chain) == (1, chain)
+    assert "not the one it signed" in broken.reason

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
-from lambdas.routes import ROUTES, Route
+from lambdas.routes import ROUTES, Function, Route
 
 
 def route_for(method: str, path: str) -> tuple[Route | None, dict[str, str] | None]:
@@ -82,7 +82,11 @@ class LambdaContext:
 
 
 def handler_for(route: Route):
-    module, name = route.function.handler.rsplit(".", 1)
+    return function_handler(route.function)
+
+
+def function_handler(function: Function):
+    module, name = function.handler.rsplit(".", 1)
     return getattr(importlib.import_module(module), name)
 
 

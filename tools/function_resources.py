@@ -31,8 +31,8 @@ MerchantSpec = tuple[tuple[str, ...], dict[str, Any]]
 
 
 def provision(gateway_url: str, suffix: str, merchants: Mapping[str, MerchantSpec]) -> dict[str, str]:
-    """The tables (the merchants table holding ``merchants``), the vault and fingerprint keys and the gateway
-    secret; returns the functions' environment naming them (timeouts are the caller's)."""
+    """The tables (the merchants table holding ``merchants``), the vault, fingerprint and signing keys and the
+    gateway secret; returns the functions' environment naming them (timeouts are the caller's)."""
     dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
     env = {
         "LEDGER_TABLE": f"ledger-{suffix}",
@@ -40,6 +40,7 @@ def provision(gateway_url: str, suffix: str, merchants: Mapping[str, MerchantSpe
         "MERCHANTS_TABLE": f"merchants-{suffix}",
         "VAULT_KEY_ID": kms.create_key()["KeyMetadata"]["Arn"],
         "FINGERPRINT_KEY_ID": kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"],
+        "SIGNING_KEY_ID": kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"],
         "GATEWAY_SECRET_ID": boto3.client("secretsmanager").create_secret(
             Name=f"sparkle-{suffix}", SecretString=DEFAULT_SECRET_KEY
         )["ARN"],

@@ -12,6 +12,9 @@
    at the emulator; requests must be signed (SigV4, as API Gateway's AWS_IAM)
    with those keys; handler logs go to the functions' log groups there.
 
+6. runs the checkpoint function once, then every PAYMENTS_LOCAL_CHECKPOINT_SECONDS (10; deployed: every 5
+   minutes), so GET /ledger/checkpoints/latest has a checkpoint from the start.
+
 Ports: PAYMENTS_API_PORT (3000), SPARKLE_PORT (4010), PAYMENTS_EMULATOR_PORT (5000).
 PAYMENTS_LOCAL_THROTTLE=off lifts the stage's throttle (for benchmarks only).
 Ctrl-C (or SIGTERM) stops everything it started; the Terraform state lives in a
@@ -39,7 +42,7 @@ from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from stacks.config import DEV, OPERATOR_CONFIG_VARIABLE
 from tools.emulator import DEFAULT_PORT as EMULATOR_PORT
 from tools.emulator import emulator_environment, moto_server, sandbox_server
-from tools.local_api import InvocationLogHandler, LocalApi, TokenBucket
+from tools.local_api import InvocationLogHandler, LocalApi, Schedule, TokenBucket
 from tools.local_credentials import credentials_path, issue
 from tools.terraform import STATE_FILE, apply_in_order
 
@@ -87,8 +90,28 @@ def configure_functions(endpoint: str, region: str, function_name: str, sandbox_
     deployed = boto3.client("lambda").get_function_configuration(FunctionName=function_name)
     os.environ.update(deployed["Environment"]["Variables"])
     os.environ["GATEWAY_BASE_URL"] = sandbox_url  # the sandbox's port may differ from the config's default
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # no CloudWatch turns the EMF lines into metrics here
     bootstrap.adapters.cache_clear()
     return deployed["Timeout"]
+
+
+def scheduled_checkpoints(timeout: float, on_invoke: CloudWatchShipper) -> Schedule:
+    """The checkpoint function, run once now and then on its local schedule."""
+    interval = float(os.environ.get("PAYMENTS_LOCAL_CHECKPOINT_SECONDS", "10"))
+    checkpoints = Schedule(Function.CHECKPOINT, interval, timeout, on_invoke)
+    print(f"checkpoints       {checkpoints.run_once()}   (then every {interval:g} s)", flush=True)
+    checkpoints.start()
+    return checkpoints
+
+
+def print_first_call(merchant: str, credentials_file: Path, api_url: str) -> None:
+    print(
+        "\ntry (signed as merchant " + merchant + "):\n"
+        f"  export AWS_SHARED_CREDENTIALS_FILE={credentials_file} AWS_PROFILE={merchant}"
+        f" PAYMENTS_API_URL={api_url}\n"
+        "  python -m client tokenize --number 4242424242424242 --exp-month 12 --exp-year 2030\n",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -128,6 +151,7 @@ def main() -> None:
         credentials_file = credentials_path()
         issued = issue(config, credentials_file)
         print(f"credentials       {credentials_file}   (one profile per merchant)", flush=True)
+        running.callback(scheduled_checkpoints(timeout, shipper).stop)
         api = LocalApi(port["api"], throttle, timeout, issued, config.region, on_invoke=shipper)
         running.callback(api.server_close)
         running.callback(api.shutdown)
@@ -135,14 +159,7 @@ def main() -> None:
         api_url = f"http://127.0.0.1:{port['api']}"
         print(f"payment API       {api_url}   (OpenAPI: {api_url}/openapi.json)", flush=True)
         print(f"ledger table      {outputs['ledger_table']}", flush=True)
-        merchant = config.merchants[0].id
-        print(
-            "\ntry (signed as merchant " + merchant + "):\n"
-            f"  export AWS_SHARED_CREDENTIALS_FILE={credentials_file} AWS_PROFILE={merchant}"
-            f" PAYMENTS_API_URL={api_url}\n"
-            "  python -m client tokenize --number 4242424242424242 --exp-month 12 --exp-year 2030\n",
-            flush=True,
-        )
+        print_first_call(config.merchants[0].id, credentials_file, api_url)
 
         print(f"{READY} {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
         try:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lambdas.presenters import error_body
 from lambdas.routes import Function
-from tools.api_events import LambdaContext, api_event, handler_for, route_for
+from tools.api_events import LambdaContext, api_event, function_handler, handler_for, route_for
 from tools.sigv4 import IssuedCredential, SignatureRejected, verify
 
 HOST = "127.0.0.1"
@@ -155,6 +155,49 @@ class _Handler(BaseHTTPRequestHandler):
         if name.startswith("do_"):  # every method meets the route table, as at API Gateway (TRACE included)
             return self._serve
         raise AttributeError(name)
+
+
+class Schedule:
+    """A scheduled function, run as its EventBridge rule runs it: an event of source ``aws.events``, a Lambda context
+    counting down from the function's timeout, its log lines to ``on_invoke``; every ``interval_seconds`` in a
+    thread of its own (``start``) until ``stop``."""
+
+    def __init__(
+        self,
+        function: Function,
+        interval_seconds: float,
+        function_timeout_seconds: float,
+        on_invoke: Callable[[Function, list[str]], None] | None = None,
+    ) -> None:
+        self.function = function
+        self.interval_seconds = interval_seconds
+        self.function_timeout_seconds = function_timeout_seconds
+        self.on_invoke = on_invoke
+        self.stopped = threading.Event()
+
+    def run_once(self) -> object:
+        lines: list[str] = []
+        with _captured_logs(lines):
+            try:
+                return function_handler(self.function)(
+                    {"source": "aws.events"}, LambdaContext(self.function_timeout_seconds)
+                )
+            except Exception:  # as Lambda: the run failed and was logged; the next one comes on schedule
+                logging.getLogger(__name__).exception("scheduled %s failed", self.function.value)
+                return None
+            finally:
+                if self.on_invoke:
+                    self.on_invoke(self.function, lines)
+
+    def start(self) -> None:
+        def every_interval() -> None:
+            while not self.stopped.wait(self.interval_seconds):
+                self.run_once()
+
+        threading.Thread(target=every_interval, name=f"schedule-{self.function.value}", daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 _invocation = threading.local()

@@ -53,6 +53,20 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         {404: "Unknown payment, or another merchant's"},
     ),
     ("GET", "/balances"): ("Read the merchant's balances", None, 200, response_models.BalancesResponse, {}),
+    ("GET", "/ledger/checkpoints/latest"): (
+        "Read the newest signed checkpoint of the merchant's ledger",
+        None,
+        200,
+        response_models.CheckpointResponse,
+        {404: "No checkpoint yet"},
+    ),
+    ("GET", "/ledger/public-key"): (
+        "Read the public key that checks the checkpoints",
+        None,
+        200,
+        response_models.PublicKeyResponse,
+        {},
+    ),
     ("GET", "/payments"): (
         "List the merchant's payments, newest first",
         None,

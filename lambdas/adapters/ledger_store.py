@@ -17,7 +17,8 @@ from typing import Any
 from lambdas.adapters.dynamo import MOVED_HEAD, DynamoUnitOfWork, Part, from_item, put_new, to_item, update
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.domain.cards import MaskedCard
-from lambdas.domain.chains import Head, chain_of
+from lambdas.domain.chains import Head, canonical, chain_of
+from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.payments import Direction, Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.timestamps import iso, parse_iso
 from lambdas.ports import PendingItem, StoredToken
@@ -29,10 +30,12 @@ if LEDGER.sort_key is None:
 SK = LEDGER.sort_key
 BY_STATUS, BY_MERCHANT, BY_CHAIN = LEDGER.indexes
 HEADS = "heads"  # the identifier of a merchant's partition of chain heads (one query reads them all)
+CHECKPOINTS = "checkpoints"  # the identifier of a merchant's partition of checkpoints, by sequence
 HEAD_SK = "HEAD#"
 PAYMENT_SK = "PAYMENT"
 TOKEN_SK = "TOKEN"
 REFUND_SK = "REFUND#"
+CHECKPOINT_SK = "CHECKPOINT#"
 
 
 def pending_partition(merchant: str) -> str:
@@ -162,16 +165,17 @@ class DynamoLedgerStore:
             for item in page["Items"]:
                 values = from_item(item)
                 refund_id = values[SK].removeprefix(REFUND_SK) if values[SK].startswith(REFUND_SK) else None
-                yield PendingItem(self._payment_id(values), refund_id)
+                yield PendingItem(self._payment_id(values), parse_iso(values[BY_STATUS.sort_key]), refund_id)
 
-    def _partition(self, pk: str) -> Iterator[dict[str, Any]]:
-        """Every item of a partition, consistently read, page by page."""
+    def _partition(self, pk: str, **query: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a partition, consistently read, page by page (``query``: more of the Query's parameters)."""
         pages = self.client.get_paginator("query").paginate(
             TableName=self.table,
             KeyConditionExpression="#pk = :pk",
             ExpressionAttributeNames={"#pk": PK},
             ExpressionAttributeValues=to_item({":pk": pk}),
             ConsistentRead=True,
+            **query,
         )
         return (from_item(item) for page in pages for item in page["Items"])
 
@@ -186,7 +190,27 @@ class DynamoLedgerStore:
         """Every chain's head that has entries: one query (the balances are their sum)."""
         return [head_of(values) for values in self._partition(self._key(Partition.CHAIN, HEADS))]
 
+    def latest_checkpoint(self) -> Checkpoint | None:
+        newest = self._partition(self._key(Partition.CHECKPOINT, CHECKPOINTS), ScanIndexForward=False, Limit=1)
+        values = next(newest, None)
+        return _checkpoint_of(values) if values else None
+
+    def checkpoints(self) -> Iterator[Checkpoint]:
+        return (_checkpoint_of(values) for values in self._partition(self._key(Partition.CHECKPOINT, CHECKPOINTS)))
+
     # -- writes, as parts of a unit of work ----------------------------------------
+
+    def add_checkpoint(self, uow: DynamoUnitOfWork, checkpoint: Checkpoint) -> None:
+        """The signed JSON is kept as signed (text), so that what is served is byte for byte what was signed."""
+        unsigned = {field: value for field, value in checkpoint.body.items() if field != "signature"}
+        values = {
+            PK: self._key(Partition.CHECKPOINT, CHECKPOINTS),
+            SK: f"{CHECKPOINT_SK}{checkpoint.sequence:012d}",
+            "document": canonical(unsigned).decode(),
+            "signature": checkpoint.body["signature"],
+            "chains": canonical({"chains": checkpoint.chains}).decode(),
+        }
+        uow.add("checkpoint", put_new(self.table, values, PK))
 
     def add_token(
         self, uow: DynamoUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Sealed, now: datetime
@@ -424,6 +448,11 @@ class ChainAppend:
 
 def _listing_key(created_at: datetime, payment_id: str) -> str:
     return f"{iso(created_at)}#{payment_id}"
+
+
+def _checkpoint_of(values: dict[str, Any]) -> Checkpoint:
+    body = json.loads(values["document"]) | {"signature": values["signature"]}
+    return Checkpoint(body, json.loads(values["chains"])["chains"])
 
 
 def _balances_item(head: Head) -> dict[str, int]:

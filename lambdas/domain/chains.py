@@ -27,6 +27,7 @@ from lambdas.domain.timestamps import iso
 # carry ~32,000 writes/s on paper.
 CHAINS = 64
 GENESIS = "0" * 64
+MISSING_AT_THE_END = "entries missing at the end"  # a chain shorter than its head (deleted, or not yet indexed)
 
 
 def canonical(document: Mapping[str, Any]) -> bytes:
@@ -104,14 +105,23 @@ def total_balances(heads: Iterable[Head]) -> dict[tuple[str, str], int]:
     return balances
 
 
-def merkle_root(heads: Iterable[Head]) -> str:
-    """The root over the heads of every chain (``CHAINS`` of them; a chain never written is at ``GENESIS``)."""
+def positions(heads: Iterable[Head]) -> list[dict[str, Any]]:
+    """Where every chain stands (``CHAINS`` of them, in order; a chain never written is at ``GENESIS``): the Merkle
+    tree's leaves."""
     by_chain = {head.chain: head for head in heads}
-    level = [
-        hashlib.sha256(b"\x00" + canonical({"chain": c, "sequence": h.sequence, "hash": h.hash})).digest()
-        for c in range(CHAINS)
-        for h in [by_chain.get(c, Head(c))]
+    return [
+        {"chain": c, "sequence": h.sequence, "hash": h.hash} for c in range(CHAINS) for h in [by_chain.get(c, Head(c))]
     ]
+
+
+def merkle_root(heads: Iterable[Head]) -> str:
+    """The root over the heads of every chain."""
+    return root_of(positions(heads))
+
+
+def root_of(leaves: Sequence[Mapping[str, Any]]) -> str:
+    """The Merkle root (RFC 6962) over ``leaves``, each hashed as its canonical JSON."""
+    level = [hashlib.sha256(b"\x00" + canonical(leaf)).digest() for leaf in leaves]
     while len(level) > 1:
         paired = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
         level = paired + ([level[-1]] if len(level) % 2 else [])
@@ -122,13 +132,15 @@ def merkle_root(heads: Iterable[Head]) -> str:
 class Break:
     """The first place a chain stops proving itself."""
 
-    chain: int | None  # None: an entry outside every chain
+    chain: int | None  # None: an entry outside every chain, or a checkpoint
     sequence: int | None
     entry_id: str | None
     reason: str
+    checkpoint: int | None = None  # the signed checkpoint that does not hold
 
     def __str__(self) -> str:
-        where = [f"chain {self.chain}"] if self.chain is not None else []
+        where = [f"checkpoint {self.checkpoint}"] if self.checkpoint is not None else []
+        where += [f"chain {self.chain}"] if self.chain is not None else []
         where += [f"sequence {self.sequence}"] if self.sequence is not None else []
         where += [f"entry {self.entry_id}"] if self.entry_id else []
         return f"{', '.join(where)}: {self.reason}"
@@ -145,7 +157,7 @@ def check_chain(merchant: str, chain: int, entries: Sequence[Entry], head: Head 
     sequence, previous = (last.sequence or 0, last.hash or GENESIS) if last else (0, GENESIS)
     head = head or Head(chain)
     if head.sequence != sequence:
-        kind = "an inserted entry past the head" if sequence > head.sequence else "entries missing at the end"
+        kind = "an inserted entry past the head" if sequence > head.sequence else MISSING_AT_THE_END
         return Break(
             chain, max(sequence, head.sequence), None, f"{kind}: the head says {head.sequence}, the chain {sequence}"
         )

@@ -1,25 +1,45 @@
 """Signed checkpoints of a merchant's ledger (shared/docs/api-contract.md, GET /ledger/checkpoints/latest).
 
-A checkpoint commits to every entry written up to it: ``root`` is the Merkle root over the chains' heads
-(lambdas.domain.chains.merkle_root). ``signature`` is the base64 of a KMS ``ECC_NIST_P256`` / ``ECDSA_SHA_256``
-signature (DER) over the UTF-8 bytes of the checkpoint's own JSON without ``signature``, keys sorted, no spaces;
-anyone holding the public key checks it with no AWS credentials (``signature_holds``)."""
+A checkpoint commits to every entry written up to it: ``root`` is the Merkle root over where every chain stood
+(lambdas.domain.chains.positions and root_of), and those positions are kept with the checkpoint. ``signature`` is
+the base64 of a KMS ``ECC_NIST_P256`` / ``ECDSA_SHA_256`` signature (DER) over the UTF-8 bytes of the checkpoint's
+own JSON without ``signature``, keys sorted, no spaces; anyone holding the public key checks it with no AWS
+credentials (``signature_holds``). The signed JSON carries the contract's fields only: KMS signs a raw message of at
+most ``MAX_SIGNED_BYTES``, which the 64 positions alone would pass."""
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lambdas.domain.chains import Head, canonical, merkle_root
+from lambdas.domain.chains import CHAINS, GENESIS, Break, Head, canonical, positions, root_of
 from lambdas.domain.timestamps import iso
 
 ALGORITHM = "ECDSA_SHA_256"
+MAX_SIGNED_BYTES = 4096  # KMS Sign's limit for MessageType RAW (moto does not enforce it)
 
 
-def unsigned_checkpoint(sequence: int, heads: Iterable[Head], created_at: datetime, key_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed checkpoint as served (``body``), and the chain positions its root is computed from."""
+
+    body: dict[str, Any]
+    chains: list[dict[str, Any]]
+
+    @property
+    def sequence(self) -> int:
+        return int(self.body["sequence"])
+
+    @property
+    def root(self) -> str:
+        return str(self.body["root"])
+
+
+def unsigned_checkpoint(sequence: int, heads: Sequence[Head], created_at: datetime, key_id: str) -> dict[str, Any]:
     return {
         "sequence": sequence,
-        "root": merkle_root(heads),
+        "root": root_of(positions(heads)),
         "created_at": iso(created_at),
         "key_id": key_id,
         "algorithm": ALGORITHM,
@@ -53,3 +73,47 @@ def pem_of(der: bytes) -> str:
     body = base64.b64encode(der).decode()
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
+
+
+def checkpoint_fault(checkpoint: Checkpoint, previous: Checkpoint | None, public_key: tuple[str, str]) -> str | None:
+    """Why ``checkpoint`` does not hold by itself, or after ``previous`` (the one before it): a signature that is
+    not the key's, a root that is not its chains', a checkpoint missing before it, or a chain gone back."""
+    key_id, pem = public_key
+    if checkpoint.body.get("key_id") != key_id or not signature_holds(checkpoint.body, pem):
+        return "its signature is not the ledger key's over its content"
+    if [leaf["chain"] for leaf in checkpoint.chains] != list(range(CHAINS)):
+        return "its chain positions do not name every chain once, in order"
+    if root_of(checkpoint.chains) != checkpoint.root:
+        return "its root is not the Merkle root of its chain positions"
+    expected = previous.sequence + 1 if previous else 1
+    if checkpoint.sequence != expected:
+        return f"checkpoint {expected} is missing before it"
+    if previous:
+        for now, then in zip(checkpoint.chains, previous.chains, strict=True):
+            if now["sequence"] < then["sequence"]:
+                return f"chain {now['chain']} went back from {then['sequence']} to {now['sequence']}"
+    return None
+
+
+def checkpoint_break(
+    checkpoint: Checkpoint,
+    previous: Checkpoint | None,
+    public_key: tuple[str, str],
+    hash_at: Mapping[tuple[int, int], str],
+) -> Break | None:
+    """The first way ``checkpoint`` does not hold (``checkpoint_fault``), or a chain position it signed that the
+    entries no longer give: ``hash_at`` maps (chain, sequence) to the hash the recomputed chain has there, for
+    every position a checkpoint names (a chain rewritten whole, its hashes recomputed, checks by itself: not
+    against what was signed before)."""
+    fault = checkpoint_fault(checkpoint, previous, public_key)
+    if fault:
+        return Break(None, None, None, fault, checkpoint=checkpoint.sequence)
+    for leaf in checkpoint.chains:
+        chain, sequence = leaf["chain"], leaf["sequence"]
+        found = GENESIS if sequence == 0 else hash_at.get((chain, sequence))
+        if found is None:
+            return Break(chain, sequence, None, "it signed an entry the chain no longer has", checkpoint.sequence)
+        if found != leaf["hash"]:
+            reason = "the chain up to here is not the one it signed"
+            return Break(chain, sequence, None, reason, checkpoint.sequence)
+    return None

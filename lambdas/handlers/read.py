@@ -1,5 +1,5 @@
-"""GET /payments (list), GET /payments/{id}, GET /payments/{id}/ledger and GET /balances: no request body, so no
-models to load."""
+"""GET /payments (list), GET /payments/{id}, GET /payments/{id}/ledger, GET /balances and the ledger's checkpoint
+and public key: no request body, so no models to load."""
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
@@ -23,6 +23,14 @@ def get_balances(request: ApiRequest, service: PaymentService) -> Answer:
     return service.balances()
 
 
+def latest_checkpoint(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.latest_checkpoint()
+
+
+def public_key(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.public_key()
+
+
 handler = ApiHandler(
     Function.READ,
     {
@@ -30,6 +38,8 @@ handler = ApiHandler(
         "GET /payments/{id}": get_payment,
         "GET /payments/{id}/ledger": get_ledger,
         "GET /balances": get_balances,
+        "GET /ledger/checkpoints/latest": latest_checkpoint,
+        "GET /ledger/public-key": public_key,
     },
     tenancy,
 )

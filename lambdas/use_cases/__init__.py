@@ -14,7 +14,7 @@ from typing import Any, Generic
 from lambdas.domain.errors import GatewayFailed
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Gateway, GatewayError, GatewayOutcomeUnknown
-from lambdas.ports import IdempotencyStore, LedgerStore, UoW, Vault, VelocityCounter
+from lambdas.ports import IdempotencyStore, LedgerStore, Signer, UoW, Vault, VelocityCounter
 
 
 def utc_now() -> datetime:
@@ -31,6 +31,7 @@ class Dependencies(Generic[UoW]):
     vault: Vault
     gateway: Gateway
     rules: RuleSet
+    signer: Signer
     clock: Callable[[], datetime] = utc_now
 
 

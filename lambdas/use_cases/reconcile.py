@@ -5,9 +5,10 @@ merchant's item after another's (merchants in a random order, each merchant's
 items shuffled), so that neither one merchant's backlog nor items stuck at a
 silent gateway can starve the others run after run; it stops starting items
 when the run's deadline is near (``deferred``: the next run takes them).
-One item's error is logged and counted and does not stop the run. An item is given up (payment ``failed``, refund
-cancelled and its reservation released) only when the gateway has no record of
-it after ``give_up_after`` *and* no request holds its idempotency key."""
+One item's error is logged and counted and does not stop the run. Items still pending ``OVERDUE_AFTER`` after their
+creation when the run is done with them are counted ``overdue`` (the backlog alarm's metric). An item is given up
+(payment ``failed``, refund cancelled and its reservation released) only when the gateway has no record of it after
+``give_up_after`` *and* no request holds its idempotency key."""
 
 import itertools
 import random
@@ -27,6 +28,7 @@ ITEM_SECONDS = 1.0  # the least time worth starting an item with: a lookup and a
 SETTLE_AFTER = timedelta(minutes=1)
 GIVE_UP_AFTER = timedelta(hours=1)
 OUTCOMES = ("settled", "failed", "still_pending", "errors", "deferred")  # what a run counts
+OVERDUE_AFTER = timedelta(minutes=10)  # an item still pending this long after its creation is counted "overdue"
 
 
 def reconcile(
@@ -35,7 +37,7 @@ def reconcile(
     give_up_after: timedelta = GIVE_UP_AFTER,
 ) -> dict[str, int]:
     """``merchants``: each merchant's dependencies (its stores reach only its items)."""
-    counts = dict.fromkeys(OUTCOMES, 0)
+    counts = dict.fromkeys((*OUTCOMES, "overdue"), 0)
     queues: list[list[tuple[Dependencies[UoW], datetime, PendingItem]]] = []
     for deps in merchants:
         now = deps.clock()
@@ -49,22 +51,19 @@ def reconcile(
         queues.append(items)
     random.shuffle(queues)
     for deps, now, item in _in_turns(queues):
-        if deadline.remaining() < ITEM_SECONDS:
-            counts["deferred"] += 1
-            continue
-        try:
-            outcome = (
-                _refund(deps, item, now - give_up_after)
-                if item.refund_id
-                else _payment(deps, item, now - give_up_after)
-            )
-        except Exception:  # one item's trouble (the gateway's, a bad answer) must not stop the others
-            logger.exception(
-                "reconcile item failed", extra={"payment_id": item.payment_id, "refund_id": item.refund_id}
-            )
-            outcome = "errors"
+        outcome = "deferred" if deadline.remaining() < ITEM_SECONDS else _settle(deps, item, now - give_up_after)
         counts[outcome] += 1
+        if outcome not in ("settled", "failed") and item.created_at < now - OVERDUE_AFTER:
+            counts["overdue"] += 1
     return counts
+
+
+def _settle(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime) -> str:
+    try:
+        return _refund(deps, item, give_up_before) if item.refund_id else _payment(deps, item, give_up_before)
+    except Exception:  # one item's trouble (the gateway's, a bad answer) must not stop the others
+        logger.exception("reconcile item failed", extra={"payment_id": item.payment_id, "refund_id": item.refund_id})
+        return "errors"
 
 
 def _in_turns(queues: list[list[Any]]) -> Iterator[Any]:

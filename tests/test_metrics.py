@@ -1,0 +1,83 @@
+"""The metrics the alarms and the dashboard read (lambdas/metrics.py), as the functions emit them: EMF lines on
+stdout, in the environment's namespace."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from lambdas.domain.errors import GatewayFailed
+from lambdas.handlers import reconcile as reconcile_handler
+from lambdas.metrics import NAMESPACE_VARIABLE, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES, count_response, outcome_of
+from lambdas.use_cases.reconcile import OVERDUE_AFTER
+from tests.fakes import fake_world
+from tests.fakes_gateway import FakeGateway, Fault
+from tests.test_use_cases import pay
+
+
+def _emitted(capsys) -> list[dict]:
+    """The EMF documents printed so far (one JSON object per line, with an ``_aws`` member)."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    return lines
+
+
+@pytest.fixture
+def namespace(monkeypatch) -> str:
+    monkeypatch.setenv(NAMESPACE_VARIABLE, "PaymentLedger/test")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    return "PaymentLedger/test"
+
+
+def test_reconcile_emits_the_backlog_of_items_pending_past_ten_minutes_and_its_errors(monkeypatch, capsys, namespace):
+    gateway = FakeGateway()
+    world = fake_world(gateway)
+    for key in ("stuck", "stuck-too"):  # the gateway charged nothing: pending (a 502)
+        gateway.fail_next("charge", Fault.UNAVAILABLE)
+        with pytest.raises(GatewayFailed):
+            pay(world, key=key)
+    world.clock.advance(OVERDUE_AFTER - timedelta(minutes=4))
+    gateway.fail_next("charge", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed):
+        pay(world, key="recent")
+    world.clock.advance(timedelta(minutes=5))  # the first two are 11 minutes old, the third 5
+    monkeypatch.setattr(reconcile_handler, "tenancy", lambda: world.tenancy)
+    capsys.readouterr()
+
+    counts = reconcile_handler.handler({"source": "aws.events"}, None)
+    assert (counts["still_pending"], counts["overdue"], counts["errors"]) == (3, 2, 0)
+    (document,) = _emitted(capsys)
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == namespace
+    assert {m["Name"] for m in directive["Metrics"]} == {PENDING_OVERDUE, RECONCILE_ERRORS}
+    assert (document[PENDING_OVERDUE], document[RECONCILE_ERRORS]) == ([2.0], [0.0])
+
+    gateway.fail_next("find_charge", Fault.UNAVAILABLE, Fault.UNAVAILABLE, Fault.UNAVAILABLE)
+    counts = reconcile_handler.handler({"source": "aws.events"}, None)
+    assert (counts["errors"], counts["overdue"]) == (3, 2)  # an item that errored is still pending: overdue if old
+    (document,) = _emitted(capsys)
+    assert (document[PENDING_OVERDUE], document[RECONCILE_ERRORS]) == ([2.0], [3.0])
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(200, "succeeded"), (201, "succeeded"), (402, "declined"), (502, "gateway_pending"), (504, "gateway_pending"),
+     (400, "refused"), (404, "refused"), (409, "refused"), (500, "failed"), (503, "failed")],
+)  # fmt: skip
+def test_every_answer_counts_once_by_route_template_and_outcome(capsys, namespace, status, outcome):
+    assert outcome_of(status) == outcome
+    count_response("POST /payments/{id}/refunds", status)
+    (document,) = _emitted(capsys)
+    assert document[RESPONSES] == [1.0]
+    assert (document["route"], document["outcome"]) == ("POST /payments/{id}/refunds", outcome)
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace
+
+
+def test_a_metric_that_cannot_be_written_never_fails_the_request(capsys, namespace, monkeypatch):
+    from lambdas import metrics
+
+    def broken(**_):
+        raise ValueError("too many dimensions")
+
+    monkeypatch.setattr(metrics, "single_metric", broken)
+    count_response("POST /payments", 201)  # logged, not raised
+    assert _emitted(capsys) == []
