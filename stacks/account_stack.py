@@ -2,7 +2,8 @@
 
 API Gateway's CloudWatch role is one setting per account and region: if each environment's stack set it, the last
 deploy would win and another API's logs would stop. It lives here, deployed once before the environments, with a
-role that writes the logs of every environment's API."""
+role that writes the logs of every environment's API. So does the audit trail (stacks/audit_trail.py): one trail
+records every environment of the account."""
 
 from dataclasses import dataclass
 
@@ -16,10 +17,13 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
+from stacks.audit_trail import AuditTrail, AuditTrailProps
 from stacks.aws_target import AwsTarget, AwsTargetProps
 from stacks.config import DEFAULT_TAGS
 from stacks.iam import service_trust_policy
 from stacks.tagging import TaggingAspect
+
+AUDIT_RETENTION_DAYS = 365  # PCI DSS 10.5.1: audit logs kept at least a year (and locked that long)
 
 
 @dataclass(frozen=True)
@@ -63,4 +67,14 @@ class AccountStack(TerraformStack):
         IamRolePolicy(self, "api-logging-role-policy", name="write-api-logs", role=role.id, policy=policy.json)
         ApiGatewayAccount(self, "api-gateway-account", cloudwatch_role_arn=role.arn)
         TerraformOutput(self, "api_logging_role", value=role.arn)
+        trail = AuditTrail(
+            self,
+            "audit",
+            target,
+            AuditTrailProps(
+                name=f"{props.name_prefix}audit", tables_prefix=props.name_prefix, retention_days=AUDIT_RETENTION_DAYS
+            ),
+        )
+        TerraformOutput(self, "audit_trail", value=trail.trail.arn)
+        TerraformOutput(self, "audit_bucket", value=trail.bucket.id)
         Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS))

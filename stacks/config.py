@@ -138,6 +138,28 @@ def _is_placeholder(host: str) -> bool:
         return any(host == name or host.endswith("." + name) for name in PLACEHOLDER_DOMAINS)
 
 
+class AlarmSubscription(_Frozen):
+    """Who hears the environment's alarms (an SNS subscription: an email address, an https endpoint, an SQS queue or
+    Lambda function ARN; an email address confirms by mail)."""
+
+    protocol: Literal["email", "https", "sqs", "lambda"]
+    endpoint: str = Field(min_length=3)
+
+
+class AlarmSettings(_Frozen):
+    """The alarms' thresholds (stacks/monitoring.py; what each means: docs/runbook.md) and who hears them."""
+
+    subscriptions: tuple[AlarmSubscription, ...] = ()
+    period_seconds: Literal[60, 300, 900] = 300
+    api_5xx_rate: float = Field(default=0.01, gt=0, lt=1, description="share of the API's requests answered 5xx")
+    p99_latency_ms: int = Field(default=10_000, gt=0, le=API_GATEWAY_LIMIT_SECONDS * 1000)
+    function_errors: int = Field(default=1, ge=1, description="errors of one function in a period")
+    function_throttles: int = Field(default=1, ge=1)
+    pending_overdue: int = Field(default=1, ge=1, description="payments and refunds pending over 10 minutes")
+    reconcile_errors: int = Field(default=1, ge=1, description="items a reconcile run could not settle")
+    waf_blocked: int = Field(default=100, ge=1, description="requests the web ACL blocks in a period")
+
+
 class CustomDomain(_Frozen):
     """The API's own name: served with TLS 1.2 or better (the execute-api endpoint negotiates TLS 1.0)."""
 
@@ -172,6 +194,7 @@ class EnvironmentConfig(_Frozen):
     functions: FunctionSettings = FunctionSettings()
     gateway_base_url: HttpUrl
     gateway: GatewaySettings = GatewaySettings()
+    alarms: AlarmSettings = AlarmSettings()
     # Terraform state: in this S3 bucket (versioned, KMS-encrypted, native lock file; `make bootstrap` creates it),
     # or, when None, in .state/ at the repository root, outside cdktf.out/ (which a re-synth or `make clean` clears).
     state_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -271,6 +294,11 @@ class EnvironmentConfig(_Frozen):
 
     def function_name(self, function: str) -> str:
         return f"{self.prefix}-{function}"
+
+    @property
+    def metrics_namespace(self) -> str:
+        """Where the functions' own metrics go (lambdas/metrics.py): one namespace per environment."""
+        return f"PaymentLedger/{self.name}"
 
     def key_alias(self, key: str) -> str:
         """The alias name of the stack's KMS key ``key`` (vault, fingerprint, operations, signing)."""

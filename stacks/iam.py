@@ -39,8 +39,8 @@ class Statement:
     def __post_init__(self) -> None:
         if not self.sid.isalnum():
             raise ValueError(f"statement id {self.sid!r} must be alphanumeric")
-        for action in self.actions:
-            if action == "*" or action.endswith(":*"):
+        for action in self.actions:  # a Deny of a whole service denies more, which is what it is for
+            if self.effect == "Allow" and (action == "*" or action.endswith(":*")):
                 raise ValueError(f"statement {self.sid}: a wildcard action ({action}) grants more than is used")
 
     def render(self) -> dict:

@@ -64,11 +64,15 @@ from stacks.payment_function import PaymentFunction
 from stacks.payment_key import PaymentKey
 
 STAGE_NAME = "v1"
+# Headers WAF logs never show: the signature, a session's token (usable until it expires), and the idempotency key
+# (it identifies a request, and a client may derive it from its own data).
+WAF_LOG_REDACTED_HEADERS = ("authorization", "x-amz-security-token", IDEMPOTENCY_HEADER.lower())
 WAF_INSPECTION_LIMIT = "KB_64"  # the most of a body WAF inspects at API Gateway (its default is 16 KB)
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
         "caller": "$context.identity.caller",
+        "principal": "$context.identity.userArn",  # the SigV4 signer (an assumed role's session ARN)
         "sourceIp": "$context.identity.sourceIp",
         "requestTime": "$context.requestTime",
         "httpMethod": "$context.httpMethod",
@@ -374,8 +378,9 @@ class PaymentApi(Construct):
             log_destination_configs=[waf_logs.arn],
             redacted_fields=[
                 Wafv2WebAclLoggingConfigurationRedactedFields(
-                    single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name="authorization")
+                    single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name=header)
                 )
+                for header in WAF_LOG_REDACTED_HEADERS
             ],
         )
         return web_acl

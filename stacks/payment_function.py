@@ -70,7 +70,7 @@ class PaymentFunction(Construct):
         )
 
         settings = props.settings
-        dead_letters = self._dead_letter_queue(props) if props.schedule else None
+        self.dead_letters = dead_letters = self._dead_letter_queue(props) if props.schedule else None
         self.function = LambdaFunction(
             self,
             "function",

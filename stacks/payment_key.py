@@ -71,6 +71,9 @@ class PaymentKeyProps:
     # Services that may use the key for principals of this account only (kms:ViaService), e.g. DynamoDB SSE.
     via_services: tuple[str, ...] = ()
     service_principals: tuple[ServicePrincipalUse, ...] = ()
+    # Decryption by the account's principals whose IAM policy allows it, under these conditions (e.g. the log files
+    # of a trail); empty: none (use takes a named grant).
+    account_decrypt_conditions: tuple[Condition, ...] = ()
 
 
 class PaymentKey(Construct):
@@ -110,6 +113,16 @@ class PaymentKey(Construct):
                     ("*",),
                     conditions=use.conditions,
                     principals=(("Service", (use.principal,)),),
+                )
+            )
+        if props.account_decrypt_conditions:
+            self._add_to_key_policy(
+                Statement(
+                    "DecryptByThisAccount",
+                    ("kms:Decrypt",),
+                    ("*",),
+                    conditions=props.account_decrypt_conditions,
+                    principals=(("AWS", (account_root,)),),
                 )
             )
         symmetric = props.spec is KeySpec.SYMMETRIC

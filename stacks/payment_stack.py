@@ -7,6 +7,7 @@ from constructs import Construct
 
 from lambdas import SERVICE_NAME
 from lambdas.encryption_context import Purpose
+from lambdas.metrics import NAMESPACE_VARIABLE
 from lambdas.routes import ROUTES, Function
 from lambdas.storage_schema import Partition
 from stacks.aws_target import AwsTarget, AwsTargetProps
@@ -15,7 +16,8 @@ from stacks.gateway_secret import GatewaySecret, GatewaySecretProps
 from stacks.iam import Condition
 from stacks.lambda_bundle import build_bundle
 from stacks.ledger_table import IdempotencyTable, LedgerTable, MerchantsTable, TableProps
-from stacks.payment_api import PaymentApi, PaymentApiProps
+from stacks.monitoring import Monitoring, MonitoringProps
+from stacks.payment_api import STAGE_NAME, PaymentApi, PaymentApiProps
 from stacks.payment_function import PaymentFunction, PaymentFunctionProps
 from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
 from stacks.tagging import TaggingAspect
@@ -67,6 +69,14 @@ class PaymentStack(TerraformStack):
             "Logs and function configuration",
             via_services=(endpoint("lambda"), endpoint("sqs")),
             service_principals=(
+                *(  # alarms and key-change rules publish to the encrypted alarm topic (stacks/monitoring.py)
+                    ServicePrincipalUse(
+                        principal=f"{service}.{dns_suffix}",
+                        actions=("kms:Decrypt", "kms:GenerateDataKey*"),
+                        conditions=(Condition("StringEquals", "aws:SourceAccount", (account_id,)),),
+                    )
+                    for service in ("cloudwatch", "events")
+                ),
                 ServicePrincipalUse(
                     principal=f"logs.{region}.{dns_suffix}",
                     actions=("kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
@@ -135,6 +145,7 @@ class PaymentStack(TerraformStack):
             "GATEWAY_ATTEMPTS": str(config.gateway.attempts),
             "GATEWAY_BACKOFF": str(config.gateway.backoff_seconds),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            NAMESPACE_VARIABLE: config.metrics_namespace,
         }
         functions = {
             function: PaymentFunction(
@@ -214,6 +225,28 @@ class PaymentStack(TerraformStack):
                 throttling=config.throttling,
                 invokers=tuple(principal for merchant in config.merchants for principal in merchant.principals),
                 domain=config.domain,
+            ),
+        )
+
+        Monitoring(
+            self,
+            "monitoring",
+            MonitoringProps(
+                name=config.prefix,
+                settings=config.alarms,
+                topic_key=operations_key,
+                functions=functions,
+                api_name=api.api.name,
+                stage_name=STAGE_NAME,
+                routes=ROUTES,
+                web_acl_name=api.web_acl.name,
+                region=region,
+                account_id=account_id,
+                metrics_namespace=config.metrics_namespace,
+                keys=(vault_key, fingerprint_key, operations_key, signing_key),
+                vault_key=vault_key,
+                cloudwatch_principal=f"cloudwatch.{dns_suffix}",
+                events_principal=f"events.{dns_suffix}",
             ),
         )
 

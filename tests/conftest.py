@@ -53,11 +53,19 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
 }
 
 SCALE_MERCHANTS, SCALE_PRINCIPALS, SCALE_ACCOUNTS = 1000, 5000, 50
+SCALE_ALARMS = {
+    "subscriptions": [
+        {"protocol": "email", "endpoint": "payments-oncall@operator.invalid"},
+        {"protocol": "https", "endpoint": "https://pager.operator.invalid/hooks/payments"},
+    ],
+    "p99_latency_ms": 4000,
+    "waf_blocked": 500,
+}
 
 
 def scale_config() -> EnvironmentConfig:
     """The mapping's claim: 1,000 merchants acting through 5,000 roles in 50 accounts, on dev's settings, with its
-    state in S3."""
+    state in S3; and an operator's alarm settings (``SCALE_ALARMS``)."""
     per_merchant = SCALE_PRINCIPALS // SCALE_MERCHANTS
     merchants = tuple(
         MerchantConfig(
@@ -75,6 +83,7 @@ def scale_config() -> EnvironmentConfig:
         "merchants": merchants,
         "state_bucket": "payments-scale-state",
         "account_id": "444455556666",
+        "alarms": SCALE_ALARMS,
     }
     return EnvironmentConfig.model_validate(DEV.model_dump() | scale)
 

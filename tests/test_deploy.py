@@ -57,7 +57,7 @@ def test_tables_exist_with_the_shared_key_schema(deployed):
         assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
 
 
-def test_both_keys_exist_with_their_specs(deployed):
+def test_the_keys_exist_with_their_specs(deployed):
     endpoint, _, outputs = deployed
     kms = _client("kms", endpoint)
     vault = kms.describe_key(KeyId=outputs["vault_key_id"])["KeyMetadata"]
@@ -67,6 +67,8 @@ def test_both_keys_exist_with_their_specs(deployed):
     assert (fingerprint["KeySpec"], fingerprint["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
     mac = kms.generate_mac(KeyId=fingerprint["KeyId"], Message=b"x", MacAlgorithm="HMAC_SHA_256")
     assert len(mac["Mac"]) == 32
+    signing = kms.describe_key(KeyId=outputs["signing_key_id"])["KeyMetadata"]
+    assert (signing["KeySpec"], signing["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
 
 
 def test_api_exists_with_the_contract_routes(deployed):
@@ -139,3 +141,40 @@ def test_a_second_plan_changes_nothing_but_the_emulators_known_gaps(applied):
         keys -= set(change["change"].get("after_unknown") or {})  # computed after apply, not a difference
         drift |= {(change["type"], key) for key in keys} or {(change["type"], "(replaced or created)")}
     assert drift == EMULATOR_GAPS, sorted(drift ^ EMULATOR_GAPS)
+
+
+def test_the_audit_trail_and_its_locked_bucket_exist(applied):
+    """What moto keeps of them; it does not deliver log files, validate them, or enforce the lock."""
+    endpoint, (account, _) = applied
+    outputs = account.outputs()
+    cloudtrail = _client("cloudtrail", endpoint)
+    (trail,) = cloudtrail.describe_trails(trailNameList=[outputs["audit_trail"]])["trailList"]
+    assert trail["LogFileValidationEnabled"] is True and trail["IsMultiRegionTrail"] is True
+    assert trail["S3BucketName"] == outputs["audit_bucket"] and trail["KmsKeyId"]
+    selectors = cloudtrail.get_event_selectors(TrailName=outputs["audit_trail"])["AdvancedEventSelectors"]
+    assert {s["Name"] for s in selectors} == {
+        "Every management event",
+        "Every item read and written in the service's tables",
+    }
+    lock = _client("s3", endpoint).get_object_lock_configuration(Bucket=outputs["audit_bucket"])
+    retention = lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert lock["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+    assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 365)
+
+
+def test_the_alarms_their_encrypted_topic_the_key_rules_and_the_dashboard_exist(deployed):
+    endpoint, _, _ = deployed
+    prefix = "payments-dev"
+    (topic,) = [
+        t["TopicArn"]
+        for t in _client("sns", endpoint).list_topics()["Topics"]
+        if t["TopicArn"].endswith(f":{prefix}-alarms")
+    ]
+    attributes = _client("sns", endpoint).get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")
+    alarms = _client("cloudwatch", endpoint).describe_alarms(AlarmNamePrefix=prefix, MaxRecords=100)["MetricAlarms"]
+    assert len(alarms) == 1 + len(ROUTES) + 2 * len(Function) + 2 + 3  # 5xx, latency, errors/throttles, dlq, 3 more
+    assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
+    assert _client("cloudwatch", endpoint).get_dashboard(DashboardName=prefix)["DashboardBody"]
+    rules = {r["Name"] for r in _client("events", endpoint).list_rules(NamePrefix=prefix)["Rules"]}
+    assert {f"{prefix}-key-state", f"{prefix}-vault-key-policy"} <= rules

@@ -1,0 +1,205 @@
+"""AuditTrail: the account's CloudTrail trail (PCI DSS 10), into a bucket whose logs cannot be changed or deleted.
+
+The trail records every management event (Secrets Manager's GetSecretValue is one: a read of the gateway secret
+is logged with who read it) and the data events of the service's DynamoDB tables (each item read and written in the
+ledger, by whom), with log-file validation (a signed digest every hour: `aws cloudtrail validate-logs`). The bucket
+is versioned, encrypted with a key of its own, refuses plain HTTP, blocks public access, and holds every object
+under S3 Object Lock in compliance mode for ``retention_days``: no one, the account's root included, can overwrite
+or delete a log within it."""
+
+import json
+from dataclasses import dataclass
+
+from cdktf_cdktf_provider_aws.cloudtrail import (
+    Cloudtrail,
+    CloudtrailAdvancedEventSelector,
+    CloudtrailAdvancedEventSelectorFieldSelector,
+)
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_object_lock_configuration import (
+    S3BucketObjectLockConfigurationA,
+    S3BucketObjectLockConfigurationRuleA,
+    S3BucketObjectLockConfigurationRuleDefaultRetentionA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
+from constructs import Construct
+
+from stacks.aws_target import AwsTarget
+from stacks.iam import Condition, Statement
+from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
+
+LOCK_MODE = "COMPLIANCE"  # GOVERNANCE could be lifted by anyone granted s3:BypassGovernanceRetention
+
+
+@dataclass(frozen=True)
+class AuditTrailProps:
+    name: str  # the trail's, its bucket's and its key's names start with it
+    tables_prefix: str  # the service's tables' names start with it: their data events are recorded
+    retention_days: int  # Object Lock's: PCI DSS 10.5.1 keeps a year
+    key_deletion_window_days: int = 30
+
+
+class AuditTrail(Construct):
+    def __init__(self, scope: Construct, id: str, target: AwsTarget, props: AuditTrailProps) -> None:
+        super().__init__(scope, id)
+        account, partition = target.account_id, target.partition
+        trail_arn = target.arn("cloudtrail", f"trail/{props.name}")
+        cloudtrail = f"cloudtrail.{target.dns_suffix}"
+        self.key = PaymentKey(
+            self,
+            "key",
+            PaymentKeyProps(
+                alias=f"alias/{props.name}",
+                description="The audit trail's log files",
+                account_id=account,
+                partition=partition,
+                spec=KeySpec.SYMMETRIC,
+                deletion_window_days=props.key_deletion_window_days,
+                service_principals=(
+                    ServicePrincipalUse(
+                        principal=cloudtrail,
+                        actions=("kms:GenerateDataKey*", "kms:DescribeKey"),
+                        conditions=(
+                            Condition("StringEquals", "aws:SourceArn", (trail_arn,)),
+                            Condition(
+                                "StringLike",
+                                "kms:EncryptionContext:aws:cloudtrail:arn",
+                                (f"arn:{partition}:cloudtrail:*:{account}:trail/*",),
+                            ),
+                        ),
+                    ),
+                ),
+                # Reading the logs: principals of this account whose IAM policy allows it, for trail logs only.
+                account_decrypt_conditions=(
+                    Condition("StringEquals", "kms:CallerAccount", (account,)),
+                    Condition("Null", "kms:EncryptionContext:aws:cloudtrail:arn", ("false",)),
+                ),
+            ),
+        )
+        self.bucket = S3Bucket(self, "logs", bucket=f"{props.name}-{account}-{target.region}", object_lock_enabled=True)
+        versioning = S3BucketVersioningA(
+            self,
+            "logs-versioning",
+            bucket=self.bucket.id,
+            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
+        )
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "logs-encryption",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                        sse_algorithm="aws:kms", kms_master_key_id=self.key.arn
+                    ),
+                    bucket_key_enabled=True,
+                )
+            ],
+        )
+        S3BucketPublicAccessBlock(
+            self,
+            "logs-public-access",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        )
+        self.lock = S3BucketObjectLockConfigurationA(
+            self,
+            "logs-lock",
+            bucket=self.bucket.id,
+            rule=S3BucketObjectLockConfigurationRuleA(
+                default_retention=S3BucketObjectLockConfigurationRuleDefaultRetentionA(
+                    mode=LOCK_MODE, days=props.retention_days
+                )
+            ),
+            depends_on=[versioning],  # Object Lock needs versioning on, when set and when removed
+        )
+        S3BucketLifecycleConfiguration(
+            self,
+            "logs-lifecycle",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="past-retention",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=props.retention_days + 1)],
+                    noncurrent_version_expiration=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                            noncurrent_days=props.retention_days + 1
+                        )
+                    ],
+                )
+            ],
+        )
+        bucket_arn = f"arn:{partition}:s3:::{props.name}-{account}-{target.region}"
+        statements = [
+            Statement(
+                "TrailChecksTheBucket", ("s3:GetBucketAcl",), (bucket_arn,),
+                (Condition("StringEquals", "aws:SourceArn", (trail_arn,)),),
+                principals=(("Service", (cloudtrail,)),),
+            ),
+            Statement(
+                "TrailWritesItsLogs", ("s3:PutObject",), (f"{bucket_arn}/AWSLogs/{account}/*",),
+                (Condition("StringEquals", "aws:SourceArn", (trail_arn,)),
+                 Condition("StringEquals", "s3:x-amz-acl", ("bucket-owner-full-control",))),
+                principals=(("Service", (cloudtrail,)),),
+            ),
+            Statement(
+                "OnlyOverTls", ("s3:*",), (bucket_arn, f"{bucket_arn}/*"),
+                (Condition("Bool", "aws:SecureTransport", ("false",)),),
+                principals=(("AWS", ("*",)),), effect="Deny",
+            ),
+        ]  # fmt: skip
+        policy = S3BucketPolicy(
+            self,
+            "logs-policy",
+            bucket=self.bucket.id,
+            policy=json.dumps({"Version": "2012-10-17", "Statement": [s.render_json() for s in statements]}),
+        )
+        table_arns = f"arn:{partition}:dynamodb:{target.region}:{account}:table/{props.tables_prefix}"
+        self.trail = Cloudtrail(
+            self,
+            "trail",
+            name=props.name,
+            s3_bucket_name=self.bucket.id,
+            kms_key_id=self.key.arn,
+            enable_log_file_validation=True,
+            is_multi_region_trail=True,
+            include_global_service_events=True,
+            advanced_event_selector=[
+                CloudtrailAdvancedEventSelector(
+                    name="Every management event",
+                    field_selector=[
+                        CloudtrailAdvancedEventSelectorFieldSelector(field="eventCategory", equal_to=["Management"])
+                    ],
+                ),
+                CloudtrailAdvancedEventSelector(
+                    name="Every item read and written in the service's tables",
+                    field_selector=[
+                        CloudtrailAdvancedEventSelectorFieldSelector(field="eventCategory", equal_to=["Data"]),
+                        CloudtrailAdvancedEventSelectorFieldSelector(
+                            field="resources.type", equal_to=["AWS::DynamoDB::Table"]
+                        ),
+                        CloudtrailAdvancedEventSelectorFieldSelector(field="resources.ARN", starts_with=[table_arns]),
+                    ],
+                ),
+            ],
+            depends_on=[policy, self.lock],
+        )

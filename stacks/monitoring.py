@@ -1,0 +1,255 @@
+"""Monitoring: the environment's alarms, sent to an encrypted SNS topic; its KMS keys' dangerous changes, sent there
+through EventBridge; and a dashboard.
+
+Each alarm's description names its section of docs/runbook.md (``ALARMS`` maps each kind to it); thresholds come
+from the configuration (``stacks.config.AlarmSettings``). The service's own metrics (reconcile's backlog, answers by
+outcome) are emitted by the functions as EMF in the environment's namespace (lambdas/metrics.py)."""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
+from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
+from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
+from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
+from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
+from constructs import Construct
+
+from lambdas import SERVICE_NAME
+from lambdas.metrics import OUTCOMES, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES, SERVICE_DIMENSION
+from lambdas.routes import Function, Route
+from stacks.config import AlarmSettings
+from stacks.iam import Condition, Statement
+from stacks.payment_function import PaymentFunction
+from stacks.payment_key import PaymentKey
+
+RUNBOOK = "docs/runbook.md"
+# Each kind of alarm, and what it says; its runbook section is ``RUNBOOK#<kind>``.
+ALARMS = {
+    "api-5xx-rate": "The API answers too many 5xx.",
+    "route-latency": "A route's p99 latency is too high.",
+    "function-errors": "A function crashed, timed out or ran out of memory.",
+    "function-throttles": "A function was throttled: its reserved concurrency is used up.",
+    "dead-letters": "A scheduled run failed: its event is in the dead-letter queue.",
+    "pending-backlog": "Payments or refunds have been pending for more than 10 minutes.",
+    "reconcile-failures": "A reconcile run could not settle items because of errors.",
+    "waf-blocked-spike": "The web ACL blocks an unusual number of requests.",
+    "key-change": "A KMS key was disabled or scheduled for deletion, or the vault key's policy or grants changed.",
+}
+KEY_STATE_EVENTS = ("DisableKey", "ScheduleKeyDeletion")  # on any of the stack's keys
+VAULT_KEY_EVENTS = ("PutKeyPolicy", "CreateGrant")  # on the vault key
+
+
+@dataclass(frozen=True)
+class MonitoringProps:
+    name: str  # the environment's prefix: topic, alarm and dashboard names start with it
+    settings: AlarmSettings
+    topic_key: PaymentKey  # encrypts the topic; its policy lets CloudWatch and EventBridge use it
+    functions: Mapping[Function, PaymentFunction]
+    api_name: str
+    stage_name: str
+    routes: tuple[Route, ...]
+    web_acl_name: str
+    region: str
+    account_id: str
+    metrics_namespace: str
+    keys: tuple[PaymentKey, ...]  # whose state changes alarm
+    vault_key: PaymentKey  # whose policy and grants changes alarm too
+    cloudwatch_principal: str  # the services' principals in the stack's partition
+    events_principal: str
+
+
+class Monitoring(Construct):
+    def __init__(self, scope: Construct, id: str, props: MonitoringProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        self.topic = SnsTopic(self, "alarms", name=f"{props.name}-alarms", kms_master_key_id=props.topic_key.arn)
+        for index, subscription in enumerate(props.settings.subscriptions):
+            SnsTopicSubscription(
+                self,
+                f"subscription-{index}",
+                topic_arn=self.topic.arn,
+                protocol=subscription.protocol,
+                endpoint=subscription.endpoint,
+            )
+        self.alarms: list[CloudwatchMetricAlarm] = []
+        self.key_rules = self._key_change_rules()
+        self._publishers_policy()
+        self._add_alarms()
+        self.dashboard = CloudwatchDashboard(
+            self, "dashboard", dashboard_name=props.name, dashboard_body=json.dumps(self._dashboard_body())
+        )
+
+    # -- alarms --------------------------------------------------------------------------------------------------
+
+    def _alarm(self, kind: str, id: str, subject: str, **metric: Any) -> None:
+        settings = self.props.settings
+        metric.setdefault("period", settings.period_seconds)
+        metric.setdefault("treat_missing_data", "notBreaching")
+        metric.setdefault("comparison_operator", "GreaterThanOrEqualToThreshold")
+        self.alarms.append(
+            CloudwatchMetricAlarm(
+                self,
+                id,
+                alarm_name=f"{self.props.name}-{id}",
+                alarm_description=f"{subject}: {ALARMS[kind]} Runbook: {RUNBOOK}#{kind}",
+                evaluation_periods=1,
+                alarm_actions=[self.topic.arn],
+                ok_actions=[self.topic.arn],
+                **metric,
+            )
+        )
+
+    def _add_alarms(self) -> None:
+        props, settings = self.props, self.props.settings
+        api = {"ApiName": props.api_name, "Stage": props.stage_name}
+        self._alarm(
+            "api-5xx-rate", "api-5xx-rate", props.api_name, namespace="AWS/ApiGateway", metric_name="5XXError",
+            dimensions=api, statistic="Average", threshold=settings.api_5xx_rate,
+            comparison_operator="GreaterThanThreshold",
+        )  # fmt: skip
+        for route in props.routes:
+            words = "-".join(part.strip("{}") for part in route.path_parts)
+            self._alarm(
+                "route-latency", f"latency-{route.method.lower()}-{words}", f"{route.method} {route.path}",
+                namespace="AWS/ApiGateway", metric_name="Latency", extended_statistic="p99",
+                dimensions=api | {"Resource": route.path, "Method": route.method},
+                threshold=settings.p99_latency_ms, comparison_operator="GreaterThanThreshold",
+            )  # fmt: skip
+        for function, construct in props.functions.items():
+            name = {"FunctionName": construct.function_name}
+            for kind, metric_name, threshold in (
+                ("function-errors", "Errors", settings.function_errors),
+                ("function-throttles", "Throttles", settings.function_throttles),
+            ):
+                self._alarm(
+                    kind, f"{function.value}-{metric_name.lower()}", function.value, namespace="AWS/Lambda",
+                    metric_name=metric_name, dimensions=name, statistic="Sum", threshold=threshold,
+                )  # fmt: skip
+            if construct.dead_letters is not None:
+                self._alarm(
+                    "dead-letters", f"{function.value}-dead-letters", construct.dead_letters.name,
+                    namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
+                    dimensions={"QueueName": construct.dead_letters.name}, statistic="Maximum", threshold=1,
+                )  # fmt: skip
+        service = {SERVICE_DIMENSION: SERVICE_NAME}
+        # reconcile emits the backlog every run (every 5 minutes): no datapoint for 15 minutes means it is not running
+        self._alarm(
+            "pending-backlog", "pending-backlog", "reconcile", namespace=props.metrics_namespace,
+            metric_name=PENDING_OVERDUE, dimensions=service, statistic="Maximum",
+            threshold=settings.pending_overdue, period=900, treat_missing_data="breaching",
+        )  # fmt: skip
+        self._alarm(
+            "reconcile-failures", "reconcile-failures", "reconcile", namespace=props.metrics_namespace,
+            metric_name=RECONCILE_ERRORS, dimensions=service, statistic="Sum", threshold=settings.reconcile_errors,
+        )  # fmt: skip
+        self._alarm(
+            "waf-blocked-spike", "waf-blocked", props.web_acl_name, namespace="AWS/WAFV2",
+            metric_name="BlockedRequests", statistic="Sum", threshold=settings.waf_blocked,
+            dimensions={"WebACL": props.web_acl_name, "Rule": "ALL", "Region": props.region},
+            comparison_operator="GreaterThanThreshold",
+        )  # fmt: skip
+
+    def _key_change_rules(self) -> list[CloudwatchEventRule]:
+        """CloudTrail's records of the keys' dangerous API calls, as EventBridge receives them, to the topic."""
+        props = self.props
+        rules = []
+        for id, events, keys in (
+            ("key-state", KEY_STATE_EVENTS, props.keys),
+            ("vault-key-policy", VAULT_KEY_EVENTS, (props.vault_key,)),
+        ):
+            pattern = {
+                "source": ["aws.kms"],
+                "detail-type": ["AWS API Call via CloudTrail"],
+                "detail": {  # source aws.kms: KMS's own calls (no event source host, which differs by partition)
+                    "eventName": list(events),
+                    "resources": {"ARN": [key.arn for key in keys]},
+                },
+            }
+            rule = CloudwatchEventRule(
+                self,
+                id,
+                name=f"{props.name}-{id}",
+                description=f"{ALARMS['key-change']} Runbook: {RUNBOOK}#key-change",
+                event_pattern=json.dumps(pattern),
+            )
+            CloudwatchEventTarget(self, f"{id}-to-topic", rule=rule.name, arn=self.topic.arn)
+            rules.append(rule)
+        return rules
+
+    def _publishers_policy(self) -> None:
+        """Only this account's alarms and these rules publish to the topic."""
+        props = self.props
+        statements = [
+            Statement(
+                "CloudWatchAlarmsOfThisAccount", ("sns:Publish",), (self.topic.arn,),
+                (Condition("StringEquals", "aws:SourceAccount", (props.account_id,)),),
+                principals=(("Service", (props.cloudwatch_principal,)),),
+            ),
+            Statement(
+                "KeyChangeRules", ("sns:Publish",), (self.topic.arn,),
+                (Condition("ArnEquals", "aws:SourceArn", tuple(rule.arn for rule in self.key_rules)),),
+                principals=(("Service", (props.events_principal,)),),
+            ),
+        ]  # fmt: skip
+        policy = {"Version": "2012-10-17", "Statement": [s.render_json() for s in statements]}
+        SnsTopicPolicy(self, "alarms-policy", arn=self.topic.arn, policy=json.dumps(policy))
+
+    # -- dashboard -----------------------------------------------------------------------------------------------
+
+    def _dashboard_body(self) -> dict[str, Any]:
+        props = self.props
+        api = ["ApiName", props.api_name, "Stage", props.stage_name]
+        names = {f: c.function_name for f, c in props.functions.items()}
+        service = [SERVICE_DIMENSION, SERVICE_NAME]
+
+        def responses(route: str) -> list[list[Any]]:
+            return [[props.metrics_namespace, RESPONSES, "route", route, "outcome", o, *service] for o in OUTCOMES]
+
+        widgets = [
+            ("Payments per minute by outcome", "Sum", 60, responses("POST /payments")),
+            ("Refunds per minute by outcome", "Sum", 60, responses("POST /payments/{id}/refunds")),
+            ("Gateway: latency of the routes that call it (ms)", "p99", 300, [
+                ["AWS/ApiGateway", "IntegrationLatency", *api, "Resource", route.path, "Method", route.method]
+                for route in props.routes if route.function in (Function.CHARGE, Function.REFUND)
+            ]),
+            ("Gateway errors (502/504: payments and refunds left pending)", "Sum", 60, [
+                [props.metrics_namespace, RESPONSES, "route", route, "outcome", "gateway_pending", *service]
+                for route in ("POST /payments", "POST /payments/{id}/refunds")
+            ]),
+            ("Pending backlog (older than 10 minutes) and reconcile errors", "Maximum", 300, [
+                [props.metrics_namespace, PENDING_OVERDUE, *service],
+                [props.metrics_namespace, RECONCILE_ERRORS, *service],
+            ]),
+            ("API 5xx and 4xx", "Sum", 60, [["AWS/ApiGateway", metric, *api] for metric in ("5XXError", "4XXError")]),
+            ("Throttles by function", "Sum", 60, [
+                ["AWS/Lambda", "Throttles", "FunctionName", name] for name in names.values()
+            ]),
+            ("WAF blocked requests", "Sum", 60, [
+                ["AWS/WAFV2", "BlockedRequests", "WebACL", props.web_acl_name, "Rule", "ALL", "Region", props.region]
+            ]),
+        ]  # fmt: skip
+        return {
+            "widgets": [
+                {
+                    "type": "metric",
+                    "x": (index % 2) * 12,
+                    "y": (index // 2) * 6,
+                    "width": 12,
+                    "height": 6,
+                    "properties": {
+                        "title": title,
+                        "region": props.region,
+                        "stat": stat,
+                        "period": period,
+                        "view": "timeSeries",
+                        "metrics": metrics,
+                    },
+                }
+                for index, (title, stat, period, metrics) in enumerate(widgets)
+            ]
+        }

@@ -1,0 +1,236 @@
+"""Operable and auditable (issue 11), read off the synthesized stacks: every alarm, to an encrypted topic, with its
+runbook section; the dashboard; KMS key changes through EventBridge; the audit trail and its locked bucket; what
+the WAF and access logs keep and leave out."""
+
+import json
+import re
+
+import pytest
+
+from lambdas import SERVICE_NAME
+from lambdas.metrics import OUTCOMES, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES
+from lambdas.routes import ROUTES, Function
+from stacks.account_stack import AUDIT_RETENTION_DAYS
+from stacks.config import AlarmSettings
+from stacks.monitoring import ALARMS, RUNBOOK
+from tests.conftest import REPO, SCALE_ALARMS
+from tests.policies import key_policy_statements
+
+DEFAULTS = AlarmSettings()
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a document's headings."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+
+
+def _alarms(stack) -> dict[str, dict]:
+    return {alarm["alarm_name"]: alarm for alarm in stack.resources("aws_cloudwatch_metric_alarm").values()}
+
+
+def _topic_ref(stack) -> str:
+    (name,) = stack.resources("aws_sns_topic")
+    return f"${{aws_sns_topic.{name}.arn}}"
+
+
+def test_every_alarm_names_a_runbook_section_that_exists_and_goes_to_the_topic(stack):
+    anchors = _anchors((REPO / RUNBOOK).read_text())
+    kinds = set()
+    for name, alarm in _alarms(stack).items():
+        (kind,) = re.findall(rf"Runbook: {RUNBOOK}#([\w-]+)$", alarm["alarm_description"])
+        assert kind in anchors, f"{name}: {RUNBOOK} has no section #{kind}"
+        kinds.add(kind)
+        assert alarm["alarm_actions"] == alarm["ok_actions"] == [_topic_ref(stack)], name
+    for rule in stack.resources("aws_cloudwatch_event_rule").values():
+        kinds.update(re.findall(rf"Runbook: {RUNBOOK}#([\w-]+)$", rule.get("description", "")))
+    assert kinds == set(ALARMS)  # every kind is raised by something
+
+
+def test_each_function_each_route_and_each_dead_letter_queue_has_its_alarms(stack):
+    alarms = _alarms(stack)
+    prefix = stack.environment.prefix
+    for function in Function:
+        for metric in ("Errors", "Throttles"):
+            alarm = alarms[f"{prefix}-{function.value}-{metric.lower()}"]
+            assert (alarm["namespace"], alarm["metric_name"], alarm["statistic"]) == ("AWS/Lambda", metric, "Sum")
+            assert alarm["dimensions"]["FunctionName"].startswith("${aws_lambda_function.")
+            assert alarm["threshold"] == 1 and alarm["comparison_operator"] == "GreaterThanOrEqualToThreshold"
+    latency = [a for a in alarms.values() if a["metric_name"] == "Latency"]
+    assert {(a["dimensions"]["Method"], a["dimensions"]["Resource"]) for a in latency} == {
+        (r.method, r.path) for r in ROUTES
+    }
+    assert {a["extended_statistic"] for a in latency} == {"p99"}
+    ((api_name, api),) = stack.resources("aws_api_gateway_rest_api").items()
+    assert api["name"] == prefix
+    assert {a["dimensions"]["ApiName"] for a in latency} == {f"${{aws_api_gateway_rest_api.{api_name}.name}}"} and {
+        a["dimensions"]["Stage"] for a in latency
+    } == {"v1"}
+    queues = {f"${{aws_sqs_queue.{n}.name}}": q["name"] for n, q in stack.resources("aws_sqs_queue").items()}
+    watched = {queues[a["dimensions"]["QueueName"]] for a in alarms.values() if a["namespace"] == "AWS/SQS"}
+    assert watched == {f"{prefix}-reconcile-dead-letters", f"{prefix}-checkpoint-dead-letters"}
+    api_5xx = alarms[f"{prefix}-api-5xx-rate"]
+    assert (api_5xx["metric_name"], api_5xx["statistic"]) == ("5XXError", "Average")  # the share of requests
+    waf = alarms[f"{prefix}-waf-blocked"]
+    ((acl_name, acl),) = stack.resources("aws_wafv2_web_acl").items()
+    assert acl["name"] == prefix
+    web_acl = f"${{aws_wafv2_web_acl.{acl_name}.name}}"
+    assert waf["dimensions"] == {"WebACL": web_acl, "Rule": "ALL", "Region": stack.environment.region}
+
+
+def test_the_backlog_and_reconcile_alarms_read_the_metrics_reconcile_emits(stack):
+    alarms = _alarms(stack)
+    prefix, namespace = stack.environment.prefix, stack.environment.metrics_namespace
+    backlog, failures = alarms[f"{prefix}-pending-backlog"], alarms[f"{prefix}-reconcile-failures"]
+    assert (backlog["namespace"], backlog["metric_name"]) == (namespace, PENDING_OVERDUE)
+    assert (failures["namespace"], failures["metric_name"]) == (namespace, RECONCILE_ERRORS)
+    assert backlog["dimensions"] == failures["dimensions"] == {"service": SERVICE_NAME}
+    assert backlog["treat_missing_data"] == "breaching"  # reconcile not running is a backlog nobody sees
+    for function in stack.resources("aws_lambda_function").values():  # where the functions put their metrics
+        assert function["environment"]["variables"]["POWERTOOLS_METRICS_NAMESPACE"] == namespace
+
+
+def test_thresholds_and_subscriptions_come_from_the_configuration(synthesized):
+    dev, scale = synthesized["dev"], synthesized["scale"]
+    assert {a["threshold"] for a in _alarms(dev).values() if a["metric_name"] == "Latency"} == {DEFAULTS.p99_latency_ms}
+    assert _alarms(dev)["payments-dev-waf-blocked"]["threshold"] == DEFAULTS.waf_blocked
+    assert dev.resources("aws_sns_topic_subscription") == {}
+    scaled = _alarms(scale)
+    assert {a["threshold"] for a in scaled.values() if a["metric_name"] == "Latency"} == {
+        SCALE_ALARMS["p99_latency_ms"]
+    }
+    assert scaled["payments-scale-waf-blocked"]["threshold"] == SCALE_ALARMS["waf_blocked"]
+    subscriptions = scale.resources("aws_sns_topic_subscription").values()
+    assert sorted((s["protocol"], s["endpoint"]) for s in subscriptions) == sorted(
+        (s["protocol"], s["endpoint"]) for s in SCALE_ALARMS["subscriptions"]
+    )
+    assert {s["topic_arn"] for s in subscriptions} == {_topic_ref(scale)}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"api_5xx_rate": 0}, {"api_5xx_rate": 1.5}, {"p99_latency_ms": 30_000}, {"period_seconds": 120},
+     {"subscriptions": [{"protocol": "sms", "endpoint": "+15550100"}]}, {"waf_blocked": 0}],
+)  # fmt: skip
+def test_alarm_settings_that_could_never_fire_or_deliver_are_refused(settings):
+    with pytest.raises(ValueError):
+        AlarmSettings.model_validate(settings)
+
+
+def test_the_topic_is_encrypted_and_only_this_accounts_alarms_and_the_key_rules_publish(stack):
+    (topic,) = stack.resources("aws_sns_topic").values()
+    assert topic["kms_master_key_id"].startswith("${aws_kms_key.operations_key_")
+    ((_, policy),) = stack.resources("aws_sns_topic_policy").items()
+    statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    alarms, rules = statements["CloudWatchAlarmsOfThisAccount"], statements["KeyChangeRules"]
+    assert alarms["Action"] == rules["Action"] == ["sns:Publish"]
+    assert alarms["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ["${data.aws_caller_identity.caller.account_id}"]}
+    }
+    rule_arns = {f"${{aws_cloudwatch_event_rule.{n}.arn}}" for n in stack.resources("aws_cloudwatch_event_rule")
+                 if not n.endswith("schedule")}  # fmt: skip
+    assert set(rules["Condition"]["ArnEquals"]["aws:SourceArn"]) <= rule_arns and len(rule_arns) >= 2
+    (key,) = [k for k in stack.resources("aws_kms_key") if k.startswith("operations_key")]
+    for service in ("cloudwatch", "events"):  # the publishers may use the topic's key, for this account only
+        (use,) = [s for s in key_policy_statements(stack, key) if s.principals[0][1][0].startswith(f"{service}.")]
+        assert set(use.actions) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+        assert use.conditions == (
+            ("StringEquals", "aws:SourceAccount", ("${data.aws_caller_identity.caller.account_id}",)),
+        )
+
+
+def test_key_changes_reach_the_topic_through_eventbridge(stack):
+    rules = {r["name"]: r for r in stack.resources("aws_cloudwatch_event_rule").values()}
+    prefix = stack.environment.prefix
+    keys = {f"${{aws_kms_key.{name}.arn}}": name.split("_")[0] for name in stack.resources("aws_kms_key")}
+    state = json.loads(rules[f"{prefix}-key-state"]["event_pattern"])
+    assert state["source"] == ["aws.kms"] and state["detail"]["eventName"] == ["DisableKey", "ScheduleKeyDeletion"]
+    assert {keys[arn] for arn in state["detail"]["resources"]["ARN"]} == {
+        "vault",
+        "fingerprint",
+        "operations",
+        "signing",
+    }
+    vault = json.loads(rules[f"{prefix}-vault-key-policy"]["event_pattern"])
+    assert vault["detail"]["eventName"] == ["PutKeyPolicy", "CreateGrant"]
+    assert [keys[arn] for arn in vault["detail"]["resources"]["ARN"]] == ["vault"]
+    targets = [t for t in stack.resources("aws_cloudwatch_event_target").values() if t["arn"] == _topic_ref(stack)]
+    assert len(targets) == 2
+
+
+def test_the_dashboard_shows_outcomes_gateway_backlog_refunds_errors_throttles_and_waf(stack):
+    ((_, dashboard),) = stack.resources("aws_cloudwatch_dashboard").items()
+    widgets = json.loads(dashboard["dashboard_body"])["widgets"]
+    by_title = {w["properties"]["title"]: w["properties"]["metrics"] for w in widgets}
+    namespace = stack.environment.metrics_namespace
+    payments = by_title["Payments per minute by outcome"]
+    assert [m[:6] for m in payments] == [
+        [namespace, RESPONSES, "route", "POST /payments", "outcome", o] for o in OUTCOMES
+    ]
+    assert by_title["Refunds per minute by outcome"][0][3] == "POST /payments/{id}/refunds"
+    assert {m[1] for m in by_title["Pending backlog (older than 10 minutes) and reconcile errors"]} == {
+        PENDING_OVERDUE, RECONCILE_ERRORS}  # fmt: skip
+    assert {m[1] for m in by_title["Gateway: latency of the routes that call it (ms)"]} == {"IntegrationLatency"}
+    assert {m[1] for m in by_title["API 5xx and 4xx"]} == {"5XXError", "4XXError"}
+    assert len(by_title["Throttles by function"]) == len(Function)
+    assert by_title["WAF blocked requests"][0][:2] == ["AWS/WAFV2", "BlockedRequests"]
+    assert any("Gateway errors" in title for title in by_title)
+
+
+def test_waf_logs_leave_out_credentials_and_idempotency_keys_and_access_logs_name_the_principal(stack):
+    ((_, logging),) = stack.resources("aws_wafv2_web_acl_logging_configuration").items()
+    redacted = {field["single_header"]["name"] for field in logging["redacted_fields"]}
+    assert redacted == {"authorization", "x-amz-security-token", "idempotency-key"}
+    ((_, stage),) = stack.resources("aws_api_gateway_stage").items()
+    fields = json.loads(stage["access_log_settings"]["format"])
+    assert fields["principal"] == "$context.identity.userArn" and fields["resourcePath"] == "$context.resourcePath"
+    assert fields["caller"] == "$context.identity.caller" and fields["httpMethod"] == "$context.httpMethod"
+
+
+# -- the audit trail, in the account stack --------------------------------------------------------------------
+
+
+@pytest.fixture
+def account(synthesized, stack):
+    return synthesized[stack.environment.account_stack_id]
+
+
+def test_one_trail_records_management_events_and_the_tables_data_events_with_validated_log_files(account):
+    ((_, trail),) = account.resources("aws_cloudtrail").items()
+    assert trail["enable_log_file_validation"] is True and trail["is_multi_region_trail"] is True
+    assert trail["kms_key_id"].startswith("${aws_kms_key.audit_key_")
+    selectors = {s["name"]: s["field_selector"] for s in trail["advanced_event_selector"]}
+    management, data = selectors.values()
+    assert management == [{"field": "eventCategory", "equals": ["Management"]}]  # GetSecretValue among them
+    by_field = {f["field"]: f for f in data}
+    assert by_field["eventCategory"]["equals"] == ["Data"]
+    assert by_field["resources.type"]["equals"] == ["AWS::DynamoDB::Table"]
+    (tables,) = by_field["resources.ARN"]["starts_with"]
+    assert tables.endswith(":table/payments-")  # every environment's ledger, idempotency and merchants tables
+    assert trail["s3_bucket_name"].startswith("${aws_s3_bucket.audit_logs_")
+
+
+def test_the_trails_bucket_is_locked_versioned_encrypted_private_and_tls_only(account):
+    ((_, bucket),) = account.resources("aws_s3_bucket").items()
+    assert bucket["object_lock_enabled"] is True
+    ((_, lock),) = account.resources("aws_s3_bucket_object_lock_configuration").items()
+    assert lock["rule"]["default_retention"] == {"mode": "COMPLIANCE", "days": AUDIT_RETENTION_DAYS}
+    assert AUDIT_RETENTION_DAYS >= 365  # PCI DSS 10.5.1
+    ((_, versioning),) = account.resources("aws_s3_bucket_versioning").items()
+    assert versioning["versioning_configuration"]["status"] == "Enabled"
+    ((_, encryption),) = account.resources("aws_s3_bucket_server_side_encryption_configuration").items()
+    (rule,) = encryption["rule"]
+    by_default = rule["apply_server_side_encryption_by_default"]
+    assert by_default["sse_algorithm"] == "aws:kms" and by_default["kms_master_key_id"].startswith(
+        "${aws_kms_key.audit_key_"
+    )
+    ((_, public),) = account.resources("aws_s3_bucket_public_access_block").items()
+    assert all(public[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                           "restrict_public_buckets"))  # fmt: skip
+    ((_, policy),) = account.resources("aws_s3_bucket_policy").items()
+    statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    assert statements["OnlyOverTls"]["Effect"] == "Deny"
+    assert statements["OnlyOverTls"]["Condition"] == {"Bool": {"aws:SecureTransport": ["false"]}}
+    writes = statements["TrailWritesItsLogs"]
+    assert writes["Principal"] == {"Service": ["cloudtrail.${data.aws_partition.partition.dns_suffix}"]}
+    assert set(writes["Condition"]["StringEquals"]) == {"aws:SourceArn", "s3:x-amz-acl"}
