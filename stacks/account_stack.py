@@ -17,19 +17,24 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
+from stacks.alarm_topic import AlarmTopic, AlarmTopicProps, api_calls
 from stacks.audit_trail import AuditTrail, AuditTrailProps
 from stacks.aws_target import AwsTarget, AwsTargetProps
-from stacks.config import DEFAULT_TAGS
+from stacks.config import DEFAULT_TAGS, AlarmSubscription
 from stacks.iam import service_trust_policy
 from stacks.tagging import TaggingAspect
 
 AUDIT_RETENTION_DAYS = 365  # PCI DSS 10.5.1: audit logs kept at least a year (and locked that long)
+# API calls that stop or narrow the trail (PCI DSS 10.7.2), and that would make its locked logs unreadable.
+TRAIL_CHANGES = ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors")
+AUDIT_KEY_CHANGES = ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy")
 
 
 @dataclass(frozen=True)
 class AccountStackProps:
     target: AwsTargetProps
     name_prefix: str  # of every environment's resource names (EnvironmentConfig.prefix)
+    subscriptions: tuple[AlarmSubscription, ...] = ()  # who hears the audit trail's alarms: every environment's
 
 
 def api_log_groups(name_prefix: str) -> tuple[str, ...]:
@@ -76,5 +81,32 @@ class AccountStack(TerraformStack):
             ),
         )
         TerraformOutput(self, "audit_trail", value=trail.trail.arn)
+        self._alert_on_audit_changes(target, props, trail)
         TerraformOutput(self, "audit_bucket", value=trail.bucket.id)
         Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS))
+
+    def _alert_on_audit_changes(self, target: AwsTarget, props: AccountStackProps, trail: AuditTrail) -> None:
+        """The trail stopped or narrowed, or its key disabled, scheduled for deletion or re-policied: to the account's
+        alarm topic (a key of its own, so the audit key's loss is still reported)."""
+        topic = AlarmTopic(
+            self,
+            "alarms",
+            AlarmTopicProps(
+                f"{props.name_prefix}account-alarms",
+                props.subscriptions,
+                target.account_id,
+                target.partition,
+                props.target.region,
+                target.dns_suffix,
+            ),
+        )
+        name = trail.trail.name
+        summary = "The audit trail was stopped or changed, or its key disabled, scheduled for deletion or re-policied."
+        topic.alert_on(
+            "audit-trail",
+            "audit-change",
+            summary,
+            api_calls("aws.cloudtrail", TRAIL_CHANGES, {"requestParameters": {"name": [name, trail.trail.arn]}}),
+        )
+        topic.alert_on("audit-key", "audit-change", summary,
+                       api_calls("aws.kms", AUDIT_KEY_CHANGES, {"resources": {"ARN": [trail.key.arn]}}))  # fmt: skip

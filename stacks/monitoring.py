@@ -1,5 +1,5 @@
-"""Monitoring: the environment's alarms, sent to an encrypted SNS topic; its KMS keys' dangerous changes, sent there
-through EventBridge; and a dashboard.
+"""Monitoring: the environment's alarms, sent to its alarm topic (stacks/alarm_topic.py); its KMS keys' dangerous
+changes, sent there through EventBridge; and a dashboard.
 
 Each alarm's description names its section of docs/runbook.md (``ALARMS`` maps each kind to it); thresholds come
 from the configuration (``stacks.config.AlarmSettings``). The service's own metrics (reconcile's backlog, answers by
@@ -12,22 +12,17 @@ from typing import Any
 
 from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
-from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
-from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
-from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
-from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
 from lambdas import SERVICE_NAME
 from lambdas.metrics import OUTCOMES, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES, SERVICE_DIMENSION
 from lambdas.routes import Function, Route
+from stacks.alarm_topic import AlarmTopic, api_calls, runbook
 from stacks.config import AlarmSettings
-from stacks.iam import Condition, Statement
 from stacks.payment_function import PaymentFunction
 from stacks.payment_key import PaymentKey
 
-RUNBOOK = "docs/runbook.md"
 # Each kind of alarm, and what it says; its runbook section is ``RUNBOOK#<kind>``.
 ALARMS = {
     "api-5xx-rate": "The API answers too many 5xx.",
@@ -48,7 +43,7 @@ VAULT_KEY_EVENTS = ("PutKeyPolicy", "CreateGrant")  # on the vault key
 class MonitoringProps:
     name: str  # the environment's prefix: topic, alarm and dashboard names start with it
     settings: AlarmSettings
-    topic_key: PaymentKey  # encrypts the topic; its policy lets CloudWatch and EventBridge use it
+    topic: AlarmTopic
     functions: Mapping[Function, PaymentFunction]
     api_name: str
     stage_name: str
@@ -57,28 +52,17 @@ class MonitoringProps:
     region: str
     account_id: str
     metrics_namespace: str
-    keys: tuple[PaymentKey, ...]  # whose state changes alarm
+    keys: tuple[PaymentKey, ...]  # whose state changes alarm (not the topic's own: it could not report it)
     vault_key: PaymentKey  # whose policy and grants changes alarm too
-    cloudwatch_principal: str  # the services' principals in the stack's partition
-    events_principal: str
 
 
 class Monitoring(Construct):
     def __init__(self, scope: Construct, id: str, props: MonitoringProps) -> None:
         super().__init__(scope, id)
         self.props = props
-        self.topic = SnsTopic(self, "alarms", name=f"{props.name}-alarms", kms_master_key_id=props.topic_key.arn)
-        for index, subscription in enumerate(props.settings.subscriptions):
-            SnsTopicSubscription(
-                self,
-                f"subscription-{index}",
-                topic_arn=self.topic.arn,
-                protocol=subscription.protocol,
-                endpoint=subscription.endpoint,
-            )
+        self.topic = props.topic
         self.alarms: list[CloudwatchMetricAlarm] = []
         self.key_rules = self._key_change_rules()
-        self._publishers_policy()
         self._add_alarms()
         self.dashboard = CloudwatchDashboard(
             self, "dashboard", dashboard_name=props.name, dashboard_body=json.dumps(self._dashboard_body())
@@ -96,7 +80,7 @@ class Monitoring(Construct):
                 self,
                 id,
                 alarm_name=f"{self.props.name}-{id}",
-                alarm_description=f"{subject}: {ALARMS[kind]} Runbook: {RUNBOOK}#{kind}",
+                alarm_description=f"{subject}: {ALARMS[kind]} {runbook(kind)}",
                 evaluation_periods=1,
                 alarm_actions=[self.topic.arn],
                 ok_actions=[self.topic.arn],
@@ -155,49 +139,17 @@ class Monitoring(Construct):
         )  # fmt: skip
 
     def _key_change_rules(self) -> list[CloudwatchEventRule]:
-        """CloudTrail's records of the keys' dangerous API calls, as EventBridge receives them, to the topic."""
+        """CloudTrail's records of the keys' dangerous API calls, as EventBridge receives them, to the topic (source
+        aws.kms: KMS's own calls; no event source host, which differs by partition)."""
         props = self.props
-        rules = []
-        for id, events, keys in (
-            ("key-state", KEY_STATE_EVENTS, props.keys),
-            ("vault-key-policy", VAULT_KEY_EVENTS, (props.vault_key,)),
-        ):
-            pattern = {
-                "source": ["aws.kms"],
-                "detail-type": ["AWS API Call via CloudTrail"],
-                "detail": {  # source aws.kms: KMS's own calls (no event source host, which differs by partition)
-                    "eventName": list(events),
-                    "resources": {"ARN": [key.arn for key in keys]},
-                },
-            }
-            rule = CloudwatchEventRule(
-                self,
-                id,
-                name=f"{props.name}-{id}",
-                description=f"{ALARMS['key-change']} Runbook: {RUNBOOK}#key-change",
-                event_pattern=json.dumps(pattern),
+        return [
+            self.topic.alert_on(id, "key-change", ALARMS["key-change"],
+                                api_calls("aws.kms", events, {"resources": {"ARN": [key.arn for key in keys]}}))
+            for id, events, keys in (
+                ("key-state", KEY_STATE_EVENTS, props.keys),
+                ("vault-key-policy", VAULT_KEY_EVENTS, (props.vault_key,)),
             )
-            CloudwatchEventTarget(self, f"{id}-to-topic", rule=rule.name, arn=self.topic.arn)
-            rules.append(rule)
-        return rules
-
-    def _publishers_policy(self) -> None:
-        """Only this account's alarms and these rules publish to the topic."""
-        props = self.props
-        statements = [
-            Statement(
-                "CloudWatchAlarmsOfThisAccount", ("sns:Publish",), (self.topic.arn,),
-                (Condition("StringEquals", "aws:SourceAccount", (props.account_id,)),),
-                principals=(("Service", (props.cloudwatch_principal,)),),
-            ),
-            Statement(
-                "KeyChangeRules", ("sns:Publish",), (self.topic.arn,),
-                (Condition("ArnEquals", "aws:SourceArn", tuple(rule.arn for rule in self.key_rules)),),
-                principals=(("Service", (props.events_principal,)),),
-            ),
         ]  # fmt: skip
-        policy = {"Version": "2012-10-17", "Statement": [s.render_json() for s in statements]}
-        SnsTopicPolicy(self, "alarms-policy", arn=self.topic.arn, policy=json.dumps(policy))
 
     # -- dashboard -----------------------------------------------------------------------------------------------
 

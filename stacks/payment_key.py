@@ -53,11 +53,13 @@ class KeySpec(str, Enum):
 @dataclass(frozen=True)
 class ServicePrincipalUse:
     """An AWS service principal allowed to use the key (e.g. CloudWatch Logs), under
-    conditions that must bind it to this account (a confused-deputy guard)."""
+    conditions that must bind it to this account (a confused-deputy guard), unless the service supports none and
+    ``guarded_elsewhere`` says what binds it instead."""
 
     principal: str
     actions: tuple[str, ...]
     conditions: tuple[Condition, ...]
+    guarded_elsewhere: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ class PaymentKey(Construct):
                 )
             )
         for index, use in enumerate(props.service_principals):
-            if not any(props.account_id in value for c in use.conditions for value in c.values):
+            bound = any(props.account_id in value for c in use.conditions for value in c.values)
+            if not (bound or use.guarded_elsewhere):
                 raise ValueError(
                     f"{self.node.path}: service principal {use.principal} needs a condition on the account"
                 )

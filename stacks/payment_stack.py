@@ -10,6 +10,7 @@ from lambdas.encryption_context import Purpose
 from lambdas.metrics import NAMESPACE_VARIABLE
 from lambdas.routes import ROUTES, Function
 from lambdas.storage_schema import Partition
+from stacks.alarm_topic import AlarmTopic, AlarmTopicProps
 from stacks.aws_target import AwsTarget, AwsTargetProps
 from stacks.config import DEFAULT_TAGS, EnvironmentConfig
 from stacks.gateway_secret import GatewaySecret, GatewaySecretProps
@@ -69,14 +70,6 @@ class PaymentStack(TerraformStack):
             "Logs and function configuration",
             via_services=(endpoint("lambda"), endpoint("sqs")),
             service_principals=(
-                *(  # alarms and key-change rules publish to the encrypted alarm topic (stacks/monitoring.py)
-                    ServicePrincipalUse(
-                        principal=f"{service}.{dns_suffix}",
-                        actions=("kms:Decrypt", "kms:GenerateDataKey*"),
-                        conditions=(Condition("StringEquals", "aws:SourceAccount", (account_id,)),),
-                    )
-                    for service in ("cloudwatch", "events")
-                ),
                 ServicePrincipalUse(
                     principal=f"logs.{region}.{dns_suffix}",
                     actions=("kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
@@ -228,13 +221,26 @@ class PaymentStack(TerraformStack):
             ),
         )
 
+        alarm_topic = AlarmTopic(
+            self,
+            "alarms",
+            AlarmTopicProps(
+                f"{config.prefix}-alarms",
+                config.alarms.subscriptions,
+                account_id,
+                partition,
+                region,
+                dns_suffix,
+                config.key_deletion_window_days,
+            ),
+        )
         Monitoring(
             self,
             "monitoring",
             MonitoringProps(
                 name=config.prefix,
                 settings=config.alarms,
-                topic_key=operations_key,
+                topic=alarm_topic,
                 functions=functions,
                 api_name=api.api.name,
                 stage_name=STAGE_NAME,
@@ -245,8 +251,6 @@ class PaymentStack(TerraformStack):
                 metrics_namespace=config.metrics_namespace,
                 keys=(vault_key, fingerprint_key, operations_key, signing_key),
                 vault_key=vault_key,
-                cloudwatch_principal=f"cloudwatch.{dns_suffix}",
-                events_principal=f"events.{dns_suffix}",
             ),
         )
 

@@ -177,4 +177,4 @@ def test_the_alarms_their_encrypted_topic_the_key_rules_and_the_dashboard_exist(
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
     assert _client("cloudwatch", endpoint).get_dashboard(DashboardName=prefix)["DashboardBody"]
     rules = {r["Name"] for r in _client("events", endpoint).list_rules(NamePrefix=prefix)["Rules"]}
-    assert {f"{prefix}-key-state", f"{prefix}-vault-key-policy"} <= rules
+    assert {f"{prefix}-alarms-key-state", f"{prefix}-alarms-vault-key-policy"} <= rules

@@ -10,9 +10,10 @@ import pytest
 from lambdas import SERVICE_NAME
 from lambdas.metrics import OUTCOMES, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES
 from lambdas.routes import ROUTES, Function
-from stacks.account_stack import AUDIT_RETENTION_DAYS
+from stacks.account_stack import AUDIT_KEY_CHANGES, AUDIT_RETENTION_DAYS, TRAIL_CHANGES
+from stacks.alarm_topic import RUNBOOK
 from stacks.config import AlarmSettings
-from stacks.monitoring import ALARMS, RUNBOOK
+from stacks.monitoring import ALARMS
 from tests.conftest import REPO, SCALE_ALARMS
 from tests.policies import key_policy_statements
 
@@ -117,33 +118,51 @@ def test_alarm_settings_that_could_never_fire_or_deliver_are_refused(settings):
         AlarmSettings.model_validate(settings)
 
 
-def test_the_topic_is_encrypted_and_only_this_accounts_alarms_and_the_key_rules_publish(stack):
+def _topic_publishers(stack, topic_name: str) -> str:
+    """The topic is encrypted with a key of its own; only this account's alarms and the topic's own rules publish,
+    and its key lets them: CloudWatch under aws:SourceAccount, EventBridge unconditioned (SNS supports no aws:Source*
+    condition on the key for EventBridge), bound by the topic policy instead. Returns the key's resource name."""
     (topic,) = stack.resources("aws_sns_topic").values()
-    assert topic["kms_master_key_id"].startswith("${aws_kms_key.operations_key_")
+    assert topic["name"] == topic_name
+    keys = {f"${{aws_kms_key.{n}.arn}}": n for n in stack.resources("aws_kms_key")}
+    key = keys[topic["kms_master_key_id"]]
+    rule_names = {r["name"] for r in stack.resources("aws_cloudwatch_event_rule").values() if "event_pattern" in r}
+    assert rule_names and all(name.startswith(f"{topic_name}-") for name in rule_names)
     ((_, policy),) = stack.resources("aws_sns_topic_policy").items()
     statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
-    alarms, rules = statements["CloudWatchAlarmsOfThisAccount"], statements["KeyChangeRules"]
+    alarms, rules = statements["CloudWatchAlarmsOfThisAccount"], statements["ThisTopicsRules"]
     assert alarms["Action"] == rules["Action"] == ["sns:Publish"]
-    assert alarms["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": ["${data.aws_caller_identity.caller.account_id}"]}
+    account = "${data.aws_caller_identity.caller.account_id}"
+    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": [account]}}
+    (rule_arns,) = rules["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert rule_arns.endswith(f":{account}:rule/{topic_name}-*")
+    uses = {
+        s.principals[0][1][0].split(".")[0]: s
+        for s in key_policy_statements(stack, key)
+        if s.principals[0][0] == "Service"
     }
-    rule_arns = {f"${{aws_cloudwatch_event_rule.{n}.arn}}" for n in stack.resources("aws_cloudwatch_event_rule")
-                 if not n.endswith("schedule")}  # fmt: skip
-    assert set(rules["Condition"]["ArnEquals"]["aws:SourceArn"]) <= rule_arns and len(rule_arns) >= 2
-    (key,) = [k for k in stack.resources("aws_kms_key") if k.startswith("operations_key")]
-    for service in ("cloudwatch", "events"):  # the publishers may use the topic's key, for this account only
-        (use,) = [s for s in key_policy_statements(stack, key) if s.principals[0][1][0].startswith(f"{service}.")]
-        assert set(use.actions) == {"kms:Decrypt", "kms:GenerateDataKey*"}
-        assert use.conditions == (
-            ("StringEquals", "aws:SourceAccount", ("${data.aws_caller_identity.caller.account_id}",)),
-        )
+    assert set(uses) == {"cloudwatch", "events"}
+    assert all(set(use.actions) == {"kms:Decrypt", "kms:GenerateDataKey*"} for use in uses.values())
+    assert uses["cloudwatch"].conditions == (("StringEquals", "aws:SourceAccount", (account,)),)
+    assert uses["events"].conditions == ()
+    return key
+
+
+def test_the_topic_has_its_own_key_and_only_this_accounts_alarms_and_its_rules_publish(stack):
+    key = _topic_publishers(stack, f"{stack.environment.prefix}-alarms")
+    watched = {arn for r in stack.resources("aws_cloudwatch_event_rule").values() if "event_pattern" in r
+               for arn in json.loads(r["event_pattern"])["detail"]["resources"]["ARN"]}  # fmt: skip
+    assert (
+        f"${{aws_kms_key.{key}.arn}}" not in watched
+    )  # a key cannot report its own loss through the topic it encrypts
 
 
 def test_key_changes_reach_the_topic_through_eventbridge(stack):
     rules = {r["name"]: r for r in stack.resources("aws_cloudwatch_event_rule").values()}
     prefix = stack.environment.prefix
     keys = {f"${{aws_kms_key.{name}.arn}}": name.split("_")[0] for name in stack.resources("aws_kms_key")}
-    state = json.loads(rules[f"{prefix}-key-state"]["event_pattern"])
+    state = json.loads(rules[f"{prefix}-alarms-key-state"]["event_pattern"])
+    assert "eventSource" not in state["detail"]  # its host differs by partition; the source names KMS
     assert state["source"] == ["aws.kms"] and state["detail"]["eventName"] == ["DisableKey", "ScheduleKeyDeletion"]
     assert {keys[arn] for arn in state["detail"]["resources"]["ARN"]} == {
         "vault",
@@ -151,7 +170,7 @@ def test_key_changes_reach_the_topic_through_eventbridge(stack):
         "operations",
         "signing",
     }
-    vault = json.loads(rules[f"{prefix}-vault-key-policy"]["event_pattern"])
+    vault = json.loads(rules[f"{prefix}-alarms-vault-key-policy"]["event_pattern"])
     assert vault["detail"]["eventName"] == ["PutKeyPolicy", "CreateGrant"]
     assert [keys[arn] for arn in vault["detail"]["resources"]["ARN"]] == ["vault"]
     targets = [t for t in stack.resources("aws_cloudwatch_event_target").values() if t["arn"] == _topic_ref(stack)]
@@ -234,3 +253,30 @@ def test_the_trails_bucket_is_locked_versioned_encrypted_private_and_tls_only(ac
     writes = statements["TrailWritesItsLogs"]
     assert writes["Principal"] == {"Service": ["cloudtrail.${data.aws_partition.partition.dns_suffix}"]}
     assert set(writes["Condition"]["StringEquals"]) == {"aws:SourceArn", "s3:x-amz-acl"}
+
+
+def test_the_trail_stopped_or_changed_and_its_key_lost_alarm_through_the_accounts_own_topic(account):
+    _topic_publishers(account, "payments-account-alarms")
+    rules = {r["name"]: json.loads(r["event_pattern"]) for r in account.resources("aws_cloudwatch_event_rule").values()}
+    trail = rules["payments-account-alarms-audit-trail"]
+    (trail_name,) = account.resources("aws_cloudtrail")
+    assert trail["source"] == ["aws.cloudtrail"] and trail["detail"]["eventName"] == list(TRAIL_CHANGES)
+    assert trail["detail"]["requestParameters"]["name"] == [
+        f"${{aws_cloudtrail.{trail_name}.name}}", f"${{aws_cloudtrail.{trail_name}.arn}}"]  # fmt: skip
+    key = rules["payments-account-alarms-audit-key"]
+    assert key["source"] == ["aws.kms"] and key["detail"]["eventName"] == list(AUDIT_KEY_CHANGES)
+    (audit_key,) = [n for n in account.resources("aws_kms_key") if n.startswith("audit_key")]
+    assert key["detail"]["resources"]["ARN"] == [f"${{aws_kms_key.{audit_key}.arn}}"]
+    anchors = _anchors((REPO / RUNBOOK).read_text())
+    for rule in account.resources("aws_cloudwatch_event_rule").values():
+        (kind,) = re.findall(rf"Runbook: {RUNBOOK}#([\w-]+)$", rule["description"])
+        assert kind in anchors
+
+
+def test_every_environment_of_an_account_hears_its_audit_alarms(synthesized):
+    scale = synthesized["scale"]
+    account = synthesized[scale.environment.account_stack_id]
+    subscriptions = account.resources("aws_sns_topic_subscription").values()
+    assert sorted((s["protocol"], s["endpoint"]) for s in subscriptions) == sorted(
+        (s["protocol"], s["endpoint"]) for s in SCALE_ALARMS["subscriptions"]
+    )
