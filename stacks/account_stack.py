@@ -80,8 +80,8 @@ class AccountStack(TerraformStack):
                 name=f"{props.name_prefix}audit", tables_prefix=props.name_prefix, retention_days=AUDIT_RETENTION_DAYS
             ),
         )
-        TerraformOutput(self, "audit_trail", value=trail.trail.arn)
         self._alert_on_audit_changes(target, props, trail)
+        TerraformOutput(self, "audit_trail", value=trail.trail.arn)
         TerraformOutput(self, "audit_bucket", value=trail.bucket.id)
         Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS))
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
-from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
 from constructs import Construct
 
@@ -41,7 +40,7 @@ VAULT_KEY_EVENTS = ("PutKeyPolicy", "CreateGrant")  # on the vault key
 
 @dataclass(frozen=True)
 class MonitoringProps:
-    name: str  # the environment's prefix: topic, alarm and dashboard names start with it
+    name: str  # the environment's prefix: alarm and dashboard names start with it
     settings: AlarmSettings
     topic: AlarmTopic
     functions: Mapping[Function, PaymentFunction]
@@ -50,7 +49,6 @@ class MonitoringProps:
     routes: tuple[Route, ...]
     web_acl_name: str
     region: str
-    account_id: str
     metrics_namespace: str
     keys: tuple[PaymentKey, ...]  # whose state changes alarm (not the topic's own: it could not report it)
     vault_key: PaymentKey  # whose policy and grants changes alarm too
@@ -62,7 +60,7 @@ class Monitoring(Construct):
         self.props = props
         self.topic = props.topic
         self.alarms: list[CloudwatchMetricAlarm] = []
-        self.key_rules = self._key_change_rules()
+        self._key_change_rules()
         self._add_alarms()
         self.dashboard = CloudwatchDashboard(
             self, "dashboard", dashboard_name=props.name, dashboard_body=json.dumps(self._dashboard_body())
@@ -138,18 +136,20 @@ class Monitoring(Construct):
             comparison_operator="GreaterThanThreshold",
         )  # fmt: skip
 
-    def _key_change_rules(self) -> list[CloudwatchEventRule]:
+    def _key_change_rules(self) -> None:
         """CloudTrail's records of the keys' dangerous API calls, as EventBridge receives them, to the topic (source
         aws.kms: KMS's own calls; no event source host, which differs by partition)."""
         props = self.props
-        return [
-            self.topic.alert_on(id, "key-change", ALARMS["key-change"],
-                                api_calls("aws.kms", events, {"resources": {"ARN": [key.arn for key in keys]}}))
-            for id, events, keys in (
-                ("key-state", KEY_STATE_EVENTS, props.keys),
-                ("vault-key-policy", VAULT_KEY_EVENTS, (props.vault_key,)),
+        for id, events, keys in (
+            ("key-state", KEY_STATE_EVENTS, props.keys),
+            ("vault-key-policy", VAULT_KEY_EVENTS, (props.vault_key,)),
+        ):
+            self.topic.alert_on(
+                id,
+                "key-change",
+                ALARMS["key-change"],
+                api_calls("aws.kms", events, {"resources": {"ARN": [k.arn for k in keys]}}),
             )
-        ]  # fmt: skip
 
     # -- dashboard -----------------------------------------------------------------------------------------------
 

@@ -247,7 +247,6 @@ class PaymentStack(TerraformStack):
                 routes=ROUTES,
                 web_acl_name=api.web_acl.name,
                 region=region,
-                account_id=account_id,
                 metrics_namespace=config.metrics_namespace,
                 keys=(vault_key, fingerprint_key, operations_key, signing_key),
                 vault_key=vault_key,
