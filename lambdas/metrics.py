@@ -16,6 +16,7 @@ NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"  # set by the stack: Environ
 RESPONSES = "Responses"  # one per answered request, by route (template) and outcome
 PENDING_OVERDUE = "PendingOverdue"  # payments and refunds still pending past reconcile.OVERDUE_AFTER, each run
 RECONCILE_ERRORS = "ReconcileErrors"  # items a reconcile run could not settle because of an error
+CHECKPOINTS_REFUSED = "CheckpointsRefused"  # ledgers a checkpoint run would not sign: a chain went back (tampering)
 SERVICE_DIMENSION = "service"
 OUTCOMES = ("succeeded", "declined", "gateway_pending", "refused", "failed")
 
@@ -50,4 +51,10 @@ def record_reconcile(counts: Mapping[str, int]) -> None:
     metrics = Metrics(namespace=_namespace())
     metrics.add_metric(name=PENDING_OVERDUE, unit=MetricUnit.Count, value=counts["overdue"])
     metrics.add_metric(name=RECONCILE_ERRORS, unit=MetricUnit.Count, value=counts["errors"])
+    metrics.flush_metrics()
+
+
+def record_checkpoints(counts: Mapping[str, int]) -> None:
+    metrics = Metrics(namespace=_namespace())
+    metrics.add_metric(name=CHECKPOINTS_REFUSED, unit=MetricUnit.Count, value=counts["refused"])
     metrics.flush_metrics()

@@ -15,7 +15,14 @@ from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAla
 from constructs import Construct
 
 from lambdas import SERVICE_NAME
-from lambdas.metrics import OUTCOMES, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES, SERVICE_DIMENSION
+from lambdas.metrics import (
+    CHECKPOINTS_REFUSED,
+    OUTCOMES,
+    PENDING_OVERDUE,
+    RECONCILE_ERRORS,
+    RESPONSES,
+    SERVICE_DIMENSION,
+)
 from lambdas.routes import Function, Route
 from stacks.alarm_topic import AlarmTopic, api_calls, runbook
 from stacks.config import AlarmSettings
@@ -33,6 +40,7 @@ ALARMS = {
     "reconcile-failures": "A reconcile run could not settle items because of errors.",
     "waf-blocked-spike": "The web ACL blocks an unusual number of requests.",
     "key-change": "A KMS key was disabled or scheduled for deletion, or the vault key's policy or grants changed.",
+    "ledger-integrity": "A checkpoint run found a chain behind its newest signed checkpoint: the ledger was tampered.",
 }
 KEY_STATE_EVENTS = ("DisableKey", "ScheduleKeyDeletion")  # on any of the stack's keys
 VAULT_KEY_EVENTS = ("PutKeyPolicy", "CreateGrant")  # on the vault key
@@ -128,6 +136,10 @@ class Monitoring(Construct):
         self._alarm(
             "reconcile-failures", "reconcile-failures", "reconcile", namespace=props.metrics_namespace,
             metric_name=RECONCILE_ERRORS, dimensions=service, statistic="Sum", threshold=settings.reconcile_errors,
+        )  # fmt: skip
+        self._alarm(
+            "ledger-integrity", "ledger-integrity", "checkpoint", namespace=props.metrics_namespace,
+            metric_name=CHECKPOINTS_REFUSED, dimensions=service, statistic="Sum", threshold=1,
         )  # fmt: skip
         self._alarm(
             "waf-blocked-spike", "waf-blocked", props.web_acl_name, namespace="AWS/WAFV2",

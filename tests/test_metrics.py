@@ -6,9 +6,19 @@ from datetime import timedelta
 
 import pytest
 
+from lambdas.domain.chains import Head
 from lambdas.domain.errors import GatewayFailed
+from lambdas.handlers import checkpoint as checkpoint_handler
 from lambdas.handlers import reconcile as reconcile_handler
-from lambdas.metrics import NAMESPACE_VARIABLE, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES, count_response, outcome_of
+from lambdas.metrics import (
+    CHECKPOINTS_REFUSED,
+    NAMESPACE_VARIABLE,
+    PENDING_OVERDUE,
+    RECONCILE_ERRORS,
+    RESPONSES,
+    count_response,
+    outcome_of,
+)
 from lambdas.use_cases.reconcile import OVERDUE_AFTER
 from tests.fakes import fake_world
 from tests.fakes_gateway import FakeGateway, Fault
@@ -81,3 +91,19 @@ def test_a_metric_that_cannot_be_written_never_fails_the_request(capsys, namespa
     monkeypatch.setattr(metrics, "single_metric", broken)
     count_response("POST /payments", 201)  # logged, not raised
     assert _emitted(capsys) == []
+
+
+def test_a_checkpoint_run_that_refuses_a_tampered_ledger_emits_it(monkeypatch, capsys, namespace):
+    world = fake_world(FakeGateway())
+    pay(world)
+    monkeypatch.setattr(checkpoint_handler, "tenancy", lambda: world.tenancy)
+    checkpoint_handler.handler({"source": "aws.events"}, None)
+    (document,) = _emitted(capsys)
+    assert document[CHECKPOINTS_REFUSED] == [0.0]
+    (chain,) = world.ledger.heads
+    world.ledger.heads[chain] = Head(chain)  # a head rolled back, as only someone with table access could
+    counts = checkpoint_handler.handler({"source": "aws.events"}, None)
+    assert counts["refused"] == 1
+    (document,) = _emitted(capsys)
+    assert document[CHECKPOINTS_REFUSED] == [1.0]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace
