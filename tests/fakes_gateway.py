@@ -6,7 +6,7 @@ sandbox process, so a test that passes against the fake says something about the
 import hashlib
 import secrets
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from enum import Enum
 
@@ -51,6 +51,7 @@ class FakeGateway:
         self._slow: list[tuple[_Keyed, object]] = []
         self._script: dict[str, deque[Fault]] = {operation: deque() for operation in OPERATIONS}
         self.refused_amounts = 0  # refunds asked for more than was left
+        self.requests: Counter[str] = Counter()  # calls that reached the gateway, by operation
 
     # -- scripting and assertions ---------------------------------------------
 
@@ -131,6 +132,7 @@ class FakeGateway:
         """Run ``process`` once per key, as the sandbox does, then answer as the scripted fault says."""
         digest = hashlib.sha256(repr(request).encode()).hexdigest()
         with self._lock:
+            self.requests[operation] += 1
             fault = self._script[operation].popleft() if self._script[operation] else None
             if fault is Fault.UNAVAILABLE:
                 raise GatewayUnavailable(f"fake: {operation} unavailable")
@@ -158,6 +160,7 @@ class FakeGateway:
             return record.outcome
 
     def _fail_lookup(self, operation: str) -> None:
+        self.requests[operation] += 1
         fault = self._script[operation].popleft() if self._script[operation] else None
         if fault is Fault.UNAVAILABLE:
             raise GatewayUnavailable(f"fake: {operation} unavailable")

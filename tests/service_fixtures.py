@@ -14,8 +14,8 @@ from moto import mock_aws
 
 from lambdas import bootstrap
 from lambdas.logs import logger
-from tests.fakes import MERCHANT_A, MERCHANT_B
-from tests.fakes_gateway import Fault
+from tests.fakes import MERCHANT_A, MERCHANT_B, FakeWorld, fake_world
+from tests.fakes_gateway import FakeGateway, Fault
 from tests.leaks import card_data_in, card_data_in_item
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
 from tools.function_resources import provision
@@ -23,6 +23,18 @@ from tools.function_resources import provision
 REGION = "us-east-1"
 NO_GATEWAY_URL = "http://127.0.0.1:9"  # discard port: for tests whose gateway is not Sparkle
 SLOW_CARD_DELAY = 3.0  # seconds; the client's read timeout in tests is shorter
+
+
+@pytest.fixture
+def gateway() -> FakeGateway:
+    """The in-memory Sparkle (tests.fakes_gateway)."""
+    return FakeGateway()
+
+
+@pytest.fixture
+def world(gateway) -> FakeWorld:
+    """Merchant A's service on in-memory fakes (tests.fakes), charging through ``gateway``."""
+    return fake_world(gateway)
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,9 @@ def test_two_runs_that_number_the_same_checkpoint_write_it_once():
     assert [c.sequence for c in store.checkpoints()] == [1]
 
 
-def test_a_run_stops_starting_merchants_near_its_deadline_and_one_merchants_error_does_not_stop_it(monkeypatch):
+def test_a_run_stops_starting_merchants_near_its_deadline_and_one_merchants_error_does_not_stop_it(
+    monkeypatch, captured_logs
+):
     world = fake_world(FakeGateway())
     monkeypatch.setattr(deadline, "remaining", lambda: 11.5)  # less than a merchant may take at worst
     counts = world.tenancy.write_checkpoints()
@@ -160,6 +162,14 @@ def test_a_run_stops_starting_merchants_near_its_deadline_and_one_merchants_erro
     monkeypatch.setattr(FakeLedgerStore, "heads", broken)
     counts = world.tenancy.write_checkpoints()
     assert (counts["errors"], counts["written"]) == (1, 1)
+
+    def unreachable(store):
+        raise ConnectionError("the table did not answer")
+
+    monkeypatch.setattr(FakeLedgerStore, "heads", unreachable)
+    assert world.tenancy.write_checkpoints()["errors"] == 2  # each merchant's error is counted
+    logged = [json.loads(line) for line in captured_logs.lines]
+    assert [line["message"] for line in logged if line["level"] == "ERROR"] == ["checkpoint failed"] * 3
 
 
 @pytest.mark.parametrize(

@@ -10,16 +10,9 @@ import pytest
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.domain.errors import InvalidRequest
 from lambdas.storage_schema import LEDGER
-from tests.fakes import fake_world
-from tests.fakes_gateway import FakeGateway
 from tests.test_use_cases import pay
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, moto_server
 from tools.function_resources import create_table
-
-
-@pytest.fixture
-def world():
-    return fake_world(FakeGateway())
 
 
 def _walk(service, limit: int, during=lambda page: None) -> list[str]:
@@ -51,10 +44,18 @@ def test_pages_cover_each_payment_once_newest_first_while_payments_arrive(world)
 def test_the_default_page_is_ten_and_has_more_says_when_another_follows(world):
     for n in range(11):
         pay(world, key=f"k{n}")
-    first = world.service.list_payments(None, None).body
-    assert len(first["data"]) == 10 and first["has_more"] is True
-    rest = world.service.list_payments(None, first["data"][-1]["id"]).body
+    first = world.service.list_payments(None, None)
+    assert (first.status, len(first.body["data"]), first.body["has_more"]) == (200, 10, True)
+    rest = world.service.list_payments(None, first.body["data"][-1]["id"]).body
     assert len(rest["data"]) == 1 and rest["has_more"] is False
+
+
+@pytest.mark.parametrize(("limit", "has_more"), [("1", True), ("3", False), ("100", False)])
+def test_a_page_holds_up_to_limit_and_a_full_last_page_says_nothing_more(world, limit, has_more):
+    for n in range(3):
+        pay(world, key=f"k{n}")
+    page = world.service.list_payments(limit, None).body
+    assert (len(page["data"]), page["has_more"]) == (min(int(limit), 3), has_more)
 
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", ""])
@@ -102,4 +103,6 @@ def test_the_dynamodb_index_pages_newest_first_from_the_cursors_own_place(world)
         assert [p.id for p in page] == [p.id for p in newest_first[2:4]] and more
         page, more = store.list_payments(2, page[-1])
         assert [p.id for p in page] == [newest_first[4].id] and not more
+        page, more = store.list_payments(5, None)  # a full page with nothing after it
+        assert [p.id for p in page] == [p.id for p in newest_first] and not more
         assert other.list_payments(10, None) == ([], False)

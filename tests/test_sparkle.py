@@ -153,6 +153,15 @@ def test_a_400_is_a_rejection_with_the_gateways_code(stub, code, amount_refused)
     assert len(stub.requests) == 1
 
 
+@pytest.mark.parametrize("body", [[{"error": "x"}], "not an object", {"error": "not an object"}, {"error": None}, b"{"])
+def test_a_400_of_another_shape_is_still_a_rejection_without_a_code(stub, body):
+    """The gateway's 400 is final whatever its body: a body that is not the documented shape names no code."""
+    stub.answer(400, body)
+    with pytest.raises(GatewayRejected) as refused:
+        refund(stub.url)
+    assert (refused.value.status, refused.value.code, refused.value.amount_refused) == (400, "", False)
+
+
 def test_a_card_number_in_the_gateways_message_is_withheld(stub):
     stub.answer(400, {"error": {"code": "invalid_number", "message": "Card 4242 4242 4242 4242 is not valid"}})
     with pytest.raises(GatewayRejected) as refused:

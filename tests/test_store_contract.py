@@ -202,6 +202,44 @@ def test_a_released_or_abandoned_key_resumes_its_object_once(ports):
     assert begin(ports, "abandoned", "d", "pay_9") == Resume("pay_2")
 
 
+class _RivalFirst:
+    """A DynamoDB client on which ``rival`` runs just before the first conditional take-over of a record: the
+    moment between reading a released record and taking it over."""
+
+    def __init__(self, client, rival) -> None:
+        self._client, self._rival = client, rival
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def update_item(self, **params):
+        if ":was_until" in params.get("ExpressionAttributeValues", {}) and self._rival is not None:
+            rival, self._rival = self._rival, None
+            rival()
+        return self._client.update_item(**params)
+
+
+def test_of_two_retries_taking_over_one_released_key_only_the_first_resumes_its_object(moto_resources):
+    dynamodb, clock = boto3.client("dynamodb"), FakeClock()
+    cipher = EnvelopeCipher(boto3.client("kms"), moto_resources["VAULT_KEY_ID"], "payment-metadata")
+    ledger = DynamoLedgerStore(dynamodb, moto_resources["LEDGER_TABLE"], cipher, "merchant-a")
+    table = moto_resources["IDEMPOTENCY_TABLE"]
+    first = DynamoIdempotencyStore(dynamodb, table, cipher, clock.epoch)
+    first.begin(ledger.unit_of_work(), "k", "d", "pay_1")
+    first.release("k")
+    rival_got = []
+    late = DynamoIdempotencyStore(
+        _RivalFirst(dynamodb, lambda: rival_got.append(first.begin(ledger.unit_of_work(), "k", "d", "pay_2"))),
+        table,
+        cipher,
+        clock.epoch,
+    )
+    with pytest.raises(IdempotencyConflict) as conflict:
+        late.begin(ledger.unit_of_work(), "k", "d", "pay_3")
+    assert (conflict.value.status, conflict.value.code) == (409, "idempotency_key_in_use")
+    assert rival_got == [Resume("pay_1")]
+
+
 def test_an_expired_key_starts_fresh_at_once(ports):
     begin(ports, "k", "d", answer=Answer(201, {"id": "tok_1"}))
     ports.clock.advance(timedelta(hours=24, seconds=1))

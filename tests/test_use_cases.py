@@ -14,6 +14,7 @@ from lambdas.domain.payments import RefundStatus, Status, balance
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRefund
 from lambdas.service import PaymentService
+from lambdas.use_cases.checkpoints import write_checkpoint
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from tests.fakes import fake_world
@@ -28,16 +29,6 @@ def card(number: str = VISA, cvc: str = "737") -> CardInput:
 
 def pay(world, key: str = "k", amount: int = 1000, number: str = VISA, **command):
     return world.service.create_payment(PaymentCommand(amount, "usd", card=card(number), **command), "req", key)
-
-
-@pytest.fixture
-def gateway() -> FakeGateway:
-    return FakeGateway()
-
-
-@pytest.fixture
-def world(gateway):
-    return fake_world(gateway)
 
 
 def captured(world, amount: int = 1000) -> str:
@@ -281,6 +272,7 @@ def test_a_refund_that_never_reached_the_gateway_is_sent_by_the_retry(world, gat
     assert lookup_failed.value.refund_id == failed.value.refund_id
     answer = world.service.refund(payment_id, 400, "r1")
     assert (answer.status, answer.body["id"]) == (201, failed.value.refund_id)
+    assert world.service.refund(payment_id, 400, "r1").replayed  # the retry that sent it stored its answer
     assert [r.amount for r in gateway.refunds()] == [400]
 
 
@@ -314,6 +306,21 @@ def test_the_ledger_of_a_refunded_payment_balances_and_is_read_without_its_metad
     for e in entries:
         net[e["account"]] = net.get(e["account"], 0) + (e["amount"] if e["direction"] == "debit" else -e["amount"])
     assert net == {"gateway_receivable:sparkle": 700, "merchant_balance": -700}
+
+
+def test_every_read_answers_200(world):
+    payment_id = captured(world, 1000)
+    assert write_checkpoint(world.deps) == "written"
+    service = world.service
+    reads = (
+        service.get_payment(payment_id),
+        service.ledger(payment_id),
+        service.list_payments(None, None),
+        service.balances(),
+        service.latest_checkpoint(),
+        service.public_key(),
+    )
+    assert [answer.status for answer in reads] == [200] * len(reads)
 
 
 class _FreeTextDecline(FakeGateway):

@@ -1,0 +1,267 @@
+"""Settling what a lost or failed gateway answer left open, on in-memory fakes: what a retry answers and
+whether its key is free again, what reconciliation touches, counts and logs. `make mutate` found each of
+these paths untested; each test names the break it guards against."""
+
+import json
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from lambdas import deadline
+from lambdas.adapters.idempotency import State
+from lambdas.domain.errors import GatewayFailed
+from lambdas.domain.payments import RefundStatus, Status
+from lambdas.domain.rules import RuleSet
+from lambdas.gateway import GatewayRefund
+from lambdas.ports import PendingItem
+from lambdas.service import PaymentService
+from lambdas.use_cases.payments import PaymentCommand
+from lambdas.use_cases.reconcile import GIVE_UP_AFTER, OUTCOMES, OVERDUE_AFTER, reconcile
+from sparkle_sandbox.server import DECLINES
+from tests.fakes import FakeLedgerStore, fake_world
+from tests.fakes_gateway import FakeGateway, Fault
+from tests.test_use_cases import captured, card, pay
+
+DECLINED_CARD = next(iter(DECLINES))
+
+
+def counted(**counts: int) -> dict[str, int]:
+    """A reconcile run's counts: ``counts``, and zero for every other outcome."""
+    return dict.fromkeys((*OUTCOMES, "overdue"), 0) | counts
+
+
+def ids(failed: GatewayFailed) -> tuple[str, str | None, bool]:
+    """What a 502/504 tells the client: the payment, the refund, and whether the outcome is unknown."""
+    return failed.payment_id, failed.refund_id, failed.timed_out
+
+
+def left_pending(world, gateway, fault: Fault, key: str = "k") -> str:
+    """A payment that met ``fault`` at the gateway: the id of the payment it left pending."""
+    gateway.fail_next("charge", fault)
+    with pytest.raises(GatewayFailed) as failed:
+        pay(world, key=key)
+    return failed.value.payment_id
+
+
+def lose_refund(world, gateway, payment_id: str, amount: int, key: str, fault: Fault = Fault.LOST) -> str:
+    gateway.fail_next("refund", fault)
+    with pytest.raises(GatewayFailed) as lost:
+        world.service.refund(payment_id, amount, key)
+    return lost.value.refund_id
+
+
+# -- a retry of a refund ---------------------------------------------------------------------------
+
+
+def test_a_retry_after_a_lost_refund_answer_looks_the_refund_up_and_never_sends_it_again(world, gateway):
+    payment_id = captured(world, 1000)
+    refund_id = lose_refund(world, gateway, payment_id, 600, "r1")
+    answer = world.service.refund(payment_id, 600, "r1")
+    assert (answer.status, answer.body["id"]) == (201, refund_id)
+    assert (gateway.requests["refund"], gateway.requests["find_refund"]) == (1, 1)
+
+
+@pytest.mark.parametrize(("fault", "timed_out"), [(Fault.LOST, True), (Fault.UNAVAILABLE, False)])
+def test_a_failed_lookup_on_a_refund_retry_names_both_ids_and_leaves_the_key_free(world, gateway, fault, timed_out):
+    payment_id = captured(world, 1000)
+    refund_id = lose_refund(world, gateway, payment_id, 600, "r1")
+    gateway.fail_next("find_refund", fault)
+    with pytest.raises(GatewayFailed) as failed:
+        world.service.refund(payment_id, 600, "r1")
+    assert ids(failed.value) == (payment_id, refund_id, timed_out)
+    answer = world.service.refund(payment_id, 600, "r1")  # at once: not a 409 for a key still held
+    assert (answer.status, answer.body["id"]) == (201, refund_id)
+
+
+def test_a_refund_found_with_another_amount_on_a_retry_is_a_502_and_a_later_retry_settles_it(world, gateway):
+    payment_id = captured(world, 1000)
+    refund_id = lose_refund(world, gateway, payment_id, 600, "r1")
+
+    class _Misreporting(FakeGateway):
+        def find_refund(self, reference: str) -> GatewayRefund | None:
+            made = gateway.find_refund(reference)
+            assert made is not None
+            return GatewayRefund(made.id, made.charge_id, made.amount + 1, made.status, made.reference)
+
+    with pytest.raises(GatewayFailed) as failed:
+        PaymentService(replace(world.deps, gateway=_Misreporting())).refund(payment_id, 600, "r1")
+    assert ids(failed.value) == (payment_id, refund_id, False)
+    assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.PENDING
+    answer = world.service.refund(payment_id, 600, "r1")
+    assert (answer.status, answer.body["id"]) == (201, refund_id)
+    assert gateway.requests["refund"] == 1
+
+
+def test_every_retry_of_a_refund_given_up_is_the_same_502_and_its_amount_is_free_again(world, gateway):
+    payment_id = captured(world, 1000)
+    refund_id = lose_refund(world, gateway, payment_id, 400, "r1", Fault.UNAVAILABLE)
+    world.clock.advance(timedelta(hours=2))
+    assert world.service.reconcile() == counted(failed=1)  # given up: not "overdue", however old
+    for _ in range(2):  # the key is released each time: the same 502 again, never a 409
+        with pytest.raises(GatewayFailed) as failed:
+            world.service.refund(payment_id, 400, "r1")
+        assert ids(failed.value) == (payment_id, refund_id, False)
+        assert "never made this refund" in failed.value.message and "new Idempotency-Key" in failed.value.message
+    assert world.service.refund(payment_id, 1000, "r2").status == 201
+    assert [refund.amount for refund in gateway.refunds()] == [1000]
+
+
+# -- a retry of a payment --------------------------------------------------------------------------
+
+
+def test_every_retry_of_a_payment_given_up_is_the_same_502(world, gateway):
+    payment_id = left_pending(world, gateway, Fault.UNAVAILABLE)
+    world.clock.advance(timedelta(hours=2))
+    assert world.service.reconcile() == counted(failed=1)
+    for _ in range(2):  # the key is released each time: the same 502 again, never a 409
+        with pytest.raises(GatewayFailed) as failed:
+            pay(world, key="k")
+        assert ids(failed.value) == (payment_id, None, False)
+
+
+def test_a_decline_booked_by_reconciliation_answers_the_retry_under_the_retrys_request_id(world, gateway):
+    command = PaymentCommand(1000, "usd", card=card(DECLINED_CARD))
+    gateway.fail_next("charge", Fault.LOST)
+    with pytest.raises(GatewayFailed) as lost:
+        world.service.create_payment(command, "req-first", "k")
+    world.clock.advance(timedelta(minutes=2))
+    assert world.service.reconcile() == counted(settled=1)
+    answer = world.service.create_payment(command, "req-retry", "k")
+    assert answer.status == 402
+    assert (answer.body["error"]["payment_id"], answer.body["error"]["request_id"]) == (
+        lost.value.payment_id,
+        "req-retry",
+    )
+
+
+def test_a_retry_of_a_lost_payment_settles_it_even_when_the_velocity_limit_is_reached(gateway):
+    """The first attempt used the card's only payment of the hour; its retry is that payment, not a new one."""
+    world = fake_world(gateway, RuleSet(velocity_per_hour=1))
+    payment_id = left_pending(world, gateway, Fault.LOST)
+    answer = pay(world, key="k")
+    assert (answer.status, answer.body["id"], answer.body["status"]) == (201, payment_id, "succeeded")
+    assert len(gateway.charges()) == 1
+    assert pay(world, key="another").status == 402  # a second payment of the hour is still refused
+
+
+def test_a_retry_of_a_lost_payment_settles_it_even_if_a_rule_now_refuses_it(world, gateway):
+    """The card was charged before the rule changed: the retry reports that charge, it does not decline it."""
+    payment_id = left_pending(world, gateway, Fault.LOST)  # pay() charges 1000
+    stricter = PaymentService(replace(world.deps, rules=RuleSet(max_amount={"USD": 500})))
+    answer = stricter.create_payment(PaymentCommand(1000, "usd", card=card()), "req", "k")
+    assert (answer.status, answer.body["id"], answer.body["status"]) == (201, payment_id, "succeeded")
+    assert len(gateway.charges()) == 1
+
+
+# -- what reconciliation touches and counts --------------------------------------------------------
+
+
+def test_reconciliation_leaves_items_younger_than_settle_after_alone(world, gateway):
+    payment_id = left_pending(world, gateway, Fault.LOST)
+    world.clock.advance(timedelta(seconds=30))
+    assert world.service.reconcile() == counted()
+    assert gateway.requests["find_charge"] == 0
+    assert world.ledger.payments[payment_id].status is Status.PENDING
+
+
+def test_items_settled_or_given_up_are_not_overdue_however_old(world, gateway):
+    left_pending(world, gateway, Fault.LOST, key="charged")
+    left_pending(world, gateway, Fault.UNAVAILABLE, key="never-charged")
+    world.clock.advance(timedelta(hours=2))
+    assert world.service.reconcile() == counted(settled=1, failed=1)
+
+
+def test_an_item_is_overdue_once_pending_longer_than_overdue_after(world, gateway):
+    left_pending(world, gateway, Fault.UNAVAILABLE)
+    world.clock.advance(OVERDUE_AFTER)
+    assert world.service.reconcile() == counted(still_pending=1)
+    world.clock.advance(timedelta(seconds=1))
+    assert world.service.reconcile() == counted(still_pending=1, overdue=1)
+
+
+def test_a_payment_is_given_up_exactly_when_give_up_after_has_passed_and_not_before(world, gateway):
+    payment_id = left_pending(world, gateway, Fault.UNAVAILABLE)
+    world.clock.advance(GIVE_UP_AFTER - timedelta(seconds=1))
+    assert world.service.reconcile() == counted(still_pending=1, overdue=1)
+    world.clock.advance(timedelta(seconds=1))
+    assert world.service.reconcile() == counted(failed=1)
+    assert world.ledger.payments[payment_id].status is Status.FAILED
+
+
+def test_a_refund_is_given_up_exactly_when_give_up_after_has_passed_and_not_before(world, gateway):
+    payment_id = captured(world, 1000)
+    refund_id = lose_refund(world, gateway, payment_id, 400, "r1", Fault.UNAVAILABLE)
+    world.clock.advance(GIVE_UP_AFTER - timedelta(seconds=1))
+    assert world.service.reconcile() == counted(still_pending=1, overdue=1)
+    world.clock.advance(timedelta(seconds=1))
+    assert world.service.reconcile() == counted(failed=1)
+    assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.FAILED
+
+
+def test_reconciliation_never_gives_up_a_refund_whose_key_a_request_holds(world, gateway):
+    payment_id = captured(world, 1000)
+    refund_id = lose_refund(world, gateway, payment_id, 400, "r1", Fault.UNAVAILABLE)
+    world.clock.advance(timedelta(hours=2))
+    key = world.ledger.refunds[(payment_id, refund_id)].idempotency_id
+    world.db.records[key] = replace(
+        world.db.records[key], state=State.IN_PROGRESS, in_flight_until=int(world.clock.epoch()) + 30
+    )  # a retry is settling it now
+    assert world.service.reconcile() == counted(still_pending=1, overdue=1)
+    assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.PENDING
+
+
+def test_items_the_index_still_lists_after_they_settled_are_counted_settled_and_left_alone(world, gateway):
+    """The status index is eventually consistent: it may list what settled a moment ago, or what is gone."""
+    payment_id = captured(world, 1000)
+    refund_id = world.service.refund(payment_id, 300, "r1").body["id"]
+    created = world.ledger.payments[payment_id].created_at
+    listed = [
+        PendingItem(payment_id, created),
+        PendingItem(payment_id, created, refund_id),
+        PendingItem(payment_id, created, "re_gone"),
+        PendingItem("pay_gone", created),
+        PendingItem("pay_gone", created, "re_gone"),
+    ]
+    world.deps.store.pending = lambda created_before: iter(listed)
+    world.clock.advance(timedelta(hours=2))
+    asked = Counter(gateway.requests)
+    assert world.service.reconcile() == counted(settled=len(listed))
+    assert gateway.requests == asked
+
+
+def test_near_its_deadline_a_run_defers_every_item_to_the_next_run(world, gateway, monkeypatch):
+    payment_id = left_pending(world, gateway, Fault.LOST)
+    world.clock.advance(timedelta(minutes=20))
+    monkeypatch.setattr(deadline, "remaining", lambda: 0.5)
+    assert world.service.reconcile() == counted(deferred=1, overdue=1)
+    assert world.ledger.payments[payment_id].status is Status.PENDING
+
+
+class _Unlisted(FakeLedgerStore):
+    def pending(self, created_before):
+        raise ConnectionError("the status index did not answer")
+
+
+def test_merchants_whose_listing_fails_are_each_counted_and_logged_and_the_others_are_settled(
+    world, gateway, captured_logs
+):
+    left_pending(world, gateway, Fault.LOST)
+    world.clock.advance(timedelta(minutes=2))
+    unlisted = [replace(world.deps, store=_Unlisted(world.db, merchant)) for merchant in ("m-1", "m-2")]
+    assert reconcile([*unlisted, world.deps]) == counted(settled=1, errors=2)
+    logged = [json.loads(line) for line in captured_logs.lines]
+    assert [line["message"] for line in logged if line["level"] == "ERROR"] == ["reconcile listing failed"] * 2
+
+
+def test_an_items_failure_is_logged_with_the_payment_and_refund_it_concerns(world, gateway, captured_logs):
+    payment_id = captured(world, 1000)
+    refund_id = lose_refund(world, gateway, payment_id, 400, "r1")
+    world.clock.advance(timedelta(minutes=2))
+    gateway.fail_next("find_refund", Fault.GARBAGE)
+    assert world.service.reconcile() == counted(errors=1)
+    errors = [json.loads(line) for line in captured_logs.lines if '"ERROR"' in line]
+    assert [(e["message"], e["payment_id"], e["refund_id"]) for e in errors] == [
+        ("reconcile item failed", payment_id, refund_id)
+    ]
