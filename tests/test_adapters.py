@@ -6,7 +6,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from moto import mock_aws
 
-from lambdas.adapters.envelope import MAX_KEY_USES, EnvelopeCipher
+from lambdas.adapters.envelope import MAX_KEY_AGE_SECONDS, MAX_KEY_USES, EnvelopeCipher
 
 # --- envelope encryption -------------------------------------------------------------------
 
@@ -45,13 +45,13 @@ def test_a_ciphertext_opens_only_for_its_own_record(kms):
 
 def test_data_keys_are_reused_within_their_age_and_use_limits(kms):
     counting = CountingKms(kms)
-    now = [0.0]
+    now = [1000.0]  # a monotonic clock's reading: not zero
     cipher = EnvelopeCipher(counting, kms.create_key()["KeyMetadata"]["KeyId"], "card-vault", clock=lambda: now[0])
     sealed = [cipher.seal(b"x", f"tok_{n}") for n in range(MAX_KEY_USES)]
     assert counting.calls == ["generate_data_key"]
     cipher.seal(b"x", "tok_over_the_use_limit")
     assert counting.calls == ["generate_data_key"] * 2
-    now[0] = 301.0
+    now[0] += MAX_KEY_AGE_SECONDS  # exactly as old as a key may be: a new one
     cipher.seal(b"x", "tok_too_old")
     assert counting.calls == ["generate_data_key"] * 3
     fresh = EnvelopeCipher(counting, cipher.key_id, "card-vault", clock=lambda: now[0])

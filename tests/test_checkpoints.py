@@ -8,14 +8,17 @@ from datetime import timedelta
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from moto import mock_aws
 
 from lambdas import deadline
 from lambdas.adapters.signer import KmsSigner
-from lambdas.domain.chains import CHAINS, Head, merkle_root, positions, root_of
+from lambdas.domain.chains import CHAINS, Break, Head, merkle_root, positions, root_of
 from lambdas.domain.checkpoints import (
     MAX_SIGNED_BYTES,
     Checkpoint,
+    checkpoint_break,
     checkpoint_fault,
     pem_of,
     signature_holds,
@@ -189,6 +192,37 @@ def test_a_checkpoint_that_does_not_hold_by_itself_is_named(change, fault):
     first, second = world.deps.store.checkpoints()
     assert checkpoint_fault(second, first, _public_key(world)) is None
     assert fault in checkpoint_fault(change(second, first), first, _public_key(world))
+
+
+def test_a_checkpoint_is_held_against_the_hash_each_chain_now_has_where_it_signed():
+    world = fake_world(FakeGateway())
+    pay(world)
+    write_checkpoint(world.deps)
+    (signed,) = world.deps.store.checkpoints()
+    (moved,) = [leaf for leaf in signed.chains if leaf["sequence"] > 0]
+    where = (moved["chain"], moved["sequence"])
+    key = _public_key(world)
+    assert checkpoint_break(signed, None, key, {where: moved["hash"]}) is None
+    assert checkpoint_break(signed, None, key, {}) == Break(  # its tail deleted, its head wound back
+        *where, None, "it signed an entry the chain no longer has", signed.sequence
+    )
+    assert checkpoint_break(signed, None, key, {where: "ab" * 32}) == Break(
+        *where, None, "the chain up to here is not the one it signed", signed.sequence
+    )
+
+
+def test_a_signature_holds_only_in_canonical_base64_and_only_under_a_p256_key():
+    world = fake_world(FakeGateway())
+    write_checkpoint(world.deps)
+    (signed,) = world.deps.store.checkpoints()
+    _, pem = _public_key(world)
+    assert signature_holds(signed.body, pem)
+    padded = signed.body["signature"][:8] + "\n!" + signed.body["signature"][8:]  # decodes alike without validation
+    assert not signature_holds(signed.body | {"signature": padded}, pem)
+    rsa_pem = (
+        rsa.generate_private_key(65537, 2048).public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert not signature_holds(signed.body, rsa_pem.decode())
 
 
 def test_a_missing_checkpoint_or_a_chain_gone_back_is_named():

@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambdas.domain.cards import CardNumber, MaskedCard, check_cvc, check_expiry, luhn_valid, parse_card
+from lambdas.domain.cards import (
+    MAX_ECHOED_NAME,
+    CardNumber,
+    MaskedCard,
+    check_cvc,
+    check_expiry,
+    luhn_valid,
+    member_param,
+    parse_card,
+)
 from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import IllegalTransition, Payment, Status, balance
@@ -51,6 +60,13 @@ def test_a_card_number_never_prints_its_digits():
     number = CardNumber("4242424242424242")
     assert "4242424242424242" not in f"{number} {number!r}"
     assert "4242424242424242" not in repr(parse_card("4242424242424242", 12, 2030, TODAY, "card", cvc="123"))
+
+
+def test_a_member_is_named_unless_its_name_is_too_long_or_holds_a_card_number():
+    longest = "m" * MAX_ECHOED_NAME
+    assert (member_param("metadata", longest, 2), member_param("", longest, 0)) == (f"metadata.{longest}", longest)
+    assert member_param("metadata", longest + "m", 2) == "metadata[2]"
+    assert member_param("", "4242-4242-4242-4242", 3) == "[3]"
 
 
 def test_luhn():

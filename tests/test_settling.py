@@ -14,7 +14,7 @@ from lambdas.adapters.idempotency import State
 from lambdas.domain.errors import GatewayFailed
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.domain.rules import RuleSet
-from lambdas.gateway import GatewayRefund
+from lambdas.gateway import Charge, GatewayRefund
 from lambdas.ports import PendingItem
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
@@ -22,7 +22,7 @@ from lambdas.use_cases.reconcile import GIVE_UP_AFTER, OUTCOMES, OVERDUE_AFTER, 
 from sparkle_sandbox.server import DECLINES
 from tests.fakes import FakeLedgerStore, fake_world
 from tests.fakes_gateway import FakeGateway, Fault
-from tests.test_use_cases import captured, card, pay
+from tests.test_use_cases import VISA, captured, card, pay
 
 DECLINED_CARD = next(iter(DECLINES))
 
@@ -146,13 +146,58 @@ def test_a_retry_of_a_lost_payment_settles_it_even_when_the_velocity_limit_is_re
     assert pay(world, key="another").status == 402  # a second payment of the hour is still refused
 
 
-def test_a_retry_of_a_lost_payment_settles_it_even_if_a_rule_now_refuses_it(world, gateway):
-    """The card was charged before the rule changed: the retry reports that charge, it does not decline it."""
-    payment_id = left_pending(world, gateway, Fault.LOST)  # pay() charges 1000
+@pytest.mark.parametrize(
+    ("number", "fault", "status"),
+    [(VISA, Fault.LOST, 201), (VISA, Fault.UNAVAILABLE, 201), (DECLINED_CARD, Fault.UNAVAILABLE, 402)],
+)
+def test_a_retry_of_a_pending_payment_settles_it_even_if_a_rule_now_refuses_it(world, gateway, number, fault, status):
+    """The payment was asked for before the rule changed: the retry finishes it (finding the charge, or making it
+    with the card it was given) and answers with that outcome, under its own request id; the answer is stored."""
+    command = PaymentCommand(1000, "usd", card=card(number))
+    gateway.fail_next("charge", fault)
+    with pytest.raises(GatewayFailed) as failed:
+        world.service.create_payment(command, "req-first", "k")
     stricter = PaymentService(replace(world.deps, rules=RuleSet(max_amount={"USD": 500})))
-    answer = stricter.create_payment(PaymentCommand(1000, "usd", card=card()), "req", "k")
-    assert (answer.status, answer.body["id"], answer.body["status"]) == (201, payment_id, "succeeded")
+    answer = stricter.create_payment(command, "req-retry", "k")
+    assert answer.status == status
+    payment = world.ledger.payments[failed.value.payment_id]
+    assert payment.status is (Status.SUCCEEDED if status == 201 else Status.DECLINED)
+    if status == 402:
+        assert answer.body["error"]["request_id"] == "req-retry"
+    assert stricter.create_payment(command, "req-third", "k").replayed
     assert len(gateway.charges()) == 1
+
+
+@pytest.mark.parametrize("fault", [Fault.LOST, Fault.UNAVAILABLE])
+def test_a_decline_settled_by_the_retry_is_answered_under_its_request_id_and_stored_for_replays(world, gateway, fault):
+    """LOST: the retry finds the declined charge; UNAVAILABLE: the charge never arrived, and the retry makes it."""
+    command = PaymentCommand(1000, "usd", card=card(DECLINED_CARD))
+    gateway.fail_next("charge", fault)
+    with pytest.raises(GatewayFailed) as failed:
+        world.service.create_payment(command, "req-first", "k")
+    answer = world.service.create_payment(command, "req-retry", "k")
+    assert (answer.status, answer.body["error"]["request_id"]) == (402, "req-retry")
+    assert answer.body["error"]["payment_id"] == failed.value.payment_id
+    assert world.service.create_payment(command, "req-third", "k").replayed
+    assert gateway.requests["charge"] == (1 if fault is Fault.LOST else 2)
+
+
+def test_a_charge_found_with_another_amount_on_a_retry_is_a_502_and_a_later_retry_settles_it(world, gateway):
+    payment_id = left_pending(world, gateway, Fault.LOST)
+
+    class _Misreporting(FakeGateway):
+        def find_charge(self, reference: str) -> Charge | None:
+            found = gateway.find_charge(reference)
+            assert found is not None
+            return replace(found, amount=found.amount + 1)
+
+    misreported = PaymentService(replace(world.deps, gateway=_Misreporting()))
+    with pytest.raises(GatewayFailed) as failed:
+        misreported.create_payment(PaymentCommand(1000, "usd", card=card()), "req", "k")
+    assert ids(failed.value) == (payment_id, None, False)
+    answer = pay(world, key="k")  # at once: the key was freed
+    assert (answer.status, answer.body["id"], answer.body["status"]) == (201, payment_id, "succeeded")
+    assert gateway.requests["charge"] == 1
 
 
 # -- what reconciliation touches and counts --------------------------------------------------------

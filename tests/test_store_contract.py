@@ -162,6 +162,14 @@ def test_every_pending_payment_and_refund_is_listed_across_pages(ports):
         PendingItem(new.id, refund.created_at, "re_1")
     }
     assert set(ports.store.pending(ports.clock() - timedelta(hours=1))) == set()
+    for before in pending[:2]:  # what left pending is listed no more
+        after, entries = before.succeed("ch_2", ports.clock())
+        uow = ports.store.unit_of_work()
+        ports.store.settle_payment(uow, before, after, entries)
+        uow.commit()
+    _, done, entries = new.complete_refund(refund, "rf_1", ports.clock())
+    commit(ports, lambda uow: ports.store.complete_refund(uow, done, entries))
+    assert set(ports.store.pending(ports.clock())) == {PendingItem(p.id, p.created_at) for p in pending[2:]}
 
 
 # -- idempotency -------------------------------------------------------------------------------
@@ -238,6 +246,15 @@ def test_of_two_retries_taking_over_one_released_key_only_the_first_resumes_its_
         late.begin(ledger.unit_of_work(), "k", "d", "pay_3")
     assert (conflict.value.status, conflict.value.code) == (409, "idempotency_key_in_use")
     assert rival_got == [Resume("pay_1")]
+
+
+def test_releasing_a_key_no_request_holds_changes_nothing(ports):
+    begin(ports, "k", "d", "pay_1")
+    complete(ports, "k", Answer(201, {"id": "pay_1"}))
+    ports.idempotency.release("k")  # late: the answer was stored meanwhile
+    assert begin(ports, "k", "d", "pay_2") == Replay(Answer(201, {"id": "pay_1"}, True))
+    ports.idempotency.release("never-used")
+    assert begin(ports, "never-used", "d", "pay_3") == Fresh()
 
 
 def test_an_expired_key_starts_fresh_at_once(ports):

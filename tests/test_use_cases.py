@@ -17,6 +17,7 @@ from lambdas.service import PaymentService
 from lambdas.use_cases.checkpoints import write_checkpoint
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
+from sparkle_sandbox.server import DECLINES
 from tests.fakes import fake_world
 from tests.fakes_gateway import FakeGateway, Fault
 
@@ -306,6 +307,13 @@ def test_the_ledger_of_a_refunded_payment_balances_and_is_read_without_its_metad
     for e in entries:
         net[e["account"]] = net.get(e["account"], 0) + (e["amount"] if e["direction"] == "debit" else -e["amount"])
     assert net == {"gateway_receivable:sparkle": 700, "merchant_balance": -700}
+
+
+def test_a_declined_payment_keeps_the_gateways_charge_id(world, gateway):
+    declined = pay(world, number=next(iter(DECLINES)))
+    (charge,) = gateway.charges()
+    shown = world.service.get_payment(declined.body["error"]["payment_id"]).body
+    assert (shown["status"], shown["gateway"]["charge_id"]) == ("declined", charge.id)
 
 
 def test_every_read_answers_200(world):
