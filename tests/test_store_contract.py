@@ -10,7 +10,7 @@ import pytest
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
-from lambdas.adapters.idempotency import DynamoIdempotencyStore
+from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import MaskedCard
@@ -255,6 +255,15 @@ def test_releasing_a_key_no_request_holds_changes_nothing(ports):
     assert begin(ports, "k", "d", "pay_2") == Replay(Answer(201, {"id": "pay_1"}, True))
     ports.idempotency.release("never-used")
     assert begin(ports, "never-used", "d", "pay_3") == Fresh()
+
+
+def test_a_claim_is_held_for_exactly_its_in_flight_time(ports):
+    begin(ports, "k", "d", "pay_1")
+    ports.clock.advance(timedelta(seconds=IN_FLIGHT_SECONDS))
+    with pytest.raises(IdempotencyConflict):
+        begin(ports, "k", "d", "pay_2")
+    ports.clock.advance(timedelta(seconds=1))
+    assert begin(ports, "k", "d", "pay_2") == Resume("pay_1")
 
 
 def test_an_expired_key_starts_fresh_at_once(ports):

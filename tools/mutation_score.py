@@ -1,24 +1,94 @@
-"""`make mutate`'s summary: the mutation score from mutmut's CI/CD stats (mutants/mutmut-cicd-stats.json).
+"""`make mutate`'s summary, from mutmut's verdict on each mutant (mutants/**/*.meta).
 
-A mutant counts as killed when a test failed or timed out on it; the score is killed over all mutants that ran
-(skipped ones excluded). Survivors are listed by `mutmut results` and judged in the README."""
+A mutant counts as killed when a test failed or timed out on it; skipped ones are left out. When every mutant
+ran, the score is exact. When a run stopped first (mutmut runs the cheapest mutants first, so those not run are
+not like those that ran), ``--sample FILE`` names a seeded uniform sample of the mutants not run (``--draw N``
+prints one): the score of all mutants is then estimated from the mutants run and the sample's kill rate, with a
+95 % Wilson interval. Survivors are listed by `mutmut results` and judged in the README."""
 
+import argparse
 import json
+import math
+import random
 import sys
+from collections import Counter
 from pathlib import Path
 
+from mutmut.stats import status_by_exit_code
+
 GOAL = 0.90
-STATS = Path("mutants/mutmut-cicd-stats.json")
+MUTANTS = Path("mutants")
+Z_95 = 1.96
+KILLED = {"killed", "timeout", "caught by type check"}
+NOT_RUN = "not checked"
 
 
-def main() -> int:
-    stats = json.loads(STATS.read_text())
-    killed = stats["killed"] + stats["timeout"]
-    ran = stats["total"] - stats["skipped"]
-    score = killed / ran if ran else 0.0
-    print(f"mutants: {ran} ran, {killed} killed, {stats['survived']} survived, {stats['no_tests']} without a test")
-    print(f"mutation score: {score:.1%} (goal >= {GOAL:.0%})")
-    return 0 if score >= GOAL else 1
+def verdicts() -> dict[str, str]:
+    """Each mutant's status as mutmut names it, skipped mutants left out."""
+    found = {}
+    for meta in sorted(MUTANTS.rglob("*.meta")):
+        for name, exit_code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            found[name] = status_by_exit_code[exit_code]
+    return {name: status for name, status in found.items() if status != "skipped"}
+
+
+def wilson(killed: int, ran: int) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a kill rate seen in ``ran`` draws."""
+    rate, z2 = killed / ran, Z_95**2
+    centre = (rate + z2 / (2 * ran)) / (1 + z2 / ran)
+    half = Z_95 * math.sqrt(rate * (1 - rate) / ran + z2 / (4 * ran**2)) / (1 + z2 / ran)
+    return centre - half, centre + half
+
+
+def summary(status_by_mutant: dict[str, str], sample: set[str]) -> tuple[list[str], bool]:
+    """The report's lines, and whether the goal is shown (exactly, or by the sample's whole interval)."""
+    outside = Counter(status for name, status in status_by_mutant.items() if name not in sample)
+    drawn = Counter(status for name, status in status_by_mutant.items() if name in sample)
+    total, not_run = len(status_by_mutant), outside[NOT_RUN]
+    ran = total - not_run - len(sample)
+    killed = sum(outside[status] for status in KILLED)
+    lines = [
+        f"mutants: {total}; run: {ran}, {killed} killed, {outside['survived']} survived, "
+        f"{outside['no tests']} without a test; not run: {not_run + len(sample)}"
+    ]
+    if not_run + len(sample) == 0:
+        score = killed / total
+        lines.append(f"mutation score: {score:.1%} (goal >= {GOAL:.0%})")
+        return lines, score >= GOAL
+    lines.append(f"score of those run: {killed / ran:.1%}; floor, counting every one not run a survivor: "
+                 f"{killed / total:.1%}")  # fmt: skip
+    sample_ran = len(sample) - drawn[NOT_RUN]
+    if not sample_ran:
+        lines.append(f"goal >= {GOAL:.0%}: not shown (no sample of those not run: --draw, then --sample)")
+        return lines, False
+    sample_killed = sum(drawn[status] for status in KILLED)
+    low, high = wilson(sample_killed, sample_ran)
+    unrun = not_run + len(sample)
+    estimate = [(killed + unrun * rate) / total for rate in (sample_killed / sample_ran, low, high)]
+    lines += [
+        f"sample of those not run: {sample_ran} ran, {sample_killed} killed ({sample_killed / sample_ran:.1%}, "
+        f"95 % interval {low:.1%} to {high:.1%})",
+        f"mutation score, estimated: {estimate[0]:.1%} (95 % interval {estimate[1]:.1%} to {estimate[2]:.1%}; "
+        f"goal >= {GOAL:.0%})",
+    ]
+    return lines, estimate[1] >= GOAL
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draw", type=int, metavar="N", help="print a seeded sample of N mutants not run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample", type=Path, metavar="FILE", help="the drawn sample (names, one per line)")
+    args = parser.parse_args(argv)
+    status_by_mutant = verdicts()
+    if args.draw:
+        not_run = sorted(name for name, status in status_by_mutant.items() if status == NOT_RUN)
+        print("\n".join(random.Random(args.seed).sample(not_run, min(args.draw, len(not_run)))))
+        return 0
+    sample = set(args.sample.read_text().split()) if args.sample else set()
+    lines, shown = summary(status_by_mutant, sample)
+    print("\n".join(lines))
+    return 0 if shown else 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.merchants import Merchant
 from lambdas.domain.payments import Payment
 from lambdas.domain.rules import RuleSet
+from lambdas.ports import LostRace
 from lambdas.service import PaymentService
 from lambdas.storage_schema import LEDGER, Partition
 from tests.attack.legacy import move_to_pre_merchant_keys
@@ -49,9 +50,15 @@ def test_a_payment_captured_before_the_upgrade_can_be_refunded(moto_resources):
     adopt(dynamodb, env["LEDGER_TABLE"], "merchant-a")  # the upgrade's migration (tools/adopt_records.py)
     service = PaymentService(deps)
     assert service.get_payment(old.id).body["status"] == "partially_refunded"
+    as_read_before = store.get_payment(old.id)  # by a refund that raced the next one
     answer = service.refund(old.id, 500, "refund-old")
     assert answer.status == 201 and gateway.refunded_total(charge.id) == 800
     after = service.get_payment(old.id).body
     assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 800)
     with pytest.raises(InvalidRequest):  # 200 are left of the old item's 1000
         service.refund(old.id, 201, "too-much")
+    _, late = as_read_before.reserve_refund("re_late", 250, clock())  # 700 left, as it read: not so any more
+    uow = store.unit_of_work()
+    store.reserve_refund(uow, as_read_before, late)
+    with pytest.raises(LostRace):
+        uow.commit()
