@@ -61,6 +61,11 @@ def test_a_card_number_next_to_other_digit_groups_is_found(text):
     assert contains_card_number(text) and "4242" not in mask_card_numbers(text)
 
 
+def test_every_card_number_in_a_text_is_masked_and_the_text_between_kept():
+    text = "paid 4242 4242 4242 4242, refunded 4000-0000-0000-0002, done"
+    assert mask_card_numbers(text, "*") == "paid *, refunded *, done"
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -109,7 +109,9 @@ def test_an_entry_moved_to_another_chain_is_named():
     entries, head = _chain(2)
     other = next(p for p in (f"pay_{i}" for i in range(100)) if chain_of(p) != 0)
     moved = [entries[0], replace(entries[1], payment_id=other), *entries[2:]]
-    assert f"an entry of chain {chain_of(other)} moved here" in str(check_chain("acme", 0, moved, head))
+    found = check_chain("acme", 0, moved, head)
+    assert f"an entry of chain {chain_of(other)} moved here" in str(found)
+    assert (found.sequence, found.entry_id) == (moved[1].sequence, moved[1].id)  # the entry is named
 
 
 def test_another_merchants_chain_does_not_check_as_this_ones():

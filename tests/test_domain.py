@@ -135,6 +135,7 @@ def test_rules_name_the_first_one_broken(attempt, rule):
 
 def test_empty_rules_allow_everything():
     assert RuleSet.from_config({}).first_violation(PaymentAttempt(10**8, "JPY", "x")) is None
+    assert RuleSet.from_config({}).velocity_per_hour == 0  # no velocity limit unless one is set
 
 
 # --- payments and the ledger ----------------------------------------------------

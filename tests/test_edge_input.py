@@ -73,6 +73,13 @@ def test_nesting_is_allowed_to_32_levels_and_refused_beyond():
     assert refusal(nested(33).encode()).code == "nesting_too_deep"
 
 
+def test_nesting_is_counted_back_down_as_objects_and_arrays_close():
+    closed_then_deep = '{"a": {"b": {"c": []}, "d": ' + "[" * 31 + "]" * 31 + "}}"  # 33 deep inside "d"
+    assert refusal(closed_then_deep.encode()).code == "nesting_too_deep"
+    siblings = "{" + ", ".join(f'"m{n}": ' + "[" * 31 + "]" * 31 for n in range(3)) + "}"  # 32 deep, three times
+    assert set(parse_json_object(siblings.encode())) == {"m0", "m1", "m2"}
+
+
 def test_very_deep_nesting_is_refused_without_recursion():
     assert refusal(b"[" * 100_000).code == "nesting_too_deep"
     assert refusal(b'{"a": ' * 50_000 + b"1" + b"}" * 50_000).code == "nesting_too_deep"
@@ -129,6 +136,9 @@ def invoke_event(event: dict) -> dict:
 def test_invalid_base64_is_a_400_and_valid_base64_is_read(aws_env, sandbox):
     event = api_event("POST", "/tokens", raw_body="not base64!")
     event["isBase64Encoded"] = True
+    assert_refused_and_nothing_written(invoke_event(event), aws_env, sandbox, "invalid_body")
+    valid = base64.b64encode(json.dumps({"card": VISA}).encode()).decode()
+    event["body"] = valid[:8] + "!\n" + valid[8:]  # read alike by a lenient decoder, which drops what is not base64
     assert_refused_and_nothing_written(invoke_event(event), aws_env, sandbox, "invalid_body")
     event["body"] = base64.b64encode(json.dumps({"card": VISA}).encode()).decode()
     assert invoke_event(event)["statusCode"] == 201

@@ -14,7 +14,7 @@ from lambdas.adapters.idempotency import State
 from lambdas.domain.errors import GatewayFailed
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.domain.rules import RuleSet
-from lambdas.gateway import Charge, GatewayRefund
+from lambdas.gateway import Charge, GatewayRefund, GatewayRejected
 from lambdas.ports import PendingItem
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
@@ -92,6 +92,20 @@ def test_a_refund_found_with_another_amount_on_a_retry_is_a_502_and_a_later_retr
     answer = world.service.refund(payment_id, 600, "r1")
     assert (answer.status, answer.body["id"]) == (201, refund_id)
     assert gateway.requests["refund"] == 1
+
+
+def test_a_refund_the_gateway_refuses_for_another_reason_than_its_amount_is_a_502_naming_both_ids(world, gateway):
+    payment_id = captured(world, 1000)
+
+    class _Refusing(FakeGateway):
+        def refund(self, charge_id, amount, reference, idempotency_key) -> GatewayRefund:
+            raise GatewayRejected(400, "invalid_request", "No.")
+
+    with pytest.raises(GatewayFailed) as failed:
+        PaymentService(replace(world.deps, gateway=_Refusing())).refund(payment_id, 400, "r1")
+    refund_id = failed.value.refund_id
+    assert refund_id is not None and ids(failed.value) == (payment_id, refund_id, False)
+    assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.PENDING
 
 
 def test_every_retry_of_a_refund_given_up_is_the_same_502_and_its_amount_is_free_again(world, gateway):

@@ -102,6 +102,14 @@ def test_a_payment_leaves_pending_once_and_the_loser_sees_the_winner(ports):
     assert len(ports.store.entries(new.id)) == 2
 
 
+def test_a_declined_payment_reads_back_with_its_decline_code_and_charge(ports):
+    new = payment(ports)
+    commit(ports, lambda uow: ports.store.add_payment(uow, new))
+    commit(ports, lambda uow: ports.store.settle_payment(uow, new, new.decline("insufficient_funds", "ch_9"), []))
+    stored = ports.store.get_payment(new.id)
+    assert (stored.status, stored.decline_code, stored.charge_id) == (Status.DECLINED, "insufficient_funds", "ch_9")
+
+
 def test_metadata_is_returned_only_when_asked_for(ports):
     new = captured(ports)
     assert new.metadata == {"order": "A-1"}
