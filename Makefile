@@ -74,8 +74,9 @@ mutate: install  ## mutation score of the domain, use cases, edge and adapters (
 	$(PYTHON) -m tools.mutation_score
 
 SAMPLE ?= 300
+SEED ?= 0
 mutate-sample: install  ## after a mutate stopped for time: a seeded sample of the mutants not run, and the estimate
-	$(PYTHON) -m tools.mutation_score --draw $(SAMPLE) > mutants/sample.txt
+	$(PYTHON) -m tools.mutation_score --draw $(SAMPLE) --seed $(SEED) > mutants/sample.txt
 	MODEL_EXAMPLES=40 $(PYTHON) -m mutmut run --max-children 2 $$(cat mutants/sample.txt)
 	$(PYTHON) -m tools.mutation_score --sample mutants/sample.txt
 

@@ -11,7 +11,7 @@ import pytest
 
 from lambdas import deadline
 from lambdas.adapters.idempotency import State
-from lambdas.domain.errors import GatewayFailed
+from lambdas.domain.errors import GatewayFailed, IdempotencyConflict
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRefund, GatewayRejected
@@ -212,6 +212,21 @@ def test_a_charge_found_with_another_amount_on_a_retry_is_a_502_and_a_later_retr
     answer = pay(world, key="k")  # at once: the key was freed
     assert (answer.status, answer.body["id"], answer.body["status"]) == (201, payment_id, "succeeded")
     assert gateway.requests["charge"] == 1
+
+
+def test_a_retry_naming_its_metadata_in_another_order_is_the_same_request(world):
+    first = pay(world, key="k", metadata={"order": "A-1", "customer": "c-42"})
+    again = pay(world, key="k", metadata={"customer": "c-42", "order": "A-1"})
+    assert again.replayed and again.body["id"] == first.body["id"]
+
+
+def test_a_key_declined_by_the_velocity_rule_refuses_another_body(gateway):
+    world = fake_world(gateway, RuleSet(velocity_per_hour=1))
+    assert pay(world, key="first").status == 201
+    assert pay(world, key="k").status == 402
+    with pytest.raises(IdempotencyConflict) as conflict:
+        pay(world, key="k", amount=2000)
+    assert conflict.value.status == 422
 
 
 # -- what reconciliation touches and counts --------------------------------------------------------
