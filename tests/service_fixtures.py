@@ -1,5 +1,6 @@
 """Fixtures for the service: AWS in-process (moto), the Sparkle sandbox as a real process."""
 
+import json
 import logging
 import threading
 import uuid
@@ -102,6 +103,10 @@ class UnmaskedLogs(logging.Handler):
 
     def card_data(self) -> list[str]:
         return card_data_in("\n".join(self.lines))
+
+    def errors(self) -> list[dict]:
+        """The records logged at level ERROR, as Powertools serialized them."""
+        return [record for record in map(json.loads, self.lines) if record["level"] == "ERROR"]
 
 
 @contextmanager

@@ -171,8 +171,7 @@ def test_a_run_stops_starting_merchants_near_its_deadline_and_one_merchants_erro
 
     monkeypatch.setattr(FakeLedgerStore, "heads", unreachable)
     assert world.tenancy.write_checkpoints()["errors"] == 2  # each merchant's error is counted
-    logged = [json.loads(line) for line in captured_logs.lines]
-    assert [line["message"] for line in logged if line["level"] == "ERROR"] == ["checkpoint failed"] * 3
+    assert [record["message"] for record in captured_logs.errors()] == ["checkpoint failed"] * 3
 
 
 @pytest.mark.parametrize(

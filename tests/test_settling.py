@@ -2,7 +2,6 @@
 whether its key is free again, what reconciliation touches, counts and logs. `make mutate` found each of
 these paths untested; each test names the break it guards against."""
 
-import json
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -19,12 +18,9 @@ from lambdas.ports import PendingItem
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.reconcile import GIVE_UP_AFTER, OUTCOMES, OVERDUE_AFTER, reconcile
-from sparkle_sandbox.server import DECLINES
 from tests.fakes import FakeLedgerStore, fake_world
 from tests.fakes_gateway import FakeGateway, Fault
-from tests.test_use_cases import VISA, captured, card, pay
-
-DECLINED_CARD = next(iter(DECLINES))
+from tests.test_use_cases import DECLINED_CARD, VISA, captured, card, pay
 
 
 def counted(**counts: int) -> dict[str, int]:
@@ -325,8 +321,7 @@ def test_merchants_whose_listing_fails_are_each_counted_and_logged_and_the_other
     world.clock.advance(timedelta(minutes=2))
     unlisted = [replace(world.deps, store=_Unlisted(world.db, merchant)) for merchant in ("m-1", "m-2")]
     assert reconcile([*unlisted, world.deps]) == counted(settled=1, errors=2)
-    logged = [json.loads(line) for line in captured_logs.lines]
-    assert [line["message"] for line in logged if line["level"] == "ERROR"] == ["reconcile listing failed"] * 2
+    assert [record["message"] for record in captured_logs.errors()] == ["reconcile listing failed"] * 2
 
 
 def test_an_items_failure_is_logged_with_the_payment_and_refund_it_concerns(world, gateway, captured_logs):
@@ -335,7 +330,6 @@ def test_an_items_failure_is_logged_with_the_payment_and_refund_it_concerns(worl
     world.clock.advance(timedelta(minutes=2))
     gateway.fail_next("find_refund", Fault.GARBAGE)
     assert world.service.reconcile() == counted(errors=1)
-    errors = [json.loads(line) for line in captured_logs.lines if '"ERROR"' in line]
-    assert [(e["message"], e["payment_id"], e["refund_id"]) for e in errors] == [
+    assert [(e["message"], e["payment_id"], e["refund_id"]) for e in captured_logs.errors()] == [
         ("reconcile item failed", payment_id, refund_id)
     ]

@@ -22,6 +22,7 @@ from tests.fakes import fake_world
 from tests.fakes_gateway import FakeGateway, Fault
 
 VISA = "4242424242424242"
+DECLINED_CARD = next(iter(DECLINES))  # a sandbox card the gateway always declines
 
 
 def card(number: str = VISA, cvc: str = "737") -> CardInput:
@@ -310,7 +311,7 @@ def test_the_ledger_of_a_refunded_payment_balances_and_is_read_without_its_metad
 
 
 def test_a_declined_payment_keeps_the_gateways_charge_id(world, gateway):
-    declined = pay(world, number=next(iter(DECLINES)))
+    declined = pay(world, number=DECLINED_CARD)
     (charge,) = gateway.charges()
     shown = world.service.get_payment(declined.body["error"]["payment_id"]).body
     assert (shown["status"], shown["gateway"]["charge_id"]) == ("declined", charge.id)
