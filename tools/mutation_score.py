@@ -44,14 +44,14 @@ def summary(status_by_mutant: dict[str, str], sample: set[str]) -> tuple[list[st
     """The report's lines, and whether the goal is shown (exactly, or by the sample's whole interval)."""
     outside = Counter(status for name, status in status_by_mutant.items() if name not in sample)
     drawn = Counter(status for name, status in status_by_mutant.items() if name in sample)
-    total, not_run = len(status_by_mutant), outside[NOT_RUN]
-    ran = total - not_run - len(sample)
+    total, unrun = len(status_by_mutant), outside[NOT_RUN] + len(sample)
+    ran = total - unrun
     killed = sum(outside[status] for status in KILLED)
     lines = [
         f"mutants: {total}; run: {ran}, {killed} killed, {outside['survived']} survived, "
-        f"{outside['no tests']} without a test; not run: {not_run + len(sample)}"
+        f"{outside['no tests']} without a test; not run: {unrun}"
     ]
-    if not_run + len(sample) == 0:
+    if unrun == 0:
         score = killed / total
         lines.append(f"mutation score: {score:.1%} (goal >= {GOAL:.0%})")
         return lines, score >= GOAL
@@ -63,7 +63,6 @@ def summary(status_by_mutant: dict[str, str], sample: set[str]) -> tuple[list[st
         return lines, False
     sample_killed = sum(drawn[status] for status in KILLED)
     low, high = wilson(sample_killed, sample_ran)
-    unrun = not_run + len(sample)
     estimate = [(killed + unrun * rate) / total for rate in (sample_killed / sample_ran, low, high)]
     lines += [
         f"sample of those not run: {sample_ran} ran, {sample_killed} killed ({sample_killed / sample_ran:.1%}, "
