@@ -122,7 +122,9 @@ class PendingItem:
 class LedgerStore(Protocol[UoW]):
     def unit_of_work(self) -> UoW: ...
 
-    def get_token(self, token_id: str) -> StoredToken | None: ...
+    def get_token(self, token_id: str, for_payment: str | None = None) -> StoredToken | None:
+        """The token; ``for_payment``: the payment it is read to charge, whose recording the store may prepare
+        in the same round trip (the DynamoDB store reads its chain's head)."""
 
     def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None: ...
 

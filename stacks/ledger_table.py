@@ -135,6 +135,11 @@ class LedgerTable(_EncryptedTable):
         purpose = "Read" + "".join(p.name.title() for p in partitions)
         self._grant(grantee, purpose, READ_ACTIONS, (_leading_keys(partitions),))
 
+    def grant_read_together(self, grantee: Grantable, partitions: tuple[Partition, ...]) -> None:
+        """Read items of these partitions together, in one ``BatchGetItem``."""
+        purpose = "ReadTogether" + "".join(p.name.title() for p in partitions)
+        self._grant(grantee, purpose, ("dynamodb:BatchGetItem",), (_leading_keys(partitions),))
+
     def grant_update(self, grantee: Grantable, partitions: tuple[Partition, ...]) -> None:
         """Update items in these partitions only (payments through their states, chain heads as entries are added);
         ledger entries stay out of reach."""

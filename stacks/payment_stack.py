@@ -171,6 +171,7 @@ class PaymentStack(TerraformStack):
         vault_key.grant_decrypt(charge, (Purpose.CARD, Purpose.METADATA))  # vaulted cards; metadata, replayed answers
         fingerprint_key.grant_mac(charge)  # cards sent inline
         ledger.grant_read(charge)
+        ledger.grant_read_together(charge, (Partition.TOKEN, Partition.CHAIN))  # a token with its payment's head
         ledger.grant_append(charge, (Partition.PAYMENT, Partition.LEDGER))
         ledger.grant_update(charge, (Partition.PAYMENT, Partition.CHAIN))
 

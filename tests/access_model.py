@@ -229,6 +229,10 @@ class Recorder:
                 ((kind, part),) = item.items()
                 found += self._item_request(TRANSACT_ACTIONS[kind], part)
             return found
+        if operation == "BatchGetItem":  # IAM sees every key's partition (dynamodb:LeadingKeys, multivalued)
+            ((table, request),) = params["RequestItems"].items()
+            leading = tuple(self._leading_key(table, key) for key in request["Keys"])
+            return [("dynamodb:BatchGetItem", self._table_arn(table), {"dynamodb:LeadingKeys": leading})]
         if operation in DYNAMODB_ITEM_ACTIONS:
             return self._item_request(f"dynamodb:{operation}", params)
         if operation == "Query":
@@ -241,10 +245,11 @@ class Recorder:
         raise AssertionError(f"a DynamoDB call the access model does not know: {operation}")
 
     def _item_request(self, action: str, part: dict) -> list[tuple[str, str, dict]]:
-        schema = self.tables[part["TableName"]]
-        key = part.get("Key") or part["Item"]
-        leading = next(iter(key[schema.partition_key].values()))
+        leading = self._leading_key(part["TableName"], part.get("Key") or part["Item"])
         return [(action, self._table_arn(part["TableName"]), {"dynamodb:LeadingKeys": (leading,)})]
+
+    def _leading_key(self, table: str, key: dict) -> str:
+        return next(iter(key[self.tables[table].partition_key].values()))
 
     def _queried_partition(self, params: dict) -> str:
         schema = self.tables[params["TableName"]]

@@ -105,7 +105,7 @@ class FakeLedgerStore:
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self.db)
 
-    def get_token(self, token_id: str) -> StoredToken | None:
+    def get_token(self, token_id: str, for_payment: str | None = None) -> StoredToken | None:
         return self.ledger.tokens.get(token_id)
 
     def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None:

@@ -387,6 +387,7 @@ ROLE_STATEMENTS = {
         "ChargeDecryptVaultKey",
         "ChargeMacFingerprintKey",
         "LedgerRead",
+        "LedgerReadTogetherTokenChain",
         "ChargeReadThroughLedgerTableVaultKey",
         "LedgerAppendPaymentLedger",
         "ChargeWriteThroughLedgerTableVaultKey",

@@ -29,7 +29,7 @@ EXPECTED_ACTIONS = {
     | IDEMPOTENCY
     | KEY_WRITE
     | {"kms:GenerateDataKey", "kms:Decrypt", "kms:GenerateMac", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
-    | {"secretsmanager:GetSecretValue"},
+    | {"dynamodb:BatchGetItem", "secretsmanager:GetSecretValue"},
     Function.REFUND: COMMON
     | IDEMPOTENCY
     | KEY_WRITE

@@ -14,6 +14,7 @@ from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, DynamoIdempotencySto
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import MaskedCard
+from lambdas.domain.chains import chain_of, check_chain
 from lambdas.domain.errors import IdempotencyConflict
 from lambdas.domain.payments import Payment, RefundStatus, Status
 from lambdas.ports import Answer, Fresh, LostRace, PendingItem, Replay, Resume
@@ -58,8 +59,8 @@ def ports(request) -> Ports:
     )
 
 
-def payment(ports: Ports, amount: int = 1000, **fields) -> Payment:
-    return Payment(f"pay_{uuid.uuid4().hex[:8]}", amount, "USD", CARD, ports.clock(), **fields)
+def payment(ports: Ports, amount: int = 1000, payment_id: str | None = None, **fields) -> Payment:
+    return Payment(payment_id or f"pay_{uuid.uuid4().hex[:8]}", amount, "USD", CARD, ports.clock(), **fields)
 
 
 def commit(ports: Ports, *adds) -> None:
@@ -397,3 +398,104 @@ def test_each_merchant_counts_its_own_velocity(ports):
     commit(ports, lambda uow: ports.other_velocity.count(uow, "fp_1", now, 1))
     with pytest.raises(LostRace):
         commit(ports, lambda uow: ports.velocity.count(uow, "fp_1", now, 1))
+
+
+# -- a token payment's reads ---------------------------------------------------------------
+
+
+def on_one_chain(count: int) -> list[str]:
+    """Payment ids whose entries share a chain."""
+    ids = (f"pay_{n:024d}" for n in range(100_000))
+    first = next(ids)
+    return [first, *[i for i in ids if chain_of(i) == chain_of(first)][: count - 1]]
+
+
+def settle(ports: Ports, store, paid: Payment) -> None:
+    settled, entries = paid.succeed(f"ch_{paid.id}", ports.clock())
+    commit(ports, lambda uow: store.settle_payment(uow, paid, settled, entries))
+
+
+def test_a_token_read_for_a_payment_is_the_token_and_stays_the_merchants(ports):
+    commit(ports, lambda uow: ports.store.add_token(uow, "tok_1", CARD, Sealed(b"key", b"nonce", b"ct"), ports.clock()))
+    assert ports.store.get_token("tok_1", for_payment="pay_1") == ports.store.get_token("tok_1")
+    assert ports.store.get_token("tok_1", for_payment="pay_1").card == CARD
+    assert ports.other_store.get_token("tok_1", for_payment="pay_1") is None
+    assert ports.store.get_token("tok_2", for_payment="pay_1") is None
+
+
+class DynamoRequests:
+    """The DynamoDB operations a client sends, in order."""
+
+    def __init__(self, client) -> None:
+        self.sent: list[str] = []
+        client.meta.events.register("before-call.dynamodb.*", self._record)
+
+    def _record(self, event_name: str, **_) -> None:
+        self.sent.append(event_name.rsplit(".", 1)[1])
+
+
+def _chained(store: DynamoLedgerStore, ids: list[str]) -> None:
+    chain = chain_of(ids[0])
+    entries = sorted((e for i in ids for e in store.entries(i)), key=lambda e: e.sequence)
+    assert [e.sequence for e in entries] == list(range(1, len(entries) + 1))
+    assert check_chain(store.merchant, chain, entries, store.head(chain)) is None
+
+
+def test_a_token_payment_reads_once_its_token_and_its_chains_head(moto_resources):
+    client = boto3.client("dynamodb")
+    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    earlier, paid_by_token = (payment(ports, payment_id=i) for i in on_one_chain(2))
+    commit(ports, lambda uow: store.add_payment(uow, earlier))
+    settle(ports, store, earlier)  # the chain's head exists, past sequence 0
+    commit(ports, lambda uow: store.add_token(uow, "tok_1", CARD, Sealed(b"key", b"nonce", b"ct"), ports.clock()))
+    requests = DynamoRequests(client)
+    assert store.get_token("tok_1", for_payment=paid_by_token.id).card == CARD
+    commit(ports, lambda uow: store.add_payment(uow, paid_by_token))
+    settle(ports, store, paid_by_token)
+    assert requests.sent == ["BatchGetItem", "TransactWriteItems", "TransactWriteItems"]
+    _chained(store, [earlier.id, paid_by_token.id])
+
+
+def test_entries_follow_a_head_that_moved_after_it_was_read_ahead_without_reading_it_again(moto_resources):
+    client = boto3.client("dynamodb")
+    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    rival_store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    mine, rivals = (payment(ports, payment_id=i) for i in on_one_chain(2))
+    commit(ports, lambda uow: store.add_token(uow, "tok_1", CARD, Sealed(b"key", b"nonce", b"ct"), ports.clock()))
+    store.get_token("tok_1", for_payment=mine.id)  # the chain is empty: its head, read ahead, is sequence 0
+    for p in (mine, rivals):
+        commit(ports, lambda uow, p=p: store.add_payment(uow, p))
+    settle(ports, rival_store, rivals)  # the head moves on
+    requests = DynamoRequests(client)
+    settle(ports, store, mine)
+    assert requests.sent == ["TransactWriteItems", "TransactWriteItems"]  # one lost to the moved head, no GetItem
+    _chained(store, [rivals.id, mine.id])
+    assert store.head(chain_of(mine.id)).sequence == 4
+
+
+class _LeavesTheFirstKeyUnprocessed:
+    """A DynamoDB client under load: BatchGetItem answers all but the first key, which it leaves unprocessed."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def batch_get_item(self, RequestItems):
+        ((table, request),) = RequestItems.items()
+        first, *rest = request["Keys"]
+        answer = self._client.batch_get_item(RequestItems={table: {**request, "Keys": rest}})
+        return answer | {"UnprocessedKeys": {table: {**request, "Keys": [first]}}}
+
+
+def test_a_key_batch_get_leaves_unprocessed_is_read_on_its_own(moto_resources):
+    client = boto3.client("dynamodb")
+    store = DynamoLedgerStore(_LeavesTheFirstKeyUnprocessed(client), moto_resources["LEDGER_TABLE"], None, "m-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    commit(ports, lambda uow: store.add_token(uow, "tok_1", CARD, Sealed(b"key", b"nonce", b"ct"), ports.clock()))
+    requests = DynamoRequests(client)
+    assert store.get_token("tok_1", for_payment="pay_1").card == CARD
+    assert requests.sent == ["BatchGetItem", "GetItem"]

@@ -77,6 +77,7 @@ class DynamoLedgerStore:
         self.page_size = page_size  # items per query page (None: DynamoDB's 1 MB pages)
         self._pending = pending_partition(merchant)
         self._listing = f"PAYMENTS#{merchant}"  # the merchant's partition of the by_merchant index
+        self.heads_read_ahead: dict[int, Head] = {}  # chain -> its head as read with a payment's token (this request)
 
     def _key(self, partition: Partition, identifier: str) -> str:
         return partition.key(self.merchant, identifier)
@@ -93,8 +94,27 @@ class DynamoLedgerStore:
         item = self.client.get_item(TableName=self.table, Key=to_item({PK: pk, SK: sk}), ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
-    def get_token(self, token_id: str) -> StoredToken | None:
-        values = self._get(self._key(Partition.TOKEN, token_id), TOKEN_SK)
+    def _get_together(self, keys: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
+        """Items by (partition, sort) key, consistently read in one ``BatchGetItem``; a key that it leaves
+        unprocessed (as DynamoDB may under load) is read on its own."""
+        answer = self.client.batch_get_item(
+            RequestItems={self.table: {"Keys": [to_item({PK: pk, SK: sk}) for pk, sk in keys], "ConsistentRead": True}}
+        )
+        found = {(v[PK], v[SK]): v for v in map(from_item, answer["Responses"].get(self.table, []))}
+        left = answer.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+        unprocessed = {(v[PK], v[SK]) for v in map(from_item, left)}
+        return [self._get(*key) if key in unprocessed else found.get(key) for key in keys]
+
+    def get_token(self, token_id: str, for_payment: str | None = None) -> StoredToken | None:
+        """The token. With ``for_payment``, the head of that payment's chain is read in the same round trip and
+        kept for the entries that settle the payment, which then need no read of their own."""
+        token_key = (self._key(Partition.TOKEN, token_id), TOKEN_SK)
+        if for_payment is None:
+            values = self._get(*token_key)
+        else:
+            chain = chain_of(for_payment)
+            values, head = self._get_together([token_key, self._head_key(chain)])
+            self.heads_read_ahead[chain] = head_of(head) if head else Head(chain)
         if values is None:
             return None
         return StoredToken(_card_of(values), Sealed.from_item(values["card"]))
@@ -182,8 +202,11 @@ class DynamoLedgerStore:
     def entries(self, payment_id: str) -> list[Entry]:
         return [entry_of(values) for values in self._partition(self._key(Partition.LEDGER, payment_id))]
 
+    def _head_key(self, chain: int) -> tuple[str, str]:
+        return self._key(Partition.CHAIN, HEADS), f"{HEAD_SK}{chain:02d}"
+
     def head(self, chain: int) -> Head:
-        values = self._get(self._key(Partition.CHAIN, HEADS), f"{HEAD_SK}{chain:02d}")
+        values = self._get(*self._head_key(chain))
         return head_of(values) if values else Head(chain)
 
     def heads(self) -> list[Head]:
@@ -389,7 +412,7 @@ class DynamoLedgerStore:
         moved = "attribute_not_exists(#pk)" if head.sequence == 0 else "#sequence = :expected"
         update = {
             "TableName": self.table,
-            "Key": to_item({PK: self._key(Partition.CHAIN, HEADS), SK: f"{HEAD_SK}{head.chain:02d}"}),
+            "Key": to_item(dict(zip((PK, SK), self._head_key(head.chain), strict=True))),
             "UpdateExpression": "SET #sequence = :sequence, #hash = :hash, #balances = :balances",
             "ConditionExpression": moved,
             "ExpressionAttributeNames": {"#sequence": "sequence", "#hash": "hash", "#balances": "balances"}
@@ -435,15 +458,26 @@ class DynamoLedgerStore:
 
 
 class ChainAppend:
-    """One payment's entries, placed at the end of its chain from a fresh read of the head at each attempt."""
+    """One payment's entries, placed at the end of its chain: after the head read ahead with the payment's token,
+    else after a fresh read. An attempt that finds the head moved learns the new head from its own failure (the
+    head part returns the item it found), and the next attempt places the entries after that: no other read."""
 
     def __init__(self, store: DynamoLedgerStore, entries: list[Entry]) -> None:
         self.store = store
         self.entries = entries
         (self.chain,) = {chain_of(entry.payment_id) for entry in entries}
+        self.head = store.heads_read_ahead.pop(self.chain, None)
 
     def parts(self) -> list[Part]:
-        return self.store.entry_parts(self.store.head(self.chain), self.entries)
+        *entries, (label, head_update, _) = self.store.entry_parts(
+            self.head or self.store.head(self.chain), self.entries
+        )
+        return [*entries, (label, head_update, self._moved_to)]
+
+    def _moved_to(self, found: dict[str, Any] | None) -> Head:
+        """The head part's decoder, on a failed condition: the head another writer left."""
+        self.head = head_of(found) if found else Head(self.chain)
+        return self.head
 
 
 def _listing_key(created_at: datetime, payment_id: str) -> str:

@@ -52,7 +52,8 @@ def create_payment(deps: Dependencies[UoW], command: PaymentCommand, request_id:
         param = member_param("metadata", name, position)  # never echoes a card number
         refuse_card_numbers(name, param)
         refuse_card_numbers(value, param)
-    source = _resolve_source(deps, command)
+    payment_id = new_id("pay")
+    source = _resolve_source(deps, command, payment_id)
     digest = request_digest(
         {
             "amount": amount,
@@ -64,7 +65,7 @@ def create_payment(deps: Dependencies[UoW], command: PaymentCommand, request_id:
     )
     now = deps.clock()
     payment = Payment(
-        new_id("pay"),
+        payment_id,
         amount,
         currency,
         source.masked,
@@ -96,11 +97,11 @@ def create_payment(deps: Dependencies[UoW], command: PaymentCommand, request_id:
     raise AssertionError(begun)
 
 
-def _resolve_source(deps: Dependencies[UoW], command: PaymentCommand) -> Source:
+def _resolve_source(deps: Dependencies[UoW], command: PaymentCommand, payment_id: str) -> Source:
     today = deps.clock().date()
     if command.token is not None:
         token_id = command.token
-        stored = deps.store.get_token(token_id) if is_id("tok", token_id) else None
+        stored = deps.store.get_token(token_id, for_payment=payment_id) if is_id("tok", token_id) else None
         if stored is None:
             raise InvalidRequest("No such token.", "source.token", "token_not_found")
         check_expiry(stored.card.exp_month, stored.card.exp_year, today, "source.token")
