@@ -64,9 +64,11 @@ class Sandbox:
         self.charges: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
         self.idempotency: dict[tuple[str, str], _Idempotent] = {}
+        self.resets = 0  # a request delayed across a reset is dropped: a reset leaves nothing from before it
 
     def reset(self) -> None:
         with self.lock:
+            self.resets += 1
             self.charges.clear()
             self.refunds.clear()
             self.idempotency.clear()
@@ -233,9 +235,12 @@ class Handler(BaseHTTPRequestHandler):
         """Auth, latency, errors and redirects; True when the request was answered here."""
         if not self._authorized():
             return True
-        faults = self.sandbox.faults
+        faults, resets = self.sandbox.faults, self.sandbox.resets
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
+            if self.sandbox.resets != resets:
+                self._drop()
+                return True
         if self.sandbox.meets(faults.error_rate):
             self._send(503, _error("unavailable", "Sandbox fault: service unavailable."))
             return True

@@ -5,6 +5,7 @@ import contextvars
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -350,6 +351,19 @@ def test_a_sandbox_reset_restores_the_faults_it_started_with(sandbox):
     requests.post(f"{sandbox.url}/_sandbox/reset", timeout=5)
     faults = requests.get(f"{sandbox.url}/_sandbox/faults", timeout=5).json()
     assert (faults["drop_rate"], faults["garbage_rate"]) == (0, 0)
+
+
+def test_a_request_delayed_across_a_sandbox_reset_is_dropped_unprocessed(sandbox):
+    """A test's leftover request must not charge in the next test's sandbox."""
+    sandbox.faults(latency_ms=1000)
+    client = SparkleClient(sandbox.url, lambda: DEFAULT_SECRET_KEY, read_timeout=5, retry=RetryPolicy(attempts=1))
+    with ThreadPoolExecutor(1) as pool:
+        charging = pool.submit(client.charge, "pay_late", 100, "USD", CARD, idempotency_key="pay_late")
+        time.sleep(0.3)  # the request is in the sandbox, waiting out its latency
+        requests.post(f"{sandbox.url}/_sandbox/reset", timeout=5)
+        with pytest.raises(GatewayOutcomeUnknown):
+            charging.result()
+    assert sandbox.charges() == []
 
 
 def test_a_secret_key_that_cannot_be_read_is_an_unavailable_gateway_and_nothing_is_sent(sandbox):
