@@ -71,14 +71,14 @@ sandbox: install  ## the Sparkle sandbox on 127.0.0.1:$${SPARKLE_PORT:-4010}
 
 mutate: install  ## mutation score of the domain, use cases, edge and adapters (long: CI does not run it)
 	MODEL_EXAMPLES=40 $(PYTHON) -m mutmut run --max-children 2
-	$(PYTHON) -m tools.mutation_score
+	$(PYTHON) -m tools.mutation_score --judged docs/mutation-survivors.tsv
 
 SAMPLE ?= 300
 SEED ?= 0
 mutate-sample: install  ## after a mutate stopped for time: a seeded sample of the mutants not run, and the estimate
 	$(PYTHON) -m tools.mutation_score --draw $(SAMPLE) --seed $(SEED) > mutants/sample.txt
 	MODEL_EXAMPLES=40 $(PYTHON) -m mutmut run --max-children 2 $$(cat mutants/sample.txt)
-	$(PYTHON) -m tools.mutation_score --sample mutants/sample.txt
+	$(PYTHON) -m tools.mutation_score --sample mutants/sample.txt --judged docs/mutation-survivors.tsv
 
 bench: install  ## handler cold imports; KMS calls and DynamoDB requests per payment
 	$(PYTHON) -m tools.bench_service

@@ -1,12 +1,19 @@
-"""Adapters on their own: the envelope cipher against KMS in moto (the Sparkle client: test_sparkle.py and
+"""Adapters on their own: the envelope cipher against KMS in moto, and what the DynamoDB idempotency store reports
+where the storage contract (test_store_contract.py) does not look (the Sparkle client: test_sparkle.py and
 test_gateway_contract.py)."""
+
+from datetime import timedelta
 
 import boto3
 import pytest
 from cryptography.exceptions import InvalidTag
 from moto import mock_aws
 
+from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import MAX_KEY_AGE_SECONDS, MAX_KEY_USES, EnvelopeCipher
+from lambdas.adapters.idempotency import RETENTION_SECONDS, DynamoIdempotencyStore, State
+from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume
+from tests.fakes import FakeClock
 
 # --- envelope encryption -------------------------------------------------------------------
 
@@ -58,3 +65,60 @@ def test_data_keys_are_reused_within_their_age_and_use_limits(kms):
     for n, item in enumerate(sealed[:10]):
         assert fresh.open(item, f"tok_{n}") == b"x"
     assert counting.calls.count("decrypt") == 1
+
+
+# --- idempotency records in DynamoDB --------------------------------------------------------
+
+
+class Idempotency:
+    """The DynamoDB idempotency store on moto's tables, with a clock the test moves."""
+
+    def __init__(self, resources: dict[str, str]) -> None:
+        self.dynamodb, self.clock = boto3.client("dynamodb"), FakeClock()
+        cipher = EnvelopeCipher(boto3.client("kms"), resources["VAULT_KEY_ID"], "payment-metadata")
+        self.store = DynamoIdempotencyStore(self.dynamodb, resources["IDEMPOTENCY_TABLE"], cipher, self.clock.epoch)
+
+    def unit_of_work(self) -> DynamoUnitOfWork:
+        return DynamoUnitOfWork(self.dynamodb)
+
+    def lost_race(self, add) -> LostRace:
+        uow = self.unit_of_work()
+        add(uow)
+        with pytest.raises(LostRace) as lost:
+            uow.commit()
+        return lost.value
+
+
+@pytest.fixture
+def idempotency(moto_resources) -> Idempotency:
+    return Idempotency(moto_resources)
+
+
+def test_a_key_is_live_through_its_last_second_for_a_lookup_as_for_a_claim(idempotency):
+    store, clock = idempotency.store, idempotency.clock
+    answer = Answer(201, {"id": "tok_1"})
+    assert store.begin(idempotency.unit_of_work(), "k", "d", "tok_1", answer=answer) == Fresh()
+    clock.advance(timedelta(seconds=RETENTION_SECONDS))  # the record's expiration, to the second
+    replayed = Replay(Answer(answer.status, answer.body, replayed=True))
+    assert store.resume_or_replay("k", "d") == replayed
+    assert store.begin(idempotency.unit_of_work(), "k", "d", "tok_2", answer=Answer(201, {"id": "tok_2"})) == replayed
+    clock.advance(timedelta(seconds=1))
+    assert store.resume_or_replay("k", "d") is None
+
+
+def test_completing_a_key_no_request_holds_is_a_lost_race_that_reports_the_record_met(idempotency):
+    store = idempotency.store
+    store.begin(idempotency.unit_of_work(), "k", "d", "pay_1")
+    store.release("k")  # a 5xx answered meanwhile: nothing may be stored for a replay
+    lost = idempotency.lost_race(lambda uow: store.complete(uow, "k", Answer(201, {"id": "pay_1"})))
+    met = lost.conflicts["idempotency"]
+    assert (met.state, met.resource_id, met.response_status) == (State.RETRYABLE, "pay_1", None)
+    assert store.resume_or_replay("k", "d") == Resume("pay_1")  # the answer was not stored: a retry resumes
+
+
+def test_requiring_a_held_key_idle_is_a_lost_race_that_reports_the_claim_met(idempotency):
+    store = idempotency.store
+    store.begin(idempotency.unit_of_work(), "k", "d", "pay_1")
+    lost = idempotency.lost_race(lambda uow: store.require_idle(uow, "k"))
+    met = lost.conflicts["idempotency"]
+    assert (met.state, met.resource_id) == (State.IN_PROGRESS, "pay_1")

@@ -11,6 +11,7 @@ from lambdas.storage_schema import Partition
 from tests.events import body_of, invoke
 from tests.fakes import MERCHANT
 from tests.service_fixtures import REGION
+from tests.test_docs import ERROR_CODES
 
 VISA = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}
 CVC = "737"
@@ -37,7 +38,9 @@ def assert_error(response: dict, status: int, error_type: str, param: str | None
     assert response["statusCode"] == status, response["body"]
     error = body_of(response)["error"]
     assert error["type"] == error_type
-    assert error["request_id"] and error["message"] and isinstance(error["code"], str) and error["code"]
+    assert error["request_id"] and error["message"]
+    assert ERROR_CODES[error["code"]][1] == error_type, f"{error['code']} is not a documented {error_type} code"
+    assert ERROR_CODES[error["code"]][0] in (str(status), "4xx"), f"{error['code']} is not documented for {status}"
     assert set(error) <= ERROR_FIELDS, set(error) - ERROR_FIELDS
     if param:
         assert error["param"] == param

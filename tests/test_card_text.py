@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdas.domain.cards import contains_card_number, luhn_valid, mask_card_numbers, member_param
+from lambdas.domain.cards import (
+    contains_card_number,
+    luhn_valid,
+    mask_card_numbers,
+    member_param,
+    refuse_card_numbers,
+)
 from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.money import normalize_currency
 from lambdas.logs import mask_card_data
@@ -30,6 +36,12 @@ def test_the_spellings_cover_each_separator_and_the_amex_grouping():
 @pytest.mark.parametrize("spelling", EVERY_SPELLING)
 def test_free_text_holding_a_card_number_in_any_usual_spelling_is_refused(spelling):
     assert contains_card_number(f"order for card {spelling}, thanks")
+
+
+def test_free_text_holding_a_card_number_is_refused_as_card_number_in_text_naming_the_field():
+    with pytest.raises(InvalidRequest) as refused:
+        refuse_card_numbers(f"order for card {TEST_PANS[0]}", "metadata.note")
+    assert (refused.value.param, refused.value.code) == ("metadata.note", "card_number_in_text")
 
 
 @pytest.mark.parametrize("spelling", EVERY_SPELLING)

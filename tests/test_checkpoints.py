@@ -27,7 +27,8 @@ from lambdas.domain.checkpoints import (
 )
 from lambdas.domain.errors import NotFound
 from lambdas.domain.timestamps import iso
-from lambdas.use_cases.checkpoints import write_checkpoint
+from lambdas.presenters import error_body
+from lambdas.use_cases.checkpoints import MERCHANT_SECONDS, write_checkpoint, write_checkpoints
 from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
 from tests.fakes_gateway import FakeGateway
 from tests.test_chains import NOW, _chain
@@ -109,6 +110,14 @@ def test_the_first_run_signs_even_an_empty_ledger_and_the_route_serves_it_as_sig
     assert served.body["key_id"] == key_id and signature_holds(json.loads(json.dumps(served.body)), pem)
 
 
+def test_before_the_first_run_the_latest_checkpoint_is_a_404_whose_body_says_why():
+    world = fake_world(FakeGateway())
+    with pytest.raises(NotFound) as missing:
+        world.service.latest_checkpoint()
+    shown = error_body("invalid_request_error", missing.value.code, missing.value.message, "req")["error"]
+    assert shown["code"] == "resource_missing" and shown["message"]
+
+
 def test_a_ledger_that_moved_gets_the_next_checkpoint_and_one_that_did_not_gets_none():
     world = fake_world(FakeGateway())
     assert write_checkpoint(world.deps) == "written"
@@ -172,6 +181,26 @@ def test_a_run_stops_starting_merchants_near_its_deadline_and_one_merchants_erro
     monkeypatch.setattr(FakeLedgerStore, "heads", unreachable)
     assert world.tenancy.write_checkpoints()["errors"] == 2  # each merchant's error is counted
     assert [record["message"] for record in captured_logs.errors()] == ["checkpoint failed"] * 3
+
+
+def test_a_run_with_exactly_the_time_a_merchant_may_take_still_starts_it(monkeypatch):
+    world = fake_world(FakeGateway())
+    monkeypatch.setattr(deadline, "remaining", lambda: MERCHANT_SECONDS)
+    counts = world.tenancy.write_checkpoints()
+    assert (counts["written"], counts["deferred"]) == (2, 0)
+
+
+def test_a_run_never_signs_over_a_newest_checkpoint_whose_chain_positions_were_cut_short():
+    """A chain wound back, and the newest checkpoint's stored positions cut before that chain to hide it."""
+    world = fake_world(FakeGateway())
+    pay(world)
+    assert write_checkpoint(world.deps) == "written"
+    (head,) = world.deps.store.heads()
+    del world.ledger.heads[head.chain]
+    latest = world.deps.store.latest_checkpoint()
+    world.ledger.checkpoints[latest.sequence] = replace(latest, chains=latest.chains[: head.chain])
+    assert write_checkpoints([world.deps])["written"] == 0
+    assert [c.sequence for c in world.deps.store.checkpoints()] == [latest.sequence]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """The API reference lives in the project and stays in step with the code: the route table of docs/api.md is
-lambdas/routes.py, every served route has its section, and the README links the project's docs, not a sibling
-directory a clone does not have."""
+lambdas/routes.py, every served route has its section, every error code is in its table (tests.test_api's
+assert_error checks each answered one), and the README links the project's docs, not a sibling directory a clone
+does not have."""
 
 import re
 
@@ -9,6 +10,13 @@ from tests.conftest import REPO
 
 API = (REPO / "docs" / "api.md").read_text()
 README = (REPO / "README.md").read_text()
+# code -> (status, type), from the reference's table of error codes
+ERROR_CODES = {
+    code: (status, error_type)
+    for code, status, error_type in re.findall(
+        r"^\| `(\w+)` \| (\w+) \| (\w+) \|", API.split("### Error codes", 1)[1], re.MULTILINE
+    )
+}
 
 
 def test_the_route_table_is_the_routes_the_service_serves():
@@ -29,3 +37,16 @@ def test_every_served_route_has_its_section():
 def test_the_readme_links_the_projects_own_reference():
     assert "(docs/api.md)" in README and "(docs/sparkle-gateway.md)" in README
     assert "../shared" not in README and (REPO / "docs" / "sparkle-gateway.md").exists()
+
+
+def test_api_gateways_own_and_the_local_signature_checks_codes_are_documented():
+    from stacks.payment_api import GATEWAY_RESPONSES  # the stack module imports slowly: only here
+
+    for status, error_type, code, _ in GATEWAY_RESPONSES.values():
+        assert ERROR_CODES[code] == (
+            str(status) if status else "4xx" if error_type != "api_error" else "500",
+            error_type,
+        )
+    rejections = set(re.findall(r'SignatureRejected\(\s*"(\w+)"', (REPO / "tools" / "sigv4.py").read_text()))
+    assert rejections == {"missing_authentication_token", "invalid_signature", "expired_signature"}
+    assert {ERROR_CODES[code] for code in rejections} == {("403", "permission_error")}

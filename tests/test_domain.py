@@ -56,6 +56,13 @@ def test_bad_numbers_are_refused_naming_the_field(number):
     assert number.replace(" ", "") not in refused.value.message or not number
 
 
+@pytest.mark.parametrize("number", ["12345678901", "4242x42424242424", "4242424242424241"])
+def test_a_bad_card_number_is_refused_as_an_invalid_number_whatever_is_wrong_with_it(number):
+    with pytest.raises(InvalidRequest) as refused:
+        CardNumber(number, "card.number")
+    assert refused.value.code == "invalid_number"
+
+
 def test_a_card_number_never_prints_its_digits():
     number = CardNumber("4242424242424242")
     assert "4242424242424242" not in f"{number} {number!r}"
@@ -82,6 +89,29 @@ def test_expiry_in_the_current_month_is_accepted_and_last_month_is_not():
     assert refused.value.param == "card.exp_month"
 
 
+@pytest.mark.parametrize(
+    "month, year, param, code",
+    [
+        (13, 2030, "card.exp_month", "invalid_expiry_month"),
+        (0, 2030, "card.exp_month", "invalid_expiry_month"),
+        (12, 1999, "card.exp_year", "invalid_expiry_year"),
+        (1, 2101, "card.exp_year", "invalid_expiry_year"),
+        (10, 2026, "card.exp_year", "expired_card"),
+    ],
+)
+def test_a_bad_expiry_is_refused_with_its_documented_code_naming_the_field(month, year, param, code):
+    with pytest.raises(InvalidRequest) as refused:
+        check_expiry(month, year, TODAY, "card")
+    assert (refused.value.param, refused.value.code) == (param, code)
+
+
+def test_a_card_that_must_carry_a_cvc_and_has_none_is_refused_as_missing_cvc():
+    with pytest.raises(InvalidRequest) as refused:
+        parse_card("4242424242424242", 12, 2030, TODAY, "source.card", cvc_required=True)
+    assert (refused.value.param, refused.value.code) == ("source.card.cvc", "missing_cvc")
+    assert parse_card("4242424242424242", 12, 2030, TODAY, "card").cvc is None  # a CVC is optional unless required
+
+
 def test_cvc_is_three_digits_or_four_for_amex():
     check_cvc("123", "visa")
     check_cvc("1234", "amex")
@@ -95,15 +125,16 @@ def test_cvc_is_three_digits_or_four_for_amex():
 
 def test_currencies_are_accepted_in_any_case_and_returned_upper_case():
     assert normalize_currency("usd") == "USD"
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest) as refused:
         normalize_currency("XYZ")
+    assert (refused.value.param, refused.value.code) == ("currency", "unsupported_currency")
 
 
 @pytest.mark.parametrize("amount", [0, -1, 100_000_000, 19.99, True, "100"])
 def test_amounts_outside_the_contract_are_refused(amount):
     with pytest.raises(InvalidRequest) as refused:
         check_amount(amount)
-    assert refused.value.param == "amount"
+    assert (refused.value.param, refused.value.code) == ("amount", "invalid_amount")
 
 
 # --- rules ---------------------------------------------------------------------
@@ -190,8 +221,9 @@ def test_refunding_more_than_is_left_or_an_unsettled_payment_is_refused():
     settled, _ = payment(1000).succeed("ch", NOW)
     with pytest.raises(InvalidRequest, match="At most 1000"):
         settled.check_refund(1001)
-    with pytest.raises(InvalidRequest, match="pending"):
+    with pytest.raises(InvalidRequest, match="pending") as refused:
         payment().check_refund(None)
+    assert (refused.value.param, refused.value.code) == ("amount", "payment_not_refundable")
 
 
 @settings(max_examples=200, deadline=None)

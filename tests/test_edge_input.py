@@ -17,7 +17,9 @@ from botocore.credentials import Credentials
 
 from client import SigV4
 from lambdas import deadline
-from lambdas.domain.errors import InvalidRequest, NotFound
+from lambdas.domain.errors import GatewayFailed, InvalidRequest, NotFound
+from lambdas.domain.merchants import Merchant
+from lambdas.domain.rules import RuleSet
 from lambdas.edge import (
     MAX_NESTING,
     ApiHandler,
@@ -26,9 +28,9 @@ from lambdas.edge import (
     parse_json_object,
 )
 from lambdas.routes import ROUTES, Function
-from lambdas.service import Answer
+from lambdas.service import Answer, Tenancy
 from tests.events import body_of, invoke
-from tests.fakes import fake_world
+from tests.fakes import FakeMerchantDirectory, fake_world
 from tests.fakes_gateway import FakeGateway
 from tests.leaks import card_data_in
 from tests.test_api import VISA, assert_error, card, pay, stored_items
@@ -144,6 +146,26 @@ def test_invalid_base64_is_a_400_and_valid_base64_is_read(aws_env, sandbox):
     assert invoke_event(event)["statusCode"] == 201
 
 
+def test_a_body_that_is_not_utf8_is_a_400_with_a_message(aws_env, sandbox):
+    event = api_event("POST", "/tokens")
+    event["body"] = base64.b64encode(b'{"card": "\xff"}').decode()
+    event["isBase64Encoded"] = True
+    assert_refused_and_nothing_written(invoke_event(event), aws_env, sandbox, "invalid_json")
+
+
+def test_an_unknown_member_with_an_empty_name_is_a_400(aws_env):
+    error = assert_error(invoke("POST", "/tokens", {"card": VISA, "": 1}), 400, "invalid_request_error")
+    assert error["code"] == "parameter_invalid"
+    assert stored_items(aws_env) == 0
+
+
+@pytest.mark.parametrize("key", ["key\x7f", "key\x1f", "kéy", ""])
+def test_an_idempotency_key_outside_printable_ascii_is_refused(aws_env, key):
+    body = {"amount": 100, "currency": "usd", "source": {"token": "tok_x"}}
+    assert_error(pay(body, key=key), 400, "invalid_request_error", "Idempotency-Key")
+    assert stored_items(aws_env) == 0
+
+
 @pytest.mark.parametrize("currency", ["ınr", "uſd"])
 def test_a_currency_outside_ascii_is_refused(aws_env, sandbox, currency):
     response = pay({"amount": 100, "currency": currency, "source": {"card": card()}})
@@ -197,6 +219,63 @@ def test_the_edge_masks_a_card_number_in_any_error_whatever_raised_it(raised):
     error = body_of(response)["error"]
     assert card_data_in(response["body"]) == [] and "[masked]" in error["message"]
     assert "[masked]" in error.get("param", "[masked]")
+
+
+@pytest.mark.parametrize("timed_out, status, code", [(True, 504, "gateway_timeout"), (False, 502, "gateway_failed")])
+def test_a_gateway_failure_names_the_payment_and_the_refund_left_pending(timed_out, status, code):
+    def route(request, service) -> Answer:
+        raise GatewayFailed("pay_1", timed_out=timed_out, refund_id="re_1")
+
+    error = assert_error(stub_handler(route)(api_event("GET", "/payments/pay_1"), None), status, "gateway_error")
+    assert (error["code"], error["payment_id"], error["refund_id"]) == (code, "pay_1", "re_1")
+
+
+def test_answers_and_errors_alike_are_sent_as_json():
+    answers = iter([Answer(200, {"id": "pay_1"}), NotFound("No such payment.")])
+
+    def route(request, service) -> Answer:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    handler = stub_handler(route)
+    for _ in range(2):
+        response = handler(api_event("GET", "/payments/pay_1"), None)
+        assert response["headers"]["Content-Type"] == "application/json"
+        body_of(response)
+
+
+def test_a_caller_acts_for_the_merchant_its_whole_account_is_configured_for():
+    world = fake_world(FakeGateway())
+    directory = FakeMerchantDirectory({"210987654321": Merchant("whole-account", RuleSet())})
+    served = [f"{r.method} {r.path}" for r in ROUTES if r.function is Function.READ]
+
+    def route(request, service) -> Answer:
+        return Answer(200, {"merchant": request.merchant})
+
+    handler = ApiHandler(
+        Function.READ, dict.fromkeys(served, route), lambda: Tenancy(directory, world.tenancy.dependencies)
+    )
+    session = "arn:aws:sts::210987654321:assumed-role/ops/alice"
+    response = handler(api_event("GET", "/payments/pay_1", caller=session), None)
+    assert (response["statusCode"], body_of(response)) == (200, {"merchant": "whole-account"})
+    other_account = "arn:aws:sts::123456789099:assumed-role/ops/alice"
+    assert_error(handler(api_event("GET", "/payments/pay_1", caller=other_account), None), 403, "permission_error")
+
+
+def test_an_unexpected_error_is_a_500_logged_with_its_route_and_request(captured_logs):
+    def route(request, service) -> Answer:
+        raise RuntimeError("a bug")
+
+    response = stub_handler(route)(api_event("GET", "/payments/pay_1", request_id="req-unexpected"), None)
+    assert_error(response, 500, "api_error")
+    [logged] = captured_logs.errors()
+    assert (logged["message"], logged["route"], logged["request_id"]) == (
+        "unexpected error",
+        "GET /payments/{id}",
+        "req-unexpected",
+    )
 
 
 # --- the deadline ---------------------------------------------------------------------

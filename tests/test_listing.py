@@ -9,6 +9,7 @@ import pytest
 
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.domain.errors import InvalidRequest
+from lambdas.presenters import error_body
 from lambdas.storage_schema import LEDGER
 from tests.test_use_cases import pay
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, moto_server
@@ -70,6 +71,17 @@ def test_an_unknown_cursor_is_refused_naming_the_parameter_not_echoing_it(world,
     with pytest.raises(InvalidRequest) as refused:
         world.service.list_payments(None, cursor)
     assert refused.value.param == "starting_after" and cursor not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("limit", "cursor", "param"), [("0", None, "limit"), (None, "pay_000000000000000000000000", "starting_after")]
+)
+def test_a_refused_limit_or_cursor_is_an_invalid_request_whose_body_says_why(world, limit, cursor, param):
+    with pytest.raises(InvalidRequest) as refused:
+        world.service.list_payments(limit, cursor)
+    error = refused.value
+    shown = error_body("invalid_request_error", error.code, error.message, "req", param=error.param)["error"]
+    assert (shown["code"], shown["param"]) == ("invalid_request", param) and shown["message"]
 
 
 def test_another_merchants_payments_are_neither_listed_nor_a_cursor(world):

@@ -3,7 +3,7 @@ those not run, whose interval must clear the goal."""
 
 import pytest
 
-from tools.mutation_score import summary, wilson
+from tools.mutation_score import no_fault, summary, wilson
 
 
 def test_the_wilson_interval_matches_the_published_one_for_50_of_100():
@@ -37,3 +37,29 @@ def test_with_a_sample_all_mutants_are_estimated_and_the_whole_interval_must_cle
     lines, shown = summary(run | not_run | drawn, set(drawn))
     assert lines[3].startswith("mutation score, estimated: 90.0% (95 % interval 83.")  # the goal, but not surely
     assert not shown
+
+
+def test_survivors_judged_no_fault_are_left_out_and_only_they():
+    run = {f"m{n}": "killed" for n in range(9)} | {"equivalent": "survived", "gap": "survived"}
+    lines, shown = summary(run, set(), frozenset({"equivalent", "m0"}))  # a killed mutant stays killed
+    assert lines[-1] == "mutation score: 90.0% (goal >= 90%)" and shown
+    assert "left out: 1 run, 0 of the sample" in lines[1]
+    _, shown = summary(run, set())
+    assert not shown  # 9 of 11
+
+
+def test_the_samples_share_of_no_fault_survivors_is_left_out_of_those_not_run():
+    run = {f"run{n}": "killed" for n in range(90)} | {f"gap{n}": "survived" for n in range(10)}
+    not_run = {f"late{n}": "not checked" for n in range(100)}
+    drawn = {f"late{n}": "killed" for n in range(40)} | {f"late{n}": "survived" for n in range(40, 50)}
+    no_fault = frozenset(f"late{n}" for n in range(40, 50))  # every survivor of the sample: no fault
+    lines, _ = summary(run | not_run | drawn, set(drawn), no_fault)
+    # 100 run (90 killed) and 80 of the 100 not run that may hold a fault, all estimated killed: 170 of 180
+    assert lines[-1].startswith("mutation score, estimated: 94.4% (95 % interval ")
+    assert "sample of those not run: 40 ran, 40 killed (100.0%" in lines[-2]
+
+
+def test_only_verdicts_of_no_fault_are_read_as_such(tmp_path):
+    judged = tmp_path / "judged.tsv"
+    judged.write_text("a\tEQUIVALENT\tsame\nb\tGAP\tuntested\nc\tUNREACHABLE\tno caller\nd\tUNPROMISED\twording\n")
+    assert no_fault(judged) == {"a", "c"}

@@ -10,15 +10,15 @@ import pytest
 
 from lambdas import deadline
 from lambdas.adapters.idempotency import State
-from lambdas.domain.errors import GatewayFailed, IdempotencyConflict
+from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRefund, GatewayRejected
 from lambdas.ports import PendingItem
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
-from lambdas.use_cases.reconcile import GIVE_UP_AFTER, OUTCOMES, OVERDUE_AFTER, reconcile
-from tests.fakes import FakeLedgerStore, fake_world
+from lambdas.use_cases.reconcile import GIVE_UP_AFTER, ITEM_SECONDS, OUTCOMES, OVERDUE_AFTER, reconcile
+from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
 from tests.fakes_gateway import FakeGateway, Fault
 from tests.test_use_cases import DECLINED_CARD, VISA, captured, card, pay
 
@@ -116,6 +116,42 @@ def test_every_retry_of_a_refund_given_up_is_the_same_502_and_its_amount_is_free
         assert "never made this refund" in failed.value.message and "new Idempotency-Key" in failed.value.message
     assert world.service.refund(payment_id, 1000, "r2").status == 201
     assert [refund.amount for refund in gateway.refunds()] == [1000]
+
+
+def test_a_refund_refused_for_its_amount_after_reconciliation_gave_it_up_is_still_a_400(world, gateway):
+    """The request outlived its claim: reconciliation gave the refund up (releasing its amount) while the gateway
+    was deciding, then the gateway refused the amount. The cancel finds it settled and leaves it alone."""
+    payment_id = captured(world, 1000)
+
+    class _RefusingLate(FakeGateway):
+        def refund(self, charge_id, amount, reference, idempotency_key) -> GatewayRefund:
+            world.clock.advance(timedelta(hours=2))
+            assert world.service.reconcile() == counted(failed=1)
+            raise GatewayRejected(400, "amount_too_large", "At most 0 can be refunded.")
+
+    with pytest.raises(InvalidRequest) as refused:
+        PaymentService(replace(world.deps, gateway=_RefusingLate())).refund(payment_id, 400, "r1")
+    assert (refused.value.param, refused.value.code) == ("amount", "amount_too_large")
+    assert world.ledger.payments[payment_id].amount_reserved == 0  # released once, by reconciliation
+    assert world.service.refund(payment_id, 1000, "r2").status == 201
+
+
+def test_a_retry_whose_refund_reconciliation_books_first_is_answered_with_that_refund(world, gateway):
+    """Reconciliation books the refund between the retry's lookup and the retry's own booking."""
+    payment_id = captured(world, 1000)
+    refund_id = lose_refund(world, gateway, payment_id, 600, "r1")
+    world.clock.advance(timedelta(minutes=2))
+
+    class _ReconciledMeanwhile(FakeGateway):
+        def find_refund(self, reference: str) -> GatewayRefund | None:
+            assert world.service.reconcile() == counted(settled=1)
+            return gateway.find_refund(reference)
+
+    answer = PaymentService(replace(world.deps, gateway=_ReconciledMeanwhile())).refund(payment_id, 600, "r1")
+    assert (answer.status, answer.body["id"], answer.body["status"]) == (201, refund_id, "succeeded")
+    assert world.service.refund(payment_id, 600, "r1").replayed
+    assert world.service.get_payment(payment_id).body["amount_refunded"] == 600
+    assert gateway.requests["refund"] == 1
 
 
 # -- a retry of a payment --------------------------------------------------------------------------
@@ -307,6 +343,39 @@ def test_near_its_deadline_a_run_defers_every_item_to_the_next_run(world, gatewa
     monkeypatch.setattr(deadline, "remaining", lambda: 0.5)
     assert world.service.reconcile() == counted(deferred=1, overdue=1)
     assert world.ledger.payments[payment_id].status is Status.PENDING
+
+
+def test_with_exactly_the_time_an_item_may_take_a_run_still_starts_it(world, gateway, monkeypatch):
+    payment_id = left_pending(world, gateway, Fault.LOST)
+    world.clock.advance(timedelta(minutes=2))
+    monkeypatch.setattr(deadline, "remaining", lambda: ITEM_SECONDS)
+    assert world.service.reconcile() == counted(settled=1)
+    assert world.ledger.payments[payment_id].status is Status.SUCCEEDED
+
+
+class _WithoutTheMetadataKey(FakeLedgerStore):
+    """The store as the reconcile function's role has it: no kms:Decrypt for payment metadata (only the charge and
+    read functions may open it), so reading a payment's metadata is refused."""
+
+    def get_payment(self, payment_id, with_metadata=True):
+        payment = super().get_payment(payment_id, with_metadata)
+        if with_metadata and payment is not None and payment.metadata:
+            raise PermissionError("kms:Decrypt is not allowed for payment-metadata")
+        return payment
+
+
+def test_reconciliation_settles_payments_and_refunds_carrying_metadata_without_the_metadata_key(world, gateway):
+    command = PaymentCommand(1000, "usd", card=card(), metadata={"order": "A-1"})
+    paid = world.service.create_payment(command, "req", "paid").body["id"]
+    refund_id = lose_refund(world, gateway, paid, 400, "r1")
+    gateway.fail_next("charge", Fault.LOST)
+    with pytest.raises(GatewayFailed) as lost:
+        world.service.create_payment(command, "req", "lost")
+    world.clock.advance(timedelta(minutes=2))
+    reconciling = replace(world.deps, store=_WithoutTheMetadataKey(world.db, MERCHANT))
+    assert reconcile([reconciling]) == counted(settled=2)
+    assert world.ledger.payments[lost.value.payment_id].status is Status.SUCCEEDED
+    assert world.ledger.refunds[(paid, refund_id)].status is RefundStatus.SUCCEEDED
 
 
 class _Unlisted(FakeLedgerStore):

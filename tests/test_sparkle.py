@@ -283,6 +283,21 @@ def test_a_lookup_answer_for_another_reference_or_without_results_is_invalid(stu
         getattr(client(stub.url), lookup)("pay_1" if lookup == "find_charge" else "re_1")
 
 
+def test_a_refund_found_by_reference_must_be_of_a_positive_amount(stub):
+    stub.answer(200, {"data": [refund_answer(amount=0)]}).answer(200, {"data": [refund_answer(amount=1)]})
+    gateway = client(stub.url)
+    with pytest.raises(GatewayInvalidAnswer):
+        gateway.find_refund("re_1")
+    assert gateway.find_refund("re_1").amount == 1
+
+
+@pytest.mark.parametrize("refunded", [0, 400, 1000])
+def test_a_charge_found_by_reference_may_be_refunded_up_to_its_whole_amount(stub, refunded):
+    stub.answer(200, {"data": [charge_answer(amount_refunded=refunded)]})
+    found = client(stub.url).find_charge("pay_1")
+    assert (found.id, found.amount, found.status) == ("ch_1", 1000, "succeeded")
+
+
 def test_a_lookup_prefers_the_charge_that_moved_money(stub):
     stub.answer(
         200, {"data": [charge_answer(id="ch_0", status="declined", decline_code="generic_decline"), charge_answer()]}

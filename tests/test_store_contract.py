@@ -1,23 +1,30 @@
 """One contract for the storage ports, run against the in-memory fakes and the
 DynamoDB adapters (moto in process): what the fakes promise, DynamoDB keeps."""
 
+import os
+import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from types import SimpleNamespace
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from lambdas.adapters.dynamo import DynamoUnitOfWork
+from lambdas.adapters import dynamo
+from lambdas.adapters.dynamo import CONFLICT_RETRIES, HEAD_RETRIES, DynamoUnitOfWork, to_item
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import MaskedCard
 from lambdas.domain.chains import chain_of, check_chain
+from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.errors import IdempotencyConflict
-from lambdas.domain.payments import Payment, RefundStatus, Status
+from lambdas.domain.payments import Payment, Refund, RefundStatus, Status
 from lambdas.ports import Answer, Fresh, LostRace, PendingItem, Replay, Resume
+from lambdas.storage_schema import Partition
 from tests.fakes import FakeClock, FakeDatabase, FakeIdempotencyStore, FakeLedgerStore, FakeVelocityCounter
 
 CARD = MaskedCard("visa", "4242", 12, 2030, "fp_1")
@@ -314,6 +321,32 @@ def test_the_velocity_count_stops_at_the_limit_within_the_hour(ports):
     commit(ports, lambda uow: ports.velocity.count(uow, "fp", ports.clock(), 2))
 
 
+@pytest.fixture
+def host_time_zone():
+    """Sets the process's local time zone (a POSIX TZ string) for one test."""
+    before = os.environ.get("TZ")
+
+    def set_zone(zone: str) -> None:
+        os.environ["TZ"] = zone
+        time.tzset()
+
+    yield set_zone
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def test_the_velocity_hour_is_the_utc_hour_whatever_the_hosts_time_zone(ports, host_time_zone):
+    host_time_zone("IST-05:30")  # local hours start at half past the UTC hour
+    hour = ports.clock().replace(minute=0, second=0, microsecond=0)
+    commit(ports, lambda uow: ports.velocity.count(uow, "fp", hour + timedelta(minutes=20), 1))
+    with pytest.raises(LostRace):  # 40 past: the same UTC hour, though another local one
+        commit(ports, lambda uow: ports.velocity.count(uow, "fp", hour + timedelta(minutes=40), 1))
+    commit(ports, lambda uow: ports.velocity.count(uow, "fp", hour + timedelta(minutes=60), 1))
+
+
 def test_dynamodb_units_of_work_ask_for_the_item_a_failed_condition_met():
     uow = DynamoUnitOfWork(client=None)
     uow.add("x", {"Put": {"TableName": "t", "Item": {}, "ConditionExpression": "attribute_not_exists(pk)"}})
@@ -329,6 +362,14 @@ def test_a_refund_reads_back_as_it_was_written(ports):
     _, done, entries = ports.store.get_payment(new.id).complete_refund(refund, "rf_1", ports.clock())
     commit(ports, lambda uow: ports.store.complete_refund(uow, done, entries))
     assert ports.store.get_refund(new.id, "re_1") == done
+
+
+def test_a_payment_reads_back_with_the_key_record_of_the_request_that_made_it(ports):
+    new = payment(ports, idempotency_id="key-1")
+    commit(ports, lambda uow: ports.store.add_payment(uow, new))
+    assert ports.store.get_payment(new.id).idempotency_id == "key-1"
+    settle(ports, ports.store, new)
+    assert ports.store.get_payment(new.id).idempotency_id == "key-1"
 
 
 def test_a_cancelled_reservation_can_be_taken_again_whole(ports):
@@ -457,32 +498,61 @@ def test_a_token_payment_reads_once_its_token_and_its_chains_head(moto_resources
     _chained(store, [earlier.id, paid_by_token.id])
 
 
-def test_entries_follow_a_head_that_moved_after_it_was_read_ahead_without_reading_it_again(moto_resources):
+class _Wrapped:
+    """A DynamoDB client with some of its operations changed by a subclass, the others passed through."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+def _settled_after_a_rival(moto_resources, wrap=_Wrapped) -> tuple[list[str], DynamoLedgerStore, list[str]]:
+    """A token payment whose chain head was read ahead, then moved by a rival's entries, settled: the requests its
+    settling made, its store, and both payments' ids (the rival's first). ``wrap``: the payment's client."""
     client = boto3.client("dynamodb")
-    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
-    rival_store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    table = moto_resources["LEDGER_TABLE"]
+    store = DynamoLedgerStore(wrap(client), table, None, "merchant-a")
     ports = Ports(store, None, None, FakeClock(), None, None)
     mine, rivals = (payment(ports, payment_id=i) for i in on_one_chain(2))
     commit(ports, lambda uow: store.add_token(uow, "tok_1", CARD, Sealed(b"key", b"nonce", b"ct"), ports.clock()))
     store.get_token("tok_1", for_payment=mine.id)  # the chain is empty: its head, read ahead, is sequence 0
     for p in (mine, rivals):
         commit(ports, lambda uow, p=p: store.add_payment(uow, p))
-    settle(ports, rival_store, rivals)  # the head moves on
+    settle(ports, DynamoLedgerStore(client, table, None, "merchant-a"), rivals)  # the head moves on
     requests = DynamoRequests(client)
     settle(ports, store, mine)
-    assert requests.sent == ["TransactWriteItems", "TransactWriteItems"]  # one lost to the moved head, no GetItem
-    _chained(store, [rivals.id, mine.id])
-    assert store.head(chain_of(mine.id)).sequence == 4
+    return requests.sent, store, [rivals.id, mine.id]
 
 
-class _LeavesTheFirstKeyUnprocessed:
+def test_entries_follow_a_head_that_moved_after_it_was_read_ahead_without_reading_it_again(moto_resources):
+    sent, store, ids = _settled_after_a_rival(moto_resources)
+    assert sent == ["TransactWriteItems", "TransactWriteItems"]  # one lost to the moved head, no GetItem
+    _chained(store, ids)
+    assert store.head(chain_of(ids[0])).sequence == 4
+
+
+class _DropsTheItemsMet(_Wrapped):
+    """A client whose cancelled transactions report their failed conditions without the items met."""
+
+    def transact_write_items(self, **request):
+        try:
+            return self._client.transact_write_items(**request)
+        except ClientError as error:
+            for reason in error.response.get("CancellationReasons", []):
+                reason.pop("Item", None)
+            raise
+
+
+def test_a_head_that_moved_unreported_is_read_again_and_the_entries_follow_it(moto_resources):
+    sent, store, ids = _settled_after_a_rival(moto_resources, _DropsTheItemsMet)
+    assert sent == ["TransactWriteItems", "GetItem", "TransactWriteItems"]
+    _chained(store, ids)
+
+
+class _LeavesTheFirstKeyUnprocessed(_Wrapped):
     """A DynamoDB client under load: BatchGetItem answers all but the first key, which it leaves unprocessed."""
-
-    def __init__(self, client) -> None:
-        self._client = client
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
 
     def batch_get_item(self, RequestItems):
         ((table, request),) = RequestItems.items()
@@ -499,3 +569,220 @@ def test_a_key_batch_get_leaves_unprocessed_is_read_on_its_own(moto_resources):
     requests = DynamoRequests(client)
     assert store.get_token("tok_1", for_payment="pay_1").card == CARD
     assert requests.sent == ["BatchGetItem", "GetItem"]
+
+
+# -- what a lost race reports, and what reads back -------------------------------------------
+
+
+def test_a_token_id_is_taken_once(ports):
+    commit(ports, lambda uow: ports.store.add_token(uow, "tok_1", CARD, Sealed(b"key", b"nonce", b"ct"), ports.clock()))
+    other_card = replace(CARD, last4="0005", fingerprint="fp_2")
+    with pytest.raises(LostRace) as lost:
+        commit(
+            ports,
+            lambda uow: ports.store.add_token(uow, "tok_1", other_card, Sealed(b"k2", b"n2", b"c2"), ports.clock()),
+        )
+    assert set(lost.value.conflicts) == {"token"}
+    assert ports.store.get_token("tok_1").card == CARD
+
+
+def test_a_refund_id_is_taken_once_and_the_loser_reserves_nothing(ports):
+    new = captured(ports, 1000)
+    _, first = new.reserve_refund("re_1", 300, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, first))
+    current = ports.store.get_payment(new.id)
+    _, again = current.reserve_refund("re_1", 200, ports.clock())
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.reserve_refund(uow, current, again))
+    assert set(lost.value.conflicts) == {"refund"}
+    assert ports.store.get_payment(new.id).amount_reserved == 300
+    assert ports.store.get_refund(new.id, "re_1") == first
+
+
+def test_a_checkpoints_sequence_is_taken_once(ports):
+    def checkpoint(root: str) -> Checkpoint:
+        body = {"sequence": 1, "root": root, "created_at": "2026-01-01T00:00:00Z", "key_id": "k", "algorithm": "a"}
+        return Checkpoint(body | {"signature": f"signed {root}"}, [{"chain": 0, "sequence": 2, "hash": root}])
+
+    first = checkpoint("r1")
+    commit(ports, lambda uow: ports.store.add_checkpoint(uow, first))
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.add_checkpoint(uow, checkpoint("r2")))
+    assert set(lost.value.conflicts) == {"checkpoint"}
+    assert ports.store.latest_checkpoint() == first
+
+
+def test_settling_or_reserving_on_a_payment_never_stored_loses_finding_nothing(ports):
+    never_stored = payment(ports)
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.settle_payment(uow, never_stored, never_stored.fail(), []))
+    assert lost.value.conflicts == {"payment": None}
+    settled, _ = never_stored.succeed("ch_1", ports.clock())
+    _, refund = settled.reserve_refund("re_1", 100, ports.clock())
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.reserve_refund(uow, settled, refund))
+    assert lost.value.conflicts == {"payment": None}
+    assert ports.store.get_refund(never_stored.id, "re_1") is None
+
+
+def test_completing_or_cancelling_a_refund_never_reserved_loses_finding_nothing(ports):
+    new = captured(ports, 1000)
+    never_reserved = Refund("re_1", new.id, 400, ports.clock())
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.cancel_refund(uow, never_reserved.fail()))
+    assert lost.value.conflicts == {"refund": None}
+    _, done, entries = new.complete_refund(never_reserved, "rf_1", ports.clock())
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.complete_refund(uow, done, entries))
+    assert lost.value.conflicts == {"refund": None}
+    after = ports.store.get_payment(new.id)
+    assert (after.refundable_amount, after.amount_refunded, after.amount_reserved) == (1000, 0, 0)
+    assert len(ports.store.entries(new.id)) == 2  # the capture's own, no refund's
+
+
+def refunded(ports: Ports, amount: int) -> tuple[Payment, Refund, Refund, list]:
+    """A captured payment of 1000 with a refund of ``amount`` reserved and completed: the payment as captured, the
+    refund as reserved, as completed, and its entries."""
+    new = captured(ports, 1000)
+    _, refund = new.reserve_refund("re_1", amount, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, refund))
+    _, done, entries = ports.store.get_payment(new.id).complete_refund(refund, "rf_1", ports.clock())
+    commit(ports, lambda uow: ports.store.complete_refund(uow, done, entries))
+    return new, refund, done, entries
+
+
+def test_a_refund_that_lost_its_race_is_reported_as_stored(ports):
+    new, refund, done, _ = refunded(ports, 600)
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.cancel_refund(uow, refund.fail()))
+    assert lost.value.conflicts["refund"] == ports.store.get_refund(new.id, "re_1") == done
+
+
+def test_a_refunds_entries_read_back_naming_the_refund(ports):
+    new, _, _, entries = refunded(ports, 600)
+    named = {entry.id: entry.refund_id for entry in ports.store.entries(new.id)}
+    assert {entry.id: named.get(entry.id) for entry in entries} == {entry.id: "re_1" for entry in entries}
+    assert sum(1 for refund_id in named.values() if refund_id is None) == 2  # the capture's own entries
+
+
+def test_the_store_holds_a_reservation_to_what_is_left_whatever_the_caller_checked(ports):
+    new = captured(ports, 1000)
+    too_much = Refund("re_1", new.id, new.amount + 1, ports.clock())  # a caller that skipped the domain's check
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.reserve_refund(uow, new, too_much))
+    assert lost.value.conflicts["payment"].refundable_amount == 1000
+    assert ports.store.get_refund(new.id, "re_1") is None
+    _, whole = new.reserve_refund("re_2", None, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, new, whole))
+    assert ports.store.get_payment(new.id).refundable_amount == 0
+
+
+def test_a_payment_written_before_reservations_reserves_exactly_the_refund(moto_resources):
+    client = boto3.client("dynamodb")
+    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    new = payment(ports)
+    commit(ports, lambda uow: store.add_payment(uow, new))
+    settle(ports, store, new)
+    key = to_item({"pk": Partition.PAYMENT.key("merchant-a", new.id), "sk": "PAYMENT"})
+    client.update_item(  # as it was before refunds were reserved: nothing reserved, no amount left kept
+        TableName=moto_resources["LEDGER_TABLE"], Key=key, UpdateExpression="REMOVE refundable_left, amount_reserved"
+    )
+    old = store.get_payment(new.id)
+    _, refund = old.reserve_refund("re_1", 300, ports.clock())
+    commit(ports, lambda uow: store.reserve_refund(uow, old, refund))
+    after = store.get_payment(new.id)
+    assert (after.amount_reserved, after.refundable_amount) == (300, 700)
+
+
+# -- transactions cancelled by another transaction -------------------------------------------
+
+
+class _ConflictsFirst(_Wrapped):
+    """A DynamoDB client whose first ``times`` TransactWriteItems are cancelled because another transaction held
+    one of their items (``TransactionConflict``), as DynamoDB does when two transactions meet."""
+
+    def __init__(self, client, times: int) -> None:
+        super().__init__(client)
+        self.left = times
+
+    def transact_write_items(self, TransactItems):
+        if self.left:
+            self.left -= 1
+            reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}]
+            reasons += [{"Code": "None"}] * (len(TransactItems) - 1)
+            error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
+            raise ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")
+        return self._client.transact_write_items(TransactItems=TransactItems)
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The waits the unit of work asks for between attempts (not waited), each at the top of its jitter."""
+    asked: list[float] = []
+    monkeypatch.setattr(dynamo, "time", SimpleNamespace(sleep=asked.append))
+    monkeypatch.setattr(dynamo, "random", SimpleNamespace(uniform=lambda low, high: float(high)))
+    return asked
+
+
+def test_a_transaction_cancelled_by_a_conflict_is_tried_again_and_commits(moto_resources, waits):
+    client = _ConflictsFirst(boto3.client("dynamodb"), times=2)
+    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    new = payment(ports)
+    commit(ports, lambda uow: store.add_payment(uow, new))
+    assert store.get_payment(new.id).amount == new.amount
+    assert client.left == 0 and len(waits) == 2
+
+
+def test_conflicts_cost_a_transaction_under_a_second_of_waiting_then_it_gives_up(moto_resources, waits):
+    client = _ConflictsFirst(boto3.client("dynamodb"), times=CONFLICT_RETRIES)
+    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    committed = payment(ports)
+    commit(ports, lambda uow: store.add_payment(uow, committed))  # every retry used
+    assert store.get_payment(committed.id) is not None
+    assert len(waits) == CONFLICT_RETRIES and sum(waits) < 1  # the request's deadline keeps a 2 s reserve
+    assert waits == sorted(waits)  # growing
+    client.left = CONFLICT_RETRIES + 1
+    given_up = payment(ports)
+    with pytest.raises(ClientError) as cancelled:
+        commit(ports, lambda uow: store.add_payment(uow, given_up))
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert store.get_payment(given_up.id) is None
+
+
+class _HeadMovesFirst(_Wrapped):
+    """A DynamoDB client whose first ``times`` TransactWriteItems are cancelled because the chain head they update
+    (their last part) was moved by another writer, without reporting the head it met."""
+
+    def __init__(self, client, times: int) -> None:
+        super().__init__(client)
+        self.left = times
+        self.attempts = 0
+
+    def transact_write_items(self, TransactItems):
+        self.attempts += 1
+        if self.left:
+            self.left -= 1
+            reasons = [{"Code": "None"}] * (len(TransactItems) - 1) + [{"Code": "ConditionalCheckFailed"}]
+            error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
+            raise ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")
+        return self._client.transact_write_items(TransactItems=TransactItems)
+
+
+def test_entries_follow_a_moving_head_a_bounded_number_of_times_then_it_gives_up(moto_resources, waits):
+    client = _HeadMovesFirst(boto3.client("dynamodb"), times=0)
+    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    settled, given_up = payment(ports), payment(ports)
+    commit(ports, lambda uow: store.add_payment(uow, settled), lambda uow: store.add_payment(uow, given_up))
+    client.left, client.attempts = HEAD_RETRIES, 0
+    settle(ports, store, settled)  # every retry used
+    assert client.attempts == HEAD_RETRIES + 1 and store.get_payment(settled.id).status is Status.SUCCEEDED
+    client.left, client.attempts = HEAD_RETRIES + 1, 0
+    with pytest.raises(ClientError) as cancelled:
+        settle(ports, store, given_up)
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert client.attempts == HEAD_RETRIES + 1
+    assert store.get_payment(given_up.id).status is Status.PENDING and store.entries(given_up.id) == []

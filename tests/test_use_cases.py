@@ -9,7 +9,9 @@ from datetime import timedelta
 import pytest
 
 from lambdas.adapters.idempotency import State
+from lambdas.bootstrap import AwsAdapters
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
+from lambdas.domain.merchants import Merchant
 from lambdas.domain.payments import RefundStatus, Status, balance
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRefund
@@ -18,7 +20,7 @@ from lambdas.use_cases.checkpoints import write_checkpoint
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from sparkle_sandbox.server import DECLINES
-from tests.fakes import fake_world
+from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
 from tests.fakes_gateway import FakeGateway, Fault
 
 VISA = "4242424242424242"
@@ -111,6 +113,7 @@ def test_only_an_amount_error_from_the_gateway_is_a_400(world, gateway):
     with pytest.raises(InvalidRequest) as refused:
         world.service.refund(payment_id, 500, "r1")
     assert (refused.value.param, refused.value.code) == ("amount", "amount_too_large")
+    assert isinstance(refused.value.message, str) and refused.value.message  # the 400 says why
     assert world.ledger.payments[payment_id].amount_reserved == 0  # the reservation was released
     gateway.fail_next("refund", Fault.UNAVAILABLE)
     with pytest.raises(GatewayFailed):
@@ -210,6 +213,18 @@ def test_an_expired_key_starts_a_new_payment_at_once(world, gateway):
     world.clock.advance(timedelta(hours=24, seconds=1))
     second = pay(world, key="k", amount=2000)
     assert second.status == 201 and second.body["id"] != first and not second.replayed
+
+
+def test_a_rule_decline_stored_in_dynamodb_is_replayed_to_its_key(moto_resources, gateway):
+    """On the DynamoDB adapters (moto): the record a rule decline stores at once replays like any other."""
+    adapters = AwsAdapters(moto_resources, gateway)
+    service = PaymentService(adapters.dependencies(Merchant(MERCHANT, RuleSet(max_amount={"USD": 500}))))
+    command = PaymentCommand(501, "usd", card=card())
+    first = service.create_payment(command, "req", "k")
+    again = service.create_payment(command, "req", "k")
+    assert first.status == 402 and first.body["error"]["decline_code"] == "rule_blocked"
+    assert again.replayed and (again.status, again.body) == (first.status, first.body)
+    assert gateway.charges() == []
 
 
 def test_a_different_body_with_the_same_key_is_422_and_nothing_is_written(world):
@@ -330,6 +345,57 @@ def test_every_read_answers_200(world):
         service.public_key(),
     )
     assert [answer.status for answer in reads] == [200] * len(reads)
+
+
+class _Recording(FakeGateway):
+    """Keeps every card it was asked to charge."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cards = []
+
+    def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
+        self.cards.append(card)
+        return super().charge(reference, amount, currency, card, idempotency_key)
+
+
+def test_a_card_sent_with_the_payment_reaches_the_gateway_with_its_cvc():
+    recording = _Recording()
+    assert pay(fake_world(recording)).status == 201
+    assert [charged.cvc for charged in recording.cards] == [card().cvc]
+
+
+def test_a_card_sent_with_a_payment_without_its_cvc_is_refused_and_nothing_is_charged(world, gateway):
+    command = PaymentCommand(1000, "usd", card=CardInput(VISA, 12, 2030))
+    with pytest.raises(InvalidRequest) as refused:
+        world.service.create_payment(command, "req", "k")
+    assert (refused.value.param, refused.value.code) == ("source.card.cvc", "missing_cvc")
+    assert gateway.charges() == [] and not world.ledger.payments and not world.db.records
+
+
+def test_a_payment_naming_neither_a_token_nor_a_card_is_refused_naming_the_source(world, gateway):
+    with pytest.raises(InvalidRequest) as refused:
+        world.service.create_payment(PaymentCommand(1000, "usd"), "req", "k")
+    assert (refused.value.param, refused.value.code) == ("source", "invalid_request")
+    assert gateway.charges() == [] and not world.ledger.payments and not world.db.records
+
+
+class _WithoutMetadataKey(FakeLedgerStore):
+    """The store as the refund function has it: its role may not decrypt payment metadata."""
+
+    def get_payment(self, payment_id, with_metadata=True):
+        if with_metadata:
+            raise PermissionError("kms:Decrypt of payment metadata is not granted")
+        return super().get_payment(payment_id, with_metadata)
+
+
+def test_a_refund_is_made_without_the_key_to_the_payments_metadata(world, gateway):
+    payment_id = pay(world, metadata={"order": "o-1"}).body["id"]
+    refunding = PaymentService(replace(world.deps, store=_WithoutMetadataKey(world.db, MERCHANT)))
+    answer = refunding.refund(payment_id, 300, "r1")
+    assert (answer.status, answer.body["amount"], answer.body["status"]) == (201, 300, "succeeded")
+    shown = world.service.get_payment(payment_id).body
+    assert (shown["amount_refunded"], shown["metadata"]) == (300, {"order": "o-1"})
 
 
 class _FreeTextDecline(FakeGateway):

@@ -2,6 +2,8 @@
 inserted entry, or a head that disagrees, makes it exit 1 naming the first break. Concurrent writers on one
 merchant and one chain leave it gapless (the store places entries again after a head that moved)."""
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +13,10 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from lambdas.adapters.dynamo import to_item
+from lambdas.adapters.dynamo import from_item, to_item
 from lambdas.adapters.ledger_store import CHECKPOINTS, HEADS, ChainAppend, DynamoLedgerStore
 from lambdas.adapters.signer import KmsSigner
 from lambdas.domain.chains import Head, chain_of
@@ -260,6 +264,17 @@ def _store_after(store, n: int) -> DynamoLedgerStore:
     """The store, after the n-th payment: a ledger that moved since its last checkpoint."""
     _record(store, f"pay_{n:024d}", 300)
     return store
+
+
+def test_a_checkpoint_is_stored_as_the_very_text_its_signature_covers(ledger, signing):
+    """What is kept is what was signed: the stored document checks with the public key as it is, no rebuilding."""
+    client, table, store = ledger
+    _written(store, 2)
+    assert _checkpoint(store, signing) == "written"
+    stored = from_item(client.get_item(TableName=table, Key=_checkpoint_key(1), ConsistentRead=True)["Item"])
+    public_key = serialization.load_pem_public_key(signing.public_key_pem().encode())
+    public_key.verify(base64.b64decode(stored["signature"]), stored["document"].encode(), ec.ECDSA(hashes.SHA256()))
+    assert json.loads(stored["document"]) | {"signature": stored["signature"]} == store.latest_checkpoint().body
 
 
 def test_a_deleted_checkpoint_is_named_by_the_gap(ledger, signing):

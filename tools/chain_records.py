@@ -35,7 +35,7 @@ class _ChainInPlace:
     def __init__(self, store: DynamoLedgerStore, keys: list[dict[str, Any]], entries: list[Entry]) -> None:
         self.store, self.keys, self.entries = store, keys, entries
 
-    def parts(self) -> list[Part]:
+    def parts(self, reread: bool) -> list[Part]:  # every attempt reads the head
         head = self.store.head(chain_of(self.entries[0].payment_id))
         placed, after = head.extend(self.store.merchant, self.entries)
         unchained = "attribute_not_exists(#chain)"

@@ -77,9 +77,10 @@ MOVED_HEAD = "head"  # the label of a part whose failed condition means "read ag
 
 
 class Appender(Protocol):
-    """Parts built afresh for each attempt (from a fresh read), such as entries placed at the end of a chain."""
+    """Parts built afresh for each attempt, such as entries placed at the end of a chain."""
 
-    def parts(self) -> list[Part]: ...
+    def parts(self, reread: bool) -> list[Part]:
+        """This attempt's parts; ``reread``: it follows a wait, so what the last attempt learned may be stale."""
 
 
 def _returning_old(part: dict[str, Any]) -> dict[str, Any]:
@@ -109,16 +110,17 @@ class DynamoUnitOfWork:
     def append(self, appender: Appender) -> None:
         self.appenders.append(appender)
 
-    def _attempt_parts(self) -> list[Part]:
+    def _attempt_parts(self, reread: bool) -> list[Part]:
         parts = list(self.parts)
         for appender in self.appenders:
-            parts += [(label, _returning_old(part), decode) for label, part, decode in appender.parts()]
+            parts += [(label, _returning_old(part), decode) for label, part, decode in appender.parts(reread)]
         return parts
 
     def commit(self) -> None:
         conflicts_left, heads_left = CONFLICT_RETRIES, HEAD_RETRIES
+        reread = False
         while True:
-            parts = self._attempt_parts()
+            parts = self._attempt_parts(reread)
             try:
                 self.client.transact_write_items(TransactItems=[part for _, part, _ in parts])
                 return
@@ -137,8 +139,12 @@ class DynamoUnitOfWork:
                 if failed and heads_left:  # only a head moved: place the entries after the new one
                     heads_left -= 1
                     self.moved_heads += 1
-                    # writers that keep meeting on one head spread out: jittered, growing, at most 0.2 s
-                    time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(self.moved_heads, 6))))
+                    # At once after the head the failure returned. Writers that keep meeting on one head then
+                    # spread out (jittered, growing, at most 0.2 s) and read it again after the wait: a head
+                    # learned before waiting is stale by then, and a writer kept on it would starve.
+                    reread = self.moved_heads > 1
+                    if reread:
+                        time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(self.moved_heads, 6))))
                     continue
                 if not conflicts_left or not any(r.get("Code") == "TransactionConflict" for r in reasons):
                     raise

@@ -460,7 +460,8 @@ class DynamoLedgerStore:
 class ChainAppend:
     """One payment's entries, placed at the end of its chain: after the head read ahead with the payment's token,
     else after a fresh read. An attempt that finds the head moved learns the new head from its own failure (the
-    head part returns the item it found), and the next attempt places the entries after that: no other read."""
+    head part returns the item it found), and the next attempt, made at once, places the entries after that one
+    without a read; attempts after a wait read the head again."""
 
     def __init__(self, store: DynamoLedgerStore, entries: list[Entry]) -> None:
         self.store = store
@@ -468,15 +469,15 @@ class ChainAppend:
         (self.chain,) = {chain_of(entry.payment_id) for entry in entries}
         self.head = store.heads_read_ahead.pop(self.chain, None)
 
-    def parts(self) -> list[Part]:
-        *entries, (label, head_update, _) = self.store.entry_parts(
-            self.head or self.store.head(self.chain), self.entries
-        )
+    def parts(self, reread: bool) -> list[Part]:
+        head = None if reread else self.head
+        *entries, (label, head_update, _) = self.store.entry_parts(head or self.store.head(self.chain), self.entries)
         return [*entries, (label, head_update, self._moved_to)]
 
-    def _moved_to(self, found: dict[str, Any] | None) -> Head:
-        """The head part's decoder, on a failed condition: the head another writer left."""
-        self.head = head_of(found) if found else Head(self.chain)
+    def _moved_to(self, found: dict[str, Any] | None) -> Head | None:
+        """The head part's decoder, on a failed condition: the head another writer left (read afresh by the next
+        attempt when the failure did not return it)."""
+        self.head = head_of(found) if found else None
         return self.head
 
 
