@@ -159,6 +159,17 @@ def test_an_unknown_member_with_an_empty_name_is_a_400(aws_env):
     assert stored_items(aws_env) == 0
 
 
+def test_payments_are_listed_with_no_query_string_at_all(aws_env, sandbox):
+    """API Gateway sends ``queryStringParameters: null`` when a request has no query string."""
+    body = {"amount": 100, "currency": "usd", "source": {"card": card()}}
+    paid = body_of(pay(body, key="listed"))
+    event = api_event("GET", "/payments")
+    assert event["queryStringParameters"] is None
+    listed = invoke_event(event)
+    assert listed["statusCode"] == 200, listed["body"]
+    assert [p["id"] for p in body_of(listed)["data"]] == [paid["id"]]
+
+
 @pytest.mark.parametrize("key", ["key\x7f", "key\x1f", "kéy", ""])
 def test_an_idempotency_key_outside_printable_ascii_is_refused(aws_env, key):
     body = {"amount": 100, "currency": "usd", "source": {"token": "tok_x"}}

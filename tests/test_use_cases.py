@@ -398,16 +398,21 @@ def test_a_refund_is_made_without_the_key_to_the_payments_metadata(world, gatewa
     assert (shown["amount_refunded"], shown["metadata"]) == (300, {"order": "o-1"})
 
 
-class _FreeTextDecline(FakeGateway):
-    """Declines with a decline code that is not a word (here, holding a card number)."""
+class _DeclineWith(FakeGateway):
+    """Declines with the given decline code."""
+
+    def __init__(self, decline_code: str | None) -> None:
+        super().__init__()
+        self.decline_code = decline_code
 
     def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
         real = super().charge(reference, amount, currency, card, idempotency_key)
-        return Charge(real.id, "declined", "see card 4242 4242 4242 4242", amount, real.currency, real.reference)
+        return Charge(real.id, "declined", self.decline_code, amount, real.currency, real.reference)
 
 
-def test_a_decline_code_that_is_not_a_word_is_booked_as_a_generic_decline():
-    world = fake_world(_FreeTextDecline())
+@pytest.mark.parametrize("decline_code", ["see card 4242 4242 4242 4242", None], ids=["not a word", "none"])
+def test_a_decline_code_that_is_not_a_word_or_none_is_booked_as_a_generic_decline(decline_code):
+    world = fake_world(_DeclineWith(decline_code))
     answer = pay(world, key="k")
     assert (answer.status, answer.body["error"]["decline_code"]) == (402, "generic_decline")
 

@@ -6,6 +6,7 @@ from datetime import date
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidTag
 
 from lambdas.adapters.envelope import EnvelopeCipher
@@ -59,3 +60,16 @@ def test_a_sealed_card_opens_only_for_its_token(vault):
     )
     with pytest.raises(InvalidTag):
         vault.open("tok_2", sealed)
+
+
+def test_a_cipher_opens_only_what_its_own_key_sealed(moto_resources):
+    """The cipher names its key to KMS when it unwraps, so a record sealed under another key (a key replaced, a
+    record copied from another deployment) is refused, not opened by whichever key wrapped it."""
+    kms = boto3.client("kms")
+    other_key = kms.create_key(Description="another deployment's vault key")["KeyMetadata"]["Arn"]
+    sealed = EnvelopeCipher(kms, other_key, Purpose.CARD).seal(b"secret", "tok_1")
+    with pytest.raises(ClientError) as refused:
+        EnvelopeCipher(kms, moto_resources["VAULT_KEY_ID"], Purpose.CARD).open(sealed, "tok_1")
+    # KMS answers IncorrectKeyException; moto, AccessDeniedException
+    assert refused.value.response["Error"]["Code"] in ("IncorrectKeyException", "AccessDeniedException")
+    assert EnvelopeCipher(kms, other_key, Purpose.CARD).open(sealed, "tok_1") == b"secret"
