@@ -91,14 +91,14 @@ class DynamoLedgerStore:
     # -- reads ------------------------------------------------------------------
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        item = self.client.get_item(TableName=self.table, Key=to_item({PK: pk, SK: sk}), ConsistentRead=True)
+        item = self.client.get_item(TableName=self.table, Key=_key_item(pk, sk), ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
     def _get_together(self, keys: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
         """Items by (partition, sort) key, consistently read in one ``BatchGetItem``; a key that it leaves
         unprocessed (as DynamoDB may under load) is read on its own."""
         answer = self.client.batch_get_item(
-            RequestItems={self.table: {"Keys": [to_item({PK: pk, SK: sk}) for pk, sk in keys], "ConsistentRead": True}}
+            RequestItems={self.table: {"Keys": [_key_item(pk, sk) for pk, sk in keys], "ConsistentRead": True}}
         )
         found = {(v[PK], v[SK]): v for v in map(from_item, answer["Responses"].get(self.table, []))}
         left = answer.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
@@ -412,7 +412,7 @@ class DynamoLedgerStore:
         moved = "attribute_not_exists(#pk)" if head.sequence == 0 else "#sequence = :expected"
         update = {
             "TableName": self.table,
-            "Key": to_item(dict(zip((PK, SK), self._head_key(head.chain), strict=True))),
+            "Key": _key_item(*self._head_key(head.chain)),
             "UpdateExpression": "SET #sequence = :sequence, #hash = :hash, #balances = :balances",
             "ConditionExpression": moved,
             "ExpressionAttributeNames": {"#sequence": "sequence", "#hash": "hash", "#balances": "balances"}
@@ -479,6 +479,11 @@ class ChainAppend:
         attempt when the failure did not return it)."""
         self.head = head_of(found) if found else None
         return self.head
+
+
+def _key_item(pk: str, sk: str) -> dict[str, Any]:
+    """An item's key, as DynamoDB's low-level API takes it."""
+    return to_item({PK: pk, SK: sk})
 
 
 def _listing_key(created_at: datetime, payment_id: str) -> str:
