@@ -787,3 +787,19 @@ def test_entries_follow_a_moving_head_a_bounded_number_of_times_then_it_gives_up
     assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
     assert client.attempts == HEAD_RETRIES + 1
     assert store.get_payment(given_up.id).status is Status.PENDING and store.entries(given_up.id) == []
+
+
+def test_after_waiting_out_a_conflict_the_head_is_read_again(moto_resources, waits):
+    client = boto3.client("dynamodb")
+    conflicting = _ConflictsFirst(client, times=0)
+    store = DynamoLedgerStore(conflicting, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    paid_by_token = payment(ports)
+    commit(ports, lambda uow: store.add_token(uow, "tok_1", CARD, Sealed(b"key", b"nonce", b"ct"), ports.clock()))
+    store.get_token("tok_1", for_payment=paid_by_token.id)  # the head read ahead
+    commit(ports, lambda uow: store.add_payment(uow, paid_by_token))
+    conflicting.left = 1  # the settling transaction meets another one, and waits
+    requests = DynamoRequests(client)
+    settle(ports, store, paid_by_token)
+    assert len(waits) == 1 and requests.sent == ["GetItem", "TransactWriteItems"]  # the cancelled one never reached
+    _chained(store, [paid_by_token.id])

@@ -150,4 +150,5 @@ class DynamoUnitOfWork:
                     raise
                 attempt = CONFLICT_RETRIES - conflicts_left
                 conflicts_left -= 1
+                reread = True  # after the wait, whatever a head was learned from is stale too
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))  # another transaction held an item: try again
