@@ -12,6 +12,9 @@ from contextvars import ContextVar
 
 # Kept back from the function's remaining time: the writes that record a 504 and the response itself.
 WRITE_RESERVE_SECONDS = 2.0
+# Kept back from the function's timeout when writes stop waiting for their turn: giving up (releasing the key) and
+# answering take at most this long.
+GIVE_UP_SECONDS = 1.0
 
 _deadline: ContextVar[float] = ContextVar("deadline", default=math.inf)
 
@@ -30,3 +33,9 @@ def start_from(context: object) -> None:
 def remaining(clock: Callable[[], float] = time.monotonic) -> float:
     """Seconds left for outside calls (``math.inf`` outside a request)."""
     return _deadline.get() - clock()
+
+
+def may_wait(seconds: float, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Whether a write may wait ``seconds`` before trying again and still give up and answer before the function's
+    timeout: writes may use the reserve the gateway calls leave them, but not the last ``GIVE_UP_SECONDS``."""
+    return remaining(clock) + WRITE_RESERVE_SECONDS - seconds >= GIVE_UP_SECONDS

@@ -305,6 +305,16 @@ def test_each_request_gets_the_deadline_its_context_leaves():
     assert 0.9 < seen[0] <= 3.0 - deadline.WRITE_RESERVE_SECONDS and seen[1] == math.inf
 
 
+def test_a_write_may_wait_for_its_turn_only_while_giving_up_still_fits_before_the_timeout():
+    now = [100.0]
+    clock = lambda: now[0]  # noqa: E731
+    deadline.start(5.0, clock)  # the function times out at 105
+    assert deadline.may_wait(4.0, clock) and not deadline.may_wait(4.01, clock)
+    now[0] = 103.5  # past the gateway calls' deadline (103): writes may still use the reserve, not its last second
+    assert deadline.remaining(clock) == -0.5
+    assert deadline.may_wait(0.5, clock) and not deadline.may_wait(0.51, clock)
+
+
 def test_the_local_context_counts_down_from_the_timeout():
     now = [100.0]
     context = LambdaContext(timeout_seconds=29, clock=lambda: now[0])

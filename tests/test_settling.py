@@ -14,7 +14,7 @@ from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidReq
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRefund, GatewayRejected
-from lambdas.ports import PendingItem
+from lambdas.ports import OutOfTime, PendingItem
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.reconcile import GIVE_UP_AFTER, ITEM_SECONDS, OUTCOMES, OVERDUE_AFTER, reconcile
@@ -151,6 +151,55 @@ def test_a_retry_whose_refund_reconciliation_books_first_is_answered_with_that_r
     assert (answer.status, answer.body["id"], answer.body["status"]) == (201, refund_id, "succeeded")
     assert world.service.refund(payment_id, 600, "r1").replayed
     assert world.service.get_payment(payment_id).body["amount_refunded"] == 600
+    assert gateway.requests["refund"] == 1
+
+
+# -- an answer that could not be recorded in time ---------------------------------------------------
+
+
+def out_of_time_once(store, adds_parts: str, monkeypatch) -> None:
+    """The next unit of work that ``store.<adds_parts>`` adds to runs out of time waiting for its turn, as
+    ``DynamoUnitOfWork`` does near the function's timeout while other writers hold its items."""
+    add = getattr(store, adds_parts)
+
+    def adding(uow, *args) -> None:
+        add(uow, *args)
+        monkeypatch.setattr(store, adds_parts, add)  # once
+
+        def out_of_time() -> None:
+            raise OutOfTime("no time left to wait and try the transaction again")
+
+        uow.commit = out_of_time
+
+    monkeypatch.setattr(store, adds_parts, adding)
+
+
+def test_a_charge_whose_answer_cannot_be_recorded_in_time_is_a_504_and_its_retry_books_that_charge(
+    world, gateway, monkeypatch
+):
+    out_of_time_once(world.deps.store, "settle_payment", monkeypatch)
+    with pytest.raises(GatewayFailed) as failed:
+        pay(world, key="k")
+    payment_id = failed.value.payment_id
+    assert ids(failed.value) == (payment_id, None, True)
+    assert world.ledger.payments[payment_id].status is Status.PENDING
+    answer = pay(world, key="k")  # at once: the key was released
+    assert (answer.status, answer.body["id"], answer.body["status"]) == (201, payment_id, "succeeded")
+    assert gateway.requests["charge"] == 1
+
+
+def test_a_refund_whose_answer_cannot_be_recorded_in_time_is_a_504_and_its_retry_books_that_refund(
+    world, gateway, monkeypatch
+):
+    payment_id = captured(world, 1000)
+    out_of_time_once(world.deps.store, "complete_refund", monkeypatch)
+    with pytest.raises(GatewayFailed) as failed:
+        world.service.refund(payment_id, 600, "r1")
+    refund_id = failed.value.refund_id
+    assert ids(failed.value) == (payment_id, refund_id, True)
+    assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.PENDING
+    answer = world.service.refund(payment_id, 600, "r1")
+    assert (answer.status, answer.body["id"], answer.body["status"]) == (201, refund_id, "succeeded")
     assert gateway.requests["refund"] == 1
 
 

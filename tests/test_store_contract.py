@@ -12,6 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from lambdas import deadline
 from lambdas.adapters import dynamo
 from lambdas.adapters.dynamo import CONFLICT_RETRIES, HEAD_RETRIES, DynamoUnitOfWork, to_item
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
@@ -23,7 +24,7 @@ from lambdas.domain.chains import chain_of, check_chain
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.errors import IdempotencyConflict
 from lambdas.domain.payments import Payment, Refund, RefundStatus, Status
-from lambdas.ports import Answer, Fresh, LostRace, PendingItem, Replay, Resume
+from lambdas.ports import Answer, Fresh, LostRace, OutOfTime, PendingItem, Replay, Resume
 from lambdas.storage_schema import Partition
 from tests.fakes import FakeClock, FakeDatabase, FakeIdempotencyStore, FakeLedgerStore, FakeVelocityCounter
 
@@ -787,6 +788,28 @@ def test_entries_follow_a_moving_head_a_bounded_number_of_times_then_it_gives_up
     assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
     assert client.attempts == HEAD_RETRIES + 1
     assert store.get_payment(given_up.id).status is Status.PENDING and store.entries(given_up.id) == []
+
+
+@pytest.mark.parametrize(
+    ("wrap", "waited"),
+    [(_HeadMovesFirst, [0.02, 0.04, 0.08]), (_ConflictsFirst, [0.05, 0.1])],
+    ids=["head", "conflict"],
+)
+def test_near_the_functions_timeout_a_commit_stops_waiting_for_its_turn_while_giving_up_still_fits(
+    moto_resources, waits, wrap, waited
+):
+    client = wrap(boto3.client("dynamodb"), times=0)
+    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    pending = payment(ports)
+    commit(ports, lambda uow: store.add_payment(uow, pending))
+    client.left = HEAD_RETRIES  # every attempt meets another writer, as long as retries last
+    # the gateway calls used the request's time: 0.15 s of the write reserve is left for waiting, the rest for giving up
+    deadline.start(deadline.GIVE_UP_SECONDS + 0.15)
+    with pytest.raises(OutOfTime):
+        settle(ports, store, pending)
+    assert waits == waited  # each at the top of its jitter: the next one would not have fitted
+    assert store.get_payment(pending.id).status is Status.PENDING and store.entries(pending.id) == []
 
 
 def test_after_waiting_out_a_conflict_the_head_is_read_again(moto_resources, waits):

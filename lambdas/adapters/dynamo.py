@@ -9,7 +9,8 @@ from typing import Any, Protocol
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from lambdas.ports import LostRace
+from lambdas import deadline
+from lambdas.ports import LostRace, OutOfTime
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -74,6 +75,13 @@ HEAD_RETRIES = 40  # a chain head moved by another writer: the entries are place
 Decoder = Callable[[dict[str, Any] | None], Any]
 Part = tuple[str, dict[str, Any], Decoder]
 MOVED_HEAD = "head"  # the label of a part whose failed condition means "read again and retry", not a lost race
+
+
+def _wait_before_retry(seconds: float) -> None:
+    """Wait before trying a transaction again, unless the request's time would not then cover giving up."""
+    if not deadline.may_wait(seconds):
+        raise OutOfTime(f"no time left to wait {seconds:.3f} s and try the transaction again")
+    time.sleep(seconds)
 
 
 class Appender(Protocol):
@@ -144,11 +152,11 @@ class DynamoUnitOfWork:
                     # learned before waiting is stale by then, and a writer kept on it would starve.
                     reread = self.moved_heads > 1
                     if reread:
-                        time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(self.moved_heads, 6))))
+                        _wait_before_retry(random.uniform(0, min(0.2, 0.005 * 2 ** min(self.moved_heads, 6))))
                     continue
                 if not conflicts_left or not any(r.get("Code") == "TransactionConflict" for r in reasons):
                     raise
                 attempt = CONFLICT_RETRIES - conflicts_left
                 conflicts_left -= 1
                 reread = True  # after the wait, whatever a head was learned from is stale too
-                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # another transaction held an item: try again
+                _wait_before_retry(random.uniform(0, 0.05 * 2**attempt))  # another transaction held an item

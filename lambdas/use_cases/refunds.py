@@ -12,8 +12,15 @@ from lambdas.domain.errors import GatewayFailed, InvalidRequest
 from lambdas.domain.ids import new_id
 from lambdas.domain.money import check_amount
 from lambdas.domain.payments import Payment, Refund, RefundStatus
-from lambdas.gateway import REFUND_STATUSES, GatewayError, GatewayInvalidAnswer, GatewayRefund, GatewayRejected
-from lambdas.ports import Answer, Begun, Fresh, LostRace, Replay, Resume, UoW
+from lambdas.gateway import (
+    REFUND_STATUSES,
+    GatewayError,
+    GatewayInvalidAnswer,
+    GatewayOutcomeUnknown,
+    GatewayRefund,
+    GatewayRejected,
+)
+from lambdas.ports import Answer, Begun, Fresh, LostRace, OutOfTime, Replay, Resume, UoW
 from lambdas.presenters import refund_body
 from lambdas.use_cases import Dependencies, gateway_failed, request_digest
 from lambdas.use_cases.reads import find_payment
@@ -118,6 +125,8 @@ def book(deps: Dependencies[UoW], payment: Payment, refund: Refund, made: Gatewa
         deps.idempotency.complete(uow, key, answer)
     try:
         uow.commit()
+    except OutOfTime:  # the refund is made but not recorded: pending, as if its answer had been lost
+        raise GatewayOutcomeUnknown(f"the answer for {refund.id} could not be recorded in time") from None
     except LostRace as race:
         current = race.conflicts.get("refund")
         if current is None:
