@@ -4,11 +4,12 @@ For each merchant (every one in the merchants table, or ``--merchant``), each of
 sequence order (the ledger's ``by_chain`` index) and recomputed from its entries, then compared with the chain's
 head: an edited entry (its hash no longer follows), a deleted one (a gap), an inserted one, or a head whose hash
 or balances disagree with the entries (lambdas.domain.chains.check_chain). Then every entry as stored (a scan) must
-be in a chain, under the payment its hash names: an entry outside the chains, or moved to another payment's
-ledger, is a break too. Last, every signed checkpoint, oldest first, must hold with the ledger's public key, its root
-must be the Merkle root of the chain positions kept with it, none may be missing, no chain may go back between two,
-and every position it signed must be where the entries put that chain: a chain rewritten whole (every hash
-recomputed, its head too) checks by itself, but not against what was signed (lambdas.domain.checkpoints).
+be in a chain, under the payment its hash names: an entry outside the chains (a copy of a chained one under
+another key included), or moved to another payment's ledger, is a break too. Last, every signed checkpoint,
+oldest first, must hold with the ledger's public key, its root must be the Merkle root of the chain positions kept
+with it, none may be missing, no chain may go back between two, and every position it signed must be where the
+entries put that chain: a chain rewritten whole (every hash recomputed, its head too) checks by itself, but not
+against what was signed (lambdas.domain.checkpoints).
 Read-only: credentials that can read the two tables and the signing key's public key suffice. Exit 0 when intact,
 1 naming the first break; progress and entries per second on stderr.
 
@@ -24,7 +25,7 @@ from typing import Any
 import boto3
 
 from lambdas.adapters.dynamo import from_item, to_item
-from lambdas.adapters.ledger_store import BY_CHAIN, PK, DynamoLedgerStore, entry_of
+from lambdas.adapters.ledger_store import BY_CHAIN, PK, SK, DynamoLedgerStore, entry_of
 from lambdas.adapters.merchants import DynamoMerchantDirectory
 from lambdas.domain.chains import CHAINS, MISSING_AT_THE_END, Break, check_chain
 from lambdas.domain.checkpoints import Checkpoint, checkpoint_break, pem_of
@@ -51,7 +52,11 @@ class Report:
         return self.entries / self.seconds if self.seconds else 0.0
 
 
-def chain_entries(client: Any, table: str, merchant: str, chain: int) -> Iterator[Entry]:
+StoredKey = tuple[str, str]  # (the payment whose partition holds an entry, its sort key): where it is stored
+
+
+def chain_items(client: Any, table: str, merchant: str, chain: int) -> Iterator[tuple[StoredKey, Entry]]:
+    """The chain's entries in sequence order, each with the key it is stored under."""
     pages = client.get_paginator("query").paginate(
         TableName=table,
         IndexName=BY_CHAIN.name,
@@ -61,36 +66,49 @@ def chain_entries(client: Any, table: str, merchant: str, chain: int) -> Iterato
     )
     for page in pages:
         for item in page["Items"]:
-            yield entry_of(from_item(item))
+            values = from_item(item)
+            yield _stored_key(values)[1], entry_of(values)
 
 
-def stored_entries(client: Any, table: str) -> dict[str, list[tuple[str, str]]]:
-    """Every ledger entry as stored, by merchant: (the payment whose partition holds it, its id). A scan, so that an
-    entry no chain or index reaches is seen too."""
+def chain_entries(client: Any, table: str, merchant: str, chain: int) -> Iterator[Entry]:
+    return (entry for _, entry in chain_items(client, table, merchant, chain))
+
+
+def _stored_key(values: dict[str, Any]) -> tuple[str, StoredKey]:
+    """The merchant and the stored key of a ledger entry's item."""
+    merchant, payment_id = str(values[PK]).removeprefix(Partition.LEDGER.value).split("#", 1)
+    return merchant, (payment_id, str(values[SK]))
+
+
+def stored_entries(client: Any, table: str) -> dict[str, list[tuple[StoredKey, str]]]:
+    """Every ledger entry item as stored, by merchant: its key and its id. A scan, so that an item no chain or
+    index reaches is seen too."""
     pages = client.get_paginator("scan").paginate(
         TableName=table,
         FilterExpression="begins_with(#pk, :ledger)",
-        ProjectionExpression="#pk, #id",
-        ExpressionAttributeNames={"#pk": PK, "#id": "id"},
+        ProjectionExpression="#pk, #sk, #id",
+        ExpressionAttributeNames={"#pk": PK, "#sk": SK, "#id": "id"},
         ExpressionAttributeValues=to_item({":ledger": Partition.LEDGER.value}),
     )
-    found: dict[str, list[tuple[str, str]]] = {}
+    found: dict[str, list[tuple[StoredKey, str]]] = {}
     for page in pages:
         for item in page["Items"]:
             values = from_item(item)
-            merchant, payment_id = str(values[PK]).removeprefix(Partition.LEDGER.value).split("#", 1)
-            found.setdefault(merchant, []).append((payment_id, values["id"]))
+            merchant, key = _stored_key(values)
+            found.setdefault(merchant, []).append((key, values["id"]))
     return found
 
 
-def outside_the_chains(stored: list[tuple[str, str]], chained: dict[str, str]) -> Break | None:
-    """The first entry stored where no chain puts it: in no chain at all, or under a payment other than the one its
-    hash names (GET /payments/{id}/ledger reads the payment's partition)."""
-    for payment_id, entry_id in sorted(stored):
-        if entry_id not in chained:
+def outside_the_chains(stored: list[tuple[StoredKey, str]], chained: dict[StoredKey, str]) -> Break | None:
+    """The first entry item stored where no chain puts it: reached by no chain (a new entry, or a copy of a chained
+    one under another key), or under a payment other than the one its hash names (GET /payments/{id}/ledger reads
+    the payment's partition, every item of it)."""
+    for key, entry_id in sorted(stored):
+        payment_id = key[0]
+        if key not in chained:
             return Break(None, None, entry_id, f"an entry outside every chain, in payment {payment_id}'s ledger")
-        if chained[entry_id] != payment_id:
-            return Break(None, None, entry_id, f"payment {chained[entry_id]}'s entry, stored in {payment_id}'s ledger")
+        if chained[key] != payment_id:
+            return Break(None, None, entry_id, f"payment {chained[key]}'s entry, stored in {payment_id}'s ledger")
     return None
 
 
@@ -122,7 +140,7 @@ def verify(
     started, count = time.perf_counter(), 0
     stored = stored_entries(client, table)
     for merchant in merchants:
-        chained: dict[str, str] = {}  # entry id -> the payment its hash names
+        chained: dict[StoredKey, str] = {}  # where each chained entry is stored -> the payment its hash names
         store = DynamoLedgerStore(client, table, metadata_cipher=None, merchant=merchant)  # type: ignore[arg-type]
         checkpoints = list(store.checkpoints())
         signed = {(leaf["chain"], leaf["sequence"]) for checkpoint in checkpoints for leaf in checkpoint.chains}
@@ -134,13 +152,14 @@ def verify(
                           (merchant, Break(stray, 0, None, "a head for a chain the ledger does not have")))  # fmt: skip
         for chain in range(CHAINS):
             for attempt in range(INDEX_LAG_RETRIES + 1):
-                entries = list(chain_entries(client, table, merchant, chain))
+                items = list(chain_items(client, table, merchant, chain))
+                entries = [entry for _, entry in items]
                 broken = check_chain(merchant, chain, entries, merchant_heads.get(chain))
                 if not (broken and broken.reason.startswith(MISSING_AT_THE_END) and attempt < INDEX_LAG_RETRIES):
                     break
                 time.sleep(INDEX_LAG_SECONDS)  # the index may not show the newest entries yet
-            for entry in entries:
-                chained[entry.id] = entry.payment_id
+            for key, entry in items:
+                chained[key] = entry.payment_id
                 if (chain, entry.sequence) in signed and entry.hash:
                     hash_at[(chain, entry.sequence)] = entry.hash
                 count += 1

@@ -74,3 +74,18 @@ def test_an_entry_inserted_outside_the_chains_is_named(moto_resources):
     assert "le_forged" in [entry.id for entry in store.entries(victim)]  # GET /payments/{id}/ledger shows it
     report = verify(client, table, [MERCHANT])
     assert report.broken is not None, "verify says intact although an entry was inserted into a payment's ledger"
+
+
+def test_a_copy_of_a_chained_entry_under_another_key_is_named(moto_resources):
+    """The copy keeps the original's id (and its hash, which still names its payment) but drops the index
+    attributes, so no chain reaches it; GET /payments/{id}/ledger shows it beside the original."""
+    client, table, store, (victim, *_) = _setup(moto_resources)
+    (credit,) = [item for item in _items(client, table, victim) if item["direction"] == "credit"]
+    copy = {name: value for name, value in credit.items() if name not in ("chain_pk", "chain_seq")}
+    client.put_item(TableName=table, Item=to_item(copy | {SK: f"{credit[SK]}#copy", "amount": 999_999}))
+    assert [entry.id for entry in store.entries(victim)].count(credit["id"]) == 2
+    report = verify(client, table, [MERCHANT])
+    assert report.broken is not None, "verify says intact although a chained entry was copied into the ledger"
+    merchant, broken = report.broken
+    assert (merchant, broken.entry_id) == (MERCHANT, credit["id"])
+    assert "outside every chain" in broken.reason
