@@ -33,6 +33,8 @@ from lambdas.service import Tenancy
 from lambdas.use_cases import Dependencies, utc_now
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
     from lambdas.adapters.sparkle import SparkleClient
 
 SECRET_MAX_AGE_SECONDS = 300
@@ -41,15 +43,20 @@ SECRET_MAX_AGE_SECONDS = 300
 AWS_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
 
 
-def gateway_secret(secret_id: str) -> Callable[[], str]:
-    """The Sparkle secret key from Secrets Manager, cached per container for a while."""
+class GatewaySecret:
+    """The Sparkle secret key from Secrets Manager, cached per container for a while. It is read on a payment's
+    path, so with the functions' bounded client settings (``AWS_CLIENT_CONFIG``), not botocore's 60 s waits."""
 
-    def fetch() -> str:
-        from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 (loaded on first use: cold starts)
+    def __init__(self, secret_id: str) -> None:
+        self.secret_id = secret_id
+        self.provider: SecretsProvider | None = None
 
-        return parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
+    def __call__(self) -> str:
+        if self.provider is None:
+            from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415 (on first use)
 
-    return fetch
+            self.provider = SecretsProvider(boto_config=AWS_CLIENT_CONFIG)
+        return str(self.provider.get(self.secret_id, max_age=SECRET_MAX_AGE_SECONDS))
 
 
 class _GatewayOnFirstUse:
@@ -99,7 +106,7 @@ def _sparkle_client(env: Mapping[str, str]) -> "SparkleClient":
 
     return SparkleClient(
         env["GATEWAY_BASE_URL"],
-        gateway_secret(env["GATEWAY_SECRET_ID"]),
+        GatewaySecret(env["GATEWAY_SECRET_ID"]),
         **_settings(env, GATEWAY_TIMEOUTS),
         retry=RetryPolicy(**_settings(env, GATEWAY_RETRY)),
     )

@@ -128,8 +128,10 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
-# A JSON string (skipped whole, brackets inside it are text) or a bracket.
-_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# A JSON string (skipped whole, brackets inside it are text) or a bracket. A string left open runs to the end of the
+# text (such a body is no JSON anyway): every string is one match, so the scan is linear even on a body of open
+# quotes and escapes, where a string that must close would be tried again from each quote (quadratic).
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
 
 
 def _nesting_exceeds(text: str, limit: int) -> bool:

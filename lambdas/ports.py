@@ -40,14 +40,15 @@ class LostRace(Exception):
         self.conflicts = conflicts  # part label -> what the part found (None: nothing)
 
 
-class OutOfTime(Exception):
-    """A unit of work stopped retrying: one more wait for its turn would leave no time to answer before the
-    function's timeout. Nothing of it was written."""
+class Contended(Exception):
+    """A unit of work stopped trying: other writers kept its items busy for longer than its retries last, or than
+    the request's time lets it wait (giving up must still fit before the function's timeout). Nothing of it was
+    written."""
 
 
 class UnitOfWork(Protocol):
     def commit(self) -> None:
-        """Apply every part added, or none (raises ``LostRace``, or ``OutOfTime`` instead of waiting too long)."""
+        """Apply every part added, or none (raises ``LostRace``, or ``Contended``)."""
 
 
 # The kind of unit of work a family of stores adds its parts to: the ledger store also makes them (invariant),

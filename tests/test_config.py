@@ -299,3 +299,18 @@ def test_gateway_settings_left_unset_keep_the_clients_defaults():
     defaults = SparkleClient("http://127.0.0.1:1", lambda: "")
     assert (client.connect_timeout, client.read_timeout) == (defaults.connect_timeout, 1.0)
     assert client.retry == defaults.retry
+
+
+def test_the_gateway_secret_is_read_with_the_functions_bounded_aws_client_settings(moto_resources):
+    """It is read on a payment's path, before the gateway is asked: botocore's defaults (60 s to read, 3 legacy
+    retries) could hold the request past its deadline."""
+    secret = bootstrap.GatewaySecret(moto_resources["GATEWAY_SECRET_ID"])
+    assert secret().startswith("sk_")
+    assert secret.provider is not None
+    config = secret.provider.client.meta.config
+    expected = bootstrap.AWS_CLIENT_CONFIG
+    assert (config.connect_timeout, config.read_timeout, config.retries) == (
+        expected.connect_timeout,
+        expected.read_timeout,
+        expected.retries,
+    )

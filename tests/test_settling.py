@@ -3,6 +3,7 @@ whether its key is free again, what reconciliation touches, counts and logs. `ma
 these paths untested; each test names the break it guards against."""
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidReq
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRefund, GatewayRejected
-from lambdas.ports import OutOfTime, PendingItem
+from lambdas.ports import Contended, LostRace, PendingItem
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.reconcile import GIVE_UP_AFTER, ITEM_SECONDS, OUTCOMES, OVERDUE_AFTER, reconcile
@@ -154,30 +155,36 @@ def test_a_retry_whose_refund_reconciliation_books_first_is_answered_with_that_r
     assert gateway.requests["refund"] == 1
 
 
-# -- an answer that could not be recorded in time ---------------------------------------------------
+# -- an answer that could not be recorded ------------------------------------------------------------
 
 
-def out_of_time_once(store, adds_parts: str, monkeypatch) -> None:
-    """The next unit of work that ``store.<adds_parts>`` adds to runs out of time waiting for its turn, as
-    ``DynamoUnitOfWork`` does near the function's timeout while other writers hold its items."""
+def failing_commits(store, adds_parts: str, monkeypatch, error: Callable[[], Exception], times: int = 1) -> None:
+    """The next ``times`` units of work that ``store.<adds_parts>`` adds to raise ``error()`` instead of committing."""
     add = getattr(store, adds_parts)
+    left = [times]
 
     def adding(uow, *args) -> None:
         add(uow, *args)
-        monkeypatch.setattr(store, adds_parts, add)  # once
+        left[0] -= 1
+        if not left[0]:
+            monkeypatch.setattr(store, adds_parts, add)
 
-        def out_of_time() -> None:
-            raise OutOfTime("no time left to wait and try the transaction again")
+        def failing() -> None:
+            raise error()
 
-        uow.commit = out_of_time
+        uow.commit = failing
 
     monkeypatch.setattr(store, adds_parts, adding)
 
 
-def test_a_charge_whose_answer_cannot_be_recorded_in_time_is_a_504_and_its_retry_books_that_charge(
-    world, gateway, monkeypatch
-):
-    out_of_time_once(world.deps.store, "settle_payment", monkeypatch)
+def contended_once(store, adds_parts: str, monkeypatch) -> None:
+    """The next unit of work that ``store.<adds_parts>`` adds to gives up, as ``DynamoUnitOfWork`` does while other
+    writers hold its items for longer than its retries last, or near the function's timeout."""
+    failing_commits(store, adds_parts, monkeypatch, lambda: Contended("other transactions held its items 5 times"))
+
+
+def test_a_charge_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_that_charge(world, gateway, monkeypatch):
+    contended_once(world.deps.store, "settle_payment", monkeypatch)
     with pytest.raises(GatewayFailed) as failed:
         pay(world, key="k")
     payment_id = failed.value.payment_id
@@ -188,11 +195,9 @@ def test_a_charge_whose_answer_cannot_be_recorded_in_time_is_a_504_and_its_retry
     assert gateway.requests["charge"] == 1
 
 
-def test_a_refund_whose_answer_cannot_be_recorded_in_time_is_a_504_and_its_retry_books_that_refund(
-    world, gateway, monkeypatch
-):
+def test_a_refund_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_that_refund(world, gateway, monkeypatch):
     payment_id = captured(world, 1000)
-    out_of_time_once(world.deps.store, "complete_refund", monkeypatch)
+    contended_once(world.deps.store, "complete_refund", monkeypatch)
     with pytest.raises(GatewayFailed) as failed:
         world.service.refund(payment_id, 600, "r1")
     refund_id = failed.value.refund_id
@@ -200,6 +205,40 @@ def test_a_refund_whose_answer_cannot_be_recorded_in_time_is_a_504_and_its_retry
     assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.PENDING
     answer = world.service.refund(payment_id, 600, "r1")
     assert (answer.status, answer.body["id"], answer.body["status"]) == (201, refund_id, "succeeded")
+    assert gateway.requests["refund"] == 1
+
+
+def test_a_refund_refused_for_its_amount_whose_cancellation_cannot_be_recorded_is_a_502_then_a_400(
+    world, gateway, monkeypatch
+):
+    payment_id = captured(world, 1000)
+    world.service.refund(payment_id, 700, "r0")
+
+    class _RefusingAmount(FakeGateway):
+        def refund(self, charge_id, amount, reference, idempotency_key) -> GatewayRefund:
+            raise GatewayRejected(400, "amount_too_large", "At most 300 can be refunded.")
+
+    refusing = PaymentService(replace(world.deps, gateway=_RefusingAmount()))
+    contended_once(world.deps.store, "cancel_refund", monkeypatch)
+    with pytest.raises(GatewayFailed) as failed:
+        refusing.refund(payment_id, 300, "r1")
+    refund_id = failed.value.refund_id
+    assert ids(failed.value) == (payment_id, refund_id, False)
+    assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.PENDING  # still holding its amount
+    with pytest.raises(InvalidRequest) as refused:  # the retry finds no refund, asks again, and is refused again
+        refusing.refund(payment_id, 300, "r1")
+    assert (refused.value.param, refused.value.code) == ("amount", "amount_too_large")
+    assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.FAILED
+    assert world.ledger.payments[payment_id].amount_reserved == 0
+
+
+def test_a_reservation_that_keeps_losing_races_to_other_refunds_is_still_made(world, gateway, monkeypatch):
+    """Each lost race is another writer's change to the payment (here: what it found still leaves enough)."""
+    payment_id = captured(world, 1000)
+    found = world.ledger.payments[payment_id]
+    failing_commits(world.deps.store, "reserve_refund", monkeypatch, lambda: LostRace({"payment": found}), times=20)
+    answer = world.service.refund(payment_id, 400, "r1")
+    assert (answer.status, answer.body["amount"]) == (201, 400)
     assert gateway.requests["refund"] == 1
 
 

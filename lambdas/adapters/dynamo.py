@@ -10,7 +10,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from lambdas import deadline
-from lambdas.ports import LostRace, OutOfTime
+from lambdas.ports import Contended, LostRace
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -80,7 +80,7 @@ MOVED_HEAD = "head"  # the label of a part whose failed condition means "read ag
 def _wait_before_retry(seconds: float) -> None:
     """Wait before trying a transaction again, unless the request's time would not then cover giving up."""
     if not deadline.may_wait(seconds):
-        raise OutOfTime(f"no time left to wait {seconds:.3f} s and try the transaction again")
+        raise Contended(f"no time left to wait {seconds:.3f} s and try the transaction again")
     time.sleep(seconds)
 
 
@@ -144,7 +144,9 @@ class DynamoUnitOfWork:
                 conflicts = {label: found for label, found in failed.items() if label != MOVED_HEAD}
                 if conflicts:
                     raise LostRace(conflicts) from None
-                if failed and heads_left:  # only a head moved: place the entries after the new one
+                if failed:  # only a head moved: place the entries after the new one
+                    if not heads_left:
+                        raise Contended(f"a chain head moved under {HEAD_RETRIES + 1} attempts running") from None
                     heads_left -= 1
                     self.moved_heads += 1
                     # At once after the head the failure returned. Writers that keep meeting on one head then
@@ -154,8 +156,10 @@ class DynamoUnitOfWork:
                     if reread:
                         _wait_before_retry(random.uniform(0, min(0.2, 0.005 * 2 ** min(self.moved_heads, 6))))
                     continue
-                if not conflicts_left or not any(r.get("Code") == "TransactionConflict" for r in reasons):
+                if not any(r.get("Code") == "TransactionConflict" for r in reasons):
                     raise
+                if not conflicts_left:
+                    raise Contended(f"other transactions held its items {CONFLICT_RETRIES + 1} times") from None
                 attempt = CONFLICT_RETRIES - conflicts_left
                 conflicts_left -= 1
                 reread = True  # after the wait, whatever a head was learned from is stale too

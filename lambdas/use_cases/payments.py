@@ -17,7 +17,7 @@ from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import Payment, Status
 from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
 from lambdas.gateway import CHARGE_STATUSES, Charge, GatewayError, GatewayInvalidAnswer, GatewayOutcomeUnknown
-from lambdas.ports import Answer, Fresh, LostRace, OutOfTime, Replay, Resume, UoW
+from lambdas.ports import Answer, Contended, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import error_body, payment_body
 from lambdas.use_cases import Dependencies, gateway_failed, request_digest
 from lambdas.use_cases.tokens import CardInput
@@ -192,8 +192,8 @@ def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, request_id
         deps.idempotency.complete(uow, key, answer)
     try:
         uow.commit()
-    except OutOfTime:  # the charge is made but not recorded: pending, as if its answer had been lost
-        raise GatewayOutcomeUnknown(f"the answer for {payment.id} could not be recorded in time") from None
+    except Contended:  # the charge is made but could not be recorded: pending, as if its answer were lost
+        raise GatewayOutcomeUnknown(f"the answer for {payment.id} could not be recorded") from None
     except LostRace as race:
         if "payment" not in race.conflicts:
             raise

@@ -20,12 +20,14 @@ from lambdas.gateway import (
     GatewayRefund,
     GatewayRejected,
 )
-from lambdas.ports import Answer, Begun, Fresh, LostRace, OutOfTime, Replay, Resume, UoW
+from lambdas.ports import Answer, Begun, Contended, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import refund_body
 from lambdas.use_cases import Dependencies, gateway_failed, request_digest
 from lambdas.use_cases.reads import find_payment
 
-RESERVE_ATTEMPTS = 5  # a reservation is retried only when what is left changed under it
+# A reservation is tried again only when another writer changed the payment under it (another refund reserved,
+# completed or cancelled), so every lost race is someone else's progress: the bound only stops a runaway.
+RESERVE_ATTEMPTS = 100
 
 
 def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, key: str) -> Answer:
@@ -76,7 +78,10 @@ def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | 
     except GatewayRejected as rejected:
         if not rejected.amount_refused:
             raise gateway_failed(deps, key, rejected, payment.id, refund.id) from None
-        _cancel(deps, payment, refund)
+        try:
+            _cancel(deps, payment, refund)
+        except Contended:  # still reserved and pending: a retry or reconciliation finds no refund, and cancels it
+            raise gateway_failed(deps, key, rejected, payment.id, refund.id) from None
         if key is not None:
             deps.idempotency.forget(key)
         raise InvalidRequest("The gateway refused the refund amount.", "amount", "amount_too_large") from None
@@ -125,8 +130,8 @@ def book(deps: Dependencies[UoW], payment: Payment, refund: Refund, made: Gatewa
         deps.idempotency.complete(uow, key, answer)
     try:
         uow.commit()
-    except OutOfTime:  # the refund is made but not recorded: pending, as if its answer had been lost
-        raise GatewayOutcomeUnknown(f"the answer for {refund.id} could not be recorded in time") from None
+    except Contended:  # the refund is made but could not be recorded: pending, as if its answer were lost
+        raise GatewayOutcomeUnknown(f"the answer for {refund.id} could not be recorded") from None
     except LostRace as race:
         current = race.conflicts.get("refund")
         if current is None:
