@@ -17,6 +17,10 @@ RESPONSES = "Responses"  # one per answered request, by route (template) and out
 PENDING_OVERDUE = "PendingOverdue"  # payments and refunds still pending past reconcile.OVERDUE_AFTER, each run
 RECONCILE_ERRORS = "ReconcileErrors"  # items a reconcile run could not settle because of an error
 CHECKPOINTS_REFUSED = "CheckpointsRefused"  # ledgers a checkpoint run would not sign: a chain went back (tampering)
+# Each attempt at the Sparkle gateway, in ms, by request (method and path) and result: answered, retryable (409, 429,
+# 5xx), refused (another 4xx, a redirect) or no_answer (refused connection, timeout, cut off).
+GATEWAY_LATENCY = "GatewayLatency"
+GATEWAY_RESULTS = ("answered", "retryable", "refused", "no_answer")
 SERVICE_DIMENSION = "service"
 OUTCOMES = ("succeeded", "declined", "gateway_pending", "refused", "failed")
 
@@ -36,15 +40,25 @@ def _namespace() -> str:
     return os.environ.get(NAMESPACE_VARIABLE) or "PaymentLedger"
 
 
-def count_response(route: str, status: int) -> None:
-    """One answered request. Its answer is decided and stored by now: a metric that cannot be written is logged,
-    never turned into the request's failure."""
+def _emit(name: str, unit: MetricUnit, value: float, **dimensions: str) -> None:
+    """One metric, with its dimensions, at once. What it measures is decided by now: a metric that cannot be
+    written is logged, never turned into the request's failure."""
     try:
-        with single_metric(name=RESPONSES, unit=MetricUnit.Count, value=1, namespace=_namespace()) as metric:
-            metric.add_dimension(name="route", value=route)
-            metric.add_dimension(name="outcome", value=outcome_of(status))
+        with single_metric(name=name, unit=unit, value=value, namespace=_namespace()) as metric:
+            for dimension, dimension_value in dimensions.items():
+                metric.add_dimension(name=dimension, value=dimension_value)
     except Exception:
-        logger.exception("metric not written", extra={"metric": RESPONSES})
+        logger.exception("metric not written", extra={"metric": name})
+
+
+def count_response(route: str, status: int) -> None:
+    """One answered request (its answer is decided and stored by now)."""
+    _emit(RESPONSES, MetricUnit.Count, 1, route=route, outcome=outcome_of(status))
+
+
+def time_gateway_attempt(request: str, result: str, seconds: float) -> None:
+    """One attempt at the gateway: how long it took and how it ended."""
+    _emit(GATEWAY_LATENCY, MetricUnit.Milliseconds, seconds * 1000, request=request, result=result)
 
 
 def record_reconcile(counts: Mapping[str, int]) -> None:

@@ -35,6 +35,7 @@ class AccountStackProps:
     target: AwsTargetProps
     name_prefix: str  # of every environment's resource names (EnvironmentConfig.prefix)
     subscriptions: tuple[AlarmSubscription, ...] = ()  # who hears the audit trail's alarms: every environment's
+    key_administrators: tuple[str, ...] = ()  # every environment's: refused every use of the account's keys
 
 
 def api_log_groups(name_prefix: str) -> tuple[str, ...]:
@@ -77,7 +78,10 @@ class AccountStack(TerraformStack):
             "audit",
             target,
             AuditTrailProps(
-                name=f"{props.name_prefix}audit", tables_prefix=props.name_prefix, retention_days=AUDIT_RETENTION_DAYS
+                name=f"{props.name_prefix}audit",
+                tables_prefix=props.name_prefix,
+                retention_days=AUDIT_RETENTION_DAYS,
+                key_administrators=props.key_administrators,
             ),
         )
         self._alert_on_audit_changes(target, props, trail)
@@ -98,6 +102,7 @@ class AccountStack(TerraformStack):
                 target.partition,
                 props.target.region,
                 target.dns_suffix,
+                key_administrators=props.key_administrators,
             ),
         )
         name = trail.trail.name

@@ -39,6 +39,7 @@ class AlarmTopicProps:
     region: str
     dns_suffix: str
     key_deletion_window_days: int = 30
+    key_administrators: tuple[str, ...] = ()  # refused every use of the topic's key (PaymentKeyProps.administrators)
 
 
 class AlarmTopic(Construct):
@@ -56,6 +57,7 @@ class AlarmTopic(Construct):
                 account_id=props.account_id,
                 partition=props.partition,
                 deletion_window_days=props.key_deletion_window_days,
+                administrators=props.key_administrators,
                 service_principals=(
                     ServicePrincipalUse(
                         cloudwatch,

@@ -28,13 +28,15 @@ def build_app(
             target = AwsTargetProps(
                 config.account_id, config.region, f"{config.account_stack_id}.tfstate", config.state_bucket
             )
-            subscriptions = {  # every environment of the account hears its audit trail's alarms
-                s for c in environments if c.account_stack_id == config.account_stack_id for s in c.alarms.subscriptions
-            }
+            sharing = [c for c in environments if c.account_stack_id == config.account_stack_id]
+            subscriptions = {s for c in sharing for s in c.alarms.subscriptions}  # every one hears the trail's alarms
+            administrators = {a for c in sharing for a in c.key_administrators}  # none uses the account's keys
             accounts[config.account_stack_id] = AccountStack(
                 app,
                 config.account_stack_id,
-                AccountStackProps(target, RESOURCE_PREFIX, tuple(sorted(subscriptions, key=str))),
+                AccountStackProps(
+                    target, RESOURCE_PREFIX, tuple(sorted(subscriptions, key=str)), tuple(sorted(administrators))
+                ),
             )
         PaymentStack(app, config.stack_id, config, build_dir).add_dependency(accounts[config.account_stack_id])
     return app

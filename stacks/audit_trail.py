@@ -19,6 +19,7 @@ from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
     S3BucketLifecycleConfigurationRuleExpiration,
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
@@ -43,6 +44,7 @@ from stacks.iam import Condition, Statement
 from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
 
 LOCK_MODE = "COMPLIANCE"  # GOVERNANCE could be lifted by anyone granted s3:BypassGovernanceRetention
+ABORTED_UPLOAD_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class AuditTrailProps:
     tables_prefix: str  # the service's tables' names start with it: their data events are recorded
     retention_days: int  # Object Lock's: PCI DSS 10.5.1 keeps a year
     key_deletion_window_days: int = 30
+    key_administrators: tuple[str, ...] = ()  # refused every use of the trail's key (PaymentKeyProps.administrators)
 
 
 class AuditTrail(Construct):
@@ -69,6 +72,7 @@ class AuditTrail(Construct):
                 partition=partition,
                 spec=KeySpec.SYMMETRIC,
                 deletion_window_days=props.key_deletion_window_days,
+                administrators=props.key_administrators,
                 service_principals=(
                     ServicePrincipalUse(
                         principal=cloudtrail,
@@ -140,6 +144,12 @@ class AuditTrail(Construct):
                     status="Enabled",
                     filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
                     expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=props.retention_days + 1)],
+                    # an upload CloudTrail never finished holds no log: its parts go after a week
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                            days_after_initiation=ABORTED_UPLOAD_DAYS
+                        )
+                    ],
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
                             noncurrent_days=props.retention_days + 1

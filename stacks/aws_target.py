@@ -9,6 +9,8 @@ from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderEndpoints
 from constructs import Construct
 
+from stacks.config import state_key_alias
+
 # Services the provider talks to (binding argument names); all follow the emulator endpoint when one is set.
 ENDPOINT_SERVICES = (
     "apigateway",
@@ -40,8 +42,15 @@ class AwsTarget(Construct):
     def __init__(self, scope: TerraformStack, id: str, props: AwsTargetProps) -> None:
         super().__init__(scope, id)
         if props.state_bucket:
+            # encrypt without kms_key_id would send SSE-S3 (AES256) with every object, over the bucket's KMS default:
+            # with it, the state and its lock file are SSE-KMS under the key `make bootstrap` made.
             backend = S3Backend(
-                scope, bucket=props.state_bucket, key=props.state_key, region=props.region, encrypt=True
+                scope,
+                bucket=props.state_bucket,
+                key=props.state_key,
+                region=props.region,
+                encrypt=True,
+                kms_key_id=state_key_alias(props.state_bucket),
             )
             backend.add_override("use_lockfile", True)  # Terraform's own lock file in the bucket: no lock table
         else:

@@ -18,6 +18,7 @@ from lambdas.adapters.sparkle import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEO
 from lambdas.deadline import WRITE_RESERVE_SECONDS
 from lambdas.domain.merchants import acting_principal
 from lambdas.domain.money import MAX_AMOUNT, MIN_AMOUNT, SUPPORTED_CURRENCIES
+from stacks.api_policy import DEFAULT_RESOURCE_POLICY_QUOTA
 
 API_GATEWAY_LIMIT_SECONDS = 29  # API Gateway's integration timeout: the longest any request may take
 # A retried payment or refund whose first answer was lost makes two gateway calls: a lookup, then the charge or refund.
@@ -30,6 +31,13 @@ DEFAULT_OPERATOR_CONFIG = Path(__file__).resolve().parent.parent / "operator.tom
 PLACEHOLDER_DOMAINS = ("example", "invalid", "localhost", "test", "example.com", "example.net", "example.org")
 
 RESOURCE_PREFIX = "payments-"  # of every resource and stack name the service creates
+
+
+def state_key_alias(bucket: str) -> str:
+    """The KMS key of a Terraform state bucket: `make bootstrap` makes it the bucket's default, and every S3 backend
+    names it (``kms_key_id``). An alias has no dots, which a bucket's name may have."""
+    return f"alias/terraform-state/{bucket.replace('.', '-')}"
+
 
 DEFAULT_TAGS: dict[str, str] = {
     "service": SERVICE_NAME,
@@ -104,6 +112,8 @@ class PaymentRules(_Frozen):
 
 
 PRINCIPAL = r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128})$"
+# A key administrator: a role or user ARN, whose path and name may hold IAM's wildcards (an SSO role's suffix).
+KEY_ADMINISTRATOR = r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[A-Za-z0-9_+=,.@/*?-]+$"
 
 
 class MerchantRules(_Frozen):
@@ -198,6 +208,13 @@ class EnvironmentConfig(_Frozen):
     # Terraform state: in this S3 bucket (versioned, KMS-encrypted, native lock file; `make bootstrap` creates it),
     # or, when None, in .state/ at the repository root, outside cdktf.out/ (which a re-synth or `make clean` clears).
     state_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    # API Gateway's quota on the REST API's resource policy, in characters, which lists every configured account
+    # (about 240 fit the default): set it to what AWS raised it to (stacks/api_policy.py).
+    resource_policy_quota: int = Field(default=DEFAULT_RESOURCE_POLICY_QUOTA, ge=DEFAULT_RESOURCE_POLICY_QUOTA)
+    # Who administers the KMS keys (IAM role or user ARNs of this account, wildcards allowed): each key's policy
+    # refuses them every use and every grant, directly or through a service (stacks/payment_key.py). Leave the
+    # deployer out: Terraform uses the vault key through DynamoDB (the merchants' items, a table's grant).
+    key_administrators: tuple[Annotated[str, Field(pattern=KEY_ADMINISTRATOR)], ...] = ()
     rules: PaymentRules  # every merchant's, unless it sets its own
     merchants: tuple[MerchantConfig, ...] = Field(min_length=1, description="nothing is served without one")
 
@@ -263,6 +280,13 @@ class EnvironmentConfig(_Frozen):
         for what, host in (("gateway_base_url", self.gateway_base_url.host or ""), ("domain", self.domain.name)):
             if _is_placeholder(host):
                 raise ValueError(f"{what} is a placeholder ({host}): set the real one in the operator's configuration")
+        return self
+
+    @model_validator(mode="after")
+    def _key_administrators_are_of_this_account(self) -> "EnvironmentConfig":
+        foreign = [arn for arn in self.key_administrators if arn.split(":")[4] != self.account_id]
+        if foreign:
+            raise ValueError(f"key_administrators outside account {self.account_id}: {', '.join(foreign)}")
         return self
 
     @model_validator(mode="after")
@@ -337,6 +361,8 @@ REPOSITORY_SETTINGS: dict[str, dict[str, Any]] = {
         # Loose enough for integration suites that pay with the same test card all day;
         # every currency capped at the contract's own maximum, so only the contract limits amounts.
         rules=PaymentRules(max_amount=dict.fromkeys(SUPPORTED_CURRENCIES, MAX_AMOUNT), velocity_per_hour=1000),
+        # Who administers dev's keys (an example role: a deployed dev environment names its own).
+        key_administrators=(f"arn:aws:iam::{EMULATOR_ACCOUNT}:role/key-administrator",),
         # `make local` issues these users credentials in the emulator (moto's account); a deployed dev environment
         # maps its own principals here.
         merchants=(

@@ -15,8 +15,11 @@ from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAla
 from constructs import Construct
 
 from lambdas import SERVICE_NAME
+from lambdas.adapters.sparkle import REQUESTS as GATEWAY_REQUESTS
 from lambdas.metrics import (
     CHECKPOINTS_REFUSED,
+    GATEWAY_LATENCY,
+    GATEWAY_RESULTS,
     OUTCOMES,
     PENDING_OVERDUE,
     RECONCILE_ERRORS,
@@ -177,9 +180,13 @@ class Monitoring(Construct):
         widgets = [
             ("Payments per minute by outcome", "Sum", 60, responses("POST /payments")),
             ("Refunds per minute by outcome", "Sum", 60, responses("POST /payments/{id}/refunds")),
-            ("Gateway: latency of the routes that call it (ms)", "p99", 300, [
-                ["AWS/ApiGateway", "IntegrationLatency", *api, "Resource", route.path, "Method", route.method]
-                for route in props.routes if route.function in (Function.CHARGE, Function.REFUND)
+            ("Gateway: latency of its answers, by request (ms)", "p99", 300, [
+                [props.metrics_namespace, GATEWAY_LATENCY, "request", request, "result", "answered", *service]
+                for request in GATEWAY_REQUESTS
+            ]),
+            ("Gateway: attempts without a usable answer", "SampleCount", 60, [
+                [props.metrics_namespace, GATEWAY_LATENCY, "request", request, "result", result, *service]
+                for request in GATEWAY_REQUESTS for result in GATEWAY_RESULTS if result != "answered"
             ]),
             ("Gateway errors (502/504: payments and refunds left pending)", "Sum", 60, [
                 [props.metrics_namespace, RESPONSES, "route", route, "outcome", "gateway_pending", *service]

@@ -11,7 +11,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from cdktf import TerraformResourceLifecycle
+import jsii
+from cdktf import IResolveContext, IStringProducer, Lazy, TerraformResource, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.api_gateway_base_path_mapping import ApiGatewayBasePathMapping
 from cdktf_cdktf_provider_aws.api_gateway_deployment import ApiGatewayDeployment
 from cdktf_cdktf_provider_aws.api_gateway_domain_name import (
@@ -40,9 +41,13 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAclAssociationConfig,
     Wafv2WebAclAssociationConfigRequestBody,
     Wafv2WebAclAssociationConfigRequestBodyApiGateway,
+    Wafv2WebAclCustomResponseBody,
     Wafv2WebAclDefaultAction,
     Wafv2WebAclDefaultActionAllow,
     Wafv2WebAclRule,
+    Wafv2WebAclRuleAction,
+    Wafv2WebAclRuleActionBlock,
+    Wafv2WebAclRuleActionBlockCustomResponse,
     Wafv2WebAclRuleOverrideAction,
     Wafv2WebAclRuleOverrideActionNone,
     Wafv2WebAclRuleVisibilityConfig,
@@ -56,7 +61,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
 )
 from constructs import Construct
 
-from lambdas.routes import IDEMPOTENCY_HEADER, Function, Route
+from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, Function, Route
 from stacks.api_policy import invoke_policy
 from stacks.config import CustomDomain, Throttling
 from stacks.iam import service_principal
@@ -68,6 +73,8 @@ STAGE_NAME = "v1"
 # (it identifies a request, and a client may derive it from its own data).
 WAF_LOG_REDACTED_HEADERS = ("authorization", "x-amz-security-token", IDEMPOTENCY_HEADER.lower())
 WAF_INSPECTION_LIMIT = "KB_64"  # the most of a body WAF inspects at API Gateway (its default is 16 KB)
+WAF_INSPECTED_BYTES = int(WAF_INSPECTION_LIMIT.removeprefix("KB_")) * 1024
+BODY_TOO_LARGE = f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."  # as lambdas/edge.py says it
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -100,33 +107,76 @@ GATEWAY_RESPONSES = {
     "EXPIRED_TOKEN": (403, "permission_error", "expired_signature", None),
     "ACCESS_DENIED": (403, "permission_error", "access_denied", None),
     "WAF_FILTERED": (403, "permission_error", "request_blocked", None),  # a request the web ACL blocked
+    # Every other type (UNAUTHORIZED and INVALID_API_KEY too: the API has no authorizer and no API keys).
     "DEFAULT_4XX": (None, "invalid_request_error", "request_refused", None),
     "DEFAULT_5XX": (None, "api_error", "internal_error", None),
 }
+# Each response's message, fixed: API Gateway's own ($context.error.messageString) quotes the request.
+# INVALID_SIGNATURE's holds the canonical request (method, path, query), ACCESS_DENIED's the resource ARN with the
+# path, an incomplete signature's the Authorization header: a path such as /v1/payments/4242424242424242 would come
+# back in the error. No $ or # either: API Gateway reads a template as VTL.
+GATEWAY_MESSAGES = {
+    "BAD_REQUEST_PARAMETERS": f"The {IDEMPOTENCY_HEADER} header is required.",
+    "BAD_REQUEST_BODY": "The request body is not valid for this route.",
+    "REQUEST_TOO_LARGE": BODY_TOO_LARGE,
+    "UNSUPPORTED_MEDIA_TYPE": "The body must be application/json.",
+    "THROTTLED": "Too many requests: retry after a pause.",
+    "MISSING_AUTHENTICATION_TOKEN": "The request is not signed with AWS Signature Version 4, or names no route.",
+    "INVALID_SIGNATURE": "The request's AWS Signature Version 4 signature does not verify.",
+    "EXPIRED_TOKEN": "The request's signature or security token has expired.",
+    "ACCESS_DENIED": "The signer may not call this API.",
+    "WAF_FILTERED": "The web application firewall blocked the request.",
+    "DEFAULT_4XX": "API Gateway refused the request.",
+    "DEFAULT_5XX": "An internal error occurred.",
+}
 
 
-def _gateway_error_template(error_type: str, code: str, param: str | None) -> str:
-    fields = [f'"type":"{error_type}"', f'"code":"{code}"', '"message":$context.error.messageString']
-    if param:
-        fields.append(f'"param":"{param}"')
-    fields.append('"request_id":"$context.requestId"')
-    return '{"error":{' + ",".join(fields) + "}}"
+def _gateway_error_template(error_type: str, code: str, message: str, param: str | None) -> str:
+    error = {"type": error_type, "code": code, "message": message} | ({"param": param} if param else {})
+    return json.dumps({"error": error | {"request_id": "$context.requestId"}}, separators=(",", ":"))
 
 
-def deployment_triggers(routes: tuple[Route, ...], policy: str, responses: dict[str, tuple]) -> dict[str, str]:
-    """A REST API serves what it last deployed: a digest of everything that shapes what it answers (routes and the
-    function behind each, the request validation they imply, the resource policy, the gateway responses), so
-    any change to one deploys the API again."""
+# What a deployment of a REST API captures, by resource type, each under its name in the deployment's triggers.
+DEPLOYED_DEFINITIONS = {
+    "aws_api_gateway_rest_api": "rest_api",
+    "aws_api_gateway_rest_api_policy": "policy",
+    "aws_api_gateway_resource": "resources",
+    "aws_api_gateway_method": "methods",
+    "aws_api_gateway_method_response": "method_responses",
+    "aws_api_gateway_integration": "integrations",
+    "aws_api_gateway_integration_response": "integration_responses",
+    "aws_api_gateway_request_validator": "validators",
+    "aws_api_gateway_model": "models",
+    "aws_api_gateway_gateway_response": "gateway_responses",
+}
 
-    def digest(value: object) -> str:
-        return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
 
-    return {
-        "routes": digest([repr(route) for route in routes]),
-        "policy": digest(policy),
-        "gateway_responses": digest({name: [*response, _gateway_error_template(*response[1:])]
-                                     for name, response in responses.items()}),
-    }  # fmt: skip
+def deployment_triggers(definitions: dict[str, dict[str, dict]]) -> dict[str, str]:
+    """A REST API serves what it last deployed: a digest of the synthesized definition (Terraform JSON, cdktf's
+    ``//`` metadata aside) of every resource a deployment captures, by resource type and name, one digest per type,
+    so any change to one deploys the API again."""
+
+    def digest(resources: dict[str, dict]) -> str:
+        arguments = {name: {k: v for k, v in body.items() if k != "//"} for name, body in resources.items()}
+        return hashlib.sha256(json.dumps(arguments, sort_keys=True).encode()).hexdigest()
+
+    return {DEPLOYED_DEFINITIONS[t]: digest(resources) for t, resources in sorted(definitions.items()) if resources}
+
+
+@jsii.implements(IStringProducer)
+class _DeploymentDigest:
+    """One trigger of ``deployment_triggers``: its resources' digest, computed at synth from them as they are then."""
+
+    def __init__(self, resources: list[TerraformResource]) -> None:
+        self.resources = resources
+
+    def produce(self, context: IResolveContext) -> str:
+        definitions: dict[str, dict[str, dict]] = {}
+        for resource in self.resources:
+            ((resource_type, by_name),) = context.resolve(resource.to_terraform())["resource"].items()
+            definitions.setdefault(resource_type, {}).update(by_name)
+        (digest,) = deployment_triggers(definitions).values()
+        return digest
 
 
 @dataclass(frozen=True)
@@ -138,6 +188,7 @@ class PaymentApiProps:
     log_retention_days: int
     throttling: Throttling
     invokers: tuple[str, ...]  # the principals (role or user ARNs, account ids) that act for some merchant
+    policy_quota: int  # API Gateway's quota on the resource policy's length (stacks/api_policy.py)
     domain: CustomDomain | None = None  # when set, the API answers there alone (TLS 1.2), not on execute-api
 
 
@@ -164,9 +215,12 @@ class PaymentApi(Construct):
             validate_request_parameters=True,
         )
         self.policy = ApiGatewayRestApiPolicy(
-            self, "policy", rest_api_id=self.api.id, policy=json.dumps(invoke_policy(props.invokers))
+            self,
+            "policy",
+            rest_api_id=self.api.id,
+            policy=json.dumps(invoke_policy(props.invokers, props.policy_quota)),
         )
-        self.methods = [self._add_route(route, validator) for route in props.routes]
+        self.integrations = [self._add_route(route, validator) for route in props.routes]
         self.responses = [
             ApiGatewayGatewayResponse(
                 self,
@@ -174,7 +228,11 @@ class PaymentApi(Construct):
                 rest_api_id=self.api.id,
                 response_type=response_type,
                 status_code=str(status) if status else None,
-                response_templates={"application/json": _gateway_error_template(error_type, code, param)},
+                response_templates={
+                    "application/json": _gateway_error_template(
+                        error_type, code, GATEWAY_MESSAGES[response_type], param
+                    )
+                },
                 response_parameters={"gatewayresponse.header.Content-Type": "'application/json'"},
             )
             for response_type, (status, error_type, code, param) in GATEWAY_RESPONSES.items()
@@ -271,13 +329,19 @@ class PaymentApi(Construct):
 
     def _add_stage(self) -> ApiGatewayStage:
         props = self.props
+        # Made after every definition it deploys (the API, its paths, methods, integrations, validator, policy and
+        # gateway responses): it waits for each, and its triggers digest each as synthesized.
+        deployed: dict[str, list[TerraformResource]] = {}
+        for child in self.node.find_all():
+            if isinstance(child, TerraformResource) and child.terraform_resource_type in DEPLOYED_DEFINITIONS:
+                deployed.setdefault(DEPLOYED_DEFINITIONS[child.terraform_resource_type], []).append(child)
         deployment = ApiGatewayDeployment(
             self,
             "deployment",
             rest_api_id=self.api.id,
-            triggers=deployment_triggers(props.routes, self.policy.policy, GATEWAY_RESPONSES),
+            triggers={part: Lazy.string_value(_DeploymentDigest(deployed[part])) for part in sorted(deployed)},
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-            depends_on=[*self.methods, self.policy, *self.responses],
+            depends_on=[resource for resources in deployed.values() for resource in resources],
         )
         access_logs = self._encrypted_log_group("access-logs", f"/aws/apigateway/{props.name}/access")
         # API Gateway would create this one itself, unencrypted and kept forever.
@@ -316,9 +380,11 @@ class PaymentApi(Construct):
         return stage
 
     def _add_firewall(self) -> Wafv2WebAcl:
-        """AWS managed rules in front of the stage. A request WAF blocks gets the WAF_FILTERED gateway response (the
-        contract's error, with its request_id): no rule has a custom response of its own, which would take
-        precedence and could not carry the request id. So the body limit is the function's (lambdas/edge.py)."""
+        """AWS managed rules in front of the stage. A request they block gets the WAF_FILTERED gateway response (the
+        contract's error, with its request_id): they have no custom response, which would take precedence and could
+        not carry the request id. The body limit is the function's (lambdas/edge.py), but for a body longer than WAF
+        inspects: API Gateway takes 10 MB, Lambda an invocation of 6 MB, so such a body might never reach the
+        function. WAF refuses it with the contract's 413 (no request_id: a WAF response has none)."""
         name = self.props.name
 
         def visibility(metric: str):
@@ -355,6 +421,21 @@ class PaymentApi(Construct):
                     )
                 ]
             ),
+            custom_response_body=[
+                Wafv2WebAclCustomResponseBody(
+                    key="body_too_large",
+                    content=json.dumps(
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "code": "body_too_large",
+                                "message": BODY_TOO_LARGE,
+                            }
+                        }
+                    ),
+                    content_type="APPLICATION_JSON",
+                )
+            ],
             rule=[
                 managed(0, "AWSManagedRulesAmazonIpReputationList"),
                 # Anonymizing proxies, VPNs and Tor are blocked. Hosting providers are only counted: the callers are
@@ -363,6 +444,28 @@ class PaymentApi(Construct):
                 # Its 8 KB body limit is below the contract's 32 KiB, which the function enforces with a 413.
                 managed(2, "AWSManagedRulesCommonRuleSet", counted=("SizeRestrictions_BODY",)),
                 managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
+                # Last, so a request the managed rules block gets their 403 with its request_id. WAF sees a body's
+                # first WAF_INSPECTED_BYTES: no inspected body is longer, and a longer one matches whatever its length.
+                Wafv2WebAclRule(
+                    name="body-longer-than-inspected",
+                    priority=4,
+                    action=Wafv2WebAclRuleAction(
+                        block=Wafv2WebAclRuleActionBlock(
+                            custom_response=Wafv2WebAclRuleActionBlockCustomResponse(
+                                response_code=413, custom_response_body_key="body_too_large"
+                            )
+                        )
+                    ),
+                    statement={
+                        "size_constraint_statement": {
+                            "comparison_operator": "GT",
+                            "size": WAF_INSPECTED_BYTES,
+                            "field_to_match": {"body": {"oversize_handling": "MATCH"}},
+                            "text_transformation": [{"priority": 0, "type": "NONE"}],
+                        }
+                    },
+                    visibility_config=visibility("body-longer-than-inspected"),
+                ),
             ],
             visibility_config=Wafv2WebAclVisibilityConfig(
                 cloudwatch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True

@@ -14,22 +14,37 @@ from lambdas.domain.checkpoints import ALGORITHM as SIGNING_ALGORITHM
 from lambdas.encryption_context import CONDITION_KEY, Purpose
 from stacks.iam import Condition, Grantable, Statement
 
+# AWS's default key-administrator statement, less what is use: its kms:Create* is kms:CreateGrant too (a grant hands
+# out use of the key), so the one creation an administrator needs is named; kms:Put* is kms:PutKeyPolicy alone.
 KEY_ADMINISTRATION_ACTIONS = (
     "kms:CancelKeyDeletion",
-    "kms:Create*",
+    "kms:CreateAlias",
     "kms:Delete*",
     "kms:Describe*",
     "kms:Disable*",
     "kms:Enable*",
     "kms:Get*",
     "kms:List*",
-    "kms:Put*",
+    "kms:PutKeyPolicy",  # administration (an alarm watches it), though a new policy could grant anything
     "kms:Revoke*",
     "kms:RotateKeyOnDemand",
     "kms:ScheduleKeyDeletion",
     "kms:TagResource",
     "kms:UntagResource",
     "kms:Update*",
+)
+# Every use of a key, whatever its spec, and the grants that would hand use out: what a key administrator is refused.
+KEY_USE_ACTIONS = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DeriveSharedSecret",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:GenerateMac",
+    "kms:ReEncrypt*",
+    "kms:Sign",
+    "kms:Verify",
+    "kms:VerifyMac",
 )
 ENVELOPE_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey")
 # What a service needs of a key to read, and to write, data it encrypts with it (aws-cdk's KEY_READ_ACTIONS and
@@ -76,11 +91,17 @@ class PaymentKeyProps:
     # Decryption by the account's principals whose IAM policy allows it, under these conditions (e.g. the log files
     # of a trail); empty: none (use takes a named grant).
     account_decrypt_conditions: tuple[Condition, ...] = ()
+    # The account's key administrators (IAM role or user ARNs, wildcards allowed): refused every use of the key and
+    # every grant, directly or through a service, whatever their IAM policies allow.
+    administrators: tuple[str, ...] = ()
 
 
 class PaymentKey(Construct):
     """A customer-managed KMS key. Administration belongs to the account; use
-    belongs only to principals named in the key policy by a ``grant_*`` call."""
+    belongs only to principals named in the key policy by a ``grant_*`` call, and
+    to the account's principals through the services named in ``via_services``
+    (what a service does with the key for the deployer or an operator), and
+    never to one of ``administrators``."""
 
     def __init__(self, scope: Construct, id: str, props: PaymentKeyProps) -> None:
         super().__init__(scope, id)
@@ -90,7 +111,22 @@ class PaymentKey(Construct):
         self._add_to_key_policy(
             Statement("KeyAdministration", KEY_ADMINISTRATION_ACTIONS, ("*",), principals=(("AWS", (account_root,)),))
         )
+        if props.administrators:
+            # An explicit deny: it wins over the account-wide statements below and over any IAM policy.
+            self._add_to_key_policy(
+                Statement(
+                    "KeyAdministratorsNeverUseTheKey",
+                    KEY_USE_ACTIONS,
+                    ("*",),
+                    conditions=(Condition("ArnLike", "aws:PrincipalArn", props.administrators),),
+                    principals=(("AWS", (account_root,)),),
+                    effect="Deny",
+                )
+            )
         if props.via_services:
+            # These services use the key with their caller's permissions: Terraform creating a table (DescribeKey,
+            # CreateGrant) or a function's encrypted environment, and writing the merchants' items; an operator
+            # putting the gateway secret or reading the ledger (`make verify`). The functions have grants of their own.
             self._add_to_key_policy(
                 Statement(
                     "UseThroughAwsServicesOfThisAccount",

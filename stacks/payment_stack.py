@@ -54,6 +54,7 @@ class PaymentStack(TerraformStack):
                     account_id=account_id,
                     partition=partition,
                     deletion_window_days=config.key_deletion_window_days,
+                    administrators=config.key_administrators,
                     **props,
                 ),
             )
@@ -218,6 +219,7 @@ class PaymentStack(TerraformStack):
                 log_retention_days=config.log_retention_days,
                 throttling=config.throttling,
                 invokers=tuple(principal for merchant in config.merchants for principal in merchant.principals),
+                policy_quota=config.resource_policy_quota,
                 domain=config.domain,
             ),
         )
@@ -233,6 +235,7 @@ class PaymentStack(TerraformStack):
                 region,
                 dns_suffix,
                 config.key_deletion_window_days,
+                config.key_administrators,
             ),
         )
         Monitoring(

@@ -100,6 +100,7 @@ def scale_config() -> EnvironmentConfig:
         "merchants": merchants,
         "state_bucket": "payments-scale-state",
         "account_id": "444455556666",
+        "key_administrators": ("arn:aws:iam::444455556666:role/key-administrator",),
         "alarms": SCALE_ALARMS,
     }
     return EnvironmentConfig.model_validate(DEV.model_dump() | scale)

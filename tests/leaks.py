@@ -2,6 +2,7 @@
 
 import json
 import re
+import unicodedata
 
 from sparkle_sandbox.server import DECLINES, PROCESSING_ERROR_CARD, SLOW_CARD, SUCCEEDING_CARDS
 
@@ -17,10 +18,25 @@ TEST_PANS = (
 )
 TEST_CVCS = ("737", "7373")
 
-# How people write a card number: its digits parted by one of these ...
-SEPARATORS = ("", " ", "-", ".", "/", "\u00a0", "\u202f", "  ", " - ")
+# How people write a card number: its digits run together, or in groups parted by one of these (the same between
+# every two groups): runs of up to three spaces of any kind (tabs, line breaks and no-break spaces too); a dash of
+# any kind (hyphen, en and em dash, minus sign), dot or slash, with spaces around it or not ...
+SEPARATORS = (
+    "", " ", "  ", "   ", "\t", "\n", "\r\n", "\u00a0", "\u202f", "\u3000",
+    "-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212", ".", "/",
+    " - ", "  -  ", " \u2013 ", " \u2014 ", " . ", " / ",
+)  # fmt: skip
 # ... in groups of four, or of these sizes for a number of this length (Amex 4-6-5, Diners 4-6-4).
 GROUPINGS = {15: ((4, 6, 5),), 14: ((4, 6, 4),)}
+
+# How the scanner reads text, written here rather than taken from lambdas/domain/cards.py (so that it checks the
+# code instead of repeating it), and looser than any list of spellings: digits (of any script) with up to five of
+# these characters between each two, in any mix and any grouping, whose digits hold a test PAN.
+_SPACES = " \t\n\v\f\r\x1c-\x1f\x85\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # str.isspace()
+_MARKS = "\\-\u2010-\u2015\u2212./"  # dashes (hyphen to horizontal bar, minus sign), dot, slash
+_DIGITS_PARTED = re.compile(rf"\d(?:[{_SPACES}{_MARKS}]{{0,5}}\d)*")
+# A body or a log line is JSON: a tab, a line break or a non-ASCII separator in it is written as an escape.
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([ntr]))")
 
 
 def _groups(pan: str, sizes: tuple[int, ...]) -> list[str]:
@@ -35,12 +51,15 @@ def spellings(pan: str) -> set[str]:
     return {separator.join(_groups(pan, sizes)) for separator in SEPARATORS for sizes in groupings}
 
 
-_SPELLINGS = {spelling: pan for pan in TEST_PANS for spelling in spellings(pan)}
+def _unescaped(text: str) -> str:
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else {"n": "\n", "t": "\t", "r": "\r"}[m[2]], text)
 
 
 def card_data_in(text: str) -> list[str]:
-    """The test PANs (in any usual spelling) and CVC fields found in ``text``."""
-    found = sorted({pan for spelling, pan in _SPELLINGS.items() if spelling in text})
+    """The test PANs (in any usual spelling, JSON-escaped or not) and CVC fields found in ``text``."""
+    runs = ("".join(str(unicodedata.decimal(c)) for c in run if c.isdecimal())
+            for run in _DIGITS_PARTED.findall(_unescaped(text)))  # fmt: skip
+    found = sorted({pan for digits in runs for pan in TEST_PANS if pan in digits})
     found += [m.group(0) for m in re.finditer(r'(?i)"?cvc"?\s*[:=]\s*"?\d{3,4}', text)]
     return found
 

@@ -30,6 +30,8 @@ def _condition_holds(test: str, variable: str, values: tuple[str, ...], context:
         return (present is None) == (values == ("true",))
     if test == "StringEquals":  # single-valued keys: a missing key never matches
         return present is not None and any(value in values for value in _as_tuple(present))
+    if test == "ArnLike":  # the key administrators' deny: a request without the key is not theirs
+        return present is not None and any(fnmatchcase(v, pattern) for v in _as_tuple(present) for pattern in values)
     raise NotImplementedError(f"condition operator {test} on {variable}")
 
 

@@ -25,6 +25,7 @@ from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, Partition
 from lambdas.use_cases import utc_now
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from tests.access_model import ACCOUNT, Recorded, Recorder, References, StackModel, load
+from tests.conftest import ENVIRONMENTS, REPO
 from tests.events import body_of, invoke
 from tests.iam_eval import Decision, Request, statements_from_json
 from tests.service_fixtures import REGION, Sandbox
@@ -253,7 +254,8 @@ def test_the_role_policy_and_the_key_policy_each_allow_every_call_on_their_own(r
 
 # --- calls that must be refused ------------------------------------------------------------------------------------
 
-ADMIN = f"arn:aws:iam::{ACCOUNT}:role/key-administrator"
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/key-administrator"  # dev's key administrator (stacks/config.py)
+OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/operator"  # runs `make verify`, puts the gateway secret: no administrator
 OUTSIDER = "arn:aws:iam::210987654321:role/intruder"
 EVERYTHING = statements_from_json({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 
@@ -313,6 +315,7 @@ def test_a_key_administrator_administers_the_keys_but_cannot_use_them(recording)
     model = model.with_identity(ADMIN, EVERYTHING)
     for name, key in model.keys.items():
         assert model.decide(Request(ADMIN, "kms:ScheduleKeyDeletion", key, _kms_context())) is Decision.ALLOWED
+        assert model.decide(Request(ADMIN, "kms:PutKeyPolicy", key, _kms_context())) is Decision.ALLOWED
         for action in (
             "kms:Decrypt",
             "kms:GenerateDataKey",
@@ -324,6 +327,33 @@ def test_a_key_administrator_administers_the_keys_but_cannot_use_them(recording)
             for purpose in ("card-vault", "payment-metadata", None):
                 request = Request(ADMIN, action, key, _kms_context(purpose))
                 assert model.decide(request) is not Decision.ALLOWED, (name, action, purpose)
+
+
+def test_a_key_administrator_uses_no_key_through_a_service_nor_grants_its_use(recording):
+    """DynamoDB and Secrets Manager use the vault key with their caller's permissions, which the key policy lets the
+    account's IAM decide (Terraform and the operators read and write the tables and the secret): not for a key
+    administrator, whatever their IAM policy allows. Nor may an administrator grant use (kms:CreateGrant)."""
+    assert ADMIN in ENVIRONMENTS["dev"].key_administrators
+    model, _ = recording
+    model = model.with_identity(ADMIN, EVERYTHING).with_identity(OPERATOR, EVERYTHING)
+    vault = model.keys["vault"]
+    (table,) = [name for name in model.resource_keys if name.endswith("-ledger")]
+    (secret,) = [arn for arn in model.resource_keys if ":secretsmanager:" in arn]
+    through_dynamodb = _kms_context(via="dynamodb", **{"aws:dynamodb:tableName": table,
+                                                       "aws:dynamodb:subscriberId": ACCOUNT})  # fmt: skip
+    through_secrets_manager = _kms_context(via="secretsmanager", SecretARN=secret, SecretVersionId="v1")
+    for context in (through_dynamodb, through_secrets_manager):
+        # the statement that lets a service use the key for the account's principals is there, and works
+        assert model.decide(Request(OPERATOR, "kms:Decrypt", vault, context)) is Decision.ALLOWED
+        for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:ReEncryptFrom", "kms:CreateGrant"):
+            decision = model.decide(Request(ADMIN, action, vault, context))
+            assert decision is Decision.EXPLICIT_DENY, (action, context["kms:ViaService"])
+    for name, key in model.keys.items():
+        for action in ("kms:CreateGrant", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"):
+            for purpose in ("card-vault", "payment-metadata", None):
+                request = Request(ADMIN, action, key, _kms_context(purpose))
+                assert model.decide(request) is not Decision.ALLOWED, (name, action, purpose)
+        assert model.decide(Request(OPERATOR, "kms:CreateGrant", key, _kms_context())) is not Decision.ALLOWED
 
 
 def test_no_principal_outside_the_account_uses_a_key_or_invokes_anything(recording):
@@ -512,3 +542,9 @@ def test_removing_a_role_statement_refuses_a_recorded_call(recording, function, 
 def test_removing_a_key_policy_grant_refuses_a_recorded_call(recording, key, sid):
     model, recorded = recording
     assert _denied(model.without_key_statement(model.keys[key], sid), recorded, "key"), f"{key} key: {sid} unused"
+
+
+def test_the_readme_counts_the_grant_statements_removed_here():
+    removed = sum(map(len, ROLE_STATEMENTS.values())) + sum(map(len, KEY_GRANTS.values()))
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"removing any one of the {removed} grant statements refuses a recorded call" in readme

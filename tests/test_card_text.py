@@ -2,6 +2,10 @@
 bodies and logs mask them, the tests' scanner finds them, identifiers stay whole.
 The spellings come from tests/leaks.py, so the code and the scanner are held to one list."""
 
+import json
+import sys
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -59,6 +63,50 @@ def test_a_log_line_masks_a_card_number_in_any_usual_spelling(spelling):
 @pytest.mark.parametrize("spelling", EVERY_SPELLING)
 def test_the_scanner_finds_every_usual_spelling(spelling):
     assert card_data_in(f"x {spelling} x")
+
+
+# Spellings written out one by one, some beyond what spellings() makes (mixed separators, other groupings, other
+# digits): the service refuses each in free text, and the scanner finds each, as written and as JSON carries it.
+WRITTEN_OUT = [
+    "4242\t4242\t4242\t4242",
+    "4242\n4242\n4242\n4242",
+    "4242\r\n4242\r\n4242\r\n4242",
+    "4242   4242   4242   4242",  # three spaces
+    "4242\u00a0\u00a04242\u00a0\u00a04242\u00a0\u00a04242",  # no-break spaces
+    "4242\u20104242\u20104242\u20104242",  # hyphen
+    "4242\u20134242\u20134242\u20134242",  # en dash
+    "4242 \u2014 4242 \u2014 4242 \u2014 4242",  # em dash, spaced
+    "4242\u22124242\u22124242\u22124242",  # minus sign
+    "5555.5555.5555.4444",
+    "5555 / 5555 / 5555 / 4444",
+    "3782 822463 10005",  # Amex 4-6-5
+    "3782\u2013822463\u201310005",
+    "3782\t822463\t10005",
+    "3782 . 822463 . 10005",
+    "4242 4242-4242\u20134242",  # separators mixed
+    "42424242 42424242",  # other groupings
+    "4 2 4 2 4 2 4 2 4 2 4 2 4 2 4 2",
+    "\uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12",  # fullwidth
+]
+
+
+@pytest.mark.parametrize("spelling", WRITTEN_OUT)
+def test_each_written_out_spelling_is_refused_by_the_service_and_found_by_the_scanner(spelling):
+    text = f"order for card {spelling}, thanks"
+    with pytest.raises(InvalidRequest) as refused:
+        refuse_card_numbers(text, "metadata.note")
+    assert refused.value.code == "card_number_in_text"
+    assert card_data_in(text)
+    assert card_data_in(json.dumps({"note": text}))  # a body or a log line: escaped
+
+
+def test_every_character_the_service_parts_a_card_numbers_groups_with_the_scanner_reads_too():
+    """Every assigned character but a letter or a digit (a digit would make other digits), in every plane."""
+    others = (chr(code) for code in range(sys.maxunicode + 1))
+    others = (c for c in others if not c.isalnum() and unicodedata.category(c) not in ("Cn", "Co", "Cs"))
+    parting = [c for c in others if contains_card_number(f"4242{c}4242{c}4242{c}4242")]
+    assert {" ", "\t", "\n", "\u2013", "\u2212", ".", "/"} < set(parting)
+    assert [f"U+{ord(c):04X}" for c in parting if not card_data_in(f"4242{c}4242{c}4242{c}4242")] == []
 
 
 @pytest.mark.parametrize(

@@ -50,3 +50,34 @@ def test_api_gateways_own_and_the_local_signature_checks_codes_are_documented():
     rejections = set(re.findall(r'SignatureRejected\(\s*"(\w+)"', (REPO / "tools" / "sigv4.py").read_text()))
     assert rejections == {"missing_authentication_token", "invalid_signature", "expired_signature"}
     assert {ERROR_CODES[code] for code in rejections} == {("403", "permission_error")}
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a document's headings."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+
+
+def test_every_link_to_a_section_of_the_docs_names_a_heading_that_exists():
+    """Links (``[text](#section)``, ``[text](other.md#section)``) and references in code spans
+    (`` `docs/runbook.md#section` ``, from the repository's root), in the README and every document of docs/."""
+    links = []
+    for document in (REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))):
+        text = document.read_text()
+        links += [(document, document.parent / path if path else document, anchor)
+                  for path, anchor in re.findall(r"\]\(([\w./-]*?)#([\w-]+)\)", text)]  # fmt: skip
+        links += [(document, REPO / path, anchor) for path, anchor in re.findall(r"`([\w/.-]+\.md)#([\w-]+)`", text)]
+    assert {target.name for _, target, _ in links} >= {"runbook.md"}
+    missing = [f"{source.name}: {target.name}#{anchor}" for source, target, anchor in links
+               if anchor not in _anchors(target.read_text())]  # fmt: skip
+    assert missing == []
+
+
+def test_the_readme_counts_the_concurrency_prod_reserves():
+    from lambdas.routes import Function
+    from stacks.config import REPOSITORY_SETTINGS
+
+    reserved = REPOSITORY_SETTINGS["prod"]["functions"].reserved_concurrency
+    readme = " ".join(README.split())
+    assert f"what the functions reserve ({len(Function)} x {reserved} in prod;" in readme
+    assert f"one per responsibility ({', '.join(f.value for f in Function)})," in readme

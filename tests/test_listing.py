@@ -118,3 +118,17 @@ def test_the_dynamodb_index_pages_newest_first_from_the_cursors_own_place(world)
         page, more = store.list_payments(5, None)  # a full page with nothing after it
         assert [p.id for p in page] == [p.id for p in newest_first] and not more
         assert other.list_payments(10, None) == ([], False)
+        # Payments that arrive during a walk are newer than its cursor: the walk still sees each old one once.
+        walked, cursor = [], None
+        while True:
+            page, more = store.list_payments(2, cursor)
+            walked += [p.id for p in page]
+            world.clock.advance(timedelta(seconds=1))
+            arriving = world.ledger.payments[pay(world, key=f"new{len(walked)}").body["id"]]
+            uow = store.unit_of_work()
+            store.add_payment(uow, arriving)
+            uow.commit()
+            if not more:
+                break
+            cursor = page[-1]
+        assert walked == [p.id for p in newest_first]

@@ -192,9 +192,15 @@ def test_two_merchants_through_the_sdk_see_only_their_own(local):
     with pytest.raises(InvalidRequest) as unknown_token:
         globex.pay(1500, "usd", token=token.token)
     assert unknown_token.value.code == "token_not_found"
-    theirs = globex.pay(1500, "usd", card=card(), key="shared-key")  # the same key, another merchant: a payment
-    assert theirs.id != paid.id and not theirs.replayed
+    globex_paid = globex.pay(1500, "usd", card=card(), key="shared-key")  # the same key, another merchant
+    assert globex_paid.id != paid.id and not globex_paid.replayed
     assert acme.payment(paid.id).amount_refunded == 0
+    with pytest.raises(NotFound):  # and the other way round
+        acme.payment(globex_paid.id)
+    # Lists: each merchant's own payments only, and the other's id is no cursor.
+    acme_listed, globex_listed = ({p.id for p in client.payments()} for client in (acme, globex))
+    assert paid.id in acme_listed and globex_paid.id not in acme_listed
+    assert globex_paid.id in globex_listed and paid.id not in globex_listed
     # The same through raw signed requests: another merchant's payment answers exactly as an unknown one.
     globex_auth = local.auth(local.merchants[1])
     for path in (f"/payments/{paid.id}", f"/payments/{paid.id}/ledger"):
@@ -204,6 +210,11 @@ def test_two_merchants_through_the_sdk_see_only_their_own(local):
         assert {**theirs.json()["error"], "request_id": ""} == {**unknown.json()["error"], "request_id": ""}
     refund = post(local, f"/payments/{paid.id}/refunds", {"amount": 1}, key="raw-r", auth=globex_auth)
     assert error_of(refund, 404, "invalid_request_error")
+    cursor = get(local, f"/payments?starting_after={paid.id}", auth=globex_auth)
+    assert error_of(cursor, 400, "invalid_request_error")["param"] == "starting_after"
+    by_token = {"amount": 1500, "currency": "usd", "source": {"token": token.token}}
+    charged = post(local, "/payments", by_token, key="raw-t", auth=globex_auth)
+    assert error_of(charged, 400, "invalid_request_error")["code"] == "token_not_found"
 
 
 def test_a_lost_answer_retried_through_the_sdk_settles_without_a_second_charge(local):

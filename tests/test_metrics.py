@@ -22,7 +22,7 @@ from lambdas.metrics import (
 from lambdas.use_cases.reconcile import OVERDUE_AFTER
 from tests.fakes import fake_world
 from tests.fakes_gateway import FakeGateway, Fault
-from tests.test_use_cases import pay
+from tests.test_use_cases import captured, pay
 
 
 def _emitted(capsys) -> list[dict]:
@@ -66,6 +66,27 @@ def test_reconcile_emits_the_backlog_of_items_pending_past_ten_minutes_and_its_e
     assert (counts["errors"], counts["overdue"]) == (3, 2)  # an item that errored is still pending: overdue if old
     (document,) = _emitted(capsys)
     assert (document[PENDING_OVERDUE], document[RECONCILE_ERRORS]) == ([2.0], [3.0])
+
+
+def test_reconcile_counts_a_refund_pending_past_ten_minutes_in_the_backlog(monkeypatch, capsys, namespace):
+    gateway = FakeGateway()
+    world = fake_world(gateway)
+    payment_id = captured(world, 1000)  # succeeded: only its refunds can be pending
+    gateway.fail_next("refund", Fault.UNAVAILABLE)  # the gateway refunded nothing: pending (a 502)
+    with pytest.raises(GatewayFailed):
+        world.service.refund(payment_id, 400, "stuck")
+    world.clock.advance(OVERDUE_AFTER - timedelta(minutes=4))
+    gateway.fail_next("refund", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed):
+        world.service.refund(payment_id, 300, "recent")
+    world.clock.advance(timedelta(minutes=5))  # the first refund is 11 minutes old, the second 5
+    monkeypatch.setattr(reconcile_handler, "tenancy", lambda: world.tenancy)
+    capsys.readouterr()
+
+    counts = reconcile_handler.handler({"source": "aws.events"}, None)
+    assert (counts["still_pending"], counts["overdue"], counts["errors"]) == (2, 1, 0)
+    (document,) = _emitted(capsys)
+    assert (document[PENDING_OVERDUE], document[RECONCILE_ERRORS]) == ([1.0], [0.0])
 
 
 @pytest.mark.parametrize(

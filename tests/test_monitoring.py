@@ -8,7 +8,8 @@ import re
 import pytest
 
 from lambdas import SERVICE_NAME
-from lambdas.metrics import OUTCOMES, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES
+from lambdas.adapters.sparkle import REQUESTS as GATEWAY_REQUESTS
+from lambdas.metrics import GATEWAY_LATENCY, OUTCOMES, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES
 from lambdas.routes import ROUTES, Function
 from stacks.account_stack import AUDIT_KEY_CHANGES, AUDIT_RETENTION_DAYS, TRAIL_CHANGES
 from stacks.alarm_topic import RUNBOOK
@@ -189,7 +190,15 @@ def test_the_dashboard_shows_outcomes_gateway_backlog_refunds_errors_throttles_a
     assert by_title["Refunds per minute by outcome"][0][3] == "POST /payments/{id}/refunds"
     assert {m[1] for m in by_title["Pending backlog (older than 10 minutes) and reconcile errors"]} == {
         PENDING_OVERDUE, RECONCILE_ERRORS}  # fmt: skip
-    assert {m[1] for m in by_title["Gateway: latency of the routes that call it (ms)"]} == {"IntegrationLatency"}
+    latency = by_title["Gateway: latency of its answers, by request (ms)"]
+    assert [m[:6] for m in latency] == [
+        [namespace, GATEWAY_LATENCY, "request", request, "result", "answered"] for request in GATEWAY_REQUESTS
+    ]
+    failed_attempts = {(m[3], m[5]) for m in by_title["Gateway: attempts without a usable answer"]}
+    assert failed_attempts == {
+        (r, result) for r in GATEWAY_REQUESTS for result in ("retryable", "refused", "no_answer")
+    }
+    assert all(m[1] == GATEWAY_LATENCY for m in by_title["Gateway: attempts without a usable answer"])
     assert {m[1] for m in by_title["API 5xx and 4xx"]} == {"5XXError", "4XXError"}
     assert len(by_title["Throttles by function"]) == len(Function)
     assert by_title["WAF blocked requests"][0][:2] == ["AWS/WAFV2", "BlockedRequests"]

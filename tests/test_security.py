@@ -1,6 +1,7 @@
 """Security properties of the synthesized stacks, one resource kind at a time."""
 
 import json
+import re
 
 import pytest
 
@@ -186,8 +187,9 @@ def test_stage_traces_logs_encrypted_and_throttles_without_data_trace(stack):
 def test_web_acl_guards_the_stage_with_managed_rules_and_logs(stack):
     ((acl_name, acl),) = stack.resources("aws_wafv2_web_acl").items()
     assert acl["scope"] == "REGIONAL"
+    rules = [r for r in acl["rule"] if "managed_rule_group_statement" in r["statement"]]  # and the body's (below)
     managed = {r["statement"]["managed_rule_group_statement"]["name"]: r["statement"]["managed_rule_group_statement"]
-               for r in acl["rule"]}  # fmt: skip
+               for r in rules}  # fmt: skip
     assert set(managed) == {
         "AWSManagedRulesAmazonIpReputationList",
         "AWSManagedRulesAnonymousIpList",  # CKV2_AWS_77
@@ -199,7 +201,7 @@ def test_web_acl_guards_the_stage_with_managed_rules_and_logs(stack):
     # Merchants' back ends call from hosting providers; anonymizing proxies stay blocked.
     assert counted["AWSManagedRulesAnonymousIpList"] == {"HostingProviderIPList"}
     assert counted["AWSManagedRulesCommonRuleSet"] == {"SizeRestrictions_BODY"}  # 8 KB: below the contract's 32 KiB
-    assert all(rule["override_action"] == {"none": {}} for rule in acl["rule"])
+    assert all(rule["override_action"] == {"none": {}} for rule in rules)
     (association,) = stack.resources("aws_wafv2_web_acl_association").values()
     assert association["resource_arn"].startswith("${aws_api_gateway_stage.")
     assert association["web_acl_arn"] == f"${{aws_wafv2_web_acl.{acl_name}.arn}}"
@@ -225,6 +227,30 @@ def test_unsigned_badly_signed_and_refused_callers_get_the_contracts_403(stack, 
     ]
     assert response["status_code"] == "403"
     assert response["response_templates"]["application/json"].startswith('{"error":{"type":"permission_error"')
+
+
+def test_gateway_responses_answer_a_fixed_message_and_quote_nothing_of_the_request(stack):
+    """API Gateway's ``$context.error.messageString`` quotes the request: INVALID_SIGNATURE's the canonical request
+    (method, path, query), ACCESS_DENIED's the resource ARN with its path, an incomplete signature's the
+    Authorization header. A badly signed ``GET /v1/payments/4242424242424242`` would echo the card number. So every
+    response answers the contract's error with a fixed message and refers to nothing of the request but its id;
+    types the API configures no response for (UNAUTHORIZED and INVALID_API_KEY: it has no authorizer and no API
+    keys) get DEFAULT_4XX's, fixed too."""
+    from stacks.payment_api import GATEWAY_RESPONSES
+
+    responses = {r["response_type"]: r for r in stack.resources("aws_api_gateway_gateway_response").values()}
+    assert set(responses) == set(GATEWAY_RESPONSES)
+    assert {"MISSING_AUTHENTICATION_TOKEN", "INVALID_SIGNATURE", "EXPIRED_TOKEN", "ACCESS_DENIED", "DEFAULT_4XX",
+            "DEFAULT_5XX"} <= set(responses)  # fmt: skip
+    for response_type, (status, error_type, code, param) in GATEWAY_RESPONSES.items():
+        response = responses[response_type]
+        template = response["response_templates"]["application/json"]
+        assert re.findall(r"\$!?\{?[\w.]+", template) == ["$context.requestId"], f"{response_type}: {template}"
+        error = json.loads(template)["error"]
+        assert error.pop("request_id") == "$context.requestId"
+        assert error.pop("message").endswith("."), response_type  # a sentence for people
+        assert error == {"type": error_type, "code": code} | ({"param": param} if param else {}), response_type
+        assert response.get("status_code") == (str(status) if status else None)
 
 
 def test_the_api_lets_only_the_configured_principals_invoke_it(stack):
@@ -255,8 +281,13 @@ def test_a_policy_naming_every_principal_past_the_quota_names_their_accounts_and
     (_, deny) = invoke_policy(many_roles)["Statement"]
     assert deny["Condition"]["StringNotEquals"] == {"aws:PrincipalAccount": ["100000000000", "100000000001",
                                                                              "100000000002"]}  # fmt: skip
-    with pytest.raises(ValueError, match="accounts do not fit"):
-        invoke_policy(tuple(str(100000000000 + n) for n in range(1000)))
+    thousand_accounts = tuple(str(100000000000 + n) for n in range(1000))
+    with pytest.raises(ValueError, match="accounts do not fit API Gateway's 8192-character resource policy"):
+        invoke_policy(thousand_accounts)
+    raised = 40_000  # the quota is adjustable: once AWS raised it, the operator's configuration says so
+    policy = invoke_policy(thousand_accounts, raised)
+    assert 8192 < len(json.dumps(policy)) <= raised
+    assert len(policy["Statement"][1]["Condition"]["StringNotEquals"]["aws:PrincipalAccount"]) == 1000
 
 
 # --- Lambda, logs and secrets --------------------------------------------------
@@ -329,36 +360,92 @@ def test_provider_takes_credentials_from_the_environment_and_endpoints_from_a_va
     assert stack.config["variable"]["aws_endpoint_url"]["default"] == ""
 
 
-def _empty_blocks(node, path: str = "") -> list[str]:
-    """Paths of ``{}`` inside lists: what a raw dict dropped by jsii where a struct was expected synthesizes as
-    (an intended empty block, like WAF's ``allow {}``, sits under a key, not alone in a list)."""
+# Blocks whose presence is all they say: they take no arguments, so Terraform's JSON writes them as ``{}`` (a rule's
+# ``block``/``allow``/``count`` action, the default action's ``allow``, a rule group's override ``none``).
+PRESENCE_BLOCKS = {"aws_wafv2_web_acl": frozenset({"allow", "block", "captcha", "challenge", "count", "none"})}
+
+
+def _empty_blocks(config: dict) -> list[str]:
+    """Paths of every ``{}`` in the resources and data sources, under a key or in a list: what a struct jsii dropped
+    (a raw dict where a struct was expected, or one with misspelled keys) synthesizes as. No map in the stacks is
+    meant to be empty (no ``tags = {}``); a block is exempt only if its resource type lists it in PRESENCE_BLOCKS."""
     found = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _empty_blocks(value, f"{path}.{key}")
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            if value == {}:
-                found.append(f"{path}[{index}]")
-            found += _empty_blocks(value, f"{path}[{index}]")
+
+    def walk(node, path: str, presence: frozenset[str]) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            at = f"{path}.{key}" if isinstance(node, dict) else f"{path}[{key}]"
+            if value == {} and not (isinstance(node, dict) and key in presence):
+                found.append(at)
+            walk(value, at, presence)
+
+    for section in ("resource", "data"):
+        for resource_type, resources in config.get(section, {}).items():
+            for name, body in resources.items():
+                arguments = {key: value for key, value in body.items() if key != "//"}  # cdktf's metadata
+                walk(arguments, f"{section}.{resource_type}.{name}", PRESENCE_BLOCKS.get(resource_type, frozenset()))
     return found
 
 
+def test_the_empty_block_check_finds_a_dropped_struct_under_a_key_as_in_a_list():
+    config = {
+        "resource": {
+            "aws_thing": {"t": {"some_block": {}, "blocks": [{}], "nested": {"inner": {}}, "set": {"a": 1}}},
+            "aws_wafv2_web_acl": {"acl": {"default_action": {"allow": {}}, "visibility_config": {}}},
+        },
+        "data": {"aws_other": {"o": {"//": {}, "filter": {"none": {}}}}},
+    }
+    assert _empty_blocks(config) == [
+        "resource.aws_thing.t.some_block",
+        "resource.aws_thing.t.blocks[0]",
+        "resource.aws_thing.t.nested.inner",
+        "resource.aws_wafv2_web_acl.acl.visibility_config",
+        "data.aws_other.o.filter.none",  # an exempt name, but not in a WAF resource
+    ]
+
+
 def test_no_block_synthesizes_empty(stack):
-    assert _empty_blocks(stack.config.get("resource", {})) == []
+    assert _empty_blocks(stack.config) == []
 
 
-def test_every_refusal_in_front_of_the_functions_carries_the_contracts_error_with_a_request_id(stack):
-    """A WAF custom response would take precedence over API Gateway's and cannot carry the request id: WAF blocks
-    plainly, and its WAF_FILTERED gateway response, like API Gateway's own 413 (over 10 MB), answers the contract."""
+def test_every_refusal_in_front_of_the_functions_but_an_uninspectable_body_carries_a_request_id(stack):
+    """A WAF custom response would take precedence over API Gateway's and cannot carry the request id: the managed
+    rules block plainly, and their WAF_FILTERED gateway response, like API Gateway's own 413 (over 10 MB), answers the
+    contract. The one custom response is the 413 for a body WAF cannot inspect whole (below)."""
     (acl,) = stack.resources("aws_wafv2_web_acl").values()
-    assert "custom_response_body" not in acl
-    assert all("action" not in rule for rule in acl["rule"])  # rule groups' own block actions, no custom response
+    assert [body["key"] for body in acl["custom_response_body"]] == ["body_too_large"]
+    managed = [rule for rule in acl["rule"] if "managed_rule_group_statement" in rule["statement"]]
+    assert len(managed) == len(acl["rule"]) - 1
+    assert all("action" not in rule for rule in managed)  # rule groups' own block actions, no custom response
     assert acl["default_action"] == {"allow": {}}
     responses = {r["response_type"]: r for r in stack.resources("aws_api_gateway_gateway_response").values()}
     for response_type, status in (("WAF_FILTERED", "403"), ("REQUEST_TOO_LARGE", "413")):
         assert responses[response_type]["status_code"] == status
         assert '"request_id":"$context.requestId"' in responses[response_type]["response_templates"]["application/json"]
+
+
+def test_a_body_waf_cannot_inspect_whole_is_the_contracts_413_from_the_waf(stack):
+    """API Gateway takes a body up to 10 MB, Lambda an invocation up to 6 MB: a body in between never reaches the
+    function's 413 (API Gateway answers in its own shape). WAF sees only the first KB_64 of a body; a body longer
+    than that matches the size rule whatever its length (oversize handling MATCH) and is refused with the contract's
+    413, without a request id (a WAF response has none). Shorter bodies over 32 KiB get the function's 413."""
+    (acl,) = stack.resources("aws_wafv2_web_acl").values()
+    (rule,) = [rule for rule in acl["rule"] if "size_constraint_statement" in rule["statement"]]
+    size = rule["statement"]["size_constraint_statement"]
+    assert size["field_to_match"] == {"body": {"oversize_handling": "MATCH"}}
+    (request_body,) = acl["association_config"]["request_body"]
+    inspected = int(request_body["api_gateway"]["default_size_inspection_limit"].removeprefix("KB_")) * 1024
+    # No body the function takes is refused, and every body WAF cannot see whole is.
+    assert size["comparison_operator"] == "GT" and MAX_BODY_BYTES <= size["size"] <= inspected
+    assert size["text_transformation"] == [{"priority": 0, "type": "NONE"}]
+    too_large = {"response_code": 413, "custom_response_body_key": "body_too_large"}
+    assert rule["action"] == {"block": {"custom_response": too_large}}
+    assert rule["priority"] == max(r["priority"] for r in acl["rule"])  # a request a managed rule blocks gets its 403
+    (body,) = [body for body in acl["custom_response_body"] if body["key"] == "body_too_large"]
+    assert body["content_type"] == "APPLICATION_JSON"
+    error = json.loads(body["content"])["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "body_too_large")
+    assert "32 KiB" in error["message"]
 
 
 def test_waf_inspects_more_of_a_body_than_the_limit(stack):
@@ -368,19 +455,65 @@ def test_waf_inspects_more_of_a_body_than_the_limit(stack):
     assert limit_kib * 1024 > MAX_BODY_BYTES
 
 
-def test_changing_a_gateway_response_changes_the_deployments_trigger():
-    from lambdas.routes import ROUTES
-    from stacks.payment_api import GATEWAY_RESPONSES, deployment_triggers
+def _api_definitions(stack) -> dict[str, dict]:
+    from stacks.payment_api import DEPLOYED_DEFINITIONS
 
-    invokers = ("arn:aws:iam::111122223333:role/checkout",)
-    policy = json.dumps(invoke_policy(invokers))
-    before = deployment_triggers(ROUTES, policy, GATEWAY_RESPONSES)
-    changed = GATEWAY_RESPONSES | {"ACCESS_DENIED": (403, "permission_error", "refused", None)}
-    after = deployment_triggers(ROUTES, policy, changed)
-    assert before["gateway_responses"] != after["gateway_responses"] and before["routes"] == after["routes"]
-    wider = json.dumps(invoke_policy((*invokers, "210987654321")))
-    assert deployment_triggers(ROUTES, wider, GATEWAY_RESPONSES)["policy"] != before["policy"]
-    assert deployment_triggers(ROUTES[:-1], policy, GATEWAY_RESPONSES)["routes"] != before["routes"]
+    return {t: stack.resources(t) for t in DEPLOYED_DEFINITIONS if stack.resources(t)}
+
+
+def test_the_deployments_trigger_digests_every_definition_the_api_serves(stack):
+    """A REST API serves what it last deployed: the trigger is the digest of the synthesized definitions of all that a
+    deployment captures, and the deployment waits for each."""
+    from stacks.payment_api import DEPLOYED_DEFINITIONS, deployment_triggers
+
+    (deployment,) = stack.resources("aws_api_gateway_deployment").values()
+    definitions = _api_definitions(stack)
+    assert {"aws_api_gateway_method", "aws_api_gateway_integration", "aws_api_gateway_request_validator",
+            "aws_api_gateway_gateway_response", "aws_api_gateway_rest_api_policy"} <= set(definitions)  # fmt: skip
+    assert deployment["triggers"] == deployment_triggers(definitions)
+    assert set(deployment["depends_on"]) >= {
+        f"{t}.{name}" for t, resources in definitions.items() for name in resources
+    }
+    # Every other API Gateway resource is outside what a deployment captures.
+    outside = {f"aws_api_gateway_{kind}" for kind in ("deployment", "stage", "method_settings", "domain_name",
+                                                      "base_path_mapping", "account")}  # fmt: skip
+    api_types = {t for t in stack.config["resource"] if t.startswith("aws_api_gateway_")}
+    assert api_types <= set(DEPLOYED_DEFINITIONS) | outside
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "key", "value"),
+    [
+        ("aws_api_gateway_gateway_response", "status_code", "401"),
+        ("aws_api_gateway_gateway_response", "response_templates", {"application/json": '{"message":"x"}'}),
+        ("aws_api_gateway_request_validator", "validate_request_body", False),
+        ("aws_api_gateway_integration", "type", "AWS"),
+        ("aws_api_gateway_integration", "uri", "${aws_lambda_function.other.invoke_arn}"),
+        ("aws_api_gateway_method", "authorization", "NONE"),
+        ("aws_api_gateway_method", "request_parameters", {}),
+        ("aws_api_gateway_rest_api_policy", "policy", "{}"),
+        ("aws_api_gateway_resource", "path_part", "other"),
+    ],
+)
+def test_changing_what_the_api_serves_changes_only_that_part_of_the_deployments_trigger(dev, resource_type, key, value):
+    from stacks.payment_api import DEPLOYED_DEFINITIONS, deployment_triggers
+
+    definitions = _api_definitions(dev)
+    before = deployment_triggers(definitions)
+    name = sorted(definitions[resource_type])[0]
+    resources = definitions[resource_type] | {name: definitions[resource_type][name] | {key: value}}
+    after = deployment_triggers(definitions | {resource_type: resources})
+    assert {part for part in before if before[part] != after[part]} == {DEPLOYED_DEFINITIONS[resource_type]}
+
+
+def test_adding_a_model_changes_the_deployments_trigger(dev):
+    from stacks.payment_api import deployment_triggers
+
+    definitions = _api_definitions(dev)
+    model = {"name": "Charge", "content_type": "application/json", "schema": "{}", "rest_api_id": "${x.id}"}
+    assert deployment_triggers(definitions | {"aws_api_gateway_model": {"charge": model}}) != deployment_triggers(
+        definitions
+    )
 
 
 def _strings(node):

@@ -13,9 +13,10 @@ import pytest
 import requests
 
 from lambdas import deadline
-from lambdas.adapters.sparkle import MIN_ATTEMPT_SECONDS, RetryPolicy, SparkleClient
+from lambdas.adapters.sparkle import MIN_ATTEMPT_SECONDS, REQUESTS, RetryPolicy, SparkleClient
 from lambdas.domain.cards import parse_card
 from lambdas.gateway import GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable
+from lambdas.metrics import GATEWAY_LATENCY, NAMESPACE_VARIABLE
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from tools.emulator import free_port
 
@@ -196,6 +197,31 @@ def test_a_retry_reuses_the_idempotency_key_and_its_answer_counts(stub):
     stub.answer(429).answer(503).answer(200, charge_answer())
     assert charge(stub.url).id == "ch_1"
     assert stub.requests == [("POST", "/v1/charges", "k")] * 3
+
+
+def test_each_attempt_is_timed_by_request_and_result_in_the_gateway_latency_metric(stub, capsys, monkeypatch):
+    monkeypatch.setenv(NAMESPACE_VARIABLE, "PaymentLedger/test")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    stub.answer(503).answer(200, charge_answer())
+    charge(stub.url)
+    stub.answers.clear()
+    stub.answer(404)
+    with pytest.raises(GatewayUnavailable):
+        client(stub.url).find_refund("re_1")
+    with pytest.raises(GatewayUnavailable):
+        charge(f"http://127.0.0.1:{free_port()}")
+    timed = [
+        (document["request"], document["result"], document[GATEWAY_LATENCY])
+        for document in map(json.loads, capsys.readouterr().out.splitlines())
+        if GATEWAY_LATENCY in document
+    ]
+    assert [(request, result) for request, result, _ in timed] == [
+        ("POST /v1/charges", "retryable"),
+        ("POST /v1/charges", "answered"),
+        ("GET /v1/refunds", "refused"),
+        *[("POST /v1/charges", "no_answer")] * ATTEMPTS,
+    ]
+    assert {request for request, _, _ in timed} <= set(REQUESTS) and all(ms[0] >= 0 for _, _, ms in timed)
 
 
 def test_a_key_still_in_flight_is_retried_then_an_unknown_outcome(stub):

@@ -14,10 +14,10 @@ from botocore.exceptions import ClientError
 
 from lambdas import deadline
 from lambdas.adapters import dynamo
-from lambdas.adapters.dynamo import CONFLICT_RETRIES, HEAD_RETRIES, DynamoUnitOfWork, to_item
+from lambdas.adapters.dynamo import CONFLICT_RETRIES, HEAD_RETRIES, DynamoUnitOfWork, from_item, to_item
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, DynamoIdempotencyStore
-from lambdas.adapters.ledger_store import DynamoLedgerStore
+from lambdas.adapters.ledger_store import PENDING_SHARDS, DynamoLedgerStore
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import MaskedCard
 from lambdas.domain.chains import chain_of, check_chain
@@ -187,6 +187,31 @@ def test_every_pending_payment_and_refund_is_listed_across_pages(ports):
     _, done, entries = new.complete_refund(refund, "rf_1", ports.clock())
     commit(ports, lambda uow: ports.store.complete_refund(uow, done, entries))
     assert set(ports.store.pending(ports.clock())) == {PendingItem(p.id, p.created_at) for p in pending[2:]}
+
+
+def test_pending_items_spread_over_the_merchants_index_partitions_and_every_one_is_listed(moto_resources):
+    """No one partition of the pending index takes every payment's two writes; what was pending in the single
+    partition used before shards is still listed."""
+    client = boto3.client("dynamodb")
+    store = DynamoLedgerStore(client, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    pending = [payment(ports) for _ in range(24)]
+    for new in pending:
+        commit(ports, lambda uow, new=new: store.add_payment(uow, new))
+    before_shards = next(p for p in pending if chain_of(p.id) % PENDING_SHARDS)
+    single = f"{Status.PENDING.value}#merchant-a"  # the key before shards
+    key = to_item({"pk": store._key(Partition.PAYMENT, before_shards.id), "sk": "PAYMENT"})
+    client.update_item(TableName=moto_resources["LEDGER_TABLE"], Key=key, UpdateExpression="SET status_pk = :single",
+                       ExpressionAttributeValues=to_item({":single": single}))  # fmt: skip
+    partitions = {
+        from_item(item)["status_pk"]
+        for item in client.scan(TableName=moto_resources["LEDGER_TABLE"], IndexName="by_status")["Items"]
+    }
+    assert len(partitions) > PENDING_SHARDS // 2 and all(
+        p.startswith(f"{Status.PENDING.value}#merchant-a") for p in partitions
+    )
+    ports.clock.advance(timedelta(minutes=1))
+    assert set(store.pending(ports.clock())) == {PendingItem(p.id, p.created_at) for p in pending}
 
 
 # -- idempotency -------------------------------------------------------------------------------

@@ -71,8 +71,12 @@ def _written(store, n: int = 6) -> list[str]:
 
 def _entry_key(store, payment_id: str) -> dict:
     """The stored key of the payment's credit entry."""
+    return _stored_key(store, _credit(store, payment_id))
+
+
+def _credit(store, payment_id: str) -> Entry:
     (credit,) = [e for e in store.entries(payment_id) if e.direction is Direction.CREDIT]
-    return _stored_key(store, credit)
+    return credit
 
 
 def _stored_key(store, entry: Entry) -> dict:
@@ -183,7 +187,36 @@ def test_eight_writers_on_one_chain_leave_it_gapless_by_placing_entries_again_af
     assert store.head(0).balances == {("gateway_receivable:sparkle", "USD"): 8000, ("merchant_balance", "USD"): -8000}
 
 
-def test_the_command_exits_1_naming_the_break_and_0_when_intact(ledger, endpoint, signing):
+def _edit_an_entry(client, table, store, payments) -> str:
+    client.update_item(TableName=table, Key=_entry_key(store, payments[1]), UpdateExpression="SET currency = :eur",
+                       ExpressionAttributeValues={":eur": {"S": "EUR"}})  # fmt: skip
+    return f"chain {chain_of(payments[1])}, sequence {_credit(store, payments[1]).sequence}, entry le_{payments[1]}_c:"
+
+
+def _delete_an_entry(client, table, store, payments) -> str:
+    credit = _credit(store, payments[1])
+    client.delete_item(TableName=table, Key=_entry_key(store, payments[1]))
+    return f"chain {chain_of(payments[1])}, sequence {credit.sequence}"
+
+
+def _copy_an_entry(client, table, store, payments) -> str:
+    key = _entry_key(store, payments[1])
+    item = client.get_item(TableName=table, Key=key)["Item"]
+    copy = {name: value for name, value in item.items() if name not in ("chain_pk", "chain_seq")}
+    client.put_item(TableName=table, Item=copy | {"sk": {"S": item["sk"]["S"] + "#copy"}})
+    return f"entry le_{payments[1]}_c: an entry outside every chain"
+
+
+def _replace_a_signature(client, table, store, payments) -> str:
+    signature = base64.b64encode(b"\x30" + bytes(70)).decode()
+    client.update_item(TableName=table, Key=_checkpoint_key(1), UpdateExpression="SET signature = :s",
+                       ExpressionAttributeValues={":s": {"S": signature}})  # fmt: skip
+    return "checkpoint 1: its signature"
+
+
+@pytest.mark.parametrize("tamper", [_edit_an_entry, _delete_an_entry, _copy_an_entry, _replace_a_signature])
+def test_the_command_names_a_tampering(ledger, endpoint, signing, tamper):
+    """Exit 0 while intact; exit 1 naming what was tampered with. (A short name: the table is named after it.)"""
     client, table, store = ledger
     payments = _written(store, 3)
     _checkpoint(store, signing)
@@ -193,13 +226,10 @@ def test_the_command_exits_1_naming_the_break_and_0_when_intact(ledger, endpoint
     intact = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=60, check=False)
     assert intact.returncode == 0 and intact.stdout.startswith("intact: 6 entries of 1 merchants"), intact
     assert "entries/s" in intact.stdout
-    key = _entry_key(store, payments[1])
-    client.update_item(TableName=table, Key=key, UpdateExpression="SET currency = :eur",
-                       ExpressionAttributeValues={":eur": {"S": "EUR"}})  # fmt: skip
+    named = tamper(client, table, store, payments)
     broken = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=60, check=False)
     assert broken.returncode == 1
-    assert broken.stdout.startswith(f"BROKEN: merchant acme, chain {chain_of(payments[1])}, sequence ")
-    assert f"entry le_{payments[1]}_c: an edited entry" in broken.stdout
+    assert broken.stdout.startswith(f"BROKEN: merchant {MERCHANT}, {named}"), broken.stdout
 
 
 def _signed_twice(store, signing) -> list[str]:

@@ -45,7 +45,8 @@ def adopt(client: Any, table: str, merchant: str) -> Counter[str]:
                 continue
             copy = {**item, PK: {"S": new_key}}
             if PENDING_PK in item:
-                copy[PENDING_PK] = {"S": pending_partition(merchant)}
+                payment_id = item[PK]["S"].removeprefix(Partition.PAYMENT.value)  # only payments and refunds pend
+                copy[PENDING_PK] = {"S": pending_partition(merchant, payment_id)}
             try:
                 client.put_item(
                     TableName=table,

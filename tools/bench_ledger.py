@@ -8,7 +8,7 @@ request at a time, as tools/emulator.py runs it).
 - `make verify`'s throughput in entries per second over what was written.
 
 The emulator serializes requests, so the figures compare write paths on this machine; AWS's ceiling is on paper
-in the README (8 heads per merchant, ~500 transactional writes/s each)."""
+in the README (64 heads per merchant, ~500 transactional writes/s each)."""
 
 import os
 import threading

@@ -79,51 +79,68 @@ def luhn_number(n: int) -> str:
 
 
 def bench_calls() -> None:
+    from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
+
+    os.environ.update(EMULATOR_CREDENTIALS | {"AWS_DEFAULT_REGION": "us-east-1"})
+    with sandbox_server(free_port()) as sandbox_url:
+        calls = token_payment_calls(sandbox_url, PAYMENTS)
+    first, rest = calls[0], sum(calls[1:], Counter())
+    print(f"\nper successful token payment with metadata: the container's first (it also looks its caller's merchant"
+          f" up and opens a data key, once), then the mean of the other {PAYMENTS - 1}")  # fmt: skip
+    for service, name, goal in (("kms", "KMS calls", 1), ("dynamodb", "DynamoDB requests", 3)):
+        print(f"  {name:18} first {requests_to(first, service):2}   then"
+              f" {requests_to(rest, service) / (PAYMENTS - 1):5.2f} (goal <= {goal})"
+              f"   all {PAYMENTS}: {requests_to(first + rest, service) / PAYMENTS:.2f} per payment"
+              f"   ({_detail(first + rest, service)})")  # fmt: skip
+
+
+def token_payment_calls(sandbox_url: str, payments: int) -> list[Counter]:
+    """``payments`` successful token payments with metadata, the velocity rule on, through the API's handler in
+    moto (in process; AWS credentials and region are the caller's), each with a card of its own; per payment, the
+    AWS requests it made: (service, operation) -> count, from botocore's events. The tokens are vaulted by one
+    service instance and paid by another (a fresh container: its first payment looks the merchant up). Leaves the
+    functions' environment in ``os.environ`` and their adapters cached in ``bootstrap``."""
     import boto3
     from moto import mock_aws
 
     sys.path.insert(0, str(REPO))
     from lambdas import bootstrap
     from tools.api_events import api_event, invoke
-    from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
     from tools.function_resources import provision
 
-    os.environ.update(EMULATOR_CREDENTIALS | {"AWS_DEFAULT_REGION": "us-east-1"})
-    calls: list[Counter] = []  # per payment: (service, operation) -> requests
-    with sandbox_server(free_port()) as sandbox_url, mock_aws():
+    calls: list[Counter] = []
+
+    def count(event_name: str, **_) -> None:
+        _, service, operation = event_name.split(".")
+        calls[-1][(service, operation)] += 1
+
+    with mock_aws():
         rules = {"velocity_per_hour": 20}
         caller = api_event("GET", "/payments/x")["requestContext"]["identity"]["userArn"]
         os.environ.update(provision(sandbox_url, suffix="bench", merchants={"bench": ((caller,), rules)}))
         bootstrap.adapters.cache_clear()
         tokens = [_ok(invoke(api_event("POST", "/tokens", {"card": {"number": luhn_number(n), "exp_month": 12,
                                                                       "exp_year": 2030}})))["token"]
-                  for n in range(PAYMENTS)]  # fmt: skip
+                  for n in range(payments)]  # fmt: skip
         bootstrap.adapters.cache_clear()  # the charge function's container
-
-        def count(event_name: str, **_) -> None:
-            _, service, operation = event_name.split(".")
-            calls[-1][(service, operation)] += 1
-
         boto3.DEFAULT_SESSION.events.register("before-call.*.*", count)
-        for n, token in enumerate(tokens):
-            body = {
-                "amount": 1000 + n,
-                "currency": "usd",
-                "source": {"token": token},
-                "metadata": {"order_id": f"A-{n}", "customer": "c-42"},
-            }
-            calls.append(Counter())
-            _ok(invoke(api_event("POST", "/payments", body, headers={"Idempotency-Key": f"order-{n}"})))
-    first, rest = calls[0], sum(calls[1:], Counter())
-    print(f"\nper successful token payment with metadata: the container's first (it also looks its caller's merchant"
-          f" up and opens a data key, once), then the mean of the other {PAYMENTS - 1}")  # fmt: skip
-    for service, name, goal in (("kms", "KMS calls", 1), ("dynamodb", "DynamoDB requests", 3)):
-        print(f"  {name:18} first {_total(first, service):2}   then {_total(rest, service) / (PAYMENTS - 1):5.2f}"
-              f" (goal <= {goal})   all {PAYMENTS}: {_total(first + rest, service) / PAYMENTS:.2f} per payment"
-              f"   ({_detail(first + rest, service)})")  # fmt: skip
+        try:
+            for n, token in enumerate(tokens):
+                body = {
+                    "amount": 1000 + n,
+                    "currency": "usd",
+                    "source": {"token": token},
+                    "metadata": {"order_id": f"A-{n}", "customer": "c-42"},
+                }
+                calls.append(Counter())
+                _ok(invoke(api_event("POST", "/payments", body, headers={"Idempotency-Key": f"order-{n}"})))
+        finally:
+            boto3.DEFAULT_SESSION.events.unregister("before-call.*.*", count)
+    return calls
 
 
-def _total(calls: Counter, service: str) -> int:
+def requests_to(calls: Counter, service: str) -> int:
+    """How many of ``calls`` (as token_payment_calls counts them) went to ``service`` ("kms", "dynamodb")."""
     return sum(n for (s, _), n in calls.items() if s == service)
 
 

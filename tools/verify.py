@@ -177,7 +177,7 @@ def verify(
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--environment", choices=ENVIRONMENT_NAMES, help="its ledger and merchants tables")
+    parser.add_argument("--environment", "--stack", choices=ENVIRONMENT_NAMES, help="its ledger and merchants tables")
     parser.add_argument("--table", help="the ledger table (instead of --environment's)")
     parser.add_argument("--merchants-table", help="where the merchants are listed (instead of --environment's)")
     parser.add_argument("--merchant", action="append", help="only these merchants (repeatable)")

@@ -30,6 +30,7 @@ from lambdas.gateway import (
     GatewayRejected,
     GatewayUnavailable,
 )
+from lambdas.metrics import time_gateway_attempt
 
 # How long the client waits by default (the stacks' GatewaySettings start from these): a card charge answers in
 # a second or two, and two attempts of connect + read must fit a request's deadline twice over (a resumed retry).
@@ -38,6 +39,9 @@ DEFAULT_READ_TIMEOUT = 4.0
 MAX_ANSWER_BYTES = 256 * 1024  # the gateway's answers are well under 1 KiB
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 MIN_ATTEMPT_SECONDS = 0.25
+CHARGES, REFUNDS = "/v1/charges", "/v1/refunds"
+# Every request the client makes, as the gateway latency metric names it (method and path, never a reference).
+REQUESTS = tuple(f"{method} {path}" for path in (CHARGES, REFUNDS) for method in ("POST", "GET"))
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class SparkleClient:
                 **({"cvc": card.cvc} if card.cvc else {}),
             },
         }
-        charge = _charge(self._send("POST", "/v1/charges", json=body, idempotency_key=idempotency_key), reference)
+        charge = _charge(self._send("POST", CHARGES, json=body, idempotency_key=idempotency_key), reference)
         if charge.amount != amount or charge.currency.upper() != currency.upper():
             raise GatewayInvalidAnswer(
                 f"charge {charge.id} is for {charge.amount} {charge.currency}, not the {amount} {currency} asked for"
@@ -88,12 +92,12 @@ class SparkleClient:
 
     def find_charge(self, reference: str) -> Charge | None:
         """The charge made for ``reference``, if the gateway has one (a succeeded one first: it moved money)."""
-        found = [_charge(item, reference) for item in self._find("/v1/charges", reference)]
+        found = [_charge(item, reference) for item in self._find(CHARGES, reference)]
         return next((c for c in found if c.status == "succeeded"), found[0] if found else None)
 
     def refund(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> GatewayRefund:
         body = {"charge": charge_id, "amount": amount, "reference": reference}
-        refund = _refund(self._send("POST", "/v1/refunds", json=body, idempotency_key=idempotency_key), reference)
+        refund = _refund(self._send("POST", REFUNDS, json=body, idempotency_key=idempotency_key), reference)
         if refund.charge_id != charge_id or refund.amount != amount:
             raise GatewayInvalidAnswer(
                 f"refund {refund.id} is of {refund.amount} from {refund.charge_id}, not of {amount} from {charge_id}"
@@ -102,7 +106,7 @@ class SparkleClient:
 
     def find_refund(self, reference: str) -> GatewayRefund | None:
         """The refund made for ``reference``, if the gateway has one."""
-        found = [_refund(item, reference) for item in self._find("/v1/refunds", reference)]
+        found = [_refund(item, reference) for item in self._find(REFUNDS, reference)]
         return found[0] if found else None
 
     def _find(self, path: str, reference: str) -> list[Any]:
@@ -125,7 +129,8 @@ class SparkleClient:
             left = deadline.remaining()
             if left < MIN_ATTEMPT_SECONDS:
                 break
-            ends = time.monotonic() + min(self.connect_timeout + self.read_timeout, left)
+            started = time.monotonic()
+            ends = started + min(self.connect_timeout + self.read_timeout, left)
             try:
                 response = self.session.request(
                     method,
@@ -141,11 +146,14 @@ class SparkleClient:
                 never_connected = _never_connected(error)
                 may_have_arrived = may_have_arrived or not never_connected
                 failures.append("no connection" if never_connected else "no answer")
+                time_gateway_attempt(f"{method} {path}", "no_answer", time.monotonic() - started)
             else:
                 status = response.status_code
-                if 200 <= status < 300:
+                result = "answered" if 200 <= status < 300 else "retryable" if _may_pass(status) else "refused"
+                time_gateway_attempt(f"{method} {path}", result, time.monotonic() - started)
+                if result == "answered":
                     return _json_object(content, status, f"{method} {path}")
-                if not _may_pass(status):
+                if result == "refused":
                     raise _failure(status, content, f"{method} {path}")
                 may_have_arrived = may_have_arrived or status == 409  # the first request with the key still runs
                 failures.append(str(status))

@@ -51,7 +51,9 @@ def test_main_checks_the_environments_it_does_not_synthesize_too(tmp_path):
     example = (REPO / "docs" / "operator.example.toml").read_text()
     example = example.replace("api.sparkle.example", "api.sparkle.internal").replace("example.com", "operator.internal")
     example = example.replace('# state_bucket = "payments-prod-state-111122223333"', f'state_bucket = "{BUCKET}"')
-    operator.write_text(example + '\n[dev]\naccount_id = "111122223333"\nregion = "eu-west-1"\n')
+    dev = '[dev]\naccount_id = "111122223333"\nregion = "eu-west-1"\n'
+    dev += 'key_administrators = ["arn:aws:iam::111122223333:role/payments-key-administrator"]\n'  # of its account
+    operator.write_text(example + "\n" + dev)
     environment = os.environ | {"PAYMENTS_OPERATOR_CONFIG": str(operator), "PAYMENTS_ENVIRONMENTS": "prod"}
     result = subprocess.run([sys.executable, "main.py"], cwd=REPO, env=environment, capture_output=True, text=True,
                             timeout=60, check=False)  # fmt: skip
