@@ -2,7 +2,7 @@
 
 import json
 
-from lambdas.domain.merchants import acting_principal
+from lambdas.domain.merchants import acting_principal, any_path
 
 # API Gateway's default quota on a REST API's resource policy, in characters; adjustable (Service Quotas
 # L-8B81B02C), so an operator whose quota AWS raised sets EnvironmentConfig.resource_policy_quota to it.
@@ -30,7 +30,7 @@ def invoke_policy(principals: tuple[str, ...], quota: int = DEFAULT_RESOURCE_POL
 
     precise: dict[str, dict[str, list[str]]] = {}
     if named:
-        precise["ArnNotLike"] = {"aws:PrincipalArn": [pattern for arn in named for pattern in _any_path(arn)]}
+        precise["ArnNotLike"] = {"aws:PrincipalArn": [pattern for arn in named for pattern in any_path(arn)]}
     if whole_accounts:
         precise["StringNotEquals"] = {"aws:PrincipalAccount": whole_accounts}
     policy = {"Version": "2012-10-17", "Statement": [allow, deny_unless(precise)]}
@@ -45,9 +45,3 @@ def invoke_policy(principals: tuple[str, ...], quota: int = DEFAULT_RESOURCE_POL
             " fewer accounts"
         )
     return policy
-
-
-def _any_path(arn: str) -> tuple[str, str]:
-    """``arn:aws:iam::A:role/R`` as patterns for the role (or user) at the root path and at any other."""
-    head, name = arn.rsplit("/", 1)
-    return arn, f"{head}/*/{name}"

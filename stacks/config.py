@@ -8,6 +8,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, mod
 from lambdas import SERVICE_NAME
 from lambdas.adapters.sparkle import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RetryPolicy
 from lambdas.deadline import WRITE_RESERVE_SECONDS
-from lambdas.domain.merchants import acting_principal
+from lambdas.domain.merchants import acting_principal, any_path
 from lambdas.domain.money import MAX_AMOUNT, MIN_AMOUNT, SUPPORTED_CURRENCIES
+from lambdas.routes import Function
 from stacks.api_policy import DEFAULT_RESOURCE_POLICY_QUOTA
 
 API_GATEWAY_LIMIT_SECONDS = 29  # API Gateway's integration timeout: the longest any request may take
@@ -283,10 +285,17 @@ class EnvironmentConfig(_Frozen):
         return self
 
     @model_validator(mode="after")
-    def _key_administrators_are_of_this_account(self) -> "EnvironmentConfig":
+    def _key_administrators_are_of_this_account_and_not_the_service(self) -> "EnvironmentConfig":
         foreign = [arn for arn in self.key_administrators if arn.split(":")[4] != self.account_id]
         if foreign:
             raise ValueError(f"key_administrators outside account {self.account_id}: {', '.join(foreign)}")
+        # A pattern that matched the functions' own roles would deny them their keys: the service would stop.
+        for pattern in self.key_administrators:
+            partition = pattern.split(":")[1]
+            roles = [f"arn:{partition}:iam::{self.account_id}:role/{self.role_name(f.value)}" for f in Function]
+            matched = [role for role in roles if any(fnmatchcase(role, p) for p in any_path(pattern))]
+            if matched:
+                raise ValueError(f"key administrator {pattern} would match the service's own role {matched[0]}")
         return self
 
     @model_validator(mode="after")
@@ -318,6 +327,10 @@ class EnvironmentConfig(_Frozen):
 
     def function_name(self, function: str) -> str:
         return f"{self.prefix}-{function}"
+
+    def role_name(self, function: str) -> str:
+        """The IAM role the function runs as."""
+        return f"{self.function_name(function)}-role"
 
     @property
     def metrics_namespace(self) -> str:

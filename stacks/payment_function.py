@@ -30,6 +30,7 @@ from stacks.payment_key import KEY_WRITE_ACTIONS, PaymentKey
 @dataclass(frozen=True)
 class PaymentFunctionProps:
     function_name: str
+    role_name: str
     handler: str
     code: TerraformAsset
     settings: FunctionSettings
@@ -51,7 +52,7 @@ class PaymentFunction(Construct):
         trust = service_trust_policy(
             self, "assume-role", "lambda", (Condition("StringEquals", "aws:SourceAccount", (props.account_id,)),)
         )
-        self.role = IamRole(self, "role", name=f"{props.function_name}-role", assume_role_policy=trust)
+        self.role = IamRole(self, "role", name=props.role_name, assume_role_policy=trust)
         self.policy = PolicyDocument(self, "policy")
         self.log_group = CloudwatchLogGroup(
             self,

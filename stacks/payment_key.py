@@ -11,6 +11,7 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
 
 from lambdas.domain.checkpoints import ALGORITHM as SIGNING_ALGORITHM
+from lambdas.domain.merchants import any_path
 from lambdas.encryption_context import CONDITION_KEY, Purpose
 from stacks.iam import Condition, Grantable, Statement
 
@@ -112,13 +113,15 @@ class PaymentKey(Construct):
             Statement("KeyAdministration", KEY_ADMINISTRATION_ACTIONS, ("*",), principals=(("AWS", (account_root,)),))
         )
         if props.administrators:
-            # An explicit deny: it wins over the account-wide statements below and over any IAM policy.
+            # An explicit deny: it wins over the account-wide statements below and over any IAM policy. A name
+            # written without its path matches at any path: a deny that silently missed would fail open.
+            administrators = tuple(pattern for arn in props.administrators for pattern in any_path(arn))
             self._add_to_key_policy(
                 Statement(
                     "KeyAdministratorsNeverUseTheKey",
                     KEY_USE_ACTIONS,
                     ("*",),
-                    conditions=(Condition("ArnLike", "aws:PrincipalArn", props.administrators),),
+                    conditions=(Condition("ArnLike", "aws:PrincipalArn", administrators),),
                     principals=(("AWS", (account_root,)),),
                     effect="Deny",
                 )

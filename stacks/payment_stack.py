@@ -147,6 +147,7 @@ class PaymentStack(TerraformStack):
                 function.value,
                 PaymentFunctionProps(
                     function_name=config.function_name(function.value),
+                    role_name=config.role_name(function.value),
                     handler=function.handler,
                     code=code,
                     settings=config.functions,

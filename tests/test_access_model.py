@@ -354,6 +354,12 @@ def test_a_key_administrator_uses_no_key_through_a_service_nor_grants_its_use(re
                 request = Request(ADMIN, action, key, _kms_context(purpose))
                 assert model.decide(request) is not Decision.ALLOWED, (name, action, purpose)
         assert model.decide(Request(OPERATOR, "kms:CreateGrant", key, _kms_context())) is not Decision.ALLOWED
+    # The administrator configured without a path is the same role at any path (an SSO role's is long): a deny
+    # that missed it would fail open.
+    at_a_path = ADMIN.replace(":role/", ":role/aws-reserved/sso.amazonaws.com/eu-west-1/")
+    model = model.with_identity(at_a_path, EVERYTHING)
+    for context in (through_dynamodb, through_secrets_manager):
+        assert model.decide(Request(at_a_path, "kms:Decrypt", vault, context)) is Decision.EXPLICIT_DENY
 
 
 def test_no_principal_outside_the_account_uses_a_key_or_invokes_anything(recording):

@@ -314,3 +314,23 @@ def test_the_gateway_secret_is_read_with_the_functions_bounded_aws_client_settin
         expected.read_timeout,
         expected.retries,
     )
+
+
+@pytest.mark.parametrize(
+    "pattern", ["role/*", "role/payments-*", "role/payments-dev-charge-role", "role/payments-dev-??????-role"]
+)
+def test_a_key_administrator_pattern_that_would_deny_the_service_its_own_keys_is_refused(pattern):
+    administrator = f"arn:aws:iam::{DEV.account_id}:{pattern}"
+    with pytest.raises(ValidationError, match="would match the service's own role"):
+        EnvironmentConfig.model_validate(DEV.model_dump() | {"key_administrators": (administrator,)})
+
+
+def test_a_key_administrator_written_without_its_path_is_denied_at_any_path():
+    from lambdas.domain.merchants import any_path
+
+    assert any_path("arn:aws:iam::111122223333:role/Admin") == (
+        "arn:aws:iam::111122223333:role/Admin",
+        "arn:aws:iam::111122223333:role/*/Admin",
+    )
+    assert any_path("arn:aws:iam::111122223333:role/teams/Admin") == ("arn:aws:iam::111122223333:role/teams/Admin",)
+    assert any_path("arn:aws-cn:iam::111122223333:user/ops/*") == ("arn:aws-cn:iam::111122223333:user/ops/*",)

@@ -183,8 +183,19 @@ def contended_once(store, adds_parts: str, monkeypatch) -> None:
     failing_commits(store, adds_parts, monkeypatch, lambda: Contended("other transactions held its items 5 times"))
 
 
-def test_a_charge_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_that_charge(world, gateway, monkeypatch):
-    contended_once(world.deps.store, "settle_payment", monkeypatch)
+# Why a write can fail after the gateway answered: other writers kept its items busy past its retries or its
+# time (Contended), or anything else AWS may answer (throttling, a service error).
+UNRECORDABLE = [
+    pytest.param(lambda: Contended("other transactions held its items 5 times"), id="contended"),
+    pytest.param(lambda: RuntimeError("ProvisionedThroughputExceededException"), id="throttled"),
+]
+
+
+@pytest.mark.parametrize("error", UNRECORDABLE)
+def test_a_charge_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_that_charge(
+    world, gateway, monkeypatch, error
+):
+    failing_commits(world.deps.store, "settle_payment", monkeypatch, error)
     with pytest.raises(GatewayFailed) as failed:
         pay(world, key="k")
     payment_id = failed.value.payment_id
@@ -195,9 +206,12 @@ def test_a_charge_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_t
     assert gateway.requests["charge"] == 1
 
 
-def test_a_refund_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_that_refund(world, gateway, monkeypatch):
+@pytest.mark.parametrize("error", UNRECORDABLE)
+def test_a_refund_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_that_refund(
+    world, gateway, monkeypatch, error
+):
     payment_id = captured(world, 1000)
-    contended_once(world.deps.store, "complete_refund", monkeypatch)
+    failing_commits(world.deps.store, "complete_refund", monkeypatch, error)
     with pytest.raises(GatewayFailed) as failed:
         world.service.refund(payment_id, 600, "r1")
     refund_id = failed.value.refund_id
@@ -230,6 +244,32 @@ def test_a_refund_refused_for_its_amount_whose_cancellation_cannot_be_recorded_i
     assert (refused.value.param, refused.value.code) == ("amount", "amount_too_large")
     assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.FAILED
     assert world.ledger.payments[payment_id].amount_reserved == 0
+
+
+def test_a_reservation_kept_busy_by_other_transactions_is_tried_again_and_made(world, gateway, monkeypatch):
+    """DynamoDB cancels transactions that meet on one payment (TransactionConflict): concurrent refunds get a 201
+    or a 400, never a 500 because the others kept the payment busy."""
+    payment_id = captured(world, 1000)
+    failing_commits(world.deps.store, "reserve_refund", monkeypatch, lambda: Contended("held 5 times"), times=3)
+    answer = world.service.refund(payment_id, 400, "r1")
+    assert (answer.status, answer.body["amount"]) == (201, 400)
+    assert gateway.requests["refund"] == 1
+
+
+def test_a_retry_that_finds_its_payment_settled_answers_it_even_when_its_answer_cannot_be_stored(
+    world, gateway, monkeypatch
+):
+    """The answer is kept for replays on a best-effort basis: the key is freed instead, never left held (a 409 for
+    a minute) and never a 500."""
+    payment_id = left_pending(world, gateway, Fault.LOST)
+    world.clock.advance(timedelta(minutes=2))
+    assert world.service.reconcile() == counted(settled=1)
+    failing_commits(world.deps.idempotency, "complete", monkeypatch, lambda: Contended("held 5 times"))
+    answer = pay(world, key="k")
+    assert (answer.status, answer.body["id"]) == (201, payment_id)
+    again = pay(world, key="k")  # the key is free: settled again from the payment, not a 409
+    assert (again.status, again.body["id"]) == (201, payment_id)
+    assert gateway.requests["charge"] == 1
 
 
 def test_a_reservation_that_keeps_losing_races_to_other_refunds_is_still_made(world, gateway, monkeypatch):

@@ -732,14 +732,14 @@ class _ConflictsFirst(_Wrapped):
         super().__init__(client)
         self.left = times
 
-    def transact_write_items(self, TransactItems):
+    def transact_write_items(self, TransactItems, **request):
         if self.left:
             self.left -= 1
             reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}]
             reasons += [{"Code": "None"}] * (len(TransactItems) - 1)
             error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
             raise ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")
-        return self._client.transact_write_items(TransactItems=TransactItems)
+        return self._client.transact_write_items(TransactItems=TransactItems, **request)
 
 
 @pytest.fixture
@@ -786,14 +786,14 @@ class _HeadMovesFirst(_Wrapped):
         self.left = times
         self.attempts = 0
 
-    def transact_write_items(self, TransactItems):
+    def transact_write_items(self, TransactItems, **request):
         self.attempts += 1
         if self.left:
             self.left -= 1
             reasons = [{"Code": "None"}] * (len(TransactItems) - 1) + [{"Code": "ConditionalCheckFailed"}]
             error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
             raise ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")
-        return self._client.transact_write_items(TransactItems=TransactItems)
+        return self._client.transact_write_items(TransactItems=TransactItems, **request)
 
 
 def test_entries_follow_a_moving_head_a_bounded_number_of_times_then_it_gives_up(moto_resources, waits):
@@ -833,6 +833,34 @@ def test_near_the_functions_timeout_a_commit_stops_waiting_for_its_turn_while_gi
         settle(ports, store, pending)
     assert waits == waited  # each at the top of its jitter: the next one would not have fitted
     assert store.get_payment(pending.id).status is Status.PENDING and store.entries(pending.id) == []
+
+
+class _Tokens(_Wrapped):
+    """The ClientRequestToken of every TransactWriteItems sent."""
+
+    def __init__(self, client) -> None:
+        super().__init__(client)
+        self.tokens: list[str] = []
+
+    def transact_write_items(self, **request):
+        self.tokens.append(request["ClientRequestToken"])
+        return self._client.transact_write_items(**request)
+
+
+def test_every_attempt_of_a_transaction_carries_its_own_client_request_token(moto_resources, waits):
+    """botocore resends an attempt whose answer was lost with its token, so DynamoDB applies it once; a new attempt,
+    with other parts, needs a new token (the same one with other parts is refused as a mismatch)."""
+    moving = _HeadMovesFirst(boto3.client("dynamodb"), times=0)
+    tokens = _Tokens(moving)
+    store = DynamoLedgerStore(tokens, moto_resources["LEDGER_TABLE"], None, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    paid = payment(ports)
+    commit(ports, lambda uow: store.add_payment(uow, paid))
+    moving.left = 2  # the settling transaction meets a moved head twice, then commits
+    settle(ports, store, paid)
+    assert len(tokens.tokens) == 4 == len(set(tokens.tokens))  # the payment's, then three settling attempts
+    assert all(uuid.UUID(token) for token in tokens.tokens)
+    assert store.get_payment(paid.id).status is Status.SUCCEEDED
 
 
 def test_after_waiting_out_a_conflict_the_head_is_read_again(moto_resources, waits):

@@ -3,6 +3,7 @@
 import random
 import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -130,7 +131,11 @@ class DynamoUnitOfWork:
         while True:
             parts = self._attempt_parts(reread)
             try:
-                self.client.transact_write_items(TransactItems=[part for _, part, _ in parts])
+                # A token per attempt: botocore resends an attempt whose answer was lost with the same token, and
+                # DynamoDB applies it once (within 10 minutes), instead of the resend meeting the first one's writes.
+                self.client.transact_write_items(
+                    TransactItems=[part for _, part, _ in parts], ClientRequestToken=str(uuid.uuid4())
+                )
                 return
             except ClientError as error:
                 if error.response["Error"]["Code"] != "TransactionCanceledException":

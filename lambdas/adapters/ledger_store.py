@@ -11,6 +11,7 @@ little is left (or when what is left changed under a stale check).
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -184,23 +185,29 @@ class DynamoLedgerStore:
         return payments, len(ids) > limit
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
-        """The merchant's pending payments and refunds created before ``created_before``, shard by shard."""
-        for shard in range(PENDING_SHARDS):
-            pages = self.client.get_paginator("query").paginate(
-                TableName=self.table,
-                IndexName=BY_STATUS.name,
-                KeyConditionExpression="#status = :pending AND #at < :before",
-                ExpressionAttributeNames={"#status": BY_STATUS.partition_key, "#at": BY_STATUS.sort_key},
-                ExpressionAttributeValues=to_item(
-                    {":pending": _pending_shard(self.merchant, shard), ":before": iso(created_before)}
-                ),
-                PaginationConfig={"PageSize": self.page_size} if self.page_size else {},
-            )
-            for page in pages:
-                for item in page["Items"]:
-                    values = from_item(item)
-                    refund_id = values[SK].removeprefix(REFUND_SK) if values[SK].startswith(REFUND_SK) else None
-                    yield PendingItem(self._payment_id(values), parse_iso(values[BY_STATUS.sort_key]), refund_id)
+        """The merchant's pending payments and refunds created before ``created_before``: its shards are read at
+        once (a listing then takes one query's time, as before shards), each page by page."""
+        with ThreadPoolExecutor(max_workers=PENDING_SHARDS) as pool:
+            shards = pool.map(lambda shard: list(self._pending_in(shard, created_before)), range(PENDING_SHARDS))
+            for items in shards:
+                yield from items
+
+    def _pending_in(self, shard: int, created_before: datetime) -> Iterator[PendingItem]:
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table,
+            IndexName=BY_STATUS.name,
+            KeyConditionExpression="#status = :pending AND #at < :before",
+            ExpressionAttributeNames={"#status": BY_STATUS.partition_key, "#at": BY_STATUS.sort_key},
+            ExpressionAttributeValues=to_item(
+                {":pending": _pending_shard(self.merchant, shard), ":before": iso(created_before)}
+            ),
+            PaginationConfig={"PageSize": self.page_size} if self.page_size else {},
+        )
+        for page in pages:
+            for item in page["Items"]:
+                values = from_item(item)
+                refund_id = values[SK].removeprefix(REFUND_SK) if values[SK].startswith(REFUND_SK) else None
+                yield PendingItem(self._payment_id(values), parse_iso(values[BY_STATUS.sort_key]), refund_id)
 
     def _partition(self, pk: str, **query: Any) -> Iterator[dict[str, Any]]:
         """Every item of a partition, consistently read, page by page (``query``: more of the Query's parameters)."""

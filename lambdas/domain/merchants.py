@@ -44,6 +44,14 @@ def acting_principal(arn: str) -> str:
     return arn
 
 
+def any_path(arn: str) -> tuple[str, ...]:
+    """IAM ``ArnLike`` patterns for the role or user ``arn`` (wildcards allowed) at whatever path it has: as written,
+    and, when written without a path, at any path too (``aws:PrincipalArn`` carries the path, such as an SSO
+    role's ``aws-reserved/sso.amazonaws.com/…``)."""
+    head, name = arn.rsplit("/", 1)
+    return (arn,) if "/" in head.split(":", 5)[5] else (arn, f"{head}/*/{name}")
+
+
 def lookup_keys(caller: Caller) -> tuple[str, ...]:
     """What a caller is looked up by, most specific first: its acting principal, then its account."""
     keys = [acting_principal(caller.principal)] if caller.principal else []

@@ -14,7 +14,17 @@ from typing import Any, Generic
 from lambdas.domain.errors import GatewayFailed
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Gateway, GatewayError, GatewayOutcomeUnknown
-from lambdas.ports import IdempotencyStore, LedgerStore, Signer, UoW, Vault, VelocityCounter
+from lambdas.ports import (
+    Answer,
+    Contended,
+    IdempotencyStore,
+    LedgerStore,
+    LostRace,
+    Signer,
+    UoW,
+    Vault,
+    VelocityCounter,
+)
 
 
 def utc_now() -> datetime:
@@ -39,6 +49,17 @@ def request_digest(fields: dict[str, Any]) -> str:
     """What is kept to recognise a request's body. Callers pass card numbers only as their keyed
     fingerprint and never a CVC, so nothing here can be computed from card data without the KMS key."""
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def store_answer(deps: Dependencies[UoW], key: str, answer: Answer) -> None:
+    """Keep ``answer`` for replays of ``key``. When that cannot be written (the key was completed meanwhile, or
+    its item stayed busy), the key is freed instead: a retry finds the object settled and answers the same."""
+    uow = deps.store.unit_of_work()
+    deps.idempotency.complete(uow, key, answer)
+    try:
+        uow.commit()
+    except (LostRace, Contended):
+        deps.idempotency.release(key)  # nothing when another request completed it
 
 
 def gateway_failed(

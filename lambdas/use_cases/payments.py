@@ -17,9 +17,10 @@ from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import Payment, Status
 from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
 from lambdas.gateway import CHARGE_STATUSES, Charge, GatewayError, GatewayInvalidAnswer, GatewayOutcomeUnknown
-from lambdas.ports import Answer, Contended, Fresh, LostRace, Replay, Resume, UoW
+from lambdas.logs import logger
+from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import error_body, payment_body
-from lambdas.use_cases import Dependencies, gateway_failed, request_digest
+from lambdas.use_cases import Dependencies, gateway_failed, request_digest, store_answer
 from lambdas.use_cases.tokens import CardInput
 
 DECLINE_CODE = re.compile(r"[a-z_]{1,64}")
@@ -141,12 +142,26 @@ def _charge(deps: Dependencies[UoW], payment: Payment, source: Source, request_i
         charge = deps.gateway.charge(
             payment.id, payment.amount, payment.currency, source.open(), idempotency_key=payment.id
         )
-        return settle(deps, payment, check_charge(payment, charge), request_id, key)
     except GatewayError as error:
         raise gateway_failed(deps, key, error, payment.id) from None
     except Exception:
         deps.idempotency.release(key)
         raise
+    return _record_answer(deps, payment, charge, request_id, key)
+
+
+def _record_answer(deps: Dependencies[UoW], payment: Payment, charge: Charge, request_id: str, key: str) -> Answer:
+    """Record a charge the gateway answered with. Whatever keeps it from being recorded (a write that other
+    writers kept busy, throttling, a lost answer from DynamoDB) leaves the payment pending, as a lost gateway answer
+    does: a 504 naming it, its key free, never a 500 after money may have moved."""
+    try:
+        return settle(deps, payment, check_charge(payment, charge), request_id, key)
+    except GatewayError as error:
+        raise gateway_failed(deps, key, error, payment.id) from None
+    except Exception:
+        logger.exception("the gateway's answer could not be recorded", extra={"payment_id": payment.id})
+        unrecorded = GatewayOutcomeUnknown(f"the answer for {payment.id} could not be recorded")
+        raise gateway_failed(deps, key, unrecorded, payment.id) from None
 
 
 def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, request_id: str, key: str) -> Answer:
@@ -162,10 +177,7 @@ def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, request_id
         raise gateway_failed(deps, key, error, payment.id) from None
     if charge is None:
         return _charge(deps, payment, source, request_id, key)  # same gateway key: never charged twice
-    try:
-        return settle(deps, payment, check_charge(payment, charge), request_id, key)
-    except GatewayError as error:
-        raise gateway_failed(deps, key, error, payment.id) from None
+    return _record_answer(deps, payment, charge, request_id, key)
 
 
 def check_charge(payment: Payment, charge: Charge) -> Charge:
@@ -192,8 +204,6 @@ def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, request_id
         deps.idempotency.complete(uow, key, answer)
     try:
         uow.commit()
-    except Contended:  # the charge is made but could not be recorded: pending, as if its answer were lost
-        raise GatewayOutcomeUnknown(f"the answer for {payment.id} could not be recorded") from None
     except LostRace as race:
         if "payment" not in race.conflicts:
             raise
@@ -224,9 +234,7 @@ def answer_settled(deps: Dependencies[UoW], payment: Payment, request_id: str, k
             deps.idempotency.release(key)
         raise
     if key is not None:
-        uow = deps.store.unit_of_work()
-        deps.idempotency.complete(uow, key, answer)
-        uow.commit()
+        store_answer(deps, key, answer)
     return answer
 
 

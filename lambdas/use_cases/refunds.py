@@ -20,9 +20,10 @@ from lambdas.gateway import (
     GatewayRefund,
     GatewayRejected,
 )
+from lambdas.logs import logger
 from lambdas.ports import Answer, Begun, Contended, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import refund_body
-from lambdas.use_cases import Dependencies, gateway_failed, request_digest
+from lambdas.use_cases import Dependencies, gateway_failed, request_digest, store_answer
 from lambdas.use_cases.reads import find_payment
 
 # A reservation is tried again only when another writer changed the payment under it (another refund reserved,
@@ -66,6 +67,8 @@ def _reserve(
             if race.conflicts.get("payment") is None:
                 raise
             payment = race.conflicts["payment"]  # another refund moved it: check again against what is left
+        except Contended:  # other transactions kept the payment busy (concurrent refunds): read it, try again
+            payment = find_payment(deps, payment.id, with_metadata=False)
     raise RuntimeError(f"could not reserve a refund of {payment.id} in {RESERVE_ATTEMPTS} attempts")
 
 
@@ -74,7 +77,6 @@ def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | 
         made = deps.gateway.refund(
             payment.charge_id or "", refund.amount, reference=refund.id, idempotency_key=refund.id
         )
-        return book(deps, payment, refund, check_made(payment, refund, made), key)
     except GatewayRejected as rejected:
         if not rejected.amount_refused:
             raise gateway_failed(deps, key, rejected, payment.id, refund.id) from None
@@ -91,6 +93,22 @@ def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | 
         if key is not None:
             deps.idempotency.release(key)
         raise
+    return _record_answer(deps, payment, refund, made, key)
+
+
+def _record_answer(
+    deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, key: str | None
+) -> Answer:
+    """Record a refund the gateway answered with. Whatever keeps it from being recorded leaves it pending, as a
+    lost gateway answer does: a 504 naming it, its key free, never a 500 after money may have moved."""
+    try:
+        return book(deps, payment, refund, check_made(payment, refund, made), key)
+    except GatewayError as error:
+        raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+    except Exception:
+        logger.exception("the gateway's answer could not be recorded", extra={"refund_id": refund.id})
+        unrecorded = GatewayOutcomeUnknown(f"the answer for {refund.id} could not be recorded")
+        raise gateway_failed(deps, key, unrecorded, payment.id, refund.id) from None
 
 
 def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str) -> Answer:
@@ -106,10 +124,7 @@ def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str)
         raise gateway_failed(deps, key, error, payment.id, refund.id) from None
     if made is None:
         return _send(deps, payment, refund, key)  # it never reached the gateway; same gateway key regardless
-    try:
-        return book(deps, payment, refund, check_made(payment, refund, made), key)
-    except GatewayError as error:
-        raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+    return _record_answer(deps, payment, refund, made, key)
 
 
 def check_made(payment: Payment, refund: Refund, made: GatewayRefund) -> GatewayRefund:
@@ -130,8 +145,6 @@ def book(deps: Dependencies[UoW], payment: Payment, refund: Refund, made: Gatewa
         deps.idempotency.complete(uow, key, answer)
     try:
         uow.commit()
-    except Contended:  # the refund is made but could not be recorded: pending, as if its answer were lost
-        raise GatewayOutcomeUnknown(f"the answer for {refund.id} could not be recorded") from None
     except LostRace as race:
         current = race.conflicts.get("refund")
         if current is None:
@@ -157,7 +170,5 @@ def _answer_settled(deps: Dependencies[UoW], payment: Payment, refund: Refund, k
         raise GatewayFailed(payment.id, timed_out=False, refund_id=refund.id, message=message)
     answer = Answer(201, refund_body(refund))
     if key is not None:
-        uow = deps.store.unit_of_work()
-        deps.idempotency.complete(uow, key, answer)
-        uow.commit()
+        store_answer(deps, key, answer)
     return answer
