@@ -25,7 +25,7 @@ from lambdas.domain.merchants import Caller
 from lambdas.logs import logger
 from lambdas.metrics import count_response
 from lambdas.presenters import error_body
-from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
+from lambdas.routes import BODY_TOO_LARGE, IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
 from lambdas.service import Answer, PaymentService, Tenancy
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def _parse(event: dict[str, Any], merchant: str) -> ApiRequest:
             413,
             "invalid_request_error",
             "body_too_large",
-            f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
+            BODY_TOO_LARGE,
         )
     body: dict[str, Any] = {}
     if data.strip():

@@ -48,3 +48,4 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Larger bodies get 413 from the edge (lambdas/edge.py); one longer than the WAF inspects (64 KiB) gets it from the
 # WAF, before API Gateway could invoke a function with it (Lambda takes 6 MB, API Gateway 10 MB).
 MAX_BODY_BYTES = 32 * 1024
+BODY_TOO_LARGE = f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."  # the 413's message, wherever from

@@ -61,7 +61,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
 )
 from constructs import Construct
 
-from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, Function, Route
+from lambdas.routes import BODY_TOO_LARGE, IDEMPOTENCY_HEADER, Function, Route
 from stacks.api_policy import invoke_policy
 from stacks.config import CustomDomain, Throttling
 from stacks.iam import service_principal
@@ -74,7 +74,6 @@ STAGE_NAME = "v1"
 WAF_LOG_REDACTED_HEADERS = ("authorization", "x-amz-security-token", IDEMPOTENCY_HEADER.lower())
 WAF_INSPECTION_LIMIT = "KB_64"  # the most of a body WAF inspects at API Gateway (its default is 16 KB)
 WAF_INSPECTED_BYTES = int(WAF_INSPECTION_LIMIT.removeprefix("KB_")) * 1024
-BODY_TOO_LARGE = f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."  # as lambdas/edge.py says it
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
