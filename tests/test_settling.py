@@ -193,13 +193,14 @@ UNRECORDABLE = [
 
 @pytest.mark.parametrize("error", UNRECORDABLE)
 def test_a_charge_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_that_charge(
-    world, gateway, monkeypatch, error
+    world, gateway, monkeypatch, error, captured_logs
 ):
     failing_commits(world.deps.store, "settle_payment", monkeypatch, error)
     with pytest.raises(GatewayFailed) as failed:
         pay(world, key="k")
     payment_id = failed.value.payment_id
     assert ids(failed.value) == (payment_id, None, True)
+    assert [e["payment_id"] for e in captured_logs.errors()] == [payment_id]  # the operator learns which
     assert world.ledger.payments[payment_id].status is Status.PENDING
     answer = pay(world, key="k")  # at once: the key was released
     assert (answer.status, answer.body["id"], answer.body["status"]) == (201, payment_id, "succeeded")
@@ -208,7 +209,7 @@ def test_a_charge_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_t
 
 @pytest.mark.parametrize("error", UNRECORDABLE)
 def test_a_refund_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_that_refund(
-    world, gateway, monkeypatch, error
+    world, gateway, monkeypatch, error, captured_logs
 ):
     payment_id = captured(world, 1000)
     failing_commits(world.deps.store, "complete_refund", monkeypatch, error)
@@ -216,6 +217,7 @@ def test_a_refund_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_t
         world.service.refund(payment_id, 600, "r1")
     refund_id = failed.value.refund_id
     assert ids(failed.value) == (payment_id, refund_id, True)
+    assert [e["refund_id"] for e in captured_logs.errors()] == [refund_id]
     assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.PENDING
     answer = world.service.refund(payment_id, 600, "r1")
     assert (answer.status, answer.body["id"], answer.body["status"]) == (201, refund_id, "succeeded")
@@ -244,6 +246,61 @@ def test_a_refund_refused_for_its_amount_whose_cancellation_cannot_be_recorded_i
     assert (refused.value.param, refused.value.code) == ("amount", "amount_too_large")
     assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.FAILED
     assert world.ledger.payments[payment_id].amount_reserved == 0
+
+
+def test_after_the_gateway_refuses_a_refunds_amount_the_same_key_may_ask_again_at_once(world, gateway):
+    """A 400 is no business outcome: it is not kept for replays, and the key is not left held (a 409)."""
+    payment_id = captured(world, 1000)
+
+    class _RefusingOnce(FakeGateway):
+        refused = False
+
+        def refund(self, charge_id, amount, reference, idempotency_key) -> GatewayRefund:
+            if not self.refused:
+                self.refused = True
+                raise GatewayRejected(400, "amount_too_large", "At most 0 can be refunded.")
+            return gateway.refund(charge_id, amount, reference, idempotency_key)
+
+    service = PaymentService(replace(world.deps, gateway=_RefusingOnce()))
+    with pytest.raises(InvalidRequest):
+        service.refund(payment_id, 400, "r1")
+    answer = service.refund(payment_id, 300, "r1")
+    assert (answer.status, answer.body["amount"]) == (201, 300)
+
+
+def test_a_payment_reconciliation_settles_while_its_request_records_it_is_answered_with_its_metadata(world, gateway):
+    class _ReconciledMeanwhile(FakeGateway):
+        def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
+            made = gateway.charge(reference, amount, currency, card, idempotency_key)
+            world.clock.advance(timedelta(minutes=2))
+            assert world.service.reconcile() == counted(settled=1)  # it finds the charge and books it first
+            return made
+
+    service = PaymentService(replace(world.deps, gateway=_ReconciledMeanwhile()))
+    command = PaymentCommand(1000, "usd", card=card(VISA), metadata={"order_id": "A-1001"})
+    answer = service.create_payment(command, "req", "k")
+    assert (answer.status, answer.body["metadata"]) == (201, {"order_id": "A-1001"})
+    assert world.service.create_payment(command, "req", "k").replayed  # and kept for replays under its key
+    assert gateway.requests["charge"] == 1
+
+
+def test_reconciliation_that_loses_a_payment_to_its_request_reads_it_again_without_its_metadata(world, gateway):
+    """The reconcile function's role may not open payment metadata (_WithoutTheMetadataKey)."""
+    command = PaymentCommand(1000, "usd", card=card(), metadata={"order": "A-1"})
+    gateway.fail_next("charge", Fault.LOST)
+    with pytest.raises(GatewayFailed) as lost:
+        world.service.create_payment(command, "req", "k")
+    world.clock.advance(timedelta(minutes=2))
+
+    class _RetriedMeanwhile(FakeGateway):
+        def find_charge(self, reference: str) -> Charge | None:
+            found = gateway.find_charge(reference)
+            assert world.service.create_payment(command, "req", "k").status == 201  # the client's retry books it
+            return found
+
+    reconciling = replace(world.deps, store=_WithoutTheMetadataKey(world.db, MERCHANT), gateway=_RetriedMeanwhile())
+    assert reconcile([reconciling]) == counted(settled=1)
+    assert world.ledger.payments[lost.value.payment_id].status is Status.SUCCEEDED
 
 
 def test_a_reservation_kept_busy_by_other_transactions_is_tried_again_and_made(world, gateway, monkeypatch):
@@ -530,3 +587,22 @@ def test_an_items_failure_is_logged_with_the_payment_and_refund_it_concerns(worl
     assert [(e["message"], e["payment_id"], e["refund_id"]) for e in captured_logs.errors()] == [
         ("reconcile item failed", payment_id, refund_id)
     ]
+
+
+def test_a_refund_kept_busy_by_other_transactions_reads_the_payment_again_without_its_metadata(world, monkeypatch):
+    """The refund function's role may not open payment metadata: reading the payment again after a contended
+    reservation must not ask for it."""
+    command = PaymentCommand(1000, "usd", card=card(), metadata={"order": "A-1"})
+    paid = world.service.create_payment(command, "req", "paid").body["id"]
+    refunding = replace(world.deps, store=_WithoutTheMetadataKey(world.db, MERCHANT))
+    failing_commits(refunding.store, "reserve_refund", monkeypatch, lambda: Contended("held 5 times"))
+    answer = PaymentService(refunding).refund(paid, 400, "r1")
+    assert (answer.status, answer.body["amount"]) == (201, 400)
+
+
+def test_a_booked_refund_keeps_the_gateways_id_for_it(world, gateway):
+    """What ties the ledger's refund to the gateway's (an operator squaring the two, a dispute)."""
+    payment_id = captured(world, 1000)
+    refund_id = world.service.refund(payment_id, 400, "r1").body["id"]
+    made = gateway.find_refund(refund_id)
+    assert made is not None and world.ledger.refunds[(payment_id, refund_id)].gateway_refund_id == made.id
