@@ -2,6 +2,7 @@
 stdout, in the environment's namespace."""
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -38,22 +39,37 @@ def namespace(monkeypatch) -> str:
     return "PaymentLedger/test"
 
 
+def _left_pending_11_and_5_minutes_ago(world, old: list[Callable[[], object]], recent: Callable[[], object]) -> None:
+    """Each of ``old`` and ``recent`` leaves an item pending (the gateway refused it: a 502); by the end those of
+    ``old`` are 11 minutes old, past OVERDUE_AFTER, and the recent one 5."""
+    for leave_pending in (*old, recent):
+        with pytest.raises(GatewayFailed):
+            leave_pending()
+        if leave_pending is old[-1]:
+            world.clock.advance(OVERDUE_AFTER - timedelta(minutes=4))
+    world.clock.advance(timedelta(minutes=5))
+
+
+def _scheduled_reconcile(world, monkeypatch, capsys) -> dict[str, int]:
+    """A run of the reconcile function on ``world``, as its schedule starts it, after what was printed so far."""
+    monkeypatch.setattr(reconcile_handler, "tenancy", lambda: world.tenancy)
+    capsys.readouterr()
+    return reconcile_handler.handler({"source": "aws.events"}, None)
+
+
 def test_reconcile_emits_the_backlog_of_items_pending_past_ten_minutes_and_its_errors(monkeypatch, capsys, namespace):
     gateway = FakeGateway()
     world = fake_world(gateway)
-    for key in ("stuck", "stuck-too"):  # the gateway charged nothing: pending (a 502)
-        gateway.fail_next("charge", Fault.UNAVAILABLE)
-        with pytest.raises(GatewayFailed):
-            pay(world, key=key)
-    world.clock.advance(OVERDUE_AFTER - timedelta(minutes=4))
-    gateway.fail_next("charge", Fault.UNAVAILABLE)
-    with pytest.raises(GatewayFailed):
-        pay(world, key="recent")
-    world.clock.advance(timedelta(minutes=5))  # the first two are 11 minutes old, the third 5
-    monkeypatch.setattr(reconcile_handler, "tenancy", lambda: world.tenancy)
-    capsys.readouterr()
 
-    counts = reconcile_handler.handler({"source": "aws.events"}, None)
+    def unpaid(key: str) -> Callable[[], object]:
+        def pay_refused():
+            gateway.fail_next("charge", Fault.UNAVAILABLE)
+            return pay(world, key=key)
+
+        return pay_refused
+
+    _left_pending_11_and_5_minutes_ago(world, [unpaid("stuck"), unpaid("stuck-too")], unpaid("recent"))
+    counts = _scheduled_reconcile(world, monkeypatch, capsys)
     assert (counts["still_pending"], counts["overdue"], counts["errors"]) == (3, 2, 0)
     (document,) = _emitted(capsys)
     (directive,) = document["_aws"]["CloudWatchMetrics"]
@@ -72,18 +88,16 @@ def test_reconcile_counts_a_refund_pending_past_ten_minutes_in_the_backlog(monke
     gateway = FakeGateway()
     world = fake_world(gateway)
     payment_id = captured(world, 1000)  # succeeded: only its refunds can be pending
-    gateway.fail_next("refund", Fault.UNAVAILABLE)  # the gateway refunded nothing: pending (a 502)
-    with pytest.raises(GatewayFailed):
-        world.service.refund(payment_id, 400, "stuck")
-    world.clock.advance(OVERDUE_AFTER - timedelta(minutes=4))
-    gateway.fail_next("refund", Fault.UNAVAILABLE)
-    with pytest.raises(GatewayFailed):
-        world.service.refund(payment_id, 300, "recent")
-    world.clock.advance(timedelta(minutes=5))  # the first refund is 11 minutes old, the second 5
-    monkeypatch.setattr(reconcile_handler, "tenancy", lambda: world.tenancy)
-    capsys.readouterr()
 
-    counts = reconcile_handler.handler({"source": "aws.events"}, None)
+    def unrefunded(amount: int, key: str) -> Callable[[], object]:
+        def refund_refused():
+            gateway.fail_next("refund", Fault.UNAVAILABLE)
+            return world.service.refund(payment_id, amount, key)
+
+        return refund_refused
+
+    _left_pending_11_and_5_minutes_ago(world, [unrefunded(400, "stuck")], unrefunded(300, "recent"))
+    counts = _scheduled_reconcile(world, monkeypatch, capsys)
     assert (counts["still_pending"], counts["overdue"], counts["errors"]) == (2, 1, 0)
     (document,) = _emitted(capsys)
     assert (document[PENDING_OVERDUE], document[RECONCILE_ERRORS]) == ([1.0], [0.0])
