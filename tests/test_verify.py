@@ -28,7 +28,7 @@ from lambdas.use_cases.checkpoints import write_checkpoint
 from tests.conftest import REPO
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, moto_server
 from tools.function_resources import create_table
-from tools.verify import chain_entries, verify
+from tools.verify import chain_items, verify
 
 MERCHANT = "acme"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -321,7 +321,7 @@ def test_a_chain_rewritten_whole_checks_by_itself_but_not_against_its_checkpoint
     client, table, store = ledger
     payments = _signed_twice(store, signing)
     chain = chain_of(payments[0])
-    entries = sorted(chain_entries(client, table, MERCHANT, chain), key=lambda e: e.sequence)
+    entries = sorted((e for _, e in chain_items(client, table, MERCHANT, chain)), key=lambda e: e.sequence)
     rewritten, head = Head(chain).extend(MERCHANT, [replace(e, amount=1) if e.sequence == 1 else e for e in entries])
     for entry in rewritten:  # the same items, under the same keys, with the new amount and hashes
         item = to_item(store._entry_item(0, entry)) | _stored_key(store, entry)

@@ -70,10 +70,6 @@ def chain_items(client: Any, table: str, merchant: str, chain: int) -> Iterator[
             yield _stored_key(values)[1], entry_of(values)
 
 
-def chain_entries(client: Any, table: str, merchant: str, chain: int) -> Iterator[Entry]:
-    return (entry for _, entry in chain_items(client, table, merchant, chain))
-
-
 def _stored_key(values: dict[str, Any]) -> tuple[str, StoredKey]:
     """The merchant and the stored key of a ledger entry's item."""
     merchant, payment_id = str(values[PK]).removeprefix(Partition.LEDGER.value).split("#", 1)

@@ -122,6 +122,7 @@ class SparkleClient:
             secret_key = self.secret_key()
         except Exception as error:  # Secrets Manager refused or timed out: nothing was sent
             raise GatewayUnavailable(f"the gateway's secret key could not be read ({type(error).__name__})") from None
+        request_name = f"{method} {path}"  # one of REQUESTS: how errors and the latency metric name it
         may_have_arrived = False  # did an attempt possibly reach the gateway without a usable answer?
         delays = self.retry.delays()
         failures: list[str] = []
@@ -146,22 +147,22 @@ class SparkleClient:
                 never_connected = _never_connected(error)
                 may_have_arrived = may_have_arrived or not never_connected
                 failures.append("no connection" if never_connected else "no answer")
-                time_gateway_attempt(f"{method} {path}", "no_answer", time.monotonic() - started)
+                time_gateway_attempt(request_name, "no_answer", time.monotonic() - started)
             else:
                 status = response.status_code
                 result = "answered" if 200 <= status < 300 else "retryable" if _may_pass(status) else "refused"
-                time_gateway_attempt(f"{method} {path}", result, time.monotonic() - started)
+                time_gateway_attempt(request_name, result, time.monotonic() - started)
                 if result == "answered":
-                    return _json_object(content, status, f"{method} {path}")
+                    return _json_object(content, status, request_name)
                 if result == "refused":
-                    raise _failure(status, content, f"{method} {path}")
+                    raise _failure(status, content, request_name)
                 may_have_arrived = may_have_arrived or status == 409  # the first request with the key still runs
                 failures.append(str(status))
             delay = next(delays, None)
             if delay is None or deadline.remaining() - delay < MIN_ATTEMPT_SECONDS:
                 break
             time.sleep(delay)
-        summary = f"{method} {path}: {', '.join(failures) or 'no time left to try'}"
+        summary = f"{request_name}: {', '.join(failures) or 'no time left to try'}"
         raise GatewayOutcomeUnknown(summary) if may_have_arrived else GatewayUnavailable(summary)
 
 
