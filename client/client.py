@@ -2,22 +2,25 @@
 
 Every call that writes carries an idempotency key, made once per logical call (or given by the caller). A lost
 answer (a network error, a partial body, a success without the API's JSON), ``409`` (the first attempt still in
-flight), ``429``, ``502``, ``503`` or ``504`` is retried with the *same* key after a jittered, doubling wait, until
-the call's time budget is spent: the service then replays the first answer, or settles the pending payment by its
-reference, so a retry after a lost answer never charges again. Ids are escaped into paths, and redirects are not
-followed (a signed request, and a card in its body, go to the configured host only)."""
+flight), ``429`` (no sooner than its ``Retry-After``), ``502``, ``503`` or ``504`` is retried with the *same* key
+after a jittered, doubling wait, until the call's time budget is spent: the service then replays the first answer,
+or settles the pending payment by its reference, so a retry after a lost answer never charges again. A payment or
+refund that was given up is final (``GatewayFailed``), never retried. Only ids shaped as the service issues them are
+put in paths (``InvalidId`` before anything is sent), and redirects are not followed (a signed request, and a card
+in its body, go to the configured host only)."""
 
 import random
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import requests
 
-from client.errors import AnswerLost, PaymentsError, error_for
+from client.errors import AnswerLost, InvalidId, PaymentsError, RateLimited, error_for
 from client.models import Balance, Checkpoint, LedgerEntry, Payment, PublicKey, Refund, Token
 from client.signing import SigV4
 
@@ -73,8 +76,8 @@ class PaymentsClient:
         metadata: dict[str, str] | None = None,
         key: str | None = None,
     ) -> Payment:
-        """Charge a token (or a card given with its CVC); raises ``CardDeclined`` or, once the budget is spent
-        on a gateway that does not answer, ``GatewayPending``."""
+        """Charge a token (or a card given with its CVC); raises ``CardDeclined``, ``GatewayFailed`` (given up: the
+        gateway never charged it) or, once the budget is spent on a gateway that does not answer, ``GatewayPending``."""
         source = {"token": token} if token is not None else {"card": card}
         request: dict[str, Any] = {"amount": amount, "currency": currency, "source": source}
         if description is not None:
@@ -86,28 +89,23 @@ class PaymentsClient:
 
     def refund(self, payment_id: str, amount: int | None = None, key: str | None = None) -> Refund:
         request = {"amount": amount} if amount is not None else {}
-        body, replayed = self._call("POST", f"/payments/{_segment(payment_id)}/refunds", request, key or _new_key())
+        body, replayed = self._call(
+            "POST", f"/payments/{_path_id('pay', payment_id, 'payment_id')}/refunds", request, key or _new_key()
+        )
         return Refund.of(body, replayed)
 
     def payment(self, payment_id: str) -> Payment:
-        body, _ = self._call("GET", f"/payments/{_segment(payment_id)}")
+        body, _ = self._call("GET", f"/payments/{_path_id('pay', payment_id, 'payment_id')}")
         return Payment.of(body)
 
     def ledger(self, payment_id: str) -> list[LedgerEntry]:
-        body, _ = self._call("GET", f"/payments/{_segment(payment_id)}/ledger")
+        body, _ = self._call("GET", f"/payments/{_path_id('pay', payment_id, 'payment_id')}/ledger")
         return [LedgerEntry.of(entry) for entry in body["entries"]]
 
     def payments(self, page_size: int = 100) -> Iterator[Payment]:
         """Every payment of the merchant, newest first, page by page (each from the previous page's last id, so
         payments made meanwhile never repeat or skip one)."""
-        query: dict[str, str | int] = {"limit": page_size}
-        while True:
-            body, _ = self._call("GET", "/payments?" + urlencode(query))
-            for item in body["data"]:
-                yield Payment.of(item)
-            if not body["has_more"] or not body["data"]:
-                return
-            query["starting_after"] = body["data"][-1]["id"]
+        return (Payment.of(item) for item in self._pages("/payments", page_size, "id"))
 
     def balances(self) -> list[Balance]:
         body, _ = self._call("GET", "/balances")
@@ -117,9 +115,31 @@ class PaymentsClient:
         body, _ = self._call("GET", "/ledger/checkpoints/latest")
         return Checkpoint.of(body)
 
+    def checkpoints(self, page_size: int = 100) -> Iterator[Checkpoint]:
+        """Every signed checkpoint of the merchant's ledger, newest first, page by page (each from the previous
+        page's last sequence)."""
+        return (Checkpoint.of(item) for item in self._pages("/ledger/checkpoints", page_size, "sequence"))
+
+    def checkpoint(self, sequence: int) -> Checkpoint:
+        if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
+            raise InvalidId("sequence", "a whole number from 1")
+        body, _ = self._call("GET", f"/ledger/checkpoints/{sequence}")
+        return Checkpoint.of(body)
+
     def public_key(self) -> PublicKey:
         body, _ = self._call("GET", "/ledger/public-key")
         return PublicKey(body["key_id"], body["pem"])
+
+    def _pages(self, path: str, page_size: int, cursor: str) -> Iterator[dict[str, Any]]:
+        """Every item a listing route returns, page by page: each page starts after the previous page's last item
+        (its ``cursor`` field)."""
+        query: dict[str, str | int] = {"limit": page_size}
+        while True:
+            body, _ = self._call("GET", f"{path}?{urlencode(query)}")
+            yield from body["data"]
+            if not body["has_more"] or not body["data"]:
+                return
+            query["starting_after"] = body["data"][-1][cursor]
 
     # -- one logical call ------------------------------------------------------------
 
@@ -140,6 +160,8 @@ class PaymentsClient:
                 final.idempotency_key = key
                 raise
             wait = random.uniform(0, min(MAX_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2**attempt))  # full jitter
+            if isinstance(failure, RateLimited) and failure.retry_after is not None:
+                wait = max(wait, failure.retry_after)  # no sooner than the API asked
             if self.clock() + wait >= deadline:
                 failure.idempotency_key = key
                 raise failure
@@ -187,6 +209,8 @@ class PaymentsClient:
                 raise _Retryable(AnswerLost(f"HTTP {response.status_code} without the API's JSON.")) from None
             return answer, response.headers.get("Idempotent-Replayed") == "true"
         error = error_for(response.status_code, _error_of(response))
+        if isinstance(error, RateLimited):
+            error.retry_after = _seconds(response.headers.get("Retry-After"))
         if response.status_code in RETRIED_STATUSES:
             raise _Retryable(error)
         raise error
@@ -198,9 +222,18 @@ class _Retryable(Exception):
         self.error = error
 
 
-def _segment(identifier: str) -> str:
-    """An id as one path segment: ``/``, ``?``, ``#`` or ``..`` in it cannot reach another route."""
-    return quote(identifier, safe="").replace(".", "%2E")
+def _path_id(prefix: str, identifier: object, param: str) -> str:
+    """``identifier`` if it is shaped as the service issues ids of type ``prefix`` (``lambdas.domain.ids``: the
+    prefix, ``_``, then letters and digits), else ``InvalidId``. Escaping cannot keep a ``.`` or ``..`` segment out
+    of a path (``requests`` decodes ``%2E`` again before sending); an id with no character but these can."""
+    if not isinstance(identifier, str) or re.fullmatch(rf"{prefix}_[A-Za-z0-9]+", identifier) is None:
+        raise InvalidId(param, f"an id of the form {prefix}_ followed by letters and digits")
+    return identifier
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (its HTTP-date form, which the API never sends, is not read)."""
+    return float(retry_after) if retry_after is not None and retry_after.isdigit() else None
 
 
 def _new_key() -> str:

@@ -21,6 +21,16 @@ class InvalidRequest(PaymentsError):
     """400, 413, 415: fix the request; ``param`` names the field."""
 
 
+class InvalidId(InvalidRequest, ValueError):
+    """An id that is not shaped as the service issues them, refused before anything is sent: only such ids are put
+    in a path, so no ``.``, ``..``, ``/`` or escape of them can reach another route. ``param`` names the argument;
+    the value is never repeated (it could be a card number)."""
+
+    def __init__(self, param: str, expected: str) -> None:
+        message = f"{param} must be {expected}; nothing was sent."
+        super().__init__(0, {"type": "invalid_request_error", "code": "invalid_id", "message": message, "param": param})
+
+
 class NotFound(PaymentsError):
     """404: no such object for this merchant."""
 
@@ -51,6 +61,16 @@ class GatewayPending(PaymentsError):
         self.refund_id: str | None = error.get("refund_id")
 
 
+class GatewayFailed(PaymentsError):
+    """402 ``gateway_error`` (``payment_failed``, ``refund_failed``): the payment (or refund) was given up, since the
+    gateway never made it. Final and not retried: no money moved, and only a new key (a new call) tries again."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(status, error)
+        self.payment_id: str | None = error.get("payment_id")
+        self.refund_id: str | None = error.get("refund_id")
+
+
 class AnswerLost(PaymentsError):
     """No answer within the budget (network errors, partial or unreadable answers): the outcome is unknown, and
     the same call with the same ``idempotency_key`` settles it without charging twice."""
@@ -60,16 +80,28 @@ class AnswerLost(PaymentsError):
 
 
 class ServiceError(PaymentsError):
-    """429, 500, 503 after every retry, or a redirect (not followed)."""
+    """500, 503 after every retry, or a redirect (not followed)."""
+
+
+class RateLimited(ServiceError):
+    """429 after every retry: the merchant is over its own request rate. ``retry_after``: the seconds the API last
+    asked to wait (``Retry-After``), when it said."""
+
+    def __init__(self, status: int, error: dict[str, Any], retry_after: float | None = None) -> None:
+        super().__init__(status, error)
+        self.retry_after = retry_after
 
 
 def error_for(status: int, error: dict[str, Any]) -> PaymentsError:
+    if status == 402 and error.get("type") == "gateway_error":
+        return GatewayFailed(status, error)
     kind: type[PaymentsError] = {
         402: CardDeclined,
         403: PermissionDenied,
         404: NotFound,
         409: IdempotencyConflict,
         422: IdempotencyConflict,
+        429: RateLimited,
         502: GatewayPending,
         504: GatewayPending,
     }.get(status, InvalidRequest if 400 <= status < 500 and status != 429 else ServiceError)

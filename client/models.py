@@ -87,6 +87,7 @@ class LedgerEntry:
     created_at: str
     sequence: int | None = None  # its place in its hash chain
     hash: str | None = None
+    chain: int | None = None  # the hash chain that holds it: its payment's (docs/api.md, GET /payments/{id}/ledger)
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> "LedgerEntry":
@@ -99,6 +100,7 @@ class LedgerEntry:
             body["created_at"],
             body.get("sequence"),
             body.get("hash"),
+            body.get("chain"),
         )
 
 
@@ -120,10 +122,13 @@ class Checkpoint:
     key_id: str
     signature: str
     signed: dict[str, Any]
+    merchant: str | None = None  # whose ledger it commits to
+    previous: str | None = None  # SHA-256 (hex) of the checkpoint before it, signature included; None for the first
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> "Checkpoint":
-        return cls(body["sequence"], body["root"], body["created_at"], body["key_id"], body["signature"], body)
+        return cls(body["sequence"], body["root"], body["created_at"], body["key_id"], body["signature"], body,
+                   body.get("merchant"), body.get("previous"))  # fmt: skip
 
 
 @dataclass(frozen=True)

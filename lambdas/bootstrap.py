@@ -2,7 +2,8 @@
 
 Environment (set by PaymentStack, or by the local runtime): LEDGER_TABLE,
 IDEMPOTENCY_TABLE, MERCHANTS_TABLE, VAULT_KEY_ID, FINGERPRINT_KEY_ID, SIGNING_KEY_ID, GATEWAY_SECRET_ID,
-GATEWAY_BASE_URL, and optionally GATEWAY_CONNECT_TIMEOUT,
+GATEWAY_BASE_URL, CHECKPOINT_BUCKET (the checkpoint function's) or CHECKPOINT_ARCHIVE_DIR (`make local`), and
+optionally GATEWAY_CONNECT_TIMEOUT,
 GATEWAY_READ_TIMEOUT, GATEWAY_BACKOFF (seconds) and GATEWAY_ATTEMPTS (those not set
 keep the gateway client's defaults).
 boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points it at the emulator."""
@@ -12,11 +13,13 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
+from lambdas.adapters.checkpoint_archive import DirectoryCheckpointArchive, S3CheckpointArchive
 from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
@@ -29,6 +32,7 @@ from lambdas.domain.cards import Card
 from lambdas.domain.merchants import Merchant
 from lambdas.encryption_context import Purpose
 from lambdas.gateway import Charge, Gateway, GatewayRefund
+from lambdas.ports import CheckpointArchive
 from lambdas.service import Tenancy
 from lambdas.use_cases import Dependencies, utc_now
 
@@ -135,6 +139,7 @@ class AwsAdapters:
         self.vault = CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD))
         self.directory = DynamoMerchantDirectory(self.dynamodb, env["MERCHANTS_TABLE"])
         self.signer = KmsSigner(kms, env["SIGNING_KEY_ID"])
+        self._s3: Any = None
 
     def dependencies(self, merchant: Merchant) -> Dependencies[DynamoUnitOfWork]:
         return Dependencies(
@@ -145,8 +150,23 @@ class AwsAdapters:
             gateway=self.gateway,
             rules=merchant.rules,
             signer=self.signer,
+            archive=self.archive(merchant),
             clock=self.clock,
         )
+
+    def archive(self, merchant: Merchant) -> CheckpointArchive:
+        """The write-once copy of the merchant's checkpoints: the directory CHECKPOINT_ARCHIVE_DIR names (`make
+        local`), else the bucket CHECKPOINT_BUCKET names (the checkpoint function's only)."""
+        directory = self.env.get("CHECKPOINT_ARCHIVE_DIR")
+        if directory:
+            return DirectoryCheckpointArchive(Path(directory), merchant.id)
+        return S3CheckpointArchive(self.s3, self.env.get("CHECKPOINT_BUCKET", ""), merchant.id)
+
+    def s3(self) -> Any:
+        """The S3 client, made on first use."""
+        if self._s3 is None:
+            self._s3 = boto3.client("s3", config=AWS_CLIENT_CONFIG)
+        return self._s3
 
     def tenancy(self) -> Tenancy:
         return Tenancy(self.directory, self.dependencies)

@@ -21,11 +21,21 @@ from lambdas import deadline
 from lambdas.adapters.idempotency import record_id
 from lambdas.domain.cards import member_param
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
-from lambdas.domain.merchants import Caller
+from lambdas.domain.merchants import Caller, Merchant
 from lambdas.logs import logger
 from lambdas.metrics import count_response
 from lambdas.presenters import error_body
-from lambdas.routes import BODY_TOO_LARGE, IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
+from lambdas.routes import (
+    API_KEY_MISMATCH,
+    API_KEY_MISMATCH_MESSAGE,
+    BODY_TOO_LARGE,
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_UNSIGNED,
+    MAX_BODY_BYTES,
+    ROUTES,
+    Function,
+    signed_header_value,
+)
 from lambdas.service import Answer, PaymentService, Tenancy
 
 if TYPE_CHECKING:
@@ -79,11 +89,14 @@ class ApiRequest:
         return record
 
     def optional_idempotency(self) -> str | None:
-        """The request's idempotency record id: the key scoped to the merchant and the route (None: no key sent)."""
-        key = self.headers.get(IDEMPOTENCY_HEADER.lower())
-        if key is None:
+        """The request's idempotency record id: the key scoped to the merchant and the route (None: no key sent).
+        The key is the header's value as its signature covers it (``signed_header_value``: trimmed, runs of spaces
+        as one), so a signed request resent with its key respaced is a replay, not a new request."""
+        raw = self.headers.get(IDEMPOTENCY_HEADER.lower())
+        if raw is None:
             return None
-        if not (1 <= len(key) <= 255 and all(32 <= ord(c) < 127 for c in key)):
+        key = signed_header_value(raw)
+        if not (key and len(raw) <= 255 and all(32 <= ord(c) < 127 for c in raw)):  # spaces alone: no key
             raise HttpError(
                 400,
                 "invalid_request_error",
@@ -206,6 +219,34 @@ def _parse(event: dict[str, Any], merchant: str) -> ApiRequest:
     )
 
 
+_SIGNED_HEADERS = re.compile(r"SignedHeaders=(?P<names>[^,\s]*)")
+
+
+def _refuse_an_unsigned_key(event: dict[str, Any]) -> None:
+    """A 400 for an ``Idempotency-Key`` that is not among the SigV4 ``SignedHeaders``: its signature would not bind
+    the key, so a captured request could be replayed under a fresh one. Checked where the event carries the
+    ``Authorization`` header (the local API always passes it); deployed, the WAF checks the header before API
+    Gateway (stacks/payment_api.py), whichever headers API Gateway then passes on."""
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    authorization = headers.get("authorization")
+    if IDEMPOTENCY_HEADER.lower() not in headers or authorization is None:
+        return
+    signed = _SIGNED_HEADERS.search(authorization)
+    if signed is None or IDEMPOTENCY_HEADER.lower() not in signed["names"].lower().split(";"):
+        raise HttpError(
+            400, "invalid_request_error", "idempotency_key_unsigned", IDEMPOTENCY_KEY_UNSIGNED, IDEMPOTENCY_HEADER
+        )
+
+
+def _refuse_another_merchants_key(event: dict[str, Any], merchant: Merchant) -> None:
+    """A 403 unless the request carried the merchant's own API key (its id, as API Gateway reports the key it
+    checked): a key puts a request in its merchant's usage plan, so a signer for one merchant must not spend
+    another's rate. Checked only for a merchant whose item names its key (every one the stack writes)."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    if merchant.api_key_id is not None and identity.get("apiKeyId") != merchant.api_key_id:
+        raise HttpError(403, "permission_error", API_KEY_MISMATCH, API_KEY_MISMATCH_MESSAGE)
+
+
 def _caller(event: dict[str, Any]) -> Caller:
     """The signer, as API Gateway's IAM authorization reports it (the local API reports it the same way)."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
@@ -272,10 +313,12 @@ def _handle(  # noqa: PLR0911 (one answer per error kind)
         route_handler = routes.get(route)
         if route_handler is None:
             raise NotFound("No such route.")
+        _refuse_an_unsigned_key(event)
         served = tenancy().service_for(_caller(event))  # before anything is read of the request or stored
         if served is None:
             raise HttpError(403, "permission_error", "no_merchant", "The caller acts for no merchant.")
         merchant, service = served
+        _refuse_another_merchants_key(event, merchant)
         request = _parse(event, merchant.id)
         answer = route_handler(request, service)
         return _respond(answer.status, answer.body, answer.replayed)

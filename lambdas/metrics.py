@@ -16,7 +16,8 @@ NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"  # set by the stack: Environ
 RESPONSES = "Responses"  # one per answered request, by route (template) and outcome
 PENDING_OVERDUE = "PendingOverdue"  # payments and refunds still pending past reconcile.OVERDUE_AFTER, each run
 RECONCILE_ERRORS = "ReconcileErrors"  # items a reconcile run could not settle because of an error
-CHECKPOINTS_REFUSED = "CheckpointsRefused"  # ledgers a checkpoint run would not sign: a chain went back (tampering)
+CHECKPOINTS_REFUSED = "CheckpointsRefused"  # ledgers a checkpoint run would not sign: they do not extend (tampering)
+CHECKPOINT_FAILURES = "CheckpointFailures"  # merchants a checkpoint run failed for (an error: KMS, the table, the copy)
 # Each attempt at the Sparkle gateway, in ms, by request (method and path) and result: answered, retryable (409, 429,
 # 5xx), refused (another 4xx, a redirect) or no_answer (refused connection, timeout, cut off).
 GATEWAY_LATENCY = "GatewayLatency"
@@ -71,4 +72,5 @@ def record_reconcile(counts: Mapping[str, int]) -> None:
 def record_checkpoints(counts: Mapping[str, int]) -> None:
     metrics = Metrics(namespace=_namespace())
     metrics.add_metric(name=CHECKPOINTS_REFUSED, unit=MetricUnit.Count, value=counts["refused"])
+    metrics.add_metric(name=CHECKPOINT_FAILURES, unit=MetricUnit.Count, value=counts["errors"])
     metrics.flush_metrics()

@@ -126,6 +126,8 @@ class PendingItem:
 
 
 class LedgerStore(Protocol[UoW]):
+    merchant: str  # whose records it reads and writes, and no other's
+
     def unit_of_work(self) -> UoW: ...
 
     def get_token(self, token_id: str, for_payment: str | None = None) -> StoredToken | None:
@@ -144,6 +146,9 @@ class LedgerStore(Protocol[UoW]):
     def heads(self) -> list[Head]:
         """The head of every chain with entries (lambdas.domain.chains), read together."""
 
+    def hash_at(self, chain: int, sequence: int) -> str | None:
+        """The hash of the entry at ``sequence`` of ``chain`` (None: no entry there; two there: either's)."""
+
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         """Every pending payment and refund created before then, page by page."""
 
@@ -152,6 +157,12 @@ class LedgerStore(Protocol[UoW]):
 
     def checkpoints(self) -> Iterator[Checkpoint]:
         """Every checkpoint, oldest first, page by page."""
+
+    def checkpoint(self, sequence: int) -> Checkpoint | None:
+        """The checkpoint numbered ``sequence`` (None: none)."""
+
+    def list_checkpoints(self, limit: int, before: int | None) -> tuple[list[Checkpoint], bool]:
+        """Up to ``limit`` checkpoints, newest first, numbered below ``before``; whether more follow."""
 
     def add_checkpoint(self, uow: UoW, checkpoint: Checkpoint) -> None:
         """Part putting ``checkpoint``, only while its sequence is free (label ``"checkpoint"``)."""
@@ -188,6 +199,31 @@ class Vault(Protocol):
     def seal(self, token_id: str, card: Card) -> Any: ...
 
     def open(self, token_id: str, sealed: Any) -> Card: ...
+
+
+class ArchiveTaken(Exception):
+    """The write-once copy holds that checkpoint already: nothing was written."""
+
+
+class MisfiledCheckpoint(Exception):
+    """A checkpoint item stored under a sort key that is not its own sequence's (only someone with table access puts
+    one there): the store serves none such, a checkpoint run builds on none, and `make verify` names it."""
+
+    def __init__(self, sort_key: str, sequence: int) -> None:
+        super().__init__(f"checkpoint {sequence} is stored under {sort_key}")
+        self.sort_key = sort_key
+        self.sequence = sequence
+
+
+class CheckpointArchive(Protocol):
+    """One merchant's checkpoints in write-once storage, beside the ledger table: each kept when it is made (before
+    the table has it), never changed or deleted; `make verify` holds the table to it."""
+
+    def keep(self, checkpoint: Checkpoint) -> None:
+        """Write ``checkpoint`` only while its sequence is free (raises ``ArchiveTaken``)."""
+
+    def kept(self, sequence: int) -> Checkpoint | None:
+        """The checkpoint kept under ``sequence`` (None: none)."""
 
 
 class Signer(Protocol):

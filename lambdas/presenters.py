@@ -75,6 +75,7 @@ def ledger_body(payment_id: str, entries: list[Entry]) -> dict[str, Any]:
                 "amount": e.amount,
                 "currency": e.currency,
                 "created_at": iso(e.created_at),
+                "chain": e.chain,
                 "sequence": e.sequence,
                 "hash": e.hash,
             }

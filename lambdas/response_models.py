@@ -68,6 +68,7 @@ class LedgerEntry(_Body):
     amount: int
     currency: str
     created_at: str
+    chain: int | None = Field(description="the chain that holds it (docs/api.md); null for an entry from before chains")
     sequence: int | None = Field(description="its place in its chain (1, 2, ...); null for an entry from before chains")
     hash: str | None = Field(description="SHA-256 of the chain's previous hash and this entry (hex)")
 
@@ -93,7 +94,12 @@ class BalancesResponse(_Body):
 
 
 class CheckpointResponse(_Body):
+    merchant: str = Field(description="the merchant whose ledger it commits to")
     sequence: int = Field(description="1 for the ledger's first checkpoint, then one more for each")
+    previous: str | None = Field(
+        description="SHA-256 (lowercase hex) of the previous checkpoint's JSON, signature included, keys sorted, no "
+        "spaces; null for sequence 1"
+    )
     root: str = Field(description="Merkle root (RFC 6962, hex) over every chain's sequence and head hash")
     created_at: str
     key_id: str = Field(description="the KMS key that signed it (GET /ledger/public-key)")
@@ -101,6 +107,11 @@ class CheckpointResponse(_Body):
     signature: str = Field(
         description="base64 of the DER signature over this JSON without signature, keys sorted, no spaces"
     )
+
+
+class CheckpointListResponse(_Body):
+    data: list[CheckpointResponse] = Field(description="newest first")
+    has_more: bool
 
 
 class PublicKeyResponse(_Body):

@@ -40,11 +40,30 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/payments/{id}/refunds", Function.REFUND, idempotent=True),
     Route("GET", "/payments/{id}/ledger", Function.READ),
     Route("GET", "/balances", Function.READ),
-    Route("GET", "/ledger/checkpoints/latest", Function.READ),
+    Route("GET", "/ledger/checkpoints", Function.READ),
+    Route("GET", "/ledger/checkpoints/latest", Function.READ),  # before {sequence}, which the local runtime matches
+    Route("GET", "/ledger/checkpoints/{sequence}", Function.READ),
     Route("GET", "/ledger/public-key", Function.READ),
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# A key must be signed (among SigV4's SignedHeaders), else a captured request could be replayed under a fresh one: the
+# 400's message, from the edge (lambdas/edge.py) or from the WAF in front of API Gateway (stacks/payment_api.py).
+IDEMPOTENCY_KEY_UNSIGNED = f"The {IDEMPOTENCY_HEADER} header must be among the request's SigV4 signed headers."
+# A merchant's API key (x-api-key) puts a request in that merchant's usage plan: a request signed for another merchant
+# is refused with this 403 (the local API's, or the edge's deployed: lambdas/edge.py), else it would spend that plan.
+API_KEY_MISMATCH = "api_key_mismatch"
+API_KEY_MISMATCH_MESSAGE = "The API key in x-api-key is another merchant's than the signer's."
+
+
+def signed_header_value(value: str) -> str:
+    """``value`` as SigV4 signs a header's value (its canonical request's Trimall, as botocore's ``SigV4Auth`` and
+    API Gateway compute it): trimmed, each run of spaces one space. Every spelling with the same signed value verifies
+    under the same signature, so the service must read them as one value (an idempotency key, say): else a captured
+    request resent with its key respaced would be a new request."""
+    return " ".join(value.split())
+
+
 # Larger bodies get 413 from the edge (lambdas/edge.py); one longer than the WAF inspects (64 KiB) gets it from the
 # WAF, before API Gateway could invoke a function with it (Lambda takes 6 MB, API Gateway 10 MB).
 MAX_BODY_BYTES = 32 * 1024

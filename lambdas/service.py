@@ -24,8 +24,8 @@ class PaymentService:
     def create_payment(self, command: PaymentCommand, request_id: str, key: str) -> Answer:
         return payments.create_payment(self.deps, command, request_id, key)
 
-    def refund(self, payment_id: str, amount: int | None, key: str) -> Answer:
-        return refunds.refund(self.deps, payment_id, amount, key)
+    def refund(self, payment_id: str, amount: int | None, key: str, request_id: str = "") -> Answer:
+        return refunds.refund(self.deps, payment_id, amount, key, request_id)
 
     def get_payment(self, payment_id: str) -> Answer:
         return reads.get_payment(self.deps, payment_id)
@@ -41,6 +41,12 @@ class PaymentService:
 
     def latest_checkpoint(self) -> Answer:
         return checkpoints.latest_checkpoint(self.deps)
+
+    def list_checkpoints(self, limit: str | None, starting_after: str | None) -> Answer:
+        return checkpoints.list_checkpoints(self.deps, limit, starting_after)
+
+    def checkpoint(self, sequence: str) -> Answer:
+        return checkpoints.get_checkpoint(self.deps, sequence)
 
     def public_key(self) -> Answer:
         return checkpoints.public_key(self.deps)

@@ -25,9 +25,8 @@ from stacks.iam import service_trust_policy
 from stacks.tagging import TaggingAspect
 
 AUDIT_RETENTION_DAYS = 365  # PCI DSS 10.5.1: audit logs kept at least a year (and locked that long)
-# API calls that stop or narrow the trail (PCI DSS 10.7.2), and that would make its locked logs unreadable.
+# API calls that stop or narrow the trail (PCI DSS 10.7.2).
 TRAIL_CHANGES = ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors")
-AUDIT_KEY_CHANGES = ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy")
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,11 @@ class AccountStackProps:
     name_prefix: str  # of every environment's resource names (EnvironmentConfig.prefix)
     subscriptions: tuple[AlarmSubscription, ...] = ()  # who hears the audit trail's alarms: every environment's
     key_administrators: tuple[str, ...] = ()  # every environment's: refused every use of the account's keys
+
+
+def alarm_topic_name(name_prefix: str) -> str:
+    """The account's alarm topic: the audit trail's alarms, and every environment's alarm topic's key lost."""
+    return f"{name_prefix}account-alarms"
 
 
 def api_log_groups(name_prefix: str) -> tuple[str, ...]:
@@ -90,13 +94,14 @@ class AccountStack(TerraformStack):
         Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS))
 
     def _alert_on_audit_changes(self, target: AwsTarget, props: AccountStackProps, trail: AuditTrail) -> None:
-        """The trail stopped or narrowed, or its key disabled, scheduled for deletion or re-policied: to the account's
-        alarm topic (a key of its own, so the audit key's loss is still reported)."""
+        """The trail stopped or narrowed, and every administration call on its key: to the account's alarm topic. The
+        topic has a key of its own, so the audit key's loss is still reported; each environment's stack reports the
+        loss of the topic's key."""
         topic = AlarmTopic(
             self,
             "alarms",
             AlarmTopicProps(
-                f"{props.name_prefix}account-alarms",
+                alarm_topic_name(props.name_prefix),
                 props.subscriptions,
                 target.account_id,
                 target.partition,
@@ -106,12 +111,10 @@ class AccountStack(TerraformStack):
             ),
         )
         name = trail.trail.name
-        summary = "The audit trail was stopped or changed, or its key disabled, scheduled for deletion or re-policied."
         topic.alert_on(
             "audit-trail",
             "audit-change",
-            summary,
+            "The audit trail was stopped or changed.",
             api_calls("aws.cloudtrail", TRAIL_CHANGES, {"requestParameters": {"name": [name, trail.trail.arn]}}),
         )
-        topic.alert_on("audit-key", "audit-change", summary,
-                       api_calls("aws.kms", AUDIT_KEY_CHANGES, {"resources": {"ARN": [trail.key.arn]}}))  # fmt: skip
+        topic.alert_on_key_administration([trail.key.arn])

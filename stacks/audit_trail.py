@@ -15,7 +15,6 @@ from cdktf_cdktf_provider_aws.cloudtrail import (
     CloudtrailAdvancedEventSelector,
     CloudtrailAdvancedEventSelectorFieldSelector,
 )
-from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
@@ -24,26 +23,14 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_object_lock_configuration import (
-    S3BucketObjectLockConfigurationA,
-    S3BucketObjectLockConfigurationRuleA,
-    S3BucketObjectLockConfigurationRuleDefaultRetentionA,
-)
 from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
-from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
-from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
-    S3BucketServerSideEncryptionConfigurationA,
-    S3BucketServerSideEncryptionConfigurationRuleA,
-    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
-)
-from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
 from constructs import Construct
 
 from stacks.aws_target import AwsTarget
 from stacks.iam import Condition, Statement
+from stacks.locked_bucket import locked_bucket
 from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
 
-LOCK_MODE = "COMPLIANCE"  # GOVERNANCE could be lifted by anyone granted s3:BypassGovernanceRetention
 ABORTED_UPLOAD_DAYS = 7
 
 
@@ -62,6 +49,7 @@ class AuditTrail(Construct):
         account, partition = target.account_id, target.partition
         trail_arn = target.arn("cloudtrail", f"trail/{props.name}")
         cloudtrail = f"cloudtrail.{target.dns_suffix}"
+        this_trail = Condition("StringEquals", "aws:SourceArn", (trail_arn,))
         self.key = PaymentKey(
             self,
             "key",
@@ -73,12 +61,15 @@ class AuditTrail(Construct):
                 spec=KeySpec.SYMMETRIC,
                 deletion_window_days=props.key_deletion_window_days,
                 administrators=props.key_administrators,
+                # CloudTrail's documented statements ("Configure AWS KMS key policies for CloudTrail"), each bound to
+                # this trail: log files' data keys under the trail's encryption context; DescribeKey, which carries
+                # no encryption context; Decrypt, which a bucket with an S3 Bucket Key needs to create or update it.
                 service_principals=(
                     ServicePrincipalUse(
                         principal=cloudtrail,
-                        actions=("kms:GenerateDataKey*", "kms:DescribeKey"),
+                        actions=("kms:GenerateDataKey*",),
                         conditions=(
-                            Condition("StringEquals", "aws:SourceArn", (trail_arn,)),
+                            this_trail,
                             Condition(
                                 "StringLike",
                                 "kms:EncryptionContext:aws:cloudtrail:arn",
@@ -86,6 +77,8 @@ class AuditTrail(Construct):
                             ),
                         ),
                     ),
+                    ServicePrincipalUse(principal=cloudtrail, actions=("kms:DescribeKey",), conditions=(this_trail,)),
+                    ServicePrincipalUse(principal=cloudtrail, actions=("kms:Decrypt",), conditions=(this_trail,)),
                 ),
                 # Reading the logs: principals of this account whose IAM policy allows it, for trail logs only.
                 account_decrypt_conditions=(
@@ -94,46 +87,9 @@ class AuditTrail(Construct):
                 ),
             ),
         )
-        self.bucket = S3Bucket(self, "logs", bucket=f"{props.name}-{account}-{target.region}", object_lock_enabled=True)
-        versioning = S3BucketVersioningA(
-            self,
-            "logs-versioning",
-            bucket=self.bucket.id,
-            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
-        )
-        S3BucketServerSideEncryptionConfigurationA(
-            self,
-            "logs-encryption",
-            bucket=self.bucket.id,
-            rule=[
-                S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                        sse_algorithm="aws:kms", kms_master_key_id=self.key.arn
-                    ),
-                    bucket_key_enabled=True,
-                )
-            ],
-        )
-        S3BucketPublicAccessBlock(
-            self,
-            "logs-public-access",
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-        )
-        self.lock = S3BucketObjectLockConfigurationA(
-            self,
-            "logs-lock",
-            bucket=self.bucket.id,
-            rule=S3BucketObjectLockConfigurationRuleA(
-                default_retention=S3BucketObjectLockConfigurationRuleDefaultRetentionA(
-                    mode=LOCK_MODE, days=props.retention_days
-                )
-            ),
-            depends_on=[versioning],  # Object Lock needs versioning on, when set and when removed
-        )
+        name = f"{props.name}-{account}-{target.region}"
+        logs = locked_bucket(self, "logs", name, self.key.arn, props.retention_days)
+        self.bucket, self.lock = logs.bucket, logs.lock
         S3BucketLifecycleConfiguration(
             self,
             "logs-lifecycle",

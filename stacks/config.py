@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, mod
 from lambdas import SERVICE_NAME
 from lambdas.adapters.sparkle import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RetryPolicy
 from lambdas.deadline import WRITE_RESERVE_SECONDS
-from lambdas.domain.merchants import acting_principal, any_path
+from lambdas.domain.merchants import any_path, principal_key
 from lambdas.domain.money import MAX_AMOUNT, MIN_AMOUNT, SUPPORTED_CURRENCIES
 from lambdas.routes import Function
 from stacks.api_policy import DEFAULT_RESOURCE_POLICY_QUOTA
@@ -53,8 +53,18 @@ class _Frozen(BaseModel):
 
 
 class Throttling(_Frozen):
-    rate_limit: float = Field(gt=0, description="steady requests per second across the stage")
+    """API Gateway's token bucket: ``rate_limit`` requests per second on average, bursts of up to ``burst_limit``."""
+
+    rate_limit: float = Field(gt=0, description="steady requests per second")
     burst_limit: int = Field(gt=0)
+
+    def exceeds(self, other: "Throttling") -> bool:
+        return self.rate_limit > other.rate_limit or self.burst_limit > other.burst_limit
+
+
+# API Gateway's default quota of usage plans per account and region (300, adjustable in Service Quotas). Each merchant
+# has one (stacks/payment_api.py); an operator whose quota AWS raised sets EnvironmentConfig.usage_plan_quota to it.
+DEFAULT_USAGE_PLAN_QUOTA = 300
 
 
 class FunctionSettings(_Frozen):
@@ -134,6 +144,7 @@ class MerchantConfig(_Frozen):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     principals: tuple[Annotated[str, Field(pattern=PRINCIPAL)], ...] = Field(min_length=1)
     rules: MerchantRules = MerchantRules()
+    throttling: Throttling | None = None  # its own request rate; None: the environment's merchant_throttling
 
     def effective_rules(self, defaults: PaymentRules) -> PaymentRules:
         """The environment's rules with this merchant's own over them, checked as a whole (every currency capped)."""
@@ -201,8 +212,18 @@ class EnvironmentConfig(_Frozen):
     tags: dict[str, str] = {}
     deletion_protection: bool = True
     log_retention_days: Literal[365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 365
+    # How long each checkpoint's write-once copy is locked (S3 Object Lock, compliance mode) from when it is made.
+    # The ledger keeps its entries for good (no TTL, deletion protection), and each checkpoint commits to every entry
+    # before it, so the newest ones, locked for the next ten years, anchor the whole ledger while the service runs;
+    # ten years outlasts the usual 7 years of keeping financial records. A lock cannot be shortened, and a bucket
+    # with locked objects cannot be deleted: dev, whose tables can be destroyed, locks a day.
+    checkpoint_retention_days: int = Field(default=3653, ge=1)
     key_deletion_window_days: int = Field(default=30, ge=7, le=30)
-    throttling: Throttling = Throttling(rate_limit=50, burst_limit=100)
+    throttling: Throttling = Throttling(rate_limit=50, burst_limit=100)  # the stage's, every merchant's requests
+    # Each merchant's own rate unless it sets one (MerchantConfig.throttling): one merchant over it gets 429s, the
+    # others are not affected while all of them together stay within the stage's.
+    merchant_throttling: Throttling = Throttling(rate_limit=20, burst_limit=40)
+    usage_plan_quota: int = Field(default=DEFAULT_USAGE_PLAN_QUOTA, ge=DEFAULT_USAGE_PLAN_QUOTA)
     functions: FunctionSettings = FunctionSettings()
     gateway_base_url: HttpUrl
     gateway: GatewaySettings = GatewaySettings()
@@ -306,7 +327,7 @@ class EnvironmentConfig(_Frozen):
         acting: dict[str, str] = {}
         for merchant in self.merchants:
             for principal in merchant.principals:
-                known_as = acting_principal(principal)
+                known_as = principal_key(principal)  # a role's name in any case, its sessions, at any path: one role
                 if acting.setdefault(known_as, merchant.id) != merchant.id:
                     raise ValueError(f"{principal} acts for both {acting[known_as]} and {merchant.id}")
         for merchant in self.merchants:
@@ -314,6 +335,22 @@ class EnvironmentConfig(_Frozen):
                 merchant.effective_rules(self.rules)
             except ValueError as error:
                 raise ValueError(f"merchant {merchant.id}'s rules: {error}") from None
+        return self
+
+    def merchant_rate(self, merchant: MerchantConfig) -> Throttling:
+        """The merchant's own request rate: its own setting, else the environment's."""
+        return merchant.throttling or self.merchant_throttling
+
+    @model_validator(mode="after")
+    def _merchant_rates_fit(self) -> "EnvironmentConfig":
+        if len(self.merchants) > self.usage_plan_quota:
+            raise ValueError(
+                f"{len(self.merchants)} merchants need as many API Gateway usage plans; the account's quota is "
+                f"{self.usage_plan_quota}: have AWS raise it, then set usage_plan_quota"
+            )
+        for merchant in self.merchants:
+            if self.merchant_rate(merchant).exceeds(self.throttling):
+                raise ValueError(f"merchant {merchant.id}'s throttling exceeds the stage's ({self.throttling})")
         return self
 
     @property
@@ -336,6 +373,11 @@ class EnvironmentConfig(_Frozen):
     def metrics_namespace(self) -> str:
         """Where the functions' own metrics go (lambdas/metrics.py): one namespace per environment."""
         return f"PaymentLedger/{self.name}"
+
+    @property
+    def checkpoint_bucket(self) -> str:
+        """The checkpoints' write-once bucket (S3 names are global: the account's id makes it this deployment's)."""
+        return f"{self.prefix}-checkpoints-{self.account_id}"
 
     def key_alias(self, key: str) -> str:
         """The alias name of the stack's KMS key ``key`` (vault, fingerprint, operations, signing)."""
@@ -368,6 +410,7 @@ REPOSITORY_SETTINGS: dict[str, dict[str, Any]] = {
         gateway_base_url=HttpUrl("http://127.0.0.1:4010"),  # the Sparkle sandbox
         tags={"environment": "dev", "cost-center": "payments-engineering"},
         deletion_protection=False,
+        checkpoint_retention_days=1,
         key_deletion_window_days=7,
         throttling=Throttling(rate_limit=50, burst_limit=100),
         functions=FunctionSettings(reserved_concurrency=None),  # a new account's 10 units of concurrency suffice
@@ -384,6 +427,7 @@ REPOSITORY_SETTINGS: dict[str, dict[str, Any]] = {
                 id="globex",
                 principals=(f"arn:aws:iam::{EMULATOR_ACCOUNT}:user/globex-billing",),
                 rules=MerchantRules(max_amount=dict.fromkeys(SUPPORTED_CURRENCIES, 500_000)),
+                throttling=Throttling(rate_limit=5, burst_limit=10),  # its own limit shows locally (the contract)
             ),
         ),
     ),
@@ -392,6 +436,7 @@ REPOSITORY_SETTINGS: dict[str, dict[str, Any]] = {
         tags={"environment": "prod", "cost-center": "payments"},
         log_retention_days=731,
         throttling=Throttling(rate_limit=200, burst_limit=400),
+        merchant_throttling=Throttling(rate_limit=50, burst_limit=100),
         functions=FunctionSettings(reserved_concurrency=50, memory_mb=1024),
         rules=PaymentRules(
             # About 10 000 USD in each currency, in its minor unit (JPY and KRW have none).

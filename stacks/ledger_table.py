@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf import TerraformIterator, Token
+from cdktf import Fn, IResolvable, TerraformIterator, Token
 from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTable,
     DynamodbTableAttribute,
@@ -22,7 +22,7 @@ from constructs import Construct
 
 from lambdas.adapters.dynamo import to_item
 from lambdas.adapters.merchants import merchant_items
-from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, Partition, TableSchema
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, MerchantRecord, Partition, TableSchema
 from stacks.iam import Condition, Grantable, Statement
 from stacks.payment_key import KEY_READ_ACTIONS, KEY_WRITE_ACTIONS, PaymentKey
 
@@ -135,6 +135,15 @@ class LedgerTable(_EncryptedTable):
         purpose = "Read" + "".join(p.name.title() for p in partitions)
         self._grant(grantee, purpose, READ_ACTIONS, (_leading_keys(partitions),))
 
+    def grant_query_index(self, grantee: Grantable, index: str, partitions: tuple[Partition, ...]) -> None:
+        """Query ``index`` within these partitions only (the index's partition key carries their prefix)."""
+        purpose = "Query" + index.title().replace("_", "") + "".join(p.name.title() for p in partitions)
+        statement = Statement(
+            f"{self.node.id.title()}{purpose}", ("dynamodb:Query",), (f"{self.arn}/index/{index}",),
+            (_leading_keys(partitions),),
+        )  # fmt: skip
+        grantee.add_to_policy(statement)
+
     def grant_read_together(self, grantee: Grantable, partitions: tuple[Partition, ...]) -> None:
         """Read items of these partitions together, in one ``BatchGetItem``."""
         purpose = "ReadTogether" + "".join(p.name.title() for p in partitions)
@@ -163,6 +172,10 @@ class IdempotencyTable(_EncryptedTable):
         self._grant(grantee, "ConditionCheck", ("dynamodb:ConditionCheckItem",))
 
 
+# Stands for a merchant's API key id in its item until Terraform writes the id (made by API Gateway at apply) there.
+API_KEY_ID_PLACEHOLDER = "@api-key-id@"
+
+
 class MerchantsTable(_EncryptedTable):
     """Who acts for which merchant, and each merchant's rules: one item per principal and per merchant, written by
     Terraform from the configuration (one ``for_each`` resource, however many merchants), read by the functions.
@@ -170,21 +183,29 @@ class MerchantsTable(_EncryptedTable):
 
     schema = MERCHANTS
 
-    def hold(self, merchants: dict[str, tuple[tuple[str, ...], dict[str, Any]]]) -> None:
-        """Write ``merchants`` (id -> principals, rules as ``RuleSet.from_config`` reads them) as the table's items."""
+    def hold(self, merchants: dict[str, tuple[tuple[str, ...], dict[str, Any]]], api_key_ids: IResolvable) -> None:
+        """Write ``merchants`` (id -> principals, rules as ``RuleSet.from_config`` reads them) as the table's items,
+        each merchant's with the id of its API key (``api_key_ids``: a Terraform map by merchant id; API Gateway
+        makes the ids at apply, so Terraform writes them in place of a placeholder). A merchant without a key in
+        the map keeps the placeholder, which no key's id matches: its requests are refused, not let through."""
         items = {
             item[self.schema.partition_key]: json.dumps(to_item(item), sort_keys=True)
             for merchant_id, (principals, rules) in merchants.items()
-            for item in merchant_items(merchant_id, principals, rules)
+            for item in merchant_items(merchant_id, principals, rules, API_KEY_ID_PLACEHOLDER)
         }
         each = TerraformIterator.from_map(items)
+        merchant_id = Fn.trimprefix(Token.as_string(each.key), MerchantRecord.MERCHANT.value)  # a principal's: no key
         DynamodbTableItem(
             self,
             "items",
             for_each=each,
             table_name=self.table.name,
             hash_key=self.schema.partition_key,
-            item=Token.as_string(each.value),
+            item=Fn.replace(
+                Token.as_string(each.value),
+                API_KEY_ID_PLACEHOLDER,
+                Token.as_string(Fn.lookup(api_key_ids, merchant_id, API_KEY_ID_PLACEHOLDER)),
+            ),
         )
 
     def grant_lookup(self, grantee: Grantable) -> None:

@@ -1,5 +1,5 @@
-"""Monitoring: the environment's alarms, sent to its alarm topic (stacks/alarm_topic.py); its KMS keys' dangerous
-changes, sent there through EventBridge; and a dashboard.
+"""Monitoring: the environment's alarms, sent to its alarm topic (stacks/alarm_topic.py); every administration call
+on its KMS keys and its locked buckets, sent there through EventBridge; and a dashboard.
 
 Each alarm's description names its section of docs/runbook.md (``ALARMS`` maps each kind to it); thresholds come
 from the configuration (``stacks.config.AlarmSettings``). The service's own metrics (reconcile's backlog, answers by
@@ -12,11 +12,13 @@ from typing import Any
 
 from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
+from cdktf_cdktf_provider_aws.data_aws_kms_key import DataAwsKmsKey
 from constructs import Construct
 
 from lambdas import SERVICE_NAME
 from lambdas.adapters.sparkle import REQUESTS as GATEWAY_REQUESTS
 from lambdas.metrics import (
+    CHECKPOINT_FAILURES,
     CHECKPOINTS_REFUSED,
     GATEWAY_LATENCY,
     GATEWAY_RESULTS,
@@ -27,7 +29,7 @@ from lambdas.metrics import (
     SERVICE_DIMENSION,
 )
 from lambdas.routes import Function, Route
-from stacks.alarm_topic import AlarmTopic, api_calls, runbook
+from stacks.alarm_topic import AlarmTopic, runbook, topic_key_alias
 from stacks.config import AlarmSettings
 from stacks.payment_function import PaymentFunction
 from stacks.payment_key import PaymentKey
@@ -42,11 +44,11 @@ ALARMS = {
     "pending-backlog": "Payments or refunds have been pending for more than 10 minutes.",
     "reconcile-failures": "A reconcile run could not settle items because of errors.",
     "waf-blocked-spike": "The web ACL blocks an unusual number of requests.",
-    "key-change": "A KMS key was disabled or scheduled for deletion, or the vault key's policy or grants changed.",
-    "ledger-integrity": "A checkpoint run found a chain behind its newest signed checkpoint: the ledger was tampered.",
+    "ledger-integrity": "A checkpoint run found a ledger that does not extend its newest signed checkpoint: the ledger "
+    "was tampered.",
+    "checkpoint-failures": "A checkpoint run failed for a merchant, or has not run for 15 minutes: the ledger is not "
+    "being signed.",
 }
-KEY_STATE_EVENTS = ("DisableKey", "ScheduleKeyDeletion")  # on any of the stack's keys
-VAULT_KEY_EVENTS = ("PutKeyPolicy", "CreateGrant")  # on the vault key
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,9 @@ class MonitoringProps:
     web_acl_name: str
     region: str
     metrics_namespace: str
-    keys: tuple[PaymentKey, ...]  # whose state changes alarm (not the topic's own: it could not report it)
-    vault_key: PaymentKey  # whose policy and grants changes alarm too
+    keys: tuple[PaymentKey, ...]  # every key of the stack but the topic's own, whose administration alarms
+    account_alarms: str  # the name of the account's alarm topic: each reports the other's key lost
+    buckets: tuple[str, ...] = ()  # the names of the stack's locked buckets, whose administration alarms
 
 
 class Monitoring(Construct):
@@ -71,7 +74,7 @@ class Monitoring(Construct):
         self.props = props
         self.topic = props.topic
         self.alarms: list[CloudwatchMetricAlarm] = []
-        self._key_change_rules()
+        self._key_administration_rules()
         self._add_alarms()
         self.dashboard = CloudwatchDashboard(
             self, "dashboard", dashboard_name=props.name, dashboard_body=json.dumps(self._dashboard_body())
@@ -144,6 +147,12 @@ class Monitoring(Construct):
             "ledger-integrity", "ledger-integrity", "checkpoint", namespace=props.metrics_namespace,
             metric_name=CHECKPOINTS_REFUSED, dimensions=service, statistic="Sum", threshold=1,
         )  # fmt: skip
+        # a checkpoint run emits its failures every run (every 5 minutes): none for 15 minutes means it is not running
+        self._alarm(
+            "checkpoint-failures", "checkpoint-failures", "checkpoint", namespace=props.metrics_namespace,
+            metric_name=CHECKPOINT_FAILURES, dimensions=service, statistic="Sum", threshold=1, period=900,
+            treat_missing_data="breaching",
+        )  # fmt: skip
         self._alarm(
             "waf-blocked-spike", "waf-blocked", props.web_acl_name, namespace="AWS/WAFV2",
             metric_name="BlockedRequests", statistic="Sum", threshold=settings.waf_blocked,
@@ -151,20 +160,18 @@ class Monitoring(Construct):
             comparison_operator="GreaterThanThreshold",
         )  # fmt: skip
 
-    def _key_change_rules(self) -> None:
-        """CloudTrail's records of the keys' dangerous API calls, as EventBridge receives them, to the topic (source
-        aws.kms: KMS's own calls; no event source host, which differs by partition)."""
-        props = self.props
-        for id, events, keys in (
-            ("key-state", KEY_STATE_EVENTS, props.keys),
-            ("vault-key-policy", VAULT_KEY_EVENTS, (props.vault_key,)),
-        ):
-            self.topic.alert_on(
-                id,
-                "key-change",
-                ALARMS["key-change"],
-                api_calls("aws.kms", events, {"resources": {"ARN": [k.arn for k in keys]}}),
-            )
+    def _key_administration_rules(self) -> None:
+        """CloudTrail's records of every administration call on the stack's keys, whoever makes it, as EventBridge
+        receives them, to the topic (stacks.alarm_topic.KEY_ADMINISTRATION). A topic cannot publish its own key's
+        loss: this topic's goes to the account's alarm topic, and that topic's key's (found by its alias: the
+        account stack is deployed first) comes here."""
+        topic, account_alarms = self.topic, self.props.account_alarms
+        topic.alert_on_key_administration([key.arn for key in self.props.keys])
+        topic.report_key_loss_to(account_alarms)
+        account_key = DataAwsKmsKey(self, "account-alarms-key", key_id=topic_key_alias(account_alarms))
+        topic.alert_on_key_loss("account-alarms-key-loss", [account_key.arn])
+        if self.props.buckets:
+            topic.alert_on_bucket_administration(self.props.buckets)
 
     # -- dashboard -----------------------------------------------------------------------------------------------
 

@@ -12,7 +12,17 @@ import json
 from dataclasses import dataclass
 
 import jsii
-from cdktf import IResolveContext, IStringProducer, Lazy, TerraformResource, TerraformResourceLifecycle
+from cdktf import (
+    Fn,
+    IResolveContext,
+    IStringProducer,
+    Lazy,
+    TerraformIterator,
+    TerraformResource,
+    TerraformResourceLifecycle,
+    Token,
+)
+from cdktf_cdktf_provider_aws.api_gateway_api_key import ApiGatewayApiKey
 from cdktf_cdktf_provider_aws.api_gateway_base_path_mapping import ApiGatewayBasePathMapping
 from cdktf_cdktf_provider_aws.api_gateway_deployment import ApiGatewayDeployment
 from cdktf_cdktf_provider_aws.api_gateway_domain_name import (
@@ -34,6 +44,12 @@ from cdktf_cdktf_provider_aws.api_gateway_rest_api import (
 )
 from cdktf_cdktf_provider_aws.api_gateway_rest_api_policy import ApiGatewayRestApiPolicy
 from cdktf_cdktf_provider_aws.api_gateway_stage import ApiGatewayStage, ApiGatewayStageAccessLogSettings
+from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
+    ApiGatewayUsagePlan,
+    ApiGatewayUsagePlanApiStages,
+    ApiGatewayUsagePlanThrottleSettings,
+)
+from cdktf_cdktf_provider_aws.api_gateway_usage_plan_key import ApiGatewayUsagePlanKey
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.wafv2_web_acl import (
@@ -61,7 +77,7 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
 )
 from constructs import Construct
 
-from lambdas.routes import BODY_TOO_LARGE, IDEMPOTENCY_HEADER, Function, Route
+from lambdas.routes import BODY_TOO_LARGE, IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_UNSIGNED, Function, Route
 from stacks.api_policy import invoke_policy
 from stacks.config import CustomDomain, Throttling
 from stacks.iam import service_principal
@@ -74,6 +90,11 @@ STAGE_NAME = "v1"
 WAF_LOG_REDACTED_HEADERS = ("authorization", "x-amz-security-token", IDEMPOTENCY_HEADER.lower())
 WAF_INSPECTION_LIMIT = "KB_64"  # the most of a body WAF inspects at API Gateway (its default is 16 KB)
 WAF_INSPECTED_BYTES = int(WAF_INSPECTION_LIMIT.removeprefix("KB_")) * 1024
+# An Authorization header (lower-cased) whose SigV4 SignedHeaders list the idempotency key: the WAF refuses a key sent
+# without it, as the edge does (lambdas/edge.py), since API Gateway need not pass the header on to the function.
+SIGNED_KEY_AUTHORIZATION = (
+    rf"^aws4-hmac-sha256 credential=[^,]+, ?signedheaders=([a-z0-9-]+;)*{IDEMPOTENCY_HEADER.lower()}(;|,)"
+)
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -98,7 +119,8 @@ GATEWAY_RESPONSES = {
     "BAD_REQUEST_BODY": (400, "invalid_request_error", "invalid_body", None),
     "REQUEST_TOO_LARGE": (413, "invalid_request_error", "body_too_large", None),
     "UNSUPPORTED_MEDIA_TYPE": (415, "invalid_request_error", "unsupported_media_type", None),
-    "THROTTLED": (429, "rate_limit_error", "rate_limited", None),
+    "THROTTLED": (429, "rate_limit_error", "rate_limited", None),  # the merchant's usage plan, or the stage
+    "INVALID_API_KEY": (403, "permission_error", "invalid_api_key", None),  # no merchant's key in x-api-key
     # Unsigned, badly signed or expired requests, and principals the resource policy refuses.
     # API Gateway answers an unknown route this way too, before any signature is checked.
     "MISSING_AUTHENTICATION_TOKEN": (403, "permission_error", "missing_authentication_token", None),
@@ -106,10 +128,14 @@ GATEWAY_RESPONSES = {
     "EXPIRED_TOKEN": (403, "permission_error", "expired_signature", None),
     "ACCESS_DENIED": (403, "permission_error", "access_denied", None),
     "WAF_FILTERED": (403, "permission_error", "request_blocked", None),  # a request the web ACL blocked
-    # Every other type (UNAUTHORIZED and INVALID_API_KEY too: the API has no authorizer and no API keys).
+    # Every other type (UNAUTHORIZED too: the API has no authorizer).
     "DEFAULT_4XX": (None, "invalid_request_error", "request_refused", None),
     "DEFAULT_5XX": (None, "api_error", "internal_error", None),
 }
+# Headers a gateway response carries beside Content-Type: a 429 says when to retry (API Gateway's value is fixed; a
+# second is enough for any merchant's bucket to hold a token again at 1 request per second or more).
+RETRY_AFTER_SECONDS = 1
+GATEWAY_RESPONSE_HEADERS = {"THROTTLED": {"Retry-After": str(RETRY_AFTER_SECONDS)}}
 # Each response's message, fixed: API Gateway's own ($context.error.messageString) quotes the request.
 # INVALID_SIGNATURE's holds the canonical request (method, path, query), ACCESS_DENIED's the resource ARN with the
 # path, an incomplete signature's the Authorization header: a path such as /v1/payments/4242424242424242 would come
@@ -120,6 +146,7 @@ GATEWAY_MESSAGES = {
     "REQUEST_TOO_LARGE": BODY_TOO_LARGE,
     "UNSUPPORTED_MEDIA_TYPE": "The body must be application/json.",
     "THROTTLED": "Too many requests: retry after a pause.",
+    "INVALID_API_KEY": "The request carries no merchant's API key in x-api-key.",
     "MISSING_AUTHENTICATION_TOKEN": "The request is not signed with AWS Signature Version 4, or names no route.",
     "INVALID_SIGNATURE": "The request's AWS Signature Version 4 signature does not verify.",
     "EXPIRED_TOKEN": "The request's signature or security token has expired.",
@@ -187,6 +214,7 @@ class PaymentApiProps:
     log_retention_days: int
     throttling: Throttling
     invokers: tuple[str, ...]  # the principals (role or user ARNs, account ids) that act for some merchant
+    merchant_rates: dict[str, Throttling]  # each merchant's own request rate, by merchant id
     policy_quota: int  # API Gateway's quota on the resource policy's length (stacks/api_policy.py)
     domain: CustomDomain | None = None  # when set, the API answers there alone (TLS 1.2), not on execute-api
 
@@ -232,11 +260,20 @@ class PaymentApi(Construct):
                         error_type, code, GATEWAY_MESSAGES[response_type], param
                     )
                 },
-                response_parameters={"gatewayresponse.header.Content-Type": "'application/json'"},
+                response_parameters={
+                    f"gatewayresponse.header.{name}": f"'{value}'"
+                    for name, value in {
+                        "Content-Type": "application/json",
+                        **GATEWAY_RESPONSE_HEADERS.get(response_type, {}),
+                    }.items()
+                },
             )
             for response_type, (status, error_type, code, param) in GATEWAY_RESPONSES.items()
         ]
         self.stage = self._add_stage()
+        self.api_keys = self._add_usage_plans()
+        # Each merchant's API key id by merchant id (a Terraform map): output, and written into the merchant's item.
+        self.api_key_ids = TerraformIterator.from_resources(self.api_keys).for_expression_for_map("key", "val.id")
         self.domain = self._add_domain(props.domain) if props.domain else None
         self.web_acl = self._add_firewall()
 
@@ -301,6 +338,7 @@ class PaymentApi(Construct):
             resource_id=self._resource_for(route.path_parts),
             http_method=route.method,
             authorization="AWS_IAM",
+            api_key_required=True,  # the merchant's, whose usage plan holds its rate (_add_usage_plans)
             request_validator_id=validator.id,
             request_parameters=parameters or None,
         )
@@ -378,6 +416,40 @@ class PaymentApi(Construct):
         )
         return stage
 
+    def _add_usage_plans(self) -> ApiGatewayApiKey:
+        """A usage plan per merchant on the stage, throttled at the merchant's own rate, and the merchant's API key
+        in it (its value made by API Gateway: in no output; the operator reads it, docs/runbook.md). Each of the
+        three is one ``for_each`` resource however many merchants (docs/adr/0006-a-usage-plan-per-merchant.md)."""
+        rates = {
+            merchant: {"rate": rate.rate_limit, "burst": rate.burst_limit}
+            for merchant, rate in self.props.merchant_rates.items()
+        }
+        each_key = TerraformIterator.from_map(rates)
+        keys = ApiGatewayApiKey(
+            self, "merchant-keys", for_each=each_key, name=f"{self.props.name}-{each_key.key}", enabled=True
+        )
+        each_plan = TerraformIterator.from_map(rates)
+        plans = ApiGatewayUsagePlan(
+            self,
+            "merchant-plans",
+            for_each=each_plan,
+            name=f"{self.props.name}-{each_plan.key}",
+            api_stages=[ApiGatewayUsagePlanApiStages(api_id=self.api.id, stage=self.stage.stage_name)],
+            throttle_settings=ApiGatewayUsagePlanThrottleSettings(
+                rate_limit=each_plan.get_number("rate"), burst_limit=each_plan.get_number("burst")
+            ),
+        )
+        each_merchant = TerraformIterator.from_map(rates)
+        ApiGatewayUsagePlanKey(
+            self,
+            "merchant-plan-keys",
+            for_each=each_merchant,
+            key_type="API_KEY",
+            key_id=Token.as_string(Fn.lookup_nested(keys, [each_merchant.key, "id"])),
+            usage_plan_id=Token.as_string(Fn.lookup_nested(plans, [each_merchant.key, "id"])),
+        )
+        return keys
+
     def _add_firewall(self) -> Wafv2WebAcl:
         """AWS managed rules in front of the stage. A request they block gets the WAF_FILTERED gateway response (the
         contract's error, with its request_id): they have no custom response, which would take precedence and could
@@ -433,7 +505,21 @@ class PaymentApi(Construct):
                         }
                     ),
                     content_type="APPLICATION_JSON",
-                )
+                ),
+                Wafv2WebAclCustomResponseBody(
+                    key="idempotency_key_unsigned",
+                    content=json.dumps(
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "code": "idempotency_key_unsigned",
+                                "message": IDEMPOTENCY_KEY_UNSIGNED,
+                                "param": IDEMPOTENCY_HEADER,
+                            }
+                        }
+                    ),
+                    content_type="APPLICATION_JSON",
+                ),
             ],
             rule=[
                 managed(0, "AWSManagedRulesAmazonIpReputationList"),
@@ -443,11 +529,51 @@ class PaymentApi(Construct):
                 # Its 8 KB body limit is below the contract's 32 KiB, which the function enforces with a 413.
                 managed(2, "AWSManagedRulesCommonRuleSet", counted=("SizeRestrictions_BODY",)),
                 managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
+                # A key the signature does not cover: a captured request replayed under a fresh key would charge again.
+                Wafv2WebAclRule(
+                    name="idempotency-key-unsigned",
+                    priority=4,
+                    action=Wafv2WebAclRuleAction(
+                        block=Wafv2WebAclRuleActionBlock(
+                            custom_response=Wafv2WebAclRuleActionBlockCustomResponse(
+                                response_code=400, custom_response_body_key="idempotency_key_unsigned"
+                            )
+                        )
+                    ),
+                    statement={
+                        "and_statement": {
+                            "statement": [
+                                {
+                                    "size_constraint_statement": {
+                                        "comparison_operator": "GT",
+                                        "size": 0,
+                                        "field_to_match": {"single_header": {"name": IDEMPOTENCY_HEADER.lower()}},
+                                        "text_transformation": [{"priority": 0, "type": "NONE"}],
+                                    }
+                                },
+                                {
+                                    "not_statement": {
+                                        "statement": [
+                                            {
+                                                "regex_match_statement": {
+                                                    "regex_string": SIGNED_KEY_AUTHORIZATION,
+                                                    "field_to_match": {"single_header": {"name": "authorization"}},
+                                                    "text_transformation": [{"priority": 0, "type": "LOWERCASE"}],
+                                                }
+                                            }
+                                        ]
+                                    }
+                                },
+                            ]
+                        }
+                    },
+                    visibility_config=visibility("idempotency-key-unsigned"),
+                ),
                 # Last, so a request the managed rules block gets their 403 with its request_id. WAF sees a body's
                 # first WAF_INSPECTED_BYTES: no inspected body is longer, and a longer one matches whatever its length.
                 Wafv2WebAclRule(
                     name="body-longer-than-inspected",
-                    priority=4,
+                    priority=5,
                     action=Wafv2WebAclRuleAction(
                         block=Wafv2WebAclRuleActionBlock(
                             custom_response=Wafv2WebAclRuleActionBlockCustomResponse(

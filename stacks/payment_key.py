@@ -142,21 +142,8 @@ class PaymentKey(Construct):
                     principals=(("AWS", (account_root,)),),
                 )
             )
-        for index, use in enumerate(props.service_principals):
-            bound = any(props.account_id in value for c in use.conditions for value in c.values)
-            if not (bound or use.guarded_elsewhere):
-                raise ValueError(
-                    f"{self.node.path}: service principal {use.principal} needs a condition on the account"
-                )
-            self._add_to_key_policy(
-                Statement(
-                    f"ServicePrincipal{index}",
-                    use.actions,
-                    ("*",),
-                    conditions=use.conditions,
-                    principals=(("Service", (use.principal,)),),
-                )
-            )
+        for use in props.service_principals:
+            self.allow_service(use)
         if props.account_decrypt_conditions:
             self._add_to_key_policy(
                 Statement(
@@ -188,6 +175,23 @@ class PaymentKey(Construct):
     @property
     def key_id(self) -> str:
         return self.key.key_id
+
+    def allow_service(self, use: ServicePrincipalUse) -> None:
+        """Let an AWS service principal use the key as ``use`` says (``service_principals``, or once the resources
+        its conditions name exist)."""
+        bound = any(self.props.account_id in value for c in use.conditions for value in c.values)
+        if not (bound or use.guarded_elsewhere):
+            raise ValueError(f"{self.node.path}: service principal {use.principal} needs a condition on the account")
+        index = sum(statement.sid.startswith("ServicePrincipal") for statement in self.key_policy)
+        self._add_to_key_policy(
+            Statement(
+                f"ServicePrincipal{index}",
+                use.actions,
+                ("*",),
+                conditions=use.conditions,
+                principals=(("Service", (use.principal,)),),
+            )
+        )
 
     def grant(self, grantee: Grantable, purpose: str, actions: tuple[str, ...], conditions=()) -> None:
         """Name ``grantee`` in the key policy and give its role the same actions on this key."""

@@ -3,16 +3,20 @@
 from pathlib import Path
 
 from cdktf import Aspects, AssetType, TerraformAsset, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from constructs import Construct
 
 from lambdas import SERVICE_NAME
+from lambdas.adapters.ledger_store import BY_CHAIN
 from lambdas.encryption_context import Purpose
 from lambdas.metrics import NAMESPACE_VARIABLE
 from lambdas.routes import ROUTES, Function
 from lambdas.storage_schema import Partition
+from stacks.account_stack import alarm_topic_name
 from stacks.alarm_topic import AlarmTopic, AlarmTopicProps
 from stacks.aws_target import AwsTarget, AwsTargetProps
-from stacks.config import DEFAULT_TAGS, EnvironmentConfig
+from stacks.checkpoint_archive import CheckpointArchive, CheckpointArchiveProps
+from stacks.config import DEFAULT_TAGS, RESOURCE_PREFIX, EnvironmentConfig
 from stacks.gateway_secret import GatewaySecret, GatewaySecretProps
 from stacks.iam import Condition
 from stacks.lambda_bundle import build_bundle
@@ -70,20 +74,7 @@ class PaymentStack(TerraformStack):
             "operations",
             "Logs and function configuration",
             via_services=(endpoint("lambda"), endpoint("sqs")),
-            service_principals=(
-                ServicePrincipalUse(
-                    principal=f"logs.{region}.{dns_suffix}",
-                    actions=("kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
-                    conditions=(
-                        Condition(
-                            "ArnLike",
-                            "kms:EncryptionContext:aws:logs:arn",
-                            (f"arn:{partition}:logs:{region}:{account_id}:log-group:*",),
-                        ),
-                    ),
-                ),
-            ),
-        )
+        )  # and CloudWatch Logs for the stack's log groups, once they all exist (below)
 
         def table_props(name: str) -> TableProps:
             return TableProps(
@@ -108,9 +99,6 @@ class PaymentStack(TerraformStack):
             "merchants",
             table_props("merchants"),
         )
-        merchants.hold(
-            {m.id: (m.principals, m.effective_rules(config.rules).model_dump(mode="json")) for m in config.merchants}
-        )
         gateway_secret = GatewaySecret(
             self,
             "gateway-secret",
@@ -120,6 +108,21 @@ class PaymentStack(TerraformStack):
                 via_service=endpoint("secretsmanager"),
                 arn_prefix=f"arn:{partition}:secretsmanager:{region}:{account_id}:secret:",
                 recovery_window_days=config.key_deletion_window_days,
+            ),
+        )
+
+        archive = CheckpointArchive(
+            self,
+            "checkpoint-archive",
+            CheckpointArchiveProps(
+                bucket_name=config.checkpoint_bucket,
+                retention_days=config.checkpoint_retention_days,
+                key_alias=config.key_alias("checkpoints"),
+                account_id=account_id,
+                partition=partition,
+                s3_endpoint=endpoint("s3"),
+                key_deletion_window_days=config.key_deletion_window_days,
+                key_administrators=config.key_administrators,
             ),
         )
 
@@ -141,6 +144,7 @@ class PaymentStack(TerraformStack):
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             NAMESPACE_VARIABLE: config.metrics_namespace,
         }
+        own_environment = {Function.CHECKPOINT: {"CHECKPOINT_BUCKET": archive.name}}
         functions = {
             function: PaymentFunction(
                 self,
@@ -154,7 +158,7 @@ class PaymentStack(TerraformStack):
                     account_id=account_id,
                     operations_key=operations_key,
                     log_retention_days=config.log_retention_days,
-                    environment=environment,
+                    environment=environment | own_environment.get(function, {}),
                     sqs_endpoint=endpoint("sqs"),
                     sqs_arn_prefix=f"arn:{partition}:sqs:{region}:{account_id}:",
                     schedule=SCHEDULES.get(function),
@@ -196,8 +200,11 @@ class PaymentStack(TerraformStack):
         ledger.grant_read_partitions(
             checkpoint, (Partition.CHAIN, Partition.CHECKPOINT)
         )  # the heads, the last checkpoint
+        ledger.grant_query_index(checkpoint, BY_CHAIN.name, (Partition.CHAIN,))  # an entry where a checkpoint signed
         ledger.grant_append(checkpoint, (Partition.CHECKPOINT,))
         signing_key.grant_sign(checkpoint)
+        signing_key.grant_public_key(checkpoint)  # the newest checkpoint's signature, checked before building on it
+        archive.grant_keep(checkpoint)
 
         for function in (tokenize, charge, refund, read):
             merchants.grant_lookup(function)  # who the caller acts for, before anything else
@@ -220,9 +227,14 @@ class PaymentStack(TerraformStack):
                 log_retention_days=config.log_retention_days,
                 throttling=config.throttling,
                 invokers=tuple(principal for merchant in config.merchants for principal in merchant.principals),
+                merchant_rates={merchant.id: config.merchant_rate(merchant) for merchant in config.merchants},
                 policy_quota=config.resource_policy_quota,
                 domain=config.domain,
             ),
+        )
+        merchants.hold(  # each merchant's item with its API key's id: the edge refuses another merchant's key
+            {m.id: (m.principals, m.effective_rules(config.rules).model_dump(mode="json")) for m in config.merchants},
+            api.api_key_ids,
         )
 
         alarm_topic = AlarmTopic(
@@ -237,6 +249,7 @@ class PaymentStack(TerraformStack):
                 dns_suffix,
                 config.key_deletion_window_days,
                 config.key_administrators,
+                alarm_names=f"{config.prefix}-*",  # Monitoring names every alarm after the prefix
             ),
         )
         Monitoring(
@@ -253,13 +266,37 @@ class PaymentStack(TerraformStack):
                 web_acl_name=api.web_acl.name,
                 region=region,
                 metrics_namespace=config.metrics_namespace,
-                keys=(vault_key, fingerprint_key, operations_key, signing_key),
-                vault_key=vault_key,
+                keys=(vault_key, fingerprint_key, operations_key, signing_key, archive.key),
+                account_alarms=alarm_topic_name(RESOURCE_PREFIX),
+                buckets=(config.checkpoint_bucket,),  # by name, as CloudTrail's events name it
             ),
+        )
+
+        # CloudWatch Logs uses the operations key for the stack's own log groups (it encrypts every one), each named
+        # in the encryption context: by the names they are given (ARNs would make the key depend on the groups).
+        log_groups = [group.name_input for group in self.node.find_all() if isinstance(group, CloudwatchLogGroup)]
+        operations_key.allow_service(
+            ServicePrincipalUse(
+                principal=f"logs.{region}.{dns_suffix}",
+                actions=("kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
+                conditions=(
+                    Condition(
+                        "ArnLike",
+                        "kms:EncryptionContext:aws:logs:arn",
+                        tuple(target.arn("logs", f"log-group:{name}") for name in log_groups),
+                    ),
+                ),
+            )
         )
 
         TerraformOutput(self, "api_url", value=api.url)
         TerraformOutput(self, "api_id", value=api.api.id)
+        # Each merchant's API key by id (its value: `aws apigateway get-api-key --include-value`, docs/runbook.md).
+        TerraformOutput(
+            self,
+            "merchant_api_key_ids",
+            value=api.api_key_ids,
+        )
         if api.domain:  # the alias the operator's DNS record for the domain points at
             TerraformOutput(self, "api_domain_target", value=api.domain.regional_domain_name)
             TerraformOutput(self, "api_domain_zone_id", value=api.domain.regional_zone_id)
@@ -269,5 +306,6 @@ class PaymentStack(TerraformStack):
         TerraformOutput(self, "vault_key_id", value=vault_key.arn)
         TerraformOutput(self, "fingerprint_key_id", value=fingerprint_key.arn)
         TerraformOutput(self, "signing_key_id", value=signing_key.arn)
+        TerraformOutput(self, "checkpoint_bucket", value=archive.name)
         TerraformOutput(self, "gateway_secret_id", value=gateway_secret.arn)
         Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS, config.tags))

@@ -11,6 +11,10 @@ calls AWS makes on its behalf, and the synthesized stack's policies to judge eac
 - ``StackModel`` reads the stack: each function's role policy, each key's policy, the functions' and the API's
   resource policies; it adds what AWS does as the role (a CMK table's, secret's and queue's key use through the
   service, the function's logs and traces, a failed asynchronous invocation's dead letter) and decides every request.
+  It reads the account stack too (the audit key, bucket and topic), and every S3 bucket's and SNS topic's policy.
+- The functions at the end build, from each service's documentation, the requests AWS services make as themselves
+  for the stacks (CloudTrail delivering logs, CloudWatch Logs encrypting a group, alarms and rules publishing to an
+  encrypted topic) and those Lambda makes for a function's deployer (its encrypted environment).
 """
 
 import json
@@ -78,9 +82,9 @@ class References:
             return f"{self.stack.data(data_type)[name]['service_name']}.{DNS_SUFFIX}"
         raise KeyError(f"no value for data.{data_type}.{name}.{attribute}")
 
-    def _attribute(self, resource_type: str, name: str, body: dict, attribute: str) -> str:  # noqa: PLR0911
+    def _attribute(self, resource_type: str, name: str, body: dict, attribute: str) -> str:  # noqa: PLR0911, PLR0912
         arn = f"arn:{PARTITION}:{{}}:{self.region}:{ACCOUNT}:{{}}"
-        named = self(body.get("name") or body.get("function_name") or name)
+        named = self(body.get("name") or body.get("function_name") or body.get("bucket") or name)
         if attribute in ("name", "id") and resource_type in ("aws_iam_role", "aws_dynamodb_table"):
             return named
         match resource_type, attribute:
@@ -106,6 +110,14 @@ class References:
                 return arn.format("execute-api", self._attribute(resource_type, name, body, "id"))
             case "aws_cloudwatch_event_rule", "arn":
                 return arn.format("events", f"rule/{named}")
+            case "aws_s3_bucket", "id" | "bucket":
+                return named
+            case "aws_s3_bucket", "arn":
+                return f"arn:{PARTITION}:s3:::{named}"
+            case "aws_sns_topic", "arn":
+                return arn.format("sns", named)
+            case "aws_cloudtrail", "arn":
+                return arn.format("cloudtrail", f"trail/{named}")
         raise KeyError(f"no value for {resource_type}.{name}.{attribute}")
 
 
@@ -220,6 +232,12 @@ class Recorder:
             return [(f"kms:{operation}", key, context)]
         if service == "secretsmanager":
             return [(f"secretsmanager:{operation}", params["SecretId"], {})]
+        if service == "s3" and operation in ("GetObject", "PutObject"):
+            # Over HTTPS, as boto3 calls; a conditional write carries its header as a condition key.
+            context = {"aws:SecureTransport": "true"} | (
+                {"s3:if-none-match": params["IfNoneMatch"]} if "IfNoneMatch" in params else {}
+            )
+            return [(f"s3:{operation}", f"arn:{PARTITION}:s3:::{params['Bucket']}/{params['Key']}", context)]
         raise AssertionError(f"a call the access model does not know: {service}:{operation}")
 
     def _dynamodb(self, operation: str, params: dict) -> list[tuple[str, str, dict]]:
@@ -344,6 +362,10 @@ class StackModel:
         for kind, attribute in (("aws_secretsmanager_secret", "kms_key_id"), ("aws_sqs_queue", "kms_master_key_id")):
             for name, body in stack.resources(kind).items():
                 resource_keys[refs(f"${{{kind}.{name}.arn}}")] = refs(body[attribute])
+        for body in stack.resources("aws_s3_bucket_server_side_encryption_configuration").values():
+            (rule,) = body["rule"]
+            bucket = refs(body["bucket"].replace(".id}", ".arn}"))
+            resource_keys[bucket] = refs(rule["apply_server_side_encryption_by_default"]["kms_master_key_id"])
         keys = {
             refs(alias["name"]).rsplit("-", 1)[-1]: refs(alias["target_key_id"].replace(".key_id}", ".arn}"))
             for alias in stack.resources("aws_kms_alias").values()
@@ -365,7 +387,7 @@ class StackModel:
                 if model.dead_letter_arn is None:
                     raise AssertionError(f"{model.name} failed asynchronously and has no dead-letter queue")
                 found.append(Request(role, "sqs:SendMessage", model.dead_letter_arn))
-                found += self._through(
+                found += self.through(
                     "sqs",
                     self.resource_keys[model.dead_letter_arn],
                     role,
@@ -385,19 +407,26 @@ class StackModel:
                     ("kms:Decrypt", "kms:GenerateDataKey") if recorded.action in DYNAMODB_WRITES else ("kms:Decrypt",)
                 )
                 context = {"aws:dynamodb:tableName": table, "aws:dynamodb:subscriberId": ACCOUNT}
-                found += self._through("dynamodb", key, role, uses, context)
+                found += self.through("dynamodb", key, role, uses, context)
+        bucket = recorded.resource.split("/", 1)[0]
+        if recorded.action in ("s3:PutObject", "s3:GetObject") and bucket in self.resource_keys:
+            # S3 makes (a put) or opens (a get) the object's data key with the bucket's key as the caller; with an
+            # S3 Bucket Key the encryption context names the bucket.
+            uses = ("kms:GenerateDataKey",) if recorded.action == "s3:PutObject" else ("kms:Decrypt",)
+            found += self.through("s3", self.resource_keys[bucket], role, uses, {"aws:s3:arn": bucket})
         if recorded.action == "secretsmanager:GetSecretValue" and recorded.resource in self.resource_keys:
             context = {"SecretARN": recorded.resource, "SecretVersionId": "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE"}
-            found += self._through(
+            found += self.through(
                 "secretsmanager", self.resource_keys[recorded.resource], role, ("kms:Decrypt",), context
             )
         return found
 
-    def _through(self, service: str, key: str, role: str, actions, encryption_context: dict) -> list[Request]:
-        context: dict[str, Any] = {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}
+    def through(self, service: str, key: str, role: str, actions, encryption_context: dict) -> list[Request]:
+        """What ``service`` asks of ``key`` as ``role``, its caller, for the resource its ``encryption_context``
+        names (kms:ViaService; kms:CallerAccount is the caller's)."""
+        context: dict[str, Any] = encryption(encryption_context)
         context |= {
-            "kms:EncryptionContextKeys": tuple(encryption_context),
-            "kms:CallerAccount": ACCOUNT,
+            "kms:CallerAccount": Request(role, "", "").account,
             "kms:ViaService": f"{service}.{self.region}.{DNS_SUFFIX}",
         }
         return [Request(role, action, key, context) for action in actions]
@@ -450,7 +479,8 @@ def _resolved(document: dict, refs: References) -> list[Statement]:
 
 
 def _resource_policies(stack: SynthesizedStack, refs: References) -> dict[str, tuple[Statement, ...]]:
-    """Each Lambda function's resource policy (its ``aws_lambda_permission`` resources) and the REST API's."""
+    """Each Lambda function's resource policy (its ``aws_lambda_permission`` resources), the REST API's, each S3
+    bucket's and each SNS topic's."""
     policies: dict[str, list[Statement]] = {}
     for permission in stack.resources("aws_lambda_permission").values():
         name = refs(permission["function_name"])
@@ -472,4 +502,104 @@ def _resource_policies(stack: SynthesizedStack, refs: References) -> dict[str, t
         api = refs(body["rest_api_id"].replace(".id}", ".execution_arn}"))
         text = refs(body["policy"]).replace('"execute-api:/', f'"{api}/')  # API Gateway's shorthand for this API
         policies[api] = statements_from_json(json.loads(text))
+    for body in stack.resources("aws_s3_bucket_policy").values():
+        bucket = refs(body["bucket"].replace(".id}", ".arn}"))
+        policies[bucket] = statements_from_json(json.loads(refs(body["policy"])))
+    for body in stack.resources("aws_sns_topic_policy").values():
+        policies[refs(body["arn"])] = statements_from_json(json.loads(refs(body["policy"])))
     return {arn: tuple(statements) for arn, statements in policies.items()}
+
+
+# --- what AWS services ask as themselves -------------------------------------------------------------------------
+# Each request below is built from the service's documentation: the principal it signs as, the action, the resource
+# and the condition keys it sends. A key policy that conditions a statement on a key the request does not carry is
+# false for it (``DescribeKey`` carries no encryption context).
+
+
+def encryption(context: Mapping[str, str]) -> dict[str, Any]:
+    """The condition keys of a KMS request made under encryption ``context``."""
+    keys: dict[str, Any] = {f"kms:EncryptionContext:{k}": v for k, v in context.items()}
+    if context:
+        keys["kms:EncryptionContextKeys"] = tuple(context)
+    return keys
+
+
+def service_principal(service: str) -> str:
+    return f"{service}.{DNS_SUFFIX}"
+
+
+def acting_for(source_arn: str) -> dict[str, str]:
+    """The confused-deputy keys a service sends for the resource it acts for (IAM's aws:SourceArn and
+    aws:SourceAccount, the account that owns that resource)."""
+    return {"aws:SourceArn": source_arn, "aws:SourceAccount": source_arn.split(":")[4]}
+
+
+def _service(service: str, action: str, resource: str, context: Mapping[str, Any]) -> Request:
+    return Request(service_principal(service), action, resource, dict(context), principal_type="Service")
+
+
+def cloudtrail_delivery(trail: str, key: str, bucket: str) -> list[Request]:
+    """CloudTrail delivering ``trail``'s log files to ``bucket`` under ``key`` (CloudTrail User Guide: "Amazon S3
+    bucket policy for CloudTrail" and "Configure AWS KMS key policies for CloudTrail"): it checks the bucket's ACL,
+    writes each file under AWSLogs/<account>/ granting the bucket owner full control, over TLS; makes each file's
+    data key under the trail's encryption context; describes the key; and decrypts with it, which a bucket with an
+    S3 Bucket Key needs (S3 names the bucket in that key's encryption context)."""
+    source, tls = acting_for(trail), {"aws:SecureTransport": "true"}
+    account, region = trail.split(":")[4], trail.split(":")[3]
+    log = f"{bucket}/AWSLogs/{account}/CloudTrail/{region}/2026/01/01/{account}_CloudTrail_{region}_x.json.gz"
+    return [
+        _service("cloudtrail", "s3:GetBucketAcl", bucket, source | tls),
+        _service("cloudtrail", "s3:PutObject", log, source | tls | {"s3:x-amz-acl": "bucket-owner-full-control"}),
+        _service(
+            "cloudtrail",
+            "kms:GenerateDataKey",
+            key,
+            source | encryption({"aws:cloudtrail:arn": trail, "aws:s3:arn": log}),
+        ),
+        _service("cloudtrail", "kms:DescribeKey", key, source),
+        _service("cloudtrail", "kms:Decrypt", key, source | encryption({"aws:s3:arn": bucket})),
+    ]
+
+
+def log_group_encryption(group: str, key: str) -> list[Request]:
+    """CloudWatch Logs encrypting and reading ``group``'s events with ``key``, as its regional principal, under the
+    encryption context that names the group (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using
+    AWS KMS")."""
+    region = group.split(":")[3]
+    context = encryption({"aws:logs:arn": group})
+    return [
+        _service(f"logs.{region}", action, key, context)
+        for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt")
+    ]
+
+
+def topic_publication(service: str, source: str, topic: str, key: str) -> list[Request]:
+    """A CloudWatch alarm (``service`` cloudwatch) or an EventBridge rule (events) publishing to the encrypted
+    ``topic``: sns:Publish for its ``source``, and SNS asking ``key`` for a data key and its decryption for that
+    publisher (SNS Developer Guide, "Enable compatibility between event sources from AWS services and encrypted
+    topics": its step 3 adds aws:SourceAccount and aws:SourceArn to the key policy, and says they are not supported
+    for EventBridge-to-encrypted topics). SNS sends the source keys to KMS for CloudWatch, not for EventBridge: there
+    the topic policy alone binds the rule."""
+    source_keys = acting_for(source)
+    via = {"kms:ViaService": f"sns.{topic.split(':')[3]}.{DNS_SUFFIX}"}
+    on_key = via | (source_keys if service == "cloudwatch" else {})
+    return [
+        _service(service, "sns:Publish", topic, source_keys | {"aws:SecureTransport": "true"}),
+        _service(service, "kms:GenerateDataKey", key, on_key),
+        _service(service, "kms:Decrypt", key, on_key),
+    ]
+
+
+def function_environment(deployer: str, function: str, key: str) -> list[Request]:
+    """Lambda encrypting ``function``'s environment with ``key`` when the function is made or changed, as its caller
+    ``deployer`` through Lambda, and creating the grant under which Lambda decrypts it for the function's role at
+    each cold start (Lambda Developer Guide, "Securing Lambda environment variables"; the encryption context names
+    the function). That decryption is the grant's, not the key policy's: a key policy cannot refuse it."""
+    region = function.split(":")[3]
+    caller = {"kms:ViaService": f"lambda.{region}.{DNS_SUFFIX}", "kms:CallerAccount": Request(deployer, "", "").account}
+    context = caller | encryption({"aws:lambda:FunctionArn": function})
+    return [
+        Request(deployer, "kms:CreateGrant", key, caller),
+        Request(deployer, "kms:Encrypt", key, context),
+        Request(deployer, "kms:Decrypt", key, context),
+    ]

@@ -98,6 +98,7 @@ def scale_config() -> EnvironmentConfig:
     scale = {
         "name": "scale",
         "merchants": merchants,
+        "usage_plan_quota": SCALE_MERCHANTS,  # a usage plan each: the account's quota raised to fit
         "state_bucket": "payments-scale-state",
         "account_id": "444455556666",
         "key_administrators": ("arn:aws:iam::444455556666:role/key-administrator",),

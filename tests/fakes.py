@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from lambdas.adapters.checkpoint_archive import Archived
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.chains import Head, chain_of
@@ -33,7 +34,18 @@ from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.rules import RuleSet
 from lambdas.domain.timestamps import iso
 from lambdas.gateway import Gateway
-from lambdas.ports import Answer, Begun, Fresh, LostRace, PendingItem, Replay, Resume, StoredToken
+from lambdas.ports import (
+    Answer,
+    ArchiveTaken,
+    Begun,
+    Fresh,
+    LostRace,
+    MisfiledCheckpoint,
+    PendingItem,
+    Replay,
+    Resume,
+    StoredToken,
+)
 from lambdas.service import PaymentService, Tenancy
 from lambdas.use_cases import Dependencies
 
@@ -50,6 +62,7 @@ class FakeDatabase:
         self.records: dict[str, Record] = {}
         self.attempts: dict[str, int] = {}
         self.commits = 0
+        self.archive: Archived = {}  # the checkpoints' write-once copy: merchant -> sequence -> checkpoint
 
     def ledger(self, merchant: str) -> "FakeLedger":
         with self.lock:
@@ -232,13 +245,35 @@ class FakeLedgerStore:
         with self.db.lock:
             return list(self.ledger.heads.values())
 
+    def hash_at(self, chain: int, sequence: int) -> str | None:
+        with self.db.lock:
+            entries = [e for kept in self.ledger.entries.values() for e in kept]
+        return next((e.hash for e in entries if (e.chain, e.sequence) == (chain, sequence)), None)
+
+    def _filed(self, n: int) -> Checkpoint:
+        """The checkpoint kept under ``n``, refused as the DynamoDB store refuses one under another's key."""
+        checkpoint = self.ledger.checkpoints[n]
+        if checkpoint.sequence != n:
+            raise MisfiledCheckpoint(f"CHECKPOINT#{n:012d}", checkpoint.sequence)
+        return checkpoint
+
     def latest_checkpoint(self) -> Checkpoint | None:
         with self.db.lock:
-            return self.ledger.checkpoints[max(self.ledger.checkpoints)] if self.ledger.checkpoints else None
+            return self._filed(max(self.ledger.checkpoints)) if self.ledger.checkpoints else None
 
     def checkpoints(self) -> Iterator[Checkpoint]:
         with self.db.lock:
-            return iter([self.ledger.checkpoints[n] for n in sorted(self.ledger.checkpoints)])
+            return iter([self._filed(n) for n in sorted(self.ledger.checkpoints)])
+
+    def checkpoint(self, sequence: int) -> Checkpoint | None:
+        with self.db.lock:
+            return self._filed(sequence) if sequence in self.ledger.checkpoints else None
+
+    def list_checkpoints(self, limit: int, before: int | None) -> tuple[list[Checkpoint], bool]:
+        with self.db.lock:
+            newest_first = [self._filed(n) for n in sorted(self.ledger.checkpoints, reverse=True)
+                            if before is None or n < before]  # fmt: skip
+        return newest_first[:limit], len(newest_first) > limit
 
     def add_checkpoint(self, uow: FakeUnitOfWork, checkpoint: Checkpoint) -> None:
         def check() -> tuple[bool, Any]:
@@ -406,6 +441,25 @@ class FakeSigner:
         return pem_of(self._key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
 
+class FakeCheckpointArchive:
+    """The write-once copy in memory (``FakeDatabase.archive``)."""
+
+    def __init__(self, db: FakeDatabase, merchant: str) -> None:
+        self.db = db
+        self.merchant = merchant
+
+    def keep(self, checkpoint: Checkpoint) -> None:
+        with self.db.lock:
+            mine = self.db.archive.setdefault(self.merchant, {})
+            if checkpoint.sequence in mine:
+                raise ArchiveTaken(checkpoint.sequence)
+            mine[checkpoint.sequence] = checkpoint
+
+    def kept(self, sequence: int) -> Checkpoint | None:
+        with self.db.lock:
+            return self.db.archive.get(self.merchant, {}).get(sequence)
+
+
 class FakeClock:
     """One clock for the use cases (datetime) and the idempotency store (epoch seconds)."""
 
@@ -476,6 +530,7 @@ def fake_world(gateway: Gateway, rules: RuleSet = RuleSet(), clock: FakeClock | 
             gateway=gateway,
             rules=merchant.rules,
             signer=signer,
+            archive=FakeCheckpointArchive(db, merchant.id),
             clock=clock,
         )
 

@@ -134,6 +134,12 @@ def drive(driver: Driver, sandbox: Sandbox) -> None:
     latest = api("GET", "/ledger/checkpoints/latest")
     public_key = body_of(api("GET", "/ledger/public-key"))
     assert latest["statusCode"] == 200 and signature_holds(body_of(latest), public_key["pem"])
+    listed = api("GET", "/ledger/checkpoints")
+    assert listed["statusCode"] == 200 and body_of(listed)["data"] == [body_of(latest)]
+    assert body_of(api("GET", f"/ledger/checkpoints/{body_of(latest)['sequence']}")) == body_of(latest)
+    assert api("POST", refund_path, {"amount": 100}, key="ref-4")["statusCode"] == 201  # on a chain signed above
+    with driver.invoking(Function.CHECKPOINT):  # the next holds the ledger to the last: the entry where it signed
+        assert checkpoint_handler.handler({"source": "aws.events"}, None)["written"] == 1, "acme's ledger moved"
 
 
 def failing_runs(driver: Driver, monkeypatch) -> None:
@@ -184,6 +190,12 @@ def recording(synthesized, sandbox_url, tmp_path_factory) -> tuple[StackModel, l
             rules = merchant.effective_rules(stack.environment.rules).model_dump(mode="json")
             for item in merchant_items(merchant.id, merchant.principals, rules):
                 dynamodb.put_item(TableName=environment["MERCHANTS_TABLE"], Item=to_item(item))
+        s3 = boto3.client("s3")
+        for bucket in stack.resources("aws_s3_bucket").values():
+            s3.create_bucket(
+                Bucket=bucket["bucket"], ObjectLockEnabledForBucket=bucket.get("object_lock_enabled", False)
+            )
+        environment |= {"CHECKPOINT_BUCKET": model.functions[Function.CHECKPOINT].environment["CHECKPOINT_BUCKET"]}
         for name, value in {**environment, "GATEWAY_BASE_URL": sandbox_url, "GATEWAY_READ_TIMEOUT": "1"}.items():
             monkeypatch.setenv(name, value)
         bootstrap.adapters.cache_clear()
@@ -230,6 +242,7 @@ def test_every_function_was_driven_and_its_calls_recorded(recording):
     assert {"charge", "refund", "reconcile"} == {r.function for r in recorded if r.action.startswith("secretsmanager")}
     assert {(r.function, r.action) for r in recorded if r.action in ("kms:Sign", "kms:GetPublicKey")} == {
         ("checkpoint", "kms:Sign"),
+        ("checkpoint", "kms:GetPublicKey"),  # the newest checkpoint's signature, before building on it
         ("read", "kms:GetPublicKey"),
     }
     assert any(r.call == "lambda:InvokeFailed" for r in recorded)
@@ -483,8 +496,12 @@ ROLE_STATEMENTS = {
         "LedgerAppendCheckpoint",
         "CheckpointWriteThroughLedgerTableVaultKey",
         "CheckpointSignSigningKey",
+        "CheckpointPublicKeySigningKey",
         "MerchantsList",
         "CheckpointReadThroughMerchantsTableVaultKey",
+        "LedgerQueryByChainChain",
+        "KeepCheckpoints",
+        "CheckpointKeepThroughCheckpointBucketKeyKey",
     ),
 }
 # The key policies' statements that name a function's role (what the keys' grant_* calls add).
@@ -520,7 +537,8 @@ KEY_GRANTS = {
     ),
     "fingerprint": ("TokenizeMac", "ChargeMac"),
     "operations": ("ReconcileDeadLetters", "CheckpointDeadLetters"),
-    "signing": ("CheckpointSign", "ReadPublicKey"),
+    "signing": ("CheckpointSign", "CheckpointPublicKey", "ReadPublicKey"),
+    "checkpoints": ("CheckpointKeepThroughCheckpointBucket",),
 }
 
 

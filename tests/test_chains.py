@@ -13,6 +13,7 @@ from lambdas.domain.chains import (
     CHAINS,
     GENESIS,
     Head,
+    books_break,
     canonical,
     chain_of,
     check_chain,
@@ -112,6 +113,55 @@ def test_an_entry_moved_to_another_chain_is_named():
     found = check_chain("acme", 0, moved, head)
     assert f"an entry of chain {chain_of(other)} moved here" in str(found)
     assert (found.sequence, found.entry_id) == (moved[1].sequence, moved[1].id)  # the entry is named
+
+
+def test_an_entry_of_another_chain_is_named_even_where_its_payment_belongs_there():
+    """Chains swapped wholesale: each entry still names the chain of its payment, and the head agrees, but the
+    chain was read from another."""
+    entries, head = _chain(2)
+    found = check_chain("acme", 5, entries, replace(head, chain=5))
+    assert str(found) == f"chain 5, sequence 1, entry le_{PAY[0]}_d: an entry of chain 0, read from chain 5"
+
+
+def _booked(*movements: list[Entry]) -> list[Entry]:
+    entries: list[Entry] = []
+    head = Head(0)
+    for movement in movements:
+        placed, head = head.extend("acme", movement)
+        entries += placed
+    return entries
+
+
+@pytest.mark.parametrize(
+    ("movement", "expected"),
+    [
+        (_entries(PAY[1], 100)[1:], f"sequence 3, entry le_{PAY[1]}_c: payment {PAY[1]} does not balance: debits 0, "
+                                    "credits 100"),
+        ([_entries(PAY[1], 100)[0], _entries(PAY[1], 90)[1]],
+         f"sequence 3, entry le_{PAY[1]}_d: payment {PAY[1]} does not balance: debits 100, credits 90"),
+        (_entries(PAY[1], -100), f"sequence 3, entry le_{PAY[1]}_d: an amount of -100: every amount is a whole number"),
+        (_entries(PAY[1], 0), f"sequence 3, entry le_{PAY[1]}_d: an amount of 0"),
+        ([_entries(PAY[1], 100)[0], replace(_entries(PAY[1], 100)[1], currency="EUR")],
+         f"sequence 3, entry le_{PAY[1]}_d: payment {PAY[1]} is booked in EUR and USD"),
+        ([replace(e, refund_id="re_1") for e in _entries(PAY[0], 30)][:1],
+         f"sequence 3, entry le_{PAY[0]}_d: refund re_1 of payment {PAY[0]} does not balance: debits 30, credits 0"),
+    ],
+)  # fmt: skip
+def test_books_that_do_not_balance_are_named_at_their_first_entry(movement, expected):
+    entries = _booked(_entries(PAY[0], 100), movement, _entries(PAY[2], 100))
+    assert check_chain("acme", 0, entries, _booked_head(entries)) is None  # the chain checks by itself
+    found = books_break(0, entries)
+    assert found is not None and str(found).startswith(f"chain 0, {expected}"), found
+
+
+def _booked_head(entries: list[Entry]) -> Head:
+    return Head(0, entries[-1].sequence or 0, entries[-1].hash or GENESIS, fold_balances(entries))
+
+
+def test_balanced_payments_and_refunds_in_one_currency_each_keep_the_books():
+    refund = [replace(e, refund_id="re_1") for e in reversed(_entries(PAY[0], 30))]
+    entries = _booked(_entries(PAY[0], 100), _entries(PAY[1], 7, "JPY"), refund)
+    assert books_break(0, entries) is None and books_break(0, []) is None
 
 
 def test_another_merchants_chain_does_not_check_as_this_ones():

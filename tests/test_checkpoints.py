@@ -2,6 +2,8 @@
 alone, with no AWS client; any change to its content, or another signature, does not."""
 
 import base64
+import hashlib
+import itertools
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -14,7 +16,7 @@ from moto import mock_aws
 
 from lambdas import deadline
 from lambdas.adapters.signer import KmsSigner
-from lambdas.domain.chains import CHAINS, Break, Head, merkle_root, positions, root_of
+from lambdas.domain.chains import CHAINS, Break, Head, chain_of, merkle_root, positions, root_of
 from lambdas.domain.checkpoints import (
     MAX_SIGNED_BYTES,
     Checkpoint,
@@ -29,7 +31,7 @@ from lambdas.domain.errors import NotFound
 from lambdas.domain.timestamps import iso
 from lambdas.presenters import error_body
 from lambdas.use_cases.checkpoints import MERCHANT_SECONDS, write_checkpoint, write_checkpoints
-from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
+from tests.fakes import MERCHANT, FakeCheckpointArchive, FakeLedgerStore, FakeSigner, FakeUnitOfWork, fake_world
 from tests.fakes_gateway import FakeGateway
 from tests.test_chains import NOW, _chain
 from tests.test_use_cases import pay
@@ -42,7 +44,7 @@ def signed():
         kms = boto3.client("kms", region_name="us-east-1")
         key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
         _, head = _chain(3)
-        checkpoint = unsigned_checkpoint(7, [head, Head(5, 1, "ab" * 32)], NOW, key_id)
+        checkpoint = unsigned_checkpoint(MERCHANT, None, [head, Head(5, 1, "ab" * 32)], NOW, key_id)
         signature = kms.sign(KeyId=key_id, Message=signed_bytes(checkpoint), MessageType="RAW",
                              SigningAlgorithm="ECDSA_SHA_256")["Signature"]  # fmt: skip
         pem = pem_of(kms.get_public_key(KeyId=key_id)["PublicKey"])
@@ -53,7 +55,8 @@ def test_a_checkpoint_checks_offline_with_the_public_key_alone(signed):
     checkpoint, pem, head = signed
     assert pem.startswith("-----BEGIN PUBLIC KEY-----\n") and pem.endswith("-----END PUBLIC KEY-----\n")
     assert signature_holds(json.loads(json.dumps(checkpoint)), pem)  # as a client receives it
-    assert set(checkpoint) == {"sequence", "root", "created_at", "key_id", "algorithm", "signature"}
+    assert set(checkpoint) == {"merchant", "sequence", "previous", "root", "created_at", "key_id", "algorithm",
+                               "signature"}  # fmt: skip
     assert checkpoint["root"] == merkle_root([head, Head(5, 1, "ab" * 32)])
     assert (
         signed_bytes(checkpoint)
@@ -68,6 +71,8 @@ def test_a_checkpoint_checks_offline_with_the_public_key_alone(signed):
     [
         lambda c: c | {"root": "0" * 64},
         lambda c: c | {"sequence": c["sequence"] + 1},
+        lambda c: c | {"merchant": "merchant-b"},
+        lambda c: c | {"previous": "ab" * 32},
         lambda c: c | {"created_at": "2030-01-01T00:00:00.000Z"},
         lambda c: c | {"signature": base64.b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode()},
         lambda c: c | {"signature": "not base64!"},
@@ -203,6 +208,108 @@ def test_a_run_never_signs_over_a_newest_checkpoint_whose_chain_positions_were_c
     assert [c.sequence for c in world.deps.store.checkpoints()] == [latest.sequence]
 
 
+def _pay_on_chain(world, chain: int) -> None:
+    """Honest payments until one lands on ``chain``."""
+    for n in itertools.count():
+        if chain_of(pay(world, key=f"on-chain-{chain}-{n}").body["id"]) == chain:
+            return
+
+
+def _truncate(world, payment_id: str) -> int:
+    """The payment's chain wound back to nothing, its entries deleted, as only someone with table access could."""
+    chain = chain_of(payment_id)
+    del world.ledger.entries[payment_id]
+    world.ledger.heads[chain] = Head(chain)
+    return chain
+
+
+@pytest.mark.parametrize("payments", [1, 2])  # grown back to as long as it was, or past it
+def test_a_chain_truncated_below_its_checkpoint_and_grown_again_by_honest_payments_is_refused(payments):
+    world = fake_world(FakeGateway())
+    paid = pay(world).body["id"]
+    assert write_checkpoint(world.deps) == "written"
+    chain = _truncate(world, paid)
+    for _ in range(payments):
+        _pay_on_chain(world, chain)
+    (head,) = [head for head in world.deps.store.heads() if head.chain == chain]
+    assert head.sequence >= world.deps.store.latest_checkpoint().chains[chain]["sequence"]  # sequences alone agree
+    assert write_checkpoints([world.deps])["refused"] == 1
+    assert [c.sequence for c in world.deps.store.checkpoints()] == [1]
+    assert sorted(world.db.archive[MERCHANT]) == [1]  # nothing signed, nothing kept
+
+
+def test_a_ledger_that_grew_past_its_checkpoint_is_signed():
+    world = fake_world(FakeGateway())
+    paid = pay(world).body["id"]
+    assert write_checkpoint(world.deps) == "written"
+    _pay_on_chain(world, chain_of(paid))
+    assert write_checkpoint(world.deps) == "written"
+
+
+def test_each_checkpoint_is_kept_in_the_write_once_copy_before_the_table_has_it(monkeypatch):
+    world = fake_world(FakeGateway())
+    order = []
+    keep, commit = FakeCheckpointArchive.keep, FakeUnitOfWork.commit
+    monkeypatch.setattr(FakeCheckpointArchive, "keep", lambda archive, c: (order.append("copy"), keep(archive, c))[1])
+    monkeypatch.setattr(FakeUnitOfWork, "commit", lambda uow: (order.append("table"), commit(uow))[1])
+    assert write_checkpoint(world.deps) == "written"
+    assert order == ["copy", "table"]
+    assert world.db.archive[MERCHANT] == {1: world.deps.store.latest_checkpoint()}
+
+
+def test_a_checkpoint_the_copy_did_not_take_never_reaches_the_table(monkeypatch, captured_logs):
+    world = fake_world(FakeGateway())
+
+    def unavailable(archive, checkpoint):
+        raise ConnectionError("S3 did not answer")
+
+    monkeypatch.setattr(FakeCheckpointArchive, "keep", unavailable)
+    assert world.tenancy.write_checkpoints()["errors"] == 2
+    assert list(world.deps.store.checkpoints()) == [] and world.db.archive == {}
+    assert sorted(record["merchant"] for record in captured_logs.errors()) == [MERCHANT, "merchant-b"]
+
+
+def test_a_run_that_stopped_between_the_copy_and_the_table_is_completed_by_the_next(monkeypatch):
+    world = fake_world(FakeGateway())
+    pay(world)
+
+    def unavailable(store, uow, checkpoint):
+        raise ConnectionError("the table did not answer")
+
+    with monkeypatch.context() as failing:
+        failing.setattr(FakeLedgerStore, "add_checkpoint", unavailable)
+        assert write_checkpoints([world.deps])["errors"] == 1
+    assert list(world.deps.store.checkpoints()) == [] and sorted(world.db.archive[MERCHANT]) == [1]
+    assert write_checkpoint(world.deps) == "raced"  # the copy's checkpoint 1, put in the table
+    assert world.deps.store.latest_checkpoint() == world.db.archive[MERCHANT][1]
+    pay(world, key="next")
+    assert write_checkpoint(world.deps) == "written"
+    assert [c.sequence for c in world.deps.store.checkpoints()] == sorted(world.db.archive[MERCHANT]) == [1, 2]
+
+
+def test_a_copy_that_holds_another_checkpoint_under_the_next_number_is_refused():
+    world = fake_world(FakeGateway())
+    assert write_checkpoint(world.deps) == "written"
+    pay(world)
+    heads = world.deps.store.heads()
+    world.db.archive[MERCHANT][2] = _signed(world, None, heads, sequence=2)  # not linked to checkpoint 1
+    assert write_checkpoint(world.deps) == "refused"
+    assert [c.sequence for c in world.deps.store.checkpoints()] == [1]
+
+
+def test_a_checkpoint_deleted_from_the_table_comes_back_from_the_copy_and_the_ledger_is_held_to_it():
+    """The newest checkpoint deleted and a chain rewritten under it: the run finds the copy's, and refuses."""
+    world = fake_world(FakeGateway())
+    write_checkpoint(world.deps)
+    paid = pay(world).body["id"]
+    assert write_checkpoint(world.deps) == "written"
+    del world.ledger.checkpoints[2]
+    _pay_on_chain(world, _truncate(world, paid))
+    assert write_checkpoints([world.deps])["refused"] == 1
+    assert [c.sequence for c in world.deps.store.checkpoints()] == [1, 2]
+    assert world.deps.store.latest_checkpoint() == world.db.archive[MERCHANT][2]
+
+
 @pytest.mark.parametrize(
     ("change", "fault"),
     [
@@ -253,23 +360,57 @@ def test_a_signature_holds_only_in_canonical_base64_and_only_under_a_p256_key():
     assert not signature_holds(signed.body, rsa_pem.decode())
 
 
+def _signed(world, after: Checkpoint | None, heads: list[Head], **changed) -> Checkpoint:
+    """The checkpoint after ``after`` over ``heads``, with ``changed`` fields, signed by the world's key."""
+    body = unsigned_checkpoint(MERCHANT, after, heads, NOW, world.deps.signer.key_id) | changed
+    body["signature"] = base64.b64encode(world.deps.signer.sign(signed_bytes(body))).decode()
+    return Checkpoint(body, positions(heads))
+
+
 def test_a_missing_checkpoint_or_a_chain_gone_back_is_named():
     world = fake_world(FakeGateway())
-    signer = world.deps.signer
     heads = [Head(c, 3, "ab" * 32) for c in range(CHAINS)]
-    made = []
-    for sequence, at in ((1, heads), (2, [replace(h, sequence=2) for h in heads]), (3, heads)):
-        body = unsigned_checkpoint(sequence, at, NOW, signer.key_id)
-        body["signature"] = base64.b64encode(signer.sign(signed_bytes(body))).decode()
-        made.append(Checkpoint(body, positions(at)))
+    first = _signed(world, None, heads)
+    second = _signed(world, first, [replace(h, sequence=2) for h in heads])
+    third = _signed(world, second, heads)
     key = _public_key(world)
-    assert checkpoint_fault(made[1], made[0], key) == "chain 0 went back from 3 to 2"
-    assert checkpoint_fault(made[2], made[0], key) == "checkpoint 2 is missing before it"
-    assert checkpoint_fault(made[1], None, key) == "checkpoint 1 is missing before it"
+    assert checkpoint_fault(second, first, key) == "chain 0 went back from 3 to 2"
+    assert checkpoint_fault(third, first, key) == "checkpoint 2 is missing before it"
+    assert checkpoint_fault(second, None, key) == "checkpoint 1 is missing before it"
+
+
+def test_each_checkpoint_names_its_merchant_and_holds_the_hash_of_the_one_before_it():
+    world = fake_world(FakeGateway())
+    write_checkpoint(world.deps)
+    pay(world)
+    write_checkpoint(world.deps)
+    first, second = (json.loads(json.dumps(c.body)) for c in world.deps.store.checkpoints())  # as a client gets them
+    assert first["merchant"] == second["merchant"] == MERCHANT and first["previous"] is None
+    contract = json.dumps(first, sort_keys=True, separators=(",", ":")).encode()  # signature included
+    assert second["previous"] == hashlib.sha256(contract).hexdigest()
+    _, pem = _public_key(world)
+    assert signature_holds(second, pem)  # ``merchant`` and ``previous`` are signed
+    world.tenancy.write_checkpoints()
+    assert world.other().latest_checkpoint().body["merchant"] == "merchant-b"
+
+
+def test_a_checkpoint_that_does_not_link_the_one_before_it_is_named():
+    world = fake_world(FakeGateway())
+    heads = [Head(c, 3, "ab" * 32) for c in range(CHAINS)]
+    first = _signed(world, None, heads)
+    other_first = _signed(world, None, heads, created_at="2026-01-01T00:00:00.000Z")
+    key = _public_key(world)
+    assert checkpoint_fault(_signed(world, first, heads), first, key) is None
+    assert checkpoint_fault(_signed(world, other_first, heads), first, key) == (
+        "its previous is not the hash of checkpoint 1"
+    )
+    assert checkpoint_fault(_signed(world, None, heads, previous="ab" * 32), None, key) == "its previous is not null"
 
 
 def test_what_is_signed_fits_kms_raw_message_limit_and_more_is_refused_before_kms():
-    body = unsigned_checkpoint(10**12, [Head(c, 10**12, "f" * 64) for c in range(CHAINS)], NOW, "k" * 2048)
+    longest = Checkpoint({"sequence": 10**12 - 1, "signature": "s" * 200}, [])  # as a previous checkpoint
+    heads = [Head(c, 10**12, "f" * 64) for c in range(CHAINS)]
+    body = unsigned_checkpoint("m" * 63, longest, heads, NOW, "k" * 2048)  # the longest merchant id the config takes
     assert len(signed_bytes(body)) <= MAX_SIGNED_BYTES
     with mock_aws():
         kms = boto3.client("kms", region_name="us-east-1")
@@ -279,3 +420,98 @@ def test_what_is_signed_fits_kms_raw_message_limit_and_more_is_refused_before_km
                                signer.public_key_pem())  # fmt: skip
         with pytest.raises(ValueError, match="4096"):
             signer.sign(b"x" * (MAX_SIGNED_BYTES + 1))
+
+
+@pytest.fixture
+def signatures(monkeypatch) -> list[bytes]:
+    """Every message the world's key signs (deployed, each a KMS Sign call)."""
+    signed: list[bytes] = []
+    sign = FakeSigner.sign
+    monkeypatch.setattr(FakeSigner, "sign", lambda signer, message: (signed.append(message), sign(signer, message))[1])
+    return signed
+
+
+def _checkpointed(world, times: int) -> str | None:
+    """``times`` checkpoints, each after the first over one more payment; the last payment's id."""
+    paid = None
+    write_checkpoint(world.deps)
+    for n in range(times - 1):
+        paid = pay(world, key=f"checkpointed-{n}").body["id"]
+        assert write_checkpoint(world.deps) == "written"
+    return paid
+
+
+def _table_and_copy(world) -> tuple[list[int], list[int]]:
+    return sorted(world.ledger.checkpoints), sorted(world.db.archive[MERCHANT])
+
+
+FORGERIES = {
+    "replaced in the table only": lambda world, forged, signed: {"table": forged},
+    "replaced in the table, signed by the key": lambda world, forged, signed: {"table": signed},
+    "the copy's too, its signature not the key's": lambda world, forged, signed: {"table": forged, "copy": forged},
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_a_run_builds_only_on_a_newest_checkpoint_that_is_the_copys_and_the_keys(forgery, signatures):
+    """A chain rewritten under checkpoint 2, and checkpoint 2 made over the rewritten ledger: the run refuses (the
+    alarm's count) and asks the key for nothing."""
+    world = fake_world(FakeGateway())
+    _pay_on_chain(world, _truncate(world, _checkpointed(world, 2)))
+    heads = world.deps.store.heads()
+    real = world.deps.store.latest_checkpoint()
+    forged = replace(real, body=real.body | {"root": root_of(positions(heads))}, chains=positions(heads))
+    placed = FORGERIES[forgery](world, forged, _signed(world, world.deps.store.checkpoint(1), heads))
+    world.ledger.checkpoints[2] = placed["table"]
+    world.db.archive[MERCHANT][2] = placed.get("copy", real)
+    pay(world, key="after the forgery")
+    signatures.clear()
+    assert write_checkpoints([world.deps])["refused"] == 1
+    assert signatures == []
+    assert _table_and_copy(world) == ([1, 2], [1, 2])
+
+
+@pytest.mark.parametrize("deleted", [(1, 2, 3), (2, 3)])
+def test_a_run_refuses_before_signing_when_the_table_lacks_checkpoints_the_copy_holds(deleted, signatures):
+    world = fake_world(FakeGateway())
+    _checkpointed(world, 3)
+    for sequence in deleted:
+        del world.ledger.checkpoints[sequence]
+    pay(world, key="after the deletion")
+    signatures.clear()
+    assert write_checkpoints([world.deps])["refused"] == 1
+    assert signatures == []
+    assert _table_and_copy(world) == (sorted({1, 2, 3} - set(deleted)), [1, 2, 3])
+
+
+def test_a_checkpoint_stored_under_a_later_checkpoints_key_is_refused_at_every_run(signatures):
+    """Checkpoint 2 put again under sequence 999999: taken for the newest, it would have every run number 3 again,
+    each unable to put what the copy already holds."""
+    world = fake_world(FakeGateway())
+    _checkpointed(world, 2)
+    world.ledger.checkpoints[999_999] = world.ledger.checkpoints[2]
+    signatures.clear()
+    for n in range(3):
+        pay(world, key=f"after the copy {n}")
+        assert write_checkpoints([world.deps])["refused"] == 1
+    assert signatures == []
+    assert _table_and_copy(world) == ([1, 2, 999_999], [1, 2])
+
+
+def test_a_checkpoint_the_table_holds_otherwise_than_the_copy_after_the_run_put_it_is_refused(monkeypatch):
+    """Another checkpoint 2 put in the table between the run's copy and its table write: the run ends without the
+    copy's checkpoint in the table, which is not a race it lost to another run."""
+    world = fake_world(FakeGateway())
+    _checkpointed(world, 1)
+    pay(world)
+    keep = FakeCheckpointArchive.keep
+
+    def kept_then_taken_in_the_table(archive, checkpoint):
+        keep(archive, checkpoint)
+        other = replace(checkpoint, body=checkpoint.body | {"created_at": "2030-01-01T00:00:00.000Z"})
+        world.ledger.checkpoints[checkpoint.sequence] = other
+
+    monkeypatch.setattr(FakeCheckpointArchive, "keep", kept_then_taken_in_the_table)
+    assert write_checkpoint(world.deps) == "refused"
+    monkeypatch.undo()
+    assert write_checkpoint(world.deps) == "refused"  # and so is every run after it, until the table is mended

@@ -1,21 +1,30 @@
 """The SDK's promises on a scripted transport: retries reuse one idempotency key per logical call, stop when the
 budget is spent, wait with bounded jitter, and every answer becomes a typed result or a typed error."""
 
+import inspect
+
 import pytest
 import requests
+from botocore.credentials import Credentials
 
 from client import (
     AnswerLost,
     CardDeclined,
+    GatewayFailed,
     GatewayPending,
     IdempotencyConflict,
+    InvalidId,
     InvalidRequest,
     NotFound,
     PaymentsClient,
     PermissionDenied,
+    RateLimited,
     ServiceError,
+    SigV4,
 )
 from client.client import FIRST_WAIT_SECONDS, MAX_WAIT_SECONDS
+from client.signing import API_KEY_SETTING, API_KEY_VARIABLE
+from lambdas.domain.ids import new_id
 
 PAYMENT = {
     "id": "pay_1",
@@ -149,6 +158,24 @@ def test_a_decline_names_its_code_and_payment():
     assert (declined.value.decline_code, declined.value.payment_id) == ("insufficient_funds", "pay_9")
 
 
+@pytest.mark.parametrize(
+    ("call", "code", "ids"),
+    [
+        (lambda sdk: sdk.pay(1999, "usd", token="tok_1"), "payment_failed", {"payment_id": "pay_9"}),
+        (lambda sdk: sdk.refund("pay_9", 500), "refund_failed", {"payment_id": "pay_9", "refund_id": "re_9"}),
+    ],
+    ids=["payment", "refund"],
+)
+def test_a_payment_or_refund_given_up_is_a_final_error_never_retried_nor_pending(call, code, ids):
+    script = Script(error(402, "gateway_error", code=code, **ids), Answer(201, PAYMENT))
+    with pytest.raises(GatewayFailed) as failed:
+        call(client(script)[0])
+    assert not isinstance(failed.value, (GatewayPending, CardDeclined)) and len(script.requests) == 1
+    assert (failed.value.status, failed.value.code) == (402, code)
+    assert (failed.value.payment_id, failed.value.refund_id) == (ids["payment_id"], ids.get("refund_id"))
+    assert failed.value.idempotency_key == script.requests[0]["headers"]["Idempotency-Key"]
+
+
 def test_reads_and_refunds_are_typed():
     refund = {"id": "re_1", "payment_id": "pay_1", "amount": 500, "status": "succeeded", "created_at": "t"}
     entry = {
@@ -182,10 +209,124 @@ def test_a_redirect_is_not_followed_nor_retried():
     assert len(script.requests) == 1
 
 
-@pytest.mark.parametrize("identifier", ["pay_1/refunds", "../tokens", "pay_1?x=1", "pay_1#frag", ".."])
-def test_an_id_stays_one_path_segment(identifier):
-    script = Script(error(404, "invalid_request_error"))
+class Recorder(requests.adapters.BaseAdapter):
+    """A transport under a real ``requests.Session``: records each request as it would go on the wire (prepared:
+    requests has normalised its URL by then) and answers 404."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request, **kwargs) -> requests.Response:
+        self.sent.append(request)
+        response = requests.Response()
+        response.status_code, response.request = 404, request
+        response._content = b'{"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "m"}}'
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def recorded() -> tuple[PaymentsClient, Recorder]:
+    recorder, session = Recorder(), requests.Session()
+    session.mount("http://", recorder)
+    return PaymentsClient("http://api", auth=lambda r: r, session=session, sleep=lambda s: None), recorder
+
+
+def path_methods() -> list[tuple[str, str]]:
+    """Every SDK method that puts an argument in a path (an id or a sequence), and that argument's name."""
+    found = []
+    for name, method in inspect.getmembers(PaymentsClient, inspect.isfunction):
+        for parameter in inspect.signature(method).parameters:
+            if not name.startswith("_") and (parameter.endswith("_id") or parameter in ("id", "sequence")):
+                found.append((name, parameter))
+    return found
+
+
+MALFORMED_IDS = ["..", ".", "%2e%2e", "%2E", "", "pay_", "pay_1/../../tokens", "pay_1/refunds", "../tokens",
+                 "pay_1?x=1", "pay_1#frag", "pay_1%2F..", "pay_1\n", " pay_1", "PAY_1", "tok_1", "pay_1.", "pay_١",
+                 "4242424242424242", None, 7]  # fmt: skip
+MALFORMED_SEQUENCES = ["..", ".", "1", "", None, True, 0, -1, 1.5]  # a sequence is a whole number from 1
+
+
+def test_every_method_that_builds_a_path_is_checked():
+    assert {("payment", "payment_id"), ("refund", "payment_id"), ("ledger", "payment_id")} <= set(path_methods())
+
+
+@pytest.mark.parametrize(
+    ("method", "parameter", "identifier"),
+    [
+        (method, parameter, identifier)
+        for method, parameter in path_methods()
+        for identifier in (MALFORMED_SEQUENCES if parameter == "sequence" else MALFORMED_IDS)
+    ],
+)
+def test_a_malformed_id_is_refused_before_anything_is_sent(method, parameter, identifier):
+    """``requests`` undoes the escaping of unreserved characters (``%2E`` is sent as ``.``), so no escaping keeps
+    ``..`` out of a path: only ids shaped as the service issues them are put in one."""
+    sdk, recorder = recorded()
+    with pytest.raises(InvalidId) as refused:
+        getattr(sdk, method)(**{parameter: identifier})
+    assert recorder.sent == []
+    assert isinstance(refused.value, InvalidRequest) and isinstance(refused.value, ValueError)
+    assert refused.value.param == parameter and "4242424242424242" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("prefix", "method"), [("pay", "payment"), ("pay", "refund"), ("pay", "ledger")])
+def test_the_ids_the_service_issues_are_sent_as_they_are(prefix, method):
+    sdk, recorder = recorded()
+    identifier = new_id(prefix)
     with pytest.raises(NotFound):
-        client(script)[0].payment(identifier)
-    path = script.requests[0]["url"].removeprefix("http://api/payments/")
-    assert "/" not in path and "?" not in path and "#" not in path and ".." not in path
+        getattr(sdk, method)(identifier)
+    assert recorder.sent[0].path_url.split("/")[2] == identifier
+
+
+# --- the merchant's key and rate ---------------------------------------------------------
+
+
+def rate_limited(retry_after: str) -> Answer:
+    answer = error(429, "rate_limit_error")
+    answer.headers["Retry-After"] = retry_after
+    return answer
+
+
+def test_a_429_is_retried_no_sooner_than_its_retry_after():
+    script = Script(rate_limited("3"), Answer(201, PAYMENT))
+    sdk, clock = client(script)
+    assert sdk.pay(1999, "usd", token="tok_1").id == "pay_1"
+    assert clock.waits[0] >= 3 and len(script.requests) == 2
+
+
+def test_a_merchant_over_its_rate_past_the_budget_gets_a_typed_rate_limit_error():
+    script = Script(*[rate_limited("2")] * 50)
+    sdk, clock = client(script, budget=9.0)
+    with pytest.raises(RateLimited) as limited:
+        sdk.pay(1999, "usd", token="tok_1", key="order-9")
+    assert (limited.value.status, limited.value.type, limited.value.retry_after) == (429, "rate_limit_error", 2.0)
+    assert limited.value.idempotency_key == "order-9" and isinstance(limited.value, ServiceError)
+    assert all(wait >= 2 for wait in clock.waits) and clock.now < 9.0 and len(script.requests) <= 5
+
+
+def test_the_sdk_signs_its_idempotency_key_and_sends_the_merchants_api_key_signed():
+    recorder, session = Recorder(), requests.Session()
+    session.mount("http://", recorder)
+    auth = SigV4(Credentials("AKIDEXAMPLE", "secret"), "us-east-1", "merchant-api-key")
+    with pytest.raises(NotFound):
+        PaymentsClient("http://api", auth=auth, session=session).pay(1999, "usd", token="tok_1", key="order-1")
+    sent = recorder.sent[0].headers
+    signed = sent["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert sent["x-api-key"] == "merchant-api-key" and sent["Idempotency-Key"] == "order-1"
+    assert {"idempotency-key", "x-api-key"} <= set(signed)
+
+
+def test_the_api_key_comes_from_the_environment_else_the_profile(tmp_path, monkeypatch):
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[globex]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\nregion = us-east-1\n"
+        f"{API_KEY_SETTING} = from-the-profile\n"
+    )
+    monkeypatch.delenv(API_KEY_VARIABLE, raising=False)
+    assert SigV4.from_chain("globex", credentials_file=str(credentials)).api_key == "from-the-profile"
+    monkeypatch.setenv(API_KEY_VARIABLE, "from-the-environment")
+    assert SigV4.from_chain("globex", credentials_file=str(credentials)).api_key == "from-the-environment"

@@ -25,6 +25,7 @@ from stacks.config import (
     MerchantConfig,
     MerchantRules,
     PaymentRules,
+    Throttling,
     load_environment,
     operator_settings,
 )
@@ -94,6 +95,19 @@ def test_a_principal_may_act_for_one_merchant_only():
         _config(merchants=(ACME, ACME))
 
 
+@pytest.mark.parametrize(
+    "principal",
+    ["arn:aws:iam::123456789012:role/ACME", "arn:aws:iam::123456789012:role/ops/Acme",
+     "arn:aws:iam::123456789012:role/aCmE"],
+)  # fmt: skip
+def test_a_principal_spelled_in_another_case_is_the_same_principal(principal):
+    """IAM names are unique whatever their case (``Acme`` and ``acme`` cannot both exist in one account): the
+    spellings name one role, which may act for one merchant only."""
+    with pytest.raises(ValidationError, match="acts for both acme and globex"):
+        _config(merchants=(ACME, MerchantConfig(id="globex", principals=(principal,))))
+    assert _config(merchants=(ACME, MerchantConfig(id="globex", principals=("arn:aws:iam::210987654321:role/ACME",))))
+
+
 def test_a_merchants_own_rules_replace_the_environments_field_by_field_and_are_checked_whole():
     capped = MerchantConfig(id="capped", principals=("111122223333",), rules=MerchantRules(velocity_per_hour=2))
     rules = capped.effective_rules(_config().rules)
@@ -104,6 +118,28 @@ def test_a_merchants_own_rules_replace_the_environments_field_by_field_and_are_c
 
 
 # --- caps ------------------------------------------------------------------------
+
+
+def test_each_merchant_has_its_own_rate_or_the_environments_and_dev_limits_globex_to_5_per_second():
+    own = Throttling(rate_limit=5, burst_limit=10)
+    config = _config(merchants=(ACME, MerchantConfig(id="globex", principals=("210987654321",), throttling=own)))
+    assert [config.merchant_rate(m) for m in config.merchants] == [config.merchant_throttling, own]
+    acme, globex = DEV.merchants
+    assert (acme.id, DEV.merchant_rate(acme)) == ("acme", DEV.merchant_throttling)
+    assert (globex.id, DEV.merchant_rate(globex)) == ("globex", own)
+
+
+@pytest.mark.parametrize("own", [Throttling(rate_limit=51, burst_limit=10), Throttling(rate_limit=5, burst_limit=101)])
+def test_a_merchant_rate_beyond_the_stages_is_refused(own):
+    with pytest.raises(ValidationError, match="acme's throttling exceeds the stage's"):
+        _config(merchants=(ACME.model_copy(update={"throttling": own}),))
+
+
+def test_more_merchants_than_usage_plans_are_refused_until_the_quota_is_raised():
+    merchants = tuple(MerchantConfig(id=f"m{n}", principals=(str(100000000000 + n),)) for n in range(301))
+    with pytest.raises(ValidationError, match="301 merchants need as many API Gateway usage plans"):
+        _config(merchants=merchants)
+    assert len(_config(merchants=merchants, usage_plan_quota=400).merchants) == 301
 
 
 def test_rules_accepting_every_currency_must_cap_every_supported_currency():

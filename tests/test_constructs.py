@@ -6,7 +6,7 @@ import cdktf
 import pytest
 from cdktf import TerraformStack
 
-from lambdas.domain.merchants import acting_principal
+from lambdas.domain.merchants import principal_key
 from lambdas.encryption_context import CONDITION_KEY, Purpose
 from lambdas.storage_schema import IDEMPOTENCY, MERCHANTS, MerchantRecord
 from stacks.iam import Condition, Statement
@@ -106,10 +106,10 @@ def test_terraform_writes_every_merchants_rules_and_principals_as_items(stack):
         rules = json.loads(written[MerchantRecord.MERCHANT.key(merchant.id)]["rules"]["S"])
         assert rules == merchant.effective_rules(config.rules).model_dump(mode="json")
         for principal in merchant.principals:
-            mapped = written[MerchantRecord.PRINCIPAL.key(acting_principal(principal))]
+            mapped = written[MerchantRecord.PRINCIPAL.key(principal_key(principal))]
             assert mapped["merchant"] == {"S": merchant.id}
     assert len(written) == sum(1 + len(m.principals) for m in config.merchants)
-    assert items["item"] == "${each.value}" and items["hash_key"] == MERCHANTS.partition_key
+    assert items["hash_key"] == MERCHANTS.partition_key  # the item: each.value with its API key id written in
 
 
 def test_a_signing_key_signs_and_serves_its_public_key_only_and_no_other_key_signs():

@@ -162,6 +162,26 @@ def test_the_audit_trail_and_its_locked_bucket_exist(applied):
     assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 365)
 
 
+def test_the_checkpoint_bucket_exists_locked_private_and_writable_only_as_its_policy_says(deployed):
+    endpoint, _, outputs = deployed
+    s3 = _client("s3", endpoint)
+    bucket = outputs["checkpoint_bucket"]
+    lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    assert lock["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms" and rule["BucketKeyEnabled"]
+    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
+    statements = {s["Sid"] for s in json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]}
+    assert statements == {
+        "OnlyOverTls",
+        "OnlyNewNames",
+        "NeverDeletedOrUnlocked",
+        "NoOtherWrites",
+        "OnlyTheCheckpointFunctionWrites",
+    }
+
+
 def test_the_alarms_their_encrypted_topic_the_key_rules_and_the_dashboard_exist(deployed):
     endpoint, _, _ = deployed
     prefix = "payments-dev"
@@ -173,8 +193,8 @@ def test_the_alarms_their_encrypted_topic_the_key_rules_and_the_dashboard_exist(
     attributes = _client("sns", endpoint).get_topic_attributes(TopicArn=topic)["Attributes"]
     assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")
     alarms = _client("cloudwatch", endpoint).describe_alarms(AlarmNamePrefix=prefix, MaxRecords=100)["MetricAlarms"]
-    assert len(alarms) == 1 + len(ROUTES) + 2 * len(Function) + 2 + 4  # 5xx, latency, errors/throttles, dlq, 4 more
+    assert len(alarms) == 1 + len(ROUTES) + 2 * len(Function) + 2 + 5  # 5xx, latency, errors/throttles, dlq, 5 more
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
     assert _client("cloudwatch", endpoint).get_dashboard(DashboardName=prefix)["DashboardBody"]
     rules = {r["Name"] for r in _client("events", endpoint).list_rules(NamePrefix=prefix)["Rules"]}
-    assert {f"{prefix}-alarms-key-state", f"{prefix}-alarms-vault-key-policy"} <= rules
+    assert {f"{prefix}-alarms-{kind}" for kind in ("key-loss", "key-policy-change", "key-grant")} <= rules

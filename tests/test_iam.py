@@ -44,7 +44,8 @@ EXPECTED_ACTIONS = {
     Function.CHECKPOINT: COMMON
     | KEY_WRITE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"}
-    | {"kms:Sign", "sqs:SendMessage"},
+    | {"kms:Sign", "kms:GetPublicKey", "sqs:SendMessage"}
+    | {"s3:PutObject", "s3:GetObject", "kms:GenerateDataKey"},  # the checkpoints' write-once copy, through S3
 }
 
 
@@ -99,6 +100,8 @@ def test_the_checkpoint_role_reads_only_heads_and_checkpoints_and_only_adds_chec
     assert {(s.actions, s.resources, s.conditions) for s in on_ledger} == {
         (("dynamodb:GetItem", "dynamodb:Query"), (_ledger_table_arn(dev),),
          (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("CHAIN#*", "CHECKPOINT#*")),)),
+        (("dynamodb:Query",), (f"{_ledger_table_arn(dev)}/index/by_chain",),  # the entry where a checkpoint signed
+         (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("CHAIN#*",)),)),
         (("dynamodb:ConditionCheckItem", "dynamodb:PutItem"), (_ledger_table_arn(dev),),
          (("ForAllValues:StringLike", "dynamodb:LeadingKeys", ("CHECKPOINT#*",)),)),
     }  # fmt: skip
@@ -119,8 +122,9 @@ def test_only_the_checkpoint_role_signs_and_only_checkpoints_the_way_the_contrac
     assert allowed([sign], "kms:Sign", raw)
     assert not allowed([sign], "kms:Sign", raw | {"kms:MessageType": "DIGEST"})  # a digest the caller chose
     assert not allowed([sign], "kms:Sign", raw | {"kms:SigningAlgorithm": "ECDSA_SHA_384"})
-    (public,) = [s for s in key_policy_statements(dev, key) if "kms:GetPublicKey" in s.actions]  # not kms:Get*
-    assert public.principals == (("AWS", (role_arn(dev, "payments-dev-read"),)),)
+    public = [s for s in key_policy_statements(dev, key) if "kms:GetPublicKey" in s.actions]  # not kms:Get*
+    readers = {role_arn(dev, f"payments-dev-{name}") for name in ("checkpoint", "read")}  # checkpoint: the newest's
+    assert {arn for s in public for _, arns in s.principals for arn in arns} == readers  # signature, before a run
 
 
 # What each function's code does with the vault key, by purpose (lambdas/bootstrap.py builds one cipher per purpose).
@@ -240,8 +244,8 @@ def test_every_table_a_role_uses_comes_with_its_keys_use_through_dynamodb_for_th
     writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     for statement in statements:
         for resource in statement.resources:
-            if resource.startswith("${aws_dynamodb_table.") and not resource.endswith("/index/*"):
-                name = tables[resource]
+            if resource.startswith("${aws_dynamodb_table."):
+                name = tables[resource.split("/index/")[0]]  # an index is read with its table's key
                 needed = KEY_WRITE if writes & set(statement.actions) else KEY_READ
                 granted = through.get(name, set())
                 assert needed <= granted, f"{statement.source}: {sorted(needed - granted)} missing on the table key"

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,17 +45,30 @@ def local():
         stack.stop()
 
 
+def within_rate(send: Callable[[], requests.Response]) -> requests.Response:
+    """``send``'s answer, sent again after each 429's ``Retry-After``, as the SDK does: a merchant's own rate (globex:
+    5/s in dev) is kept by a well-behaved client, and the tests that exceed it on purpose send raw requests."""
+    deadline = time.monotonic() + 30
+    response = send()
+    while response.status_code == 429 and time.monotonic() < deadline:
+        time.sleep(int(response.headers["Retry-After"]))
+        response = send()
+    return response
+
+
 def post(local, path: str, body=None, key: str | None = None, **kwargs) -> requests.Response:
     headers = {"Idempotency-Key": key} if key else {}
     kwargs.setdefault("auth", local.auth())
-    response = requests.post(f"{local.api}{path}", json=body, headers=headers, timeout=60, **kwargs)
+    response = within_rate(
+        lambda: requests.post(f"{local.api}{path}", json=body, headers=headers, timeout=60, **kwargs)
+    )
     assert card_data_in(response.text) == []
     return response
 
 
 def get(local, path: str, **kwargs) -> requests.Response:
     kwargs.setdefault("auth", local.auth())
-    response = requests.get(f"{local.api}{path}", timeout=30, **kwargs)
+    response = within_rate(lambda: requests.get(f"{local.api}{path}", timeout=30, **kwargs))
     assert card_data_in(response.text) == []
     return response
 
@@ -118,10 +132,11 @@ def test_signed_checkpoints_follow_the_ledger_and_check_with_the_public_key_alon
 def test_make_verify_checks_the_running_stacks_ledger_and_checkpoints(local):
     payments = local.client()
     payments.pay(800, "usd", token=payments.tokenize("4242424242424242", 12, 2030).token)
-    environment = {**os.environ, "PAYMENTS_EMULATOR_PORT": local.emulator.rsplit(":", 1)[1]}
+    environment = {**os.environ, "PAYMENTS_EMULATOR_PORT": local.emulator.rsplit(":", 1)[1]} | local.environment
     verified = subprocess.run(["make", "-s", "verify"], cwd=REPO, env=environment, capture_output=True, text=True,
                               timeout=300, check=False)  # fmt: skip
     assert verified.returncode == 0 and verified.stdout.startswith("intact: "), verified.stdout + verified.stderr
+    assert any((local.checkpoints / merchant).glob("*.json") for merchant in local.merchants)  # the copy it held to
 
 
 @pytest.mark.parametrize("body, param", BAD_PAYMENTS[:8])
@@ -158,8 +173,17 @@ def test_error_rows_of_the_contract(local):
 
 
 def stored_items(local) -> int:
+    """Every item but the checkpoints, which the schedule writes every few seconds whatever requests arrive."""
     dynamodb = local.aws("dynamodb")
-    return sum(dynamodb.scan(TableName=t, Select="COUNT")["Count"] for t in dynamodb.list_tables()["TableNames"])
+    return sum(
+        dynamodb.scan(
+            TableName=t,
+            Select="COUNT",
+            FilterExpression="NOT begins_with(pk, :checkpoint)",
+            ExpressionAttributeValues={":checkpoint": {"S": "CHECKPOINT#"}},
+        )["Count"]
+        for t in dynamodb.list_tables()["TableNames"]
+    )
 
 
 def test_unsigned_badly_signed_and_unknown_signers_get_403_and_nothing_is_written(local):
@@ -314,7 +338,8 @@ def test_schema_driven_fuzzing_finds_no_server_errors(local):
 
 
 def test_throttling_answers_429_in_the_contract_shape(local):
-    """A flood beyond the stage's burst is refused with 429s, and what gets through stays inside the bucket.
+    """A flood beyond the stage's burst is refused with 429s, and what gets through stays inside the bucket (the
+    merchant's own, within the stage's: only what the merchant's plan admits spends the stage's tokens).
 
     The flood is requests the handler refuses before any AWS call (a body that is not JSON), so it
     outpaces the rate on a slow machine too; the counts are checked against the time it took. The
@@ -346,6 +371,38 @@ def test_throttling_answers_429_in_the_contract_shape(local):
     while requests.post(f"{local.api}/payments", data="{", timeout=10, auth=auth,
                         headers={"Content-Type": "application/json"}).status_code == 429:  # fmt: skip
         assert time.monotonic() < deadline, "the API still throttles after the flood"
+
+
+def test_one_merchants_burst_never_makes_anothers_request_a_429(local):
+    """globex (5/s, burst 10 in the dev configuration) floods past its own rate while acme's requests, sent
+    meanwhile, all succeed; globex's refusals are the contract's 429 with Retry-After. Requests the handler refuses
+    before any AWS call but the merchant lookup (a body that is not JSON) outpace the rate on a slow machine too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stacks.config import DEV
+
+    globex_rate = DEV.merchant_rate(DEV.merchants[1])
+    time.sleep(DEV.merchant_throttling.burst_limit / DEV.merchant_throttling.rate_limit)  # acme's bucket refilled
+    clients, per_client = 8, (4 * globex_rate.burst_limit) // 8
+
+    def flood(merchant: str, count: int = per_client) -> list[requests.Response]:
+        auth = local.auth(merchant)
+        with requests.Session() as session:
+            return [session.post(f"{local.api}/payments", data="{", timeout=10, auth=auth,
+                                 headers={"Content-Type": "application/json"}) for _ in range(count)]  # fmt: skip
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        globex = pool.map(flood, ["globex"] * clients)
+        acme = flood("acme", 2 * globex_rate.burst_limit)  # more than globex's burst: acme's own bucket holds them
+        globex_answers = [answer for batch in globex for answer in batch]
+    capacity = globex_rate.burst_limit + globex_rate.rate_limit * (time.monotonic() - started)
+    assert len(globex_answers) > capacity, f"{len(globex_answers)} did not outpace globex's bucket ({capacity:.0f})"
+    assert [answer.status_code for answer in acme] == [400] * len(acme)  # refused as not JSON, never throttled
+    throttled = [answer for answer in globex_answers if answer.status_code == 429]
+    assert len(globex_answers) - len(throttled) <= capacity
+    assert all(answer.headers["Retry-After"].isdigit() for answer in throttled)
+    error_of(throttled[0], 429, "rate_limit_error")
 
 
 def test_no_card_data_in_the_emulator_or_the_terraform_state(local):

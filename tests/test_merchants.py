@@ -9,7 +9,7 @@ import pytest
 
 from lambdas.adapters.dynamo import to_item
 from lambdas.adapters.merchants import DynamoMerchantDirectory, merchant_items
-from lambdas.domain.merchants import Caller, acting_principal, lookup_keys
+from lambdas.domain.merchants import Caller, acting_principal, lookup_keys, principal_key
 from tests.events import body_of, invoke
 from tests.fakes import MERCHANT_A, MERCHANT_B
 from tests.service_fixtures import REGION
@@ -46,6 +46,22 @@ def test_other_principals_are_themselves(principal):
     assert acting_principal(principal) == principal
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "arn:aws:iam::123456789012:role/Checkout-Service",
+        "arn:aws:iam::123456789012:role/teams/CHECKOUT-SERVICE",
+        "arn:aws:sts::123456789012:assumed-role/checkout-SERVICE/i-0abc123",
+    ],
+)
+def test_a_role_is_known_by_its_name_in_any_case_as_iam_knows_it(spelling):
+    """IAM names are unique whatever their case, so every spelling (and every session) is the one role."""
+    assert principal_key(spelling) == principal_key("arn:aws:iam::123456789012:role/checkout-service")
+    assert principal_key(spelling) != principal_key("arn:aws:iam::123456789012:user/checkout-service")
+    assert principal_key(spelling) != principal_key("arn:aws:iam::210987654321:role/checkout-service")
+    assert lookup_keys(Caller(spelling, "123456789012"))[0] == principal_key(spelling)
+
+
 def test_a_caller_is_looked_up_as_its_principal_then_its_account():
     caller = Caller(f"{SESSION_OF_B}/task-1", "123456789012")
     assert lookup_keys(caller) == (MERCHANT_B, "123456789012")
@@ -75,6 +91,18 @@ def test_a_named_role_wins_over_its_whole_account(directory):
     assert by_account.id == "whole-account" and by_account.rules.velocity_per_hour == 3
     assert merchants.merchant_for(Caller(UNMAPPED, "123456789012")) is None
     assert merchants.merchant_for(Caller("", "")) is None
+
+
+@pytest.mark.parametrize(
+    "caller",
+    ["arn:aws:sts::210987654321:assumed-role/CheckOut/i-1", "arn:aws:iam::210987654321:role/other/CHECKOUT"],
+)
+def test_a_role_spelled_in_another_case_maps_to_its_merchant_not_to_its_account(directory, caller):
+    merchants, dynamodb, table, _ = directory
+    for item in merchant_items("upper", ["arn:aws:iam::123456789012:user/Billing"], {}):
+        dynamodb.put_item(TableName=table, Item=to_item(item))
+    assert merchants.merchant_for(Caller(caller, "210987654321")).id == "one-role"
+    assert merchants.merchant_for(Caller("arn:aws:iam::123456789012:user/BILLING", "123456789012")).id == "upper"
 
 
 def test_every_merchant_is_listed_for_the_scheduled_jobs(directory):
@@ -192,3 +220,18 @@ def test_each_merchant_pays_by_its_own_rules(aws_env, sandbox):
     declined = pay(body, key="b", caller=MERCHANT_B)
     assert declined["statusCode"] == 402 and body_of(declined)["error"]["decline_code"] == "rule_blocked"
     assert json.loads(capped["rules"]) == {"max_amount": {"USD": 500}}
+
+
+def test_a_request_carrying_another_merchants_api_key_is_refused_and_nothing_is_written(aws_env, sandbox):
+    """A merchant's API key puts a request in that merchant's usage plan: the signer's merchant must be the key's
+    (its id in the merchant's item, as API Gateway reports it in the event), else 403 before anything is read."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for merchant, principal in (("merchant-a", MERCHANT_A), ("merchant-b", MERCHANT_B)):
+        item = merchant_items(merchant, [principal], {}, api_key_id=f"{merchant}-key-id")[0]
+        dynamodb.put_item(TableName=aws_env["MERCHANTS_TABLE"], Item=to_item(item))
+    body = {"amount": 900, "currency": "usd", "source": {"card": card()}}
+    for api_key_id in ("merchant-b-key-id", None):
+        refused = pay(body, key="a", caller=MERCHANT_A, api_key_id=api_key_id)
+        assert assert_error(refused, 403, "permission_error")["code"] == "api_key_mismatch"
+    assert stored_items(aws_env) == 0 and sandbox.charges() == []
+    assert pay(body, key="a", caller=MERCHANT_A, api_key_id="merchant-a-key-id")["statusCode"] == 201

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 
 from lambdas.domain.chains import Head
 from lambdas.domain.errors import GatewayFailed
 from lambdas.handlers import checkpoint as checkpoint_handler
 from lambdas.handlers import reconcile as reconcile_handler
 from lambdas.metrics import (
+    CHECKPOINT_FAILURES,
     CHECKPOINTS_REFUSED,
     NAMESPACE_VARIABLE,
     PENDING_OVERDUE,
@@ -21,8 +23,9 @@ from lambdas.metrics import (
     outcome_of,
 )
 from lambdas.use_cases.reconcile import OVERDUE_AFTER
-from tests.fakes import fake_world
+from tests.fakes import FakeSigner, fake_world
 from tests.fakes_gateway import FakeGateway, Fault
+from tests.test_checkpoints import _pay_on_chain, _truncate
 from tests.test_use_cases import captured, pay
 
 
@@ -142,3 +145,34 @@ def test_a_checkpoint_run_that_refuses_a_tampered_ledger_emits_it(monkeypatch, c
     (document,) = _emitted(capsys)
     assert document[CHECKPOINTS_REFUSED] == [1.0]
     assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace
+
+
+def test_a_checkpoint_run_that_fails_for_a_merchant_emits_it(monkeypatch, capsys, namespace):
+    world = fake_world(FakeGateway())
+    monkeypatch.setattr(checkpoint_handler, "tenancy", lambda: world.tenancy)
+    checkpoint_handler.handler({"source": "aws.events"}, None)
+    (document,) = _emitted(capsys)
+    assert document[CHECKPOINT_FAILURES] == [0.0]
+
+    def denied(signer, message):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "Sign")
+
+    monkeypatch.setattr(FakeSigner, "sign", denied)  # the signing key's policy no longer lets the function sign
+    pay(world)  # merchant A's ledger moved: it needs a signature; merchant B's did not
+    counts = checkpoint_handler.handler({"source": "aws.events"}, None)
+    assert (counts["errors"], counts["unchanged"]) == (1, 1)
+    (document,) = _emitted(capsys)
+    assert document[CHECKPOINT_FAILURES] == [1.0]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace
+
+
+def test_a_checkpoint_run_that_refuses_a_chain_truncated_and_grown_again_emits_it(monkeypatch, capsys, namespace):
+    world = fake_world(FakeGateway())
+    paid = pay(world).body["id"]
+    monkeypatch.setattr(checkpoint_handler, "tenancy", lambda: world.tenancy)
+    checkpoint_handler.handler({"source": "aws.events"}, None)
+    capsys.readouterr()
+    _pay_on_chain(world, _truncate(world, paid))
+    assert checkpoint_handler.handler({"source": "aws.events"}, None)["refused"] == 1
+    (document,) = _emitted(capsys)
+    assert document[CHECKPOINTS_REFUSED] == [1.0]

@@ -9,11 +9,19 @@ import pytest
 
 from lambdas import SERVICE_NAME
 from lambdas.adapters.sparkle import REQUESTS as GATEWAY_REQUESTS
-from lambdas.metrics import GATEWAY_LATENCY, OUTCOMES, PENDING_OVERDUE, RECONCILE_ERRORS, RESPONSES
+from lambdas.metrics import (
+    CHECKPOINT_FAILURES,
+    CHECKPOINTS_REFUSED,
+    GATEWAY_LATENCY,
+    OUTCOMES,
+    PENDING_OVERDUE,
+    RECONCILE_ERRORS,
+    RESPONSES,
+)
 from lambdas.routes import ROUTES, Function
-from stacks.account_stack import AUDIT_KEY_CHANGES, AUDIT_RETENTION_DAYS, TRAIL_CHANGES
-from stacks.alarm_topic import RUNBOOK
-from stacks.config import AlarmSettings
+from stacks.account_stack import AUDIT_RETENTION_DAYS, TRAIL_CHANGES, alarm_topic_name
+from stacks.alarm_topic import BUCKET_ADMINISTRATION, KEY_ADMINISTRATION, RUNBOOK
+from stacks.config import RESOURCE_PREFIX, AlarmSettings
 from stacks.monitoring import ALARMS
 from tests.conftest import REPO, SCALE_ALARMS
 from tests.policies import key_policy_statements
@@ -45,8 +53,10 @@ def test_every_alarm_names_a_runbook_section_that_exists_and_goes_to_the_topic(s
         kinds.add(kind)
         assert alarm["alarm_actions"] == alarm["ok_actions"] == [_topic_ref(stack)], name
     for rule in stack.resources("aws_cloudwatch_event_rule").values():
-        kinds.update(re.findall(rf"Runbook: {RUNBOOK}#([\w-]+)$", rule.get("description", "")))
-    assert kinds == set(ALARMS)  # every kind is raised by something
+        for kind in re.findall(rf"Runbook: {RUNBOOK}#([\w-]+)$", rule.get("description", "")):
+            assert kind in anchors, f"{rule['name']}: {RUNBOOK} has no section #{kind}"
+            kinds.add(kind)
+    assert kinds == set(ALARMS) | set(KEY_ADMINISTRATION) | set(BUCKET_ADMINISTRATION)  # each raised by something
 
 
 def test_each_function_each_route_and_each_dead_letter_queue_has_its_alarms(stack):
@@ -92,6 +102,22 @@ def test_the_backlog_and_reconcile_alarms_read_the_metrics_reconcile_emits(stack
         assert function["environment"]["variables"]["POWERTOOLS_METRICS_NAMESPACE"] == namespace
 
 
+def test_the_checkpoint_alarms_read_the_metrics_a_checkpoint_run_emits(stack):
+    alarms = _alarms(stack)
+    prefix, namespace = stack.environment.prefix, stack.environment.metrics_namespace
+    integrity, failures = alarms[f"{prefix}-ledger-integrity"], alarms[f"{prefix}-checkpoint-failures"]
+    assert (integrity["namespace"], integrity["metric_name"]) == (namespace, CHECKPOINTS_REFUSED)
+    assert (failures["namespace"], failures["metric_name"]) == (namespace, CHECKPOINT_FAILURES)
+    assert integrity["dimensions"] == failures["dimensions"] == {"service": SERVICE_NAME}
+    assert (failures["statistic"], failures["threshold"], failures["comparison_operator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert failures["treat_missing_data"] == "breaching"  # checkpointing stopped is a failure nobody sees
+    assert "Runbook: docs/runbook.md#checkpoint-failures" in failures["alarm_description"]
+
+
 def test_thresholds_and_subscriptions_come_from_the_configuration(synthesized):
     dev, scale = synthesized["dev"], synthesized["scale"]
     assert {a["threshold"] for a in _alarms(dev).values() if a["metric_name"] == "Latency"} == {DEFAULTS.p99_latency_ms}
@@ -119,63 +145,96 @@ def test_alarm_settings_that_could_never_fire_or_deliver_are_refused(settings):
         AlarmSettings.model_validate(settings)
 
 
-def _topic_publishers(stack, topic_name: str) -> str:
-    """The topic is encrypted with a key of its own; only this account's alarms and the topic's own rules publish,
-    and its key lets them: CloudWatch under aws:SourceAccount, EventBridge unconditioned (SNS supports no aws:Source*
-    condition on the key for EventBridge), bound by the topic policy instead. Returns the key's resource name."""
+def _rules_to(stack, topic: str) -> dict[str, dict]:
+    """The event patterns of the stack's EventBridge rules that send to ``topic`` (a reference), by rule name."""
+    rules = {
+        f"${{aws_cloudwatch_event_rule.{n}.name}}": r for n, r in stack.resources("aws_cloudwatch_event_rule").items()
+    }
+    return {
+        rules[t["rule"]]["name"]: json.loads(rules[t["rule"]]["event_pattern"])
+        for t in stack.resources("aws_cloudwatch_event_target").values()
+        if t["arn"] == topic
+    }
+
+
+def _topic_publishers(stack, topic_name: str, alarms: bool) -> str:
+    """The topic is encrypted with a key of its own; only the topic's own rules and, if ``alarms``, the stack's own
+    alarms publish, and its key lets them: CloudWatch under aws:SourceAccount and aws:SourceArn, EventBridge
+    unconditioned (SNS supports no aws:Source* condition on the key for EventBridge), bound by the topic policy
+    instead. Returns the key's resource name."""
     (topic,) = stack.resources("aws_sns_topic").values()
     assert topic["name"] == topic_name
     keys = {f"${{aws_kms_key.{n}.arn}}": n for n in stack.resources("aws_kms_key")}
     key = keys[topic["kms_master_key_id"]]
-    rule_names = {r["name"] for r in stack.resources("aws_cloudwatch_event_rule").values() if "event_pattern" in r}
+    rule_names = set(_rules_to(stack, _topic_ref(stack)))
     assert rule_names and all(name.startswith(f"{topic_name}-") for name in rule_names)
     ((_, policy),) = stack.resources("aws_sns_topic_policy").items()
     statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
-    alarms, rules = statements["CloudWatchAlarmsOfThisAccount"], statements["ThisTopicsRules"]
-    assert alarms["Action"] == rules["Action"] == ["sns:Publish"]
+    assert set(statements) == {"ThisTopicsRules", *(["ThisStacksAlarms"] if alarms else [])}
     account = "${data.aws_caller_identity.caller.account_id}"
-    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": [account]}}
-    (rule_arns,) = rules["Condition"]["ArnLike"]["aws:SourceArn"]
+    (rule_arns,) = statements["ThisTopicsRules"]["Condition"]["ArnLike"]["aws:SourceArn"]
     assert rule_arns.endswith(f":{account}:rule/{topic_name}-*")
     uses = {
         s.principals[0][1][0].split(".")[0]: s
         for s in key_policy_statements(stack, key)
         if s.principals[0][0] == "Service"
     }
-    assert set(uses) == {"cloudwatch", "events"}
+    assert set(uses) == {"events", *(["cloudwatch"] if alarms else [])}
     assert all(set(use.actions) == {"kms:Decrypt", "kms:GenerateDataKey*"} for use in uses.values())
-    assert uses["cloudwatch"].conditions == (("StringEquals", "aws:SourceAccount", (account,)),)
     assert uses["events"].conditions == ()
+    if alarms:
+        from_alarms = statements["ThisStacksAlarms"]
+        assert from_alarms["Action"] == ["sns:Publish"]
+        (alarm_arns,) = from_alarms["Condition"]["ArnLike"]["aws:SourceArn"]
+        assert alarm_arns.endswith(f":{account}:alarm:{stack.environment.prefix}-*")
+        assert from_alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": [account]}
+        assert uses["cloudwatch"].conditions == (
+            ("StringEquals", "aws:SourceAccount", (account,)),
+            ("ArnLike", "aws:SourceArn", (alarm_arns,)),
+        )
     return key
 
 
-def test_the_topic_has_its_own_key_and_only_this_accounts_alarms_and_its_rules_publish(stack):
-    key = _topic_publishers(stack, f"{stack.environment.prefix}-alarms")
-    watched = {arn for r in stack.resources("aws_cloudwatch_event_rule").values() if "event_pattern" in r
-               for arn in json.loads(r["event_pattern"])["detail"]["resources"]["ARN"]}  # fmt: skip
-    assert (
-        f"${{aws_kms_key.{key}.arn}}" not in watched
-    )  # a key cannot report its own loss through the topic it encrypts
+def test_the_topic_has_its_own_key_and_only_this_stacks_alarms_and_its_rules_publish(stack):
+    key = _topic_publishers(stack, f"{stack.environment.prefix}-alarms", alarms=True)
+    lost = _administration(_rules_to(stack, _topic_ref(stack)))["DisableKey"]
+    assert lost and f"${{aws_kms_key.{key}.arn}}" not in lost  # a key cannot report its own loss through its topic
 
 
-def test_key_changes_reach_the_topic_through_eventbridge(stack):
-    rules = {r["name"]: r for r in stack.resources("aws_cloudwatch_event_rule").values()}
-    prefix = stack.environment.prefix
-    keys = {f"${{aws_kms_key.{name}.arn}}": name.split("_")[0] for name in stack.resources("aws_kms_key")}
-    state = json.loads(rules[f"{prefix}-alarms-key-state"]["event_pattern"])
-    assert "eventSource" not in state["detail"]  # its host differs by partition; the source names KMS
-    assert state["source"] == ["aws.kms"] and state["detail"]["eventName"] == ["DisableKey", "ScheduleKeyDeletion"]
-    assert {keys[arn] for arn in state["detail"]["resources"]["ARN"]} == {
-        "vault",
-        "fingerprint",
-        "operations",
-        "signing",
-    }
-    vault = json.loads(rules[f"{prefix}-alarms-vault-key-policy"]["event_pattern"])
-    assert vault["detail"]["eventName"] == ["PutKeyPolicy", "CreateGrant"]
-    assert [keys[arn] for arn in vault["detail"]["resources"]["ARN"]] == ["vault"]
-    targets = [t for t in stack.resources("aws_cloudwatch_event_target").values() if t["arn"] == _topic_ref(stack)]
-    assert len(targets) == 2
+def _administration(patterns: dict[str, dict]) -> dict[str, set[str]]:
+    """Each KMS call the rules watch -> the keys (references) it is watched on."""
+    watched: dict[str, set[str]] = {}
+    for pattern in patterns.values():
+        if pattern["source"] == ["aws.kms"]:
+            assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+            assert "eventSource" not in pattern["detail"]  # its host differs by partition; the source names KMS
+            assert set(pattern["detail"]) == {"eventName", "resources"}  # whoever calls: no userIdentity filter
+            for event in pattern["detail"]["eventName"]:
+                watched.setdefault(event, set()).update(pattern["detail"]["resources"]["ARN"])
+    return watched
+
+
+def test_every_administration_call_on_every_key_alarms_whoever_makes_it(synthesized, stack):
+    """PutKeyPolicy, CreateGrant, DisableKey and ScheduleKeyDeletion on every key of the stack, the alarm topic's
+    own included: its loss through the account's topic, and the account topic's key's loss through this one."""
+    account_topic = alarm_topic_name(RESOURCE_PREFIX)
+    ((_, account_topic_body),) = synthesized[stack.environment.account_stack_id].resources("aws_sns_topic").items()
+    assert account_topic_body["name"] == account_topic
+    keys = {f"${{aws_kms_key.{name}.arn}}" for name in stack.resources("aws_kms_key")}
+    ((_, topic),) = stack.resources("aws_sns_topic").items()
+    own = topic["kms_master_key_id"]
+    watched = _administration(_rules_to(stack, _topic_ref(stack)))
+    assert set(watched) == {event for _, events in KEY_ADMINISTRATION.values() for event in events}
+    assert watched["PutKeyPolicy"] == watched["CreateGrant"] == keys
+    ((name, data),) = stack.data("aws_kms_key").items()
+    assert data["key_id"] == f"alias/{account_topic}"  # the account's alarm topic's key
+    lost = keys - {own} | {f"${{data.aws_kms_key.{name}.arn}}"}
+    assert watched["DisableKey"] == watched["ScheduleKeyDeletion"] == lost
+    (account_arn,) = {t["arn"] for t in stack.resources("aws_cloudwatch_event_target").values()
+                      if t["arn"].endswith(f":{account_topic}")}  # fmt: skip
+    to_account = _rules_to(stack, account_arn)
+    assert set(to_account) == {f"{account_topic}-{stack.environment.prefix}-alarms-key-loss"}
+    assert _administration(to_account) == {"DisableKey": {own}, "ScheduleKeyDeletion": {own}}
 
 
 def test_the_dashboard_shows_outcomes_gateway_backlog_refunds_errors_throttles_and_waf(stack):
@@ -264,18 +323,22 @@ def test_the_trails_bucket_is_locked_versioned_encrypted_private_and_tls_only(ac
     assert set(writes["Condition"]["StringEquals"]) == {"aws:SourceArn", "s3:x-amz-acl"}
 
 
-def test_the_trail_stopped_or_changed_and_its_key_lost_alarm_through_the_accounts_own_topic(account):
-    _topic_publishers(account, "payments-account-alarms")
+def test_the_trail_stopped_or_changed_and_its_keys_administration_alarm_through_the_accounts_own_topic(account):
+    _topic_publishers(account, alarm_topic_name(RESOURCE_PREFIX), alarms=False)
     rules = {r["name"]: json.loads(r["event_pattern"]) for r in account.resources("aws_cloudwatch_event_rule").values()}
     trail = rules["payments-account-alarms-audit-trail"]
     (trail_name,) = account.resources("aws_cloudtrail")
     assert trail["source"] == ["aws.cloudtrail"] and trail["detail"]["eventName"] == list(TRAIL_CHANGES)
     assert trail["detail"]["requestParameters"]["name"] == [
         f"${{aws_cloudtrail.{trail_name}.name}}", f"${{aws_cloudtrail.{trail_name}.arn}}"]  # fmt: skip
-    key = rules["payments-account-alarms-audit-key"]
-    assert key["source"] == ["aws.kms"] and key["detail"]["eventName"] == list(AUDIT_KEY_CHANGES)
-    (audit_key,) = [n for n in account.resources("aws_kms_key") if n.startswith("audit_key")]
-    assert key["detail"]["resources"]["ARN"] == [f"${{aws_kms_key.{audit_key}.arn}}"]
+    keys = {f"${{aws_kms_key.{name}.arn}}": name.split("_")[0] for name in account.resources("aws_kms_key")}
+    watched = _administration(_rules_to(account, _topic_ref(account)))
+    assert {event: {keys[arn] for arn in arns} for event, arns in watched.items()} == {
+        "PutKeyPolicy": {"audit", "alarms"},
+        "CreateGrant": {"audit", "alarms"},
+        "DisableKey": {"audit"},  # the topic's own: through each environment's topic
+        "ScheduleKeyDeletion": {"audit"},
+    }
     anchors = _anchors((REPO / RUNBOOK).read_text())
     for rule in account.resources("aws_cloudwatch_event_rule").values():
         (kind,) = re.findall(rf"Runbook: {RUNBOOK}#([\w-]+)$", rule["description"])

@@ -27,7 +27,9 @@ CONTRACT_ROUTES = {
     ("GET", "/payments/{id}/ledger"): (False, {200, 404}),
     ("GET", "/balances"): (False, {200}),
     ("GET", "/payments"): (False, {200, 400}),
+    ("GET", "/ledger/checkpoints"): (False, {200, 400}),
     ("GET", "/ledger/checkpoints/latest"): (False, {200, 404}),
+    ("GET", "/ledger/checkpoints/{sequence}"): (False, {200, 404}),
     ("GET", "/ledger/public-key"): (False, {200}),
 }
 EVERY_ROUTE_STATUSES = {403, 429, 500}
@@ -65,6 +67,8 @@ def test_every_body_the_handlers_answer_matches_the_description(aws_env):
     response_models.PaymentResponse.model_validate(declined_payment)
     assert checkpoint_handler.handler({"source": "aws.events"}, None)["written"] >= 1
     response_models.CheckpointResponse.model_validate(body_of(invoke("GET", "/ledger/checkpoints/latest")))
+    response_models.CheckpointResponse.model_validate(body_of(invoke("GET", "/ledger/checkpoints/1")))
+    response_models.CheckpointListResponse.model_validate(body_of(invoke("GET", "/ledger/checkpoints")))
     response_models.PublicKeyResponse.model_validate(body_of(invoke("GET", "/ledger/public-key")))
     with pytest.raises(ValidationError) as refused:  # the models are strict enough to notice a wrong body
         response_models.PaymentResponse.model_validate({**payment, "pan": "x"})

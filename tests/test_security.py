@@ -26,8 +26,8 @@ def _by_suffix(resources: dict, attribute: str, suffix: str) -> dict:
 
 def test_symmetric_keys_rotate_the_fingerprint_key_is_hmac_and_the_signing_key_ecc(stack):
     keys = {name.split("_")[0]: key for name, key in stack.resources("aws_kms_key").items()}
-    assert set(keys) == {"vault", "fingerprint", "operations", "signing", "alarms"}
-    for name in ("vault", "operations", "alarms"):
+    assert set(keys) == {"vault", "fingerprint", "operations", "signing", "alarms", "checkpoint-archive"}
+    for name in ("vault", "operations", "alarms", "checkpoint-archive"):
         assert keys[name]["customer_master_key_spec"] == "SYMMETRIC_DEFAULT"
         assert keys[name]["enable_key_rotation"] is True
     assert keys["fingerprint"]["customer_master_key_spec"] == "HMAC_256"
@@ -42,7 +42,8 @@ def test_symmetric_keys_rotate_the_fingerprint_key_is_hmac_and_the_signing_key_e
         assert key["deletion_window_in_days"] == _config(stack).key_deletion_window_days
     aliases = sorted(alias["name"] for alias in stack.resources("aws_kms_alias").values())
     prefix = _config(stack).prefix
-    assert aliases == [f"alias/{prefix}-{key}" for key in ("alarms", "fingerprint", "operations", "signing", "vault")]
+    names = ("alarms", "checkpoints", "fingerprint", "operations", "signing", "vault")
+    assert aliases == [f"alias/{prefix}-{key}" for key in names]
 
 
 def test_key_policies_name_their_users_and_bind_service_principals_to_the_account(stack):
@@ -76,6 +77,7 @@ def test_key_policies_name_their_users_and_bind_service_principals_to_the_accoun
         "operations": {"reconcile", "checkpoint"},  # their dead-letter queues
         "signing": {"checkpoint", "read"},  # signs; serves the public key
         "alarms": set(),  # CloudWatch and EventBridge publish to the alarm topic; no function uses it
+        "checkpoint-archive": {"checkpoint"},  # keeps each checkpoint in the write-once bucket, through S3
     }
 
 
@@ -234,8 +236,7 @@ def test_gateway_responses_answer_a_fixed_message_and_quote_nothing_of_the_reque
     (method, path, query), ACCESS_DENIED's the resource ARN with its path, an incomplete signature's the
     Authorization header. A badly signed ``GET /v1/payments/4242424242424242`` would echo the card number. So every
     response answers the contract's error with a fixed message and refers to nothing of the request but its id;
-    types the API configures no response for (UNAUTHORIZED and INVALID_API_KEY: it has no authorizer and no API
-    keys) get DEFAULT_4XX's, fixed too."""
+    types the API configures no response for (UNAUTHORIZED: it has no authorizer) get DEFAULT_4XX's, fixed too."""
     from stacks.payment_api import GATEWAY_RESPONSES
 
     responses = {r["response_type"]: r for r in stack.resources("aws_api_gateway_gateway_response").values()}
@@ -314,7 +315,7 @@ def test_reconciliation_and_checkpoints_run_on_a_schedule_with_encrypted_dead_le
     scheduled = {}
     for target in stack.resources("aws_cloudwatch_event_target").values():
         if "schedule_expression" not in rules[target["rule"]]:
-            continue  # a key-change rule, to the alarm topic (tests/test_monitoring.py)
+            continue  # a key administration rule, to an alarm topic (tests/test_monitoring.py)
         assert rules[target["rule"]]["schedule_expression"] == "rate(5 minutes)"
         function = functions[target["arn"].split(".")[1]]
         queue_name = function["dead_letter_config"]["target_arn"].split(".")[1]
@@ -411,11 +412,12 @@ def test_no_block_synthesizes_empty(stack):
 def test_every_refusal_in_front_of_the_functions_but_an_uninspectable_body_carries_a_request_id(stack):
     """A WAF custom response would take precedence over API Gateway's and cannot carry the request id: the managed
     rules block plainly, and their WAF_FILTERED gateway response, like API Gateway's own 413 (over 10 MB), answers the
-    contract. The one custom response is the 413 for a body WAF cannot inspect whole (below)."""
+    contract. The custom responses are the 413 for a body WAF cannot inspect whole (below) and the 400 for an
+    idempotency key the signature does not cover (tests/test_merchant_boundary.py)."""
     (acl,) = stack.resources("aws_wafv2_web_acl").values()
-    assert [body["key"] for body in acl["custom_response_body"]] == ["body_too_large"]
+    assert [body["key"] for body in acl["custom_response_body"]] == ["body_too_large", "idempotency_key_unsigned"]
     managed = [rule for rule in acl["rule"] if "managed_rule_group_statement" in rule["statement"]]
-    assert len(managed) == len(acl["rule"]) - 1
+    assert len(managed) == len(acl["rule"]) - 2
     assert all("action" not in rule for rule in managed)  # rule groups' own block actions, no custom response
     assert acl["default_action"] == {"allow": {}}
     responses = {r["response_type"]: r for r in stack.resources("aws_api_gateway_gateway_response").values()}
@@ -476,7 +478,8 @@ def test_the_deployments_trigger_digests_every_definition_the_api_serves(stack):
     }
     # Every other API Gateway resource is outside what a deployment captures.
     outside = {f"aws_api_gateway_{kind}" for kind in ("deployment", "stage", "method_settings", "domain_name",
-                                                      "base_path_mapping", "account")}  # fmt: skip
+                                                      "base_path_mapping", "account", "usage_plan", "usage_plan_key",
+                                                      "api_key")}  # fmt: skip
     api_types = {t for t in stack.config["resource"] if t.startswith("aws_api_gateway_")}
     assert api_types <= set(DEPLOYED_DEFINITIONS) | outside
 

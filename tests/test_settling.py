@@ -14,14 +14,21 @@ from lambdas.adapters.idempotency import State
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.domain.rules import RuleSet
+from lambdas.edge import ApiHandler
 from lambdas.gateway import Charge, GatewayRefund, GatewayRejected
+from lambdas.handlers.charge import create_payment
+from lambdas.handlers.refund import create_refund
 from lambdas.ports import Contended, LostRace, PendingItem
+from lambdas.routes import Function
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.reconcile import GIVE_UP_AFTER, ITEM_SECONDS, OUTCOMES, OVERDUE_AFTER, reconcile
 from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
 from tests.fakes_gateway import FakeGateway, Fault
+from tests.test_api import assert_error
+from tests.test_docs import ERROR_CODES
 from tests.test_use_cases import DECLINED_CARD, VISA, captured, card, pay
+from tools.api_events import api_event
 
 
 def counted(**counts: int) -> dict[str, int]:
@@ -105,16 +112,21 @@ def test_a_refund_the_gateway_refuses_for_another_reason_than_its_amount_is_a_50
     assert world.ledger.refunds[(payment_id, refund_id)].status is RefundStatus.PENDING
 
 
-def test_every_retry_of_a_refund_given_up_is_the_same_502_and_its_amount_is_free_again(world, gateway):
+def test_a_refund_given_up_answers_its_key_with_a_final_402_replayed_the_same_and_its_amount_is_free_again(
+    world, gateway
+):
+    """Not the 502 of a gateway that may still answer, which a client retries without end: the refund failed for
+    good, and the answer says so once and for all (kept for replays, never a 409 or a 201)."""
     payment_id = captured(world, 1000)
     refund_id = lose_refund(world, gateway, payment_id, 400, "r1", Fault.UNAVAILABLE)
     world.clock.advance(timedelta(hours=2))
     assert world.service.reconcile() == counted(failed=1)  # given up: not "overdue", however old
-    for _ in range(2):  # the key is released each time: the same 502 again, never a 409
-        with pytest.raises(GatewayFailed) as failed:
-            world.service.refund(payment_id, 400, "r1")
-        assert ids(failed.value) == (payment_id, refund_id, False)
-        assert "never made this refund" in failed.value.message and "new Idempotency-Key" in failed.value.message
+    first, replay = (world.service.refund(payment_id, 400, "r1", request_id=f"req-{n}") for n in (1, 2))
+    error = first.body["error"]
+    assert (first.status, error["type"], error["code"]) == (402, "gateway_error", "refund_failed")
+    assert (error["payment_id"], error["refund_id"], error["request_id"]) == (payment_id, refund_id, "req-1")
+    assert ERROR_CODES["refund_failed"] == ("402", "gateway_error") and "new Idempotency-Key" in error["message"]
+    assert not first.replayed and replay.replayed and (replay.status, replay.body) == (first.status, first.body)
     assert world.service.refund(payment_id, 1000, "r2").status == 201
     assert [refund.amount for refund in gateway.refunds()] == [1000]
 
@@ -340,16 +352,6 @@ def test_a_reservation_that_keeps_losing_races_to_other_refunds_is_still_made(wo
 
 
 # -- a retry of a payment --------------------------------------------------------------------------
-
-
-def test_every_retry_of_a_payment_given_up_is_the_same_502(world, gateway):
-    payment_id = left_pending(world, gateway, Fault.UNAVAILABLE)
-    world.clock.advance(timedelta(hours=2))
-    assert world.service.reconcile() == counted(failed=1)
-    for _ in range(2):  # the key is released each time: the same 502 again, never a 409
-        with pytest.raises(GatewayFailed) as failed:
-            pay(world, key="k")
-        assert ids(failed.value) == (payment_id, None, False)
 
 
 def test_a_decline_booked_by_reconciliation_answers_the_retry_under_the_retrys_request_id(world, gateway):
@@ -606,3 +608,37 @@ def test_a_booked_refund_keeps_the_gateways_id_for_it(world, gateway):
     refund_id = world.service.refund(payment_id, 400, "r1").body["id"]
     made = gateway.find_refund(refund_id)
     assert made is not None and world.ledger.refunds[(payment_id, refund_id)].gateway_refund_id == made.id
+
+
+def test_over_http_what_was_given_up_is_the_documented_402_and_its_replay_says_so(world, gateway):
+    """Through the handlers' edge: the status, type and code as docs/api.md lists them, and the replay's header."""
+    serve = {
+        Function.CHARGE: ApiHandler(Function.CHARGE, {"POST /payments": create_payment}, lambda: world.tenancy),
+        Function.REFUND: ApiHandler(
+            Function.REFUND, {"POST /payments/{id}/refunds": create_refund}, lambda: world.tenancy
+        ),
+    }
+
+    def post(function: Function, path: str, body: dict, request_id: str) -> dict:
+        event = api_event("POST", path, body, headers={"Idempotency-Key": "k"}, request_id=request_id)
+        return serve[function](event, None)
+
+    card_body = {"number": VISA, "exp_month": 12, "exp_year": 2030, "cvc": "737"}
+    payment = {"amount": 1000, "currency": "usd", "source": {"card": card_body}}
+    gateway.fail_next("charge", Fault.UNAVAILABLE)
+    payment_id = assert_error(post(Function.CHARGE, "/payments", payment, "req-1"), 502, "gateway_error")["payment_id"]
+    refunds = f"/payments/{captured(world, 1000)}/refunds"
+    gateway.fail_next("refund", Fault.UNAVAILABLE)
+    lost_refund = post(Function.REFUND, refunds, {"amount": 400}, "req-2")
+    refund_id = assert_error(lost_refund, 502, "gateway_error")["refund_id"]
+    world.clock.advance(timedelta(hours=2))
+    assert world.service.reconcile() == counted(failed=2)
+    for function, path, body, code, named in (
+        (Function.CHARGE, "/payments", payment, "payment_failed", payment_id),
+        (Function.REFUND, refunds, {"amount": 400}, "refund_failed", refund_id),
+    ):
+        first, replay = post(function, path, body, "req-3"), post(function, path, body, "req-4")
+        error = assert_error(first, 402, "gateway_error")
+        assert error["code"] == code and error.get("refund_id", error["payment_id"]) == named
+        assert error["request_id"] == "req-3" and "Idempotent-Replayed" not in first["headers"]
+        assert replay["headers"].get("Idempotent-Replayed") == "true" and replay["body"] == first["body"]

@@ -20,11 +20,11 @@ from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, DynamoIdempotencySto
 from lambdas.adapters.ledger_store import PENDING_SHARDS, DynamoLedgerStore
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import MaskedCard
-from lambdas.domain.chains import chain_of, check_chain
+from lambdas.domain.chains import CHAINS, chain_of, check_chain
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.errors import IdempotencyConflict
 from lambdas.domain.payments import Payment, Refund, RefundStatus, Status
-from lambdas.ports import Answer, Contended, Fresh, LostRace, PendingItem, Replay, Resume
+from lambdas.ports import Answer, Contended, Fresh, LostRace, MisfiledCheckpoint, PendingItem, Replay, Resume
 from lambdas.storage_schema import Partition
 from tests.fakes import FakeClock, FakeDatabase, FakeIdempotencyStore, FakeLedgerStore, FakeVelocityCounter
 
@@ -638,6 +638,46 @@ def test_a_checkpoints_sequence_is_taken_once(ports):
     assert ports.store.latest_checkpoint() == first
 
 
+def test_checkpoints_are_read_one_by_its_sequence_and_listed_newest_first_page_by_page(ports):
+    def checkpoint(sequence: int) -> Checkpoint:
+        body = {"sequence": sequence, "root": f"r{sequence}", "created_at": "2026-01-01T00:00:00Z", "key_id": "k"}
+        return Checkpoint(body | {"signature": "s"}, [{"chain": 0, "sequence": sequence, "hash": f"h{sequence}"}])
+
+    made = [checkpoint(n) for n in range(1, 13)]  # sequences 10 to 12 sort after 9 only as numbers
+    for each in made:
+        commit(ports, lambda uow, each=each: ports.store.add_checkpoint(uow, each))
+    assert ports.store.checkpoint(11) == made[10] and ports.store.checkpoint(13) is None
+    assert ports.other_store.checkpoint(1) is None and ports.other_store.list_checkpoints(10, None) == ([], False)
+    assert ports.store.list_checkpoints(5, None) == (made[:6:-1], True)
+    assert ports.store.list_checkpoints(5, 8) == (made[6:1:-1], True)
+    assert ports.store.list_checkpoints(5, 3) == ([made[1], made[0]], False)
+    assert ports.store.list_checkpoints(2, 3) == ([made[1], made[0]], False)
+
+
+def _file_again(ports: Ports, sequence: int, under: int) -> None:
+    """The checkpoint stored under ``sequence`` copied, as it is, under ``under``'s key (table access)."""
+    if isinstance(ports.store, FakeLedgerStore):
+        ports.store.ledger.checkpoints[under] = ports.store.ledger.checkpoints[sequence]
+        return
+    client, table = ports.store.client, ports.store.table
+    key = {"pk": Partition.CHECKPOINT.key("merchant-a", "checkpoints"), "sk": f"CHECKPOINT#{sequence:012d}"}
+    item = client.get_item(TableName=table, Key=to_item(key), ConsistentRead=True)["Item"]
+    client.put_item(TableName=table, Item=item | to_item({"sk": f"CHECKPOINT#{under:012d}"}))
+
+
+def test_a_checkpoint_stored_under_another_ones_sequence_is_refused_by_every_read(ports):
+    body = {"sequence": 1, "root": "r1", "created_at": "2026-01-01T00:00:00Z", "key_id": "k", "signature": "s"}
+    commit(ports, lambda uow: ports.store.add_checkpoint(uow, Checkpoint(body, [])))
+    _file_again(ports, 1, under=999_999)
+    reads = [ports.store.latest_checkpoint, lambda: list(ports.store.checkpoints()),
+             lambda: ports.store.checkpoint(999_999), lambda: ports.store.list_checkpoints(5, None)]  # fmt: skip
+    for read in reads:
+        with pytest.raises(MisfiledCheckpoint) as misfiled:
+            read()
+        assert (misfiled.value.sort_key, misfiled.value.sequence) == ("CHECKPOINT#000000999999", 1)
+    assert ports.store.checkpoint(1) == Checkpoint(body, [])
+
+
 def test_settling_or_reserving_on_a_payment_never_stored_loses_finding_nothing(ports):
     never_stored = payment(ports)
     with pytest.raises(LostRace) as lost:
@@ -877,3 +917,17 @@ def test_after_waiting_out_a_conflict_the_head_is_read_again(moto_resources, wai
     settle(ports, store, paid_by_token)
     assert len(waits) == 1 and requests.sent == ["GetItem", "TransactWriteItems"]  # the cancelled one never reached
     _chained(store, [paid_by_token.id])
+
+
+def test_the_hash_at_a_chain_position_is_its_entrys_and_stays_the_merchants(ports):
+    first, second = on_one_chain(2)
+    for payment_id in (first, second):
+        made = payment(ports, payment_id=payment_id)
+        commit(ports, lambda uow, made=made: ports.store.add_payment(uow, made))
+        settle(ports, ports.store, made)
+    chain = chain_of(first)
+    entries = sorted((e for i in (first, second) for e in ports.store.entries(i)), key=lambda e: e.sequence)
+    assert [ports.store.hash_at(chain, e.sequence) for e in entries] == [e.hash for e in entries]
+    assert ports.store.hash_at(chain, len(entries) + 1) is None  # past the head
+    assert ports.store.hash_at((chain + 1) % CHAINS, 1) is None  # a chain with no entry
+    assert ports.other_store.hash_at(chain, 1) is None  # another merchant's chain of the same number

@@ -22,6 +22,7 @@ from lambdas.use_cases.tokens import CardInput
 from sparkle_sandbox.server import DECLINES
 from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
 from tests.fakes_gateway import FakeGateway, Fault
+from tests.test_docs import ERROR_CODES
 
 VISA = "4242424242424242"
 DECLINED_CARD = next(iter(DECLINES))  # a sandbox card the gateway always declines
@@ -165,15 +166,23 @@ def test_reconciliation_never_fails_a_payment_whose_key_a_request_holds(world, g
     assert world.ledger.payments[payment_id].status is Status.PENDING
 
 
-def test_nothing_answers_201_for_a_failed_payment(world, gateway):
+def test_a_payment_given_up_answers_its_key_with_a_final_402_that_is_replayed_the_same(world, gateway):
+    """Not the 502 of a gateway that may still answer: a retry of that would never end. The payment failed for
+    good, as a decline is final: a 402 ``gateway_error`` kept for replays, never a 201, never a second charge."""
     gateway.fail_next("charge", Fault.UNAVAILABLE)
     with pytest.raises(GatewayFailed) as failed:
         pay(world, key="k")
+    payment_id = failed.value.payment_id
     world.clock.advance(timedelta(hours=2))
     assert world.service.reconcile()["failed"] == 1
-    with pytest.raises(GatewayFailed):
-        pay(world, key="k")
-    assert world.ledger.payments[failed.value.payment_id].status is Status.FAILED and gateway.charges() == []
+    first, replay = pay(world, key="k"), pay(world, key="k")
+    error = first.body["error"]
+    assert (first.status, error["type"], error["code"], error["payment_id"]) == (
+        402, "gateway_error", "payment_failed", payment_id
+    )  # fmt: skip
+    assert ERROR_CODES["payment_failed"] == ("402", "gateway_error") and "new Idempotency-Key" in error["message"]
+    assert not first.replayed and replay.replayed and (replay.status, replay.body) == (first.status, first.body)
+    assert world.ledger.payments[payment_id].status is Status.FAILED and gateway.charges() == []
 
 
 def test_one_items_error_does_not_stop_the_run(world, gateway):
@@ -291,18 +300,6 @@ def test_a_refund_that_never_reached_the_gateway_is_sent_by_the_retry(world, gat
     assert (answer.status, answer.body["id"]) == (201, failed.value.refund_id)
     assert world.service.refund(payment_id, 400, "r1").replayed  # the retry that sent it stored its answer
     assert [r.amount for r in gateway.refunds()] == [400]
-
-
-def test_a_refund_given_up_by_reconciliation_is_a_gateway_error_to_the_retry(world, gateway):
-    payment_id = captured(world, 1000)
-    gateway.fail_next("refund", Fault.UNAVAILABLE)
-    with pytest.raises(GatewayFailed):
-        world.service.refund(payment_id, 400, "r1")
-    world.clock.advance(timedelta(hours=2))
-    assert world.service.reconcile()["failed"] == 1
-    with pytest.raises(GatewayFailed) as failed:
-        world.service.refund(payment_id, 400, "r1")
-    assert failed.value.refund_id and gateway.refunds() == []
 
 
 def test_an_unknown_payment_is_a_404_that_does_not_repeat_the_id(world):
@@ -432,17 +429,6 @@ def test_an_unexpected_failure_after_the_claim_leaves_the_key_retryable(gateway)
     service = PaymentService(replace(world.deps, gateway=gateway))
     answer = service.create_payment(PaymentCommand(1000, "usd", card=card()), "req", "k")
     assert (answer.status, answer.body["id"]) == (201, payment_id)  # resumed at once, not 409 for a minute
-
-
-def test_a_given_up_payment_tells_the_retry_to_use_a_new_key(world, gateway):
-    gateway.fail_next("charge", Fault.UNAVAILABLE)
-    with pytest.raises(GatewayFailed):
-        pay(world, key="k")
-    world.clock.advance(timedelta(hours=2))
-    world.service.reconcile()
-    with pytest.raises(GatewayFailed) as failed:
-        pay(world, key="k")
-    assert "new Idempotency-Key" in failed.value.message
 
 
 # -- tokens: no CVC, errors named by field, one token per key -----------------------------------------

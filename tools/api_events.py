@@ -38,9 +38,11 @@ def api_event(
     caller: str = "arn:aws:iam::123456789012:user/local",
     content_type: str | None = "application/json",
     request_id: str | None = None,
+    api_key_id: str | None = None,
 ) -> dict:
     """The event for ``method path`` (a query string after ``?``, as API Gateway passes it); ``content_type`` is
-    added unless the headers name one."""
+    added unless the headers name one; ``api_key_id``: the id of the API key the request carried, as API Gateway
+    reports it (None: no key)."""
     path, _, query_string = path.partition("?")
     query = dict(parse_qsl(query_string, keep_blank_values=True))
     route, parameters = route_for(method, path)
@@ -62,7 +64,12 @@ def api_event(
             "stage": "v1",
             "httpMethod": method,
             "resourcePath": resource,
-            "identity": {"userArn": caller, "accountId": _account_of(caller), "sourceIp": "127.0.0.1"},
+            "identity": {
+                "userArn": caller,
+                "accountId": _account_of(caller),
+                "sourceIp": "127.0.0.1",
+                "apiKeyId": api_key_id,
+            },
         },
         "body": raw_body,
         "isBase64Encoded": False,

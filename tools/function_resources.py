@@ -31,8 +31,9 @@ MerchantSpec = tuple[tuple[str, ...], dict[str, Any]]
 
 
 def provision(gateway_url: str, suffix: str, merchants: Mapping[str, MerchantSpec]) -> dict[str, str]:
-    """The tables (the merchants table holding ``merchants``), the vault, fingerprint and signing keys and the
-    gateway secret; returns the functions' environment naming them (timeouts are the caller's)."""
+    """The tables (the merchants table holding ``merchants``), the vault, fingerprint and signing keys, the
+    checkpoints' write-once bucket (Object Lock on, as the stack makes it) and the gateway secret; returns the
+    functions' environment naming them (timeouts are the caller's)."""
     dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
     env = {
         "LEDGER_TABLE": f"ledger-{suffix}",
@@ -45,7 +46,9 @@ def provision(gateway_url: str, suffix: str, merchants: Mapping[str, MerchantSpe
             Name=f"sparkle-{suffix}", SecretString=DEFAULT_SECRET_KEY
         )["ARN"],
         "GATEWAY_BASE_URL": gateway_url,
+        "CHECKPOINT_BUCKET": f"checkpoints-{suffix}",
     }
+    boto3.client("s3").create_bucket(Bucket=env["CHECKPOINT_BUCKET"], ObjectLockEnabledForBucket=True)
     create_table(dynamodb, env["LEDGER_TABLE"], LEDGER)
     create_table(dynamodb, env["IDEMPOTENCY_TABLE"], IDEMPOTENCY)
     create_table(dynamodb, env["MERCHANTS_TABLE"], MERCHANTS)

@@ -5,18 +5,22 @@
    made by hand; the gateway secret's *value* is put, as an operator would);
 3. starts the Sparkle sandbox as its own process;
 4. issues each dev merchant's IAM user an access key in the emulator and writes
-   them to .local/credentials (PAYMENTS_LOCAL_CREDENTIALS overrides the path),
-   one profile per merchant;
+   them, with the merchant's API key (its usage plan's, deployed there), to
+   .local/credentials (PAYMENTS_LOCAL_CREDENTIALS overrides the path), one
+   profile per merchant;
 5. serves the API at http://127.0.0.1:3000 with the real handlers in process,
    configured from the deployed functions' own environment, and boto3 pointed
    at the emulator; requests must be signed (SigV4, as API Gateway's AWS_IAM)
-   with those keys; handler logs go to the functions' log groups there.
+   with those keys and carry a merchant's API key, which throttles them at that
+   merchant's own rate; handler logs go to the functions' log groups there.
 
 6. runs the checkpoint function once, then every PAYMENTS_LOCAL_CHECKPOINT_SECONDS (10; deployed: every 5
-   minutes), so GET /ledger/checkpoints/latest has a checkpoint from the start.
+   minutes), so GET /ledger/checkpoints/latest has a checkpoint from the start; it keeps each checkpoint's
+   write-once copy in .local/checkpoints (PAYMENTS_LOCAL_CHECKPOINTS overrides the path), emptied of the last
+   run's checkpoints at start, where `make verify` reads it.
 
 Ports: PAYMENTS_API_PORT (3000), SPARKLE_PORT (4010), PAYMENTS_EMULATOR_PORT (5000).
-PAYMENTS_LOCAL_THROTTLE=off lifts the stage's throttle (for benchmarks only).
+PAYMENTS_LOCAL_THROTTLE=off lifts the stage's and the merchants' throttles (for benchmarks only).
 Ctrl-C (or SIGTERM) stops everything it started; the Terraform state lives in a
 temporary directory and goes with the emulator, so the next start is clean.
 """
@@ -39,7 +43,7 @@ from lambdas.logs import MaskingFormatter, logger
 from lambdas.routes import Function
 from sparkle_sandbox.server import DEFAULT_PORT as SANDBOX_PORT
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
-from stacks.config import DEV, OPERATOR_CONFIG_VARIABLE
+from stacks.config import DEV, OPERATOR_CONFIG_VARIABLE, EnvironmentConfig
 from tools.emulator import DEFAULT_PORT as EMULATOR_PORT
 from tools.emulator import emulator_environment, moto_server, sandbox_server
 from tools.local_api import InvocationLogHandler, LocalApi, Schedule, TokenBucket
@@ -47,6 +51,7 @@ from tools.local_credentials import credentials_path, issue
 from tools.terraform import STATE_FILE, apply_in_order
 
 REPO = Path(__file__).resolve().parent.parent
+ARCHIVE_VARIABLE = "PAYMENTS_LOCAL_CHECKPOINTS"  # the checkpoints' write-once copy (default .local/checkpoints)
 READY = "ready:"  # the line that says the stack is up (the tests wait for it)
 # Each listener: the variable that overrides its port, and its default port.
 PORTS = {
@@ -91,8 +96,26 @@ def configure_functions(endpoint: str, region: str, function_name: str, sandbox_
     os.environ.update(deployed["Environment"]["Variables"])
     os.environ["GATEWAY_BASE_URL"] = sandbox_url  # the sandbox's port may differ from the config's default
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # no CloudWatch turns the EMF lines into metrics here
+    os.environ["CHECKPOINT_ARCHIVE_DIR"] = str(archive_dir())  # the emulator enforces no Object Lock: a directory
     bootstrap.adapters.cache_clear()
     return deployed["Timeout"]
+
+
+def archive_dir() -> Path:
+    """Where the checkpoint function keeps its write-once copy locally (what the bucket is deployed)."""
+    return Path(os.environ.get(ARCHIVE_VARIABLE) or REPO / ".local" / "checkpoints")
+
+
+def fresh_archive(root: Path) -> None:
+    """The copy of the emulator's last ledger goes with it (each start is clean): its checkpoint files, and the
+    merchants' directories they leave empty; nothing else in ``root`` is touched."""
+    for path in root.glob("*/*.json"):
+        if path.stem.isdigit():
+            path.unlink()
+    for directory in root.glob("*"):
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+    root.mkdir(parents=True, exist_ok=True)
 
 
 def scheduled_checkpoints(timeout: float, on_invoke: CloudWatchShipper) -> Schedule:
@@ -111,6 +134,18 @@ def print_first_call(merchant: str, credentials_file: Path, api_url: str) -> Non
         f" PAYMENTS_API_URL={api_url}\n"
         "  python -m client tokenize --number 4242424242424242 --exp-month 12 --exp-year 2030\n",
         flush=True,
+    )
+
+
+def throttles(config: EnvironmentConfig) -> tuple[TokenBucket | None, dict[str, TokenBucket]]:
+    """The stage's bucket and each merchant's own (its usage plan's), or none with PAYMENTS_LOCAL_THROTTLE=off:
+    benchmarks measure the service, not the limits."""
+    if os.environ.get("PAYMENTS_LOCAL_THROTTLE") == "off":
+        return None, {}
+    rates = {merchant.id: config.merchant_rate(merchant) for merchant in config.merchants}
+    return (
+        TokenBucket(config.throttling.rate_limit, config.throttling.burst_limit),
+        {merchant: TokenBucket(rate.rate_limit, rate.burst_limit) for merchant, rate in rates.items()},
     )
 
 
@@ -144,15 +179,25 @@ def main() -> None:
         capture = InvocationLogHandler()
         capture.setFormatter(MaskingFormatter())
         logging.getLogger(logger.service).addHandler(capture)
-        throttle = TokenBucket(config.throttling.rate_limit, config.throttling.burst_limit)
-        if os.environ.get("PAYMENTS_LOCAL_THROTTLE") == "off":  # benchmarks measure the service, not the stage limit
-            throttle = None
+        throttle, merchant_throttles = throttles(config)
         shipper = CloudWatchShipper(config.prefix)
         credentials_file = credentials_path()
-        issued = issue(config, credentials_file)
+        issued = issue(config, credentials_file, outputs["merchant_api_key_ids"])
         print(f"credentials       {credentials_file}   (one profile per merchant)", flush=True)
+        fresh_archive(archive_dir())
+        print(f"checkpoint copy   {archive_dir()}   (write-once; `make verify` reads it)", flush=True)
         running.callback(scheduled_checkpoints(timeout, shipper).stop)
-        api = LocalApi(port["api"], throttle, timeout, issued, config.region, on_invoke=shipper)
+        api = LocalApi(
+            port["api"],
+            throttle,
+            timeout,
+            issued,
+            config.region,
+            on_invoke=shipper,
+            api_keys={credential.api_key: credential.merchant for credential in issued.values()},
+            merchant_throttles=merchant_throttles,
+            api_key_ids={c.api_key: outputs["merchant_api_key_ids"][c.merchant] for c in issued.values()},
+        )
         running.callback(api.server_close)
         running.callback(api.shutdown)
         threading.Thread(target=api.serve_forever, daemon=True).start()

@@ -6,13 +6,20 @@ the caller). What API Gateway and its WAF enforce in front of the functions is
 enforced here the same way: the route table (unknown routes are refused),
 the body-size limit, throttling (a token bucket with the stage's rate and
 burst), SigV4 (``tools.sigv4``: only the credentials `make local` issued, each
-reported to the handlers as its IAM user, as API Gateway reports the signer)
-and the contract's error shape for each. Each invocation gets a Lambda
-context whose remaining time counts down from the function's timeout, so a
-local request is bounded as a deployed one is."""
+reported to the handlers as its IAM user, as API Gateway reports the signer),
+the merchants' API keys (a request carries its signer's merchant's key, whose
+id the event reports as API Gateway does) and their usage plans (a token
+bucket per merchant, with its own rate and burst; a 429 says when to retry)
+and the contract's error shape for each. The throttles come last: only a
+request that passed the route table, its signature, its key and its
+merchant's own plan spends a token of the stage's bucket, so no merchant (nor
+a stranger) spends another's. Each invocation gets a Lambda context whose
+remaining time counts down from the function's timeout, so a local request is
+bounded as a deployed one is."""
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -21,8 +28,9 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from client.signing import API_KEY_HEADER
 from lambdas.presenters import error_body
-from lambdas.routes import Function
+from lambdas.routes import API_KEY_MISMATCH, API_KEY_MISMATCH_MESSAGE, Function
 from tools.api_events import LambdaContext, api_event, function_handler, handler_for, route_for
 from tools.sigv4 import IssuedCredential, SignatureRejected, verify
 
@@ -48,6 +56,11 @@ class TokenBucket:
             self.tokens -= 1
             return True
 
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until an emptied bucket holds a token again: a 429's ``Retry-After``."""
+        return max(1, math.ceil(1 / self.rate))
+
 
 API_GATEWAY_PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024  # a REST API's largest request; larger ones never reach a function
 
@@ -64,8 +77,14 @@ class LocalApi(ThreadingHTTPServer):
         region: str,
         on_invoke: Callable[[Function, list[str]], None] | None = None,
         payload_limit_bytes: int = API_GATEWAY_PAYLOAD_LIMIT_BYTES,
+        api_keys: Mapping[str, str] | None = None,
+        merchant_throttles: Mapping[str, TokenBucket] | None = None,
+        api_key_ids: Mapping[str, str] | None = None,
     ) -> None:
         self.credentials = credentials  # by access key id: the only keys whose signatures are accepted
+        self.api_keys = api_keys  # the merchant of each API key: a request must carry one (None: no keys required)
+        self.api_key_ids = api_key_ids or {}  # each API key's id, reported in the event as API Gateway reports it
+        self.merchant_throttles = merchant_throttles or {}  # by merchant: its usage plan's bucket (none: unlimited)
         self.region = region
         self.payload_limit_bytes = payload_limit_bytes
         self.throttle = throttle
@@ -90,9 +109,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _refuse(self, status: int, error_type: str, code: str, message: str) -> None:
+    def _refuse(
+        self, status: int, error_type: str, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         body = error_body(error_type, code, message, str(uuid.uuid4()))
-        self._send(status, json.dumps(body).encode(), {})
+        self._send(status, json.dumps(body).encode(), headers or {})
+
+    def _throttled(self, bucket: TokenBucket) -> None:
+        self._refuse(
+            429, "rate_limit_error", "rate_limited", "Too Many Requests", {"Retry-After": str(bucket.retry_after)}
+        )
 
     def _body_length(self) -> int | None:
         """The body's length, or None once refused as API Gateway would: a length it cannot read (400), or over
@@ -108,6 +134,28 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return int(header)
 
+    def _metered(self, headers: dict[str, str], signer: IssuedCredential) -> bool:
+        """False once refused: without a merchant's API key (403, as API Gateway refuses it), with another merchant's
+        key than the signer's (403, as the edge refuses it deployed), or over the merchant's own usage plan (429),
+        and only then over the stage's (429). A request refused here spends no one else's tokens, so one merchant
+        (or a stranger) never causes another's 429 while the merchants together stay within the stage's rate."""
+        if self.server.api_keys is not None:
+            merchant = self.server.api_keys.get(headers.get(API_KEY_HEADER, ""))
+            if merchant is None:
+                self._refuse(403, "permission_error", "invalid_api_key", "Forbidden")
+                return False
+            if merchant != signer.merchant:
+                self._refuse(403, "permission_error", API_KEY_MISMATCH, API_KEY_MISMATCH_MESSAGE)
+                return False
+            bucket = self.server.merchant_throttles.get(merchant)
+            if bucket and not bucket.take():
+                self._throttled(bucket)
+                return False
+        if self.server.throttle and not self.server.throttle.take():
+            self._throttled(self.server.throttle)
+            return False
+        return True
+
     def _serve(self) -> None:
         server = self.server
         path = self.path.split("?", 1)[0]
@@ -117,8 +165,6 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None:
             return None
         raw = self.rfile.read(length)
-        if self.server.throttle and not self.server.throttle.take():
-            return self._refuse(429, "rate_limit_error", "rate_limited", "Too Many Requests")
         route, _ = route_for(self.command, path)
         if route is None:  # API Gateway answers an unknown route with 403 before any function runs
             return self._refuse(403, "permission_error", "missing_authentication_token", "Missing Authentication Token")
@@ -132,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
             signer = verify(self.command, url, headers, raw, server.credentials, server.region, datetime.now(UTC))
         except SignatureRejected as rejected:
             return self._refuse(403, "permission_error", rejected.code, rejected.message)
+        if not self._metered(headers, signer):  # the throttles, last: only requests that may be served spend tokens
+            return None
         try:
             text = raw.decode()
         except UnicodeDecodeError:
@@ -143,6 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
             raw_body=text or None,
             caller=signer.principal_arn,
             content_type=None,
+            api_key_id=self.server.api_key_ids.get(headers.get(API_KEY_HEADER, "")),
         )
         lines: list[str] = []
         with _captured_logs(lines):

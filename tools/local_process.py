@@ -16,7 +16,7 @@ import boto3
 from client import PaymentsClient, SigV4
 from stacks.config import DEV
 from tools.emulator import EMULATOR_CREDENTIALS, free_port
-from tools.local import PORTS, READY
+from tools.local import ARCHIVE_VARIABLE, PORTS, READY
 from tools.local_credentials import CREDENTIALS_VARIABLE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,8 +27,14 @@ class LocalProcess:
     def __init__(self, ports: dict[str, int] | None = None, **environment: str) -> None:
         """``ports``: the port of each listener by the variable that sets it (default: free ports)."""
         self.ports = ports or {variable: free_port() for variable, _ in PORTS.values()}
-        self.credentials = Path(tempfile.mkdtemp(prefix="payments-local-")) / "credentials"
-        self.environment = {CREDENTIALS_VARIABLE: str(self.credentials), **environment}
+        own = Path(tempfile.mkdtemp(prefix="payments-local-"))
+        self.credentials = own / "credentials"
+        self.checkpoints = own / "checkpoints"  # the checkpoints' write-once copy, this process's own
+        self.environment = {
+            CREDENTIALS_VARIABLE: str(self.credentials),
+            ARCHIVE_VARIABLE: str(self.checkpoints),
+            **environment,
+        }
         self.merchants = [merchant.id for merchant in DEV.merchants]
         url = {name: f"http://127.0.0.1:{self.ports[variable]}" for name, (variable, _) in PORTS.items()}
         self.api, self.sandbox, self.emulator = url["api"], url["sandbox"], url["emulator"]

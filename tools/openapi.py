@@ -10,11 +10,13 @@ from pydantic.json_schema import models_json_schema
 
 from lambdas import models, response_models
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES
+from lambdas.use_cases.reads import DEFAULT_LIST_LIMIT, LIST_LIMITS
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 ALWAYS = {
-    403: "Unsigned or badly signed (SigV4), a principal that acts for no merchant, or an unknown route",
-    429: "Throttled",
+    403: "Unsigned or badly signed (SigV4), no merchant's API key, a principal that acts for no merchant, or an "
+    "unknown route",
+    429: "The merchant is over its request rate (Retry-After says when to retry)",
     500: "Unexpected error",
 }
 BODY_ERRORS = {400: "Invalid request", 413: f"Body over {MAX_BODY_BYTES // 1024} KiB", 415: "Body is not JSON"}
@@ -29,7 +31,10 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         models.PaymentRequest,
         201,
         response_models.PaymentResponse,
-        BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {402: "Declined by the gateway or a rule"},
+        BODY_ERRORS
+        | IDEMPOTENCY_ERRORS
+        | GATEWAY_ERRORS
+        | {402: "Declined by the gateway or a rule, or given up: the gateway never charged it"},
     ),
     ("GET", "/payments/{id}"): (
         "Read a payment",
@@ -43,7 +48,10 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         models.RefundRequest,
         201,
         response_models.RefundResponse,
-        BODY_ERRORS | IDEMPOTENCY_ERRORS | GATEWAY_ERRORS | {404: "Unknown payment, or another merchant's"},
+        BODY_ERRORS
+        | IDEMPOTENCY_ERRORS
+        | GATEWAY_ERRORS
+        | {402: "Given up: the gateway never made the refund", 404: "Unknown payment, or another merchant's"},
     ),
     ("GET", "/payments/{id}/ledger"): (
         "Read a payment's ledger entries",
@@ -60,6 +68,20 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         response_models.CheckpointResponse,
         {404: "No checkpoint yet"},
     ),
+    ("GET", "/ledger/checkpoints"): (
+        "List the merchant's signed checkpoints, newest first",
+        None,
+        200,
+        response_models.CheckpointListResponse,
+        {400: "limit out of range, or starting_after not the sequence of one of your checkpoints"},
+    ),
+    ("GET", "/ledger/checkpoints/{sequence}"): (
+        "Read one signed checkpoint by its sequence",
+        None,
+        200,
+        response_models.CheckpointResponse,
+        {404: "No checkpoint of yours has that sequence"},
+    ),
     ("GET", "/ledger/public-key"): (
         "Read the public key that checks the checkpoints",
         None,
@@ -75,13 +97,20 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         {400: "limit out of range, or starting_after not one of your payments"},
     ),
 }
+LIMIT_PARAMETER = {"name": "limit", "in": "query", "required": False,
+                   "schema": {"type": "integer", "minimum": LIST_LIMITS[0], "maximum": LIST_LIMITS[1],
+                              "default": DEFAULT_LIST_LIMIT}}  # fmt: skip
 QUERY_PARAMETERS = {
     ("GET", "/payments"): [
-        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
-                                                                        "maximum": 100, "default": 10}},
+        LIMIT_PARAMETER,
         {"name": "starting_after", "in": "query", "required": False, "schema": {"type": "string"},
          "description": "the last payment id of the previous page"},
-    ]
+    ],
+    ("GET", "/ledger/checkpoints"): [
+        LIMIT_PARAMETER,
+        {"name": "starting_after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
+         "description": "the last checkpoint sequence of the previous page"},
+    ],
 }  # fmt: skip
 
 
@@ -143,7 +172,8 @@ def build() -> dict:
             "version": "1",
             "description": "The contract of docs/api.md. Every route requires AWS Signature Version 4 (service "
             "execute-api), deployed (stage v1, AWS_IAM) and local (http://127.0.0.1:3000, with the keys `make local` "
-            "writes to .local/credentials). Each signer acts for one merchant and sees only that merchant's objects.",
+            "writes to .local/credentials), signing the Idempotency-Key too, and the merchant's API key in "
+            "x-api-key. Each signer acts for one merchant and sees only that merchant's objects.",
         },
         "servers": [{"url": "http://127.0.0.1:3000", "description": "make local"}],
         "paths": paths,
@@ -155,10 +185,16 @@ def build() -> dict:
                     "name": "Authorization",
                     "in": "header",
                     "description": "AWS Signature Version 4 (service execute-api): required on every route",
-                }
+                },
+                "merchantApiKey": {
+                    "type": "apiKey",
+                    "name": "x-api-key",
+                    "in": "header",
+                    "description": "The merchant's API key (its usage plan, its own rate): required on every route",
+                },
             },
         },
-        "security": [{"sigv4": []}],
+        "security": [{"sigv4": [], "merchantApiKey": []}],
     }
 
 

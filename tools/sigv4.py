@@ -25,12 +25,15 @@ _AUTHORIZATION = re.compile(
 
 @dataclass(frozen=True)
 class IssuedCredential:
-    """An access key `make local` issued to an IAM user in the emulator, and who that user is."""
+    """An access key `make local` issued to an IAM user in the emulator, who that user is, and the merchant it acts
+    for with that merchant's API key (its usage plan's)."""
 
     access_key_id: str
     secret_access_key: str = ""
     principal_arn: str = ""
     account: str = ""
+    merchant: str = ""
+    api_key: str = ""
 
 
 class SignatureRejected(Exception):

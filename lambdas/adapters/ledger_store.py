@@ -22,7 +22,7 @@ from lambdas.domain.chains import Head, canonical, chain_of
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.payments import Direction, Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.timestamps import iso, parse_iso
-from lambdas.ports import PendingItem, StoredToken
+from lambdas.ports import MisfiledCheckpoint, PendingItem, StoredToken
 from lambdas.storage_schema import LEDGER, Partition
 
 PK = LEDGER.partition_key
@@ -235,6 +235,22 @@ class DynamoLedgerStore:
         """Every chain's head that has entries: one query (the balances are their sum)."""
         return [head_of(values) for values in self._partition(self._key(Partition.CHAIN, HEADS))]
 
+    def hash_at(self, chain: int, sequence: int) -> str | None:
+        """From the by_chain index, which DynamoDB updates within about a second of a write: an entry that old is
+        there."""
+        answer = self.client.query(
+            TableName=self.table,
+            IndexName=BY_CHAIN.name,
+            KeyConditionExpression="#chain = :chain AND #seq = :seq",
+            ExpressionAttributeNames={"#chain": BY_CHAIN.partition_key, "#seq": BY_CHAIN.sort_key, "#hash": "hash"},
+            ExpressionAttributeValues=to_item(
+                {":chain": self._key(Partition.CHAIN, str(chain)), ":seq": chain_position(sequence)}
+            ),
+            ProjectionExpression="#hash",
+            Limit=1,
+        )
+        return next((str(from_item(item)["hash"]) for item in answer["Items"]), None)
+
     def latest_checkpoint(self) -> Checkpoint | None:
         newest = self._partition(self._key(Partition.CHECKPOINT, CHECKPOINTS), ScanIndexForward=False, Limit=1)
         values = next(newest, None)
@@ -243,6 +259,29 @@ class DynamoLedgerStore:
     def checkpoints(self) -> Iterator[Checkpoint]:
         return (_checkpoint_of(values) for values in self._partition(self._key(Partition.CHECKPOINT, CHECKPOINTS)))
 
+    def checkpoint(self, sequence: int) -> Checkpoint | None:
+        values = self._get(self._key(Partition.CHECKPOINT, CHECKPOINTS), _checkpoint_sk(sequence))
+        return _checkpoint_of(values) if values else None
+
+    def list_checkpoints(self, limit: int, before: int | None) -> tuple[list[Checkpoint], bool]:
+        """Up to ``limit`` checkpoints, newest first, numbered below ``before`` (None: from the newest); whether more
+        follow."""
+        condition, values = "#pk = :pk", {":pk": self._key(Partition.CHECKPOINT, CHECKPOINTS)}
+        if before is not None:
+            condition += " AND #sk < :before"
+            values[":before"] = _checkpoint_sk(before)
+        answer = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#pk": PK} | ({"#sk": SK} if before is not None else {}),
+            ExpressionAttributeValues=to_item(values),
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            Limit=limit + 1,
+        )
+        found = [_checkpoint_of(from_item(item)) for item in answer["Items"]]
+        return found[:limit], len(found) > limit
+
     # -- writes, as parts of a unit of work ----------------------------------------
 
     def add_checkpoint(self, uow: DynamoUnitOfWork, checkpoint: Checkpoint) -> None:
@@ -250,7 +289,7 @@ class DynamoLedgerStore:
         unsigned = {field: value for field, value in checkpoint.body.items() if field != "signature"}
         values = {
             PK: self._key(Partition.CHECKPOINT, CHECKPOINTS),
-            SK: f"{CHECKPOINT_SK}{checkpoint.sequence:012d}",
+            SK: _checkpoint_sk(checkpoint.sequence),
             "document": canonical(unsigned).decode(),
             "signature": checkpoint.body["signature"],
             "chains": canonical({"chains": checkpoint.chains}).decode(),
@@ -456,7 +495,7 @@ class DynamoLedgerStore:
             "sequence": e.sequence,
             "hash": e.hash,
             BY_CHAIN.partition_key: self._key(Partition.CHAIN, str(e.chain)),
-            BY_CHAIN.sort_key: f"{e.sequence:012d}",
+            BY_CHAIN.sort_key: f"{e.sequence:012d}",  # chain_position
         }
 
     def listing_fields(self, payment_id: str, created_at: datetime) -> dict[str, Any]:
@@ -505,6 +544,12 @@ class ChainAppend:
         return self.head
 
 
+def chain_position(sequence: int) -> str:
+    """An entry's sort key in the by_chain index (``chain_fields`` writes it): its sequence, zero-padded so that
+    text order is sequence order."""
+    return f"{sequence:012d}"
+
+
 def _key_item(pk: str, sk: str) -> dict[str, Any]:
     """An item's key, as DynamoDB's low-level API takes it."""
     return to_item({PK: pk, SK: sk})
@@ -514,9 +559,17 @@ def _listing_key(created_at: datetime, payment_id: str) -> str:
     return f"{iso(created_at)}#{payment_id}"
 
 
+def _checkpoint_sk(sequence: int) -> str:
+    return f"{CHECKPOINT_SK}{sequence:012d}"
+
+
 def _checkpoint_of(values: dict[str, Any]) -> Checkpoint:
+    """A checkpoint as stored; one under another sequence's sort key is refused (``MisfiledCheckpoint``)."""
     body = json.loads(values["document"]) | {"signature": values["signature"]}
-    return Checkpoint(body, json.loads(values["chains"])["chains"])
+    checkpoint = Checkpoint(body, json.loads(values["chains"])["chains"])
+    if values[SK] != _checkpoint_sk(checkpoint.sequence):
+        raise MisfiledCheckpoint(str(values[SK]), checkpoint.sequence)
+    return checkpoint
 
 
 def _balances_item(head: Head) -> dict[str, int]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from lambdas.adapters.dynamo import from_item, to_item
-from lambdas.domain.merchants import Caller, Merchant, acting_principal, lookup_keys
+from lambdas.domain.merchants import Caller, Merchant, lookup_keys, principal_key
 from lambdas.domain.rules import RuleSet
 from lambdas.storage_schema import MERCHANTS, MerchantRecord
 
@@ -73,12 +73,16 @@ class DynamoMerchantDirectory:
 
 
 def _merchant_of(values: dict[str, Any]) -> Merchant:
-    return Merchant(values["id"], RuleSet.from_config(json.loads(values["rules"])))
+    return Merchant(values["id"], RuleSet.from_config(json.loads(values["rules"])), values.get("api_key_id") or None)
 
 
-def merchant_items(merchant_id: str, principals: Iterable[str], rules: dict[str, Any]) -> list[dict[str, Any]]:
-    """The merchants table's items for one merchant: its rules (``RuleSet.from_config``'s shape), and one item per
-    principal (a role or user ARN, or an account id) acting for it. Plain values: ``to_item`` makes them DynamoDB's."""
-    items = [{PK: MerchantRecord.MERCHANT.key(merchant_id), "id": merchant_id, "rules": json.dumps(rules)}]
-    items += [{PK: MerchantRecord.PRINCIPAL.key(acting_principal(p)), "merchant": merchant_id} for p in principals]
+def merchant_items(
+    merchant_id: str, principals: Iterable[str], rules: dict[str, Any], api_key_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The merchants table's items for one merchant: its rules (``RuleSet.from_config``'s shape) and the id of its
+    API key (the only key its signers' requests may carry), and one item per principal (a role or user ARN, or an
+    account id) acting for it. Plain values: ``to_item`` makes them DynamoDB's."""
+    merchant = {PK: MerchantRecord.MERCHANT.key(merchant_id), "id": merchant_id, "rules": json.dumps(rules)}
+    items = [merchant | ({"api_key_id": api_key_id} if api_key_id is not None else {})]
+    items += [{PK: MerchantRecord.PRINCIPAL.key(principal_key(p)), "merchant": merchant_id} for p in principals]
     return items

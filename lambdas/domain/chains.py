@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lambdas.domain.payments import Direction, Entry
+from lambdas.domain.payments import Direction, Entry, movement_of
 from lambdas.domain.timestamps import iso
 
 # Per merchant. Each head takes one write per payment or refund; DynamoDB gives an item 1,000 WCU/s and a
@@ -173,6 +173,8 @@ def _first_broken_link(merchant: str, chain: int, entries: Sequence[Entry]) -> B
     for entry in entries:
         if entry.sequence is None or entry.sequence < expected:
             return Break(chain, entry.sequence or 0, entry.id, "an inserted entry: this sequence is taken")
+        if entry.chain != chain:
+            return Break(chain, entry.sequence, entry.id, f"an entry of chain {entry.chain}, read from chain {chain}")
         if entry.chain != chain_of(entry.payment_id):
             return Break(chain, entry.sequence, entry.id, f"an entry of chain {chain_of(entry.payment_id)} moved here")
         if entry.sequence > expected:
@@ -182,4 +184,30 @@ def _first_broken_link(merchant: str, chain: int, entries: Sequence[Entry]) -> B
         if link(previous, merchant, replace(entry, hash=None)) != entry.hash:
             return Break(chain, entry.sequence, entry.id, "an edited entry: its hash does not follow from the chain")
         expected, previous = expected + 1, entry.hash
+    return None
+
+
+def books_break(chain: int, entries: Sequence[Entry]) -> Break | None:
+    """The first entry of ``chain`` that breaks double entry: an amount that is not a whole number above 0, or a
+    movement (``movement_of``) in more than one currency, or whose debits and credits differ. ``entries``: whole
+    movements, as a head covers them (a movement's entries are written together, on its payment's chain)."""
+    movements: dict[tuple[str, str | None], list[Entry]] = {}
+    for entry in entries:
+        if isinstance(entry.amount, bool) or not isinstance(entry.amount, int) or entry.amount <= 0:
+            reason = f"an amount of {entry.amount}: every amount is a whole number above 0"
+            return Break(chain, entry.sequence, entry.id, reason)
+        movements.setdefault(movement_of(entry), []).append(entry)
+    for (payment_id, refund_id), booked in movements.items():
+        first = booked[0]
+        movement = f"refund {refund_id} of payment {payment_id}" if refund_id else f"payment {payment_id}"
+        currencies = sorted({entry.currency for entry in booked})
+        if len(currencies) > 1:
+            reason = f"{movement} is booked in {' and '.join(currencies)}: a movement has one currency"
+            return Break(chain, first.sequence, first.id, reason)
+        debits = sum(entry.amount for entry in booked if entry.direction is Direction.DEBIT)
+        credits = sum(entry.amount for entry in booked if entry.direction is Direction.CREDIT)
+        if debits != credits:
+            return Break(
+                chain, first.sequence, first.id, f"{movement} does not balance: debits {debits}, credits {credits}"
+            )
     return None

@@ -4,11 +4,14 @@ A checkpoint commits to every entry written up to it: ``root`` is the Merkle roo
 (lambdas.domain.chains.positions and root_of), and those positions are kept with the checkpoint. ``signature`` is
 the base64 of a KMS ``ECC_NIST_P256`` / ``ECDSA_SHA_256`` signature (DER) over the UTF-8 bytes of the checkpoint's
 own JSON without ``signature``, keys sorted, no spaces; anyone holding the public key checks it with no AWS
-credentials (``signature_holds``). The signed JSON carries the contract's fields only: KMS signs a raw message of at
-most ``MAX_SIGNED_BYTES``, which the 64 positions alone would pass."""
+credentials (``signature_holds``). Checkpoints form a chain of their own: each names its ``merchant`` and holds in
+``previous`` the hash of the one before it, signature included (``link_to``), and never covers less than it
+(``not_extended``). The signed JSON carries the contract's fields only: KMS signs a raw message of at most
+``MAX_SIGNED_BYTES``, which the 64 positions alone would pass."""
 
 import base64
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,14 +39,46 @@ class Checkpoint:
         return str(self.body["root"])
 
 
-def unsigned_checkpoint(sequence: int, heads: Sequence[Head], created_at: datetime, key_id: str) -> dict[str, Any]:
+def unsigned_checkpoint(
+    merchant: str, previous: Checkpoint | None, heads: Sequence[Head], created_at: datetime, key_id: str
+) -> dict[str, Any]:
+    """The checkpoint after ``previous`` (None: the first) over ``heads``, ready to sign."""
     return {
-        "sequence": sequence,
+        "merchant": merchant,
+        "sequence": previous.sequence + 1 if previous else 1,
+        "previous": link_to(previous.body) if previous else None,
         "root": root_of(positions(heads)),
         "created_at": iso(created_at),
         "key_id": key_id,
         "algorithm": ALGORITHM,
     }
+
+
+def link_to(checkpoint: Mapping[str, Any]) -> str:
+    """What the next checkpoint's ``previous`` holds: the SHA-256 (lowercase hex) of this one's canonical JSON,
+    signature included."""
+    return hashlib.sha256(canonical(checkpoint)).hexdigest()
+
+
+def not_extended(
+    previous: Checkpoint, now: Sequence[Mapping[str, Any]], hash_at: Callable[[int, int], str | None]
+) -> list[int]:
+    """The chains whose entries up to where ``previous`` signed them are not the ones it signed: a chain now shorter,
+    or another hash at that position (a chain truncated below it and grown again). ``now``: every chain's position
+    (``positions``); ``hash_at(chain, sequence)``: the hash of the entry there (None: none), read only for a chain
+    that moved past the signed position."""
+    changed = []
+    for then, leaf in zip(previous.chains, now, strict=True):
+        chain, signed = then["chain"], then["sequence"]
+        if signed == 0:
+            continue
+        if leaf["sequence"] < signed:
+            found = None  # gone back
+        else:
+            found = leaf["hash"] if leaf["sequence"] == signed else hash_at(chain, signed)
+        if found != then["hash"]:
+            changed.append(chain)
+    return changed
 
 
 def signed_bytes(checkpoint: Mapping[str, Any]) -> bytes:
@@ -77,7 +112,8 @@ def pem_of(der: bytes) -> str:
 
 def checkpoint_fault(checkpoint: Checkpoint, previous: Checkpoint | None, public_key: tuple[str, str]) -> str | None:
     """Why ``checkpoint`` does not hold by itself, or after ``previous`` (the one before it): a signature that is
-    not the key's, a root that is not its chains', a checkpoint missing before it, or a chain gone back."""
+    not the key's, a root that is not its chains', a checkpoint missing before it, a ``previous`` that is not the
+    hash of the one before it, or a chain gone back."""
     key_id, pem = public_key
     if checkpoint.body.get("key_id") != key_id or not signature_holds(checkpoint.body, pem):
         return "its signature is not the ledger key's over its content"
@@ -85,13 +121,19 @@ def checkpoint_fault(checkpoint: Checkpoint, previous: Checkpoint | None, public
         return "its chain positions do not name every chain once, in order"
     if root_of(checkpoint.chains) != checkpoint.root:
         return "its root is not the Merkle root of its chain positions"
+    return _order_fault(checkpoint, previous)
+
+
+def _order_fault(checkpoint: Checkpoint, previous: Checkpoint | None) -> str | None:
+    """Why ``checkpoint`` does not follow ``previous``: not the next number, not linked to it, or a chain gone back."""
     expected = previous.sequence + 1 if previous else 1
     if checkpoint.sequence != expected:
         return f"checkpoint {expected} is missing before it"
-    if previous:
-        for now, then in zip(checkpoint.chains, previous.chains, strict=True):
-            if now["sequence"] < then["sequence"]:
-                return f"chain {now['chain']} went back from {then['sequence']} to {now['sequence']}"
+    if checkpoint.body.get("previous") != (link_to(previous.body) if previous else None):
+        return f"its previous is not the hash of checkpoint {expected - 1}" if previous else "its previous is not null"
+    for now, then in zip(checkpoint.chains, previous.chains if previous else [], strict=bool(previous)):
+        if now["sequence"] < then["sequence"]:
+            return f"chain {now['chain']} went back from {then['sequence']} to {now['sequence']}"
     return None
 
 

@@ -23,9 +23,8 @@ class NotFound(PaymentError):
 class GatewayFailed(PaymentError):
     """The gateway failed or its answer is unknown: the payment (or refund) stays pending."""
 
-    def __init__(self, payment_id: str, timed_out: bool, refund_id: str | None = None, message: str = "") -> None:
-        default = "The payment gateway did not answer." if timed_out else "The payment gateway failed."
-        super().__init__(message or default)
+    def __init__(self, payment_id: str, timed_out: bool, refund_id: str | None = None) -> None:
+        super().__init__("The payment gateway did not answer." if timed_out else "The payment gateway failed.")
         self.message = str(self)
         self.payment_id = payment_id
         self.refund_id = refund_id

@@ -4,8 +4,9 @@ signer is configured for (``stacks.config.MerchantConfig``).
 
 A caller is known by the principal that signed the request and its account. A
 principal is looked up first as itself (an assumed-role session as its role, so
-every session of one role is one caller), then by its account: a role or user
-named in the configuration wins over the whole account it lives in."""
+every session of one role is one caller; a role's or user's name in any case, as
+IAM compares names), then by its account: a role or user named in the
+configuration wins over the whole account it lives in."""
 
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ _IAM = re.compile(
 class Merchant:
     id: str
     rules: RuleSet
+    api_key_id: str | None = None  # its API Gateway API key's id: a request must carry that key (None: none asked)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,18 @@ def acting_principal(arn: str) -> str:
     return arn
 
 
+def principal_key(principal: str) -> str:
+    """What a principal (an ARN or an account id) is known by when its merchant is looked up: its acting principal
+    with the role's or user's name in lower case. IAM compares those names without case (``Checkout`` and
+    ``checkout`` cannot both exist in an account), so every spelling is one principal; the rest of an ARN, and an
+    account id, are compared as written."""
+    acting = acting_principal(principal)
+    if _IAM.fullmatch(acting) is None:
+        return acting
+    head, name = acting.rsplit("/", 1)
+    return f"{head}/{name.lower()}"
+
+
 def any_path(arn: str) -> tuple[str, ...]:
     """IAM ``ArnLike`` patterns for the role or user ``arn`` (wildcards allowed) at whatever path it has: as written,
     and, when written without a path, at any path too (``aws:PrincipalArn`` carries the path, such as an SSO
@@ -54,7 +68,7 @@ def any_path(arn: str) -> tuple[str, ...]:
 
 def lookup_keys(caller: Caller) -> tuple[str, ...]:
     """What a caller is looked up by, most specific first: its acting principal, then its account."""
-    keys = [acting_principal(caller.principal)] if caller.principal else []
+    keys = [principal_key(caller.principal)] if caller.principal else []
     if caller.account:
         keys.append(caller.account)
     return tuple(dict.fromkeys(keys))

@@ -57,6 +57,12 @@ class Entry:
     hash: str | None = None
 
 
+def movement_of(entry: Entry) -> tuple[str, str | None]:
+    """The movement an entry books, which its entries balance: the payment's capture, or one of its refunds (the
+    service writes each movement's entries together). A new kind of movement names its own key here."""
+    return entry.payment_id, entry.refund_id
+
+
 def _transfer(
     payment_id: str, debit: str, credit: str, amount: int, currency: str, now: datetime, refund_id: str | None = None
 ) -> list[Entry]:

@@ -1,4 +1,4 @@
-"""GET /payments (list), GET /payments/{id}, GET /payments/{id}/ledger, GET /balances and the ledger's checkpoint
+"""GET /payments (list), GET /payments/{id}, GET /payments/{id}/ledger, GET /balances and the ledger's checkpoints
 and public key: no request body, so no models to load."""
 
 from lambdas.bootstrap import tenancy
@@ -27,6 +27,14 @@ def latest_checkpoint(request: ApiRequest, service: PaymentService) -> Answer:
     return service.latest_checkpoint()
 
 
+def list_checkpoints(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.list_checkpoints(request.query.get("limit"), request.query.get("starting_after"))
+
+
+def get_checkpoint(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.checkpoint(request.path_parameters.get("sequence", ""))
+
+
 def public_key(request: ApiRequest, service: PaymentService) -> Answer:
     return service.public_key()
 
@@ -38,7 +46,9 @@ handler = ApiHandler(
         "GET /payments/{id}": get_payment,
         "GET /payments/{id}/ledger": get_ledger,
         "GET /balances": get_balances,
+        "GET /ledger/checkpoints": list_checkpoints,
         "GET /ledger/checkpoints/latest": latest_checkpoint,
+        "GET /ledger/checkpoints/{sequence}": get_checkpoint,
         "GET /ledger/public-key": public_key,
     },
     tenancy,

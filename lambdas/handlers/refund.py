@@ -10,7 +10,7 @@ from lambdas.service import Answer, PaymentService
 def create_refund(request: ApiRequest, service: PaymentService) -> Answer:
     key = request.idempotency()
     amount = request.model(RefundRequest).amount
-    return service.refund(request.path_parameters.get("id", ""), amount, key)
+    return service.refund(request.path_parameters.get("id", ""), amount, key, request.request_id)
 
 
 handler = ApiHandler(Function.REFUND, {"POST /payments/{id}/refunds": create_refund}, tenancy)

@@ -16,6 +16,7 @@ from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Gateway, GatewayError, GatewayOutcomeUnknown
 from lambdas.ports import (
     Answer,
+    CheckpointArchive,
     Contended,
     IdempotencyStore,
     LedgerStore,
@@ -25,6 +26,7 @@ from lambdas.ports import (
     Vault,
     VelocityCounter,
 )
+from lambdas.presenters import error_body
 
 
 def utc_now() -> datetime:
@@ -42,6 +44,7 @@ class Dependencies(Generic[UoW]):
     gateway: Gateway
     rules: RuleSet
     signer: Signer
+    archive: CheckpointArchive  # the merchant's checkpoints in write-once storage
     clock: Callable[[], datetime] = utc_now
 
 
@@ -69,3 +72,13 @@ def gateway_failed(
     if key is not None:
         deps.idempotency.release(key)
     return GatewayFailed(payment_id, timed_out=isinstance(error, GatewayOutcomeUnknown), refund_id=refund_id)
+
+
+def given_up_answer(request_id: str, payment_id: str, refund_id: str | None = None) -> Answer:
+    """The answer for a payment (or refund) that reconciliation gave up since the gateway never made it: final, so
+    kept for replays, and a ``402`` (the request was valid and failed, as a decline does), unlike the ``502`` of a
+    gateway that may still answer. A new key starts a new one."""
+    what, code = ("refund", "refund_failed") if refund_id else ("payment", "payment_failed")
+    message = f"The gateway never made this {what}, so it failed for good; to try again, use a new Idempotency-Key."
+    body = error_body("gateway_error", code, message, request_id, payment_id=payment_id, refund_id=refund_id)
+    return Answer(402, body)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lambdas.domain.cards import Card, MaskedCard, check_expiry, member_param, parse_card, refuse_card_numbers
-from lambdas.domain.errors import GatewayFailed, InvalidRequest
+from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.ids import is_id, new_id
 from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import Payment, Status
@@ -20,7 +20,7 @@ from lambdas.gateway import CHARGE_STATUSES, Charge, GatewayError, GatewayInvali
 from lambdas.logs import logger
 from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import error_body, payment_body
-from lambdas.use_cases import Dependencies, gateway_failed, request_digest, store_answer
+from lambdas.use_cases import Dependencies, gateway_failed, given_up_answer, request_digest, store_answer
 from lambdas.use_cases.tokens import CardInput
 
 DECLINE_CODE = re.compile(r"[a-z_]{1,64}")
@@ -216,23 +216,17 @@ def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, request_id
 
 
 def settled_answer(payment: Payment, request_id: str) -> Answer:
-    """The answer for a payment the gateway settled; a failed one is a gateway error, never a 201."""
+    """The answer for a payment the gateway settled, or that was given up (never a 201)."""
     if payment.status is Status.DECLINED:
         return declined_answer(payment, request_id, "The card was declined.")
-    if payment.status is not Status.SUCCEEDED:
-        message = "The gateway never received this payment, so it failed; retry with a new Idempotency-Key."
-        raise GatewayFailed(payment.id, timed_out=False, message=message)
+    if payment.status is Status.FAILED:
+        return given_up_answer(request_id, payment.id)
     return Answer(201, payment_body(payment))
 
 
 def answer_settled(deps: Dependencies[UoW], payment: Payment, request_id: str, key: str | None) -> Answer:
     """The answer for a payment already settled elsewhere, stored for replays."""
-    try:
-        answer = settled_answer(payment, request_id)
-    except GatewayFailed:
-        if key is not None:
-            deps.idempotency.release(key)
-        raise
+    answer = settled_answer(payment, request_id)
     if key is not None:
         store_answer(deps, key, answer)
     return answer

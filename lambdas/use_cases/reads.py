@@ -35,15 +35,19 @@ LIST_LIMITS = (1, 100)
 DEFAULT_LIST_LIMIT = 10
 
 
-def list_payments(deps: Dependencies[UoW], limit: str | None, starting_after: str | None) -> Answer:
-    """A page of the merchant's payments, newest first; ``starting_after`` is the previous page's last id."""
+def page_size(limit: str | None) -> int:
+    """A listing's ``limit`` query parameter as the number of items a page holds."""
     low, high = LIST_LIMITS
     if limit is None:
-        size = DEFAULT_LIST_LIMIT
-    elif limit.isascii() and limit.isdigit() and low <= int(limit) <= high:  # not ² or ①, which int() refuses
-        size = int(limit)
-    else:
-        raise InvalidRequest(f"limit must be a whole number from {low} to {high}.", "limit")
+        return DEFAULT_LIST_LIMIT
+    if limit.isascii() and limit.isdigit() and low <= int(limit) <= high:  # not ² or ①, which int() refuses
+        return int(limit)
+    raise InvalidRequest(f"limit must be a whole number from {low} to {high}.", "limit")
+
+
+def list_payments(deps: Dependencies[UoW], limit: str | None, starting_after: str | None) -> Answer:
+    """A page of the merchant's payments, newest first; ``starting_after`` is the previous page's last id."""
+    size = page_size(limit)
     cursor = None
     if starting_after is not None:
         try:

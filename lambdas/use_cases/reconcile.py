@@ -96,7 +96,7 @@ def _refund(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime
         return "settled"
     made = deps.gateway.find_refund(refund.id)
     if made is not None:
-        book(deps, payment, refund, check_made(payment, refund, made), None)
+        book(deps, payment, refund, check_made(payment, refund, made), None, "reconcile")
         return "settled"
     if refund.created_at > give_up_before:
         return "still_pending"

@@ -8,7 +8,7 @@ reconciliation, settles it by looking it up by reference."""
 
 import contextlib
 
-from lambdas.domain.errors import GatewayFailed, InvalidRequest
+from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.ids import new_id
 from lambdas.domain.money import check_amount
 from lambdas.domain.payments import Payment, Refund, RefundStatus
@@ -23,7 +23,7 @@ from lambdas.gateway import (
 from lambdas.logs import logger
 from lambdas.ports import Answer, Begun, Contended, Fresh, LostRace, Replay, Resume, UoW
 from lambdas.presenters import refund_body
-from lambdas.use_cases import Dependencies, gateway_failed, request_digest, store_answer
+from lambdas.use_cases import Dependencies, gateway_failed, given_up_answer, request_digest, store_answer
 from lambdas.use_cases.reads import find_payment
 
 # A reservation is tried again only when another writer changed the payment under it (another refund reserved,
@@ -31,7 +31,8 @@ from lambdas.use_cases.reads import find_payment
 RESERVE_ATTEMPTS = 100
 
 
-def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, key: str) -> Answer:
+def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, key: str, request_id: str = "") -> Answer:
+    """Refund ``amount`` (None: all that is left) of the payment; ``request_id`` is named by an error answer."""
     if amount is not None:
         check_amount(amount)
     payment = find_payment(deps, payment_id, with_metadata=False)
@@ -39,11 +40,11 @@ def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, key: st
     begun, refund = _reserve(deps, payment, amount, key, digest)
     match begun:
         case Fresh() if refund is not None:
-            return _send(deps, payment, refund, key)
+            return _send(deps, payment, refund, key, request_id)
         case Replay(answer=earlier):
             return earlier
         case Resume(resource_id=refund_id):
-            return _resume(deps, payment, refund_id, key)
+            return _resume(deps, payment, refund_id, key, request_id)
     raise AssertionError(begun)
 
 
@@ -72,7 +73,7 @@ def _reserve(
     raise RuntimeError(f"could not reserve a refund of {payment.id} in {RESERVE_ATTEMPTS} attempts")
 
 
-def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | None) -> Answer:
+def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | None, request_id: str) -> Answer:
     try:
         made = deps.gateway.refund(
             payment.charge_id or "", refund.amount, reference=refund.id, idempotency_key=refund.id
@@ -93,16 +94,16 @@ def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | 
         if key is not None:
             deps.idempotency.release(key)
         raise
-    return _record_answer(deps, payment, refund, made, key)
+    return _record_answer(deps, payment, refund, made, key, request_id)
 
 
 def _record_answer(
-    deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, key: str | None
+    deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, key: str | None, request_id: str
 ) -> Answer:
     """Record a refund the gateway answered with. Whatever keeps it from being recorded leaves it pending, as a
     lost gateway answer does: a 504 naming it, its key free, never a 500 after money may have moved."""
     try:
-        return book(deps, payment, refund, check_made(payment, refund, made), key)
+        return book(deps, payment, refund, check_made(payment, refund, made), key, request_id)
     except GatewayError as error:
         raise gateway_failed(deps, key, error, payment.id, refund.id) from None
     except Exception:
@@ -111,20 +112,20 @@ def _record_answer(
         raise gateway_failed(deps, key, unrecorded, payment.id, refund.id) from None
 
 
-def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str) -> Answer:
+def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str, request_id: str) -> Answer:
     """A retry after a 5xx (or an abandoned attempt): settle that refund, never send a second."""
     refund = deps.store.get_refund(payment.id, refund_id)
     if refund is None:
         raise RuntimeError(f"the key's refund {refund_id} is missing")
     if refund.status is not RefundStatus.PENDING:
-        return _answer_settled(deps, payment, refund, key)
+        return _answer_settled(deps, payment, refund, key, request_id)
     try:
         made = deps.gateway.find_refund(refund.id)
     except GatewayError as error:
         raise gateway_failed(deps, key, error, payment.id, refund.id) from None
-    if made is None:
-        return _send(deps, payment, refund, key)  # it never reached the gateway; same gateway key regardless
-    return _record_answer(deps, payment, refund, made, key)
+    if made is None:  # it never reached the gateway; same gateway key regardless
+        return _send(deps, payment, refund, key, request_id)
+    return _record_answer(deps, payment, refund, made, key, request_id)
 
 
 def check_made(payment: Payment, refund: Refund, made: GatewayRefund) -> GatewayRefund:
@@ -135,7 +136,9 @@ def check_made(payment: Payment, refund: Refund, made: GatewayRefund) -> Gateway
     return made
 
 
-def book(deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, key: str | None) -> Answer:
+def book(
+    deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, key: str | None, request_id: str
+) -> Answer:
     """Record a refund the gateway made: the refund, its reversing entries and the reply, at once."""
     _, done, entries = payment.complete_refund(refund, made.id, deps.clock())
     answer = Answer(201, refund_body(done))
@@ -149,7 +152,7 @@ def book(deps: Dependencies[UoW], payment: Payment, refund: Refund, made: Gatewa
         current = race.conflicts.get("refund")
         if current is None:
             raise
-        return _answer_settled(deps, payment, current, key)  # reconciliation booked it first
+        return _answer_settled(deps, payment, current, key, request_id)  # reconciliation settled it first
     return answer
 
 
@@ -161,14 +164,14 @@ def _cancel(deps: Dependencies[UoW], payment: Payment, refund: Refund) -> None:
         uow.commit()
 
 
-def _answer_settled(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | None) -> Answer:
-    """The answer for a refund settled elsewhere, stored for replays; a failed one is a gateway error."""
-    if refund.status is not RefundStatus.SUCCEEDED:
-        if key is not None:
-            deps.idempotency.release(key)
-        message = "The gateway never made this refund, so it failed; retry with a new Idempotency-Key."
-        raise GatewayFailed(payment.id, timed_out=False, refund_id=refund.id, message=message)
-    answer = Answer(201, refund_body(refund))
+def _answer_settled(
+    deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | None, request_id: str
+) -> Answer:
+    """The answer for a refund settled elsewhere, or given up (never a 201), stored for replays."""
+    if refund.status is RefundStatus.FAILED:
+        answer = given_up_answer(request_id, payment.id, refund.id)
+    else:
+        answer = Answer(201, refund_body(refund))
     if key is not None:
         store_answer(deps, key, answer)
     return answer

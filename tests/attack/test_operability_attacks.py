@@ -63,10 +63,17 @@ def test_eventbridge_may_use_the_alarm_topics_key_without_conditions_kms_never_r
 
 def test_the_alarm_topic_is_not_encrypted_with_a_key_whose_disabling_it_reports(dev):
     topic_key = _topic_key(dev)
+    (topic,) = dev.resources("aws_sns_topic")
+    to_topic = {
+        t["rule"].removeprefix("${aws_cloudwatch_event_rule.").removesuffix(".name}")
+        for t in dev.resources("aws_cloudwatch_event_target").values()
+        if t["arn"] == f"${{aws_sns_topic.{topic}.arn}}"
+    }
     watched = {
         arn
-        for rule in _rules(dev).values()
-        if {"DisableKey", "ScheduleKeyDeletion"} & set(rule["pattern"].get("detail", {}).get("eventName", []))
+        for name, rule in _rules(dev).items()
+        if name in to_topic
+        and {"DisableKey", "ScheduleKeyDeletion"} & set(rule["pattern"].get("detail", {}).get("eventName", []))
         for arn in rule["pattern"]["detail"].get("resources", {}).get("ARN", [])
     }
     assert watched, "no rule reports a key disabled or scheduled for deletion"

@@ -139,3 +139,16 @@ def test_a_slow_answer_does_not_outlast_the_budget():
         elapsed = time.monotonic() - started
     assert lost.value.idempotency_key
     assert elapsed < 2.5, f"a call with a 1 s budget took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("identifier", ["..", ".", "%2e%2e", "pay_1/../../tokens"])
+def test_a_dot_segment_never_leaves_the_sdk(identifier):
+    """``refund("..")`` was escaped to ``%2E%2E``, which ``requests`` decodes again: ``POST /payments/../refunds``
+    went out on the wire. Whatever the escaping, a malformed id is refused before a connection is made."""
+    not_found = b'{"error":{"type":"invalid_request_error","code":"resource_missing","message":"m","request_id":"r"}}'
+    with raw_server([full(b"404 Not Found", not_found)]) as (url, heads):
+        with pytest.raises(ValueError):
+            sdk(url).refund(identifier, 100)
+        with pytest.raises(ValueError):
+            sdk(url).payment(identifier)
+    assert heads == []
