@@ -463,6 +463,16 @@ class PaymentApi(Construct):
                 cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
             )
 
+        def blocked_with(status: int, body_key: str) -> Wafv2WebAclRuleAction:
+            """Blocked with the contract's error body of that key (the web ACL's custom response bodies)."""
+            return Wafv2WebAclRuleAction(
+                block=Wafv2WebAclRuleActionBlock(
+                    custom_response=Wafv2WebAclRuleActionBlockCustomResponse(
+                        response_code=status, custom_response_body_key=body_key
+                    )
+                )
+            )
+
         def managed(priority: int, rule_group: str, counted: tuple[str, ...] = ()) -> Wafv2WebAclRule:
             statement: dict = {"name": rule_group, "vendor_name": "AWS"}
             if counted:  # counted instead of blocked: see each group's note below
@@ -533,13 +543,7 @@ class PaymentApi(Construct):
                 Wafv2WebAclRule(
                     name="idempotency-key-unsigned",
                     priority=4,
-                    action=Wafv2WebAclRuleAction(
-                        block=Wafv2WebAclRuleActionBlock(
-                            custom_response=Wafv2WebAclRuleActionBlockCustomResponse(
-                                response_code=400, custom_response_body_key="idempotency_key_unsigned"
-                            )
-                        )
-                    ),
+                    action=blocked_with(400, "idempotency_key_unsigned"),
                     statement={
                         "and_statement": {
                             "statement": [
@@ -574,13 +578,7 @@ class PaymentApi(Construct):
                 Wafv2WebAclRule(
                     name="body-longer-than-inspected",
                     priority=5,
-                    action=Wafv2WebAclRuleAction(
-                        block=Wafv2WebAclRuleActionBlock(
-                            custom_response=Wafv2WebAclRuleActionBlockCustomResponse(
-                                response_code=413, custom_response_body_key="body_too_large"
-                            )
-                        )
-                    ),
+                    action=blocked_with(413, "body_too_large"),
                     statement={
                         "size_constraint_statement": {
                             "comparison_operator": "GT",
