@@ -233,7 +233,9 @@ def _path_id(prefix: str, identifier: object, param: str) -> str:
 
 def _seconds(retry_after: str | None) -> float | None:
     """A ``Retry-After`` in seconds (its HTTP-date form, which the API never sends, is not read)."""
-    return float(retry_after) if retry_after is not None and retry_after.isdigit() else None
+    if retry_after is None or not (retry_after.isascii() and retry_after.isdigit()):  # "²" passes isdigit alone
+        return None
+    return float(retry_after)
 
 
 def _new_key() -> str:

@@ -147,7 +147,9 @@ class LedgerStore(Protocol[UoW]):
         """The head of every chain with entries (lambdas.domain.chains), read together."""
 
     def hash_at(self, chain: int, sequence: int) -> str | None:
-        """The hash of the entry at ``sequence`` of ``chain`` (None: no entry there; two there: either's)."""
+        """The hash the entry at ``sequence`` of ``chain`` proves: recomputed from its content and the stored hash
+        of the entry before it (``lambdas.domain.chains.link``), whatever hash attribute it stores (None: no entry
+        there; two there: either's)."""
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         """Every pending payment and refund created before then, page by page."""

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lambdas.adapters.checkpoint_archive import Archived
 from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, RETENTION_SECONDS, Record, State, key_in_use, must_reclaim
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
-from lambdas.domain.chains import Head, chain_of
+from lambdas.domain.chains import Head, chain_of, linked_hash
 from lambdas.domain.checkpoints import MAX_SIGNED_BYTES, Checkpoint, pem_of
 from lambdas.domain.merchants import Caller, Merchant, lookup_keys
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
@@ -248,7 +248,8 @@ class FakeLedgerStore:
     def hash_at(self, chain: int, sequence: int) -> str | None:
         with self.db.lock:
             entries = [e for kept in self.ledger.entries.values() for e in kept]
-        return next((e.hash for e in entries if (e.chain, e.sequence) == (chain, sequence)), None)
+        near = {e.sequence: e for e in entries if e.chain == chain and e.sequence in (sequence - 1, sequence)}
+        return linked_hash(self.merchant, near, sequence)
 
     def _filed(self, n: int) -> Checkpoint:
         """The checkpoint kept under ``n``, refused as the DynamoDB store refuses one under another's key."""

@@ -298,6 +298,17 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after():
     assert clock.waits[0] >= 3 and len(script.requests) == 2
 
 
+@pytest.mark.parametrize("retry_after", ["²", "1.5", "soon", ""])
+def test_a_429_whose_retry_after_is_no_whole_number_is_still_a_typed_answer(retry_after):
+    """A proxy's Retry-After that is not ASCII digits is not read (Unicode digits such as "²" pass str.isdigit):
+    the SDK waits as for a 429 without one and ends in its own error, never a ValueError."""
+    script = Script(*[rate_limited(retry_after)] * 50)
+    sdk, clock = client(script, budget=9.0)
+    with pytest.raises(RateLimited) as limited:
+        sdk.pay(1999, "usd", token="tok_1", key="order-9")
+    assert limited.value.retry_after is None and clock.now < 9.0
+
+
 def test_a_merchant_over_its_rate_past_the_budget_gets_a_typed_rate_limit_error():
     script = Script(*[rate_limited("2")] * 50)
     sdk, clock = client(script, budget=9.0)

@@ -118,12 +118,27 @@ def test_one_merchants_burst_never_makes_anothers_request_a_429(api):
         assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limited") and error["request_id"]
 
 
-def test_a_request_without_a_merchants_api_key_is_refused(api):
-    for api_key in ("", "not-a-key"):
-        answer = requests.get(f"{api}/balances", auth=signer(ACME, api_key), timeout=5)
-        assert answer.status_code == 403
-        assert answer.json()["error"]["type"] == "permission_error"
+def test_a_request_with_a_key_that_is_no_merchants_is_refused(api):
+    answer = requests.get(f"{api}/balances", auth=signer(ACME, "not-a-key"), timeout=5)
+    assert answer.status_code == 403
+    assert answer.json()["error"]["type"] == "permission_error"
     assert requests.get(f"{api}/balances", auth=signer(ACME), timeout=5).status_code == 200
+
+
+def test_a_client_with_only_its_credentials_is_served_under_its_merchants_own_plan(api):
+    """The contract's local client signs with its profile alone (no API key): it is served as its merchant, metered
+    by that merchant's plan (globex: burst 10), and the event names that merchant's key as API Gateway would."""
+    plain = {name: SigV4(Credentials(c.access_key_id, c.secret_access_key), DEV.region) for name, c in
+             (("acme", ACME), ("globex", GLOBEX))}  # fmt: skip
+    assert "x-api-key" not in requests.Request("GET", f"{api}/balances", auth=plain["acme"]).prepare().headers
+    with requests.Session() as session:
+        first = session.get(f"{api}/balances", auth=plain["globex"], timeout=5)
+        assert first.status_code == 200 and first.json()["apiKeyId"] == "globex-key-id"
+        burst = [session.get(f"{api}/balances", auth=plain["globex"], timeout=5).status_code for _ in range(20)]
+        acme = [session.get(f"{api}/balances", auth=plain["acme"], timeout=5) for _ in range(3)]
+    assert 429 in burst
+    assert [answer.status_code for answer in acme] == [200] * 3
+    assert {answer.json()["apiKeyId"] for answer in acme} == {"acme-key-id"}
 
 
 def test_a_merchant_over_its_own_rate_never_makes_anothers_request_a_429(api):

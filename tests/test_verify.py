@@ -216,6 +216,13 @@ def _delete_an_entry(client, table, store, payments) -> str:
     return f"chain {chain_of(payments[1])}, sequence {credit.sequence}"
 
 
+def _put_a_bare_item_in_a_ledger(client, table, store, payments) -> str:
+    """An item under a payment's ledger with nothing but its key: no id, no amount, on no chain."""
+    key = _entry_key(store, payments[1])
+    client.put_item(TableName=table, Item={"pk": key["pk"], "sk": {"S": key["sk"]["S"] + "#bare"}})
+    return f"entry {key['sk']['S']}#bare: an entry outside every chain"
+
+
 def _copy_an_entry(client, table, store, payments) -> str:
     key = _entry_key(store, payments[1])
     item = client.get_item(TableName=table, Key=key)["Item"]
@@ -300,7 +307,15 @@ BOOKS_AND_CHAINS = [_book_a_lone_credit, _book_an_uneven_pair, _book_negative_am
 
 
 @pytest.mark.parametrize(
-    "tamper", [_edit_an_entry, _delete_an_entry, _copy_an_entry, _replace_a_signature, *BOOKS_AND_CHAINS]
+    "tamper",
+    [
+        _edit_an_entry,
+        _delete_an_entry,
+        _copy_an_entry,
+        _put_a_bare_item_in_a_ledger,
+        _replace_a_signature,
+        *BOOKS_AND_CHAINS,
+    ],
 )
 def test_the_command_names_a_tampering(ledger, endpoint, signing, tamper):
     """Exit 0 while intact; exit 1 naming what was tampered with. (A short name: the table is named after it.)"""
@@ -656,3 +671,26 @@ def test_a_checkpoint_stored_under_another_checkpoints_key_is_refused_by_the_run
     for copy in (read_directory(_copy_root(table)), None):
         _, broken = verify(client, table, [MERCHANT], public_keys=keys, copy=copy).broken
         assert str(broken) == "checkpoint 2: stored in the table under CHECKPOINT#000000999999, not its own key"
+
+
+def test_a_chain_truncated_and_regrown_under_the_hash_it_signed_is_refused_by_the_run(ledger, signing):
+    """A table writer deletes a chain's entries and head, grows the chain again past the signed position with other
+    movements, and stores the signed hash on the entry at that position: the run recomputes that entry's hash from
+    its content and the one before it, so it refuses (and the alarm fires) instead of signing the rewritten chain."""
+    client, table, store = ledger
+    (payment,) = _written(store, 1)
+    chain = chain_of(payment)
+    assert _checkpoint(store, signing) == "written"
+    signed = {entry.sequence: entry for entry in store.entries(payment)}
+    for entry in signed.values():
+        client.delete_item(TableName=table, Key=_stored_key(store, entry))
+    head = {"pk": Partition.CHAIN.key(MERCHANT, HEADS), "sk": f"HEAD#{chain:02d}"}
+    client.delete_item(TableName=table, Key=to_item(head))
+    _record(store, payment, 777_777)
+    _record(store, next(f"pay_{i:024d}" for i in range(1, 10**4) if chain_of(f"pay_{i:024d}") == chain), 5)
+    position = max(signed)
+    forged = next(entry for entry in store.entries(payment) if entry.sequence == position)
+    client.update_item(TableName=table, Key=_stored_key(store, forged), UpdateExpression="SET #hash = :hash",
+                       ExpressionAttributeNames={"#hash": "hash"},
+                       ExpressionAttributeValues={":hash": {"S": signed[position].hash}})  # fmt: skip
+    assert _checkpoint(store, signing) == "refused"

@@ -134,13 +134,14 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return int(header)
 
-    def _metered(self, headers: dict[str, str], signer: IssuedCredential) -> bool:
-        """False once refused: without a merchant's API key (403, as API Gateway refuses it), with another merchant's
-        key than the signer's (403, as the edge refuses it deployed), or over the merchant's own usage plan (429),
-        and only then over the stage's (429). A request refused here spends no one else's tokens, so one merchant
-        (or a stranger) never causes another's 429 while the merchants together stay within the stage's rate."""
+    def _metered(self, api_key: str, signer: IssuedCredential) -> bool:
+        """False once refused: with a key that is no merchant's (403, as API Gateway refuses it), with another
+        merchant's key than the signer's (403, as the edge refuses it deployed), or over the merchant's own usage
+        plan (429), and only then over the stage's (429). A request refused here spends no one else's tokens, so one
+        merchant (or a stranger) never causes another's 429 while the merchants together stay within the stage's
+        rate."""
         if self.server.api_keys is not None:
-            merchant = self.server.api_keys.get(headers.get(API_KEY_HEADER, ""))
+            merchant = self.server.api_keys.get(api_key)
             if merchant is None:
                 self._refuse(403, "permission_error", "invalid_api_key", "Forbidden")
                 return False
@@ -155,6 +156,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._throttled(self.server.throttle)
             return False
         return True
+
+    def _api_key(self, headers: dict[str, str], signer: IssuedCredential) -> str:
+        """The key whose usage plan meters the request: the one it carries (the SDK sends its merchant's, as a
+        deployed client must), else its signer's merchant's, since the contract's local clients need only their
+        credentials profile."""
+        carried = headers.get(API_KEY_HEADER)
+        if carried is not None or self.server.api_keys is None:
+            return carried or ""
+        return next((key for key, merchant in self.server.api_keys.items() if merchant == signer.merchant), "")
 
     def _serve(self) -> None:
         server = self.server
@@ -178,7 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
             signer = verify(self.command, url, headers, raw, server.credentials, server.region, datetime.now(UTC))
         except SignatureRejected as rejected:
             return self._refuse(403, "permission_error", rejected.code, rejected.message)
-        if not self._metered(headers, signer):  # the throttles, last: only requests that may be served spend tokens
+        api_key = self._api_key(headers, signer)
+        if not self._metered(api_key, signer):  # the throttles, last: only requests that may be served spend tokens
             return None
         try:
             text = raw.decode()
@@ -191,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
             raw_body=text or None,
             caller=signer.principal_arn,
             content_type=None,
-            api_key_id=self.server.api_key_ids.get(headers.get(API_KEY_HEADER, "")),
+            api_key_id=self.server.api_key_ids.get(api_key),
         )
         lines: list[str] = []
         with _captured_logs(lines):

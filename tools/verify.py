@@ -139,7 +139,8 @@ def stored_entries(client: Any, table: str) -> dict[str, list[tuple[StoredKey, s
             partition = next(p for p in Partition if str(values[PK]).startswith(p.value))
             entries = found.setdefault(str(values[PK]).removeprefix(partition.value).split("#", 1)[0], [])
             if partition is Partition.LEDGER:
-                entries.append((_stored_key(values), values["id"]))
+                # An item without an id (no entry the service wrote) is named by its sort key.
+                entries.append((_stored_key(values), str(values.get("id") or values[SK])))
     return found
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from lambdas.adapters.dynamo import MOVED_HEAD, DynamoUnitOfWork, Part, from_item, put_new, to_item, update
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.domain.cards import MaskedCard
-from lambdas.domain.chains import Head, canonical, chain_of
+from lambdas.domain.chains import Head, canonical, chain_of, linked_hash
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.payments import Direction, Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.timestamps import iso, parse_iso
@@ -237,19 +237,22 @@ class DynamoLedgerStore:
 
     def hash_at(self, chain: int, sequence: int) -> str | None:
         """From the by_chain index, which DynamoDB updates within about a second of a write: an entry that old is
-        there."""
+        there, and so is the one before it."""
         answer = self.client.query(
             TableName=self.table,
             IndexName=BY_CHAIN.name,
-            KeyConditionExpression="#chain = :chain AND #seq = :seq",
-            ExpressionAttributeNames={"#chain": BY_CHAIN.partition_key, "#seq": BY_CHAIN.sort_key, "#hash": "hash"},
+            KeyConditionExpression="#chain = :chain AND #seq BETWEEN :before AND :seq",
+            ExpressionAttributeNames={"#chain": BY_CHAIN.partition_key, "#seq": BY_CHAIN.sort_key},
             ExpressionAttributeValues=to_item(
-                {":chain": self._key(Partition.CHAIN, str(chain)), ":seq": chain_position(sequence)}
+                {
+                    ":chain": self._key(Partition.CHAIN, str(chain)),
+                    ":before": chain_position(max(1, sequence - 1)),
+                    ":seq": chain_position(sequence),
+                }
             ),
-            ProjectionExpression="#hash",
-            Limit=1,
         )
-        return next((str(from_item(item)["hash"]) for item in answer["Items"]), None)
+        entries = {entry.sequence: entry for entry in map(entry_of, map(from_item, answer["Items"]))}
+        return linked_hash(self.merchant, entries, sequence)
 
     def latest_checkpoint(self) -> Checkpoint | None:
         newest = self._partition(self._key(Partition.CHECKPOINT, CHECKPOINTS), ScanIndexForward=False, Limit=1)

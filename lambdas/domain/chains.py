@@ -60,6 +60,16 @@ def link(previous: str, merchant: str, entry: Entry) -> str:
     return hashlib.sha256(previous.encode() + b"\n" + canonical(entry_document(merchant, entry))).hexdigest()
 
 
+def linked_hash(merchant: str, entries: Mapping[int | None, Entry], sequence: int) -> str | None:
+    """The hash that the entry at ``sequence`` proves, from ``entries`` by sequence (it and the one before it): its
+    content linked to the stored hash before it (``GENESIS`` for the first). None when either is missing."""
+    entry, before = entries.get(sequence), entries.get(sequence - 1)
+    previous = GENESIS if sequence == 1 else (before.hash if before else None)
+    if entry is None or previous is None:
+        return None
+    return link(previous, merchant, entry)
+
+
 def signed_amount(entry: Entry) -> int:
     """The entry's effect on its account's balance: debits minus credits."""
     return entry.amount if entry.direction is Direction.DEBIT else -entry.amount
