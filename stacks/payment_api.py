@@ -463,6 +463,14 @@ class PaymentApi(Construct):
                 cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
             )
 
+        def contract_error(code: str, message: str, **extra: str) -> Wafv2WebAclCustomResponseBody:
+            """The contract's error body for a request the web ACL blocks, under its code as key (no request_id:
+            WAF's answers have none)."""
+            error = {"type": "invalid_request_error", "code": code, "message": message, **extra}
+            return Wafv2WebAclCustomResponseBody(
+                key=code, content=json.dumps({"error": error}), content_type="APPLICATION_JSON"
+            )
+
         def blocked_with(status: int, body_key: str) -> Wafv2WebAclRuleAction:
             """Blocked with the contract's error body of that key (the web ACL's custom response bodies)."""
             return Wafv2WebAclRuleAction(
@@ -503,33 +511,8 @@ class PaymentApi(Construct):
                 ]
             ),
             custom_response_body=[
-                Wafv2WebAclCustomResponseBody(
-                    key="body_too_large",
-                    content=json.dumps(
-                        {
-                            "error": {
-                                "type": "invalid_request_error",
-                                "code": "body_too_large",
-                                "message": BODY_TOO_LARGE,
-                            }
-                        }
-                    ),
-                    content_type="APPLICATION_JSON",
-                ),
-                Wafv2WebAclCustomResponseBody(
-                    key="idempotency_key_unsigned",
-                    content=json.dumps(
-                        {
-                            "error": {
-                                "type": "invalid_request_error",
-                                "code": "idempotency_key_unsigned",
-                                "message": IDEMPOTENCY_KEY_UNSIGNED,
-                                "param": IDEMPOTENCY_HEADER,
-                            }
-                        }
-                    ),
-                    content_type="APPLICATION_JSON",
-                ),
+                contract_error("body_too_large", BODY_TOO_LARGE),
+                contract_error("idempotency_key_unsigned", IDEMPOTENCY_KEY_UNSIGNED, param=IDEMPOTENCY_HEADER),
             ],
             rule=[
                 managed(0, "AWSManagedRulesAmazonIpReputationList"),
