@@ -12,7 +12,7 @@ export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 LINTED := lambdas client stacks tools sparkle_sandbox tests main.py
 
-.PHONY: bootstrap preflight verify bench-ledger install test test-fast mutate mutate-sample lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
+.PHONY: bootstrap preflight verify bench-ledger install test test-unit test-integration test-infra mutate mutate-sample lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
 
 install: .venv/.installed scanner/.venv/.installed
 
@@ -27,11 +27,19 @@ scanner/.venv/.installed: scanner/Pipfile.lock
 	PIPENV_PIPFILE=scanner/Pipfile pipenv sync
 	touch $@
 
-test: install
-	$(PYTHON) -m pytest
+# Test lanes (tests/lanes.py assigns each test one): unit, integration, infra. `make test` runs all three at once.
+TEST_WORKERS ?= 4
+test: install  ## every lane, in parallel (TEST_WORKERS processes), the slowest modules first
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadscope
 
-test-fast: install  ## everything but the deploys to the emulator (deploy test and `make local` end to end)
-	$(PYTHON) -m pytest -m "not deploy and not local"
+test-unit: install  ## fakes, the domain, the edge and the SDK, in this process alone: after each change
+	$(PYTHON) -m pytest -m unit
+
+test-integration: install  ## moto, the Sparkle sandbox, other processes and sockets
+	$(PYTHON) -m pytest -m integration
+
+test-infra: install  ## synth, Terraform and checkov (answers kept in .cache/infra), the deploy and `make local`
+	$(PYTHON) -m pytest -m infra
 
 lint: install  ## ruff format check and lint (settings in pyproject.toml); mypy, strict on lambdas/ and client/
 	$(PYTHON) -m ruff format --check $(LINTED)
@@ -93,4 +101,4 @@ bench-synth: install
 	$(PYTHON) -m tools.bench_synth
 
 clean:
-	rm -rf .venv scanner/.venv cdktf.out build
+	rm -rf .venv scanner/.venv cdktf.out build .cache

@@ -114,7 +114,8 @@ class Balance:
 @dataclass(frozen=True)
 class Checkpoint:
     """A signed checkpoint of the merchant's ledger; ``signed`` is the body exactly as served, which the signature
-    covers (without ``signature``, keys sorted, no spaces): check it with the public key (README "Checkpoints")."""
+    covers (without ``signature``, keys sorted, no spaces): check it with the public key (docs/api.md, "The ledger
+    proves itself")."""
 
     sequence: int
     root: str

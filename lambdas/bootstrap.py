@@ -1,12 +1,5 @@
-"""Composition root: the service wired from the function's environment, once per container.
-
-Environment (set by PaymentStack, or by the local runtime): LEDGER_TABLE,
-IDEMPOTENCY_TABLE, MERCHANTS_TABLE, VAULT_KEY_ID, FINGERPRINT_KEY_ID, SIGNING_KEY_ID, GATEWAY_SECRET_ID,
-GATEWAY_BASE_URL, CHECKPOINT_BUCKET (the checkpoint function's) or CHECKPOINT_ARCHIVE_DIR (`make local`), and
-optionally GATEWAY_CONNECT_TIMEOUT,
-GATEWAY_READ_TIMEOUT, GATEWAY_BACKOFF (seconds) and GATEWAY_ATTEMPTS (those not set
-keep the gateway client's defaults).
-boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points it at the emulator."""
+"""Composition root: the service wired from the function's environment (``lambdas.environment``), once per
+container. boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points it at the emulator."""
 
 import os
 import time
@@ -31,10 +24,13 @@ from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import Card
 from lambdas.domain.merchants import Merchant
 from lambdas.encryption_context import Purpose
+from lambdas.environment import FunctionEnvironment
 from lambdas.gateway import Charge, Gateway, GatewayRefund
+from lambdas.gateway_settings import RetryPolicy
 from lambdas.ports import CheckpointArchive
 from lambdas.service import Tenancy
 from lambdas.use_cases import Dependencies, utc_now
+from lambdas.use_cases.idempotency import IdempotencyKeys
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -88,64 +84,60 @@ class _GatewayOnFirstUse:
         return self._client().find_refund(reference)
 
 
-# Gateway settings (set by PaymentStack from stacks.config.GatewaySettings): variable -> (argument, type).
-Setting = tuple[str, Callable[[str], float]]
-GATEWAY_TIMEOUTS: dict[str, Setting] = {
-    "GATEWAY_CONNECT_TIMEOUT": ("connect_timeout", float),
-    "GATEWAY_READ_TIMEOUT": ("read_timeout", float),
-}
-GATEWAY_RETRY: dict[str, Setting] = {
-    "GATEWAY_ATTEMPTS": ("attempts", int),
-    "GATEWAY_BACKOFF": ("backoff_seconds", float),
-}
+def _sparkle_client(environment: FunctionEnvironment) -> "SparkleClient":
+    """The gateway client with the environment's settings; those not set keep the client's defaults."""
+    from lambdas.adapters.sparkle import SparkleClient  # noqa: PLC0415 (requests loads on first charge)
 
-
-def _settings(env: Mapping[str, str], variables: dict[str, Setting]) -> dict[str, Any]:
-    """Keyword arguments for the variables that are set; the others keep the client's defaults."""
-    return {argument: parse(env[name]) for name, (argument, parse) in variables.items() if env.get(name)}
-
-
-def _sparkle_client(env: Mapping[str, str]) -> "SparkleClient":
-    from lambdas.adapters.sparkle import RetryPolicy, SparkleClient  # noqa: PLC0415 (requests loads on first charge)
-
+    timeouts = {
+        "connect_timeout": environment.gateway_connect_timeout,
+        "read_timeout": environment.gateway_read_timeout,
+    }
+    retry = {"attempts": environment.gateway_attempts, "backoff_seconds": environment.gateway_backoff}
     return SparkleClient(
-        env["GATEWAY_BASE_URL"],
-        GatewaySecret(env["GATEWAY_SECRET_ID"]),
-        **_settings(env, GATEWAY_TIMEOUTS),
-        retry=RetryPolicy(**_settings(env, GATEWAY_RETRY)),
+        environment.gateway_base_url,
+        GatewaySecret(environment.gateway_secret_id),
+        **_set(timeouts),
+        retry=RetryPolicy(**_set(retry)),
     )
 
 
+def _set(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that are set, as keyword arguments: the others keep their defaults."""
+    return {name: value for name, value in settings.items() if value is not None}
+
+
 class AwsAdapters:
-    """The adapters on the AWS resources ``env`` names (the functions' environment), built once per container:
-    clients and ciphers (with their data-key caches) are shared, the stores are scoped to one merchant."""
+    """The adapters on the AWS resources ``variables`` name (the functions' environment), built once per container:
+    clients and ciphers (with their data-key caches) are shared, the stores are scoped to one merchant. The gateway
+    is the Sparkle client the environment describes, built on first use, unless one is given."""
 
     def __init__(
         self,
-        env: Mapping[str, str],
-        gateway: Gateway,
+        variables: Mapping[str, str],
+        gateway: Gateway | None = None,
         clock: Callable[[], datetime] = utc_now,
         epoch_clock: Callable[[], float] = time.time,
     ) -> None:
+        self.environment = environment = FunctionEnvironment.from_environ(variables)
         kms = boto3.client("kms", config=AWS_CLIENT_CONFIG)
         self.dynamodb = boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
-        self.env = env
-        self.gateway = gateway
+        self.gateway = gateway or _GatewayOnFirstUse(lambda: _sparkle_client(environment))
         self.clock = clock
-        self.metadata_cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.METADATA)
-        self.idempotency = DynamoIdempotencyStore(
-            self.dynamodb, env["IDEMPOTENCY_TABLE"], self.metadata_cipher, epoch_clock
+        self.metadata_cipher = EnvelopeCipher(kms, environment.vault_key_id, Purpose.METADATA)
+        self.idempotency = IdempotencyKeys(
+            DynamoIdempotencyStore(self.dynamodb, environment.idempotency_table, self.metadata_cipher), epoch_clock
         )
-        self.vault = CardVault(kms, env["FINGERPRINT_KEY_ID"], EnvelopeCipher(kms, env["VAULT_KEY_ID"], Purpose.CARD))
-        self.directory = DynamoMerchantDirectory(self.dynamodb, env["MERCHANTS_TABLE"])
-        self.signer = KmsSigner(kms, env["SIGNING_KEY_ID"])
+        card_cipher = EnvelopeCipher(kms, environment.vault_key_id, Purpose.CARD)
+        self.vault = CardVault(kms, environment.fingerprint_key_id, card_cipher)
+        self.directory = DynamoMerchantDirectory(self.dynamodb, environment.merchants_table)
+        self.signer = KmsSigner(kms, environment.signing_key_id)
         self._s3: Any = None
 
     def dependencies(self, merchant: Merchant) -> Dependencies[DynamoUnitOfWork]:
         return Dependencies(
-            store=DynamoLedgerStore(self.dynamodb, self.env["LEDGER_TABLE"], self.metadata_cipher, merchant.id),
+            store=DynamoLedgerStore(self.dynamodb, self.environment.ledger_table, self.metadata_cipher, merchant.id),
             idempotency=self.idempotency,  # record ids name the merchant (lambdas.edge)
-            velocity=DynamoVelocityCounter(self.dynamodb, self.env["IDEMPOTENCY_TABLE"], merchant.id),
+            velocity=DynamoVelocityCounter(self.dynamodb, self.environment.idempotency_table, merchant.id),
             vault=self.vault,
             gateway=self.gateway,
             rules=merchant.rules,
@@ -155,12 +147,12 @@ class AwsAdapters:
         )
 
     def archive(self, merchant: Merchant) -> CheckpointArchive:
-        """The write-once copy of the merchant's checkpoints: the directory CHECKPOINT_ARCHIVE_DIR names (`make
-        local`), else the bucket CHECKPOINT_BUCKET names (the checkpoint function's only)."""
-        directory = self.env.get("CHECKPOINT_ARCHIVE_DIR")
+        """The write-once copy of the merchant's checkpoints: the directory ``checkpoint_archive_dir`` names (`make
+        local`), else the bucket ``checkpoint_bucket`` names (the checkpoint function's only)."""
+        directory = self.environment.checkpoint_archive_dir
         if directory:
             return DirectoryCheckpointArchive(Path(directory), merchant.id)
-        return S3CheckpointArchive(self.s3, self.env.get("CHECKPOINT_BUCKET", ""), merchant.id)
+        return S3CheckpointArchive(self.s3, self.environment.checkpoint_bucket or "", merchant.id)
 
     def s3(self) -> Any:
         """The S3 client, made on first use."""
@@ -174,8 +166,7 @@ class AwsAdapters:
 
 @cache
 def adapters() -> AwsAdapters:
-    env = os.environ
-    return AwsAdapters(env, _GatewayOnFirstUse(lambda: _sparkle_client(env)))
+    return AwsAdapters(os.environ)
 
 
 def tenancy() -> Tenancy:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lambdas import deadline
-from lambdas.adapters.idempotency import record_id
 from lambdas.domain.cards import member_param
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
+from lambdas.domain.idempotency import record_id
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.logs import logger
 from lambdas.metrics import count_response

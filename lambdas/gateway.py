@@ -1,6 +1,6 @@
 """The card gateway as the service sees it: a charge, a refund, lookups by
 reference, and what can go wrong. ``lambdas.adapters.sparkle`` implements it
-over HTTP; ``tests.fakes_gateway.FakeGateway`` in memory, held to the same behaviour by
+over HTTP; ``tests.support.fakes_gateway.FakeGateway`` in memory, held to the same behaviour by
 ``tests/test_gateway_contract.py``."""
 
 from dataclasses import dataclass

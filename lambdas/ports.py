@@ -1,6 +1,6 @@
 """The small interfaces the use cases are written against (Cosmic Python's ports).
 
-DynamoDB and KMS implement them in ``lambdas.adapters``; ``tests.fakes``
+DynamoDB and KMS implement them in ``lambdas.adapters``; ``tests.support.fakes``
 implements them in memory with the same semantics, and one contract test
 suite runs against both.
 
@@ -19,13 +19,14 @@ from typing import Any, Protocol, TypeVar
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.chains import Head
 from lambdas.domain.checkpoints import Checkpoint
+from lambdas.domain.idempotency import Record
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.domain.payments import Entry, Payment, Refund
 
 
 @dataclass(frozen=True)
 class Answer:
-    """A response the use case decided on: status and contract body."""
+    """An answer as the edge sends it, status and contract body: kept for replays of its idempotency key."""
 
     status: int
     body: dict[str, Any]
@@ -59,52 +60,40 @@ UoW_contra = TypeVar("UoW_contra", bound=UnitOfWork, contravariant=True)
 
 # -- idempotency ------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Fresh:
-    """The key was free: the request runs."""
-
-
-@dataclass(frozen=True)
-class Replay:
-    """The key completed before with the same body: answer what was answered."""
-
-    answer: Answer
-
-
-@dataclass(frozen=True)
-class Resume:
-    """An earlier attempt with this key ended without an answer (5xx, or abandoned): settle its object."""
-
-    resource_id: str
-
-
-Begun = Fresh | Replay | Resume
+IDEMPOTENCY_PART = "idempotency"  # the label of every part an IdempotencyStore adds
 
 
 class IdempotencyStore(Protocol[UoW_contra]):
-    def begin(self, uow: UoW_contra, key: str, digest: str, resource_id: str, answer: Answer | None = None) -> Begun:
-        """Claim ``key`` together with ``uow``'s parts and commit them.
+    """Where idempotency records are kept: conditional writes and reads, no decisions (the protocol is
+    ``lambdas.use_cases.idempotency``). Each part is labelled ``IDEMPOTENCY_PART``; one whose condition fails
+    reports the record it met (None: none)."""
 
-        With ``answer`` the record is complete at once (the request makes no outside call). Raises
-        ``IdempotencyConflict`` (409 while the key is in flight, 422 for another body) and ``LostRace`` when
-        another part of ``uow`` failed. An expired record is replaced at once."""
+    def claim(self, uow: UoW_contra, record: Record, answer: Answer | None, now: float) -> None:
+        """Part putting ``record`` (a completed one with ``answer``), only while no record with its id is live at
+        ``now`` (none, or an expired one)."""
 
-    def resume_or_replay(self, key: str, digest: str) -> Replay | Resume | None:
-        """Without a new claim: what ``begin`` would find for ``key`` (None: no live record). A completed record
-        is replayed, a released or abandoned one taken over to resume; 409/422 raised as in ``begin``."""
+    def get(self, key: str) -> Record | None:
+        """The record of ``key``, read consistently (None: none)."""
+
+    def take_over(self, record: Record, in_flight_until: int) -> bool:
+        """Mark ``record`` in progress until ``in_flight_until``, only while it is still as it was read; False when it
+        is not."""
 
     def complete(self, uow: UoW_contra, key: str, answer: Answer) -> None:
-        """Part storing the answer to replay (sealed when it carries metadata)."""
+        """Part storing ``answer`` in the record, only while it is in progress (sealed when it carries metadata)."""
+
+    def answer(self, record: Record) -> Answer:
+        """The answer ``record`` keeps, opened."""
 
     def release(self, key: str) -> None:
-        """After a 5xx: nothing is answered, a retry resumes the same object."""
+        """Mark the record retryable, only while it is in progress."""
 
     def forget(self, key: str) -> None:
-        """After a 4xx found once the key was claimed: nothing is kept."""
+        """Delete the record, only while it is in progress."""
 
-    def require_idle(self, uow: UoW_contra, key: str) -> None:
-        """Part that holds only while no request is in flight with ``key`` (label ``"idempotency"``)."""
+    def require_idle(self, uow: UoW_contra, key: str, now: float) -> None:
+        """Part that holds only while no record of ``key`` is in progress with its in-flight time running at
+        ``now``."""
 
 
 # -- the ledger store -------------------------------------------------------------------------
@@ -125,35 +114,55 @@ class PendingItem:
     refund_id: str | None = None
 
 
-class LedgerStore(Protocol[UoW]):
-    merchant: str  # whose records it reads and writes, and no other's
-
-    def unit_of_work(self) -> UoW: ...
-
+class TokenRecords(Protocol[UoW_contra]):
     def get_token(self, token_id: str, for_payment: str | None = None) -> StoredToken | None:
         """The token; ``for_payment``: the payment it is read to charge, whose recording the store may prepare
         in the same round trip (the DynamoDB store reads its chain's head)."""
+
+    def add_token(self, uow: UoW_contra, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None: ...
+
+
+class PaymentRecords(Protocol[UoW_contra]):
+    """Payments and their refunds; settling one also books its entries (``ChainRecords``)."""
 
     def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None: ...
 
     def get_refund(self, payment_id: str, refund_id: str) -> Refund | None: ...
 
+    def pending(self, created_before: datetime) -> Iterator[PendingItem]:
+        """Every pending payment and refund created before then, page by page."""
+
+    def add_payment(self, uow: UoW_contra, payment: Payment) -> None:
+        """Part (label ``"payment"``); metadata is sealed by the store."""
+
+    def settle_payment(self, uow: UoW_contra, before: Payment, after: Payment, entries: list[Entry]) -> None:
+        """Parts moving a pending payment to ``after`` (only from pending, label ``"payment"``) with its entries."""
+
+    def reserve_refund(self, uow: UoW_contra, payment: Payment, refund: Refund) -> None:
+        """Parts holding the refund's amount on the payment, only while that much is left (label ``"payment"``)."""
+
+    def complete_refund(self, uow: UoW_contra, refund: Refund, entries: list[Entry]) -> None:
+        """Parts moving a pending refund to succeeded (only from pending, label ``"refund"``) with its entries."""
+
+    def cancel_refund(self, uow: UoW_contra, refund: Refund) -> None:
+        """Parts moving a pending refund to failed (label ``"refund"``), releasing its reservation."""
+
+
+class ChainRecords(Protocol):
+    """Ledger entries and the heads of their chains (lambdas.domain.chains)."""
+
     def entries(self, payment_id: str) -> list[Entry]: ...
 
-    def list_payments(self, limit: int, starting_after: Payment | None) -> tuple[list[Payment], bool]:
-        """Up to ``limit`` of the merchant's payments, newest first, after ``starting_after``; whether more follow."""
-
     def heads(self) -> list[Head]:
-        """The head of every chain with entries (lambdas.domain.chains), read together."""
+        """The head of every chain with entries, read together."""
 
     def hash_at(self, chain: int, sequence: int) -> str | None:
         """The hash the entry at ``sequence`` of ``chain`` proves: recomputed from its content and the stored hash
         of the entry before it (``lambdas.domain.chains.link``), whatever hash attribute it stores (None: no entry
         there; two there: either's)."""
 
-    def pending(self, created_before: datetime) -> Iterator[PendingItem]:
-        """Every pending payment and refund created before then, page by page."""
 
+class CheckpointRecords(Protocol[UoW_contra]):
     def latest_checkpoint(self) -> Checkpoint | None:
         """The newest signed checkpoint (None: none yet)."""
 
@@ -166,25 +175,23 @@ class LedgerStore(Protocol[UoW]):
     def list_checkpoints(self, limit: int, before: int | None) -> tuple[list[Checkpoint], bool]:
         """Up to ``limit`` checkpoints, newest first, numbered below ``before``; whether more follow."""
 
-    def add_checkpoint(self, uow: UoW, checkpoint: Checkpoint) -> None:
+    def add_checkpoint(self, uow: UoW_contra, checkpoint: Checkpoint) -> None:
         """Part putting ``checkpoint``, only while its sequence is free (label ``"checkpoint"``)."""
 
-    def add_token(self, uow: UoW, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None: ...
 
-    def add_payment(self, uow: UoW, payment: Payment) -> None:
-        """Part (label ``"payment"``); metadata is sealed by the store."""
+class PaymentListing(Protocol):
+    def list_payments(self, limit: int, starting_after: Payment | None) -> tuple[list[Payment], bool]:
+        """Up to ``limit`` of the merchant's payments, newest first, after ``starting_after``; whether more follow."""
 
-    def settle_payment(self, uow: UoW, before: Payment, after: Payment, entries: list[Entry]) -> None:
-        """Parts moving a pending payment to ``after`` (only from pending, label ``"payment"``) with its entries."""
 
-    def reserve_refund(self, uow: UoW, payment: Payment, refund: Refund) -> None:
-        """Parts holding the refund's amount on the payment, only while that much is left (label ``"payment"``)."""
+class LedgerStore(
+    TokenRecords[UoW], PaymentRecords[UoW], ChainRecords, CheckpointRecords[UoW], PaymentListing, Protocol[UoW]
+):
+    """One merchant's records in the ledger, every family of them, written through one kind of unit of work."""
 
-    def complete_refund(self, uow: UoW, refund: Refund, entries: list[Entry]) -> None:
-        """Parts moving a pending refund to succeeded (only from pending, label ``"refund"``) with its entries."""
+    merchant: str  # whose records it reads and writes, and no other's
 
-    def cancel_refund(self, uow: UoW, refund: Refund) -> None:
-        """Parts moving a pending refund to failed (label ``"refund"``), releasing its reservation."""
+    def unit_of_work(self) -> UoW: ...
 
 
 class VelocityCounter(Protocol[UoW_contra]):

@@ -1,11 +1,16 @@
-"""Domain objects rendered as the contract's JSON bodies (shared/docs/api-contract.md)."""
+"""The use cases' results rendered as the contract's answers: status and JSON body
+(shared/docs/api-contract.md)."""
 
 from datetime import datetime
 from typing import Any
 
 from lambdas.domain.cards import MaskedCard, mask_card_numbers
-from lambdas.domain.payments import Entry, Payment, Refund
+from lambdas.domain.checkpoints import Checkpoint
+from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.timestamps import iso
+from lambdas.ports import Answer, Signer
+from lambdas.use_cases.payments import PaymentOutcome
+from lambdas.use_cases.tokens import Token
 
 
 def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict[str, Any]:
@@ -91,3 +96,60 @@ def balances_body(balances: dict[tuple[str, str], int]) -> dict[str, Any]:
             for (account, currency), amount in sorted(balances.items())
         ]
     }
+
+
+def token_answer(token: Token) -> Answer:
+    return Answer(201, token_body(token.id, token.card, token.created_at))
+
+
+def payment_answer(outcome: PaymentOutcome, request_id: str) -> Answer:
+    """A payment request's answer: ``201`` for a succeeded payment, ``402`` for a declined or given-up one."""
+    payment = outcome.payment
+    if outcome.blocked_by is not None:
+        return declined_answer(payment, request_id, f"The payment was blocked by rule '{outcome.blocked_by}'.")
+    if payment.status is Status.DECLINED:
+        return declined_answer(payment, request_id, "The card was declined.")
+    if payment.status is Status.FAILED:
+        return given_up_answer(request_id, payment.id)
+    return Answer(201, payment_body(payment))
+
+
+def refund_answer(refund: Refund, request_id: str) -> Answer:
+    """A refund request's answer: ``201`` for a succeeded refund, ``402`` for a given-up one."""
+    if refund.status is RefundStatus.FAILED:
+        return given_up_answer(request_id, refund.payment_id, refund.id)
+    return Answer(201, refund_body(refund))
+
+
+def declined_answer(payment: Payment, request_id: str, message: str) -> Answer:
+    body = error_body(
+        "card_error", "card_declined", message, request_id, decline_code=payment.decline_code, payment_id=payment.id
+    )
+    return Answer(402, body)
+
+
+def given_up_answer(request_id: str, payment_id: str, refund_id: str | None = None) -> Answer:
+    """The answer for a payment (or refund) that reconciliation gave up since the gateway never made it: final, so
+    kept for replays, and a ``402`` (the request was valid and failed, as a decline does), unlike the ``502`` of a
+    gateway that may still answer. A new key starts a new one."""
+    what, code = ("refund", "refund_failed") if refund_id else ("payment", "payment_failed")
+    message = f"The gateway never made this {what}, so it failed for good; to try again, use a new Idempotency-Key."
+    body = error_body("gateway_error", code, message, request_id, payment_id=payment_id, refund_id=refund_id)
+    return Answer(402, body)
+
+
+def payment_list_body(payments: list[Payment], has_more: bool) -> dict[str, Any]:
+    return {"data": [payment_body(payment) for payment in payments], "has_more": has_more}
+
+
+def checkpoint_list_body(checkpoints: list[Checkpoint], has_more: bool) -> dict[str, Any]:
+    return {"data": [checkpoint.body for checkpoint in checkpoints], "has_more": has_more}
+
+
+def public_key_body(signer: Signer) -> dict[str, Any]:
+    return {"key_id": signer.key_id, "pem": signer.public_key_pem()}
+
+
+def read_answer(body: dict[str, Any]) -> Answer:
+    """A read's answer: the body of what was found."""
+    return Answer(200, body)

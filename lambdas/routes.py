@@ -1,5 +1,6 @@
 """The public routes of the payment API (shared/docs/api-contract.md) and the
-function that serves each: read by the API Gateway construct and the local runtime."""
+function that serves each: read by the API Gateway construct and the local runtime. What each function may do to
+the service's resources is beside it, in ``lambdas.grants``."""
 
 from dataclasses import dataclass
 from enum import Enum

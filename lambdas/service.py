@@ -1,17 +1,27 @@
-"""The payment service: one merchant's dependencies, with one method per use case (the use cases live in
-``lambdas.use_cases``); and the tenancy, which gives each caller the service of the merchant it acts for."""
+"""The payment service: one merchant's API, with one method per route, each of which runs its use case
+(``lambdas.use_cases``, which return results) and answers the result as the edge sends it (``lambdas.presenters``);
+and the tenancy, which gives each caller the service of the merchant it acts for."""
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
+from lambdas import presenters
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.ports import Answer, MerchantDirectory
 from lambdas.use_cases import Dependencies, checkpoints, payments, reads, reconcile, refunds, tokens
+from lambdas.use_cases.idempotency import Keyed, Replay, Result
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 
 __all__ = ["Answer", "CardInput", "PaymentCommand", "PaymentService", "Tenancy"]
+
+
+def _answered(result: Result | Replay, answer: Callable[[Result], Answer]) -> Answer:
+    """The answer to send: a replay's as it was first sent, else ``answer`` for the result (which is also what the
+    use case stored for replays)."""
+    return result.answer if isinstance(result, Replay) else answer(result)
 
 
 class PaymentService:
@@ -19,37 +29,44 @@ class PaymentService:
         self.deps = deps
 
     def tokenize(self, card: CardInput, key: str | None) -> Answer:
-        return tokens.tokenize(self.deps, card, key)
+        call = None if key is None else Keyed(key, presenters.token_answer)
+        return _answered(tokens.tokenize(self.deps, card, call), presenters.token_answer)
 
     def create_payment(self, command: PaymentCommand, request_id: str, key: str) -> Answer:
-        return payments.create_payment(self.deps, command, request_id, key)
+        call = Keyed(key, partial(presenters.payment_answer, request_id=request_id))
+        return _answered(payments.create_payment(self.deps, command, call), call.answer)
 
     def refund(self, payment_id: str, amount: int | None, key: str, request_id: str = "") -> Answer:
-        return refunds.refund(self.deps, payment_id, amount, key, request_id)
+        """``request_id`` is named by an error answer."""
+        call = Keyed(key, partial(presenters.refund_answer, request_id=request_id))
+        return _answered(refunds.refund(self.deps, payment_id, amount, call), call.answer)
 
     def get_payment(self, payment_id: str) -> Answer:
-        return reads.get_payment(self.deps, payment_id)
+        return presenters.read_answer(presenters.payment_body(reads.find_payment(self.deps, payment_id)))
 
     def ledger(self, payment_id: str) -> Answer:
-        return reads.ledger(self.deps, payment_id)
+        payment, entries = reads.ledger(self.deps, payment_id)
+        return presenters.read_answer(presenters.ledger_body(payment.id, entries))
 
     def list_payments(self, limit: str | None, starting_after: str | None) -> Answer:
-        return reads.list_payments(self.deps, limit, starting_after)
+        page = reads.list_payments(self.deps, limit, starting_after)
+        return presenters.read_answer(presenters.payment_list_body(*page))
 
     def balances(self) -> Answer:
-        return reads.balances(self.deps)
+        return presenters.read_answer(presenters.balances_body(reads.balances(self.deps)))
 
     def latest_checkpoint(self) -> Answer:
-        return checkpoints.latest_checkpoint(self.deps)
+        return presenters.read_answer(checkpoints.latest_checkpoint(self.deps).body)
 
     def list_checkpoints(self, limit: str | None, starting_after: str | None) -> Answer:
-        return checkpoints.list_checkpoints(self.deps, limit, starting_after)
+        page = checkpoints.list_checkpoints(self.deps, limit, starting_after)
+        return presenters.read_answer(presenters.checkpoint_list_body(*page))
 
     def checkpoint(self, sequence: str) -> Answer:
-        return checkpoints.get_checkpoint(self.deps, sequence)
+        return presenters.read_answer(checkpoints.get_checkpoint(self.deps, sequence).body)
 
     def public_key(self) -> Answer:
-        return checkpoints.public_key(self.deps)
+        return presenters.read_answer(presenters.public_key_body(self.deps.signer))
 
     def reconcile(
         self, settle_after: timedelta = reconcile.SETTLE_AFTER, give_up_after: timedelta = reconcile.GIVE_UP_AFTER

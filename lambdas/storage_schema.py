@@ -5,10 +5,31 @@ The ledger table is single-table: every item's partition key starts with the
 kind of record it holds, then names the merchant it belongs to. IAM grants are scoped by those prefixes
 (``dynamodb:LeadingKeys``), which is how ledger entries stay append-only: no role
 may update or delete an item whose partition key starts with ``LEDGER#``.
+
+Items are written with plain Python values; ``to_item`` and ``from_item`` turn them into DynamoDB's typed
+attribute values and back, for the adapters and for the items the stack writes itself (the merchants').
 """
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from lambdas.domain.merchants import principal_key
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
 class Partition(str, Enum):
@@ -68,19 +89,19 @@ class TableSchema:
         return _key_schema(self.partition_key, self.sort_key)
 
 
+# Payments and refunds still pending, by time (a sparse index): reconciliation.
+BY_STATUS = Index(name="by_status", partition_key="status_pk", sort_key="created_at")
+# A merchant's payments by creation (time, then id): GET /payments, newest first. Keys only, so only a payment's
+# creation writes the index (its ceiling: one partition's 1,000 writes/s per merchant).
+BY_MERCHANT = Index(name="by_merchant", partition_key="merchant_pk", sort_key="created_key", projection="KEYS_ONLY")
+# Ledger entries by chain, in sequence (zero-padded): what `make verify` walks, and the checkpoint function queries.
+BY_CHAIN = Index(name="by_chain", partition_key="chain_pk", sort_key="chain_seq")
+
 LEDGER = TableSchema(
     name="ledger",
     partition_key="pk",
     sort_key="sk",
-    indexes=(
-        # Payments and refunds still pending, by time (a sparse index): reconciliation.
-        Index(name="by_status", partition_key="status_pk", sort_key="created_at"),
-        # A merchant's payments by creation (time, then id): GET /payments, newest first. Keys only, so only a
-        # payment's creation writes the index (its ceiling: one partition's 1,000 writes/s per merchant).
-        Index(name="by_merchant", partition_key="merchant_pk", sort_key="created_key", projection="KEYS_ONLY"),
-        # Ledger entries by chain, in sequence (zero-padded): what `make verify` walks.
-        Index(name="by_chain", partition_key="chain_pk", sort_key="chain_seq"),
-    ),
+    indexes=(BY_STATUS, BY_MERCHANT, BY_CHAIN),
     ttl_attribute=None,  # ledger records are never deleted, so nothing in the table expires
 )
 
@@ -88,7 +109,7 @@ LEDGER = TableSchema(
 IDEMPOTENCY = TableSchema(name="idempotency", partition_key="id", ttl_attribute="expiration")
 
 # Who acts for which merchant, and each merchant's rules: items Terraform writes from the configuration
-# (``stacks.merchants``), read by the functions (``lambdas.adapters.merchants``).
+# (``stacks.ledger_table.MerchantsTable``), read by the functions (``lambdas.adapters.merchants``).
 MERCHANTS = TableSchema(name="merchants", partition_key="pk")
 
 
@@ -100,3 +121,16 @@ class MerchantRecord(str, Enum):
 
     def key(self, identifier: str) -> str:
         return f"{self.value}{identifier}"
+
+
+def merchant_items(
+    merchant_id: str, principals: Iterable[str], rules: dict[str, Any], api_key_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The merchants table's items for one merchant: its rules (``RuleSet.from_config``'s shape) and the id of its
+    API key (the only key its signers' requests may carry), and one item per principal (a role or user ARN, or an
+    account id) acting for it. Plain values: ``to_item`` makes them DynamoDB's."""
+    pk = MERCHANTS.partition_key
+    merchant = {pk: MerchantRecord.MERCHANT.key(merchant_id), "id": merchant_id, "rules": json.dumps(rules)}
+    items = [merchant | ({"api_key_id": api_key_id} if api_key_id is not None else {})]
+    items += [{pk: MerchantRecord.PRINCIPAL.key(principal_key(p)), "merchant": merchant_id} for p in principals]
+    return items

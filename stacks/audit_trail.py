@@ -46,27 +46,37 @@ class AuditTrailProps:
 class AuditTrail(Construct):
     def __init__(self, scope: Construct, id: str, target: AwsTarget, props: AuditTrailProps) -> None:
         super().__init__(scope, id)
-        account, partition = target.account_id, target.partition
-        trail_arn = target.arn("cloudtrail", f"trail/{props.name}")
-        cloudtrail = f"cloudtrail.{target.dns_suffix}"
-        this_trail = Condition("StringEquals", "aws:SourceArn", (trail_arn,))
-        self.key = PaymentKey(
+        self.target, self.props = target, props
+        self.trail_arn = target.arn("cloudtrail", f"trail/{props.name}")
+        self.cloudtrail = f"cloudtrail.{target.dns_suffix}"
+        self.key = self._key()
+        name = f"{props.name}-{target.account_id}-{target.region}"
+        logs = locked_bucket(self, "logs", name, self.key.arn, props.retention_days)
+        self.bucket, self.lock = logs.bucket, logs.lock
+        self._expire_past_retention()
+        policy = self._bucket_policy()
+        self.trail = self._trail(depends_on=[policy, self.lock])
+
+    def _key(self) -> PaymentKey:
+        account, partition = self.target.account_id, self.target.partition
+        this_trail = Condition("StringEquals", "aws:SourceArn", (self.trail_arn,))
+        return PaymentKey(
             self,
             "key",
             PaymentKeyProps(
-                alias=f"alias/{props.name}",
+                alias=f"alias/{self.props.name}",
                 description="The audit trail's log files",
                 account_id=account,
                 partition=partition,
                 spec=KeySpec.SYMMETRIC,
-                deletion_window_days=props.key_deletion_window_days,
-                administrators=props.key_administrators,
+                deletion_window_days=self.props.key_deletion_window_days,
+                administrators=self.props.key_administrators,
                 # CloudTrail's documented statements ("Configure AWS KMS key policies for CloudTrail"), each bound to
                 # this trail: log files' data keys under the trail's encryption context; DescribeKey, which carries
                 # no encryption context; Decrypt, which a bucket with an S3 Bucket Key needs to create or update it.
                 service_principals=(
                     ServicePrincipalUse(
-                        principal=cloudtrail,
+                        principal=self.cloudtrail,
                         actions=("kms:GenerateDataKey*",),
                         conditions=(
                             this_trail,
@@ -77,8 +87,10 @@ class AuditTrail(Construct):
                             ),
                         ),
                     ),
-                    ServicePrincipalUse(principal=cloudtrail, actions=("kms:DescribeKey",), conditions=(this_trail,)),
-                    ServicePrincipalUse(principal=cloudtrail, actions=("kms:Decrypt",), conditions=(this_trail,)),
+                    ServicePrincipalUse(
+                        principal=self.cloudtrail, actions=("kms:DescribeKey",), conditions=(this_trail,)
+                    ),
+                    ServicePrincipalUse(principal=self.cloudtrail, actions=("kms:Decrypt",), conditions=(this_trail,)),
                 ),
                 # Reading the logs: principals of this account whose IAM policy allows it, for trail logs only.
                 account_decrypt_conditions=(
@@ -87,9 +99,9 @@ class AuditTrail(Construct):
                 ),
             ),
         )
-        name = f"{props.name}-{account}-{target.region}"
-        logs = locked_bucket(self, "logs", name, self.key.arn, props.retention_days)
-        self.bucket, self.lock = logs.bucket, logs.lock
+
+    def _expire_past_retention(self) -> None:
+        retention_days = self.props.retention_days
         S3BucketLifecycleConfiguration(
             self,
             "logs-lifecycle",
@@ -99,7 +111,7 @@ class AuditTrail(Construct):
                     id="past-retention",
                     status="Enabled",
                     filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=props.retention_days + 1)],
+                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=retention_days + 1)],
                     # an upload CloudTrail never finished holds no log: its parts go after a week
                     abort_incomplete_multipart_upload=[
                         S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
@@ -108,13 +120,17 @@ class AuditTrail(Construct):
                     ],
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                            noncurrent_days=props.retention_days + 1
+                            noncurrent_days=retention_days + 1
                         )
                     ],
                 )
             ],
         )
-        bucket_arn = f"arn:{partition}:s3:::{props.name}-{account}-{target.region}"
+
+    def _bucket_policy(self) -> S3BucketPolicy:
+        target, trail_arn, cloudtrail = self.target, self.trail_arn, self.cloudtrail
+        account = target.account_id
+        bucket_arn = f"arn:{target.partition}:s3:::{self.props.name}-{account}-{target.region}"
         statements = [
             Statement(
                 "TrailChecksTheBucket", ("s3:GetBucketAcl",), (bucket_arn,),
@@ -133,14 +149,17 @@ class AuditTrail(Construct):
                 principals=(("AWS", ("*",)),), effect="Deny",
             ),
         ]  # fmt: skip
-        policy = S3BucketPolicy(
+        return S3BucketPolicy(
             self,
             "logs-policy",
             bucket=self.bucket.id,
             policy=json.dumps({"Version": "2012-10-17", "Statement": [s.render_json() for s in statements]}),
         )
-        table_arns = f"arn:{partition}:dynamodb:{target.region}:{account}:table/{props.tables_prefix}"
-        self.trail = Cloudtrail(
+
+    def _trail(self, depends_on: list) -> Cloudtrail:
+        target, props = self.target, self.props
+        table_arns = f"arn:{target.partition}:dynamodb:{target.region}:{target.account_id}:table/{props.tables_prefix}"
+        return Cloudtrail(
             self,
             "trail",
             name=props.name,
@@ -167,5 +186,5 @@ class AuditTrail(Construct):
                     ],
                 ),
             ],
-            depends_on=[policy, self.lock],
+            depends_on=depends_on,
         )

@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from lambdas import SERVICE_NAME
-from lambdas.adapters.sparkle import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RetryPolicy
 from lambdas.deadline import WRITE_RESERVE_SECONDS
 from lambdas.domain.merchants import any_path, principal_key
 from lambdas.domain.money import MAX_AMOUNT, MIN_AMOUNT, SUPPORTED_CURRENCIES
+from lambdas.gateway_settings import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_RETRY, RetryPolicy
 from lambdas.routes import Function
 from stacks.api_policy import DEFAULT_RESOURCE_POLICY_QUOTA
 
@@ -77,14 +77,15 @@ class FunctionSettings(_Frozen):
 
 
 class GatewaySettings(_Frozen):
-    """How the Sparkle client (lambdas.adapters.sparkle) waits and retries: one gateway call takes at most
-    ``attempts`` attempts of ``connect + read`` seconds each, with the backoff (doubled each time) between them."""
+    """How the Sparkle client (lambdas.adapters.sparkle) waits and retries, from lambdas.gateway_settings's defaults:
+    one gateway call takes at most ``attempts`` attempts of ``connect + read`` seconds each, with the backoff
+    (doubled each time) between them."""
 
     connect_timeout_seconds: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
     read_timeout_seconds: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
-    attempts: int = Field(default=RetryPolicy().attempts, ge=1)
+    attempts: int = Field(default=DEFAULT_RETRY.attempts, ge=1)
     backoff_seconds: float = Field(
-        default=RetryPolicy().backoff_seconds, ge=0, description="before the second attempt, then doubled"
+        default=DEFAULT_RETRY.backoff_seconds, ge=0, description="before the second attempt, then doubled"
     )
 
     @property
@@ -254,9 +255,9 @@ class EnvironmentConfig(_Frozen):
 
         A figure cut at the deadline equals the function's timeout, so such a configuration is
         refused (the timeout itself is below API Gateway's 29 s): only the deadline would stop
-        it, with no time left for the work before the gateway calls. The client's settings before
-        issue 7 (connect 3 s, read 10 s, 3 attempts, backoff 0.2 s: 39.6 s a call, 79.2 s for
-        two) are such a case: cut to the 25 s of a 25 s function, and refused."""
+        it, with no time left for the work before the gateway calls. Connect 3 s, read 10 s, 3
+        attempts and a 0.2 s backoff (39.6 s a call, 79.2 s for two) are such a case: cut to the
+        25 s of a 25 s function, and refused."""
         gateway = GATEWAY_CALLS_PER_REQUEST * self.gateway.call_seconds
         return min(gateway, self.gateway_budget_seconds) + WRITE_RESERVE_SECONDS
 
@@ -509,7 +510,7 @@ def load_environment(name: str, operator: dict[str, dict[str, Any]] | None = Non
         source = operator_config_file() or f"${OPERATOR_CONFIG_VARIABLE}"
         raise ValueError(
             f"environment {name} cannot be synthesized: {problems}. Its operator sets these in [{name}] of {source} "
-            "(README, 'Deploying')."
+            "(docs/operating.md, 'Deploying')."
         ) from None
 
 

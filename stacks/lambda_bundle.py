@@ -7,6 +7,7 @@ console scripts; the zip has fixed times and modes and sorted entries, so the sa
 give the same bytes, and the same asset hash, on any machine.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -94,8 +95,15 @@ def build_bundle(build_dir: Path, architecture: str, runtime: str) -> tuple[Path
 
     Dependencies are cached per requirements, platform and Python version, and
     the zip per dependencies and source, so a synth after the first one
-    installs and compresses nothing.
+    installs and compresses nothing. One process at a time builds in ``build_dir``.
     """
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with (build_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _build_bundle(build_dir, architecture, runtime)
+
+
+def _build_bundle(build_dir: Path, architecture: str, runtime: str) -> tuple[Path, str]:
     python_version = runtime.removeprefix("python")
     requirements = locked_requirements()
     cache_key = hashlib.sha256(f"{requirements}{architecture}{python_version}".encode()).hexdigest()[:16]

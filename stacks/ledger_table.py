@@ -20,9 +20,16 @@ from cdktf_cdktf_provider_aws.dynamodb_table import (
 from cdktf_cdktf_provider_aws.dynamodb_table_item import DynamodbTableItem
 from constructs import Construct
 
-from lambdas.adapters.dynamo import to_item
-from lambdas.adapters.merchants import merchant_items
-from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, MerchantRecord, Partition, TableSchema
+from lambdas.storage_schema import (
+    IDEMPOTENCY,
+    LEDGER,
+    MERCHANTS,
+    MerchantRecord,
+    Partition,
+    TableSchema,
+    merchant_items,
+    to_item,
+)
 from stacks.iam import Condition, Grantable, Statement
 from stacks.payment_key import KEY_READ_ACTIONS, KEY_WRITE_ACTIONS, PaymentKey
 

@@ -16,7 +16,7 @@ from cdktf_cdktf_provider_aws.data_aws_kms_key import DataAwsKmsKey
 from constructs import Construct
 
 from lambdas import SERVICE_NAME
-from lambdas.adapters.sparkle import REQUESTS as GATEWAY_REQUESTS
+from lambdas.gateway_settings import REQUESTS as GATEWAY_REQUESTS
 from lambdas.metrics import (
     CHECKPOINT_FAILURES,
     CHECKPOINTS_REFUSED,

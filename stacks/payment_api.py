@@ -3,8 +3,8 @@ payment functions.
 
 Secure by default: ``AWS_IAM`` on every method, a resource policy that lets only
 the configured merchants' principals invoke it, request validation, throttling,
-JSON access logs to an encrypted log group, X-Ray, a WAFv2 web ACL with AWS
-managed rules, data trace off (bodies carry card data),
+JSON access logs to an encrypted log group, X-Ray, a WAFv2 web ACL
+(stacks.api_firewall), data trace off (bodies carry card data),
 and error responses in the contract's error shape."""
 
 import hashlib
@@ -52,49 +52,18 @@ from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
 from cdktf_cdktf_provider_aws.api_gateway_usage_plan_key import ApiGatewayUsagePlanKey
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
-from cdktf_cdktf_provider_aws.wafv2_web_acl import (
-    Wafv2WebAcl,
-    Wafv2WebAclAssociationConfig,
-    Wafv2WebAclAssociationConfigRequestBody,
-    Wafv2WebAclAssociationConfigRequestBodyApiGateway,
-    Wafv2WebAclCustomResponseBody,
-    Wafv2WebAclDefaultAction,
-    Wafv2WebAclDefaultActionAllow,
-    Wafv2WebAclRule,
-    Wafv2WebAclRuleAction,
-    Wafv2WebAclRuleActionBlock,
-    Wafv2WebAclRuleActionBlockCustomResponse,
-    Wafv2WebAclRuleOverrideAction,
-    Wafv2WebAclRuleOverrideActionNone,
-    Wafv2WebAclRuleVisibilityConfig,
-    Wafv2WebAclVisibilityConfig,
-)
-from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
-from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
-    Wafv2WebAclLoggingConfiguration,
-    Wafv2WebAclLoggingConfigurationRedactedFields,
-    Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader,
-)
 from constructs import Construct
 
-from lambdas.routes import BODY_TOO_LARGE, IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_UNSIGNED, Function, Route
+from lambdas.routes import BODY_TOO_LARGE, IDEMPOTENCY_HEADER, Function, Route
+from stacks.api_firewall import ApiFirewall, ApiFirewallProps
 from stacks.api_policy import invoke_policy
 from stacks.config import CustomDomain, Throttling
 from stacks.iam import service_principal
+from stacks.log_groups import encrypted_log_group
 from stacks.payment_function import PaymentFunction
 from stacks.payment_key import PaymentKey
 
 STAGE_NAME = "v1"
-# Headers WAF logs never show: the signature, a session's token (usable until it expires), and the idempotency key
-# (it identifies a request, and a client may derive it from its own data).
-WAF_LOG_REDACTED_HEADERS = ("authorization", "x-amz-security-token", IDEMPOTENCY_HEADER.lower())
-WAF_INSPECTION_LIMIT = "KB_64"  # the most of a body WAF inspects at API Gateway (its default is 16 KB)
-WAF_INSPECTED_BYTES = int(WAF_INSPECTION_LIMIT.removeprefix("KB_")) * 1024
-# An Authorization header (lower-cased) whose SigV4 SignedHeaders list the idempotency key: the WAF refuses a key sent
-# without it, as the edge does (lambdas/edge.py), since API Gateway need not pass the header on to the function.
-SIGNED_KEY_AUTHORIZATION = (
-    rf"^aws4-hmac-sha256 credential=[^,]+, ?signedheaders=([a-z0-9-]+;)*{IDEMPOTENCY_HEADER.lower()}(;|,)"
-)
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -275,7 +244,8 @@ class PaymentApi(Construct):
         # Each merchant's API key id by merchant id (a Terraform map): output, and written into the merchant's item.
         self.api_key_ids = TerraformIterator.from_resources(self.api_keys).for_expression_for_map("key", "val.id")
         self.domain = self._add_domain(props.domain) if props.domain else None
-        self.web_acl = self._add_firewall()
+        firewall = ApiFirewallProps(props.name, self.stage.arn, props.logs_key, props.log_retention_days)
+        self.web_acl = ApiFirewall(self, firewall).web_acl
 
     @property
     def url(self) -> str:
@@ -301,13 +271,7 @@ class PaymentApi(Construct):
         return name
 
     def _encrypted_log_group(self, id: str, name: str) -> CloudwatchLogGroup:
-        return CloudwatchLogGroup(
-            self,
-            id,
-            name=name,
-            retention_in_days=self.props.log_retention_days,
-            kms_key_id=self.props.logs_key.arn,
-        )
+        return encrypted_log_group(self, id, name, self.props.logs_key, self.props.log_retention_days)
 
     def _resource_for(self, parts: tuple[str, ...]) -> str:
         """The id of the API resource at ``parts``, creating the path on first use."""
@@ -449,147 +413,3 @@ class PaymentApi(Construct):
             usage_plan_id=Token.as_string(Fn.lookup_nested(plans, [each_merchant.key, "id"])),
         )
         return keys
-
-    def _add_firewall(self) -> Wafv2WebAcl:
-        """AWS managed rules in front of the stage. A request they block gets the WAF_FILTERED gateway response (the
-        contract's error, with its request_id): they have no custom response, which would take precedence and could
-        not carry the request id. The body limit is the function's (lambdas/edge.py), but for a body longer than WAF
-        inspects: API Gateway takes 10 MB, Lambda an invocation of 6 MB, so such a body might never reach the
-        function. WAF refuses it with the contract's 413 (no request_id: a WAF response has none)."""
-        name = self.props.name
-
-        def visibility(metric: str):
-            return Wafv2WebAclRuleVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-            )
-
-        def contract_error(code: str, message: str, **extra: str) -> Wafv2WebAclCustomResponseBody:
-            """The contract's error body for a request the web ACL blocks, under its code as key (no request_id:
-            WAF's answers have none)."""
-            error = {"type": "invalid_request_error", "code": code, "message": message, **extra}
-            return Wafv2WebAclCustomResponseBody(
-                key=code, content=json.dumps({"error": error}), content_type="APPLICATION_JSON"
-            )
-
-        def blocked_with(status: int, body_key: str) -> Wafv2WebAclRuleAction:
-            """Blocked with the contract's error body of that key (the web ACL's custom response bodies)."""
-            return Wafv2WebAclRuleAction(
-                block=Wafv2WebAclRuleActionBlock(
-                    custom_response=Wafv2WebAclRuleActionBlockCustomResponse(
-                        response_code=status, custom_response_body_key=body_key
-                    )
-                )
-            )
-
-        def managed(priority: int, rule_group: str, counted: tuple[str, ...] = ()) -> Wafv2WebAclRule:
-            statement: dict = {"name": rule_group, "vendor_name": "AWS"}
-            if counted:  # counted instead of blocked: see each group's note below
-                statement["rule_action_override"] = [{"name": rule, "action_to_use": {"count": {}}} for rule in counted]
-            return Wafv2WebAclRule(
-                name=rule_group,
-                priority=priority,
-                override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
-                statement={"managed_rule_group_statement": statement},  # the binding types statements as Any
-                visibility_config=visibility(rule_group),
-            )
-
-        web_acl = Wafv2WebAcl(
-            self,
-            "web-acl",
-            name=name,
-            scope="REGIONAL",
-            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
-            # As much of each body as WAF can inspect at API Gateway (its default is 16 KB): past the 32 KiB the
-            # function accepts, so the managed rules see all of any body that is processed.
-            association_config=Wafv2WebAclAssociationConfig(
-                request_body=[
-                    Wafv2WebAclAssociationConfigRequestBody(
-                        api_gateway=Wafv2WebAclAssociationConfigRequestBodyApiGateway(
-                            default_size_inspection_limit=WAF_INSPECTION_LIMIT
-                        )
-                    )
-                ]
-            ),
-            custom_response_body=[
-                contract_error("body_too_large", BODY_TOO_LARGE),
-                contract_error("idempotency_key_unsigned", IDEMPOTENCY_KEY_UNSIGNED, param=IDEMPOTENCY_HEADER),
-            ],
-            rule=[
-                managed(0, "AWSManagedRulesAmazonIpReputationList"),
-                # Anonymizing proxies, VPNs and Tor are blocked. Hosting providers are only counted: the callers are
-                # merchants' back ends, signing with IAM credentials from AWS or another cloud's hosts.
-                managed(1, "AWSManagedRulesAnonymousIpList", counted=("HostingProviderIPList",)),
-                # Its 8 KB body limit is below the contract's 32 KiB, which the function enforces with a 413.
-                managed(2, "AWSManagedRulesCommonRuleSet", counted=("SizeRestrictions_BODY",)),
-                managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
-                # A key the signature does not cover: a captured request replayed under a fresh key would charge again.
-                Wafv2WebAclRule(
-                    name="idempotency-key-unsigned",
-                    priority=4,
-                    action=blocked_with(400, "idempotency_key_unsigned"),
-                    statement={
-                        "and_statement": {
-                            "statement": [
-                                {
-                                    "size_constraint_statement": {
-                                        "comparison_operator": "GT",
-                                        "size": 0,
-                                        "field_to_match": {"single_header": {"name": IDEMPOTENCY_HEADER.lower()}},
-                                        "text_transformation": [{"priority": 0, "type": "NONE"}],
-                                    }
-                                },
-                                {
-                                    "not_statement": {
-                                        "statement": [
-                                            {
-                                                "regex_match_statement": {
-                                                    "regex_string": SIGNED_KEY_AUTHORIZATION,
-                                                    "field_to_match": {"single_header": {"name": "authorization"}},
-                                                    "text_transformation": [{"priority": 0, "type": "LOWERCASE"}],
-                                                }
-                                            }
-                                        ]
-                                    }
-                                },
-                            ]
-                        }
-                    },
-                    visibility_config=visibility("idempotency-key-unsigned"),
-                ),
-                # Last, so a request the managed rules block gets their 403 with its request_id. WAF sees a body's
-                # first WAF_INSPECTED_BYTES: no inspected body is longer, and a longer one matches whatever its length.
-                Wafv2WebAclRule(
-                    name="body-longer-than-inspected",
-                    priority=5,
-                    action=blocked_with(413, "body_too_large"),
-                    statement={
-                        "size_constraint_statement": {
-                            "comparison_operator": "GT",
-                            "size": WAF_INSPECTED_BYTES,
-                            "field_to_match": {"body": {"oversize_handling": "MATCH"}},
-                            "text_transformation": [{"priority": 0, "type": "NONE"}],
-                        }
-                    },
-                    visibility_config=visibility("body-longer-than-inspected"),
-                ),
-            ],
-            visibility_config=Wafv2WebAclVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
-            ),
-        )
-        Wafv2WebAclAssociation(self, "web-acl-association", resource_arn=self.stage.arn, web_acl_arn=web_acl.arn)
-        # WAF only delivers to log groups whose name starts with aws-waf-logs-.
-        waf_logs = self._encrypted_log_group("waf-logs", f"aws-waf-logs-{name}")
-        Wafv2WebAclLoggingConfiguration(
-            self,
-            "web-acl-logging",
-            resource_arn=web_acl.arn,
-            log_destination_configs=[waf_logs.arn],
-            redacted_fields=[
-                Wafv2WebAclLoggingConfigurationRedactedFields(
-                    single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name=header)
-                )
-                for header in WAF_LOG_REDACTED_HEADERS
-            ],
-        )
-        return web_acl

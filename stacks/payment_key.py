@@ -109,39 +109,8 @@ class PaymentKey(Construct):
         self.props = props
         account_root = f"arn:{props.partition}:iam::{props.account_id}:root"
         self.key_policy: list[Statement] = []
-        self._add_to_key_policy(
-            Statement("KeyAdministration", KEY_ADMINISTRATION_ACTIONS, ("*",), principals=(("AWS", (account_root,)),))
-        )
-        if props.administrators:
-            # An explicit deny: it wins over the account-wide statements below and over any IAM policy. A name
-            # written without its path matches at any path: a deny that silently missed would fail open.
-            administrators = tuple(pattern for arn in props.administrators for pattern in any_path(arn))
-            self._add_to_key_policy(
-                Statement(
-                    "KeyAdministratorsNeverUseTheKey",
-                    KEY_USE_ACTIONS,
-                    ("*",),
-                    conditions=(Condition("ArnLike", "aws:PrincipalArn", administrators),),
-                    principals=(("AWS", (account_root,)),),
-                    effect="Deny",
-                )
-            )
-        if props.via_services:
-            # These services use the key with their caller's permissions: Terraform creating a table (DescribeKey,
-            # CreateGrant) or a function's encrypted environment, and writing the merchants' items; an operator
-            # putting the gateway secret or reading the ledger (`make verify`). The functions have grants of their own.
-            self._add_to_key_policy(
-                Statement(
-                    "UseThroughAwsServicesOfThisAccount",
-                    (*ENVELOPE_ACTIONS, "kms:CreateGrant"),
-                    ("*",),
-                    conditions=(
-                        Condition("StringEquals", "kms:ViaService", props.via_services),
-                        Condition("StringEquals", "kms:CallerAccount", (props.account_id,)),
-                    ),
-                    principals=(("AWS", (account_root,)),),
-                )
-            )
+        for statement in self._account_statements(account_root):
+            self._add_to_key_policy(statement)
         for use in props.service_principals:
             self.allow_service(use)
         if props.account_decrypt_conditions:
@@ -167,6 +136,45 @@ class PaymentKey(Construct):
             policy=self._key_policy_json(),
         )
         self.alias = KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id)
+
+    def _account_statements(self, account_root: str) -> list[Statement]:
+        """The account's administration of the key, what its administrators are refused, and its use through the
+        services of ``via_services``."""
+        props = self.props
+        statements = [
+            Statement("KeyAdministration", KEY_ADMINISTRATION_ACTIONS, ("*",), principals=(("AWS", (account_root,)),))
+        ]
+        if props.administrators:
+            # An explicit deny: it wins over the account-wide statements below and over any IAM policy. A name
+            # written without its path matches at any path: a deny that silently missed would fail open.
+            administrators = tuple(pattern for arn in props.administrators for pattern in any_path(arn))
+            statements.append(
+                Statement(
+                    "KeyAdministratorsNeverUseTheKey",
+                    KEY_USE_ACTIONS,
+                    ("*",),
+                    conditions=(Condition("ArnLike", "aws:PrincipalArn", administrators),),
+                    principals=(("AWS", (account_root,)),),
+                    effect="Deny",
+                )
+            )
+        if props.via_services:
+            # These services use the key with their caller's permissions: Terraform creating a table (DescribeKey,
+            # CreateGrant) or a function's encrypted environment, and writing the merchants' items; an operator
+            # putting the gateway secret or reading the ledger (`make verify`). The functions have grants of their own.
+            statements.append(
+                Statement(
+                    "UseThroughAwsServicesOfThisAccount",
+                    (*ENVELOPE_ACTIONS, "kms:CreateGrant"),
+                    ("*",),
+                    conditions=(
+                        Condition("StringEquals", "kms:ViaService", props.via_services),
+                        Condition("StringEquals", "kms:CallerAccount", (props.account_id,)),
+                    ),
+                    principals=(("AWS", (account_root,)),),
+                )
+            )
+        return statements
 
     @property
     def arn(self) -> str:

@@ -1,9 +1,12 @@
-"""Session fixtures: the app is synthesized once (importing the provider
+"""Session fixtures: the app is synthesized once per run (importing the provider
 bindings costs ~25 s and ~1.5 GB), and every test reads the output."""
 
+import fcntl
 import json
 import os
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from lambdas import deadline
 from stacks.config import DEV, ENVIRONMENT_NAMES, EnvironmentConfig, MerchantConfig, load_environment
 
 REPO = Path(__file__).resolve().parent.parent
-pytest_plugins = ["tests.service_fixtures"]
+pytest_plugins = ["tests.service_fixtures", "tests.lanes"]
 
 
 @dataclass(frozen=True)
@@ -114,14 +117,32 @@ def no_deadline_left_over():
     deadline.start_from(None)
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Held by one process at a time (the run's xdist workers share ``path``)."""
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> dict[str, SynthesizedStack]:
-    """Every environment, the scale stack (``scale_config``) and their accounts' stacks: one synth."""
-    from stacks.app import build_app  # imports the provider bindings: once per session
-
-    outdir = tmp_path_factory.mktemp("cdktf.out")
+    """Every environment, the scale stack (``scale_config``) and their accounts' stacks: one synth per run; under
+    xdist, the first worker that needs it synthesizes, and the others read its output."""
+    run_directory = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_directory = run_directory.parent  # the directory the run's workers share
+    outdir, done = run_directory / "cdktf.out", run_directory / "cdktf.out.done"
     environments = [*ENVIRONMENTS.values(), scale_config()]
-    build_app(environments, outdir=outdir, build_dir=REPO / "build" / "lambda").synth()
+    with locked(run_directory / "cdktf.out.lock"):
+        if not done.exists():
+            from stacks.app import build_app  # imports the provider bindings: once per run
+
+            build_app(environments, outdir=outdir, build_dir=REPO / "build" / "lambda").synth()
+            done.touch()
     stacks = {}
     for config in environments:  # by environment name, and each account stack by its id
         for key, stack_id in ((config.name, config.stack_id), (config.account_stack_id, config.account_stack_id)):

@@ -15,11 +15,11 @@ from moto import mock_aws
 
 from lambdas import bootstrap
 from lambdas.logs import logger
-from tests.fakes import MERCHANT_A, MERCHANT_B, FakeWorld, fake_world
-from tests.fakes_gateway import FakeGateway, Fault
-from tests.leaks import card_data_in, card_data_in_item
+from tests.support.fakes import MERCHANT_A, MERCHANT_B, FakeWorld, fake_world
+from tests.support.fakes_gateway import FakeGateway, Fault
+from tests.support.leaks import card_data_in, card_data_in_item
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, sandbox_server
-from tools.function_resources import provision
+from tools.function_resources import create_keys, provision
 
 REGION = "us-east-1"
 NO_GATEWAY_URL = "http://127.0.0.1:9"  # discard port: for tests whose gateway is not Sparkle
@@ -28,13 +28,13 @@ SLOW_CARD_DELAY = 3.0  # seconds; the client's read timeout in tests is shorter
 
 @pytest.fixture
 def gateway() -> FakeGateway:
-    """The in-memory Sparkle (tests.fakes_gateway)."""
+    """The in-memory Sparkle (tests.support.fakes_gateway)."""
     return FakeGateway()
 
 
 @pytest.fixture
 def world(gateway) -> FakeWorld:
-    """Merchant A's service on in-memory fakes (tests.fakes), charging through ``gateway``."""
+    """Merchant A's service on in-memory fakes (tests.support.fakes), charging through ``gateway``."""
     return fake_world(gateway)
 
 
@@ -131,32 +131,75 @@ def captured_logs():
 SERVICE_RULES = {"velocity_per_hour": 5, "max_amount": {"USD": 1_000_000}, "blocked_fingerprints": []}
 
 
+class MotoWorld:
+    """moto in this process, one for the session: its KMS keys are made once (each makes a key pair) and one boto3
+    session keeps the service models it loaded. Each test gets tables, a bucket and a secret of its own.
+
+    moto is started for each test and stopped after it, keeping its data, so a test that starts a moto of its
+    own (``mock_aws``) still starts on an empty one; the keys are made again when such a test emptied moto."""
+
+    def __init__(self) -> None:
+        self.session: boto3.Session | None = None
+        self.keys: dict[str, str] = {}
+
+    @contextmanager
+    def entered(self, monkeypatch) -> Iterator[dict[str, str]]:
+        """moto running, with the session's boto3 session and keys; yields the keys."""
+        mock = mock_aws(config={"core": {"reset_boto3_session": False}})
+        mock.start(reset=False)
+        try:
+            self.session = self.session or boto3.Session()
+            monkeypatch.setattr(boto3, "DEFAULT_SESSION", self.session)
+            if not self._keys_kept():
+                self.keys = create_keys()
+            yield self.keys
+        finally:
+            mock.stop(remove_data=False)
+
+    def _keys_kept(self) -> bool:
+        """False before the first test, and after a test's own moto emptied this one."""
+        if not self.keys:
+            return False
+        kms = boto3.client("kms")
+        try:
+            return all(kms.describe_key(KeyId=key)["KeyMetadata"]["Enabled"] for key in self.keys.values())
+        except kms.exceptions.NotFoundException:
+            return False
+
+
+@pytest.fixture(scope="session")
+def moto_world() -> MotoWorld:
+    return MotoWorld()
+
+
 @contextmanager
-def functions_in_moto(monkeypatch, gateway_url: str, rules: dict | None = None) -> Iterator[dict[str, str]]:
+def functions_in_moto(
+    world: MotoWorld, monkeypatch, gateway_url: str, rules: dict | None = None
+) -> Iterator[dict[str, str]]:
     """moto in process with the emulator's credentials; the functions' tables, keys and secret made there, and
     merchants A and B with ``rules``. Yields the environment naming them."""
     for name, value in EMULATOR_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    with world.entered(monkeypatch) as keys:
         merchants = {"merchant-a": ((MERCHANT_A,), rules or {}), "merchant-b": ((MERCHANT_B,), rules or {})}
-        yield provision(gateway_url, suffix=uuid.uuid4().hex[:6], merchants=merchants)
+        yield provision(gateway_url, suffix=uuid.uuid4().hex[:6], merchants=merchants, keys=keys)
 
 
 @pytest.fixture
-def moto_resources(monkeypatch) -> Iterator[dict[str, str]]:
+def moto_resources(moto_world, monkeypatch) -> Iterator[dict[str, str]]:
     """The functions' AWS resources in moto, for adapter tests that call no gateway."""
-    with functions_in_moto(monkeypatch, NO_GATEWAY_URL) as env:
+    with functions_in_moto(moto_world, monkeypatch, NO_GATEWAY_URL) as env:
         yield env
 
 
 @pytest.fixture
-def aws_env(sandbox, monkeypatch, captured_logs):
+def aws_env(moto_world, sandbox, monkeypatch, captured_logs):
     """Tables, keys and the gateway secret in moto; the function environment set as in Lambda.
 
     On teardown every stored item is scanned: no test may leave card data in plain text."""
-    with functions_in_moto(monkeypatch, sandbox.url, SERVICE_RULES) as resources:
+    with functions_in_moto(moto_world, monkeypatch, sandbox.url, SERVICE_RULES) as resources:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         env = resources | {"GATEWAY_READ_TIMEOUT": "1"}
         for name, value in env.items():

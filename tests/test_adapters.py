@@ -11,9 +11,11 @@ from moto import mock_aws
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import MAX_KEY_AGE_SECONDS, MAX_KEY_USES, EnvelopeCipher
-from lambdas.adapters.idempotency import RETENTION_SECONDS, DynamoIdempotencyStore, State
-from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume
-from tests.fakes import FakeClock
+from lambdas.adapters.idempotency import DynamoIdempotencyStore
+from lambdas.domain.idempotency import RETENTION_SECONDS, State
+from lambdas.ports import Answer, LostRace
+from lambdas.use_cases.idempotency import Fresh, IdempotencyKeys, Replay, Resume
+from tests.support.fakes import FakeClock
 
 # --- envelope encryption -------------------------------------------------------------------
 
@@ -76,7 +78,8 @@ class Idempotency:
     def __init__(self, resources: dict[str, str]) -> None:
         self.dynamodb, self.clock = boto3.client("dynamodb"), FakeClock()
         cipher = EnvelopeCipher(boto3.client("kms"), resources["VAULT_KEY_ID"], "payment-metadata")
-        self.store = DynamoIdempotencyStore(self.dynamodb, resources["IDEMPOTENCY_TABLE"], cipher, self.clock.epoch)
+        records = DynamoIdempotencyStore(self.dynamodb, resources["IDEMPOTENCY_TABLE"], cipher)
+        self.store = IdempotencyKeys(records, self.clock.epoch)
 
     def unit_of_work(self) -> DynamoUnitOfWork:
         return DynamoUnitOfWork(self.dynamodb)

@@ -3,7 +3,7 @@
 An attacker who reads both tables and knows everything about the requests but the card (its BIN and last four
 digits included) tries every card number and CVC those leave open: 10^5 Luhn-valid numbers, then 10^3 CVCs for the
 true number. For each, the plain digests (MD5, SHA-1, SHA-256) of the number alone, of the CVC alone and of every
-request that carried card data (as sent, canonical, and wrapped with its path as a body hash once was) must match
+request that carried card data (as sent, canonical, and wrapped with its path as a plain body hash would be) must match
 no stored value, in hex or base64, whole or inside a longer value."""
 
 import base64
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import boto3
 
-from tests.events import body_of, invoke
 from tests.service_fixtures import REGION
+from tests.support.events import body_of, invoke
 
 PAN, CVC = "4242424242424242", "737"
 BIN, LAST4 = PAN[:6], PAN[-4:]
@@ -47,7 +47,7 @@ def filled(text: str) -> str:
 
 def templates() -> dict[str, str]:
     """Every text an attacker would hash, with the card data marked. Both requests were sent to routes without path
-    parameters, so the old body hash wrapped them with an empty path."""
+    parameters, so a plain body hash would wrap them with an empty path."""
     texts = {"the card number alone": PAN_MARK, "the CVC alone": CVC_MARK}
     for name, body in (("the token request", TOKEN_REQUEST), ("the card payment", CARD_PAYMENT)):
         texts |= {f"{name} as sent": sent(body), f"{name} canonical": canonical(body),
@@ -154,8 +154,8 @@ def attack(windows: set[bytes]) -> list[Match]:
     return matches
 
 
-def old_body_hash(body: dict) -> str:
-    """What the service stored before (f0cdbcf, ``lambdas/adapters/idempotency.py: body_hash``)."""
+def plain_body_hash(body: dict) -> str:
+    """A request digest computed without a key: the plain SHA-256 of the body wrapped with its path."""
     return hashlib.sha256(canonical({"body": body, "path": {}}).encode()).hexdigest()
 
 
@@ -184,11 +184,11 @@ def test_no_stored_value_is_a_plain_digest_of_card_data(aws_env, sandbox):
     assert len(keys) >= 4  # at least the token's key, both payments' and the refund's, each recognising its body
 
     stored = digest_windows(stored_values(ledger + keys))
-    # The detector's self-check, against the same stored values: the old scheme's body hash, a digest of the number
+    # The detector's self-check, against the same stored values: a plain body hash, a digest of the number
     # alone in base64 three characters into a JSON string, and a binary digest of a request are each found.
     number_digest = base64.urlsafe_b64encode(hashlib.sha1(PAN.encode()).digest()).decode().rstrip("=")
     planted = {
-        "old body hash": old_body_hash(json.loads(filled(sent(CARD_PAYMENT)))),
+        "plain body hash": plain_body_hash(json.loads(filled(sent(CARD_PAYMENT)))),
         "base64 inside JSON": json.dumps({"seen": f"fp_{number_digest}"}),
         "binary": hashlib.md5(filled(canonical(TOKEN_REQUEST)).encode()).digest(),
     }
@@ -198,6 +198,6 @@ def test_no_stored_value_is_a_plain_digest_of_card_data(aws_env, sandbox):
     assert [(m.text, m.card, m.algorithm) for m in matches if m.digest in stored] == []
     found = {name for name, windows in planted_windows.items() for m in matches if m.digest in windows}
     assert found == set(planted)
-    assert {(m.text, m.card, m.algorithm) for m in matches if m.digest in planted_windows["old body hash"]} == {
+    assert {(m.text, m.card, m.algorithm) for m in matches if m.digest in planted_windows["plain body hash"]} == {
         ("the card payment wrapped with its path", "the true card", "sha256")
     }

@@ -1,6 +1,6 @@
 """Card numbers in text: free text refuses them in every usual spelling, error
 bodies and logs mask them, the tests' scanner finds them, identifiers stay whole.
-The spellings come from tests/leaks.py, so the code and the scanner are held to one list."""
+The spellings come from tests/support/leaks.py, so the code and the scanner are held to one list."""
 
 import json
 import sys
@@ -20,7 +20,8 @@ from lambdas.domain.cards import (
 from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.money import normalize_currency
 from lambdas.logs import mask_card_data
-from tests.leaks import TEST_PANS, card_data_in, spellings
+from tests.support.cases import assert_holds_for_each
+from tests.support.leaks import TEST_PANS, card_data_in, spellings
 
 EVERY_SPELLING = sorted({spelling for pan in TEST_PANS for spelling in spellings(pan)})
 
@@ -37,9 +38,18 @@ def test_the_spellings_cover_each_separator_and_the_amex_grouping():
     assert "4242.4242.4242.4242" in spellings("4242424242424242")
 
 
-@pytest.mark.parametrize("spelling", EVERY_SPELLING)
-def test_free_text_holding_a_card_number_in_any_usual_spelling_is_refused(spelling):
-    assert contains_card_number(f"order for card {spelling}, thanks")
+def _refused_as_card_number_in_text(text: str) -> bool:
+    try:
+        refuse_card_numbers(text, "metadata.note")
+    except InvalidRequest as refused:
+        return refused.code == "card_number_in_text"
+    return False
+
+
+def test_free_text_holding_a_card_number_in_any_usual_spelling_is_refused():
+    assert_holds_for_each(
+        EVERY_SPELLING, lambda spelling: contains_card_number(f"order for card {spelling}, thanks"), "not refused"
+    )
 
 
 def test_free_text_holding_a_card_number_is_refused_as_card_number_in_text_naming_the_field():
@@ -48,21 +58,24 @@ def test_free_text_holding_a_card_number_is_refused_as_card_number_in_text_namin
     assert (refused.value.param, refused.value.code) == ("metadata.note", "card_number_in_text")
 
 
-@pytest.mark.parametrize("spelling", EVERY_SPELLING)
-def test_an_error_body_masks_a_card_number_in_any_usual_spelling(spelling):
-    masked = mask_card_numbers(f"No such payment: {spelling}.")
-    assert masked == "No such payment: [masked]." and card_data_in(masked) == []
+def test_an_error_body_masks_a_card_number_in_any_usual_spelling():
+    def masked(spelling: str) -> bool:
+        body = mask_card_numbers(f"No such payment: {spelling}.")
+        return body == "No such payment: [masked]." and card_data_in(body) == []
+
+    assert_holds_for_each(EVERY_SPELLING, masked, "not masked in an error body")
 
 
-@pytest.mark.parametrize("spelling", EVERY_SPELLING)
-def test_a_log_line_masks_a_card_number_in_any_usual_spelling(spelling):
-    masked = mask_card_data(f'{{"message": "charging {spelling}"}}')
-    assert masked == '{"message": "charging [masked]"}' and card_data_in(masked) == []
+def test_a_log_line_masks_a_card_number_in_any_usual_spelling():
+    def masked(spelling: str) -> bool:
+        line = mask_card_data(f'{{"message": "charging {spelling}"}}')
+        return line == '{"message": "charging [masked]"}' and card_data_in(line) == []
+
+    assert_holds_for_each(EVERY_SPELLING, masked, "not masked in a log line")
 
 
-@pytest.mark.parametrize("spelling", EVERY_SPELLING)
-def test_the_scanner_finds_every_usual_spelling(spelling):
-    assert card_data_in(f"x {spelling} x")
+def test_the_scanner_finds_every_usual_spelling():
+    assert_holds_for_each(EVERY_SPELLING, lambda spelling: card_data_in(f"x {spelling} x"), "not found by the scanner")
 
 
 # Spellings written out one by one, some beyond what spellings() makes (mixed separators, other groupings, other
@@ -90,14 +103,13 @@ WRITTEN_OUT = [
 ]
 
 
-@pytest.mark.parametrize("spelling", WRITTEN_OUT)
-def test_each_written_out_spelling_is_refused_by_the_service_and_found_by_the_scanner(spelling):
-    text = f"order for card {spelling}, thanks"
-    with pytest.raises(InvalidRequest) as refused:
-        refuse_card_numbers(text, "metadata.note")
-    assert refused.value.code == "card_number_in_text"
-    assert card_data_in(text)
-    assert card_data_in(json.dumps({"note": text}))  # a body or a log line: escaped
+def test_each_written_out_spelling_is_refused_by_the_service_and_found_by_the_scanner():
+    def refused_and_found(spelling: str) -> bool:
+        text = f"order for card {spelling}, thanks"
+        escaped = json.dumps({"note": text})  # a body or a log line
+        return _refused_as_card_number_in_text(text) and bool(card_data_in(text)) and bool(card_data_in(escaped))
+
+    assert_holds_for_each(WRITTEN_OUT, refused_and_found, "not refused, or not found as written or escaped")
 
 
 def test_every_character_the_service_parts_a_card_numbers_groups_with_the_scanner_reads_too():
@@ -109,16 +121,15 @@ def test_every_character_the_service_parts_a_card_numbers_groups_with_the_scanne
     assert [f"U+{ord(c):04X}" for c in parting if not card_data_in(f"4242{c}4242{c}4242{c}4242")] == []
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
+def test_a_card_number_next_to_other_digit_groups_is_found():
+    texts = [
         "ref 12 4242 4242 4242 4242",  # a number before the card does not hide it
         "4242 4242 4242 4242 0001",  # nor one after it
         "A-1/4242/4242/4242/4242",
-    ],
-)
-def test_a_card_number_next_to_other_digit_groups_is_found(text):
-    assert contains_card_number(text) and "4242" not in mask_card_numbers(text)
+    ]
+    assert_holds_for_each(
+        texts, lambda text: contains_card_number(text) and "4242" not in mask_card_numbers(text), "not found and masked"
+    )
 
 
 def test_every_card_number_in_a_text_is_masked_and_the_text_between_kept():
@@ -126,9 +137,8 @@ def test_every_card_number_in_a_text_is_masked_and_the_text_between_kept():
     assert mask_card_numbers(text, "*") == "paid *, refunded *, done"
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
+def test_text_without_a_card_number_is_accepted():
+    texts = [
         "order 2024-05-06 12:30",
         "call 555-0100 or 555-0199",
         "4242424242424241",
@@ -136,10 +146,10 @@ def test_every_card_number_in_a_text_is_masked_and_the_text_between_kept():
         "v1.2.3.4",
         "amount 1.000.000",
         "batch 1234 5678",
-    ],
-)
-def test_text_without_a_card_number_is_accepted(text):
-    assert not contains_card_number(text) and mask_card_numbers(text) == text
+    ]
+    assert_holds_for_each(
+        texts, lambda text: not contains_card_number(text) and mask_card_numbers(text) == text, "taken for a card"
+    )
 
 
 @given(
@@ -165,17 +175,19 @@ def test_a_digit_run_is_a_card_number_exactly_when_it_passes_luhn(digits):
     assert contains_card_number(digits) == luhn_valid(digits)
 
 
-@pytest.mark.parametrize(
-    "identifier",
-    [
+def test_the_log_mask_keeps_identifiers_whole():
+    identifiers = [
         "299846f3-7dc7-488a-a123-456789012345",
         "7817c716-c275-487d-1234-567890123456",
         "pay_4242424242424242abcdef01",
         "Root=1-5759e988-123456789012345678901234",
-    ],
-)
-def test_the_log_mask_keeps_identifiers_whole(identifier):
-    assert mask_card_data(f'{{"id": "{identifier}"}}') == f'{{"id": "{identifier}"}}'
+    ]
+
+    def kept_whole(identifier: str) -> bool:
+        line = f'{{"id": "{identifier}"}}'
+        return mask_card_data(line) == line
+
+    assert_holds_for_each(identifiers, kept_whole, "masked in part")
 
 
 def test_the_log_mask_keeps_short_numbers_and_timestamps():
@@ -191,11 +203,16 @@ def test_a_member_named_by_a_card_number_is_named_by_its_position():
     assert member_param("", "1 " * 10_000, 3) == "[3]"  # too long to echo, or to scan at every request
 
 
-@pytest.mark.parametrize("raw", ["ınr", "uſd"])  # "ınr".upper() == "INR", "uſd".upper() == "USD"
-def test_a_currency_is_matched_in_ascii_only(raw):
-    with pytest.raises(InvalidRequest) as refused:
-        normalize_currency(raw)
-    assert refused.value.param == "currency"
+def test_a_currency_is_matched_in_ascii_only():
+    def refused_naming_currency(raw: str) -> bool:
+        try:
+            normalize_currency(raw)
+        except InvalidRequest as refused:
+            return refused.param == "currency"
+        return False
+
+    # "ınr".upper() == "INR", "uſd".upper() == "USD"
+    assert_holds_for_each(["ınr", "uſd"], refused_naming_currency, "not refused as a currency")
 
 
 def test_a_currency_in_ascii_is_matched_in_any_case():

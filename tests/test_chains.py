@@ -5,7 +5,6 @@ import hashlib
 import threading
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
@@ -22,36 +21,17 @@ from lambdas.domain.chains import (
     merkle_root,
     total_balances,
 )
-from lambdas.domain.payments import Direction, Entry
-from tests.fakes import fake_world
-from tests.fakes_gateway import FakeGateway
-from tests.test_use_cases import pay
+from lambdas.domain.payments import Entry
+from tests.support.chains import PAY, build_chain, payment_entries
+from tests.support.fakes import fake_world
+from tests.support.fakes_gateway import FakeGateway
+from tests.support.payments import pay
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
-
-
-def _entries(payment_id: str, amount: int, currency: str = "USD") -> list[Entry]:
-    return [
-        Entry(f"le_{payment_id}_d", payment_id, "gateway_receivable:sparkle", Direction.DEBIT, amount, currency, NOW),
-        Entry(f"le_{payment_id}_c", payment_id, "merchant_balance", Direction.CREDIT, amount, currency, NOW),
-    ]
-
-
-# Payment ids whose entries belong in chain 0 (a payment's chain is its id's: chain_of).
-PAY = [p for p in (f"pay_{i}" for i in range(10_000)) if chain_of(p) == 0][:6]
 CREDIT_1 = f"le_{PAY[1]}_c"  # the fourth entry of a chain of payments PAY[0], PAY[1], ...
 
 
-def _chain(n: int) -> tuple[list[Entry], Head]:
-    entries, head = [], Head(0)
-    for i in range(n):
-        placed, head = head.extend("acme", _entries(PAY[i], 100 + i))
-        entries += placed
-    return entries, head
-
-
 def test_extending_a_head_numbers_links_and_sums_the_entries():
-    entries, head = _chain(3)
+    entries, head = build_chain(3)
     assert [e.sequence for e in entries] == [1, 2, 3, 4, 5, 6] and {e.chain for e in entries} == {0}
     assert entries[0].hash == hashlib.sha256(GENESIS.encode() + b"\n" + canonical(
         {"merchant": "acme", "chain": 0, "sequence": 1, "id": f"le_{PAY[0]}_d", "payment_id": PAY[0], "refund_id": None,
@@ -63,7 +43,7 @@ def test_extending_a_head_numbers_links_and_sums_the_entries():
 
 
 def test_an_untouched_chain_checks():
-    entries, head = _chain(4)
+    entries, head = build_chain(4)
     assert check_chain("acme", 0, entries, head) is None
     assert check_chain("acme", 0, [], None) is None
 
@@ -87,27 +67,27 @@ def test_an_untouched_chain_checks():
     ],
 )
 def test_any_edit_deletion_or_insertion_is_named_at_its_first_place(tamper, expected):
-    entries, head = _chain(4)
+    entries, head = build_chain(4)
     found = check_chain("acme", 0, tamper(entries), head)
     assert found is not None and expected in str(found), found
 
 
 def test_an_entry_forged_past_the_head_with_a_valid_hash_is_found_by_the_head():
-    entries, head = _chain(2)
-    forged, _ = head.extend("acme", _entries(PAY[5], 1))
+    entries, head = build_chain(2)
+    forged, _ = head.extend("acme", payment_entries(PAY[5], 1))
     found = check_chain("acme", 0, entries + forged, head)
     assert str(found) == "chain 0, sequence 6: an inserted entry past the head: the head says 4, the chain 6"
 
 
 def test_a_head_whose_balances_or_hash_disagree_with_its_entries_is_found():
-    entries, head = _chain(2)
+    entries, head = build_chain(2)
     wrong = dict(head.balances) | {("merchant_balance", "USD"): 0}
     assert "balances are not the sum" in str(check_chain("acme", 0, entries, replace(head, balances=wrong)))
     assert "hash is not the last entry's" in str(check_chain("acme", 0, entries, replace(head, hash=GENESIS)))
 
 
 def test_an_entry_moved_to_another_chain_is_named():
-    entries, head = _chain(2)
+    entries, head = build_chain(2)
     other = next(p for p in (f"pay_{i}" for i in range(100)) if chain_of(p) != 0)
     moved = [entries[0], replace(entries[1], payment_id=other), *entries[2:]]
     found = check_chain("acme", 0, moved, head)
@@ -118,7 +98,7 @@ def test_an_entry_moved_to_another_chain_is_named():
 def test_an_entry_of_another_chain_is_named_even_where_its_payment_belongs_there():
     """Chains swapped wholesale: each entry still names the chain of its payment, and the head agrees, but the
     chain was read from another."""
-    entries, head = _chain(2)
+    entries, head = build_chain(2)
     found = check_chain("acme", 5, entries, replace(head, chain=5))
     assert str(found) == f"chain 5, sequence 1, entry le_{PAY[0]}_d: an entry of chain 0, read from chain 5"
 
@@ -135,20 +115,21 @@ def _booked(*movements: list[Entry]) -> list[Entry]:
 @pytest.mark.parametrize(
     ("movement", "expected"),
     [
-        (_entries(PAY[1], 100)[1:], f"sequence 3, entry le_{PAY[1]}_c: payment {PAY[1]} does not balance: debits 0, "
-                                    "credits 100"),
-        ([_entries(PAY[1], 100)[0], _entries(PAY[1], 90)[1]],
+        (payment_entries(PAY[1], 100)[1:],
+         f"sequence 3, entry le_{PAY[1]}_c: payment {PAY[1]} does not balance: debits 0, credits 100"),
+        ([payment_entries(PAY[1], 100)[0], payment_entries(PAY[1], 90)[1]],
          f"sequence 3, entry le_{PAY[1]}_d: payment {PAY[1]} does not balance: debits 100, credits 90"),
-        (_entries(PAY[1], -100), f"sequence 3, entry le_{PAY[1]}_d: an amount of -100: every amount is a whole number"),
-        (_entries(PAY[1], 0), f"sequence 3, entry le_{PAY[1]}_d: an amount of 0"),
-        ([_entries(PAY[1], 100)[0], replace(_entries(PAY[1], 100)[1], currency="EUR")],
+        (payment_entries(PAY[1], -100),
+         f"sequence 3, entry le_{PAY[1]}_d: an amount of -100: every amount is a whole number"),
+        (payment_entries(PAY[1], 0), f"sequence 3, entry le_{PAY[1]}_d: an amount of 0"),
+        ([payment_entries(PAY[1], 100)[0], replace(payment_entries(PAY[1], 100)[1], currency="EUR")],
          f"sequence 3, entry le_{PAY[1]}_d: payment {PAY[1]} is booked in EUR and USD"),
-        ([replace(e, refund_id="re_1") for e in _entries(PAY[0], 30)][:1],
+        ([replace(e, refund_id="re_1") for e in payment_entries(PAY[0], 30)][:1],
          f"sequence 3, entry le_{PAY[0]}_d: refund re_1 of payment {PAY[0]} does not balance: debits 30, credits 0"),
     ],
 )  # fmt: skip
 def test_books_that_do_not_balance_are_named_at_their_first_entry(movement, expected):
-    entries = _booked(_entries(PAY[0], 100), movement, _entries(PAY[2], 100))
+    entries = _booked(payment_entries(PAY[0], 100), movement, payment_entries(PAY[2], 100))
     assert check_chain("acme", 0, entries, _booked_head(entries)) is None  # the chain checks by itself
     found = books_break(0, entries)
     assert found is not None and str(found).startswith(f"chain 0, {expected}"), found
@@ -159,13 +140,13 @@ def _booked_head(entries: list[Entry]) -> Head:
 
 
 def test_balanced_payments_and_refunds_in_one_currency_each_keep_the_books():
-    refund = [replace(e, refund_id="re_1") for e in reversed(_entries(PAY[0], 30))]
-    entries = _booked(_entries(PAY[0], 100), _entries(PAY[1], 7, "JPY"), refund)
+    refund = [replace(e, refund_id="re_1") for e in reversed(payment_entries(PAY[0], 30))]
+    entries = _booked(payment_entries(PAY[0], 100), payment_entries(PAY[1], 7, "JPY"), refund)
     assert books_break(0, entries) is None and books_break(0, []) is None
 
 
 def test_another_merchants_chain_does_not_check_as_this_ones():
-    entries, head = _chain(1)
+    entries, head = build_chain(1)
     assert "an edited entry" in str(check_chain("globex", 0, entries, head))
 
 
@@ -180,7 +161,7 @@ def test_the_merkle_root_commits_to_every_head_and_follows_rfc_6962():
     while len(leaves) > 1:  # CHAINS is a power of two: no odd node
         leaves = [node(leaves[i], leaves[i + 1]) for i in range(0, len(leaves), 2)]
     assert merkle_root([]) == leaves[0].hex()
-    _, head = _chain(1)
+    _, head = build_chain(1)
     moved = {merkle_root([replace(head, chain=c)]) for c in range(CHAINS)}
     assert len(moved) == CHAINS and merkle_root([]) not in moved
     assert merkle_root([head]) != merkle_root([replace(head, sequence=1)])

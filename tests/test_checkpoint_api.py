@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from client import InvalidId, NotFound, PaymentsClient, SigV4
 from lambdas import bootstrap
 from lambdas.handlers import checkpoint as checkpoint_handler
-from tests.fakes import MERCHANT_A, MERCHANT_B
+from tests.support.fakes import MERCHANT_A, MERCHANT_B
 from tools import local_api
 from tools.sigv4 import IssuedCredential
 

@@ -8,7 +8,7 @@ import re
 from lambdas.routes import Function
 from stacks.alarm_topic import RUNBOOK
 from tests.conftest import REPO
-from tests.policies import key_policy_statements, role_arn
+from tests.support.policies import key_policy_statements, role_arn
 
 
 def _one(stack, resource_type: str) -> dict:

@@ -3,7 +3,6 @@ alone, with no AWS client; any change to its content, or another signature, does
 
 import base64
 import hashlib
-import itertools
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -31,10 +30,10 @@ from lambdas.domain.errors import NotFound
 from lambdas.domain.timestamps import iso
 from lambdas.presenters import error_body
 from lambdas.use_cases.checkpoints import MERCHANT_SECONDS, write_checkpoint, write_checkpoints
-from tests.fakes import MERCHANT, FakeCheckpointArchive, FakeLedgerStore, FakeSigner, FakeUnitOfWork, fake_world
-from tests.fakes_gateway import FakeGateway
-from tests.test_chains import NOW, _chain
-from tests.test_use_cases import pay
+from tests.support.chains import NOW, build_chain, pay_on_chain, truncate_chain
+from tests.support.fakes import MERCHANT, FakeCheckpointArchive, FakeLedgerStore, FakeSigner, FakeUnitOfWork, fake_world
+from tests.support.fakes_gateway import FakeGateway
+from tests.support.payments import pay
 
 
 @pytest.fixture
@@ -43,7 +42,7 @@ def signed():
     with mock_aws():
         kms = boto3.client("kms", region_name="us-east-1")
         key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
-        _, head = _chain(3)
+        _, head = build_chain(3)
         checkpoint = unsigned_checkpoint(MERCHANT, None, [head, Head(5, 1, "ab" * 32)], NOW, key_id)
         signature = kms.sign(KeyId=key_id, Message=signed_bytes(checkpoint), MessageType="RAW",
                              SigningAlgorithm="ECDSA_SHA_256")["Signature"]  # fmt: skip
@@ -208,29 +207,14 @@ def test_a_run_never_signs_over_a_newest_checkpoint_whose_chain_positions_were_c
     assert [c.sequence for c in world.deps.store.checkpoints()] == [latest.sequence]
 
 
-def _pay_on_chain(world, chain: int) -> None:
-    """Honest payments until one lands on ``chain``."""
-    for n in itertools.count():
-        if chain_of(pay(world, key=f"on-chain-{chain}-{n}").body["id"]) == chain:
-            return
-
-
-def _truncate(world, payment_id: str) -> int:
-    """The payment's chain wound back to nothing, its entries deleted, as only someone with table access could."""
-    chain = chain_of(payment_id)
-    del world.ledger.entries[payment_id]
-    world.ledger.heads[chain] = Head(chain)
-    return chain
-
-
 @pytest.mark.parametrize("payments", [1, 2])  # grown back to as long as it was, or past it
 def test_a_chain_truncated_below_its_checkpoint_and_grown_again_by_honest_payments_is_refused(payments):
     world = fake_world(FakeGateway())
     paid = pay(world).body["id"]
     assert write_checkpoint(world.deps) == "written"
-    chain = _truncate(world, paid)
+    chain = truncate_chain(world, paid)
     for _ in range(payments):
-        _pay_on_chain(world, chain)
+        pay_on_chain(world, chain)
     (head,) = [head for head in world.deps.store.heads() if head.chain == chain]
     assert head.sequence >= world.deps.store.latest_checkpoint().chains[chain]["sequence"]  # sequences alone agree
     assert write_checkpoints([world.deps])["refused"] == 1
@@ -242,7 +226,7 @@ def test_a_ledger_that_grew_past_its_checkpoint_is_signed():
     world = fake_world(FakeGateway())
     paid = pay(world).body["id"]
     assert write_checkpoint(world.deps) == "written"
-    _pay_on_chain(world, chain_of(paid))
+    pay_on_chain(world, chain_of(paid))
     assert write_checkpoint(world.deps) == "written"
 
 
@@ -304,7 +288,7 @@ def test_a_checkpoint_deleted_from_the_table_comes_back_from_the_copy_and_the_le
     paid = pay(world).body["id"]
     assert write_checkpoint(world.deps) == "written"
     del world.ledger.checkpoints[2]
-    _pay_on_chain(world, _truncate(world, paid))
+    pay_on_chain(world, truncate_chain(world, paid))
     assert write_checkpoints([world.deps])["refused"] == 1
     assert [c.sequence for c in world.deps.store.checkpoints()] == [1, 2]
     assert world.deps.store.latest_checkpoint() == world.db.archive[MERCHANT][2]
@@ -457,7 +441,7 @@ def test_a_run_builds_only_on_a_newest_checkpoint_that_is_the_copys_and_the_keys
     """A chain rewritten under checkpoint 2, and checkpoint 2 made over the rewritten ledger: the run refuses (the
     alarm's count) and asks the key for nothing."""
     world = fake_world(FakeGateway())
-    _pay_on_chain(world, _truncate(world, _checkpointed(world, 2)))
+    pay_on_chain(world, truncate_chain(world, _checkpointed(world, 2)))
     heads = world.deps.store.heads()
     real = world.deps.store.latest_checkpoint()
     forged = replace(real, body=real.body | {"root": root_of(positions(heads))}, chains=positions(heads))

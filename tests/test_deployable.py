@@ -1,4 +1,4 @@
-"""What a real account needs that the emulator does not check (issue 9): Terraform held to the configured account
+"""What a real account needs that the emulator does not check: Terraform held to the configured account
 and region, prod served only on a TLS 1.2 domain, a reachable gateway over https, and the account-wide API Gateway
 logging role in a stack of its own, deployed once per account and region before the environments."""
 

@@ -1,5 +1,5 @@
 """The API reference lives in the project and stays in step with the code: the route table of docs/api.md is
-lambdas/routes.py, every served route has its section, every error code is in its table (tests.test_api's
+lambdas/routes.py, every served route has its section, every error code is in its table (tests.support.api's
 assert_error checks each answered one), and the README links the project's docs, not a sibling directory a clone
 does not have."""
 
@@ -7,20 +7,13 @@ import re
 
 from lambdas.routes import ROUTES
 from tests.conftest import REPO
+from tests.support.api_reference import API_REFERENCE, ERROR_CODES
 
-API = (REPO / "docs" / "api.md").read_text()
 README = (REPO / "README.md").read_text()
-# code -> (status, type), from the reference's table of error codes
-ERROR_CODES = {
-    code: (status, error_type)
-    for code, status, error_type in re.findall(
-        r"^\| `(\w+)` \| (\w+) \| (\w+) \|", API.split("### Error codes", 1)[1], re.MULTILINE
-    )
-}
 
 
 def test_the_route_table_is_the_routes_the_service_serves():
-    table = API.split("## Routes served", 1)[1].split("\n\n")[2]
+    table = API_REFERENCE.split("## Routes served", 1)[1].split("\n\n")[2]
     rows = re.findall(r"^\| (\w+) \| `([^`]+)` \| (\w+) \| (\w*) \|$", table, re.MULTILINE)
     expected = [
         (r.method, r.path, r.function.value, "required" if r.idempotent else "optional" if r.method == "POST" else "")
@@ -30,7 +23,7 @@ def test_the_route_table_is_the_routes_the_service_serves():
 
 
 def test_every_served_route_has_its_section():
-    sections = set(re.findall(r"^### (\w+ /[^\s:]+)", API, re.MULTILINE))
+    sections = set(re.findall(r"^### (\w+ /[^\s:]+)", API_REFERENCE, re.MULTILINE))
     assert {f"{r.method} {r.path}" for r in ROUTES} <= sections
 
 
@@ -73,11 +66,12 @@ def test_every_link_to_a_section_of_the_docs_names_a_heading_that_exists():
     assert missing == []
 
 
-def test_the_readme_counts_the_concurrency_prod_reserves():
+def test_the_docs_count_the_functions_and_the_concurrency_prod_reserves():
     from lambdas.routes import Function
     from stacks.config import REPOSITORY_SETTINGS
 
     reserved = REPOSITORY_SETTINGS["prod"]["functions"].reserved_concurrency
-    readme = " ".join(README.split())
-    assert f"what the functions reserve ({len(Function)} x {reserved} in prod;" in readme
-    assert f"one per responsibility ({', '.join(f.value for f in Function)})," in readme
+    operating = " ".join((REPO / "docs" / "operating.md").read_text().split())
+    architecture = " ".join((REPO / "docs" / "architecture.md").read_text().split())
+    assert f"what the functions reserve ({len(Function)} x {reserved} in prod;" in operating
+    assert f"one per responsibility ({', '.join(f.value for f in Function)})," in architecture

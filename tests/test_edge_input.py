@@ -30,11 +30,11 @@ from lambdas.edge import (
 )
 from lambdas.routes import ROUTES, Function
 from lambdas.service import Answer, Tenancy
-from tests.events import body_of, invoke
-from tests.fakes import FakeMerchantDirectory, fake_world
-from tests.fakes_gateway import FakeGateway
-from tests.leaks import card_data_in
-from tests.test_api import VISA, assert_error, card, pay, stored_items
+from tests.support.api import VISA, assert_error, card, pay, stored_items
+from tests.support.events import body_of, invoke
+from tests.support.fakes import FakeMerchantDirectory, fake_world
+from tests.support.fakes_gateway import FakeGateway
+from tests.support.leaks import card_data_in
 from tools import api_events, local_api
 from tools.api_events import LambdaContext, api_event
 from tools.sigv4 import IssuedCredential
@@ -196,7 +196,7 @@ def test_a_currency_outside_ascii_is_refused(aws_env, sandbox, currency):
     assert stored_items(aws_env) == 0 and sandbox.charges() == []
 
 
-# --- errors never echo a card number (each response is scanned by tests.events.invoke) ---
+# --- errors never echo a card number (each response is scanned by tests.support.events.invoke) ---
 
 
 @pytest.mark.parametrize("path", [f"/payments/{PAN}", "/payments/4242-4242-4242-4242/ledger"])

@@ -29,7 +29,7 @@ from sparkle_sandbox.server import (
     SLOW_REFUND_AMOUNT,
     SUCCEEDING_CARDS,
 )
-from tests.fakes_gateway import FakeGateway, Fault
+from tests.support.fakes_gateway import FakeGateway, Fault
 
 TODAY = date(2026, 11, 26)
 VISA = "4242424242424242"
@@ -82,7 +82,7 @@ class SandboxWorld:
         return next(charge["amount_refunded"] for charge in self.sandbox.charges() if charge["id"] == charge_id)
 
 
-@pytest.fixture(params=["fake", "sandbox"])
+@pytest.fixture(params=["fake", pytest.param("sandbox", marks=pytest.mark.integration)])
 def world(request):
     return FakeWorld() if request.param == "fake" else SandboxWorld(request.getfixturevalue("sandbox"))
 

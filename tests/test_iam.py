@@ -6,7 +6,7 @@ import pytest
 from lambdas.encryption_context import CONDITION_KEY, CONTEXT_KEY, Purpose
 from lambdas.routes import Function
 from lambdas.storage_schema import Partition
-from tests.policies import (
+from tests.support.policies import (
     all_statements,
     allowed,
     data_reference_name,

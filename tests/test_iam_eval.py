@@ -1,10 +1,10 @@
-"""The IAM evaluator (tests/iam_eval.py) against the cases of AWS's documented policy evaluation logic
+"""The IAM evaluator (tests/support/iam_eval.py) against the cases of AWS's documented policy evaluation logic
 (IAM User Guide: "Policy evaluation logic", "Condition operators", "Single-valued vs multivalued context keys",
 "Cross-account policy evaluation logic", and the KMS Developer Guide's "Key policies")."""
 
 import pytest
 
-from tests.iam_eval import (
+from tests.support.iam_eval import (
     Condition,
     Decision,
     Request,

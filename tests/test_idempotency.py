@@ -5,8 +5,8 @@ import time
 from datetime import timedelta
 
 from lambdas import bootstrap
-from tests.events import body_of, invoke
-from tests.test_api import assert_error, card, pay, tokenize
+from tests.support.api import assert_error, card, pay, tokenize
+from tests.support.events import body_of, invoke
 
 
 def test_same_key_same_body_replays_the_first_answer(aws_env, sandbox):

@@ -1,7 +1,7 @@
 """Card data never leaves memory in plain text.
 
 Every test that uses the service already checks its response bodies
-(tests/events.py), its log lines and every item it stored (tests/service_fixtures.py).
+(tests/support/events.py), its log lines and every item it stored (tests/service_fixtures.py).
 This file proves those scanners would see a leak, and runs every test card
 through every route so the checks cover them all."""
 
@@ -12,9 +12,9 @@ import logging
 import pytest
 
 from lambdas.logs import MaskingFormatter, logger, mask_card_data
-from tests.events import body_of, invoke
-from tests.leaks import TEST_CVCS, TEST_PANS, card_data_in, card_data_in_item
 from tests.service_fixtures import unmasked_service_logs
+from tests.support.events import body_of, invoke
+from tests.support.leaks import TEST_CVCS, TEST_PANS, card_data_in, card_data_in_item
 
 
 @pytest.mark.parametrize("text", [

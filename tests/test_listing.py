@@ -11,7 +11,7 @@ from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.domain.errors import InvalidRequest
 from lambdas.presenters import error_body
 from lambdas.storage_schema import LEDGER
-from tests.test_use_cases import pay
+from tests.support.payments import pay
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, moto_server
 from tools.function_resources import create_table
 
@@ -59,7 +59,8 @@ def test_a_page_holds_up_to_limit_and_a_full_last_page_says_nothing_more(world, 
     assert (len(page["data"]), page["has_more"]) == (min(int(limit), 3), has_more)
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", ""])
+# "²", "①" and "1²" are digits to str.isdigit() but not to int()
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5", "", "²", "①", "1²"])
 def test_a_limit_outside_1_to_100_is_refused_naming_it(world, limit):
     with pytest.raises(InvalidRequest) as refused:
         world.service.list_payments(limit, None)

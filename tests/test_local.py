@@ -17,9 +17,9 @@ import requests
 from client import CardDeclined, InvalidRequest, NotFound
 from lambdas.domain.checkpoints import signature_holds
 from tests.conftest import REPO
-from tests.leaks import card_data_in, card_data_in_item
 from tests.service_fixtures import Sandbox
-from tests.test_api import BAD_PAYMENTS, card
+from tests.support.api import BAD_PAYMENTS, card
+from tests.support.leaks import card_data_in, card_data_in_item
 from tools.local_process import LocalProcess
 
 pytestmark = pytest.mark.local

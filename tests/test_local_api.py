@@ -16,6 +16,8 @@ from tools.local import throttles
 from tools.local_api import TokenBucket
 from tools.sigv4 import IssuedCredential
 
+pytestmark = pytest.mark.integration  # the merchants' rates are tested over HTTP on loopback
+
 
 class Clock:
     def __init__(self) -> None:

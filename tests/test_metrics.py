@@ -23,10 +23,10 @@ from lambdas.metrics import (
     outcome_of,
 )
 from lambdas.use_cases.reconcile import OVERDUE_AFTER
-from tests.fakes import FakeSigner, fake_world
-from tests.fakes_gateway import FakeGateway, Fault
-from tests.test_checkpoints import _pay_on_chain, _truncate
-from tests.test_use_cases import captured, pay
+from tests.support.chains import pay_on_chain, truncate_chain
+from tests.support.fakes import FakeSigner, fake_world
+from tests.support.fakes_gateway import FakeGateway, Fault
+from tests.support.payments import captured, pay
 
 
 def _emitted(capsys) -> list[dict]:
@@ -172,7 +172,7 @@ def test_a_checkpoint_run_that_refuses_a_chain_truncated_and_grown_again_emits_i
     monkeypatch.setattr(checkpoint_handler, "tenancy", lambda: world.tenancy)
     checkpoint_handler.handler({"source": "aws.events"}, None)
     capsys.readouterr()
-    _pay_on_chain(world, _truncate(world, paid))
+    pay_on_chain(world, truncate_chain(world, paid))
     assert checkpoint_handler.handler({"source": "aws.events"}, None)["refused"] == 1
     (document,) = _emitted(capsys)
     assert document[CHECKPOINTS_REFUSED] == [1.0]

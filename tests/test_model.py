@@ -31,8 +31,8 @@ from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
 from sparkle_sandbox.server import DECLINES, DEFAULT_SECRET_KEY, PROCESSING_ERROR_CARD, SLOW_CARD
-from tests.fakes import FakeClock, fake_world
-from tests.fakes_gateway import FakeGateway, Fault
+from tests.support.fakes import FakeClock, fake_world
+from tests.support.fakes_gateway import FakeGateway, Fault
 from tools.function_resources import provision
 
 CARDS = ("4242424242424242", "5555555555554444", next(iter(DECLINES)), PROCESSING_ERROR_CARD, SLOW_CARD)

@@ -1,4 +1,4 @@
-"""Operable and auditable (issue 11), read off the synthesized stacks: every alarm, to an encrypted topic, with its
+"""Operable and auditable, read off the synthesized stacks: every alarm, to an encrypted topic, with its
 runbook section; the dashboard; KMS key changes through EventBridge; the audit trail and its locked bucket; what
 the WAF and access logs keep and leave out."""
 
@@ -8,7 +8,7 @@ import re
 import pytest
 
 from lambdas import SERVICE_NAME
-from lambdas.adapters.sparkle import REQUESTS as GATEWAY_REQUESTS
+from lambdas.gateway_settings import REQUESTS as GATEWAY_REQUESTS
 from lambdas.metrics import (
     CHECKPOINT_FAILURES,
     CHECKPOINTS_REFUSED,
@@ -24,7 +24,7 @@ from stacks.alarm_topic import BUCKET_ADMINISTRATION, KEY_ADMINISTRATION, RUNBOO
 from stacks.config import RESOURCE_PREFIX, AlarmSettings
 from stacks.monitoring import ALARMS
 from tests.conftest import REPO, SCALE_ALARMS
-from tests.policies import key_policy_statements
+from tests.support.policies import key_policy_statements
 
 DEFAULTS = AlarmSettings()
 

@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from lambdas import response_models
 from lambdas.handlers import checkpoint as checkpoint_handler
-from tests.events import body_of, invoke
-from tests.test_api import card, pay
+from tests.support.api import card, pay
+from tests.support.events import body_of, invoke
 from tools.openapi import OUTPUT, render
 
 

@@ -1,5 +1,5 @@
-"""What a token payment costs in AWS requests, as README states and `make bench` measures it over 100 payments
-(tools/bench_service.py, whose counting this reuses over a handful): after a container's first payment, each
+"""What a token payment costs in AWS requests, as docs/benchmarks.md states and `make bench` measures it over 100
+payments (tools/bench_service.py, whose counting this reuses over a handful): after a container's first payment, each
 token payment with metadata, the velocity rule on, makes exactly 3 DynamoDB requests and no KMS call."""
 
 import os

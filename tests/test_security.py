@@ -9,7 +9,7 @@ from lambdas.domain.merchants import acting_principal
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES, Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER
 from stacks.api_policy import invoke_policy
-from tests.policies import key_policy_statements
+from tests.support.policies import key_policy_statements
 
 
 def _config(stack):

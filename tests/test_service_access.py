@@ -1,12 +1,13 @@
 """What AWS services ask of the stacks' keys, buckets and topics as themselves, or for the stack's principals,
-decided against the synthesized policies (tests/access_model.py builds each request from the service's
+decided against the synthesized policies (tests/support/access_model.py builds each request from the service's
 documentation). Each service is allowed what it does for this stack, and refused the same for another account or
 another resource: the confused deputy."""
 
 import pytest
 
 from lambdas.routes import Function
-from tests.access_model import (
+from tests.conftest import SynthesizedStack
+from tests.support.access_model import (
     ACCOUNT,
     PARTITION,
     References,
@@ -16,8 +17,7 @@ from tests.access_model import (
     log_group_encryption,
     topic_publication,
 )
-from tests.conftest import SynthesizedStack
-from tests.iam_eval import Decision, Request, statements_from_json
+from tests.support.iam_eval import Decision, Request, statements_from_json
 
 OTHER_ACCOUNT = "210987654321"
 KEY_ADMINISTRATOR = f"arn:aws:iam::{ACCOUNT}:role/key-administrator"  # dev's (stacks/config.py)
@@ -162,6 +162,7 @@ def test_the_stacks_alarms_publish_to_its_encrypted_topic(dev):
         assert dev.not_allowed(topic_publication("cloudwatch", source, topic, key)) == [], alarm
 
 
+@pytest.mark.infra  # the stack fixture is chosen by name
 @pytest.mark.parametrize("stack_name", ["dev", "account"])
 def test_the_topics_rules_publish_to_its_encrypted_topic(request, stack_name):
     stack: Stack = request.getfixturevalue(stack_name)
@@ -180,6 +181,7 @@ def test_the_environments_rule_for_its_topics_key_publishes_to_the_accounts_topi
     assert account.not_allowed(topic_publication("events", rule, topic, key)) == []
 
 
+@pytest.mark.infra  # the stack fixture is chosen by name
 @pytest.mark.parametrize("stack_name", ["dev", "account"])
 def test_alarms_and_rules_of_another_account_or_not_the_topics_own_are_refused_the_topic(request, stack_name):
     """The key lets EventBridge publish for any rule (SNS sends KMS no source for it): the topic refuses the rule."""

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from lambdas import deadline
-from lambdas.adapters.idempotency import State
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
+from lambdas.domain.idempotency import State
 from lambdas.domain.payments import RefundStatus, Status
 from lambdas.domain.rules import RuleSet
 from lambdas.edge import ApiHandler
@@ -23,11 +23,11 @@ from lambdas.routes import Function
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.reconcile import GIVE_UP_AFTER, ITEM_SECONDS, OUTCOMES, OVERDUE_AFTER, reconcile
-from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
-from tests.fakes_gateway import FakeGateway, Fault
-from tests.test_api import assert_error
-from tests.test_docs import ERROR_CODES
-from tests.test_use_cases import DECLINED_CARD, VISA, captured, card, pay
+from tests.support.api import assert_error
+from tests.support.api_reference import ERROR_CODES
+from tests.support.fakes import MERCHANT, FakeLedgerStore, fake_world
+from tests.support.fakes_gateway import FakeGateway, Fault
+from tests.support.payments import DECLINED_CARD, VISA, captured, card, pay
 from tools.api_events import api_event
 
 

@@ -13,9 +13,10 @@ import pytest
 import requests
 
 from lambdas import deadline
-from lambdas.adapters.sparkle import MIN_ATTEMPT_SECONDS, REQUESTS, RetryPolicy, SparkleClient
+from lambdas.adapters.sparkle import MIN_ATTEMPT_SECONDS, SparkleClient
 from lambdas.domain.cards import parse_card
 from lambdas.gateway import GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable
+from lambdas.gateway_settings import REQUESTS, RetryPolicy
 from lambdas.metrics import GATEWAY_LATENCY, NAMESPACE_VARIABLE
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from tools.emulator import free_port

@@ -16,17 +16,20 @@ from lambdas import deadline
 from lambdas.adapters import dynamo
 from lambdas.adapters.dynamo import CONFLICT_RETRIES, HEAD_RETRIES, DynamoUnitOfWork, from_item, to_item
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
-from lambdas.adapters.idempotency import IN_FLIGHT_SECONDS, DynamoIdempotencyStore
-from lambdas.adapters.ledger_store import PENDING_SHARDS, DynamoLedgerStore
+from lambdas.adapters.idempotency import DynamoIdempotencyStore
+from lambdas.adapters.ledger.payments import PENDING_SHARDS
+from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import MaskedCard
 from lambdas.domain.chains import CHAINS, chain_of, check_chain
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.errors import IdempotencyConflict
+from lambdas.domain.idempotency import IN_FLIGHT_SECONDS
 from lambdas.domain.payments import Payment, Refund, RefundStatus, Status
-from lambdas.ports import Answer, Contended, Fresh, LostRace, MisfiledCheckpoint, PendingItem, Replay, Resume
+from lambdas.ports import Answer, Contended, LostRace, MisfiledCheckpoint, PendingItem
 from lambdas.storage_schema import Partition
-from tests.fakes import FakeClock, FakeDatabase, FakeIdempotencyStore, FakeLedgerStore, FakeVelocityCounter
+from lambdas.use_cases.idempotency import Fresh, IdempotencyKeys, Replay, Resume
+from tests.support.fakes import FakeClock, FakeDatabase, FakeIdempotencyStore, FakeLedgerStore, FakeVelocityCounter
 
 CARD = MaskedCard("visa", "4242", 12, 2030, "fp_1")
 
@@ -41,14 +44,14 @@ class Ports:
     other_velocity: object
 
 
-@pytest.fixture(params=["fake", "dynamodb"])
+@pytest.fixture(params=["fake", pytest.param("dynamodb", marks=pytest.mark.integration)])
 def ports(request) -> Ports:
     clock = FakeClock()
     if request.param == "fake":
         db = FakeDatabase()
         return Ports(
             FakeLedgerStore(db, "merchant-a"),
-            FakeIdempotencyStore(db, clock.epoch),
+            IdempotencyKeys(FakeIdempotencyStore(db), clock.epoch),
             FakeVelocityCounter(db, "merchant-a"),
             clock,
             FakeLedgerStore(db, "merchant-b"),
@@ -59,7 +62,7 @@ def ports(request) -> Ports:
     cipher = EnvelopeCipher(kms, env["VAULT_KEY_ID"], "payment-metadata")
     return Ports(
         DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, "merchant-a", page_size=3),
-        DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher, clock.epoch),
+        IdempotencyKeys(DynamoIdempotencyStore(dynamodb, env["IDEMPOTENCY_TABLE"], cipher), clock.epoch),
         DynamoVelocityCounter(dynamodb, env["IDEMPOTENCY_TABLE"], "merchant-a"),
         clock,
         DynamoLedgerStore(dynamodb, env["LEDGER_TABLE"], cipher, "merchant-b", page_size=3),
@@ -200,7 +203,7 @@ def test_pending_items_spread_over_the_merchants_index_partitions_and_every_one_
         commit(ports, lambda uow, new=new: store.add_payment(uow, new))
     before_shards = next(p for p in pending if chain_of(p.id) % PENDING_SHARDS)
     single = f"{Status.PENDING.value}#merchant-a"  # the key before shards
-    key = to_item({"pk": store._key(Partition.PAYMENT, before_shards.id), "sk": "PAYMENT"})
+    key = to_item({"pk": Partition.PAYMENT.key(store.merchant, before_shards.id), "sk": "PAYMENT"})
     client.update_item(TableName=moto_resources["LEDGER_TABLE"], Key=key, UpdateExpression="SET status_pk = :single",
                        ExpressionAttributeValues=to_item({":single": single}))  # fmt: skip
     partitions = {
@@ -274,14 +277,16 @@ def test_of_two_retries_taking_over_one_released_key_only_the_first_resumes_its_
     cipher = EnvelopeCipher(boto3.client("kms"), moto_resources["VAULT_KEY_ID"], "payment-metadata")
     ledger = DynamoLedgerStore(dynamodb, moto_resources["LEDGER_TABLE"], cipher, "merchant-a")
     table = moto_resources["IDEMPOTENCY_TABLE"]
-    first = DynamoIdempotencyStore(dynamodb, table, cipher, clock.epoch)
+    first = IdempotencyKeys(DynamoIdempotencyStore(dynamodb, table, cipher), clock.epoch)
     first.begin(ledger.unit_of_work(), "k", "d", "pay_1")
     first.release("k")
     rival_got = []
-    late = DynamoIdempotencyStore(
-        _RivalFirst(dynamodb, lambda: rival_got.append(first.begin(ledger.unit_of_work(), "k", "d", "pay_2"))),
-        table,
-        cipher,
+    late = IdempotencyKeys(
+        DynamoIdempotencyStore(
+            _RivalFirst(dynamodb, lambda: rival_got.append(first.begin(ledger.unit_of_work(), "k", "d", "pay_2"))),
+            table,
+            cipher,
+        ),
         clock.epoch,
     )
     with pytest.raises(IdempotencyConflict) as conflict:
@@ -505,7 +510,7 @@ def _chained(store: DynamoLedgerStore, ids: list[str]) -> None:
     chain = chain_of(ids[0])
     entries = sorted((e for i in ids for e in store.entries(i)), key=lambda e: e.sequence)
     assert [e.sequence for e in entries] == list(range(1, len(entries) + 1))
-    assert check_chain(store.merchant, chain, entries, store.head(chain)) is None
+    assert check_chain(store.merchant, chain, entries, store.chains.head(chain)) is None
 
 
 def test_a_token_payment_reads_once_its_token_and_its_chains_head(moto_resources):
@@ -556,7 +561,7 @@ def test_entries_follow_a_head_that_moved_after_it_was_read_ahead_without_readin
     sent, store, ids = _settled_after_a_rival(moto_resources)
     assert sent == ["TransactWriteItems", "TransactWriteItems"]  # one lost to the moved head, no GetItem
     _chained(store, ids)
-    assert store.head(chain_of(ids[0])).sequence == 4
+    assert store.chains.head(chain_of(ids[0])).sequence == 4
 
 
 class _DropsTheItemsMet(_Wrapped):

@@ -1,14 +1,21 @@
 """The synthesized stacks through real Terraform (offline, from the provider
-mirror) and checkov: what an engineer's `cdktf deploy` and a scanner would see."""
+mirror) and checkov: what an engineer's `cdktf deploy` and a scanner would see.
 
+Their answers are kept under ``.cache/infra`` (see ``ResultCache``): a run on unchanged
+stacks and tools reads them back. CI, on a fresh clone, has no such cache."""
+
+import hashlib
 import json
+import os
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
-from tools.terraform import TerraformWorkspace
+from tools.terraform import TerraformWorkspace, plugin_mirror
 
 LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096
 IAM_INLINE_POLICY_LIMIT_CHARACTERS = 10240  # a role's inline policies together; each document is well under
@@ -17,6 +24,7 @@ CHECKOV_VERSION = "3.3.30"
 # Every stack the app synthesizes: each environment's, and the account stack each one deploys after (stacks/app.py).
 ACCOUNT_STACKS = [f"{name}-account" for name in ("dev", "prod")]
 SCANNED = ["dev", "prod", *ACCOUNT_STACKS]
+CACHE = REPO / ".cache" / "infra"
 
 
 def stack_key(synthesized, name: str) -> str:
@@ -25,32 +33,98 @@ def stack_key(synthesized, name: str) -> str:
     return synthesized[environment].environment.account_stack_id if account else environment
 
 
-@pytest.fixture(scope="session")
-def initialized(synthesized, tmp_path_factory) -> dict[str, TerraformWorkspace]:
-    workspaces = {}
-    for name, stack in synthesized.items():
-        workspace = TerraformWorkspace.copy_of(stack.directory, tmp_path_factory.mktemp(f"tf-{name}"))
-        workspace.init()
-        workspaces[name] = workspace
-    return workspaces
+def digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def files_digest(directory: Path) -> str:
+    """Every file of a synthesized stack (its JSON and its assets), by path and content."""
+    contents = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        contents.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+    return contents.hexdigest()
+
+
+class ResultCache:
+    """Terraform's and checkov's answers, each a JSON file named by the digest of what decides it: the stack's
+    files and the tools' versions. Without a directory (CI) every answer is computed."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def get(self, key: str, compute: Callable[[], object]):
+        path = self.directory / f"{key}.json" if self.directory else None
+        if path and path.exists():
+            return json.loads(path.read_text())
+        value = compute()
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(value))
+            partial.replace(path)
+        return value
 
 
 @pytest.fixture(scope="session")
-def taggable_types(initialized) -> set[str]:
+def cache() -> ResultCache:
+    return ResultCache(None if os.environ.get("CI") else CACHE)
+
+
+@pytest.fixture(scope="session")
+def terraform_version() -> dict:
+    """Terraform's version and the providers it installs from (the mirror's, else the registry's)."""
+    version = subprocess.run(["terraform", "version", "-json"], capture_output=True, text=True, check=True)
+    mirror = plugin_mirror()
+    providers = sorted(str(p.relative_to(mirror)) for p in mirror.glob("*/*/*/*/*/*")) if mirror else "registry"
+    return {"terraform": json.loads(version.stdout)["terraform_version"], "providers": providers}
+
+
+@pytest.fixture(scope="session")
+def workspaces(synthesized, tmp_path_factory) -> Callable[[str], TerraformWorkspace]:
+    """A stack's initialized Terraform workspace, made the first time it is asked for."""
+    made: dict[str, TerraformWorkspace] = {}
+
+    def workspace(name: str) -> TerraformWorkspace:
+        if name not in made:
+            copy = tmp_path_factory.mktemp(f"tf-{name}")
+            made[name] = TerraformWorkspace.copy_of(synthesized[name].directory, copy)
+            made[name].init()
+        return made[name]
+
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def validated(synthesized, workspaces, cache, terraform_version) -> Callable[[str], dict]:
+    """``terraform validate -json``'s report on a stack."""
+
+    def report(name: str) -> dict:
+        key = digest("validate", files_digest(synthesized[name].directory), terraform_version)
+        return cache.get(key, lambda: json.loads(workspaces(name).run("validate", "-json").stdout))
+
+    return report
+
+
+@pytest.fixture(scope="session")
+def taggable_types(synthesized, workspaces, cache, terraform_version) -> set[str]:
     """Resource types whose provider schema has a ``tags`` argument."""
-    schema = json.loads(initialized["dev"].run("providers", "schema", "-json").stdout)
-    (provider,) = schema["provider_schemas"].values()
-    return {
-        resource_type
-        for resource_type, definition in provider["resource_schemas"].items()
-        if "tags" in definition["block"].get("attributes", {})
-    }
+
+    def compute() -> list[str]:
+        schema = json.loads(workspaces("dev").run("providers", "schema", "-json").stdout)
+        (provider,) = schema["provider_schemas"].values()
+        return sorted(
+            resource_type
+            for resource_type, definition in provider["resource_schemas"].items()
+            if "tags" in definition["block"].get("attributes", {})
+        )
+
+    required = synthesized["dev"].config["terraform"]["required_providers"]
+    return set(cache.get(digest("taggable", required, terraform_version), compute))
 
 
 @pytest.mark.parametrize("name", SCANNED)
-def test_terraform_validate_passes(synthesized, initialized, name):
-    result = initialized[stack_key(synthesized, name)].run("validate", "-json")
-    report = json.loads(result.stdout)
+def test_terraform_validate_passes(synthesized, validated, name):
+    report = validated(stack_key(synthesized, name))
     assert report["valid"] is True and report["error_count"] == 0, report
 
 
@@ -80,21 +154,27 @@ CONFIGURED_SKIPS = {
 }
 
 
-@pytest.mark.parametrize("name", SCANNED)
-def test_checkov_reports_no_failed_checks(synthesized, name):
-    stack = synthesized[stack_key(synthesized, name)]
-    stack_file = stack.directory / "cdk.tf.json"
-    skips = yaml.safe_load((REPO / ".checkov.yaml").read_text())["skip-check"]  # the skips every stack shares
-    skips += [check for check, (applies, _) in CONFIGURED_SKIPS.items() if applies(stack.environment)]
+def checkov(stack_file: Path, skips: list[str]) -> dict:
     result = subprocess.run(
         [str(CHECKOV), "-f", str(stack_file), "--framework", "terraform_json",
          "--output", "json", "--quiet", "--compact", "--skip-check", ",".join(skips)],
         cwd=REPO,
         capture_output=True,
         text=True,
-        check=False,  # a report with failed checks exits 1; the assertions below name them
+        check=False,  # a report with failed checks exits 1; the test's assertions name them
     )  # fmt: skip
-    report = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("name", SCANNED)
+def test_checkov_reports_no_failed_checks(synthesized, cache, name):
+    stack = synthesized[stack_key(synthesized, name)]
+    stack_file = stack.directory / "cdk.tf.json"
+    skips = yaml.safe_load((REPO / ".checkov.yaml").read_text())["skip-check"]  # the skips every stack shares
+    skips += [check for check, (applies, _) in CONFIGURED_SKIPS.items() if applies(stack.environment)]
+    scanner = (REPO / "scanner" / "Pipfile.lock").read_text()
+    key = digest("checkov", files_digest(stack.directory), skips, (REPO / ".checkov.yaml").read_text(), scanner)
+    report = cache.get(key, lambda: checkov(stack_file, skips))
     summary = report["summary"]
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
     assert summary["failed"] == 0, failed
@@ -117,12 +197,12 @@ def test_every_checkov_skip_gives_its_reason():
         assert len(reason.strip()) > 20, f"{check.strip()} has no reason"
 
 
-def test_the_scale_configuration_validates_within_every_limit(synthesized, initialized):
+def test_the_scale_configuration_validates_within_every_limit(synthesized, validated):
     """1,000 merchants and 5,000 principals: items, not environment variables or policy text (tests/conftest.py)."""
     from tests.conftest import SCALE_ACCOUNTS, SCALE_MERCHANTS, SCALE_PRINCIPALS
 
     stack = synthesized["scale"]
-    report = json.loads(initialized["scale"].run("validate", "-json").stdout)
+    report = validated("scale")
     assert report["valid"] is True and report["error_count"] == 0, report
     (items,) = stack.resources("aws_dynamodb_table_item").values()
     assert len(items["for_each"]) == SCALE_MERCHANTS + SCALE_PRINCIPALS

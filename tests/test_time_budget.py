@@ -7,8 +7,8 @@ import time
 import pytest
 
 from lambdas import bootstrap
-from tests.events import body_of
-from tests.test_api import card
+from tests.support.api import card
+from tests.support.events import body_of
 from tools.api_events import LambdaContext, api_event, handler_for, route_for
 
 FUNCTION_TIMEOUT_SECONDS = 4.0  # the context a test invocation gets: far below what the client alone would take

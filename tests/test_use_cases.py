@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from lambdas.adapters.idempotency import State
 from lambdas.bootstrap import AwsAdapters
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest, NotFound
+from lambdas.domain.idempotency import State
 from lambdas.domain.merchants import Merchant
 from lambdas.domain.payments import RefundStatus, Status, balance
 from lambdas.domain.rules import RuleSet
@@ -19,28 +19,10 @@ from lambdas.service import PaymentService
 from lambdas.use_cases.checkpoints import write_checkpoint
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
-from sparkle_sandbox.server import DECLINES
-from tests.fakes import MERCHANT, FakeLedgerStore, fake_world
-from tests.fakes_gateway import FakeGateway, Fault
-from tests.test_docs import ERROR_CODES
-
-VISA = "4242424242424242"
-DECLINED_CARD = next(iter(DECLINES))  # a sandbox card the gateway always declines
-
-
-def card(number: str = VISA, cvc: str = "737") -> CardInput:
-    return CardInput(number, 12, 2030, cvc)
-
-
-def pay(world, key: str = "k", amount: int = 1000, number: str = VISA, **command):
-    return world.service.create_payment(PaymentCommand(amount, "usd", card=card(number), **command), "req", key)
-
-
-def captured(world, amount: int = 1000) -> str:
-    answer = pay(world, key=f"pay-{amount}-{len(world.ledger.payments)}", amount=amount)
-    assert answer.status == 201
-    return answer.body["id"]
-
+from tests.support.api_reference import ERROR_CODES
+from tests.support.fakes import MERCHANT, FakeLedgerStore, fake_world
+from tests.support.fakes_gateway import FakeGateway, Fault
+from tests.support.payments import DECLINED_CARD, VISA, captured, card, pay
 
 # -- refunds: pending, reserved, never sent twice ----------------------------------------------------
 

@@ -13,14 +13,14 @@ from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.vault import CardVault
 from lambdas.domain.cards import parse_card
 from lambdas.encryption_context import Purpose
-from tests.fakes import FakeVault
+from tests.support.fakes import FakeVault
 
 TODAY = date(2026, 11, 27)
 VISA = parse_card("4242424242424242", 12, 2030, TODAY, "card", holder_name="A. Holder")
 MASTERCARD = parse_card("5555555555554444", 1, 2031, TODAY, "card")
 
 
-@pytest.fixture(params=["fake", "kms"])
+@pytest.fixture(params=["fake", pytest.param("kms", marks=pytest.mark.integration)])
 def vault(request):
     if request.param == "fake":
         return FakeVault()

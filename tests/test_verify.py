@@ -11,7 +11,6 @@ import sys
 import tempfile
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -21,26 +20,27 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from lambdas.adapters.checkpoint_archive import DirectoryCheckpointArchive, object_key
 from lambdas.adapters.dynamo import from_item, to_item
-from lambdas.adapters.ledger_store import CHECKPOINTS, HEADS, ChainAppend, DynamoLedgerStore
-from lambdas.adapters.merchants import merchant_items
+from lambdas.adapters.ledger.chains import HEADS, ChainAppend, DynamoChainRecords
+from lambdas.adapters.ledger.checkpoints import CHECKPOINTS
+from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.signer import KmsSigner
 from lambdas.domain.chains import Break, Head, canonical, chain_of, positions
 from lambdas.domain.checkpoints import Checkpoint, signed_bytes, unsigned_checkpoint
 from lambdas.domain.payments import Direction, Entry
 from lambdas.domain.rules import RuleSet
-from lambdas.storage_schema import LEDGER, MERCHANTS, Partition
+from lambdas.storage_schema import LEDGER, MERCHANTS, Partition, merchant_items
 from lambdas.use_cases import Dependencies
 from lambdas.use_cases.checkpoints import write_checkpoint
 from tests.conftest import REPO
-from tests.fakes import MERCHANT as FAKE_MERCHANT
-from tests.fakes import fake_world
-from tests.fakes_gateway import FakeGateway
+from tests.support.fakes import MERCHANT as FAKE_MERCHANT
+from tests.support.fakes import fake_world
+from tests.support.fakes_gateway import FakeGateway
+from tests.support.ledger_table import NOW, record
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, moto_server
 from tools.function_resources import create_table
 from tools.verify import chain_items, checkpoints_break, read_directory, verify
 
 MERCHANT = "acme"
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 COPIES = Path(tempfile.mkdtemp(prefix="verify-copies-"))  # the checkpoints' write-once copies, one per table
 
 
@@ -61,22 +61,10 @@ def ledger(endpoint, request):
     return client, table, DynamoLedgerStore(client, table, metadata_cipher=None, merchant=MERCHANT)  # type: ignore[arg-type]
 
 
-def _record(store: DynamoLedgerStore, payment_id: str, amount: int) -> int:
-    """A captured payment's two entries, written as the service writes them; the head moves it met."""
-    entries = [
-        Entry(f"le_{payment_id}_d", payment_id, "gateway_receivable:sparkle", Direction.DEBIT, amount, "USD", NOW),
-        Entry(f"le_{payment_id}_c", payment_id, "merchant_balance", Direction.CREDIT, amount, "USD", NOW),
-    ]
-    uow = store.unit_of_work()
-    uow.append(ChainAppend(store, entries))
-    uow.commit()
-    return uow.moved_heads
-
-
 def _written(store, n: int = 6) -> list[str]:
     payments = [f"pay_{i:024d}" for i in range(n)]
     for i, payment in enumerate(payments):
-        _record(store, payment, 100 + i)
+        record(store, payment, 100 + i)
     return payments
 
 
@@ -159,10 +147,10 @@ def test_an_inserted_entry_with_a_valid_hash_is_found_past_the_head(ledger):
     client, table, store = ledger
     _written(store)
     chain = chain_of("pay_forged")
-    head = store.head(chain)
+    head = store.chains.head(chain)
     (forged,), _ = Head(chain, head.sequence, head.hash, head.balances).extend(MERCHANT, [
         Entry("le_forged", "pay_forged", "merchant_balance", Direction.CREDIT, 10_000, "USD", NOW)])  # fmt: skip
-    item = store._entry_item(0, forged)  # the item exactly as the store would write it
+    item = store.chains.entry_item(0, forged)  # the item exactly as the store would write it
     client.put_item(TableName=table, Item=to_item(item))
     _, broken = verify(client, table, [MERCHANT]).broken
     assert broken.chain == chain and "an inserted entry past the head" in broken.reason
@@ -188,7 +176,7 @@ def test_eight_writers_on_one_chain_leave_it_gapless_by_placing_entries_again_af
 
     def writer(payments: list[str]) -> None:
         try:
-            moved.extend(_record(store, payment, 100) for payment in payments)
+            moved.extend(record(store, payment, 100) for payment in payments)
         except Exception as error:
             errors.append(error)
 
@@ -200,8 +188,9 @@ def test_eight_writers_on_one_chain_leave_it_gapless_by_placing_entries_again_af
     assert not errors, errors[:3]
     report = verify(client, table, [MERCHANT])
     assert report.broken is None and report.entries == 160
-    assert store.head(0).sequence == 160 and sum(moved) > 0  # writers met on the head, and nothing was lost
-    assert store.head(0).balances == {("gateway_receivable:sparkle", "USD"): 8000, ("merchant_balance", "USD"): -8000}
+    head = store.chains.head(0)
+    assert head.sequence == 160 and sum(moved) > 0  # writers met on the head, and nothing was lost
+    assert head.balances == {("gateway_receivable:sparkle", "USD"): 8000, ("merchant_balance", "USD"): -8000}
 
 
 def _edit_an_entry(client, table, store, payments) -> str:
@@ -242,7 +231,7 @@ def _appended(store, entries: list[Entry]) -> Entry:
     """``entries`` written the way the service's own appender writes them (hashes and head consistent); the first,
     as placed."""
     uow = store.unit_of_work()
-    uow.append(ChainAppend(store, entries))
+    uow.append(ChainAppend(store.chains, entries))
     uow.commit()
     chain = chain_of(entries[0].payment_id)
     return next(entry for _, entry in chain_items(store.client, store.table, store.merchant, chain)
@@ -341,7 +330,7 @@ def _signed_twice(store, signing) -> list[str]:
     assert _checkpoint(store, signing) == "written"
     payments += [f"pay_{i:024d}" for i in range(3, 6)]
     for i, payment in enumerate(payments[3:]):
-        _record(store, payment, 200 + i)
+        record(store, payment, 200 + i)
     assert _checkpoint(store, signing) == "written"
     return payments
 
@@ -395,7 +384,7 @@ def test_checkpoints_signed_before_and_after_the_signing_key_was_replaced_verify
 
 def _store_after(store, n: int) -> DynamoLedgerStore:
     """The store, after the n-th payment: a ledger that moved since its last checkpoint."""
-    _record(store, f"pay_{n:024d}", 300)
+    record(store, f"pay_{n:024d}", 300)
     return store
 
 
@@ -439,10 +428,10 @@ def _rewrite(store: DynamoLedgerStore, chain: int, at: int) -> None:
     rewritten, head = Head(chain).extend(MERCHANT, [replace(e, amount=1) if e.payment_id == edited else e
                                                     for e in entries])  # fmt: skip
     for entry in rewritten:  # the same items, under the same keys, with the new amount and hashes
-        item = to_item(store._entry_item(0, entry)) | _stored_key(store, entry)
+        item = to_item(store.chains.entry_item(0, entry)) | _stored_key(store, entry)
         store.client.put_item(TableName=store.table, Item=item)
     uow = store.unit_of_work()
-    uow.add(*store.head_part(store.head(chain), head))
+    uow.add(*store.chains.head_part(store.chains.head(chain), head))
     uow.commit()
 
 
@@ -573,7 +562,7 @@ def test_a_live_ledger_verifies_without_a_false_break_in_20_runs(ledger, monkeyp
         try:
             while not stop.is_set():
                 after_the_heads = heads_read.wait(ARRIVAL_SECONDS)
-                _record(writer, f"pay_live{len(arrived):020d}", 100)
+                record(writer, f"pay_live{len(arrived):020d}", 100)
                 arrived.append("after the heads" if after_the_heads else "meanwhile")
                 if after_the_heads:
                     heads_read.clear()
@@ -582,16 +571,16 @@ def test_a_live_ledger_verifies_without_a_false_break_in_20_runs(ledger, monkeyp
             errors.append(error)
             appended_after.set()
 
-    read_heads = DynamoLedgerStore.heads
+    read_heads = DynamoChainRecords.heads
 
-    def heads_then_a_payment(self: DynamoLedgerStore) -> list[Head]:
+    def heads_then_a_payment(self: DynamoChainRecords) -> list[Head]:
         heads = read_heads(self)
         heads_read.set()
         assert appended_after.wait(30), "no payment arrived"
         appended_after.clear()
         return heads
 
-    monkeypatch.setattr(DynamoLedgerStore, "heads", heads_then_a_payment)
+    monkeypatch.setattr(DynamoChainRecords, "heads", heads_then_a_payment)
     arriving = threading.Thread(target=payments_arrive)
     arriving.start()
     try:
@@ -686,8 +675,8 @@ def test_a_chain_truncated_and_regrown_under_the_hash_it_signed_is_refused_by_th
         client.delete_item(TableName=table, Key=_stored_key(store, entry))
     head = {"pk": Partition.CHAIN.key(MERCHANT, HEADS), "sk": f"HEAD#{chain:02d}"}
     client.delete_item(TableName=table, Key=to_item(head))
-    _record(store, payment, 777_777)
-    _record(store, next(f"pay_{i:024d}" for i in range(1, 10**4) if chain_of(f"pay_{i:024d}") == chain), 5)
+    record(store, payment, 777_777)
+    record(store, next(f"pay_{i:024d}" for i in range(1, 10**4) if chain_of(f"pay_{i:024d}") == chain), 5)
     position = max(signed)
     forged = next(entry for entry in store.entries(payment) if entry.sequence == position)
     client.update_item(TableName=table, Key=_stored_key(store, forged), UpdateExpression="SET #hash = :hash",

@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.ledger_store import pending_partition
+from lambdas.adapters.ledger.payments import pending_partition
 from lambdas.storage_schema import LEDGER, Partition
 
 PK = LEDGER.partition_key

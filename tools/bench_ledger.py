@@ -2,13 +2,13 @@
 request at a time, as tools/emulator.py runs it).
 
 - payments per second for 1 and 8 writers on one merchant: each payment's two entries placed at the end of its
-  chain, with the head's update, in one transaction (lambdas.adapters.ledger_store.ChainAppend);
+  chain, with the head's update, in one transaction (lambdas.adapters.ledger.chains.ChainAppend);
 - head retries per payment (a writer that found the head moved places its entries again; goal <= 0.1 at 8);
-- against a baseline measured in the same run: the same entries put without a chain (before issue 10);
+- against a baseline measured in the same run: the same entries put without a chain;
 - `make verify`'s throughput in entries per second over what was written.
 
 The emulator serializes requests, so the figures compare write paths on this machine; AWS's ceiling is on paper
-in the README (64 heads per merchant, ~500 transactional writes/s each)."""
+in docs/benchmarks.md (64 heads per merchant, ~500 transactional writes/s each)."""
 
 import os
 import threading
@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 import boto3
 
 from lambdas.adapters.dynamo import put_new
-from lambdas.adapters.ledger_store import PK, ChainAppend, DynamoLedgerStore
+from lambdas.adapters.ledger.chains import ChainAppend
+from lambdas.adapters.ledger.table import PK
+from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.domain.payments import Direction, Entry
 from lambdas.storage_schema import LEDGER, Partition
 from tools.emulator import EMULATOR_CREDENTIALS, free_port, moto_server
@@ -40,7 +42,7 @@ def _entries(payment_id: str) -> list[Entry]:
 
 def chained(store: DynamoLedgerStore, payment_id: str) -> int:
     uow = store.unit_of_work()
-    uow.append(ChainAppend(store, _entries(payment_id)))
+    uow.append(ChainAppend(store.chains, _entries(payment_id)))
     uow.commit()
     return uow.moved_heads
 

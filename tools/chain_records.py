@@ -18,11 +18,15 @@ from typing import Any
 import boto3
 
 from lambdas.adapters.dynamo import Part, from_item, update
-from lambdas.adapters.ledger_store import BY_MERCHANT, PAYMENT_SK, DynamoLedgerStore, entry_of, parse_iso
+from lambdas.adapters.ledger.chains import entry_of
+from lambdas.adapters.ledger.listing import listing_fields
+from lambdas.adapters.ledger.payments import PAYMENT_SK
+from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.merchants import DynamoMerchantDirectory
 from lambdas.domain.chains import chain_of
 from lambdas.domain.payments import Entry
-from lambdas.storage_schema import LEDGER, Partition
+from lambdas.domain.timestamps import parse_iso
+from lambdas.storage_schema import BY_MERCHANT, LEDGER, Partition
 
 PK, SK = LEDGER.partition_key, LEDGER.sort_key
 if SK is None:
@@ -36,14 +40,18 @@ class _ChainInPlace:
         self.store, self.keys, self.entries = store, keys, entries
 
     def parts(self, reread: bool) -> list[Part]:  # every attempt reads the head
-        head = self.store.head(chain_of(self.entries[0].payment_id))
+        head = self.store.chains.head(chain_of(self.entries[0].payment_id))
         placed, after = head.extend(self.store.merchant, self.entries)
         unchained = "attribute_not_exists(#chain)"
         parts: list[Part] = [
-            ("entry", update(self.store.table, key, self.store.chain_fields(entry), condition=unchained), lambda i: i)
+            (
+                "entry",
+                update(self.store.table, key, self.store.chains.chain_fields(entry), condition=unchained),
+                lambda i: i,
+            )
             for key, entry in zip(self.keys, placed, strict=True)
         ]
-        return [*parts, self.store.head_part(head, after)]
+        return [*parts, self.store.chains.head_part(head, after)]
 
 
 def chain_records(client: Any, table: str, merchant: str) -> Counter[str]:
@@ -61,7 +69,7 @@ def chain_records(client: Any, table: str, merchant: str) -> Counter[str]:
                 unchained.setdefault(pk.removeprefix(Partition.LEDGER.key(merchant, "")), []).append(values)
             elif is_payment(pk, values) and BY_MERCHANT.partition_key not in values:
                 payment_id = pk.removeprefix(Partition.PAYMENT.key(merchant, ""))
-                listed = store.listing_fields(payment_id, parse_iso(values["created_at"]))
+                listed = listing_fields(merchant, payment_id, parse_iso(values["created_at"]))
                 client.update_item(**update(table, {PK: pk, SK: PAYMENT_SK}, listed)["Update"])
                 counts["payments_listed"] += 1
     for payment_id, items in sorted(unchained.items(), key=lambda group: min(v["created_at"] for v in group[1])):

@@ -6,9 +6,8 @@ from typing import Any
 
 import boto3
 
-from lambdas.adapters.dynamo import to_item
-from lambdas.adapters.merchants import merchant_items
-from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, TableSchema
+from lambdas.environment import FunctionEnvironment
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, TableSchema, merchant_items, to_item
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 
 
@@ -30,29 +29,39 @@ def create_table(client, name: str, schema: TableSchema) -> None:
 MerchantSpec = tuple[tuple[str, ...], dict[str, Any]]
 
 
-def provision(gateway_url: str, suffix: str, merchants: Mapping[str, MerchantSpec]) -> dict[str, str]:
-    """The tables (the merchants table holding ``merchants``), the vault, fingerprint and signing keys, the
-    checkpoints' write-once bucket (Object Lock on, as the stack makes it) and the gateway secret; returns the
-    functions' environment naming them (timeouts are the caller's)."""
-    dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
-    env = {
-        "LEDGER_TABLE": f"ledger-{suffix}",
-        "IDEMPOTENCY_TABLE": f"idempotency-{suffix}",
-        "MERCHANTS_TABLE": f"merchants-{suffix}",
-        "VAULT_KEY_ID": kms.create_key()["KeyMetadata"]["Arn"],
-        "FINGERPRINT_KEY_ID": kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"],
-        "SIGNING_KEY_ID": kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"],
-        "GATEWAY_SECRET_ID": boto3.client("secretsmanager").create_secret(
-            Name=f"sparkle-{suffix}", SecretString=DEFAULT_SECRET_KEY
-        )["ARN"],
-        "GATEWAY_BASE_URL": gateway_url,
-        "CHECKPOINT_BUCKET": f"checkpoints-{suffix}",
+def create_keys() -> dict[str, str]:
+    """The vault, fingerprint and signing keys, by the ``FunctionEnvironment`` fields that name them."""
+    kms = boto3.client("kms")
+    return {
+        "vault_key_id": kms.create_key()["KeyMetadata"]["Arn"],
+        "fingerprint_key_id": kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"],
+        "signing_key_id": kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"],
     }
-    boto3.client("s3").create_bucket(Bucket=env["CHECKPOINT_BUCKET"], ObjectLockEnabledForBucket=True)
-    create_table(dynamodb, env["LEDGER_TABLE"], LEDGER)
-    create_table(dynamodb, env["IDEMPOTENCY_TABLE"], IDEMPOTENCY)
-    create_table(dynamodb, env["MERCHANTS_TABLE"], MERCHANTS)
+
+
+def provision(
+    gateway_url: str, suffix: str, merchants: Mapping[str, MerchantSpec], keys: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The tables (the merchants table holding ``merchants``), the keys (``keys``, made by ``create_keys``, else
+    new ones), the checkpoints' write-once bucket (Object Lock on, as the stack makes it) and the gateway secret;
+    returns the functions' environment naming them (``FunctionEnvironment.to_variables``; timeouts are the
+    caller's)."""
+    dynamodb = boto3.client("dynamodb")
+    secret = boto3.client("secretsmanager").create_secret(Name=f"sparkle-{suffix}", SecretString=DEFAULT_SECRET_KEY)
+    environment = FunctionEnvironment(
+        ledger_table=f"ledger-{suffix}",
+        idempotency_table=f"idempotency-{suffix}",
+        merchants_table=f"merchants-{suffix}",
+        gateway_secret_id=secret["ARN"],
+        gateway_base_url=gateway_url,
+        checkpoint_bucket=f"checkpoints-{suffix}",
+        **(keys or create_keys()),
+    )
+    boto3.client("s3").create_bucket(Bucket=environment.checkpoint_bucket, ObjectLockEnabledForBucket=True)
+    create_table(dynamodb, environment.ledger_table, LEDGER)
+    create_table(dynamodb, environment.idempotency_table, IDEMPOTENCY)
+    create_table(dynamodb, environment.merchants_table, MERCHANTS)
     for merchant_id, (principals, rules) in merchants.items():
         for item in merchant_items(merchant_id, principals, rules):
-            dynamodb.put_item(TableName=env["MERCHANTS_TABLE"], Item=to_item(item))
-    return env
+            dynamodb.put_item(TableName=environment.merchants_table, Item=to_item(item))
+    return environment.to_variables()

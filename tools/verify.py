@@ -43,13 +43,15 @@ from lambdas.adapters.checkpoint_archive import (
     archived_in_directory,
 )
 from lambdas.adapters.dynamo import from_item, to_item
-from lambdas.adapters.ledger_store import BY_CHAIN, PK, SK, DynamoLedgerStore, entry_of
+from lambdas.adapters.ledger.chains import entry_of
+from lambdas.adapters.ledger.table import PK, SK
+from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.merchants import DynamoMerchantDirectory
 from lambdas.domain.chains import CHAINS, MISSING_AT_THE_END, Break, Head, books_break, check_chain
 from lambdas.domain.checkpoints import Checkpoint, checkpoint_break, pem_of
 from lambdas.domain.payments import Entry
 from lambdas.ports import MisfiledCheckpoint
-from lambdas.storage_schema import Partition
+from lambdas.storage_schema import BY_CHAIN, Partition
 from stacks.config import ENVIRONMENT_NAMES, configured_environment
 
 PROGRESS_EVERY = 10_000  # entries between progress lines
@@ -153,7 +155,7 @@ def pinned_chain_break(
     were inserted past the head."""
     covered = [entry for entry in entries if (entry.sequence or 0) <= pinned.sequence]
     if len(covered) < len(entries):
-        now = store.head(chain)
+        now = store.chains.head(chain)
         if now.sequence < max(entry.sequence or 0 for entry in entries):
             return covered, check_chain(store.merchant, chain, entries, now)
     return covered, check_chain(store.merchant, chain, covered, pinned) or books_break(chain, covered)

@@ -7,22 +7,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from lambdas import deadline
 from lambdas.ports import Contended, LostRace
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
-
-
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+from lambdas.storage_schema import from_item, to_item
 
 
 def put_new(table: str, values: dict[str, Any], key_attribute: str) -> dict[str, Any]:

@@ -1,114 +1,40 @@
-"""Idempotency records in their own table (``id`` + ``expiration`` TTL, the layout Powertools also uses).
+"""Idempotency records in their own table (``id`` + ``expiration`` TTL, the layout Powertools also uses): the
+storage of ``lambdas.ports.IdempotencyStore``, conditional writes only (the protocol deciding about them is
+``lambdas.use_cases.idempotency``). A stored answer is sealed when it carries metadata."""
 
-The whole protocol lives here (``lambdas.ports.IdempotencyStore``): a key is
-claimed by a conditional put in the same transaction as the request's first
-write, and a lost claim returns the record it met (no separate read) to decide
-between a replay, a resume, a 409 and a 422. The answer is stored in the same
-transaction as the request's last write, sealed when it carries metadata.
-5xx outcomes are not stored: the record is released (kept with its object's
-id, marked retryable) so a retry resumes that object instead of starting a
-second one. An expired record is replaced at once; TTL only tidies up.
-"""
-
-import hashlib
 import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.dynamo import DynamoUnitOfWork, from_item, to_item
+from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
-from lambdas.domain.errors import IdempotencyConflict
-from lambdas.ports import Answer, Begun, Fresh, LostRace, Replay, Resume
-from lambdas.storage_schema import IDEMPOTENCY
+from lambdas.domain.idempotency import Record, State
+from lambdas.ports import IDEMPOTENCY_PART, Answer
+from lambdas.storage_schema import IDEMPOTENCY, from_item, to_item
 
-RETENTION_SECONDS = 24 * 3600
-IN_FLIGHT_SECONDS = 60  # longer than a function may run; a claim older than this was abandoned
 KEY = IDEMPOTENCY.partition_key
-LABEL = "idempotency"
-
-
-class State(str, Enum):
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    RETRYABLE = "retryable"
-
-
-@dataclass(frozen=True)
-class Record:
-    id: str
-    state: State
-    digest: str
-    resource_id: str
-    in_flight_until: int
-    expiration: int
-    response_status: int | None = None
-    response_body: str | None = None
-
-    def abandoned(self, now: float) -> bool:
-        return self.state is State.IN_PROGRESS and now > self.in_flight_until
-
-
-def record_id(caller: str, route: str, key: str) -> str:
-    """Keys are scoped to the caller and the route."""
-    return hashlib.sha256(f"{caller}\n{route}\n{key}".encode()).hexdigest()
-
-
-def key_in_use() -> IdempotencyConflict:
-    return IdempotencyConflict(
-        409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress."
-    )
-
-
-def _body_differs() -> IdempotencyConflict:
-    return IdempotencyConflict(
-        422, "idempotency_key_reused", "This Idempotency-Key was used with a different request body."
-    )
-
-
-def must_reclaim(record: "Record | None", digest: str, now: float) -> bool:
-    """The protocol's decision about a key that was taken: False to replay its answer, True to take the
-    record over and resume its object; raises the 422 (another body) and the 409 (still in flight)."""
-    if record is None:
-        raise key_in_use()  # taken and gone again in between: the other request is the one to answer
-    if record.digest != digest:
-        raise _body_differs()
-    if record.state is State.COMPLETED:
-        return False
-    if record.state is State.IN_PROGRESS and not record.abandoned(now):
-        raise key_in_use()
-    return True
 
 
 class DynamoIdempotencyStore:
-    def __init__(
-        self, client: Any, table: str, answer_cipher: EnvelopeCipher, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, client: Any, table: str, answer_cipher: EnvelopeCipher) -> None:
         self.client = client
         self.table = table
         self.answer_cipher = answer_cipher
-        self.clock = clock
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def begin(
-        self, uow: DynamoUnitOfWork, key: str, digest: str, resource_id: str, answer: Answer | None = None
-    ) -> Begun:
-        now = self.clock()
+    def claim(self, uow: DynamoUnitOfWork, record: Record, answer: Answer | None, now: float) -> None:
         values: dict[str, Any] = {
-            KEY: key,
-            "digest": digest,
-            "resource_id": resource_id,
-            "expiration": int(now + RETENTION_SECONDS),
+            KEY: record.id,
+            "digest": record.digest,
+            "resource_id": record.resource_id,
+            "expiration": record.expiration,
+            "state": record.state.value,
+            "in_flight_until": record.in_flight_until,
         }
-        if answer is None:
-            values |= {"state": State.IN_PROGRESS.value, "in_flight_until": int(now + IN_FLIGHT_SECONDS)}
-        else:
-            values |= {"state": State.COMPLETED.value, "in_flight_until": int(now), **self._stored(key, answer)}
+        if answer is not None:
+            values |= self._stored(record.id, answer)
         put = {
             "Put": {
                 "TableName": self.table,
@@ -118,32 +44,13 @@ class DynamoIdempotencyStore:
                 "ExpressionAttributeValues": to_item({":now": int(now)}),
             }
         }
-        uow.add(LABEL, put, self._record)
-        try:
-            uow.commit()
-            return Fresh()
-        except LostRace as race:
-            if LABEL not in race.conflicts:
-                raise
-            return self._after_lost_claim(race.conflicts[LABEL], digest)
+        uow.add(IDEMPOTENCY_PART, put, self._record)
 
-    def resume_or_replay(self, key: str, digest: str) -> Replay | Resume | None:
+    def get(self, key: str) -> Record | None:
         item = self.client.get_item(TableName=self.table, Key=to_item({KEY: key}), ConsistentRead=True).get("Item")
-        record = self._record(from_item(item) if item else None)
-        if record is None or record.expiration < self.clock():
-            return None
-        return self._after_lost_claim(record, digest)
+        return self._record(from_item(item) if item else None)
 
-    def _after_lost_claim(self, record: "Record | None", digest: str) -> Replay | Resume:
-        reclaim = must_reclaim(record, digest, self.clock())
-        assert record is not None  # must_reclaim raised the 409 for a record gone in between
-        if reclaim:
-            return self._reclaim(record)
-        return Replay(Answer(int(record.response_status or 0), self._open(record), replayed=True))
-
-    def _reclaim(self, record: Record) -> Resume:
-        """Take over a released or abandoned record, only from the state it was read in."""
-        now = self.clock()
+    def take_over(self, record: Record, in_flight_until: int) -> bool:
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -154,7 +61,7 @@ class DynamoIdempotencyStore:
                 ExpressionAttributeValues=to_item(
                     {
                         ":claimed": State.IN_PROGRESS.value,
-                        ":until": int(now + IN_FLIGHT_SECONDS),
+                        ":until": in_flight_until,
                         ":was": record.state.value,
                         ":was_until": record.in_flight_until,
                     }
@@ -162,16 +69,16 @@ class DynamoIdempotencyStore:
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise key_in_use() from None
+                return False
             raise
-        return Resume(record.resource_id)
+        return True
 
     # -- finishing --------------------------------------------------------------------------
 
     def complete(self, uow: DynamoUnitOfWork, key: str, answer: Answer) -> None:
         fields = {"state": State.COMPLETED.value, **self._stored(key, answer)}
         uow.add(
-            LABEL,
+            IDEMPOTENCY_PART,
             {
                 "Update": {
                     "TableName": self.table,
@@ -203,18 +110,16 @@ class DynamoIdempotencyStore:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
-    def require_idle(self, uow: DynamoUnitOfWork, key: str) -> None:
+    def require_idle(self, uow: DynamoUnitOfWork, key: str, now: float) -> None:
         uow.add(
-            LABEL,
+            IDEMPOTENCY_PART,
             {
                 "ConditionCheck": {
                     "TableName": self.table,
                     "Key": to_item({KEY: key}),
                     "ConditionExpression": "attribute_not_exists(#id) OR #state <> :in_progress OR #until < :now",
                     "ExpressionAttributeNames": {"#id": KEY, "#state": "state", "#until": "in_flight_until"},
-                    "ExpressionAttributeValues": to_item(
-                        {":in_progress": State.IN_PROGRESS.value, ":now": int(self.clock())}
-                    ),
+                    "ExpressionAttributeValues": to_item({":in_progress": State.IN_PROGRESS.value, ":now": int(now)}),
                 }
             },
             self._record,
@@ -244,13 +149,12 @@ class DynamoIdempotencyStore:
             text = json.dumps({"sealed": {k: v.hex() for k, v in sealed.to_item().items()}})
         return {"response_status": answer.status, "response_body": text}
 
-    def _open(self, record: Record) -> dict[str, Any]:
+    def answer(self, record: Record) -> Answer:
         stored: dict[str, Any] = json.loads(record.response_body or "{}")
-        if "sealed" not in stored:
-            return stored
-        sealed = Sealed.from_item({k: bytes.fromhex(v) for k, v in stored["sealed"].items()})
-        body: dict[str, Any] = json.loads(self.answer_cipher.open(sealed, record.id))
-        return body
+        if "sealed" in stored:
+            sealed = Sealed.from_item({k: bytes.fromhex(v) for k, v in stored["sealed"].items()})
+            stored = json.loads(self.answer_cipher.open(sealed, record.id))
+        return Answer(int(record.response_status or 0), stored)
 
     @staticmethod
     def _record(values: dict[str, Any] | None) -> Record | None:

@@ -7,13 +7,12 @@ included, are kept for ``max_age`` seconds: a configuration change reaches every
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from lambdas.adapters.dynamo import from_item, to_item
-from lambdas.domain.merchants import Caller, Merchant, lookup_keys, principal_key
+from lambdas.domain.merchants import Caller, Merchant, lookup_keys
 from lambdas.domain.rules import RuleSet
-from lambdas.storage_schema import MERCHANTS, MerchantRecord
+from lambdas.storage_schema import MERCHANTS, MerchantRecord, from_item, to_item
 
 CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 10_000  # the oldest answer goes first: callers minting new principals cannot grow it without end
@@ -74,15 +73,3 @@ class DynamoMerchantDirectory:
 
 def _merchant_of(values: dict[str, Any]) -> Merchant:
     return Merchant(values["id"], RuleSet.from_config(json.loads(values["rules"])), values.get("api_key_id") or None)
-
-
-def merchant_items(
-    merchant_id: str, principals: Iterable[str], rules: dict[str, Any], api_key_id: str | None = None
-) -> list[dict[str, Any]]:
-    """The merchants table's items for one merchant: its rules (``RuleSet.from_config``'s shape) and the id of its
-    API key (the only key its signers' requests may carry), and one item per principal (a role or user ARN, or an
-    account id) acting for it. Plain values: ``to_item`` makes them DynamoDB's."""
-    merchant = {PK: MerchantRecord.MERCHANT.key(merchant_id), "id": merchant_id, "rules": json.dumps(rules)}
-    items = [merchant | ({"api_key_id": api_key_id} if api_key_id is not None else {})]
-    items += [{PK: MerchantRecord.PRINCIPAL.key(principal_key(p)), "merchant": merchant_id} for p in principals]
-    return items

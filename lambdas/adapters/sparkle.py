@@ -11,8 +11,7 @@
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -30,28 +29,19 @@ from lambdas.gateway import (
     GatewayRejected,
     GatewayUnavailable,
 )
+from lambdas.gateway_settings import (
+    CHARGES,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRY,
+    REFUNDS,
+    RetryPolicy,
+)
 from lambdas.metrics import time_gateway_attempt
 
-# How long the client waits by default (the stacks' GatewaySettings start from these): a card charge answers in
-# a second or two, and two attempts of connect + read must fit a request's deadline twice over (a resumed retry).
-DEFAULT_CONNECT_TIMEOUT = 1.0
-DEFAULT_READ_TIMEOUT = 4.0
 MAX_ANSWER_BYTES = 256 * 1024  # the gateway's answers are well under 1 KiB
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 MIN_ATTEMPT_SECONDS = 0.25
-CHARGES, REFUNDS = "/v1/charges", "/v1/refunds"
-# Every request the client makes, as the gateway latency metric names it (method and path, never a reference).
-REQUESTS = tuple(f"{method} {path}" for path in (CHARGES, REFUNDS) for method in ("POST", "GET"))
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 2
-    backoff_seconds: float = 0.2  # doubled after each attempt
-
-    def delays(self) -> Iterator[float]:
-        for attempt in range(self.attempts - 1):
-            yield self.backoff_seconds * 2**attempt
 
 
 class SparkleClient:
@@ -61,7 +51,7 @@ class SparkleClient:
         secret_key: Callable[[], str],
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -122,7 +112,7 @@ class SparkleClient:
             secret_key = self.secret_key()
         except Exception as error:  # Secrets Manager refused or timed out: nothing was sent
             raise GatewayUnavailable(f"the gateway's secret key could not be read ({type(error).__name__})") from None
-        request_name = f"{method} {path}"  # one of REQUESTS: how errors and the latency metric name it
+        request_name = f"{method} {path}"  # one of REQUESTS (gateway_settings): how errors and the metric name it
         may_have_arrived = False  # did an attempt possibly reach the gateway without a usable answer?
         delays = self.retry.delays()
         failures: list[str] = []

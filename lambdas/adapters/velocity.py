@@ -7,8 +7,8 @@ condition on the count, so concurrent payments can never pass the limit."""
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lambdas.adapters.dynamo import DynamoUnitOfWork, to_item
-from lambdas.storage_schema import IDEMPOTENCY
+from lambdas.adapters.dynamo import DynamoUnitOfWork
+from lambdas.storage_schema import IDEMPOTENCY, to_item
 
 WINDOW = timedelta(hours=1)
 

@@ -26,7 +26,7 @@ from lambdas.domain.checkpoints import (
 )
 from lambdas.domain.errors import InvalidRequest, NotFound
 from lambdas.logs import logger
-from lambdas.ports import Answer, ArchiveTaken, LostRace, MisfiledCheckpoint, UoW
+from lambdas.ports import ArchiveTaken, LostRace, MisfiledCheckpoint, UoW
 from lambdas.use_cases import Dependencies
 from lambdas.use_cases.reads import page_size
 
@@ -173,14 +173,16 @@ def write_checkpoints(merchants: Sequence[Dependencies[UoW]]) -> dict[str, int]:
     return counts
 
 
-def latest_checkpoint(deps: Dependencies[UoW]) -> Answer:
+def latest_checkpoint(deps: Dependencies[UoW]) -> Checkpoint:
     latest = deps.store.latest_checkpoint()
     if latest is None:
         raise NotFound("No checkpoint yet: the first is written within minutes of the deployment.")
-    return Answer(200, latest.body)
+    return latest
 
 
-def list_checkpoints(deps: Dependencies[UoW], limit: str | None, starting_after: str | None) -> Answer:
+def list_checkpoints(
+    deps: Dependencies[UoW], limit: str | None, starting_after: str | None
+) -> tuple[list[Checkpoint], bool]:
     """A page of the merchant's checkpoints, newest first; ``starting_after`` is the previous page's last sequence."""
     size = page_size(limit)
     cursor = None
@@ -188,16 +190,15 @@ def list_checkpoints(deps: Dependencies[UoW], limit: str | None, starting_after:
         cursor = _sequence(starting_after)
         if cursor is None or deps.store.checkpoint(cursor) is None:
             raise InvalidRequest("starting_after must be the sequence of one of your checkpoints.", "starting_after")
-    checkpoints, has_more = deps.store.list_checkpoints(size, cursor)
-    return Answer(200, {"data": [checkpoint.body for checkpoint in checkpoints], "has_more": has_more})
+    return deps.store.list_checkpoints(size, cursor)
 
 
-def get_checkpoint(deps: Dependencies[UoW], sequence: str) -> Answer:
+def get_checkpoint(deps: Dependencies[UoW], sequence: str) -> Checkpoint:
     number = _sequence(sequence)
     checkpoint = deps.store.checkpoint(number) if number is not None else None
     if checkpoint is None:
         raise NotFound("No such checkpoint.")  # the path is not repeated: it may be anything
-    return Answer(200, checkpoint.body)
+    return checkpoint
 
 
 def _sequence(text: str) -> int | None:
@@ -205,7 +206,3 @@ def _sequence(text: str) -> int | None:
     if text.isascii() and text.isdigit() and len(text) < 19 and int(text) >= 1:  # none reaches 2**63
         return int(text)
     return None
-
-
-def public_key(deps: Dependencies[UoW]) -> Answer:
-    return Answer(200, {"key_id": deps.signer.key_id, "pem": deps.signer.public_key_pem()})

@@ -18,9 +18,9 @@ from lambdas.domain.payments import Payment, Status
 from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
 from lambdas.gateway import CHARGE_STATUSES, Charge, GatewayError, GatewayInvalidAnswer, GatewayOutcomeUnknown
 from lambdas.logs import logger
-from lambdas.ports import Answer, Fresh, LostRace, Replay, Resume, UoW
-from lambdas.presenters import error_body, payment_body
-from lambdas.use_cases import Dependencies, gateway_failed, given_up_answer, request_digest, store_answer
+from lambdas.ports import LostRace, UoW
+from lambdas.use_cases import Dependencies, gateway_failed, request_digest, store_answer
+from lambdas.use_cases.idempotency import Fresh, Keyed, Replay, Resume
 from lambdas.use_cases.tokens import CardInput
 
 DECLINE_CODE = re.compile(r"[a-z_]{1,64}")
@@ -37,6 +37,19 @@ class PaymentCommand:
 
 
 @dataclass(frozen=True)
+class PaymentOutcome:
+    """How a request for a payment ends: the payment settled by the gateway (succeeded or declined), given up
+    (failed), or declined by the rule ``blocked_by`` names."""
+
+    payment: Payment
+    blocked_by: str | None = None
+
+
+# A payment request's idempotency key, and the answer the edge sends for its outcome.
+KeyedPayment = Keyed[PaymentOutcome]
+
+
+@dataclass(frozen=True)
 class Source:
     """The card to charge: shown masked, opened only when the gateway is asked."""
 
@@ -45,7 +58,7 @@ class Source:
     open: Callable[[], Card] = field(repr=False)
 
 
-def create_payment(deps: Dependencies[UoW], command: PaymentCommand, request_id: str, key: str) -> Answer:
+def create_payment(deps: Dependencies[UoW], command: PaymentCommand, call: KeyedPayment) -> PaymentOutcome | Replay:
     amount = check_amount(command.amount)
     currency = normalize_currency(command.currency)
     refuse_card_numbers(command.description or "", "description")
@@ -73,28 +86,28 @@ def create_payment(deps: Dependencies[UoW], command: PaymentCommand, request_id:
         now,
         description=command.description,
         metadata=dict(command.metadata or {}),
-        idempotency_id=key,
+        idempotency_id=call.key,
     )
     violation = deps.rules.first_violation(PaymentAttempt(amount, currency, source.masked.fingerprint))
     if violation:
-        return _decline_by_rule(deps, payment, violation, source, request_id, key, digest)
+        return _decline_by_rule(deps, payment, violation, source, call, digest)
     uow = deps.store.unit_of_work()
     deps.store.add_payment(uow, payment)
     if deps.rules.velocity_per_hour:
         deps.velocity.count(uow, source.masked.fingerprint, now, deps.rules.velocity_per_hour)
     try:
-        begun = deps.idempotency.begin(uow, key, digest, payment.id)
+        begun = deps.idempotency.begin(uow, call.key, digest, payment.id)
     except LostRace as race:
         if "velocity" not in race.conflicts:
             raise
-        return _decline_by_rule(deps, payment, VELOCITY_RULE, source, request_id, key, digest)
+        return _decline_by_rule(deps, payment, VELOCITY_RULE, source, call, digest)
     match begun:
         case Fresh():
-            return _charge(deps, payment, source, request_id, key)
-        case Replay(answer=earlier):
-            return earlier
+            return _charge(deps, payment, source, call)
+        case Replay():
+            return begun
         case Resume(resource_id=payment_id):
-            return _resume(deps, payment_id, source, request_id, key)
+            return _resume(deps, payment_id, source, call)
     raise AssertionError(begun)
 
 
@@ -119,23 +132,23 @@ def _resolve_source(deps: Dependencies[UoW], command: PaymentCommand, payment_id
 
 
 def _decline_by_rule(
-    deps: Dependencies[UoW], payment: Payment, rule: str, source: Source, request_id: str, key: str, digest: str
-) -> Answer:
-    declined = payment.decline("rule_blocked")
-    answer = declined_answer(declined, request_id, f"The payment was blocked by rule '{rule}'.")
+    deps: Dependencies[UoW], payment: Payment, rule: str, source: Source, call: KeyedPayment, digest: str
+) -> PaymentOutcome | Replay:
+    outcome = PaymentOutcome(payment.decline("rule_blocked"), blocked_by=rule)
     uow = deps.store.unit_of_work()
-    deps.store.add_payment(uow, declined)
-    match deps.idempotency.begin(uow, key, digest, payment.id, answer):
+    deps.store.add_payment(uow, outcome.payment)
+    begun = deps.idempotency.begin(uow, call.key, digest, payment.id, call.answer(outcome))
+    match begun:
         case Fresh():
-            return answer
-        case Replay(answer=earlier):
-            return earlier
+            return outcome
+        case Replay():
+            return begun
         case Resume(resource_id=payment_id):
-            return _resume(deps, payment_id, source, request_id, key)
+            return _resume(deps, payment_id, source, call)
     raise AssertionError
 
 
-def _charge(deps: Dependencies[UoW], payment: Payment, source: Source, request_id: str, key: str) -> Answer:
+def _charge(deps: Dependencies[UoW], payment: Payment, source: Source, call: KeyedPayment) -> PaymentOutcome:
     """Ask the gateway (with the payment id as its idempotency key) and record its answer. Whatever fails
     here leaves the key retryable: a retry then settles this payment by reference, never a second."""
     try:
@@ -143,41 +156,41 @@ def _charge(deps: Dependencies[UoW], payment: Payment, source: Source, request_i
             payment.id, payment.amount, payment.currency, source.open(), idempotency_key=payment.id
         )
     except GatewayError as error:
-        raise gateway_failed(deps, key, error, payment.id) from None
+        raise gateway_failed(deps, call, error, payment.id) from None
     except Exception:
-        deps.idempotency.release(key)
+        deps.idempotency.release(call.key)
         raise
-    return _record_answer(deps, payment, charge, request_id, key)
+    return _record_answer(deps, payment, charge, call)
 
 
-def _record_answer(deps: Dependencies[UoW], payment: Payment, charge: Charge, request_id: str, key: str) -> Answer:
+def _record_answer(deps: Dependencies[UoW], payment: Payment, charge: Charge, call: KeyedPayment) -> PaymentOutcome:
     """Record a charge the gateway answered with. Whatever keeps it from being recorded (a write that other
     writers kept busy, throttling, a lost answer from DynamoDB) leaves the payment pending, as a lost gateway answer
     does: a 504 naming it, its key free, never a 500 after money may have moved."""
     try:
-        return settle(deps, payment, check_charge(payment, charge), request_id, key)
+        return settle(deps, payment, check_charge(payment, charge), call)
     except GatewayError as error:
-        raise gateway_failed(deps, key, error, payment.id) from None
+        raise gateway_failed(deps, call, error, payment.id) from None
     except Exception:
         logger.exception("the gateway's answer could not be recorded", extra={"payment_id": payment.id})
         unrecorded = GatewayOutcomeUnknown(f"the answer for {payment.id} could not be recorded")
-        raise gateway_failed(deps, key, unrecorded, payment.id) from None
+        raise gateway_failed(deps, call, unrecorded, payment.id) from None
 
 
-def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, request_id: str, key: str) -> Answer:
+def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, call: KeyedPayment) -> PaymentOutcome:
     """A retry after a 5xx (or an abandoned attempt): settle that payment, never start a second."""
     payment = deps.store.get_payment(payment_id)
     if payment is None:
         raise RuntimeError(f"the key's payment {payment_id} is missing")
     if payment.status is not Status.PENDING:
-        return answer_settled(deps, payment, request_id, key)
+        return settled_elsewhere(deps, payment, call)
     try:
         charge = deps.gateway.find_charge(payment.id)
     except GatewayError as error:
-        raise gateway_failed(deps, key, error, payment.id) from None
+        raise gateway_failed(deps, call, error, payment.id) from None
     if charge is None:
-        return _charge(deps, payment, source, request_id, key)  # same gateway key: never charged twice
-    return _record_answer(deps, payment, charge, request_id, key)
+        return _charge(deps, payment, source, call)  # same gateway key: never charged twice
+    return _record_answer(deps, payment, charge, call)
 
 
 def check_charge(payment: Payment, charge: Charge) -> Charge:
@@ -191,51 +204,33 @@ def check_charge(payment: Payment, charge: Charge) -> Charge:
     return charge
 
 
-def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, request_id: str, key: str | None) -> Answer:
+def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, call: KeyedPayment | None) -> PaymentOutcome:
     """Record the gateway's answer: the payment's new state, its entries and the reply, at once."""
     if charge.status == "succeeded":
         settled, entries = payment.succeed(charge.id, deps.clock())
     else:
         settled, entries = payment.decline(charge.decline_code or "generic_decline", charge.id), []
-    answer = settled_answer(settled, request_id)
+    outcome = PaymentOutcome(settled)
     uow = deps.store.unit_of_work()
     deps.store.settle_payment(uow, payment, settled, entries)
-    if key is not None:
-        deps.idempotency.complete(uow, key, answer)
+    if call is not None:
+        deps.idempotency.complete(uow, call.key, call.answer(outcome))
     try:
         uow.commit()
     except LostRace as race:
         if "payment" not in race.conflicts:
             raise
         # settled elsewhere first; metadata is opened only for a reply (reconciliation may not decrypt it)
-        current = deps.store.get_payment(payment.id, with_metadata=key is not None)
+        current = deps.store.get_payment(payment.id, with_metadata=call is not None)
         if current is None or current.status is Status.PENDING:
             raise
-        return answer_settled(deps, current, request_id, key)
-    return answer
+        return settled_elsewhere(deps, current, call)
+    return outcome
 
 
-def settled_answer(payment: Payment, request_id: str) -> Answer:
-    """The answer for a payment the gateway settled, or that was given up (never a 201)."""
-    if payment.status is Status.DECLINED:
-        return declined_answer(payment, request_id, "The card was declined.")
-    if payment.status is Status.FAILED:
-        return given_up_answer(request_id, payment.id)
-    return Answer(201, payment_body(payment))
-
-
-def answer_settled(deps: Dependencies[UoW], payment: Payment, request_id: str, key: str | None) -> Answer:
-    """The answer for a payment already settled elsewhere, stored for replays."""
-    answer = settled_answer(payment, request_id)
-    if key is not None:
-        store_answer(deps, key, answer)
-    return answer
-
-
-def declined_answer(payment: Payment, request_id: str, message: str) -> Answer:
-    return Answer(
-        402,
-        error_body(
-            "card_error", "card_declined", message, request_id, decline_code=payment.decline_code, payment_id=payment.id
-        ),
-    )
+def settled_elsewhere(deps: Dependencies[UoW], payment: Payment, call: KeyedPayment | None) -> PaymentOutcome:
+    """The outcome of a payment already settled elsewhere, its answer stored for replays."""
+    outcome = PaymentOutcome(payment)
+    if call is not None:
+        store_answer(deps, call, outcome)
+    return outcome

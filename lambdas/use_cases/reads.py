@@ -3,9 +3,8 @@
 from lambdas.domain.chains import total_balances
 from lambdas.domain.errors import InvalidRequest, NotFound
 from lambdas.domain.ids import is_id
-from lambdas.domain.payments import Payment
-from lambdas.ports import Answer, UoW
-from lambdas.presenters import balances_body, ledger_body, payment_body
+from lambdas.domain.payments import Entry, Payment
+from lambdas.ports import UoW
 from lambdas.use_cases import Dependencies
 
 
@@ -17,18 +16,16 @@ def find_payment(deps: Dependencies[UoW], payment_id: str, with_metadata: bool =
     return payment
 
 
-def get_payment(deps: Dependencies[UoW], payment_id: str) -> Answer:
-    return Answer(200, payment_body(find_payment(deps, payment_id)))
-
-
-def ledger(deps: Dependencies[UoW], payment_id: str) -> Answer:
+def ledger(deps: Dependencies[UoW], payment_id: str) -> tuple[Payment, list[Entry]]:
+    """The payment (without its metadata) and its entries."""
     payment = find_payment(deps, payment_id, with_metadata=False)
-    return Answer(200, ledger_body(payment.id, deps.store.entries(payment.id)))
+    return payment, deps.store.entries(payment.id)
 
 
-def balances(deps: Dependencies[UoW]) -> Answer:
-    """The sum of the chains' heads: each head changes in the transaction that adds its entries."""
-    return Answer(200, balances_body(total_balances(deps.store.heads())))
+def balances(deps: Dependencies[UoW]) -> dict[tuple[str, str], int]:
+    """Each (account, currency)'s balance: the sum of the chains' heads, each of which changes in the transaction
+    that adds its entries."""
+    return total_balances(deps.store.heads())
 
 
 LIST_LIMITS = (1, 100)
@@ -45,7 +42,7 @@ def page_size(limit: str | None) -> int:
     raise InvalidRequest(f"limit must be a whole number from {low} to {high}.", "limit")
 
 
-def list_payments(deps: Dependencies[UoW], limit: str | None, starting_after: str | None) -> Answer:
+def list_payments(deps: Dependencies[UoW], limit: str | None, starting_after: str | None) -> tuple[list[Payment], bool]:
     """A page of the merchant's payments, newest first; ``starting_after`` is the previous page's last id."""
     size = page_size(limit)
     cursor = None
@@ -54,5 +51,4 @@ def list_payments(deps: Dependencies[UoW], limit: str | None, starting_after: st
             cursor = find_payment(deps, starting_after, with_metadata=False)
         except NotFound:  # an unknown id and another merchant's alike; the id is not repeated
             raise InvalidRequest("starting_after must be the id of one of your payments.", "starting_after") from None
-    payments, has_more = deps.store.list_payments(size, cursor)
-    return Answer(200, {"data": [payment_body(payment) for payment in payments], "has_more": has_more})
+    return deps.store.list_payments(size, cursor)

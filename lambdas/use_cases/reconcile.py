@@ -78,7 +78,7 @@ def _payment(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetim
         return "settled"
     charge = deps.gateway.find_charge(payment.id)
     if charge is not None:
-        settle(deps, payment, check_charge(payment, charge), "reconcile", None)
+        settle(deps, payment, check_charge(payment, charge), None)
         return "settled"
     if payment.created_at > give_up_before:
         return "still_pending"
@@ -96,7 +96,7 @@ def _refund(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime
         return "settled"
     made = deps.gateway.find_refund(refund.id)
     if made is not None:
-        book(deps, payment, refund, check_made(payment, refund, made), None, "reconcile")
+        book(deps, payment, refund, check_made(payment, refund, made), None)
         return "settled"
     if refund.created_at > give_up_before:
         return "still_pending"

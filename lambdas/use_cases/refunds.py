@@ -21,30 +21,34 @@ from lambdas.gateway import (
     GatewayRejected,
 )
 from lambdas.logs import logger
-from lambdas.ports import Answer, Begun, Contended, Fresh, LostRace, Replay, Resume, UoW
-from lambdas.presenters import refund_body
-from lambdas.use_cases import Dependencies, gateway_failed, given_up_answer, request_digest, store_answer
+from lambdas.ports import Contended, LostRace, UoW
+from lambdas.use_cases import Dependencies, gateway_failed, request_digest, store_answer
+from lambdas.use_cases.idempotency import Begun, Fresh, Keyed, Replay, Resume
 from lambdas.use_cases.reads import find_payment
 
 # A reservation is tried again only when another writer changed the payment under it (another refund reserved,
 # completed or cancelled), so every lost race is someone else's progress: the bound only stops a runaway.
 RESERVE_ATTEMPTS = 100
 
+# A refund request's idempotency key, and the answer the edge sends for the refund it ends with (succeeded, or failed
+# when it was given up).
+KeyedRefund = Keyed[Refund]
 
-def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, key: str, request_id: str = "") -> Answer:
-    """Refund ``amount`` (None: all that is left) of the payment; ``request_id`` is named by an error answer."""
+
+def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, call: KeyedRefund) -> Refund | Replay:
+    """Refund ``amount`` (None: all that is left) of the payment."""
     if amount is not None:
         check_amount(amount)
     payment = find_payment(deps, payment_id, with_metadata=False)
     digest = request_digest({"payment_id": payment.id, "amount": amount})
-    begun, refund = _reserve(deps, payment, amount, key, digest)
+    begun, refund = _reserve(deps, payment, amount, call.key, digest)
     match begun:
         case Fresh() if refund is not None:
-            return _send(deps, payment, refund, key, request_id)
-        case Replay(answer=earlier):
-            return earlier
+            return _send(deps, payment, refund, call)
+        case Replay():
+            return begun
         case Resume(resource_id=refund_id):
-            return _resume(deps, payment, refund_id, key, request_id)
+            return _resume(deps, payment, refund_id, call)
     raise AssertionError(begun)
 
 
@@ -73,59 +77,57 @@ def _reserve(
     raise RuntimeError(f"could not reserve a refund of {payment.id} in {RESERVE_ATTEMPTS} attempts")
 
 
-def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | None, request_id: str) -> Answer:
+def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, call: KeyedRefund) -> Refund:
     try:
         made = deps.gateway.refund(
             payment.charge_id or "", refund.amount, reference=refund.id, idempotency_key=refund.id
         )
     except GatewayRejected as rejected:
         if not rejected.amount_refused:
-            raise gateway_failed(deps, key, rejected, payment.id, refund.id) from None
+            raise gateway_failed(deps, call, rejected, payment.id, refund.id) from None
         try:
             _cancel(deps, payment, refund)
         except Contended:  # still reserved and pending: a retry or reconciliation finds no refund, and cancels it
-            raise gateway_failed(deps, key, rejected, payment.id, refund.id) from None
-        if key is not None:
-            deps.idempotency.forget(key)
+            raise gateway_failed(deps, call, rejected, payment.id, refund.id) from None
+        deps.idempotency.forget(call.key)
         raise InvalidRequest("The gateway refused the refund amount.", "amount", "amount_too_large") from None
     except GatewayError as error:
-        raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+        raise gateway_failed(deps, call, error, payment.id, refund.id) from None
     except Exception:  # the refund stays pending and reserved; a retry or reconciliation settles it
-        if key is not None:
-            deps.idempotency.release(key)
+        deps.idempotency.release(call.key)
         raise
-    return _record_answer(deps, payment, refund, made, key, request_id)
+    return _record_answer(deps, payment, refund, made, call)
 
 
 def _record_answer(
-    deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, key: str | None, request_id: str
-) -> Answer:
+    deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, call: KeyedRefund
+) -> Refund:
     """Record a refund the gateway answered with. Whatever keeps it from being recorded leaves it pending, as a
     lost gateway answer does: a 504 naming it, its key free, never a 500 after money may have moved."""
     try:
-        return book(deps, payment, refund, check_made(payment, refund, made), key, request_id)
+        return book(deps, payment, refund, check_made(payment, refund, made), call)
     except GatewayError as error:
-        raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+        raise gateway_failed(deps, call, error, payment.id, refund.id) from None
     except Exception:
         logger.exception("the gateway's answer could not be recorded", extra={"refund_id": refund.id})
         unrecorded = GatewayOutcomeUnknown(f"the answer for {refund.id} could not be recorded")
-        raise gateway_failed(deps, key, unrecorded, payment.id, refund.id) from None
+        raise gateway_failed(deps, call, unrecorded, payment.id, refund.id) from None
 
 
-def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, key: str, request_id: str) -> Answer:
+def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, call: KeyedRefund) -> Refund:
     """A retry after a 5xx (or an abandoned attempt): settle that refund, never send a second."""
     refund = deps.store.get_refund(payment.id, refund_id)
     if refund is None:
         raise RuntimeError(f"the key's refund {refund_id} is missing")
     if refund.status is not RefundStatus.PENDING:
-        return _answer_settled(deps, payment, refund, key, request_id)
+        return _settled_elsewhere(deps, refund, call)
     try:
         made = deps.gateway.find_refund(refund.id)
     except GatewayError as error:
-        raise gateway_failed(deps, key, error, payment.id, refund.id) from None
+        raise gateway_failed(deps, call, error, payment.id, refund.id) from None
     if made is None:  # it never reached the gateway; same gateway key regardless
-        return _send(deps, payment, refund, key, request_id)
-    return _record_answer(deps, payment, refund, made, key, request_id)
+        return _send(deps, payment, refund, call)
+    return _record_answer(deps, payment, refund, made, call)
 
 
 def check_made(payment: Payment, refund: Refund, made: GatewayRefund) -> GatewayRefund:
@@ -137,23 +139,22 @@ def check_made(payment: Payment, refund: Refund, made: GatewayRefund) -> Gateway
 
 
 def book(
-    deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, key: str | None, request_id: str
-) -> Answer:
+    deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, call: KeyedRefund | None
+) -> Refund:
     """Record a refund the gateway made: the refund, its reversing entries and the reply, at once."""
     _, done, entries = payment.complete_refund(refund, made.id, deps.clock())
-    answer = Answer(201, refund_body(done))
     uow = deps.store.unit_of_work()
     deps.store.complete_refund(uow, done, entries)
-    if key is not None:
-        deps.idempotency.complete(uow, key, answer)
+    if call is not None:
+        deps.idempotency.complete(uow, call.key, call.answer(done))
     try:
         uow.commit()
     except LostRace as race:
         current = race.conflicts.get("refund")
         if current is None:
             raise
-        return _answer_settled(deps, payment, current, key, request_id)  # reconciliation settled it first
-    return answer
+        return _settled_elsewhere(deps, current, call)  # reconciliation settled it first
+    return done
 
 
 def _cancel(deps: Dependencies[UoW], payment: Payment, refund: Refund) -> None:
@@ -164,14 +165,8 @@ def _cancel(deps: Dependencies[UoW], payment: Payment, refund: Refund) -> None:
         uow.commit()
 
 
-def _answer_settled(
-    deps: Dependencies[UoW], payment: Payment, refund: Refund, key: str | None, request_id: str
-) -> Answer:
-    """The answer for a refund settled elsewhere, or given up (never a 201), stored for replays."""
-    if refund.status is RefundStatus.FAILED:
-        answer = given_up_answer(request_id, payment.id, refund.id)
-    else:
-        answer = Answer(201, refund_body(refund))
-    if key is not None:
-        store_answer(deps, key, answer)
-    return answer
+def _settled_elsewhere(deps: Dependencies[UoW], refund: Refund, call: KeyedRefund | None) -> Refund:
+    """A refund settled elsewhere (succeeded, or failed when it was given up), its answer stored for replays."""
+    if call is not None:
+        store_answer(deps, call, refund)
+    return refund

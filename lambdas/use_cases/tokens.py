@@ -1,13 +1,14 @@
 """POST /tokens: vault a card."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from lambdas.domain.cards import parse_card
+from lambdas.domain.cards import MaskedCard, parse_card
 from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.ids import new_id
-from lambdas.ports import Answer, Fresh, Replay, Resume, UoW
-from lambdas.presenters import token_body
+from lambdas.ports import UoW
 from lambdas.use_cases import Dependencies, request_digest
+from lambdas.use_cases.idempotency import Fresh, Keyed, Replay, Resume
 
 
 @dataclass(frozen=True)
@@ -19,33 +20,41 @@ class CardInput:
     holder_name: str | None = None
 
 
-def tokenize(deps: Dependencies[UoW], given: CardInput, key: str | None) -> Answer:
+@dataclass(frozen=True)
+class Token:
+    """A vaulted card as its token shows it."""
+
+    id: str
+    card: MaskedCard
+    created_at: datetime
+
+
+def tokenize(deps: Dependencies[UoW], given: CardInput, call: Keyed[Token] | None) -> Token | Replay:
     if given.cvc is not None:
         raise InvalidRequest("A CVC is never stored: send it only with a payment.", "card.cvc", "cvc_not_accepted")
     now = deps.clock()
     card = parse_card(given.number, given.exp_month, given.exp_year, now.date(), "card", holder_name=given.holder_name)
-    token_id = new_id("tok")
-    masked = deps.vault.mask(card, deps.vault.fingerprint(card.number))
-    answer = Answer(201, token_body(token_id, masked, now))
+    token = Token(new_id("tok"), deps.vault.mask(card, deps.vault.fingerprint(card.number)), now)
     uow = deps.store.unit_of_work()
-    deps.store.add_token(uow, token_id, masked, deps.vault.seal(token_id, card), now)
-    if key is None:
+    deps.store.add_token(uow, token.id, token.card, deps.vault.seal(token.id, card), now)
+    if call is None:
         uow.commit()
-        return answer
+        return token
     digest = request_digest(
         {
             "card": {
-                "fingerprint": masked.fingerprint,
+                "fingerprint": token.card.fingerprint,
                 "exp_month": card.exp_month,
                 "exp_year": card.exp_year,
                 "holder_name": card.holder_name,
             }
         }
     )
-    match deps.idempotency.begin(uow, key, digest, token_id, answer):
+    begun = deps.idempotency.begin(uow, call.key, digest, token.id, call.answer(token))
+    match begun:
         case Fresh():
-            return answer
-        case Replay(answer=earlier):
-            return earlier
+            return token
+        case Replay():
+            return begun
         case Resume():  # a completed record is never released, so a token's key cannot be resumed
             raise AssertionError("token keys are complete at once")

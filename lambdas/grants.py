@@ -1,0 +1,117 @@
+"""What each function may do to the service's resources, beside the routes it serves (``lambdas.routes``): the stack
+turns each grant into IAM and key policy statements (``stacks.service_functions``), and nothing else does.
+
+A grant names a resource, one of its uses (the resource construct's ``grant_<use>``), and what the use is limited
+to: the encryption purposes of a key, the partitions of the ledger table, and an index."""
+
+from dataclasses import dataclass
+from enum import Enum
+
+from lambdas.encryption_context import Purpose
+from lambdas.routes import Function
+from lambdas.storage_schema import BY_CHAIN, Index, Partition
+
+
+class Resource(str, Enum):
+    VAULT_KEY = "vault_key"  # cards, payment metadata, the gateway secret, the tables
+    FINGERPRINT_KEY = "fingerprint_key"  # keyed card fingerprints (HMAC)
+    SIGNING_KEY = "signing_key"  # the ledger's signed checkpoints
+    LEDGER = "ledger"
+    IDEMPOTENCY = "idempotency"
+    MERCHANTS = "merchants"
+    GATEWAY_SECRET = "gateway_secret"
+    CHECKPOINT_ARCHIVE = "checkpoint_archive"  # the checkpoints' write-once bucket
+
+
+class Use(str, Enum):
+    ENCRYPT = "encrypt"  # envelope encryption for the grant's purposes
+    DECRYPT = "decrypt"  # of data encrypted for the grant's purposes
+    MAC = "mac"
+    SIGN = "sign"
+    PUBLIC_KEY = "public_key"
+    READ = "read"  # a whole table, its indexes too
+    READ_PARTITIONS = "read_partitions"  # the grant's partitions, no index
+    READ_TOGETHER = "read_together"  # the grant's partitions, in one BatchGetItem
+    QUERY_INDEX = "query_index"  # the grant's index, within its partitions
+    APPEND = "append"  # new items in the grant's partitions
+    UPDATE = "update"  # items in the grant's partitions
+    READ_WRITE = "read_write"
+    CONDITION_CHECK = "condition_check"
+    LOOKUP = "lookup"  # one item by key
+    LIST = "list"  # every item
+    KEEP = "keep"  # write once
+
+
+@dataclass(frozen=True)
+class Grant:
+    resource: Resource
+    use: Use
+    purposes: tuple[Purpose, ...] = ()
+    partitions: tuple[Partition, ...] = ()
+    index: Index | None = None
+
+
+# A request under an idempotency key: who the caller acts for (before anything else), and the key's record.
+_IDEMPOTENT_REQUEST = (Grant(Resource.MERCHANTS, Use.LOOKUP), Grant(Resource.IDEMPOTENCY, Use.READ_WRITE))
+# A payment or refund booked: its item and its ledger entries added, its state and its chain's head moved.
+_BOOKS_MONEY = (
+    Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.PAYMENT, Partition.LEDGER)),
+    Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.PAYMENT, Partition.CHAIN)),
+)
+
+# Each function's grants, in the order its role's policy lists them.
+GRANTS: dict[Function, tuple[Grant, ...]] = {
+    Function.TOKENIZE: (
+        Grant(Resource.VAULT_KEY, Use.ENCRYPT, purposes=(Purpose.CARD,)),
+        Grant(Resource.FINGERPRINT_KEY, Use.MAC),
+        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.TOKEN,)),
+        *_IDEMPOTENT_REQUEST,
+    ),
+    Function.CHARGE: (
+        # payment metadata, and the stored answers that carry it
+        Grant(Resource.VAULT_KEY, Use.ENCRYPT, purposes=(Purpose.METADATA,)),
+        # vaulted cards; metadata, and replayed answers
+        Grant(Resource.VAULT_KEY, Use.DECRYPT, purposes=(Purpose.CARD, Purpose.METADATA)),
+        Grant(Resource.FINGERPRINT_KEY, Use.MAC),  # cards sent inline
+        Grant(Resource.LEDGER, Use.READ),
+        # a token with its payment's head
+        Grant(Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.TOKEN, Partition.CHAIN)),
+        *_BOOKS_MONEY,
+        *_IDEMPOTENT_REQUEST,
+        Grant(Resource.GATEWAY_SECRET, Use.READ),
+    ),
+    Function.REFUND: (
+        Grant(Resource.LEDGER, Use.READ),
+        *_BOOKS_MONEY,
+        *_IDEMPOTENT_REQUEST,
+        Grant(Resource.GATEWAY_SECRET, Use.READ),
+    ),
+    Function.READ: (
+        Grant(Resource.LEDGER, Use.READ),
+        # payment metadata is returned decrypted; cards never
+        Grant(Resource.VAULT_KEY, Use.DECRYPT, purposes=(Purpose.METADATA,)),
+        Grant(Resource.SIGNING_KEY, Use.PUBLIC_KEY),
+        Grant(Resource.MERCHANTS, Use.LOOKUP),
+    ),
+    Function.RECONCILE: (
+        Grant(Resource.LEDGER, Use.READ),
+        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.LEDGER,)),
+        Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.PAYMENT, Partition.CHAIN)),
+        Grant(Resource.MERCHANTS, Use.LIST),
+        # a settlement gives up nothing a request still holds
+        Grant(Resource.IDEMPOTENCY, Use.CONDITION_CHECK),
+        Grant(Resource.GATEWAY_SECRET, Use.READ),
+    ),
+    Function.CHECKPOINT: (
+        # the heads, the last checkpoint
+        Grant(Resource.LEDGER, Use.READ_PARTITIONS, partitions=(Partition.CHAIN, Partition.CHECKPOINT)),
+        # an entry where a checkpoint signed
+        Grant(Resource.LEDGER, Use.QUERY_INDEX, partitions=(Partition.CHAIN,), index=BY_CHAIN),
+        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.CHECKPOINT,)),
+        Grant(Resource.SIGNING_KEY, Use.SIGN),
+        # the newest checkpoint's signature, checked before building on it
+        Grant(Resource.SIGNING_KEY, Use.PUBLIC_KEY),
+        Grant(Resource.CHECKPOINT_ARCHIVE, Use.KEEP),
+        Grant(Resource.MERCHANTS, Use.LIST),
+    ),
+}
