@@ -3,7 +3,8 @@
 By default every environment that is configured: dev as the repository sets it, and each other one once its operator's
 file has its table (stacks/config.py). One not configured yet is skipped, in one line on stdout (where cdktf shows an
 app's output). PAYMENTS_ENVIRONMENTS (comma-separated) names the environments to synthesize, and refuses one that
-cannot be. cdktf passes the app no stack names: `cdktf deploy payments-prod` of a skipped prod finds no such stack."""
+cannot be; so does a stack the cdktf CLI names as its target (CDKTF_TARGET_STACK_ID, where the CLI sets it). Otherwise
+`cdktf deploy payments-prod` of a skipped prod finds no such stack."""
 
 import os
 import sys
@@ -22,6 +23,7 @@ from stacks.config import (
 )
 
 ENVIRONMENTS_VARIABLE = "PAYMENTS_ENVIRONMENTS"
+TARGET_STACK_VARIABLE = "CDKTF_TARGET_STACK_ID"
 OUTDIR = Path(os.environ.get("CDKTF_OUTDIR", Path(__file__).resolve().parent / "cdktf.out"))  # the cdktf CLI sets it
 
 
@@ -51,6 +53,9 @@ def selected_environments(
         except ValueError:
             continue  # not configured: not deployable, so it shares no account stack
     check_shared_accounts([*environments, *others])
+    for name in skipped:  # the stack a deploy targets is named, as an environment in ENVIRONMENTS_VARIABLE is
+        if os.environ.get(TARGET_STACK_VARIABLE) == f"{RESOURCE_PREFIX}{name}":
+            load_environment(name, operator)  # raises what is missing, and where
     return environments, skipped
 
 

@@ -11,6 +11,7 @@ sources are read. In the unit lane, a test that starts a process, opens a socket
 naming the lane it belongs in; mark such a test by hand (``pytest.mark.integration``)."""
 
 import ast
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -204,6 +205,8 @@ def in_process_only(monkeypatch) -> Iterator[list[str]]:
 
     with monkeypatch.context() as patched:
         patched.setattr(subprocess.Popen, "_execute_child", forbid("started a process"))
+        for function in ("system", "posix_spawn", "posix_spawnp", "fork"):  # what subprocess and multiprocessing skip
+            patched.setattr(os, function, forbid("started a process"))
         for method in ("connect", "connect_ex", "bind"):
             patched.setattr(socket.socket, method, forbid("opened a socket"))
         patched.setattr(MockAWS, "start", forbid("started moto"))

@@ -1,6 +1,8 @@
 """The test lanes (tests/lanes.py): a test's lane follows from what it imports, and the unit lane refuses
 processes, sockets and moto."""
 
+import multiprocessing
+import os
 import socket
 import subprocess
 
@@ -42,9 +44,12 @@ def test_a_tests_lane_counts_what_it_and_the_modules_functions_it_calls_import_w
     [
         (lambda: subprocess.run(["true"], check=False), "started a process"),
         (lambda: socket.create_connection(("127.0.0.1", 9), timeout=1), "opened a socket"),
+        (lambda: os.system("true"), "started a process"),
+        (lambda: os.posix_spawnp("true", ["true"], os.environ), "started a process"),
+        (lambda: multiprocessing.get_context("fork").Process(target=print).start(), "started a process"),
         (lambda: mock_aws().start(), "started moto"),
     ],
-    ids=["process", "socket", "moto"],
+    ids=["process", "socket", "shell", "spawn", "fork", "moto"],
 )
 def test_the_unit_lane_refuses_and_names_what_a_test_tried(monkeypatch, attempt, violation):
     with in_process_only(monkeypatch) as violations, pytest.raises(LaneViolation):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,23 +16,11 @@ import requests
 from client import CardDeclined, InvalidRequest, NotFound
 from lambdas.domain.checkpoints import signature_holds
 from tests.conftest import REPO
-from tests.service_fixtures import Sandbox
 from tests.support.api import BAD_PAYMENTS, card
 from tests.support.leaks import card_data_in, card_data_in_item
-from tools.local_process import LocalProcess
+from tests.support.local_stack import CHECKPOINT_SECONDS, LocalStack, error_of, get, post
 
 pytestmark = pytest.mark.local
-
-
-class LocalStack(LocalProcess):
-    def faults(self, **settings) -> None:
-        Sandbox(self.sandbox).faults(**settings)
-
-    def charges(self) -> list[dict]:
-        return Sandbox(self.sandbox).charges()
-
-
-CHECKPOINT_SECONDS = 1  # the local schedule of the checkpoint function (deployed: every 5 minutes)
 
 
 @pytest.fixture(scope="module")
@@ -43,42 +30,6 @@ def local():
     yield stack
     if stack.process.poll() is None:
         stack.stop()
-
-
-def within_rate(send: Callable[[], requests.Response]) -> requests.Response:
-    """``send``'s answer, sent again after each 429's ``Retry-After``, as the SDK does: a merchant's own rate (globex:
-    5/s in dev) is kept by a well-behaved client, and the tests that exceed it on purpose send raw requests."""
-    deadline = time.monotonic() + 30
-    response = send()
-    while response.status_code == 429 and time.monotonic() < deadline:
-        time.sleep(int(response.headers["Retry-After"]))
-        response = send()
-    return response
-
-
-def post(local, path: str, body=None, key: str | None = None, **kwargs) -> requests.Response:
-    headers = {"Idempotency-Key": key} if key else {}
-    kwargs.setdefault("auth", local.auth())
-    response = within_rate(
-        lambda: requests.post(f"{local.api}{path}", json=body, headers=headers, timeout=60, **kwargs)
-    )
-    assert card_data_in(response.text) == []
-    return response
-
-
-def get(local, path: str, **kwargs) -> requests.Response:
-    kwargs.setdefault("auth", local.auth())
-    response = within_rate(lambda: requests.get(f"{local.api}{path}", timeout=30, **kwargs))
-    assert card_data_in(response.text) == []
-    return response
-
-
-def error_of(response: requests.Response, status: int, error_type: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    error = response.json()["error"]
-    assert error["type"] == error_type and error["request_id"] and error["message"]
-    return error
 
 
 def test_the_start_prints_where_everything_listens(local):
@@ -420,19 +371,3 @@ def test_no_card_data_in_the_emulator_or_the_terraform_state(local):
     assert items > 20 and events > 20  # the scans saw the end-to-end run
     state = local.state_file().read_text()
     assert "aws_dynamodb_table" in state and card_data_in(state) == []
-
-
-def test_stop_frees_every_port_and_a_second_start_works(local):
-    assert local.stop() == 0
-    assert local.bound_ports() == []
-    again = LocalStack(local.ports)  # the same ports: nothing may be left bound
-    again.start()
-    try:
-        token = post(again, "/tokens", {"card": {"number": "5555555555554444", "exp_month": 12, "exp_year": 2030}})
-        assert token.status_code == 201
-        items = again.aws("dynamodb").scan(TableName="payments-dev-ledger")["Items"]
-        kinds = sorted(item["pk"]["S"].split("#", 1)[0] for item in items)
-        assert kinds == ["CHECKPOINT", "CHECKPOINT", "TOKEN"]  # a fresh start: each merchant's first checkpoint
-    finally:
-        assert again.stop() == 0
-    assert again.bound_ports() == []

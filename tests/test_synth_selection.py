@@ -67,6 +67,14 @@ def test_prod_named_without_its_operators_settings_is_refused_saying_what_and_wh
     assert "no-prod-operator.toml" in result.stderr
 
 
+def test_a_deploy_targeting_an_unconfigured_prod_is_refused_saying_what_and_where(tmp_path):
+    operator_file = tmp_path / "no-prod-operator.toml"
+    operator_file.write_text("# the operator has not configured prod yet\n")
+    result = _synth(operator_file, None, CDKTF_TARGET_STACK_ID="payments-prod")
+    _refused(result, "targeted prod")
+    assert "environment prod cannot be synthesized: account_id: Field required" in result.stderr
+
+
 def test_an_incomplete_operator_table_is_refused_not_skipped(tmp_path):
     operator_file = tmp_path / "operator.toml"
     operator_file.write_text('[prod]\nregion = "eu-west-1"\n')
@@ -98,3 +106,28 @@ def test_a_fresh_clone_synthesizes_dev_and_its_account_stack_and_skips_prod_in_o
         "payments-dev",
     ]
     assert [line for line in result.stderr.splitlines() if line.startswith("b'")] == []
+
+
+def test_a_warning_from_jsiis_node_runtime_is_printed_as_text(tmp_path):
+    """A Node release jsii has no record of makes its runtime warn before the protocol starts: the lines reach the
+    engineer as text, never as Python bytes reprs."""
+    version = tmp_path / "report-untested-version.js"
+    version.write_text(
+        'Object.defineProperty(process, "version", { value: "v99.0.0" });\n'
+        'Object.defineProperty(process.versions, "node", { value: "99.0.0" });\n'
+    )
+    node = tmp_path / "node"
+    node.write_text(f'#!/bin/sh\nexec node -r "{version}" "$@"\n')
+    node.chmod(0o755)
+    run = subprocess.run(
+        [sys.executable, "-c", "import stacks, constructs"],
+        check=False,
+        cwd=REPO,
+        env=os.environ | {"JSII_NODE": str(node)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "has not been tested with node v99.0.0" in run.stderr
+    assert [line for line in run.stderr.splitlines() if line.startswith(("b'", 'b"'))] == []

@@ -72,11 +72,17 @@ def cache() -> ResultCache:
 
 @pytest.fixture(scope="session")
 def terraform_version() -> dict:
-    """Terraform's version and the providers it installs from (the mirror's, else the registry's)."""
+    """Terraform's version, the providers it installs from (the mirror's, else the registry's), and the code that
+    turns a synthesized stack into the workspace Terraform runs in (a cached answer skips that code too)."""
     version = subprocess.run(["terraform", "version", "-json"], capture_output=True, text=True, check=True)
     mirror = plugin_mirror()
     providers = sorted(str(p.relative_to(mirror)) for p in mirror.glob("*/*/*/*/*/*")) if mirror else "registry"
-    return {"terraform": json.loads(version.stdout)["terraform_version"], "providers": providers}
+    workspace_code = hashlib.sha256((REPO / "tools" / "terraform.py").read_bytes()).hexdigest()
+    return {
+        "terraform": json.loads(version.stdout)["terraform_version"],
+        "providers": providers,
+        "workspace": workspace_code,
+    }
 
 
 @pytest.fixture(scope="session")

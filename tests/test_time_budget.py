@@ -11,7 +11,8 @@ from tests.support.api import card
 from tests.support.events import body_of
 from tools.api_events import LambdaContext, api_event, handler_for, route_for
 
-FUNCTION_TIMEOUT_SECONDS = 4.0  # the context a test invocation gets: far below what the client alone would take
+FUNCTION_TIMEOUT_SECONDS = 8.0  # the context a test invocation gets: far below what the client alone would take (30 s)
+SILENT_MS = 12_000  # the gateway's latency: longer than the whole budget
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def timed_payment(key: str) -> tuple[dict, float]:
 
 
 def test_a_silent_gateway_is_a_504_before_the_function_times_out(patient_client, sandbox):
-    sandbox.faults(latency_ms=6000)
+    sandbox.faults(latency_ms=SILENT_MS)
     response, elapsed = timed_payment("slow")
     assert response["statusCode"] == 504, response["body"]
     assert body_of(response)["error"]["payment_id"].startswith("pay_")
@@ -40,7 +41,7 @@ def test_a_silent_gateway_is_a_504_before_the_function_times_out(patient_client,
 
 
 def test_a_resumed_retry_with_two_gateway_calls_also_ends_in_time(patient_client, sandbox):
-    sandbox.faults(latency_ms=6000)
+    sandbox.faults(latency_ms=SILENT_MS)
     first, _ = timed_payment("resumed")
     assert first["statusCode"] == 504
     retried, elapsed = timed_payment("resumed")  # looks the charge up, then would charge: both slow

@@ -154,15 +154,22 @@ def main() -> None:
     config = DEV
     port = ports()
     started = time.monotonic()
-    # In a child process: the provider bindings (~1.1 GB, a Node runtime) are not needed once synthesized.
-    # The repository's dev environment alone: the operator's file (for deployments) plays no part in the emulator.
-    synth_environment = os.environ | {"PAYMENTS_ENVIRONMENTS": config.name, OPERATOR_CONFIG_VARIABLE: ""}
-    subprocess.run([sys.executable, "main.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL, env=synth_environment)
-    stacks_dir = REPO / "cdktf.out" / "stacks"
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ExitStack() as running:
         state_dir = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="payments-local-")))
+        # In a child process: the provider bindings (~1.1 GB, a Node runtime) are not needed once synthesized.
+        # The repository's dev environment alone: the operator's file (for deployments) plays no part in the emulator.
+        # Into this run's own directory: two runs at once (the tests start two) never share an output.
+        synth_environment = os.environ | {
+            "PAYMENTS_ENVIRONMENTS": config.name,
+            OPERATOR_CONFIG_VARIABLE: "",
+            "CDKTF_OUTDIR": str(state_dir / "cdktf.out"),
+        }
+        subprocess.run(
+            [sys.executable, "main.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL, env=synth_environment
+        )
+        stacks_dir = state_dir / "cdktf.out" / "stacks"
         endpoint = running.enter_context(moto_server(port["emulator"]))
         print(f"emulator (moto)   {endpoint}", flush=True)
         stack_dirs = [stacks_dir / config.account_stack_id, stacks_dir / config.stack_id]  # the account's first
