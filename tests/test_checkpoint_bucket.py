@@ -6,7 +6,6 @@ import json
 import re
 
 from lambdas.routes import Function
-from stacks.alarm_topic import RUNBOOK
 from tests.conftest import REPO
 from tests.support.policies import key_policy_statements, role_arn
 
@@ -97,6 +96,8 @@ BUCKET_CHANGES = {
 
 
 def test_every_change_to_the_buckets_policy_lock_lifecycle_replication_or_settings_and_its_deletion_alarm(stack):
+    from stacks.alarm_topic import RUNBOOK
+
     (topic,) = stack.resources("aws_sns_topic")
     targets = {t["rule"] for t in stack.resources("aws_cloudwatch_event_target").values()
                if t["arn"] == f"${{aws_sns_topic.{topic}.arn}}"}  # fmt: skip

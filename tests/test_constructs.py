@@ -2,15 +2,11 @@
 
 import json
 
-import cdktf
 import pytest
-from cdktf import TerraformStack
 
 from lambdas.domain.merchants import principal_key
 from lambdas.encryption_context import CONDITION_KEY, Purpose
 from lambdas.storage_schema import IDEMPOTENCY, MERCHANTS, MerchantRecord
-from stacks.iam import Condition, Statement
-from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps, ServicePrincipalUse
 
 
 class _Grantee:
@@ -24,8 +20,14 @@ class _Grantee:
         self.statements.append(statement)
 
 
-def _key(spec=KeySpec.SYMMETRIC, **props):
-    stack = TerraformStack(cdktf.Testing.app(), "keys")
+def _key(spec=None, **props):
+    """A PaymentKey of ``spec`` (symmetric by default) in a stack of its own."""
+    from cdktf import TerraformStack, Testing
+
+    from stacks.payment_key import KeySpec, PaymentKey, PaymentKeyProps
+
+    stack = TerraformStack(Testing.app(), "keys")
+    spec = spec or KeySpec.SYMMETRIC
     return PaymentKey(
         stack,
         "fingerprint",
@@ -35,17 +37,23 @@ def _key(spec=KeySpec.SYMMETRIC, **props):
 
 @pytest.mark.parametrize("action", ["*", "dynamodb:*", "kms:*"])
 def test_wildcard_actions_are_refused(action):
+    from stacks.iam import Statement
+
     with pytest.raises(ValueError, match="wildcard"):
         Statement("Sid", (action,), ("*",))
 
 
 def test_an_hmac_key_cannot_be_granted_encryption_and_the_error_names_the_construct():
+    from stacks.payment_key import KeySpec
+
     key = _key(KeySpec.HMAC_256)
     with pytest.raises(ValueError, match="keys/fingerprint"):
         key.grant_encrypt(_Grantee(), (Purpose.CARD,))
 
 
 def test_a_grant_names_the_grantee_in_the_key_policy_and_its_role_policy_for_its_purposes_only():
+    from stacks.iam import Condition
+
     key = _key()
     grantee = _Grantee()
     key.grant_decrypt(grantee, (Purpose.METADATA,))
@@ -81,6 +89,9 @@ def test_granting_the_same_thing_twice_is_refused():
 
 
 def test_a_service_principal_must_be_bound_to_the_account():
+    from stacks.iam import Condition
+    from stacks.payment_key import ServicePrincipalUse
+
     unbound = ServicePrincipalUse(
         "logs.us-east-1.amazonaws.com", ("kms:Encrypt*",), (Condition("StringEquals", "x", ("y",)),)
     )
@@ -113,6 +124,9 @@ def test_terraform_writes_every_merchants_rules_and_principals_as_items(stack):
 
 
 def test_a_signing_key_signs_and_serves_its_public_key_only_and_no_other_key_signs():
+    from stacks.iam import Condition
+    from stacks.payment_key import KeySpec
+
     signing = _key(KeySpec.ECC_NIST_P256)
     for grant in ("grant_mac", "grant_encrypt", "grant_decrypt"):
         with pytest.raises(ValueError, match="keys/fingerprint"):

@@ -8,7 +8,6 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from stacks.account_stack import api_log_groups
 from stacks.config import PLACEHOLDER_DOMAINS, RESOURCE_PREFIX
 from tests.conftest import ENVIRONMENTS
 
@@ -79,6 +78,8 @@ def test_the_api_gateway_account_setting_lives_only_in_the_account_stack_deploye
 
 @pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
 def test_the_account_logging_role_writes_every_log_group_of_the_environments_apis(synthesized, name):
+    from stacks.account_stack import api_log_groups
+
     stack, account = _stacks_of(synthesized, name)
     (role,) = account.resources("aws_iam_role").values()
     (account_setting,) = account.resources("aws_api_gateway_account").values()

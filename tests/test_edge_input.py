@@ -214,8 +214,11 @@ def test_an_unknown_member_named_by_a_card_number_is_named_by_position(aws_env):
 
 
 def test_a_metadata_key_holding_a_card_number_is_named_by_position(aws_env, sandbox):
-    body = {"amount": 100, "currency": "usd", "source": {"card": card()}, "metadata": {"order": "A", PAN: "v" * 501}}
-    assert_error(pay(body), 400, "invalid_request_error", "metadata[1]")
+    """Whether or not its value is also refused (over 500 characters)."""
+    for n, value in enumerate(["v" * 501, "v"]):
+        metadata = {"order": "A", PAN: value}
+        body = {"amount": 100, "currency": "usd", "source": {"card": card()}, "metadata": metadata}
+        assert_error(pay(body, key=f"meta-{n}"), 400, "invalid_request_error", "metadata[1]")
     assert stored_items(aws_env) == 0 and sandbox.charges() == []
 
 

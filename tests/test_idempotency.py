@@ -32,6 +32,22 @@ def test_same_key_different_body_is_422(aws_env):
     assert_error(pay({"amount": 101, "currency": "usd", "source": {"token": token}}, key="k"), 422, "idempotency_error")
 
 
+def test_same_key_with_another_card_is_422_and_charges_nothing_more(aws_env, sandbox):
+    """The card is part of the request a key names: another number or expiry is another request."""
+    first = {"amount": 100, "currency": "usd", "source": {"card": card("5555555555554444")}}
+    assert pay(first, key="card-k")["statusCode"] == 201
+    others = {
+        "number": card("4242424242424242"),
+        "expiry": card("5555555555554444", exp_month=11),
+    }
+    answered = {case: pay({**first, "source": {"card": other}}, key="card-k") for case, other in others.items()}
+    replayed = {case: answer["statusCode"] for case, answer in answered.items() if answer["statusCode"] != 422}
+    assert replayed == {}, f"answered, not refused as a reused key: {replayed}"
+    for answer in answered.values():
+        assert_error(answer, 422, "idempotency_error")
+    assert len(sandbox.charges()) == 1
+
+
 def test_keys_are_scoped_to_the_route(aws_env, sandbox):
     """And to the merchant: tests/test_merchants.py."""
     paid = body_of(pay({"amount": 100, "currency": "usd", "source": {"token": tokenize()}}, key="shared"))

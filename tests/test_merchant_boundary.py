@@ -12,7 +12,6 @@ from botocore.credentials import Credentials
 from client import SigV4
 from lambdas.routes import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_UNSIGNED
 from lambdas.storage_schema import MerchantRecord
-from stacks.ledger_table import API_KEY_ID_PLACEHOLDER
 
 
 def only(stack, resource_type: str) -> tuple[str, dict]:
@@ -72,6 +71,8 @@ def test_api_gateways_429_and_missing_key_answer_the_contracts_error_and_the_429
 def test_each_merchants_item_names_its_own_api_key_by_id(stack):
     """The edge refuses a request whose API key is not its signer's merchant's: Terraform writes each merchant's key
     id (API Gateway makes it at apply) into the merchant's item in the merchants table, and into no other item."""
+    from stacks.ledger_table import API_KEY_ID_PLACEHOLDER
+
     keys_name, _ = only(stack, "aws_api_gateway_api_key")
     (items,) = stack.resources("aws_dynamodb_table_item").values()
     written = {key: json.loads(item) for key, item in items["for_each"].items()}

@@ -19,10 +19,7 @@ from lambdas.metrics import (
     RESPONSES,
 )
 from lambdas.routes import ROUTES, Function
-from stacks.account_stack import AUDIT_RETENTION_DAYS, TRAIL_CHANGES, alarm_topic_name
-from stacks.alarm_topic import BUCKET_ADMINISTRATION, KEY_ADMINISTRATION, RUNBOOK
 from stacks.config import RESOURCE_PREFIX, AlarmSettings
-from stacks.monitoring import ALARMS
 from tests.conftest import REPO, SCALE_ALARMS
 from tests.support.policies import key_policy_statements
 
@@ -45,6 +42,9 @@ def _topic_ref(stack) -> str:
 
 
 def test_every_alarm_names_a_runbook_section_that_exists_and_goes_to_the_topic(stack):
+    from stacks.alarm_topic import BUCKET_ADMINISTRATION, KEY_ADMINISTRATION, RUNBOOK
+    from stacks.monitoring import ALARMS
+
     anchors = _anchors((REPO / RUNBOOK).read_text())
     kinds = set()
     for name, alarm in _alarms(stack).items():
@@ -217,6 +217,9 @@ def _administration(patterns: dict[str, dict]) -> dict[str, set[str]]:
 def test_every_administration_call_on_every_key_alarms_whoever_makes_it(synthesized, stack):
     """PutKeyPolicy, CreateGrant, DisableKey and ScheduleKeyDeletion on every key of the stack, the alarm topic's
     own included: its loss through the account's topic, and the account topic's key's loss through this one."""
+    from stacks.account_stack import alarm_topic_name
+    from stacks.alarm_topic import KEY_ADMINISTRATION
+
     account_topic = alarm_topic_name(RESOURCE_PREFIX)
     ((_, account_topic_body),) = synthesized[stack.environment.account_stack_id].resources("aws_sns_topic").items()
     assert account_topic_body["name"] == account_topic
@@ -298,6 +301,8 @@ def test_one_trail_records_management_events_and_the_tables_data_events_with_val
 
 
 def test_the_trails_bucket_is_locked_versioned_encrypted_private_and_tls_only(account):
+    from stacks.account_stack import AUDIT_RETENTION_DAYS
+
     ((_, bucket),) = account.resources("aws_s3_bucket").items()
     assert bucket["object_lock_enabled"] is True
     ((_, lock),) = account.resources("aws_s3_bucket_object_lock_configuration").items()
@@ -324,6 +329,9 @@ def test_the_trails_bucket_is_locked_versioned_encrypted_private_and_tls_only(ac
 
 
 def test_the_trail_stopped_or_changed_and_its_keys_administration_alarm_through_the_accounts_own_topic(account):
+    from stacks.account_stack import TRAIL_CHANGES, alarm_topic_name
+    from stacks.alarm_topic import RUNBOOK
+
     _topic_publishers(account, alarm_topic_name(RESOURCE_PREFIX), alarms=False)
     rules = {r["name"]: json.loads(r["event_pattern"]) for r in account.resources("aws_cloudwatch_event_rule").values()}
     trail = rules["payments-account-alarms-audit-trail"]

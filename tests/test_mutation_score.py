@@ -63,3 +63,13 @@ def test_only_verdicts_of_no_fault_are_read_as_such(tmp_path):
     judged = tmp_path / "judged.tsv"
     judged.write_text("a\tEQUIVALENT\tsame\nb\tGAP\tuntested\nc\tUNREACHABLE\tno caller\nd\tUNPROMISED\twording\n")
     assert no_fault(judged) == {"a", "c"}
+
+
+def test_a_sample_run_alone_is_estimated_from_the_sample():
+    """Nothing ran outside the sample but a survivor judged no fault: the estimate is the sample's."""
+    not_run = {f"late{n}": "not checked" for n in range(100)}
+    drawn = {f"late{n}": "killed" for n in range(47)} | {f"late{n}": "survived" for n in range(47, 50)}
+    lines, shown = summary(not_run | drawn | {"judged": "survived"}, set(drawn), frozenset({"judged"}))
+    assert not any(line.startswith("score of those run") for line in lines)
+    assert any(line.startswith("mutation score, estimated: 94.0%") for line in lines), lines
+    assert not shown

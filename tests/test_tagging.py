@@ -3,15 +3,16 @@
 import json
 
 import cdktf
-from cdktf import Aspects, TerraformStack
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
-from cdktf_cdktf_provider_aws.provider import AwsProvider
-
-from stacks.tagging import TaggingAspect
 
 
 def _synth_with(resource_tags):
+    from cdktf import Aspects, TerraformStack
+    from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+    from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+    from cdktf_cdktf_provider_aws.provider import AwsProvider
+
+    from stacks.tagging import TaggingAspect
+
     app = cdktf.Testing.app()
     stack = TerraformStack(app, "tagging")
     AwsProvider(stack, "aws", region="us-east-1")

@@ -70,8 +70,9 @@ def summary(
         score = killed / ran
         lines.append(f"mutation score: {score:.1%} (goal >= {GOAL:.0%})")
         return lines, score >= GOAL
-    lines.append(f"score of those run: {killed / ran:.1%}; floor, counting every one not run a survivor: "
-                 f"{killed / (ran + unrun):.1%}")  # fmt: skip
+    if ran:  # none when only a sample ran (besides survivors judged no fault)
+        lines.append(f"score of those run: {killed / ran:.1%}; floor, counting every one not run a survivor: "
+                     f"{killed / (ran + unrun):.1%}")  # fmt: skip
     sample_ran = len(sample) - drawn[NOT_RUN] - len(left_out & sample)
     if not sample_ran:
         lines.append(f"goal >= {GOAL:.0%}: not shown (no sample of those not run: --draw, then --sample)")
