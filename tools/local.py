@@ -25,8 +25,11 @@ Ctrl-C (or SIGTERM) stops everything it started; the Terraform state lives in a
 temporary directory and goes with the emulator, so the next start is clean.
 """
 
+import fcntl
+import hashlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,6 +152,46 @@ def throttles(config: EnvironmentConfig) -> tuple[TokenBucket | None, dict[str, 
     )
 
 
+SYNTH_INPUTS = ("main.py", "cdktf.json", "Pipfile.lock", "stacks", "lambdas")  # all that a synth reads
+SYNTH_CACHE = REPO / ".cache" / "synth"
+
+
+def synth_digest() -> str:
+    """What a synth of the repository's dev environment depends on: its inputs' contents, and the Python running it."""
+    digest = hashlib.sha256(sys.version.encode())
+    for name in SYNTH_INPUTS:
+        root = REPO / name
+        for path in sorted([root] if root.is_file() else root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(f"{path.relative_to(REPO)}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def synthesized_stacks(config: EnvironmentConfig) -> Path:
+    """``config``'s stacks as `main.py` synthesizes them, made once per state of their inputs (``synth_digest``) in
+    .cache/synth: a restart, or a second run at once, reuses them (one synthesizes, the other waits for it)."""
+    SYNTH_CACHE.mkdir(parents=True, exist_ok=True)
+    directory = SYNTH_CACHE / f"{config.name}-{synth_digest()}"
+    with (SYNTH_CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (directory / "done").exists():
+            for stale in SYNTH_CACHE.glob(f"{config.name}-*"):
+                shutil.rmtree(stale)
+            directory.mkdir()
+            # In a child process: the provider bindings (~1.1 GB, a Node runtime) are not needed once synthesized.
+            # The repository's environment alone: the operator's file (for deployments) plays no part in the emulator.
+            environment = os.environ | {
+                "PAYMENTS_ENVIRONMENTS": config.name,
+                OPERATOR_CONFIG_VARIABLE: "",
+                "CDKTF_OUTDIR": str(directory / "cdktf.out"),
+            }
+            subprocess.run(
+                [sys.executable, "main.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL, env=environment
+            )
+            (directory / "done").touch()
+    return directory / "cdktf.out" / "stacks"
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where a shell started us ignoring it
     config = DEV
@@ -158,18 +201,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ExitStack() as running:
         state_dir = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="payments-local-")))
-        # In a child process: the provider bindings (~1.1 GB, a Node runtime) are not needed once synthesized.
-        # The repository's dev environment alone: the operator's file (for deployments) plays no part in the emulator.
-        # Into this run's own directory: two runs at once (the tests start two) never share an output.
-        synth_environment = os.environ | {
-            "PAYMENTS_ENVIRONMENTS": config.name,
-            OPERATOR_CONFIG_VARIABLE: "",
-            "CDKTF_OUTDIR": str(state_dir / "cdktf.out"),
-        }
-        subprocess.run(
-            [sys.executable, "main.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL, env=synth_environment
-        )
-        stacks_dir = state_dir / "cdktf.out" / "stacks"
+        stacks_dir = synthesized_stacks(config)
         endpoint = running.enter_context(moto_server(port["emulator"]))
         print(f"emulator (moto)   {endpoint}", flush=True)
         stack_dirs = [stacks_dir / config.account_stack_id, stacks_dir / config.stack_id]  # the account's first
