@@ -28,10 +28,11 @@ OUTDIR = Path(os.environ.get("CDKTF_OUTDIR", Path(__file__).resolve().parent / "
 
 
 def selected_environments(
-    requested: str | None, operator: dict[str, dict[str, Any]]
+    requested: str | None, operator: dict[str, dict[str, Any]], target_stack: str | None = None
 ) -> tuple[list[EnvironmentConfig], list[str]]:
-    """The environments to synthesize, and those skipped as not configured. A named environment, and one with a
-    table in the operator's file, is synthesized or refused (ValueError), never skipped."""
+    """The environments to synthesize, and those skipped as not configured. A named environment, one with a table in
+    the operator's file, and the one whose stack a deploy targets, is synthesized or refused (ValueError), never
+    skipped."""
     names = [name for name in (requested or "").split(",") if name] or list(ENVIRONMENT_NAMES)
     unknown = sorted(set(names) - set(ENVIRONMENT_NAMES))
     if unknown:
@@ -42,7 +43,7 @@ def selected_environments(
         try:
             environments.append(load_environment(name, operator))
         except ValueError:
-            if requested or name in operator:
+            if requested or name in operator or target_stack == f"{RESOURCE_PREFIX}{name}":
                 raise
             skipped.append(name)
     # Every environment that is configured, synthesized now or not, agrees on its account's state.
@@ -53,9 +54,6 @@ def selected_environments(
         except ValueError:
             continue  # not configured: not deployable, so it shares no account stack
     check_shared_accounts([*environments, *others])
-    for name in skipped:  # the stack a deploy targets is named, as an environment in ENVIRONMENTS_VARIABLE is
-        if os.environ.get(TARGET_STACK_VARIABLE) == f"{RESOURCE_PREFIX}{name}":
-            load_environment(name, operator)  # raises what is missing, and where
     return environments, skipped
 
 
@@ -78,7 +76,9 @@ def skipped_line(skipped: list[str]) -> str:
 if __name__ == "__main__":
     try:
         operator = operator_settings(operator_config_file())  # read once
-        environments, skipped = selected_environments(os.environ.get(ENVIRONMENTS_VARIABLE), operator)
+        environments, skipped = selected_environments(
+            os.environ.get(ENVIRONMENTS_VARIABLE), operator, os.environ.get(TARGET_STACK_VARIABLE)
+        )
     except ValueError as error:
         sys.exit(f"synth refused: {error}")
     if skipped:
