@@ -3,6 +3,9 @@
 
     python -m client tokenize --number 4242424242424242 --exp-month 12 --exp-year 2030
     python -m client pay --amount 1999 --currency usd --token tok_...
+    python -m client authorize --amount 1999 --currency usd --token tok_...
+    python -m client capture --payment pay_... --amount 1500
+    python -m client cancel --payment pay_...
     python -m client refund --payment pay_... --amount 500
     python -m client get --payment pay_...
     python -m client ledger --payment pay_..."""
@@ -30,12 +33,20 @@ def _parser() -> argparse.ArgumentParser:
     tokenize.add_argument("--number", required=True)
     tokenize.add_argument("--exp-month", type=int, required=True)
     tokenize.add_argument("--exp-year", type=int, required=True)
-    pay = commands.add_parser("pay", help="charge a token")
-    pay.add_argument("--amount", type=int, required=True, help="minor units")
-    pay.add_argument("--currency", required=True)
-    pay.add_argument("--token", required=True)
-    pay.add_argument("--description")
-    pay.add_argument("--key", help="idempotency key (default: a new one)")
+    for name, help_text in (("pay", "charge a token"), ("authorize", "authorise a token only, to capture later")):
+        pay = commands.add_parser(name, help=help_text)
+        pay.add_argument("--amount", type=int, required=True, help="minor units")
+        pay.add_argument("--currency", required=True)
+        pay.add_argument("--token", required=True)
+        pay.add_argument("--description")
+        pay.add_argument("--key", help="idempotency key (default: a new one)")
+    capture = commands.add_parser("capture", help="capture an authorisation, in full unless --amount")
+    capture.add_argument("--payment", required=True)
+    capture.add_argument("--amount", type=int)
+    capture.add_argument("--key")
+    cancel = commands.add_parser("cancel", help="release an authorisation")
+    cancel.add_argument("--payment", required=True)
+    cancel.add_argument("--key")
     refund = commands.add_parser("refund", help="refund a payment, in full unless --amount")
     refund.add_argument("--payment", required=True)
     refund.add_argument("--amount", type=int)
@@ -53,9 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         match args.command:
             case "tokenize":
                 result = client.tokenize(args.number, args.exp_month, args.exp_year)
-            case "pay":
+            case "pay" | "authorize":
                 result = client.pay(args.amount, args.currency, token=args.token, description=args.description,
-                                    key=args.key)  # fmt: skip
+                                    key=args.key, capture=args.command == "pay")  # fmt: skip
+            case "capture":
+                result = client.capture(args.payment, args.amount, key=args.key)
+            case "cancel":
+                result = client.cancel(args.payment, key=args.key)
             case "refund":
                 result = client.refund(args.payment, args.amount, key=args.key)
             case "get":

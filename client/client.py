@@ -75,16 +75,53 @@ class PaymentsClient:
         description: str | None = None,
         metadata: dict[str, str] | None = None,
         key: str | None = None,
+        capture: bool = True,
     ) -> Payment:
-        """Charge a token (or a card given with its CVC); raises ``CardDeclined``, ``GatewayFailed`` (given up: the
-        gateway never charged it) or, once the budget is spent on a gateway that does not answer, ``GatewayPending``."""
+        """Charge a token (or a card given with its CVC), or with ``capture=False`` only authorise it (``authorize``);
+        raises ``CardDeclined``, ``GatewayFailed`` (given up: the gateway never charged it) or, once the budget is
+        spent on a gateway that does not answer, ``GatewayPending``."""
         source = {"token": token} if token is not None else {"card": card}
         request: dict[str, Any] = {"amount": amount, "currency": currency, "source": source}
         if description is not None:
             request["description"] = description
         if metadata:
             request["metadata"] = metadata
+        if not capture:
+            request["capture"] = False
         body, replayed = self._call("POST", "/payments", request, key or _new_key())
+        return Payment.of(body, replayed)
+
+    def authorize(
+        self,
+        amount: int,
+        currency: str,
+        token: str | None = None,
+        card: dict[str, Any] | None = None,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+        key: str | None = None,
+    ) -> Payment:
+        """Authorise only: the payment is ``requires_capture`` until ``capture`` or ``cancel``, or until its
+        ``capture_before``, when reconciliation cancels it (``cancellation_reason`` ``"expired"``). Raises as
+        ``pay``."""
+        return self.pay(amount, currency, token, card, description, metadata, key, capture=False)
+
+    def capture(self, payment_id: str, amount: int | None = None, key: str | None = None) -> Payment:
+        """Capture ``amount`` (default: all) of an authorisation, once; the rest is released. Raises
+        ``PaymentStatusConflict`` when the payment is not ``requires_capture``, ``InvalidRequest``
+        (``amount_too_large``) for more than it holds, and ``GatewayPending`` as ``pay`` does."""
+        request = {"amount": amount} if amount is not None else {}
+        body, replayed = self._call(
+            "POST", f"/payments/{_path_id('pay', payment_id, 'payment_id')}/capture", request, key or _new_key()
+        )
+        return Payment.of(body, replayed)
+
+    def cancel(self, payment_id: str, key: str | None = None) -> Payment:
+        """Release an authorisation: ``canceled``. Raises ``PaymentStatusConflict`` when the payment is not
+        ``requires_capture``, and ``GatewayPending`` as ``pay`` does."""
+        body, replayed = self._call(
+            "POST", f"/payments/{_path_id('pay', payment_id, 'payment_id')}/cancel", {}, key or _new_key()
+        )
         return Payment.of(body, replayed)
 
     def refund(self, payment_id: str, amount: int | None = None, key: str | None = None) -> Refund:

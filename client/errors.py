@@ -31,6 +31,15 @@ class InvalidId(InvalidRequest, ValueError):
         super().__init__(0, {"type": "invalid_request_error", "code": "invalid_id", "message": message, "param": param})
 
 
+class PaymentStatusConflict(InvalidRequest):
+    """400 ``payment_not_capturable``, ``payment_not_cancelable`` or ``payment_not_refundable``: the payment's status
+    does not allow the call (already captured, cancelled or expired; or the loser of a capture and a cancel that
+    raced). The same call will not succeed: read the payment to see what it became."""
+
+
+STATUS_CONFLICTS = frozenset({"payment_not_capturable", "payment_not_cancelable", "payment_not_refundable"})
+
+
 class NotFound(PaymentsError):
     """404: no such object for this merchant."""
 
@@ -95,6 +104,8 @@ class RateLimited(ServiceError):
 def error_for(status: int, error: dict[str, Any]) -> PaymentsError:
     if status == 402 and error.get("type") == "gateway_error":
         return GatewayFailed(status, error)
+    if status == 400 and error.get("code") in STATUS_CONFLICTS:
+        return PaymentStatusConflict(status, error)
     kind: type[PaymentsError] = {
         402: CardDeclined,
         403: PermissionDenied,

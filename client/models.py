@@ -43,6 +43,10 @@ class Payment:
     description: str | None = None
     charge_id: str | None = None
     decline_code: str | None = None
+    amount_captured: int = 0
+    amount_capturable: int = 0  # authorised and not yet captured, released or expired
+    capture_before: str | None = None  # an authorisation's expiry (RFC 3339), on authorisations only
+    cancellation_reason: str | None = None  # "requested_by_customer" or "expired", on canceled payments only
     replayed: bool = False  # the API answered a retry of an earlier request with its first answer
 
     @classmethod
@@ -59,6 +63,10 @@ class Payment:
             description=body.get("description"),
             charge_id=(body.get("gateway") or {}).get("charge_id"),
             decline_code=body.get("decline_code"),
+            amount_captured=body.get("amount_captured", 0),
+            amount_capturable=body.get("amount_capturable", 0),
+            capture_before=body.get("capture_before"),
+            cancellation_reason=body.get("cancellation_reason"),
             replayed=replayed,
         )
 

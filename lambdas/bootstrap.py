@@ -71,8 +71,16 @@ class _GatewayOnFirstUse:
             self._built = self._build()
         return self._built
 
-    def charge(self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str) -> Charge:
-        return self._client().charge(reference, amount, currency, card, idempotency_key)
+    def charge(
+        self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str, capture: bool = True
+    ) -> Charge:
+        return self._client().charge(reference, amount, currency, card, idempotency_key, capture)
+
+    def capture(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> Charge:
+        return self._client().capture(charge_id, amount, reference, idempotency_key)
+
+    def void(self, charge_id: str, reference: str, idempotency_key: str) -> Charge:
+        return self._client().void(charge_id, reference, idempotency_key)
 
     def find_charge(self, reference: str) -> Charge | None:
         return self._client().find_charge(reference)

@@ -1,5 +1,5 @@
-"""The card gateway as the service sees it: a charge, a refund, lookups by
-reference, and what can go wrong. ``lambdas.adapters.sparkle`` implements it
+"""The card gateway as the service sees it: a charge (or an authorisation, then its capture or void), a refund,
+lookups by reference, and what can go wrong. ``lambdas.adapters.sparkle`` implements it
 over HTTP; ``tests.support.fakes_gateway.FakeGateway`` in memory, held to the same behaviour by
 ``tests/test_gateway_contract.py``."""
 
@@ -8,18 +8,23 @@ from typing import Protocol
 
 from lambdas.domain.cards import Card
 
-CHARGE_STATUSES = ("succeeded", "declined")
+# A charge's status: "authorized" until it is captured ("succeeded"), voided or expired; a charge made with
+# capture is "succeeded" (or "declined") at once.
+CHARGE_STATUSES = ("succeeded", "declined", "authorized", "voided", "expired")
 REFUND_STATUSES = ("succeeded",)
 
 
 @dataclass(frozen=True)
 class Charge:
     id: str
-    status: str  # "succeeded" | "declined" (any other status is a GatewayInvalidAnswer)
+    status: str  # one of CHARGE_STATUSES (any other status is a GatewayInvalidAnswer)
     decline_code: str | None
-    amount: int
+    amount: int  # authorised (or charged)
     currency: str
     reference: str
+    amount_captured: int = 0  # a succeeded charge's captured amount (all of it, when charged with capture)
+    amount_capturable: int = 0  # an authorised charge's amount, until captured, voided or expired
+    expires: int | None = None  # an authorisation's expiry, unix seconds on the gateway's clock
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,17 @@ class GatewayRejected(GatewayError):
 
 
 class Gateway(Protocol):
-    def charge(self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str) -> Charge: ...
+    def charge(
+        self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str, capture: bool = True
+    ) -> Charge:
+        """Charge the card, or with ``capture=False`` only authorise it ("authorized")."""
+
+    def capture(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> Charge:
+        """Capture ``amount`` of an authorised charge (the rest is released): "succeeded". ``GatewayRejected`` when
+        the charge is not authorised (any more) or ``amount`` is more than it holds."""
+
+    def void(self, charge_id: str, reference: str, idempotency_key: str) -> Charge:
+        """Release an authorised charge: "voided". ``GatewayRejected`` when it is not authorised (any more)."""
 
     def find_charge(self, reference: str) -> Charge | None: ...
 

@@ -9,8 +9,14 @@ from dataclasses import dataclass
 DEFAULT_CONNECT_TIMEOUT = 1.0
 DEFAULT_READ_TIMEOUT = 4.0
 CHARGES, REFUNDS = "/v1/charges", "/v1/refunds"
-# Every request the client makes, as the gateway latency metric names it (method and path, never a reference).
-REQUESTS = tuple(f"{method} {path}" for path in (CHARGES, REFUNDS) for method in ("POST", "GET"))
+# A charge's actions: the path with ``{id}`` in place of the charge's id.
+CHARGE_CAPTURE, CHARGE_VOID = "/v1/charges/{id}/capture", "/v1/charges/{id}/void"
+# Every request the client makes, as the gateway latency metric names it (method and path template, never an id
+# or a reference).
+REQUESTS = (
+    *(f"{method} {path}" for path in (CHARGES, REFUNDS) for method in ("POST", "GET")),
+    *(f"POST {path}" for path in (CHARGE_CAPTURE, CHARGE_VOID)),
+)
 
 
 @dataclass(frozen=True)

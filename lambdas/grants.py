@@ -86,6 +86,19 @@ GRANTS: dict[Function, tuple[Grant, ...]] = {
         *_IDEMPOTENT_REQUEST,
         Grant(Resource.GATEWAY_SECRET, Use.READ),
     ),
+    Function.CAPTURE: (
+        # payment metadata, in the answers and the stored answers that carry it
+        Grant(Resource.VAULT_KEY, Use.ENCRYPT, purposes=(Purpose.METADATA,)),
+        Grant(Resource.VAULT_KEY, Use.DECRYPT, purposes=(Purpose.METADATA,)),
+        # a payment (again, after a lost race) and a chain's head (again, after it moved)
+        Grant(Resource.LEDGER, Use.READ_PARTITIONS, partitions=(Partition.PAYMENT, Partition.CHAIN)),
+        # a payment with its chain's head
+        Grant(Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.PAYMENT, Partition.CHAIN)),
+        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.LEDGER,)),
+        Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.PAYMENT, Partition.CHAIN)),
+        *_IDEMPOTENT_REQUEST,
+        Grant(Resource.GATEWAY_SECRET, Use.READ),
+    ),
     Function.READ: (
         Grant(Resource.LEDGER, Use.READ),
         # payment metadata is returned decrypted; cards never
@@ -95,6 +108,8 @@ GRANTS: dict[Function, tuple[Grant, ...]] = {
     ),
     Function.RECONCILE: (
         Grant(Resource.LEDGER, Use.READ),
+        # a payment with its chain's head
+        Grant(Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.PAYMENT, Partition.CHAIN)),
         Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.LEDGER,)),
         Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.PAYMENT, Partition.CHAIN)),
         Grant(Resource.MERCHANTS, Use.LIST),

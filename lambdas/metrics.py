@@ -16,6 +16,7 @@ NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"  # set by the stack: Environ
 RESPONSES = "Responses"  # one per answered request, by route (template) and outcome
 PENDING_OVERDUE = "PendingOverdue"  # payments and refunds still pending past reconcile.OVERDUE_AFTER, each run
 RECONCILE_ERRORS = "ReconcileErrors"  # items a reconcile run could not settle because of an error
+AUTHORIZATIONS_EXPIRED = "AuthorizationsExpired"  # authorisations a reconcile run cancelled: not captured in time
 CHECKPOINTS_REFUSED = "CheckpointsRefused"  # ledgers a checkpoint run would not sign: they do not extend (tampering)
 CHECKPOINT_FAILURES = "CheckpointFailures"  # merchants a checkpoint run failed for (an error: KMS, the table, the copy)
 # Each attempt at the Sparkle gateway, in ms, by request (method and path) and result: answered, retryable (409, 429,
@@ -66,6 +67,7 @@ def record_reconcile(counts: Mapping[str, int]) -> None:
     metrics = Metrics(namespace=_namespace())
     metrics.add_metric(name=PENDING_OVERDUE, unit=MetricUnit.Count, value=counts["overdue"])
     metrics.add_metric(name=RECONCILE_ERRORS, unit=MetricUnit.Count, value=counts["errors"])
+    metrics.add_metric(name=AUTHORIZATIONS_EXPIRED, unit=MetricUnit.Count, value=counts["expired"])
     metrics.flush_metrics()
 
 

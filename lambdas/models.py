@@ -55,7 +55,16 @@ class PaymentRequest(_Strict):
     source: Source
     description: str | None = Field(default=None, max_length=500)
     metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=20)
+    capture: bool = Field(default=True, description="false: only authorise the card, and capture it later")
 
 
 class RefundRequest(_Strict):
     amount: int | None = None
+
+
+class CaptureRequest(_Strict):
+    amount: int | None = Field(default=None, description="at most amount_capturable; default: all of it")
+
+
+class CancelRequest(_Strict):
+    """No members: the body is ``{}``."""

@@ -21,7 +21,7 @@ from lambdas.domain.chains import Head
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.idempotency import Record
 from lambdas.domain.merchants import Caller, Merchant
-from lambdas.domain.payments import Entry, Payment, Refund
+from lambdas.domain.payments import Action, Entry, Payment, Refund
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,11 @@ class StoredToken:
 
 @dataclass(frozen=True)
 class PendingItem:
-    """A payment, or a refund of it, waiting for the gateway's answer."""
+    """A payment, a refund of it, or its authorisation's claimed capture or cancel, waiting for the gateway's answer;
+    or an authorisation that may have expired."""
 
     payment_id: str
-    created_at: datetime  # the payment's, or the refund's
+    created_at: datetime  # the payment's, the refund's, or when the capture or cancel was claimed
     refund_id: str | None = None
 
 
@@ -125,18 +126,36 @@ class TokenRecords(Protocol[UoW_contra]):
 class PaymentRecords(Protocol[UoW_contra]):
     """Payments and their refunds; settling one also books its entries (``ChainRecords``)."""
 
-    def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None: ...
+    def get_payment(self, payment_id: str, with_metadata: bool = True, to_book: bool = False) -> Payment | None:
+        """The payment; ``to_book``: it is read to book entries next, and the store may prepare them in the same round
+        trip (the DynamoDB store reads its chain's head)."""
 
     def get_refund(self, payment_id: str, refund_id: str) -> Refund | None: ...
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
-        """Every pending payment and refund created before then, page by page."""
+        """Every pending payment and refund, and every authorisation with a claimed capture or cancel, created before
+        then, page by page."""
+
+    def authorizations(self, created_before: datetime) -> Iterator[PendingItem]:
+        """Every authorisation still requiring capture, with no capture or cancel claimed, created before then."""
 
     def add_payment(self, uow: UoW_contra, payment: Payment) -> None:
         """Part (label ``"payment"``); metadata is sealed by the store."""
 
     def settle_payment(self, uow: UoW_contra, before: Payment, after: Payment, entries: list[Entry]) -> None:
         """Parts moving a pending payment to ``after`` (only from pending, label ``"payment"``) with its entries."""
+
+    def claim_action(self, uow: UoW_contra, payment: Payment, action: Action) -> None:
+        """Part claiming ``action`` on the authorisation, only while it requires capture and has no action claimed
+        (label ``"payment"``)."""
+
+    def release_action(self, uow: UoW_contra, payment: Payment) -> None:
+        """Part removing the authorisation's claimed action (the gateway refused it), only while it requires capture
+        (label ``"payment"``)."""
+
+    def settle_action(self, uow: UoW_contra, before: Payment, after: Payment, entries: list[Entry]) -> None:
+        """Parts moving an authorisation with a claimed action to ``after`` (captured or cancelled; only while it
+        still requires capture, label ``"payment"``) with its entries."""
 
     def reserve_refund(self, uow: UoW_contra, payment: Payment, refund: Refund) -> None:
         """Parts holding the refund's amount on the payment, only while that much is left (label ``"payment"``)."""

@@ -47,6 +47,8 @@ def payment_body(payment: Payment) -> dict[str, Any]:
         "amount": payment.amount,
         "currency": payment.currency,
         "amount_refunded": payment.amount_refunded,
+        "amount_captured": payment.amount_captured,
+        "amount_capturable": payment.amount_capturable,
         "card": {"brand": payment.card.brand, "last4": payment.card.last4, "fingerprint": payment.card.fingerprint},
         "gateway": {"name": "sparkle", "charge_id": payment.charge_id},
         "metadata": payment.metadata,
@@ -56,6 +58,10 @@ def payment_body(payment: Payment) -> dict[str, Any]:
         body["description"] = payment.description
     if payment.decline_code:
         body["decline_code"] = payment.decline_code
+    if payment.capture_before is not None:
+        body["capture_before"] = iso(payment.capture_before)
+    if payment.cancellation_reason is not None:
+        body["cancellation_reason"] = payment.cancellation_reason.value
     return body
 
 
@@ -112,6 +118,11 @@ def payment_answer(outcome: PaymentOutcome, request_id: str) -> Answer:
     if payment.status is Status.FAILED:
         return given_up_answer(request_id, payment.id)
     return Answer(201, payment_body(payment))
+
+
+def changed_payment_answer(payment: Payment) -> Answer:
+    """A capture's or cancel's answer: the payment as it ended."""
+    return Answer(200, payment_body(payment))
 
 
 def refund_answer(refund: Refund, request_id: str) -> Answer:

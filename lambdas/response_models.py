@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.domain.cards import Brand
-from lambdas.domain.payments import Direction, Status
+from lambdas.domain.payments import CancellationReason, Direction, Status
 
 
 class _Body(BaseModel):
@@ -45,12 +45,16 @@ class PaymentResponse(_Body):
     amount: int
     currency: str
     amount_refunded: int
+    amount_captured: int
+    amount_capturable: int
     card: PaymentCardView
     gateway: GatewayView
     metadata: dict[str, str]
     created_at: str
     description: str | None = None
     decline_code: str | None = None
+    capture_before: str | None = Field(default=None, description="an authorisation's expiry (RFC 3339)")
+    cancellation_reason: CancellationReason | None = None
 
 
 class RefundResponse(_Body):

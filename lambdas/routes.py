@@ -12,6 +12,7 @@ class Function(str, Enum):
     TOKENIZE = "tokenize"
     CHARGE = "charge"
     REFUND = "refund"
+    CAPTURE = "capture"  # an authorisation's capture or cancel
     READ = "read"
     RECONCILE = "reconcile"  # scheduled, no route: settles payments whose gateway answer was lost
     CHECKPOINT = "checkpoint"  # scheduled, no route: signs a checkpoint of each merchant's ledger
@@ -39,6 +40,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/payments", Function.READ),
     Route("GET", "/payments/{id}", Function.READ),
     Route("POST", "/payments/{id}/refunds", Function.REFUND, idempotent=True),
+    Route("POST", "/payments/{id}/capture", Function.CAPTURE, idempotent=True),
+    Route("POST", "/payments/{id}/cancel", Function.CAPTURE, idempotent=True),
     Route("GET", "/payments/{id}/ledger", Function.READ),
     Route("GET", "/balances", Function.READ),
     Route("GET", "/ledger/checkpoints", Function.READ),

@@ -10,7 +10,7 @@ from typing import Any
 from lambdas import presenters
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.ports import Answer, MerchantDirectory
-from lambdas.use_cases import Dependencies, checkpoints, payments, reads, reconcile, refunds, tokens
+from lambdas.use_cases import Dependencies, captures, checkpoints, payments, reads, reconcile, refunds, tokens
 from lambdas.use_cases.idempotency import Keyed, Replay, Result
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
@@ -40,6 +40,14 @@ class PaymentService:
         """``request_id`` is named by an error answer."""
         call = Keyed(key, partial(presenters.refund_answer, request_id=request_id))
         return _answered(refunds.refund(self.deps, payment_id, amount, call), call.answer)
+
+    def capture(self, payment_id: str, amount: int | None, key: str) -> Answer:
+        call = Keyed(key, presenters.changed_payment_answer)
+        return _answered(captures.capture(self.deps, payment_id, amount, call), call.answer)
+
+    def cancel(self, payment_id: str, key: str) -> Answer:
+        call = Keyed(key, presenters.changed_payment_answer)
+        return _answered(captures.cancel(self.deps, payment_id, call), call.answer)
 
     def get_payment(self, payment_id: str) -> Answer:
         return presenters.read_answer(presenters.payment_body(reads.find_payment(self.deps, payment_id)))

@@ -3,15 +3,18 @@
 Sandbox-only control routes (no auth, loopback only):
 ``GET/POST /_sandbox/faults`` reads or sets the faults (``Faults``);
 ``GET /_sandbox/charges`` and ``GET /_sandbox/refunds`` list everything;
-``POST /_sandbox/reset`` clears all and restores the faults given at start.
+``POST /_sandbox/clock`` ``{"advance": seconds}`` moves the sandbox's clock forward (authorisations expire by it);
+``POST /_sandbox/reset`` clears all, restores the faults given at start and the clock.
 """
 
 import hashlib
 import json
 import random
+import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +34,10 @@ PROCESSING_ERROR_CARD = "4000000000000119"
 SLOW_CARD = "4000000000003220"
 SLOW_REFUND_AMOUNT = 3220  # a refund of exactly this is processed, but answered only after the slow delay
 GARBAGE = b"<html><body>Upstream answered nothing useful</body></html>"
+AUTHORIZATION_SECONDS = 7 * 24 * 3600  # an authorisation not captured by then expires
+CHARGE_ACTION = re.compile(r"/v1/charges/([^/]+)/(capture|void)")
+
+Answer = tuple[int, dict, float]  # (status, body, seconds to wait before answering)
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Sandbox:
         self.refunds: dict[str, dict] = {}
         self.idempotency: dict[tuple[str, str], _Idempotent] = {}
         self.resets = 0  # a request delayed across a reset is dropped: a reset leaves nothing from before it
+        self.clock_offset = 0.0  # seconds the sandbox's clock is ahead of this machine's
 
     def reset(self) -> None:
         with self.lock:
@@ -73,6 +81,16 @@ class Sandbox:
             self.refunds.clear()
             self.idempotency.clear()
             self.faults = replace(self.initial_faults)
+            self.clock_offset = 0.0
+
+    def now(self) -> float:
+        """The sandbox's clock: unix seconds, moved forward by ``advance``."""
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> float:
+        with self.lock:
+            self.clock_offset += seconds
+            return self.now()
 
     def meets(self, rate: float) -> bool:
         return random.random() < rate
@@ -104,8 +122,8 @@ class Sandbox:
 
     # -- operations -----------------------------------------------------------
 
-    def charge(self, body: dict) -> tuple[int, dict, float]:
-        """(status, body, seconds to wait before answering)."""
+    def charge(self, body: dict) -> Answer:
+        """A charge, or with ``"capture": false`` an authorisation."""
         problem = _invalid_charge(body)
         if problem:
             return 400, _error("invalid_request", problem), 0
@@ -113,16 +131,21 @@ class Sandbox:
         number = str(card["number"]).replace(" ", "").replace("-", "")
         if number == PROCESSING_ERROR_CARD:
             return 500, _error("processing_error", "The processor failed; nothing was charged."), 0
-        decline = DECLINES.get(number)
+        decline, amount, capture = DECLINES.get(number), body["amount"], body.get("capture", True)
+        created = int(self.now())
+        status = "declined" if decline else "succeeded" if capture else "authorized"
         charge = {
             "id": f"ch_{secrets.token_hex(12)}",
-            "status": "declined" if decline else "succeeded",
+            "status": status,
             "decline_code": decline,
-            "amount": body["amount"],
+            "amount": amount,
+            "amount_captured": amount if status == "succeeded" else 0,
+            "amount_capturable": amount if status == "authorized" else 0,
             "amount_refunded": 0,
             "currency": body["currency"].upper(),
             "reference": body["reference"],
-            "created": int(time.time()),
+            "created": created,
+            "expires": created + AUTHORIZATION_SECONDS if status == "authorized" else None,
             "last4": number[-4:],
         }
         with self.lock:
@@ -130,8 +153,52 @@ class Sandbox:
             answer = _public(charge)
         return 200, answer, self.slow_delay if number == SLOW_CARD else 0
 
-    def refund(self, body: dict) -> tuple[int, dict, float]:
-        """(status, body, seconds to wait before answering)."""
+    def capture(self, charge_id: str, body: dict) -> Answer:
+        """Capture ``amount`` (all that is capturable when absent) of an authorised charge, once."""
+        amount = body.get("amount")
+        if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0):
+            return 400, _error("invalid_request", "amount must be a positive integer"), 0
+        with self.lock:
+            charge, refused = self._still_authorized(charge_id, "charge_not_capturable")
+            if refused:
+                return 400, refused, 0
+            capturable = charge["amount_capturable"]
+            if amount is not None and amount > capturable:
+                return 400, _error("amount_too_large", f"At most {capturable} can be captured."), 0
+            captured = capturable if amount is None else amount
+            charge.update(status="succeeded", amount_captured=captured, amount_capturable=0)
+            return 200, _public(charge), 0
+
+    def void(self, charge_id: str, body: dict) -> Answer:
+        """Release an authorised charge."""
+        with self.lock:
+            charge, refused = self._still_authorized(charge_id, "charge_not_voidable")
+            if refused:
+                return 400, refused, 0
+            charge.update(status="voided", amount_capturable=0)
+            return 200, _public(charge), 0
+
+    def _still_authorized(self, charge_id: str, code: str) -> tuple[dict, dict | None]:
+        """(the charge, None) when it is authorised now; else (the charge or {}, the error to answer). Locked."""
+        charge = self.charges.get(charge_id)
+        if charge is None:
+            return {}, _error("invalid_request", "No such charge.")
+        self._expire_if_due(charge)
+        if charge["status"] == "expired":
+            return charge, _error("charge_expired", "The authorisation has expired.")
+        if charge["status"] != "authorized":
+            return charge, _error(code, f"The charge is {charge['status']}, not authorized.")
+        return charge, None
+
+    def _expire_if_due(self, charge: dict) -> dict:
+        """``charge``, expired if it is an authorisation whose time has come (its status is evaluated when it is
+        read or changed). Locked."""
+        if charge["status"] == "authorized" and charge["expires"] <= self.now():
+            charge.update(status="expired", amount_capturable=0)
+        return charge
+
+    def refund(self, body: dict) -> Answer:
+        """A refund of a succeeded charge, up to what was captured and not yet refunded."""
         amount, reference = body.get("amount"), body.get("reference")
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             return 400, _error("invalid_request", "amount must be a positive integer"), 0
@@ -141,7 +208,7 @@ class Sandbox:
             charge = self.charges.get(body.get("charge"))
             if charge is None or charge["status"] != "succeeded":
                 return 400, _error("invalid_request", "No succeeded charge with that id."), 0
-            left = charge["amount"] - charge["amount_refunded"]
+            left = charge["amount_captured"] - charge["amount_refunded"]
             if amount > left:
                 return 400, _error("amount_too_large", f"At most {left} can be refunded."), 0
             charge["amount_refunded"] += amount
@@ -151,7 +218,7 @@ class Sandbox:
                 "amount": amount,
                 "status": "succeeded",
                 "reference": reference,
-                "created": int(time.time()),
+                "created": int(self.now()),
             }
             self.refunds[refund["id"]] = refund
         return 200, dict(refund), self.slow_delay if amount == SLOW_REFUND_AMOUNT else 0
@@ -162,16 +229,21 @@ class Sandbox:
         with self.lock:
             if path == f"/v1/{kind}":
                 reference = parse_qs(query).get("reference", [""])[0]
-                return 200, {"data": [_public(item) for item in store.values() if item["reference"] == reference]}
+                found = (item for item in store.values() if item["reference"] == reference)
+                return 200, {"data": [self._as_now(kind, item) for item in found]}
             item = store.get(path.rsplit("/", 1)[1])
             if item is None:
                 return 404, _error("not_found", f"No such {kind[:-1]}.")
-            return 200, _public(item)
+            return 200, self._as_now(kind, item)
 
     def everything(self, kind: str) -> dict:
+        store = self.charges if kind == "charges" else self.refunds
         with self.lock:
-            store = self.charges if kind == "charges" else self.refunds
-            return {"data": [_public(item) for item in store.values()]}
+            return {"data": [self._as_now(kind, item) for item in store.values()]}
+
+    def _as_now(self, kind: str, item: dict) -> dict:
+        """A charge or refund as it is now, as answered. Locked."""
+        return _public(self._expire_if_due(item) if kind == "charges" else item)
 
 
 def _public(item: dict) -> dict:
@@ -190,6 +262,8 @@ def _invalid_charge(body: dict) -> str | None:
         return "currency must be an ISO 4217 code"
     if not isinstance(body.get("reference"), str) or not body["reference"]:
         return "reference is required"
+    if not isinstance(body.get("capture", True), bool):
+        return "capture must be true or false"
     if not isinstance(card, dict) or not all(k in card for k in ("number", "exp_month", "exp_year")):
         return "card needs number, exp_month and exp_year"
     return None
@@ -260,6 +334,12 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, asdict(sandbox.faults))
         elif path in ("/_sandbox/charges", "/_sandbox/refunds") and method == "GET":
             self._send(200, sandbox.everything(path.rsplit("/", 1)[1]))
+        elif path == "/_sandbox/clock" and body is not None:
+            advance = body.get("advance")
+            if not isinstance(advance, (int, float)) or isinstance(advance, bool) or advance < 0:
+                self._send(400, _error("invalid_request", "advance must be a number of seconds, not negative"))
+            else:
+                self._send(200, {"now": sandbox.advance(advance)})
         elif path == "/_sandbox/reset" and method == "POST":
             sandbox.reset()
             self._send(200, {})
@@ -283,7 +363,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if body is None:
             return self._send(400, _error("invalid_json", "The body is not a JSON object."))
-        if url.path not in ("/v1/charges", "/v1/refunds"):
+        operation = self._operation(url.path)
+        if operation is None:
             return self._send(404, _error("not_found", "No such route."))
         key = self.headers.get("Idempotency-Key")
         if not key:
@@ -293,7 +374,6 @@ class Handler(BaseHTTPRequestHandler):
         if replay:
             status, answer = replay
         else:
-            operation = self.sandbox.charge if url.path == "/v1/charges" else self.sandbox.refund
             status, answer, delay = operation(body)
             if status == 200 and self.sandbox.meets(faults.slow_rate):
                 delay = self.sandbox.slow_delay
@@ -304,6 +384,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.sandbox.meets(faults.garbage_rate):
             return self._send(200, GARBAGE)
         self._send(status, answer)
+
+    def _operation(self, path: str) -> Callable[[dict], Answer] | None:
+        """What a POST to ``path`` does (its idempotency is scoped to the path), or None for no such route."""
+        sandbox = self.sandbox
+        if path in ("/v1/charges", "/v1/refunds"):
+            return sandbox.charge if path == "/v1/charges" else sandbox.refund
+        action = CHARGE_ACTION.fullmatch(path)
+        if action is None:
+            return None
+        charge_id, verb = action.groups()
+        change = sandbox.capture if verb == "capture" else sandbox.void
+        return lambda body: change(charge_id, body)
 
 
 def make_server(port: int, secret_key: str, faults: Faults, slow_delay: float) -> ThreadingHTTPServer:

@@ -17,7 +17,9 @@ from constructs import Construct
 
 from lambdas import SERVICE_NAME
 from lambdas.gateway_settings import REQUESTS as GATEWAY_REQUESTS
+from lambdas.grants import GRANTS, Resource
 from lambdas.metrics import (
+    AUTHORIZATIONS_EXPIRED,
     CHECKPOINT_FAILURES,
     CHECKPOINTS_REFUSED,
     GATEWAY_LATENCY,
@@ -28,7 +30,7 @@ from lambdas.metrics import (
     RESPONSES,
     SERVICE_DIMENSION,
 )
-from lambdas.routes import Function, Route
+from lambdas.routes import ROUTES, Function, Route
 from stacks.alarm_topic import AlarmTopic, runbook, topic_key_alias
 from stacks.config import AlarmSettings
 from stacks.payment_function import PaymentFunction
@@ -195,13 +197,17 @@ class Monitoring(Construct):
                 [props.metrics_namespace, GATEWAY_LATENCY, "request", request, "result", result, *service]
                 for request in GATEWAY_REQUESTS for result in GATEWAY_RESULTS if result != "answered"
             ]),
-            ("Gateway errors (502/504: payments and refunds left pending)", "Sum", 60, [
-                [props.metrics_namespace, RESPONSES, "route", route, "outcome", "gateway_pending", *service]
-                for route in ("POST /payments", "POST /payments/{id}/refunds")
+            ("Gateway errors (502/504: payments, refunds, captures and cancels left pending)", "Sum", 60, [
+                [props.metrics_namespace, RESPONSES, "route", f"{route.method} {route.path}", "outcome",
+                 "gateway_pending", *service]
+                for route in ROUTES if _asks_the_gateway(route.function)
             ]),
             ("Pending backlog (older than 10 minutes) and reconcile errors", "Maximum", 300, [
                 [props.metrics_namespace, PENDING_OVERDUE, *service],
                 [props.metrics_namespace, RECONCILE_ERRORS, *service],
+            ]),
+            ("Authorisations expired uncaptured (cancelled by reconcile)", "Sum", 300, [
+                [props.metrics_namespace, AUTHORIZATIONS_EXPIRED, *service],
             ]),
             ("API 5xx and 4xx", "Sum", 60, [["AWS/ApiGateway", metric, *api] for metric in ("5XXError", "4XXError")]),
             ("Throttles by function", "Sum", 60, [
@@ -231,3 +237,7 @@ class Monitoring(Construct):
                 for index, (title, stat, period, metrics) in enumerate(widgets)
             ]
         }
+
+
+def _asks_the_gateway(function: Function) -> bool:
+    return any(grant.resource is Resource.GATEWAY_SECRET for grant in GRANTS[function])

@@ -88,6 +88,10 @@ class Sandbox:
     def faults(self, **settings) -> None:
         requests.post(f"{self.url}/_sandbox/faults", json=settings, timeout=5)
 
+    def advance_clock(self, seconds: int) -> None:
+        """The sandbox's clock moves on: its authorisations expire as if that much time had passed."""
+        requests.post(f"{self.url}/_sandbox/clock", json={"advance": seconds}, timeout=5).raise_for_status()
+
 
 class UnmaskedLogs(logging.Handler):
     """The service's log records, serialized as Powertools writes them but not masked, so a scan of them tests

@@ -58,10 +58,12 @@ class Driver:
 
     @contextmanager
     def invoking(self, function: Function, asynchronous: bool = False, cold: bool = False) -> Iterator[None]:
-        """``cold``: in a new container (Lambda runs a function in many), with nothing cached."""
+        """``cold``: in a new container (Lambda runs a function in many), with nothing cached. An invocation inside
+        another's runs meanwhile (a scheduled run while a request waits on the gateway), and the other goes on after."""
         if cold or function not in self.containers:
             self.containers[function] = (self.new_container(), {})
         providers = self.containers[function][1]
+        outer, outer_providers = self.running, dict(DEFAULT_PROVIDERS)
         DEFAULT_PROVIDERS.clear()
         DEFAULT_PROVIDERS.update(providers)
         self.running = function
@@ -69,9 +71,11 @@ class Driver:
             with self.recorder.invoking(function, asynchronous):
                 yield
         finally:
-            self.running = None
+            self.running = outer
             providers.clear()
             providers.update(DEFAULT_PROVIDERS)
+            DEFAULT_PROVIDERS.clear()
+            DEFAULT_PROVIDERS.update(outer_providers)
         assert self.recorder.errors == []
 
     def api(self, method: str, path: str, body=None, key=None, caller: str = ACME, cold: bool = False) -> dict:
@@ -122,9 +126,7 @@ def drive(driver: Driver, sandbox: Sandbox) -> None:
     sandbox.faults(drop_rate=0.0)
 
     # Two hours on: the lost answers are settled, the payment the gateway never charged is given up.
-    with driver.invoking(Function.RECONCILE):
-        bootstrap.adapters().clock = lambda: utc_now() + timedelta(hours=2)
-        counts = reconcile_handler.handler({"source": "aws.events"}, None)
+    counts = reconcile_later(driver, timedelta(hours=2))
     assert counts["settled"] == 2 and counts["failed"] == 1, counts
     assert body_of(api("GET", f"/payments/{payment}"))["amount_refunded"] == 500
 
@@ -140,6 +142,76 @@ def drive(driver: Driver, sandbox: Sandbox) -> None:
     assert api("POST", refund_path, {"amount": 100}, key="ref-4")["statusCode"] == 201  # on a chain signed above
     with driver.invoking(Function.CHECKPOINT):  # the next holds the ledger to the last: the entry where it signed
         assert checkpoint_handler.handler({"source": "aws.events"}, None)["written"] == 1, "acme's ledger moved"
+    capture_and_cancel(driver, sandbox, token)
+
+
+def capture_and_cancel(driver: Driver, sandbox: Sandbox, token: str) -> None:
+    """Authorisations captured in part (and the capture replayed), cancelled, refused a capture once cancelled; a
+    capture booked by reconciliation while the request waited on the gateway; a capture whose answer is lost, settled
+    by reconciliation; and one left to expire, cancelled and voided by it."""
+    api = driver.api
+
+    def authorise(key: str) -> str:
+        authorised = driver.pay({"token": token}, key, capture=False, metadata={"order_id": key})
+        assert authorised["statusCode"] == 201, authorised["body"]
+        assert body_of(authorised)["status"] == "requires_capture"
+        return str(body_of(authorised)["id"])
+
+    captured = f"/payments/{authorise('auth-1')}/capture"
+    assert api("POST", captured, {"amount": 600}, key="cap-1")["statusCode"] == 200
+    replayed = api("POST", captured, {"amount": 600}, key="cap-1", cold=True)  # opens the stored answer
+    assert replayed["headers"].get("Idempotent-Replayed")
+    cancelled = authorise("auth-2")
+    assert api("POST", f"/payments/{cancelled}/cancel", {}, key="can-1")["statusCode"] == 200
+    refused = api("POST", f"/payments/{cancelled}/capture", {}, key="cap-2")
+    assert refused["statusCode"] == 400 and body_of(refused)["error"]["code"] == "payment_not_capturable"
+    raced = authorise("auth-3")
+    with reconciled_during_capture(driver) as settled:
+        answered = api("POST", f"/payments/{raced}/capture", {}, key="cap-3")
+    # reconciliation booked the capture first; the request's booking lost, and it answers from the payment re-read
+    assert settled == [1] and answered["statusCode"] == 200, answered["body"]
+    assert body_of(answered)["status"] == "succeeded"
+    lost = authorise("auth-4")
+    sandbox.faults(drop_rate=1.0)
+    assert api("POST", f"/payments/{lost}/capture", {}, key="cap-4")["statusCode"] == 504  # captured, answer lost
+    sandbox.faults(drop_rate=0.0)
+    expiring = authorise("auth-5")
+
+    assert reconcile_later(driver, timedelta(hours=2))["settled"] == 1  # the lost capture, looked up and booked
+    assert body_of(api("GET", f"/payments/{lost}"))["status"] == "succeeded"
+    assert reconcile_later(driver, timedelta(days=8))["expired"] == 1  # past capture_before: cancelled and voided
+    assert body_of(api("GET", f"/payments/{expiring}"))["cancellation_reason"] == "expired"
+
+
+@contextmanager
+def reconciled_during_capture(driver: Driver) -> Iterator[list[int]]:
+    """In the capture function's container, a reconciliation run two hours on after each capture the gateway made,
+    before the capture function books it; each run's count of payments settled."""
+    container = driver.containers[Function.CAPTURE][0]
+    gateway = container.gateway
+    settled: list[int] = []
+
+    class ReconciledMeanwhile:
+        def __getattr__(self, name: str):
+            return getattr(gateway, name)
+
+        def capture(self, *args, **kwargs):
+            charge = gateway.capture(*args, **kwargs)
+            settled.append(reconcile_later(driver, timedelta(hours=2))["settled"])
+            return charge
+
+    container.gateway = ReconciledMeanwhile()
+    try:
+        yield settled
+    finally:
+        container.gateway = gateway
+
+
+def reconcile_later(driver: Driver, offset: timedelta) -> dict:
+    """A scheduled reconciliation run ``offset`` from now; its counts."""
+    with driver.invoking(Function.RECONCILE):
+        bootstrap.adapters().clock = lambda: utc_now() + offset
+        return dict(reconcile_handler.handler({"source": "aws.events"}, None))
 
 
 def failing_runs(driver: Driver, monkeypatch) -> None:
@@ -239,7 +311,24 @@ def test_every_function_was_driven_and_its_calls_recorded(recording):
     assert {("reconcile", "dynamodb:Scan"), ("reconcile", "dynamodb:ConditionCheckItem")} <= {
         (r.function, r.action) for r in recorded
     }
-    assert {"charge", "refund", "reconcile"} == {r.function for r in recorded if r.action.startswith("secretsmanager")}
+    assert {
+        ("capture", "kms:GenerateDataKey", "payment-metadata"),
+        ("capture", "kms:Decrypt", "payment-metadata"),
+    } <= kinds
+    assert not any(
+        r.function == "capture" and r.context.get("kms:EncryptionContext:purpose") == "card-vault" for r in recorded
+    )
+    # a payment read with its chain's head, to book entries next
+    assert {("capture", "dynamodb:BatchGetItem"), ("reconcile", "dynamodb:BatchGetItem")} <= {
+        (r.function, r.call) for r in recorded
+    }
+    capture_reads = [r for r in recorded if (r.function, r.action) == ("capture", "dynamodb:GetItem")]
+    assert any(  # a payment re-read by itself, after its booking lost a race to reconciliation
+        r.resource.endswith("-ledger") and r.context["dynamodb:LeadingKeys"][0].startswith(Partition.PAYMENT.value)
+        for r in capture_reads
+    )
+    secret_readers = {r.function for r in recorded if r.action.startswith("secretsmanager")}
+    assert secret_readers == {"charge", "refund", "capture", "reconcile"}
     assert {(r.function, r.action) for r in recorded if r.action in ("kms:Sign", "kms:GetPublicKey")} == {
         ("checkpoint", "kms:Sign"),
         ("checkpoint", "kms:GetPublicKey"),  # the newest checkpoint's signature, before building on it
@@ -304,6 +393,40 @@ def test_read_cannot_decrypt_a_card(recording):
     vault = model.keys["vault"]
     assert model.decide(Request(read, "kms:Decrypt", vault, _kms_context("card-vault"))) is not Decision.ALLOWED
     assert model.decide(Request(read, "kms:Decrypt", vault, _kms_context("payment-metadata"))) is Decision.ALLOWED
+
+
+def test_the_capture_role_moves_payments_and_adds_entries_but_makes_no_payment_and_opens_no_card(recording):
+    """It settles an authorisation: the payment's state and its chain's head move, entries are added; nothing else is
+    written, no token is read with a head, no card opened, no card fingerprinted, nothing signed."""
+    model, _ = recording
+    capture = model.functions[Function.CAPTURE].role_arn
+    ledger = next(arn for arn in _tables(model) if arn.endswith("-ledger"))
+
+    def decision(action: str, *partitions: Partition) -> Decision:
+        keys = {"dynamodb:LeadingKeys": tuple(partition.key("acme", "pay_1") for partition in partitions)}
+        return model.decide(Request(capture, action, ledger, keys))
+
+    for action, partitions in (
+        ("dynamodb:BatchGetItem", (Partition.PAYMENT, Partition.CHAIN)),
+        ("dynamodb:UpdateItem", (Partition.PAYMENT,)),
+        ("dynamodb:UpdateItem", (Partition.CHAIN,)),
+        ("dynamodb:PutItem", (Partition.LEDGER,)),
+    ):
+        assert decision(action, *partitions) is Decision.ALLOWED, (action, partitions)
+    for action, partitions in (
+        ("dynamodb:BatchGetItem", (Partition.TOKEN, Partition.CHAIN)),
+        ("dynamodb:PutItem", (Partition.PAYMENT,)),
+        ("dynamodb:PutItem", (Partition.TOKEN,)),
+        ("dynamodb:UpdateItem", (Partition.LEDGER,)),
+        ("dynamodb:PutItem", (Partition.CHECKPOINT,)),
+    ):
+        assert decision(action, *partitions) is not Decision.ALLOWED, (action, partitions)
+    vault = model.keys["vault"]
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert model.decide(Request(capture, action, vault, _kms_context("payment-metadata"))) is Decision.ALLOWED
+        assert model.decide(Request(capture, action, vault, _kms_context("card-vault"))) is not Decision.ALLOWED
+    fingerprint = Request(capture, "kms:GenerateMac", model.keys["fingerprint"], _kms_context())
+    assert model.decide(fingerprint) is not Decision.ALLOWED
 
 
 @pytest.mark.parametrize("function", list(Function))
@@ -462,6 +585,23 @@ ROLE_STATEMENTS = {
         "ReadGatewaySecret",
         "RefundReadSecretVaultKey",
     ),
+    Function.CAPTURE: (
+        *COMMON,
+        "CaptureEncryptVaultKey",
+        "CaptureDecryptVaultKey",
+        "LedgerReadPaymentChain",
+        "LedgerReadTogetherPaymentChain",
+        "CaptureReadThroughLedgerTableVaultKey",
+        "LedgerAppendLedger",
+        "CaptureWriteThroughLedgerTableVaultKey",
+        "LedgerUpdatePaymentChain",
+        "MerchantsLookup",
+        "CaptureReadThroughMerchantsTableVaultKey",
+        "IdempotencyReadWrite",
+        "CaptureWriteThroughIdempotencyTableVaultKey",
+        "ReadGatewaySecret",
+        "CaptureReadSecretVaultKey",
+    ),
     Function.READ: (
         *COMMON,
         "LedgerRead",
@@ -476,6 +616,7 @@ ROLE_STATEMENTS = {
         "SendDeadLetters",
         "ReconcileDeadLettersOperationsKey",
         "LedgerRead",
+        "LedgerReadTogetherPaymentChain",
         "ReconcileReadThroughLedgerTableVaultKey",
         "LedgerAppendLedger",
         "ReconcileWriteThroughLedgerTableVaultKey",
@@ -534,6 +675,13 @@ KEY_GRANTS = {
         "ChargeReadSecret",
         "RefundReadSecret",
         "ReconcileReadSecret",
+        "CaptureEncrypt",
+        "CaptureDecrypt",
+        "CaptureReadThroughLedgerTable",
+        "CaptureWriteThroughLedgerTable",
+        "CaptureReadThroughMerchantsTable",
+        "CaptureWriteThroughIdempotencyTable",
+        "CaptureReadSecret",
     ),
     "fingerprint": ("TokenizeMac", "ChargeMac"),
     "operations": ("ReconcileDeadLetters", "CheckpointDeadLetters"),

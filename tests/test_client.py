@@ -2,11 +2,13 @@
 budget is spent, wait with bounded jitter, and every answer becomes a typed result or a typed error."""
 
 import inspect
+import json
 
 import pytest
 import requests
 from botocore.credentials import Credentials
 
+import client.__main__ as cli
 from client import (
     AnswerLost,
     CardDeclined,
@@ -17,6 +19,7 @@ from client import (
     InvalidRequest,
     NotFound,
     PaymentsClient,
+    PaymentStatusConflict,
     PermissionDenied,
     RateLimited,
     ServiceError,
@@ -252,7 +255,8 @@ MALFORMED_SEQUENCES = ["..", ".", "1", "", None, True, 0, -1, 1.5]  # a sequence
 
 
 def test_every_method_that_builds_a_path_is_checked():
-    assert {("payment", "payment_id"), ("refund", "payment_id"), ("ledger", "payment_id")} <= set(path_methods())
+    expected = {(method, "payment_id") for method in ("payment", "refund", "ledger", "capture", "cancel")}
+    assert expected <= set(path_methods())
 
 
 def _refused_before_sending(method: str, parameter: str, identifier: object) -> bool:
@@ -283,10 +287,10 @@ def test_a_malformed_id_is_refused_before_anything_is_sent():
     assert_holds_for_each(cases, lambda case: _refused_before_sending(*case), "not refused before sending")
 
 
-@pytest.mark.parametrize(("prefix", "method"), [("pay", "payment"), ("pay", "refund"), ("pay", "ledger")])
-def test_the_ids_the_service_issues_are_sent_as_they_are(prefix, method):
+@pytest.mark.parametrize("method", ["payment", "refund", "ledger", "capture", "cancel"])
+def test_the_ids_the_service_issues_are_sent_as_they_are(method):
     sdk, recorder = recorded()
-    identifier = new_id(prefix)
+    identifier = new_id("pay")
     with pytest.raises(NotFound):
         getattr(sdk, method)(identifier)
     assert recorder.sent[0].path_url.split("/")[2] == identifier
@@ -351,3 +355,130 @@ def test_the_api_key_comes_from_the_environment_else_the_profile(tmp_path, monke
     assert SigV4.from_chain("globex", credentials_file=str(credentials)).api_key == "from-the-profile"
     monkeypatch.setenv(API_KEY_VARIABLE, "from-the-environment")
     assert SigV4.from_chain("globex", credentials_file=str(credentials)).api_key == "from-the-environment"
+
+
+# --- authorise, then capture -------------------------------------------------------------
+
+AUTHORIZED = {
+    **PAYMENT,
+    "status": "requires_capture",
+    "amount_captured": 0,
+    "amount_capturable": 1999,
+    "capture_before": "2026-12-04T12:00:00.000Z",
+}
+CAPTURED = {**AUTHORIZED, "status": "succeeded", "amount_captured": 500, "amount_capturable": 0}
+CANCELED = {**AUTHORIZED, "status": "canceled", "amount_capturable": 0, "cancellation_reason": "requested_by_customer"}
+
+
+def test_an_authorisation_is_a_payment_request_with_capture_false_and_a_charge_is_sent_as_before():
+    script = Script(Answer(201, AUTHORIZED), Answer(201, AUTHORIZED), Answer(201, PAYMENT))
+    sdk, _ = client(script)
+    held = sdk.authorize(1999, "usd", token="tok_1", metadata={"order": "A-1"})
+    sdk.pay(1999, "usd", token="tok_1", metadata={"order": "A-1"}, capture=False)
+    charged = sdk.pay(1999, "usd", token="tok_1", metadata={"order": "A-1"})
+    authorize, pay_without_capture, charge = (r["json"] for r in script.requests)
+    assert authorize == pay_without_capture == {**charge, "capture": False} and "capture" not in charge
+    assert (held.status, held.amount_capturable, held.amount_captured) == ("requires_capture", 1999, 0)
+    assert (held.capture_before, held.cancellation_reason) == ("2026-12-04T12:00:00.000Z", None)
+    assert (charged.capture_before, charged.amount_captured, charged.amount_capturable) == (None, 0, 0)
+
+
+def test_a_capture_sends_its_amount_or_nothing_for_all_with_a_key_of_its_own():
+    script = Script(Answer(200, CAPTURED), Answer(200, {**CAPTURED, "id": "pay_2", "amount_captured": 1999}))
+    sdk, _ = client(script)
+    part = sdk.capture("pay_1", 500)
+    whole = sdk.capture("pay_2")
+    assert [(r["method"], r["url"], r["json"]) for r in script.requests] == [
+        ("POST", "http://api/payments/pay_1/capture", {"amount": 500}),
+        ("POST", "http://api/payments/pay_2/capture", {}),
+    ]
+    first, second = (r["headers"]["Idempotency-Key"] for r in script.requests)
+    assert first and second and first != second
+    assert (part.status, part.amount_captured, part.amount_capturable) == ("succeeded", 500, 0)
+    assert (whole.id, whole.amount_captured) == ("pay_2", 1999)
+
+
+def test_a_cancel_sends_an_empty_body_with_a_key_and_returns_the_canceled_payment():
+    script = Script(Answer(200, CANCELED))
+    canceled = client(script)[0].cancel("pay_1")
+    (request,) = script.requests
+    assert (request["method"], request["url"], request["json"]) == ("POST", "http://api/payments/pay_1/cancel", {})
+    assert request["headers"]["Idempotency-Key"]
+    assert (canceled.status, canceled.cancellation_reason, canceled.amount_capturable) == (
+        "canceled",
+        "requested_by_customer",
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda sdk: sdk.capture("pay_1"), "payment_not_capturable"),
+        (lambda sdk: sdk.cancel("pay_1"), "payment_not_cancelable"),
+        (lambda sdk: sdk.refund("pay_1"), "payment_not_refundable"),
+    ],
+    ids=["capture", "cancel", "refund"],
+)
+def test_a_call_the_payments_status_refuses_is_a_typed_error_not_retried(call, code):
+    """A second capture of a captured payment, say: the same call cannot succeed, so it is not asked again."""
+    script = Script(Answer(200, CAPTURED), error(400, "invalid_request_error", code=code), Answer(200, CAPTURED))
+    sdk, _ = client(script)
+    sdk.capture("pay_1")
+    with pytest.raises(PaymentStatusConflict) as refused:
+        call(sdk)
+    assert refused.value.code == code and isinstance(refused.value, InvalidRequest) and len(script.requests) == 2
+
+
+def test_capturing_more_than_is_authorised_is_an_invalid_request_not_a_status_conflict():
+    script = Script(error(400, "invalid_request_error", code="amount_too_large"))
+    with pytest.raises(InvalidRequest) as refused:
+        client(script)[0].capture("pay_1", 5000)
+    assert refused.value.code == "amount_too_large" and not isinstance(refused.value, PaymentStatusConflict)
+
+
+@pytest.mark.parametrize(
+    "trouble",
+    [requests.ConnectionError("reset"), error(502, "gateway_error", payment_id="pay_1"), error(504, "gateway_error")],
+    ids=["connection", "502", "504"],
+)
+@pytest.mark.parametrize(
+    ("call", "answer"),
+    [(lambda sdk: sdk.capture("pay_1", 500), CAPTURED), (lambda sdk: sdk.cancel("pay_1"), CANCELED)],
+    ids=["capture", "cancel"],
+)
+def test_a_capture_or_cancel_whose_answer_is_lost_is_asked_again_with_the_same_key_and_body(call, answer, trouble):
+    script = Script(trouble, Answer(200, answer))
+    payment = call(client(script)[0])
+    first, second = script.requests
+    assert first["headers"]["Idempotency-Key"] == second["headers"]["Idempotency-Key"]
+    assert (first["url"], first["json"]) == (second["url"], second["json"]) and payment.status == answer["status"]
+
+
+def test_a_capture_the_gateway_never_answers_ends_pending_naming_the_payment_and_the_key():
+    script = Script(*[error(504, "gateway_error", payment_id="pay_1")] * 100)
+    with pytest.raises(GatewayPending) as pending:
+        client(script, budget=10.0)[0].capture("pay_1", key="ship-1")
+    assert (pending.value.payment_id, pending.value.idempotency_key) == ("pay_1", "ship-1")
+    assert {r["headers"]["Idempotency-Key"] for r in script.requests} == {"ship-1"} and len(script.requests) >= 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "path", "body"),
+    [
+        (["authorize", "--amount", "1999", "--currency", "usd", "--token", "tok_1"], "/payments",
+         {"amount": 1999, "currency": "usd", "source": {"token": "tok_1"}, "capture": False}),
+        (["capture", "--payment", "pay_1", "--amount", "500"], "/payments/pay_1/capture", {"amount": 500}),
+        (["capture", "--payment", "pay_1"], "/payments/pay_1/capture", {}),
+        (["cancel", "--payment", "pay_1", "--key", "order-1"], "/payments/pay_1/cancel", {}),
+    ],
+    ids=["authorize", "capture-part", "capture", "cancel"],
+)  # fmt: skip
+def test_the_cli_authorizes_captures_and_cancels(argv, path, body, monkeypatch, capsys):
+    script = Script(Answer(200, CANCELED))
+    monkeypatch.setattr(cli.SigV4, "from_chain", lambda *args: None)
+    monkeypatch.setattr(cli, "PaymentsClient", lambda url, _: PaymentsClient(url, auth=lambda r: r, session=script))
+    assert cli.main(["--api-url", "http://api", *argv]) == 0
+    (request,) = script.requests
+    assert (request["method"], request["url"], request["json"]) == ("POST", "http://api" + path, body)
+    assert request["headers"]["Idempotency-Key"] and json.loads(capsys.readouterr().out)["status"] == "canceled"

@@ -4,12 +4,14 @@ talking to the sandbox process, so the fake that service tests lean on cannot dr
 Faults are injected through a small adapter per implementation: the fake's per-call script, or the sandbox's
 fault settings for the duration of one call."""
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 
 import pytest
+import requests
 
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.domain.cards import parse_card
@@ -22,6 +24,7 @@ from lambdas.gateway import (
     GatewayUnavailable,
 )
 from sparkle_sandbox.server import (
+    AUTHORIZATION_SECONDS,
     DECLINES,
     DEFAULT_SECRET_KEY,
     PROCESSING_ERROR_CARD,
@@ -58,6 +61,12 @@ class FakeWorld:
     def refunded_total(self, charge_id: str) -> int:
         return self.gateway.refunded_total(charge_id)
 
+    def status(self, charge_id: str) -> str:
+        return self.gateway.charge_by_id(charge_id).status
+
+    def advance(self, seconds: float) -> None:
+        self.gateway.advance(seconds)
+
 
 class SandboxWorld:
     def __init__(self, sandbox) -> None:
@@ -79,7 +88,16 @@ class SandboxWorld:
         return sum(1 for charge in self.sandbox.charges() if charge["reference"] == reference)
 
     def refunded_total(self, charge_id: str) -> int:
-        return next(charge["amount_refunded"] for charge in self.sandbox.charges() if charge["id"] == charge_id)
+        return self._charge(charge_id)["amount_refunded"]
+
+    def status(self, charge_id: str) -> str:
+        return self._charge(charge_id)["status"]
+
+    def advance(self, seconds: float) -> None:
+        requests.post(f"{self.sandbox.url}/_sandbox/clock", json={"advance": seconds}, timeout=5).raise_for_status()
+
+    def _charge(self, charge_id: str) -> dict:
+        return next(charge for charge in self.sandbox.charges() if charge["id"] == charge_id)
 
 
 @pytest.fixture(params=["fake", pytest.param("sandbox", marks=pytest.mark.integration)])
@@ -90,6 +108,26 @@ def world(request):
 def charged(world, amount: int = 1000, number: str = VISA) -> Charge:
     reference = fresh("pay")
     return world.gateway.charge(reference, amount, "USD", card(number), idempotency_key=reference)
+
+
+def authorised(world, amount: int = 1000, number: str = VISA) -> Charge:
+    reference = fresh("pay")
+    return world.gateway.charge(reference, amount, "USD", card(number), idempotency_key=reference, capture=False)
+
+
+def captured(world, authorisation: Charge, amount: int, key: str | None = None) -> Charge:
+    return world.gateway.capture(authorisation.id, amount, authorisation.reference, key or fresh("cap"))
+
+
+def voided(world, authorisation: Charge, key: str | None = None) -> Charge:
+    return world.gateway.void(authorisation.id, authorisation.reference, key or fresh("void"))
+
+
+def refused(call) -> GatewayRejected:
+    with pytest.raises(GatewayRejected) as rejection:
+        call()
+    assert rejection.value.status == 400
+    return rejection.value
 
 
 # --- charges ------------------------------------------------------------------------------
@@ -127,6 +165,146 @@ def test_lookups_find_a_charge_by_its_reference_only(world):
     charge = charged(world)
     assert world.gateway.find_charge(charge.reference) == charge
     assert world.gateway.find_charge(fresh("pay_unknown")) is None
+
+
+def test_a_charge_made_with_capture_is_captured_in_full_at_once(world):
+    charge = charged(world, 1999)
+    assert (charge.amount_captured, charge.amount_capturable, charge.expires) == (1999, 0, None)
+
+
+# --- authorise, then capture or void --------------------------------------------------------
+
+
+def test_an_authorisation_holds_the_amount_for_seven_days(world):
+    authorisation = authorised(world, 1500)
+    assert (authorisation.status, authorisation.amount, authorisation.decline_code) == ("authorized", 1500, None)
+    assert (authorisation.amount_captured, authorisation.amount_capturable) == (0, 1500)
+    assert abs(authorisation.expires - (time.time() + AUTHORIZATION_SECONDS)) < 60
+    assert world.gateway.find_charge(authorisation.reference) == authorisation
+
+
+@pytest.mark.parametrize("number", DECLINES)
+def test_a_declining_card_declines_an_authorisation_and_holds_nothing(world, number):
+    declined = authorised(world, 500, number)
+    assert (declined.status, declined.decline_code, declined.amount_capturable) == ("declined", DECLINES[number], 0)
+    assert refused(lambda: captured(world, declined, 500)).code == "charge_not_capturable"
+
+
+def test_a_capture_in_full_succeeds_once(world):
+    authorisation = authorised(world, 1000)
+    charge = captured(world, authorisation, 1000)
+    assert (charge.id, charge.status, charge.amount_captured, charge.amount_capturable) == (
+        authorisation.id, "succeeded", 1000, 0)  # fmt: skip
+    assert world.gateway.find_charge(authorisation.reference) == charge
+    assert refused(lambda: captured(world, authorisation, 1000)).code == "charge_not_capturable"
+    assert refused(lambda: voided(world, authorisation)).code == "charge_not_voidable"
+
+
+def test_a_partial_capture_releases_the_rest_and_refunds_are_limited_to_what_was_captured(world):
+    authorisation = authorised(world, 1000)
+    charge = captured(world, authorisation, 600)
+    assert (charge.status, charge.amount, charge.amount_captured, charge.amount_capturable) == (
+        "succeeded", 1000, 600, 0)  # fmt: skip
+    assert refused(lambda: captured(world, authorisation, 400)).code == "charge_not_capturable"
+    world.gateway.refund(charge.id, 500, fresh("re"), idempotency_key=fresh("k"))
+    assert refused(lambda: world.gateway.refund(charge.id, 101, fresh("re"), idempotency_key=fresh("k"))).amount_refused
+    world.gateway.refund(charge.id, 100, fresh("re"), idempotency_key=fresh("k"))
+    assert world.refunded_total(charge.id) == 600
+
+
+def test_capturing_more_than_is_held_is_refused_and_leaves_the_authorisation_whole(world):
+    authorisation = authorised(world, 1000)
+    too_much = refused(lambda: captured(world, authorisation, 1001))
+    assert (too_much.code, too_much.amount_refused) == ("amount_too_large", True)
+    assert world.status(authorisation.id) == "authorized"
+    assert captured(world, authorisation, 1000).amount_captured == 1000
+
+
+def test_an_authorisation_cannot_be_refunded_before_it_is_captured(world):
+    authorisation = authorised(world, 1000)
+    refusal = refused(lambda: world.gateway.refund(authorisation.id, 100, fresh("re"), idempotency_key=fresh("k")))
+    assert not refusal.amount_refused
+    assert world.refunded_total(authorisation.id) == 0
+
+
+def test_a_void_releases_the_authorisation_once_and_nothing_can_be_captured_after(world):
+    authorisation = authorised(world, 1000)
+    released = voided(world, authorisation)
+    assert (released.id, released.status, released.amount_captured, released.amount_capturable) == (
+        authorisation.id, "voided", 0, 0)  # fmt: skip
+    assert world.gateway.find_charge(authorisation.reference) == released
+    assert refused(lambda: voided(world, authorisation)).code == "charge_not_voidable"
+    assert refused(lambda: captured(world, authorisation, 1000)).code == "charge_not_capturable"
+
+
+def test_a_charge_made_with_capture_cannot_be_captured_or_voided(world):
+    charge = charged(world, 1000)
+    assert refused(lambda: captured(world, charge, 1000)).code == "charge_not_capturable"
+    assert refused(lambda: voided(world, charge)).code == "charge_not_voidable"
+    assert world.status(charge.id) == "succeeded"
+
+
+def test_an_unknown_charge_cannot_be_captured_or_voided(world):
+    unknown = Charge("ch_unknown", "authorized", None, 1000, "USD", "pay_unknown")
+    assert refused(lambda: captured(world, unknown, 1000)).code == "invalid_request"
+    assert refused(lambda: voided(world, unknown)).code == "invalid_request"
+
+
+def test_an_authorisation_expires_on_the_gateways_clock_and_is_then_neither_captured_nor_voided(world):
+    authorisation = authorised(world, 1000)
+    world.advance(AUTHORIZATION_SECONDS - 120)
+    assert world.gateway.find_charge(authorisation.reference).status == "authorized"
+    world.advance(120)
+    expired = world.gateway.find_charge(authorisation.reference)
+    assert (expired.status, expired.amount_captured, expired.amount_capturable) == ("expired", 0, 0)
+    assert refused(lambda: captured(world, authorisation, 1000)).code == "charge_expired"
+    assert refused(lambda: voided(world, authorisation)).code == "charge_expired"
+    assert world.status(authorisation.id) == "expired"
+
+
+def test_a_captured_or_voided_charge_never_expires(world):
+    capture, void = authorised(world), authorised(world)
+    captured(world, capture, 1000)
+    voided(world, void)
+    world.advance(AUTHORIZATION_SECONDS + 1)
+    assert (world.status(capture.id), world.status(void.id)) == ("succeeded", "voided")
+
+
+def test_a_replayed_capture_key_captures_once_and_another_amount_is_an_unknown_outcome(world):
+    authorisation = authorised(world, 1000)
+    first = captured(world, authorisation, 700, key="cap_once")
+    assert captured(world, authorisation, 700, key="cap_once") == first
+    with pytest.raises(GatewayOutcomeUnknown):
+        captured(world, authorisation, 600, key="cap_once")
+    assert world.gateway.find_charge(authorisation.reference).amount_captured == 700
+
+
+def test_a_replayed_void_key_gives_the_first_answer_not_a_refusal(world):
+    authorisation = authorised(world, 1000)
+    first = voided(world, authorisation, key="void_once")
+    assert voided(world, authorisation, key="void_once") == first
+
+
+def test_a_capture_key_is_scoped_to_its_charge(world):
+    one, other = authorised(world, 1000), authorised(world, 1000)
+    assert captured(world, one, 1000, key="cap_same").status == "succeeded"
+    assert captured(world, other, 500, key="cap_same").amount_captured == 500
+
+
+def test_a_capture_answered_for_another_reference_is_not_believed(world):
+    authorisation = authorised(world, 1000)
+    with pytest.raises(GatewayInvalidAnswer):
+        world.gateway.capture(authorisation.id, 1000, fresh("pay_other"), fresh("cap"))
+
+
+@pytest.mark.parametrize("charge_id", ["../refunds", "ch_1/../../refunds", "ch_1?amount=1", "ch_%2e%2e", "ch_", ""])
+def test_an_id_that_could_steer_the_path_is_refused_unsent(world, charge_id):
+    authorisation = authorised(world, 1000)
+    steering = Charge(charge_id, "authorized", None, 1000, "USD", authorisation.reference)
+    for call in (lambda: captured(world, steering, 1000), lambda: voided(world, steering)):
+        with pytest.raises(GatewayInvalidAnswer):
+            call()
+    assert world.status(authorisation.id) == "authorized"
 
 
 # --- refunds ------------------------------------------------------------------------------
@@ -239,6 +417,47 @@ def test_a_slow_answer_is_an_unknown_outcome_of_a_charge_that_was_made(world):
         world.gateway.charge("pay_late", 100, "USD", card(), idempotency_key="pay_late")
     assert world.gateway.find_charge("pay_late").amount == 100
     assert world.charge_count("pay_late") == 1
+
+
+@pytest.mark.parametrize("fault, error", [(Fault.LOST, GatewayOutcomeUnknown), (Fault.GARBAGE, GatewayInvalidAnswer)])
+def test_a_capture_whose_answer_is_lost_or_garbled_was_made_and_settles_by_lookup(world, fault, error):
+    authorisation = authorised(world, 1000)
+    with world.failing(fault, "capture"), pytest.raises(error):
+        captured(world, authorisation, 800, key="cap_lost")
+    found = world.gateway.find_charge(authorisation.reference)
+    assert (found.id, found.status, found.amount_captured) == (authorisation.id, "succeeded", 800)
+    assert captured(world, authorisation, 800, key="cap_lost") == found
+
+
+@pytest.mark.parametrize("fault, error", [(Fault.LOST, GatewayOutcomeUnknown), (Fault.GARBAGE, GatewayInvalidAnswer)])
+def test_a_void_whose_answer_is_lost_or_garbled_was_made_and_settles_by_lookup(world, fault, error):
+    authorisation = authorised(world, 1000)
+    with world.failing(fault, "void"), pytest.raises(error):
+        voided(world, authorisation, key="void_lost")
+    assert world.gateway.find_charge(authorisation.reference).status == "voided"
+    assert voided(world, authorisation, key="void_lost").status == "voided"
+
+
+@pytest.mark.parametrize("operation", ["capture", "void"])
+def test_an_unavailable_gateway_changes_no_authorisation_and_a_retry_with_the_key_does(world, operation):
+    authorisation = authorised(world, 1000)
+    change = {
+        "capture": lambda: captured(world, authorisation, 1000, key="k"),
+        "void": lambda: voided(world, authorisation, key="k"),
+    }[operation]
+    with world.failing(Fault.UNAVAILABLE, operation), pytest.raises(GatewayUnavailable):
+        change()
+    assert world.status(authorisation.id) == "authorized"
+    assert change().status == ("succeeded" if operation == "capture" else "voided")
+
+
+def test_a_slow_capture_answer_is_an_unknown_outcome_of_a_capture_that_was_made(world):
+    authorisation = authorised(world, 1000)
+    with world.failing(Fault.SLOW, "capture"), pytest.raises(GatewayOutcomeUnknown):
+        captured(world, authorisation, 1000, key="cap_slow")
+    assert world.gateway.find_charge(authorisation.reference).status == "succeeded"
+    with pytest.raises(GatewayOutcomeUnknown):  # still in flight: 409, never a second capture
+        captured(world, authorisation, 1000, key="cap_slow")
 
 
 @pytest.mark.parametrize("operation", ["find_charge", "find_refund"])

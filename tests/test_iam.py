@@ -35,11 +35,17 @@ EXPECTED_ACTIONS = {
     | KEY_WRITE
     | {"kms:Decrypt", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     | {"secretsmanager:GetSecretValue"},
+    Function.CAPTURE: COMMON
+    | IDEMPOTENCY
+    | KEY_WRITE
+    | {"kms:GenerateDataKey", "kms:Decrypt", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
+    | {"dynamodb:BatchGetItem", "secretsmanager:GetSecretValue"},
     Function.READ: COMMON | KEY_READ | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt", "kms:GetPublicKey"},
     Function.RECONCILE: COMMON
     | KEY_WRITE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"}
     | {"dynamodb:Scan"}  # every merchant, from the merchants table only
+    | {"dynamodb:BatchGetItem"}  # a payment with its chain's head
     | {"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage"},
     Function.CHECKPOINT: COMMON
     | KEY_WRITE
@@ -136,6 +142,7 @@ VAULT_USE = {
         ("kms:Decrypt", Purpose.CARD),
     },  # seals metadata and answers, opens them and vaulted cards
     Function.REFUND: set(),
+    Function.CAPTURE: {("kms:GenerateDataKey", Purpose.METADATA), ("kms:Decrypt", Purpose.METADATA)},  # answers
     Function.READ: {("kms:Decrypt", Purpose.METADATA)},  # returns payments with their metadata
     Function.RECONCILE: set(),
     Function.CHECKPOINT: set(),

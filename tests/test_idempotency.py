@@ -139,7 +139,15 @@ def test_dropped_answers_are_settled_by_reference_not_charged_again(aws_env, san
 def test_reconciliation_settles_what_a_client_never_retried(aws_env, sandbox):
     lost = pay_losing_every_answer(sandbox, {"amount": 900, "currency": "usd", "source": {"token": tokenize()}}, "x")
     counts = bootstrap.tenancy().reconcile(settle_after=timedelta(0))
-    assert counts == {"settled": 1, "failed": 0, "still_pending": 0, "errors": 0, "deferred": 0, "overdue": 0}
+    assert counts == {
+        "settled": 1,
+        "failed": 0,
+        "expired": 0,
+        "still_pending": 0,
+        "errors": 0,
+        "deferred": 0,
+        "overdue": 0,
+    }
     assert body_of(invoke("GET", f"/payments/{lost['payment_id']}"))["status"] == "succeeded"
     assert len(sandbox.charges()) == 1
 

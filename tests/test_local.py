@@ -371,3 +371,123 @@ def test_no_card_data_in_the_emulator_or_the_terraform_state(local):
     assert items > 20 and events > 20  # the scans saw the end-to-end run
     state = local.state_file().read_text()
     assert "aws_dynamodb_table" in state and card_data_in(state) == []
+
+
+# --- authorise, then capture ------------------------------------------------------------
+
+WEEK = 7 * 24 * 3600
+
+
+def authorise(local, amount: int, key: str) -> dict:
+    body = {"amount": amount, "currency": "usd", "source": {"card": card()}, "capture": False}
+    response = post(local, "/payments", body, key=key)
+    assert response.status_code == 201, response.text
+    payment = response.json()
+    assert payment["status"] == "requires_capture" and payment["amount_capturable"] == amount
+    return payment
+
+
+def sandbox_charge(local, charge_id: str) -> dict:
+    return next(charge for charge in local.charges() if charge["id"] == charge_id)
+
+
+def held(local) -> int:
+    balances = {(b["account"], b["currency"]): b["amount"] for b in get(local, "/balances").json()["balances"]}
+    assert sum(amount for (_, currency), amount in balances.items() if currency == "USD") == 0
+    return balances.get(("authorization_hold", "USD"), 0)
+
+
+def test_an_authorisation_captured_in_part_releases_the_rest_and_refunds_only_what_was_captured(local):
+    before = held(local)
+    payment = authorise(local, 5000, "auth-part")
+    assert held(local) == before + 5000
+    captured = post(local, f"/payments/{payment['id']}/capture", {"amount": 3000}, key="cap-part")
+    assert captured.status_code == 200, captured.text
+    assert captured.json()["status"] == "succeeded"
+    assert (captured.json()["amount_captured"], captured.json()["amount_capturable"]) == (3000, 0)
+    assert held(local) == before
+    charge = sandbox_charge(local, payment["gateway"]["charge_id"])
+    assert (charge["status"], charge["amount_captured"]) == ("succeeded", 3000)
+    too_much = post(local, f"/payments/{payment['id']}/refunds", {"amount": 3001}, key="ref-part-1")
+    error_of(too_much, 400, "invalid_request_error")
+    refund = post(local, f"/payments/{payment['id']}/refunds", {}, key="ref-part-2")
+    assert refund.status_code == 201 and refund.json()["amount"] == 3000
+    again = post(local, f"/payments/{payment['id']}/capture", {}, key="cap-part-2")
+    assert error_of(again, 400, "invalid_request_error")["code"] == "payment_not_capturable"
+
+
+def test_a_cancelled_authorisation_is_voided_and_cannot_be_captured(local):
+    before = held(local)
+    payment = authorise(local, 1200, "auth-cancel")
+    canceled = post(local, f"/payments/{payment['id']}/cancel", {}, key="cancel-1")
+    assert canceled.status_code == 200, canceled.text
+    assert (canceled.json()["status"], canceled.json()["cancellation_reason"]) == ("canceled", "requested_by_customer")
+    assert sandbox_charge(local, payment["gateway"]["charge_id"])["status"] == "voided"
+    assert held(local) == before
+    late = post(local, f"/payments/{payment['id']}/capture", {}, key="cap-after-cancel")
+    assert error_of(late, 400, "invalid_request_error")["code"] == "payment_not_capturable"
+
+
+def test_a_capture_and_a_cancel_racing_on_one_payment_one_wins_and_the_other_is_refused(local):
+    from concurrent.futures import ThreadPoolExecutor
+
+    payment = authorise(local, 800, "auth-race")
+    local.faults(latency_ms=300)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(
+                    lambda action: post(local, f"/payments/{payment['id']}/{action}", {}, key=f"race-{action}"),
+                    ("capture", "cancel"),
+                )
+            )
+    finally:
+        local.faults(latency_ms=0)
+    assert sorted(a.status_code for a in answers) == [200, 400], [a.text for a in answers]
+    winner = next(a.json() for a in answers if a.status_code == 200)
+    charge = sandbox_charge(local, payment["gateway"]["charge_id"])
+    assert charge["status"] == ("succeeded" if winner["status"] == "succeeded" else "voided")
+
+
+def test_a_lost_capture_answer_leaves_the_authorisation_until_the_same_key_settles_it_once(local):
+    payment = authorise(local, 2100, "auth-lost")
+    local.faults(drop_rate=1.0)
+    try:
+        lost = post(local, f"/payments/{payment['id']}/capture", {}, key="cap-lost")
+    finally:
+        local.faults(drop_rate=0.0)
+    assert error_of(lost, 504, "gateway_error")["payment_id"] == payment["id"]
+    assert get(local, f"/payments/{payment['id']}").json()["status"] == "requires_capture"
+    assert sandbox_charge(local, payment["gateway"]["charge_id"])["status"] == "succeeded"  # the gateway did it
+    settled = post(local, f"/payments/{payment['id']}/capture", {}, key="cap-lost")
+    assert settled.status_code == 200 and settled.json()["amount_captured"] == 2100
+    assert len([c for c in local.charges() if c["reference"] == payment["id"]]) == 1
+
+
+def test_an_authorisation_expired_at_the_gateway_is_canceled_when_captured(local):
+    payment = authorise(local, 900, "auth-expire")
+    local.advance_gateway_clock(WEEK + 1)
+    refused = post(local, f"/payments/{payment['id']}/capture", {}, key="cap-expired")
+    assert error_of(refused, 400, "invalid_request_error")["code"] == "payment_not_capturable"
+    shown = get(local, f"/payments/{payment['id']}").json()
+    assert (shown["status"], shown["cancellation_reason"]) == ("canceled", "expired")
+    assert sandbox_charge(local, payment["gateway"]["charge_id"])["status"] == "expired"
+
+
+def test_the_gateway_agrees_with_the_ledger_on_every_payment(local):
+    """After every flow above (faults included), each payment's state and amounts are the sandbox charge's."""
+    charges = {charge["reference"]: charge for charge in local.charges()}
+    # an authorisation's charge may have expired at the gateway, whose clock another test moved on
+    gateway_statuses = {"requires_capture": ("authorized", "expired"), "canceled": ("voided", "expired")}
+    compared = 0
+    for payment in local.client().payments(page_size=100):
+        charge = charges.get(payment.id)
+        if payment.status in ("pending", "failed") or charge is None:
+            continue
+        compared += 1
+        if payment.status in ("succeeded", "partially_refunded", "refunded"):
+            assert charge["status"] == "succeeded" and charge["amount_captured"] == payment.amount_captured
+            assert charge["amount_refunded"] == payment.amount_refunded
+        else:
+            assert charge["status"] in gateway_statuses.get(payment.status, (payment.status,)), payment.id
+    assert compared > 0

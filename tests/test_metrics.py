@@ -13,6 +13,7 @@ from lambdas.domain.errors import GatewayFailed
 from lambdas.handlers import checkpoint as checkpoint_handler
 from lambdas.handlers import reconcile as reconcile_handler
 from lambdas.metrics import (
+    AUTHORIZATIONS_EXPIRED,
     CHECKPOINT_FAILURES,
     CHECKPOINTS_REFUSED,
     NAMESPACE_VARIABLE,
@@ -77,8 +78,12 @@ def test_reconcile_emits_the_backlog_of_items_pending_past_ten_minutes_and_its_e
     (document,) = _emitted(capsys)
     (directive,) = document["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == namespace
-    assert {m["Name"] for m in directive["Metrics"]} == {PENDING_OVERDUE, RECONCILE_ERRORS}
-    assert (document[PENDING_OVERDUE], document[RECONCILE_ERRORS]) == ([2.0], [0.0])
+    assert {m["Name"] for m in directive["Metrics"]} == {PENDING_OVERDUE, RECONCILE_ERRORS, AUTHORIZATIONS_EXPIRED}
+    assert (document[PENDING_OVERDUE], document[RECONCILE_ERRORS], document[AUTHORIZATIONS_EXPIRED]) == (
+        [2.0],
+        [0.0],
+        [0.0],
+    )
 
     gateway.fail_next("find_charge", Fault.UNAVAILABLE, Fault.UNAVAILABLE, Fault.UNAVAILABLE)
     counts = reconcile_handler.handler({"source": "aws.events"}, None)

@@ -1,11 +1,15 @@
-"""A stateful model test: random sequences of tokenize, pay, same-key retry,
-refund (partial, concurrent) and reconcile, with the gateway dropping,
-failing, delaying and garbling answers at random.
+"""A stateful model test: random sequences of tokenize, pay, authorise, capture
+(in full or in part), cancel, same-key retry, refund (partial, concurrent),
+expiry and reconcile, with the gateway dropping, failing, delaying and garbling
+answers at random.
 
 After every step: at most one gateway charge per payment, the gateway's
-refunds never exceed the capture, and the ledger never books more than the
-gateway did. After a final reconcile with the faults off: every payment's
-ledger equals the gateway's capture less its refunds, and debits equal credits.
+refunds never exceed the capture, the ledger never books more than the
+gateway did, a capture booked is the gateway's capture, a hold is held exactly
+while the payment requires capture, and debits equal credits. After a final
+reconcile with the faults off and every authorisation expired: every payment's
+ledger equals the gateway's capture less its refunds, no hold is left, and a
+cancelled payment's charge is voided or expired.
 
 It runs on the in-memory fakes (hundreds of examples). ``test_model_on_moto``
 runs the same machine on the DynamoDB adapters (moto in process), with fewer."""
@@ -16,6 +20,7 @@ import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
+import requests as http
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -24,29 +29,51 @@ from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.bootstrap import AwsAdapters
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
 from lambdas.domain.merchants import Merchant
-from lambdas.domain.payments import MERCHANT, RECEIVABLE, Direction, RefundStatus, Status, balance
+from lambdas.domain.payments import (
+    AUTHORIZATION_VALIDITY,
+    HOLD,
+    MERCHANT,
+    RECEIVABLE,
+    Direction,
+    RefundStatus,
+    Status,
+    balance,
+)
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Charge, GatewayRejected
 from lambdas.service import PaymentService
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
-from sparkle_sandbox.server import DECLINES, DEFAULT_SECRET_KEY, PROCESSING_ERROR_CARD, SLOW_CARD
+from sparkle_sandbox.server import (
+    AUTHORIZATION_SECONDS,
+    DECLINES,
+    DEFAULT_SECRET_KEY,
+    PROCESSING_ERROR_CARD,
+    SLOW_CARD,
+)
 from tests.support.fakes import FakeClock, fake_world
 from tests.support.fakes_gateway import FakeGateway, Fault
 from tools.function_resources import provision
 
 CARDS = ("4242424242424242", "5555555555554444", next(iter(DECLINES)), PROCESSING_ERROR_CARD, SLOW_CARD)
+AUTHORIZATION_CARDS = (*CARDS[:2] * 3, *CARDS[2:])  # mostly authorised, so that most captures and cancels act
 FAULTS = st.one_of(st.none(), st.sampled_from(list(Fault)))
 AMOUNTS = st.integers(1, 5000)
+# A capture's amount as what it leaves of the authorisation: None captures all of it, below 0 asks too much, and
+# all of it or more asks for nothing (an invalid amount).
+LEFT_UNCAPTURED = st.one_of(st.none(), st.integers(-2, 5000))
 # Examples of the machine on the fakes; `make mutate` runs it once per mutant, so it asks for fewer.
 MODEL_EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "200"))
 CONTRACT_ERRORS = (GatewayFailed, InvalidRequest, IdempotencyConflict)  # 502/504, 400, 409/422: never a 500
+POSTED = ("charge", "capture", "void", "refund")  # the gateway's operations the sandbox can delay, drop or garble
 
 
 class PaymentMachine(RuleBasedStateMachine):
     tokens = Bundle("tokens")
     requests = Bundle("requests")  # (key, command) of payments sent
     refunds = Bundle("refunds")  # (key, payment id, amount) of refunds sent
+    authorizations = Bundle("authorizations")  # (key, command) of authorisations sent (in ``requests`` too)
+    actions = Bundle("actions")  # (key, payment id, amount or None for a cancel) of captures and cancels sent
 
     def make_world(self, gateway: FakeGateway):
         return fake_world(gateway)
@@ -95,6 +122,10 @@ class PaymentMachine(RuleBasedStateMachine):
     @rule(target=requests, number=st.sampled_from(CARDS), amount=AMOUNTS, fault=FAULTS)
     def pay_with_card(self, number: str, amount: int, fault: Fault | None):
         return self._pay(PaymentCommand(amount, "eur", card=CardInput(number, 12, 2030, "737")), fault)
+
+    @rule(targets=(requests, authorizations), number=st.sampled_from(AUTHORIZATION_CARDS), amount=AMOUNTS, fault=FAULTS)
+    def authorize(self, number: str, amount: int, fault: Fault | None):
+        return self._pay(PaymentCommand(amount, "usd", card=CardInput(number, 12, 2030, "737"), capture=False), fault)
 
     def _pay(self, command: PaymentCommand, fault: Fault | None):
         key = self._key()
@@ -163,6 +194,72 @@ class PaymentMachine(RuleBasedStateMachine):
         for answer in answers:
             self._note_refund(payment_id, answer)
 
+    @rule(target=actions, request=authorizations, left=LEFT_UNCAPTURED, fault=FAULTS)
+    def capture(self, request, left: int | None, fault: Fault | None):
+        _, command = request
+        return self._act(self._payment_of(request), None if left is None else command.amount - left, fault)
+
+    @rule(target=actions, request=requests, amount=AMOUNTS, fault=FAULTS)
+    def capture_any(self, request, amount: int, fault: Fault | None):
+        return self._act(self._payment_of(request), amount, fault)
+
+    @rule(target=actions, request=authorizations, fault=FAULTS)
+    def cancel(self, request, fault: Fault | None):
+        return self._act(self._payment_of(request), None, fault, cancel=True)
+
+    def _act(self, payment_id: str, amount: int | None, fault: Fault | None, cancel: bool = False):
+        key = self._key()
+        action = (key, payment_id, amount, cancel)
+        if fault:
+            self.gateway.fail_next("void" if cancel else "capture", fault)
+        self._call(lambda: self._send_action(action))
+        return action
+
+    def _send_action(self, action):
+        key, payment_id, amount, cancel = action
+        if cancel:
+            return self.world.service.cancel(payment_id, key)
+        return self.world.service.capture(payment_id, amount, key)
+
+    @rule(action=actions, lookup_fault=FAULTS, fault=FAULTS)
+    def retry_action(self, action, lookup_fault: Fault | None, fault: Fault | None) -> None:
+        if lookup_fault:
+            self.gateway.fail_next("find_charge", lookup_fault)
+        if fault:
+            self.gateway.fail_next("void" if action[3] else "capture", fault)
+        self._call(lambda: self._send_action(action))
+
+    @rule(request=authorizations, left=LEFT_UNCAPTURED)
+    def capture_and_cancel_race(self, request, left: int | None) -> None:
+        """No faults: exactly one wins, the other is refused."""
+        payment_id, amount = self._payment_of(request), None if left is None else request[1].amount - left
+        before = self.store.get_payment(payment_id, with_metadata=False)
+        actions = [(self._key(), payment_id, amount, False), (self._key(), payment_id, None, True)]
+        barrier, answers = threading.Barrier(2), []
+
+        def act(action) -> None:
+            barrier.wait()
+            answers.append(self._call(lambda: self._send_action(action)))
+
+        threads = [threading.Thread(target=act, args=(action,)) for action in actions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(isinstance(a, InvalidRequest) or getattr(a, "status", None) == 200 for a in answers), answers
+        live = [c for c in self.gateway.charges_for(payment_id) if c.status == "authorized"]
+        fits = amount is None or (before is not None and 0 < amount <= before.amount)
+        if before is not None and before.status is Status.REQUIRES_CAPTURE and not before.action and live and fits:
+            assert sorted(getattr(a, "status", 400) for a in answers) == [200, 400], answers
+
+    @rule(gateway_only=st.booleans())
+    def authorisations_expire(self, gateway_only: bool) -> None:
+        """Past every authorisation's expiry at the gateway, and (unless ``gateway_only``) in the service too."""
+        self.gateway.advance(AUTHORIZATION_SECONDS + 60)
+        if not gateway_only:
+            self.world.clock.advance(AUTHORIZATION_VALIDITY + timedelta(minutes=1))
+            self.world.service.reconcile()
+
     @rule(minutes=st.sampled_from([0, 2, 90]))
     def reconcile(self, minutes: int) -> None:
         self.world.clock.advance(timedelta(minutes=minutes))
@@ -192,9 +289,19 @@ class PaymentMachine(RuleBasedStateMachine):
         for payment in self.payments():
             charged = self.gateway.charges_for(payment.id)
             refunded = self.gateway.refunded_total(charged[0].id) if charged else 0
-            assert refunded <= (charged[0].amount if charged else 0)
+            assert refunded <= (charged[0].amount_captured if charged else 0)
             assert payment.amount_refunded <= refunded
-            assert payment.amount_refunded + payment.amount_reserved <= payment.amount
+            assert payment.amount_refunded + payment.amount_reserved <= payment.amount_captured
+
+    @invariant()
+    def a_booked_capture_is_the_gateways_and_a_hold_is_held_while_capture_is_required(self) -> None:
+        for payment in self.payments():
+            entries = self.store.entries(payment.id)
+            assert sum(balance(entries).values()) == 0
+            assert balance(entries).get(HOLD, 0) == (payment.amount if payment.status is Status.REQUIRES_CAPTURE else 0)
+            if payment.status is Status.SUCCEEDED:
+                (charge,) = self.gateway.charges_for(payment.id)
+                assert (charge.status, charge.amount_captured) == ("succeeded", payment.amount_captured)
 
     def teardown(self) -> None:
         if not hasattr(self, "world"):
@@ -203,16 +310,21 @@ class PaymentMachine(RuleBasedStateMachine):
         for _ in range(2):  # faults off: everything pending settles or is given up
             self.world.clock.advance(timedelta(hours=2))
             self.world.service.reconcile()
+        self.world.clock.advance(AUTHORIZATION_VALIDITY)  # every authorisation expires
+        self.world.service.reconcile()
         for payment in self.payments():
             entries = self.store.entries(payment.id)
             debits = sum(e.amount for e in entries if e.direction is Direction.DEBIT)
             assert debits == sum(e.amount for e in entries if e.direction is Direction.CREDIT)
             charged = [c for c in self.gateway.charges_for(payment.id) if c.status == "succeeded"]
-            net = charged[0].amount - self.gateway.refunded_total(charged[0].id) if charged else 0
+            net = charged[0].amount_captured - self.gateway.refunded_total(charged[0].id) if charged else 0
             assert balance(entries).get(MERCHANT, 0) == -net
             assert balance(entries).get(RECEIVABLE, 0) == net
-            assert payment.status is not Status.PENDING
+            assert balance(entries).get(HOLD, 0) == 0
+            assert payment.status not in (Status.PENDING, Status.REQUIRES_CAPTURE) and payment.action is None
             assert (payment.status is Status.SUCCEEDED) == bool(charged)
+            if payment.status is Status.CANCELED:
+                assert {c.status for c in self.gateway.charges_for(payment.id)} <= {"voided", "expired"}
         for payment_id, refund_id in self.refund_ids:
             assert self.store.get_refund(payment_id, refund_id).status is not RefundStatus.PENDING
 
@@ -248,15 +360,24 @@ class SandboxGateway:
     def complete_slow_calls(self) -> None:
         """The sandbox made every slow charge and refund at once; only their answers were late."""
 
+    def advance(self, seconds: float) -> None:
+        http.post(f"{self.sandbox.url}/_sandbox/clock", json={"advance": seconds}, timeout=5)
+
     def _faulted(self, operation: str, call):
         fault = self.script.pop(operation, None)
-        if fault is None or (operation not in ("charge", "refund") and fault is not Fault.UNAVAILABLE):
+        if fault is None or (operation not in POSTED and fault is not Fault.UNAVAILABLE):
             return call()
         with self.sandbox.failing(fault):
             return call()
 
     def charge(self, *args, **kwargs):
         return self._faulted("charge", lambda: self.client.charge(*args, **kwargs))
+
+    def capture(self, *args, **kwargs):
+        return self._faulted("capture", lambda: self.client.capture(*args, **kwargs))
+
+    def void(self, *args, **kwargs):
+        return self._faulted("void", lambda: self.client.void(*args, **kwargs))
 
     def find_charge(self, reference: str):
         return self._faulted("find_charge", lambda: self.client.find_charge(reference))
@@ -273,7 +394,15 @@ class SandboxGateway:
 
     def charges_for(self, reference: str) -> list[Charge]:
         return [
-            Charge(c["id"], c["status"], c.get("decline_code"), c["amount"], c["currency"], c["reference"])
+            Charge(
+                c["id"],
+                c["status"],
+                c.get("decline_code"),
+                c["amount"],
+                c["currency"],
+                c["reference"],
+                amount_captured=c["amount_captured"],
+            )
             for c in self.sandbox.charges()
             if c["reference"] == reference
         ]

@@ -24,6 +24,8 @@ CONTRACT_ROUTES = {
     ("POST", "/payments"): (True, {201, 400, 402, 409, 413, 415, 422, 502, 504}),
     ("GET", "/payments/{id}"): (False, {200, 404}),
     ("POST", "/payments/{id}/refunds"): (True, {201, 400, 404, 409, 413, 415, 422, 502, 504}),
+    ("POST", "/payments/{id}/capture"): (True, {200, 400, 404, 409, 413, 415, 422, 502, 504}),
+    ("POST", "/payments/{id}/cancel"): (True, {200, 400, 404, 409, 413, 415, 422, 502, 504}),
     ("GET", "/payments/{id}/ledger"): (False, {200, 404}),
     ("GET", "/balances"): (False, {200}),
     ("GET", "/payments"): (False, {200, 400}),

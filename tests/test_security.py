@@ -72,7 +72,15 @@ def test_key_policies_name_their_users_and_bind_service_principals_to_the_accoun
             if identifier.startswith("${aws_iam_role.")
         }
     assert role_users == {
-        "vault": {"tokenize", "charge", "refund", "read", "reconcile", "checkpoint"},  # checkpoint: the ledger table's
+        "vault": {
+            "tokenize",
+            "charge",
+            "refund",
+            "capture",
+            "read",
+            "reconcile",
+            "checkpoint",
+        },  # checkpoint: the ledger table's
         "fingerprint": {"tokenize", "charge"},
         "operations": {"reconcile", "checkpoint"},  # their dead-letter queues
         "signing": {"checkpoint", "read"},  # signs; serves the public key

@@ -236,6 +236,55 @@ def test_a_refund_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_t
     assert gateway.requests["refund"] == 1
 
 
+@pytest.mark.parametrize("cancel", [False, True], ids=["capture", "cancel"])
+@pytest.mark.parametrize("error", UNRECORDABLE)
+def test_a_capture_or_cancel_whose_answer_cannot_be_recorded_is_a_504_and_its_retry_books_it_once(
+    world, gateway, monkeypatch, error, cancel, captured_logs
+):
+    payment_id = pay(world, key="a", capture=False).body["id"]
+    act = (
+        (lambda: world.service.cancel(payment_id, "x"))
+        if cancel
+        else (lambda: world.service.capture(payment_id, 600, "x"))
+    )
+    failing_commits(world.deps.store, "settle_action", monkeypatch, error)
+    with pytest.raises(GatewayFailed) as failed:
+        act()
+    assert ids(failed.value) == (payment_id, None, True)
+    assert [e["payment_id"] for e in captured_logs.errors()] == [payment_id]
+    assert world.ledger.payments[payment_id].status is Status.REQUIRES_CAPTURE
+    answer = act()  # at once: the key was released, and the claim kept
+    assert (answer.status, answer.body["status"]) == (200, "canceled" if cancel else "succeeded")
+    assert (gateway.requests["capture"], gateway.requests["void"]) == ((0, 1) if cancel else (1, 0))
+
+
+def test_a_capture_whose_claim_cannot_be_written_asks_the_gateway_nothing_and_its_retry_captures(
+    world, gateway, monkeypatch
+):
+    payment_id = pay(world, key="a", capture=False).body["id"]
+    contended_once(world.deps.store, "claim_action", monkeypatch)
+    with pytest.raises(Contended):
+        world.service.capture(payment_id, None, "c")
+    stored = world.ledger.payments[payment_id]
+    assert (stored.status, stored.action, gateway.requests["capture"]) == (Status.REQUIRES_CAPTURE, None, 0)
+    assert world.service.capture(payment_id, None, "c").status == 200
+
+
+def test_a_claimed_capture_still_unsettled_ten_minutes_after_its_claim_is_counted_overdue(world, gateway):
+    payment_id = pay(world, key="a", capture=False).body["id"]
+    world.clock.advance(timedelta(hours=1))
+    gateway.fail_next("capture", Fault.UNAVAILABLE)
+    with pytest.raises(GatewayFailed):
+        world.service.capture(payment_id, None, "c")
+    gateway.fail_next("find_charge", Fault.UNAVAILABLE)
+    assert world.service.reconcile() == counted(errors=1)  # claimed just now: not overdue, whatever its age
+    world.clock.advance(OVERDUE_AFTER + timedelta(minutes=1))
+    gateway.fail_next("find_charge", Fault.UNAVAILABLE)
+    assert world.service.reconcile() == counted(errors=1, overdue=1)
+    assert world.service.reconcile() == counted(settled=1)
+    assert world.ledger.payments[payment_id].amount_captured == 1000
+
+
 def test_a_refund_refused_for_its_amount_whose_cancellation_cannot_be_recorded_is_a_502_then_a_400(
     world, gateway, monkeypatch
 ):
@@ -282,7 +331,7 @@ def test_after_the_gateway_refuses_a_refunds_amount_the_same_key_may_ask_again_a
 
 def test_a_payment_reconciliation_settles_while_its_request_records_it_is_answered_with_its_metadata(world, gateway):
     class _ReconciledMeanwhile(FakeGateway):
-        def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
+        def charge(self, reference, amount, currency, card, idempotency_key, capture=True) -> Charge:
             made = gateway.charge(reference, amount, currency, card, idempotency_key)
             world.clock.advance(timedelta(minutes=2))
             assert world.service.reconcile() == counted(settled=1)  # it finds the charge and books it first
@@ -544,8 +593,8 @@ class _WithoutTheMetadataKey(FakeLedgerStore):
     """The store as the reconcile function's role has it: no kms:Decrypt for payment metadata (only the charge and
     read functions may open it), so reading a payment's metadata is refused."""
 
-    def get_payment(self, payment_id, with_metadata=True):
-        payment = super().get_payment(payment_id, with_metadata)
+    def get_payment(self, payment_id, with_metadata=True, to_book=False):
+        payment = super().get_payment(payment_id, with_metadata, to_book)
         if with_metadata and payment is not None and payment.metadata:
             raise PermissionError("kms:Decrypt is not allowed for payment-metadata")
         return payment

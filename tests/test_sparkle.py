@@ -42,11 +42,13 @@ def within(seconds: float, call):
 
 
 class StubServer:
-    """A local HTTP server that gives scripted answers (the last one repeats) and records every request."""
+    """A local HTTP server that gives scripted answers (the last one repeats) and records every request (and,
+    apart, its JSON body)."""
 
     def __init__(self) -> None:
         self.answers: list[tuple[int, object, dict]] = []
         self.requests: list[tuple[str, str, str | None]] = []
+        self.bodies: list[object] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,7 +58,8 @@ class StubServer:
                 pass
 
             def answer(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                content = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                stub.bodies.append(json.loads(content) if content else None)
                 stub.requests.append((self.command, self.path, self.headers.get("Idempotency-Key")))
                 status, body, headers = stub.answers.pop(0) if len(stub.answers) > 1 else stub.answers[0]
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -122,6 +125,23 @@ def charge(url: str, **options):
 
 def refund(url: str):
     return client(url).refund("ch_1", 500, "re_1", idempotency_key="k")
+
+
+def authorisation_answer(**changes) -> dict:
+    held = {"status": "authorized", "amount_captured": 0, "amount_capturable": 1000, "expires": 1764754800}
+    return charge_answer(**{**held, **changes})
+
+
+def authorise(url: str):
+    return client(url).charge("pay_1", 1000, "USD", CARD, idempotency_key="k", capture=False)
+
+
+def capture(url: str, charge_id: str = "ch_1"):
+    return client(url).capture(charge_id, 600, "pay_1", idempotency_key="k")
+
+
+def void(url: str, charge_id: str = "ch_1"):
+    return client(url).void(charge_id, "pay_1", idempotency_key="k")
 
 
 # --- redirects --------------------------------------------------------------------------------
@@ -339,6 +359,169 @@ def test_a_garbled_answer_from_the_sandbox_is_invalid_and_the_charge_exists(sand
     assert len(sandbox.charges()) == 1
 
 
+# --- authorise, then capture or void ----------------------------------------------------------------
+
+
+def test_only_an_authorisation_asks_the_gateway_not_to_capture(stub):
+    stub.answer(200, charge_answer()).answer(200, authorisation_answer())
+    charge(stub.url)
+    authorised = authorise(stub.url)
+    assert [("capture" in body, body.get("capture")) for body in stub.bodies] == [(False, None), (True, False)]
+    assert (authorised.status, authorised.amount_captured, authorised.amount_capturable) == ("authorized", 0, 1000)
+    assert authorised.expires == 1764754800
+
+
+def test_a_capture_and_a_void_are_posted_to_the_charges_actions_with_the_key(stub):
+    stub.answer(200, charge_answer(amount_captured=600, amount_capturable=0)).answer(
+        200, charge_answer(status="voided", amount_captured=0, amount_capturable=0)
+    )
+    assert capture(stub.url).amount_captured == 600
+    assert void(stub.url).status == "voided"
+    assert stub.requests == [("POST", "/v1/charges/ch_1/capture", "k"), ("POST", "/v1/charges/ch_1/void", "k")]
+    assert stub.bodies == [{"amount": 600}, {}]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        charge_answer(),  # succeeded: an authorisation must not be captured
+        authorisation_answer(amount=999, amount_capturable=999),
+        authorisation_answer(currency="EUR"),
+        authorisation_answer(reference="pay_2"),
+        authorisation_answer(status="voided"),
+    ],
+)
+def test_an_authorisation_answered_otherwise_than_authorised_or_declined_as_asked_is_invalid(stub, body):
+    stub.answer(200, body)
+    with pytest.raises(GatewayInvalidAnswer):
+        authorise(stub.url)
+
+
+@pytest.mark.parametrize("status", ["authorized", "expired", "voided"])
+def test_a_charge_answered_as_anything_but_succeeded_or_declined_is_invalid(stub, status):
+    stub.answer(200, charge_answer(status=status, amount_captured=0))
+    with pytest.raises(GatewayInvalidAnswer):
+        charge(stub.url)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        charge_answer(amount_captured=500, amount_capturable=0),
+        charge_answer(amount_captured=1000, amount_capturable=0),
+        charge_answer(),  # no amount_captured: all of a succeeded charge, not the 600 asked
+        charge_answer(status="authorized", amount_captured=0, amount_capturable=1000),
+        charge_answer(status="voided", amount_captured=600),
+        charge_answer(id="ch_2", amount_captured=600),
+        charge_answer(reference="pay_2", amount_captured=600),
+        charge_answer(amount_captured="600"),
+    ],
+)
+def test_a_capture_answered_with_another_amount_status_or_charge_is_invalid(stub, body):
+    stub.answer(200, body)
+    with pytest.raises(GatewayInvalidAnswer):
+        capture(stub.url)
+    assert len(stub.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        authorisation_answer(),
+        charge_answer(amount_captured=1000),
+        charge_answer(status="expired", amount_captured=0),
+        charge_answer(status="voided", id="ch_2", amount_captured=0),
+        charge_answer(status="voided", reference="pay_2", amount_captured=0),
+    ],
+)
+def test_a_void_answered_with_another_status_or_charge_is_invalid(stub, body):
+    stub.answer(200, body)
+    with pytest.raises(GatewayInvalidAnswer):
+        void(stub.url)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"amount_captured": 1001},
+        {"amount_captured": -1},
+        {"amount_captured": True},
+        {"amount_captured": None},
+        {"amount_capturable": 1001},
+        {"amount_capturable": -1},
+        {"amount_capturable": "0"},
+        {"amount_captured": 500, "amount_refunded": 501},
+        {"expires": "tomorrow"},
+        {"expires": True},
+        {"expires": 1764754800.5},
+    ],
+)
+def test_a_charge_with_amounts_or_expiry_out_of_range_or_of_the_wrong_type_is_invalid(stub, changes):
+    stub.answer(200, {"data": [charge_answer(**changes)]})
+    with pytest.raises(GatewayInvalidAnswer):
+        client(stub.url).find_charge("pay_1")
+
+
+@pytest.mark.parametrize(
+    "status, captured",
+    [("succeeded", 1000), ("declined", 0), ("authorized", 0), ("voided", 0), ("expired", 0)],
+)
+def test_a_charge_without_the_capture_fields_is_captured_in_full_only_when_succeeded(stub, status, captured):
+    stub.answer(200, {"data": [charge_answer(status=status)]})
+    found = client(stub.url).find_charge("pay_1")
+    assert (found.amount_captured, found.amount_capturable, found.expires) == (captured, 0, None)
+
+
+@pytest.mark.parametrize(
+    "charge_id",
+    ["../refunds", "ch_1/../../v1/refunds", "ch_1/void", "ch_1?x=1", "ch_1#", "ch_%2e%2e", "ch_1\n", "ch_", "", "re_1"],
+)
+def test_a_charge_id_that_could_steer_the_path_is_refused_as_invalid_and_nothing_is_sent(stub, charge_id):
+    stub.answer(200, charge_answer(id=charge_id, amount_captured=600))
+    for change in (capture, void):
+        with pytest.raises(GatewayInvalidAnswer):
+            change(stub.url, charge_id)
+    assert stub.requests == []
+
+
+@pytest.mark.parametrize("code", ["charge_expired", "charge_not_capturable", "amount_too_large"])
+def test_a_refused_capture_is_a_rejection_with_the_gateways_code(stub, code):
+    stub.answer(400, {"error": {"code": code, "message": "No."}})
+    with pytest.raises(GatewayRejected) as refused:
+        capture(stub.url)
+    assert (refused.value.code, refused.value.amount_refused) == (code, code == "amount_too_large")
+    assert len(stub.requests) == 1
+
+
+def test_capture_and_void_attempts_are_timed_by_the_path_template_never_the_charge_id(stub, capsys, monkeypatch):
+    monkeypatch.setenv(NAMESPACE_VARIABLE, "PaymentLedger/test")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    stub.answer(503).answer(200, charge_answer(id="ch_9f8e7d", amount_captured=600))
+    capture(stub.url, "ch_9f8e7d")
+    stub.answers.clear()
+    stub.answer(400, {"error": {"code": "charge_not_voidable", "message": ""}})
+    with pytest.raises(GatewayRejected):
+        void(stub.url, "ch_9f8e7d")
+    printed = capsys.readouterr().out
+    timed = [(d["request"], d["result"]) for d in map(json.loads, printed.splitlines()) if GATEWAY_LATENCY in d]
+    assert timed == [
+        ("POST /v1/charges/{id}/capture", "retryable"),
+        ("POST /v1/charges/{id}/capture", "answered"),
+        ("POST /v1/charges/{id}/void", "refused"),
+    ]
+    assert {request for request, _ in timed} <= set(REQUESTS) and "ch_9f8e7d" not in printed
+
+
+def test_a_lookup_prefers_a_captured_charge_then_an_authorised_one(stub):
+    declined = charge_answer(id="ch_0", status="declined", decline_code="generic_decline", amount_captured=0)
+    voided = charge_answer(id="ch_2", status="voided", amount_captured=0)
+    held = authorisation_answer(id="ch_3")
+    stub.answer(200, {"data": [declined, voided, held]}).answer(200, {"data": [held, declined, charge_answer()]})
+    gateway = client(stub.url)
+    assert gateway.find_charge("pay_1").id == "ch_3"
+    assert gateway.find_charge("pay_1").id == "ch_1"
+
+
 # --- the time budget ------------------------------------------------------------------------------
 
 
@@ -415,3 +598,11 @@ def test_a_secret_key_that_cannot_be_read_is_an_unavailable_gateway_and_nothing_
     with pytest.raises(GatewayUnavailable):
         SparkleClient(sandbox.url, unreadable).charge("pay_s", 100, "USD", CARD, idempotency_key="pay_s")
     assert sandbox.charges() == []
+
+
+@pytest.mark.parametrize("charge_id", ["ch_1-2", "ch_1/../../refunds", "ch_", "ch_1 2", "1"])
+def test_an_authorisation_whose_charge_id_could_never_be_captured_is_an_invalid_answer(stub, charge_id):
+    """Refused where it arrives: a charge booked under it could never be captured, voided or refunded."""
+    stub.answer(200, authorisation_answer(id=charge_id))
+    with pytest.raises(GatewayInvalidAnswer):
+        authorise(stub.url)

@@ -25,7 +25,20 @@ from lambdas.domain.chains import CHAINS, chain_of, check_chain
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.errors import IdempotencyConflict
 from lambdas.domain.idempotency import IN_FLIGHT_SECONDS
-from lambdas.domain.payments import Payment, Refund, RefundStatus, Status
+from lambdas.domain.payments import (
+    HOLD,
+    HOLD_OFFSET,
+    MERCHANT,
+    RECEIVABLE,
+    Action,
+    ActionKind,
+    CancellationReason,
+    Payment,
+    Refund,
+    RefundStatus,
+    Status,
+    balance,
+)
 from lambdas.ports import Answer, Contended, LostRace, MisfiledCheckpoint, PendingItem
 from lambdas.storage_schema import Partition
 from lambdas.use_cases.idempotency import Fresh, IdempotencyKeys, Replay, Resume
@@ -936,3 +949,168 @@ def test_the_hash_at_a_chain_position_is_its_entrys_and_stays_the_merchants(port
     assert ports.store.hash_at(chain, len(entries) + 1) is None  # past the head
     assert ports.store.hash_at((chain + 1) % CHAINS, 1) is None  # a chain with no entry
     assert ports.other_store.hash_at(chain, 1) is None  # another merchant's chain of the same number
+
+
+# -- authorisations: a capture or cancel claimed once, settled once ------------------------------------------
+
+
+def authorization(ports: Ports, amount: int = 1000) -> Payment:
+    new = payment(ports, amount, metadata={"order": "A-1"}, capture=False)
+    commit(ports, lambda uow: ports.store.add_payment(uow, new))
+    authorized, entries = new.authorize("ch_1", ports.clock())
+    commit(ports, lambda uow: ports.store.settle_payment(uow, new, authorized, entries))
+    return ports.store.get_payment(new.id)
+
+
+REQUESTED = CancellationReason.REQUESTED_BY_CUSTOMER
+
+
+def capture_of(ports: Ports, amount: int, key: str | None = "k1") -> Action:
+    return Action(ActionKind.CAPTURE, ports.clock(), amount=amount, idempotency_id=key)
+
+
+def cancel_of(ports: Ports, reason: CancellationReason = REQUESTED) -> Action:
+    return Action(ActionKind.CANCEL, ports.clock(), reason=reason)
+
+
+def test_an_authorisation_reads_back_requiring_capture_with_its_hold(ports):
+    new = authorization(ports, 1500)
+    assert (new.status, new.capture, new.amount_capturable, new.amount_captured) == (
+        Status.REQUIRES_CAPTURE, False, 1500, 0
+    )  # fmt: skip
+    assert (new.action, new.charge_id, new.metadata) == (None, "ch_1", {"order": "A-1"})
+    assert balance(ports.store.entries(new.id)) == {HOLD: 1500, HOLD_OFFSET: -1500}
+
+
+def test_a_claimed_action_reads_back_as_it_was_claimed(ports):
+    for action in (capture_of(ports, 400), cancel_of(ports, CancellationReason.EXPIRED)):
+        new = authorization(ports)
+        commit(ports, lambda uow, new=new, action=action: ports.store.claim_action(uow, new, action))
+        stored = ports.store.get_payment(new.id, with_metadata=False)
+        assert (stored.action, stored.status) == (action, Status.REQUIRES_CAPTURE)
+
+
+def test_an_action_is_claimed_once_and_the_loser_sees_the_winner(ports):
+    new = authorization(ports)
+    capture = capture_of(ports, 400)
+    commit(ports, lambda uow: ports.store.claim_action(uow, new, capture))
+    with pytest.raises(LostRace) as lost:  # a cancel checked against the same stale read
+        commit(ports, lambda uow: ports.store.claim_action(uow, new, cancel_of(ports)))
+    found = lost.value.conflicts["payment"]
+    assert (found.status, found.action) == (Status.REQUIRES_CAPTURE, capture)
+    assert ports.store.get_payment(new.id).action == capture
+
+
+def test_a_lost_claim_writes_none_of_its_other_parts(ports):
+    new = authorization(ports)
+    commit(ports, lambda uow: ports.store.claim_action(uow, new, capture_of(ports, 400)))
+    uow = ports.store.unit_of_work()
+    ports.store.claim_action(uow, new, capture_of(ports, 500, "k2"))
+    with pytest.raises(LostRace):
+        ports.idempotency.begin(uow, "k2", "d", new.id)
+    assert begin(ports, "k2", "d") == Fresh()  # the key was not claimed with it
+
+
+@pytest.mark.parametrize("made", ["pending", "captured", "declined"])
+def test_only_an_authorisation_requiring_capture_takes_a_claim(ports, made):
+    if made == "pending":
+        other = payment(ports, capture=False)
+        commit(ports, lambda uow: ports.store.add_payment(uow, other))
+    elif made == "captured":
+        other = captured(ports)
+    else:
+        other = payment(ports, capture=False)
+        commit(ports, lambda uow: ports.store.add_payment(uow, other))
+        commit(ports, lambda uow: ports.store.settle_payment(uow, other, other.decline("generic_decline"), []))
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.claim_action(uow, other, capture_of(ports, 1)))
+    assert lost.value.conflicts["payment"].status is ports.store.get_payment(other.id).status
+    assert ports.store.get_payment(other.id).action is None
+
+
+def test_claiming_or_settling_on_a_payment_never_stored_loses_finding_nothing(ports):
+    ghost = payment(ports, capture=False, status=Status.REQUIRES_CAPTURE)
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.claim_action(uow, ghost, capture_of(ports, 1)))
+    assert lost.value.conflicts == {"payment": None}
+    claimed = replace(ghost, action=cancel_of(ports))
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.settle_action(uow, claimed, *claimed.cancel(REQUESTED, ports.clock())))
+    assert lost.value.conflicts["payment"] is None
+
+
+def test_an_action_is_settled_only_once_it_was_claimed_and_only_once(ports):
+    new = authorization(ports, 1000)
+    unclaimed = new.cancel(REQUESTED, ports.clock())
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.settle_action(uow, new, *unclaimed))
+    assert lost.value.conflicts["payment"].action is None
+    capture = capture_of(ports, 400)
+    commit(ports, lambda uow: ports.store.claim_action(uow, new, capture))
+    claimed = ports.store.get_payment(new.id)
+    after, entries = claimed.capture_amount(400, ports.clock())
+    commit(ports, lambda uow: ports.store.settle_action(uow, claimed, after, entries))
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.settle_action(uow, claimed, *claimed.cancel(REQUESTED, ports.clock())))
+    assert lost.value.conflicts["payment"].status is Status.SUCCEEDED
+    stored = ports.store.get_payment(new.id)
+    assert (stored.status, stored.amount_captured, stored.action, stored.refundable_amount) == (
+        Status.SUCCEEDED, 400, None, 400
+    )  # fmt: skip
+    assert balance(ports.store.entries(new.id)) == {HOLD: 0, HOLD_OFFSET: 0, RECEIVABLE: 400, MERCHANT: -400}
+
+
+def test_the_store_holds_refunds_of_a_partial_capture_to_what_was_captured(ports):
+    new = authorization(ports, 1000)
+    commit(ports, lambda uow: ports.store.claim_action(uow, new, capture_of(ports, 400)))
+    claimed = ports.store.get_payment(new.id)
+    commit(ports, lambda uow: ports.store.settle_action(uow, claimed, *claimed.capture_amount(400, ports.clock())))
+    stored = ports.store.get_payment(new.id)
+    _, over = replace(stored, amount_captured=1000).reserve_refund("re_1", 401, ports.clock())  # a wrong check
+    with pytest.raises(LostRace):
+        commit(ports, lambda uow: ports.store.reserve_refund(uow, stored, over))
+    _, rest = stored.reserve_refund("re_2", 400, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, stored, rest))
+    assert ports.store.get_payment(new.id).refundable_amount == 0
+
+
+def test_a_cancel_reads_back_with_its_reason_and_releases_the_hold(ports):
+    new = authorization(ports, 1000)
+    commit(ports, lambda uow: ports.store.claim_action(uow, new, cancel_of(ports, CancellationReason.EXPIRED)))
+    claimed = ports.store.get_payment(new.id)
+    after, entries = claimed.cancel(CancellationReason.EXPIRED, ports.clock())
+    commit(ports, lambda uow: ports.store.settle_action(uow, claimed, after, entries))
+    stored = ports.store.get_payment(new.id)
+    assert (stored.status, stored.cancellation_reason, stored.action, stored.amount_capturable) == (
+        Status.CANCELED, CancellationReason.EXPIRED, None, 0
+    )  # fmt: skip
+    assert balance(ports.store.entries(new.id)) == {HOLD: 0, HOLD_OFFSET: 0}
+
+
+def test_authorisations_are_listed_until_claimed_and_claimed_ones_are_pending_since_their_claim(ports):
+    unclaimed = [authorization(ports) for _ in range(4)]
+    claimed = authorization(ports)
+    plain = payment(ports)
+    commit(ports, lambda uow: ports.store.add_payment(uow, plain))
+    ports.clock.advance(timedelta(minutes=5))
+    action = capture_of(ports, 100)
+    commit(ports, lambda uow: ports.store.claim_action(uow, claimed, action))
+    ports.clock.advance(timedelta(minutes=1))
+    now = ports.clock()
+    assert set(ports.store.authorizations(now)) == {PendingItem(a.id, a.created_at) for a in unclaimed}
+    assert set(ports.store.authorizations(unclaimed[0].created_at)) == set()  # only those made before the time
+    assert set(ports.store.pending(now)) == {
+        PendingItem(plain.id, plain.created_at),
+        PendingItem(claimed.id, now - timedelta(minutes=1)),
+    }
+    settled = ports.store.get_payment(claimed.id)
+    commit(ports, lambda uow: ports.store.settle_action(uow, settled, *settled.capture_amount(100, now)))
+    assert set(ports.store.pending(now)) == {PendingItem(plain.id, plain.created_at)}
+    assert claimed.id not in {item.payment_id for item in ports.store.authorizations(now)}
+
+
+def test_a_merchant_lists_none_of_another_merchants_authorisations(ports):
+    authorization(ports)
+    ports.clock.advance(timedelta(minutes=1))
+    assert list(ports.other_store.authorizations(ports.clock())) == []
+    assert ports.other_store.get_payment(authorization(ports).id) is None

@@ -109,8 +109,8 @@ def test_only_an_amount_error_from_the_gateway_is_a_400(world, gateway):
 class _Lying(FakeGateway):
     """Answers a charge for another amount than asked."""
 
-    def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
-        real = super().charge(reference, amount, currency, card, idempotency_key)
+    def charge(self, reference, amount, currency, card, idempotency_key, capture=True) -> Charge:
+        real = super().charge(reference, amount, currency, card, idempotency_key, capture)
         return Charge(real.id, real.status, real.decline_code, amount + 1, real.currency, real.reference)
 
 
@@ -144,7 +144,15 @@ def test_reconciliation_never_fails_a_payment_whose_key_a_request_holds(world, g
         world.db.records[key], state=State.IN_PROGRESS, in_flight_until=int(world.clock.epoch()) + 30
     )  # a retry is settling it now
     counts = world.service.reconcile()
-    assert counts == {"settled": 0, "failed": 0, "still_pending": 1, "errors": 0, "deferred": 0, "overdue": 1}
+    assert counts == {
+        "settled": 0,
+        "failed": 0,
+        "expired": 0,
+        "still_pending": 1,
+        "errors": 0,
+        "deferred": 0,
+        "overdue": 1,
+    }
     assert world.ledger.payments[payment_id].status is Status.PENDING
 
 
@@ -175,7 +183,15 @@ def test_one_items_error_does_not_stop_the_run(world, gateway):
     world.clock.advance(timedelta(minutes=2))
     gateway.fail_next("find_charge", Fault.GARBAGE)
     counts = world.service.reconcile()
-    assert counts == {"settled": 1, "failed": 0, "still_pending": 0, "errors": 1, "deferred": 0, "overdue": 0}
+    assert counts == {
+        "settled": 1,
+        "failed": 0,
+        "expired": 0,
+        "still_pending": 0,
+        "errors": 1,
+        "deferred": 0,
+        "overdue": 0,
+    }
 
 
 # -- velocity and idempotency ------------------------------------------------------------------------
@@ -333,9 +349,9 @@ class _Recording(FakeGateway):
         super().__init__()
         self.cards = []
 
-    def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
+    def charge(self, reference, amount, currency, card, idempotency_key, capture=True) -> Charge:
         self.cards.append(card)
-        return super().charge(reference, amount, currency, card, idempotency_key)
+        return super().charge(reference, amount, currency, card, idempotency_key, capture)
 
 
 def test_a_card_sent_with_the_payment_reaches_the_gateway_with_its_cvc():
@@ -362,10 +378,10 @@ def test_a_payment_naming_neither_a_token_nor_a_card_is_refused_naming_the_sourc
 class _WithoutMetadataKey(FakeLedgerStore):
     """The store as the refund function has it: its role may not decrypt payment metadata."""
 
-    def get_payment(self, payment_id, with_metadata=True):
+    def get_payment(self, payment_id, with_metadata=True, to_book=False):
         if with_metadata:
             raise PermissionError("kms:Decrypt of payment metadata is not granted")
-        return super().get_payment(payment_id, with_metadata)
+        return super().get_payment(payment_id, with_metadata, to_book)
 
 
 def test_a_refund_is_made_without_the_key_to_the_payments_metadata(world, gateway):
@@ -384,8 +400,8 @@ class _DeclineWith(FakeGateway):
         super().__init__()
         self.decline_code = decline_code
 
-    def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
-        real = super().charge(reference, amount, currency, card, idempotency_key)
+    def charge(self, reference, amount, currency, card, idempotency_key, capture=True) -> Charge:
+        real = super().charge(reference, amount, currency, card, idempotency_key, capture)
         return Charge(real.id, "declined", self.decline_code, amount, real.currency, real.reference)
 
 
@@ -399,7 +415,7 @@ def test_a_decline_code_that_is_not_a_word_or_none_is_booked_as_a_generic_declin
 class _Broken(FakeGateway):
     """Fails with something that is not a gateway error (a bug, a library's exception)."""
 
-    def charge(self, reference, amount, currency, card, idempotency_key) -> Charge:
+    def charge(self, reference, amount, currency, card, idempotency_key, capture=True) -> Charge:
         raise KeyError("unexpected")
 
 

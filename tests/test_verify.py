@@ -24,9 +24,21 @@ from lambdas.adapters.ledger.chains import HEADS, ChainAppend, DynamoChainRecord
 from lambdas.adapters.ledger.checkpoints import CHECKPOINTS
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.signer import KmsSigner
+from lambdas.domain.cards import MaskedCard
 from lambdas.domain.chains import Break, Head, canonical, chain_of, positions
 from lambdas.domain.checkpoints import Checkpoint, signed_bytes, unsigned_checkpoint
-from lambdas.domain.payments import Direction, Entry
+from lambdas.domain.payments import (
+    HOLD,
+    HOLD_OFFSET,
+    RECEIVABLE,
+    Action,
+    ActionKind,
+    CancellationReason,
+    Direction,
+    Entry,
+    Payment,
+)
+from lambdas.domain.payments import MERCHANT as MERCHANT_BALANCE
 from lambdas.domain.rules import RuleSet
 from lambdas.storage_schema import LEDGER, MERCHANTS, Partition, merchant_items
 from lambdas.use_cases import Dependencies
@@ -683,3 +695,42 @@ def test_a_chain_truncated_and_regrown_under_the_hash_it_signed_is_refused_by_th
                        ExpressionAttributeNames={"#hash": "hash"},
                        ExpressionAttributeValues={":hash": {"S": signed[position].hash}})  # fmt: skip
     assert _checkpoint(store, signing) == "refused"
+
+
+def test_a_ledger_of_holds_captures_and_cancels_verifies_and_its_heads_count_the_hold_accounts(ledger):
+    """Authorisations book holds on the chains like any movement: held, captured in part, cancelled."""
+    client, table, store = ledger
+    card = MaskedCard("visa", "4242", 12, 2030, "fp_1")
+    held = {}
+    for n, finish in enumerate(("hold", "capture", "cancel")):
+        new = Payment(f"pay_{n:024d}", 1000, "USD", card, NOW, capture=False)
+        _commit(store, lambda uow, new=new: store.add_payment(uow, new))
+        authorized, entries = new.authorize(f"ch_{n}", NOW)
+        _commit(store, lambda uow, new=new, a=authorized, e=entries: store.settle_payment(uow, new, a, e))
+        held[new.id] = finish
+        if finish == "hold":
+            continue
+        kind = ActionKind.CAPTURE if finish == "capture" else ActionKind.CANCEL
+        action = Action(kind, NOW, amount=400 if finish == "capture" else 0)
+        _commit(store, lambda uow, a=authorized, action=action: store.claim_action(uow, a, action))
+        claimed = store.get_payment(new.id)
+        after = claimed.capture_amount(400, NOW) if finish == "capture" else claimed.cancel(REQUESTED, NOW)
+        _commit(store, lambda uow, c=claimed, after=after: store.settle_action(uow, c, *after))
+    report = verify(client, table, [MERCHANT])
+    assert report.broken is None and report.entries == 2 + 6 + 4
+    totals: dict[str, int] = {}
+    for head in store.heads():
+        for (account, _currency), amount in head.balances.items():
+            totals[account] = totals.get(account, 0) + amount
+    assert {account: amount for account, amount in totals.items() if amount} == {
+        HOLD: 1000, HOLD_OFFSET: -1000, RECEIVABLE: 400, MERCHANT_BALANCE: -400
+    }  # fmt: skip
+
+
+REQUESTED = CancellationReason.REQUESTED_BY_CUSTOMER
+
+
+def _commit(store, add) -> None:
+    uow = store.unit_of_work()
+    add(uow)
+    uow.commit()

@@ -5,7 +5,10 @@ it as Lambda loads it (tools/lambda_runtime.py); per successful token payment wi
 metadata, the KMS calls and DynamoDB requests it makes, reads included,
 counted from botocore events (goals: <= 1 and <= 3 per payment after a
 container's first, which also looks the caller's merchant up and opens a data
-key once; averaged over 99 payments), with the velocity rule on.
+key once; averaged over 99 payments), with the velocity rule on; and the same
+per step of as many two-step payments: authorised, then captured or cancelled
+in the capture function's container (goals: 0 and <= 3 per step after a
+container's first).
 
 AWS is moto in process; the gateway is the Sparkle sandbox as its own process.
 Tokens are vaulted by one service instance and paid by another, as the
@@ -19,6 +22,8 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,6 +89,7 @@ def bench_calls() -> None:
     os.environ.update(EMULATOR_CREDENTIALS | {"AWS_DEFAULT_REGION": "us-east-1"})
     with sandbox_server(free_port()) as sandbox_url:
         calls = token_payment_calls(sandbox_url, PAYMENTS)
+        steps = two_step_calls(sandbox_url, PAYMENTS)
     first, rest = calls[0], sum(calls[1:], Counter())
     print(f"\nper successful token payment with metadata: the container's first (it also looks its caller's merchant"
           f" up and opens a data key, once), then the mean of the other {PAYMENTS - 1}")  # fmt: skip
@@ -92,6 +98,21 @@ def bench_calls() -> None:
               f" {requests_to(rest, service) / (PAYMENTS - 1):5.2f} (goal <= {goal})"
               f"   all {PAYMENTS}: {requests_to(first + rest, service) / PAYMENTS:.2f} per payment"
               f"   ({_detail(first + rest, service)})")  # fmt: skip
+    _print_steps(steps)
+
+
+def _print_steps(steps: dict[str, list[Counter]]) -> None:
+    print(f"\nper step of {PAYMENTS} two-step token payments with metadata: authorised in the charge function's"
+          " container, then captured (every other one, every fourth in part) or cancelled in the capture function's;"
+          " a step's first, then the mean of its others (each container's first, the first authorisation and the"
+          " first capture, also looks its caller's merchant up and opens a data key)")  # fmt: skip
+    for step, calls in steps.items():
+        later = sum(calls[1:], Counter())
+        kms_goal = 1 if step == "authorise" else 0  # an authorisation is a payment's first step: its goals
+        for service, name, goal in (("kms", "KMS calls", kms_goal), ("dynamodb", "DynamoDB requests", 3)):
+            print(f"  {step:9} {name:18} first {requests_to(calls[0], service):2}   then"
+                  f" {requests_to(later, service) / (len(calls) - 1):5.2f} (goal <= {goal})"
+                  f"   ({_detail(later, service)})")  # fmt: skip
 
 
 def token_payment_calls(sandbox_url: str, payments: int) -> list[Counter]:
@@ -100,43 +121,117 @@ def token_payment_calls(sandbox_url: str, payments: int) -> list[Counter]:
     AWS requests it made: (service, operation) -> count, from botocore's events. The tokens are vaulted by one
     service instance and paid by another (a fresh container: its first payment looks the merchant up). Leaves the
     functions' environment in ``os.environ`` and their adapters cached in ``bootstrap``."""
+    with _counting_api(sandbox_url) as api:
+        tokens = api.tokens(payments)
+        _new_container()  # the charge function's
+        return [api.counted("POST", "/payments", _payment(n, token), f"order-{n}")[1] for n, token in enumerate(tokens)]
+
+
+STEPS = {"authorise": "requires_capture", "capture": "succeeded", "cancel": "canceled"}  # each step's payment status
+
+
+def two_step_calls(sandbox_url: str, payments: int) -> dict[str, list[Counter]]:
+    """``payments`` token payments with metadata authorised (``"capture": false``), as ``token_payment_calls`` makes
+    them, in a fresh container of the charge function; then, in a fresh container of the capture function, each
+    captured (every other one, every fourth in part) or cancelled. Per step (``STEPS``), each request's AWS
+    requests, in order; each ends as its step says, or this raises."""
+    calls: dict[str, list[Counter]] = {step: [] for step in STEPS}
+    with _counting_api(sandbox_url) as api:
+        tokens = api.tokens(payments)
+        _new_container()  # the charge function's
+        authorised = [
+            api.step("authorise", "POST", "/payments", _payment(n, token) | {"capture": False}, f"auth-{n}", calls)
+            for n, token in enumerate(tokens)
+        ]
+        _new_container()  # the capture function's
+        for n, payment_id in enumerate(authorised):
+            step = "cancel" if n % 2 else "capture"
+            body = {"amount": 500} if n % 4 == 2 else {}
+            api.step(step, "POST", f"/payments/{payment_id}/{step}", body, f"{step}-{n}", calls)
+    return calls
+
+
+class _CountingApi:
+    """The API's handlers invoked in process, as ``tools.api_events.invoke`` runs them; the AWS requests of each
+    counted request: (service, operation) -> count, from botocore's events."""
+
+    def __init__(self) -> None:
+        self._counting: Counter | None = None
+
+    def on_call(self, event_name: str, **_) -> None:
+        if self._counting is not None:
+            _, service, operation = event_name.split(".")
+            self._counting[(service, operation)] += 1
+
+    def tokens(self, count: int) -> list[str]:
+        """``count`` vaulted cards, each of its own, in a fresh container of the tokenize function, not counted."""
+        _new_container()
+        card = {"exp_month": 12, "exp_year": 2030}
+        return [_ok(self._invoke("POST", "/tokens", {"card": {"number": luhn_number(n), **card}}))["token"]
+                for n in range(count)]  # fmt: skip
+
+    def counted(self, method: str, path: str, body: dict, key: str) -> tuple[dict, Counter]:
+        """The answer's body, and the AWS requests the request made."""
+        self._counting = counting = Counter()
+        try:
+            return _ok(self._invoke(method, path, body, {"Idempotency-Key": key})), counting
+        finally:
+            self._counting = None
+
+    def step(self, step: str, method: str, path: str, body: dict, key: str, calls: dict[str, list[Counter]]) -> str:
+        """One step of a two-step payment, its requests added to ``calls[step]``; the payment's id."""
+        payment, counting = self.counted(method, path, body, key)
+        if payment["status"] != STEPS[step]:
+            raise RuntimeError(f"{step} {payment['id']}: {payment['status']}, not {STEPS[step]}")
+        calls[step].append(counting)
+        return str(payment["id"])
+
+    @staticmethod
+    def _invoke(method: str, path: str, body: dict, headers: dict | None = None) -> dict:
+        from tools.api_events import api_event, invoke
+
+        return invoke(api_event(method, path, body, headers=headers))
+
+
+@contextmanager
+def _counting_api(sandbox_url: str) -> Iterator[_CountingApi]:
+    """The functions' resources in moto (in process; AWS credentials and region are the caller's) for one merchant,
+    the velocity rule on, the gateway at ``sandbox_url``. Leaves the functions' environment in ``os.environ`` and
+    their adapters cached in ``bootstrap``."""
     import boto3
     from moto import mock_aws
 
     sys.path.insert(0, str(REPO))
-    from lambdas import bootstrap
-    from tools.api_events import api_event, invoke
+    from tools.api_events import api_event
     from tools.function_resources import provision
 
-    calls: list[Counter] = []
-
-    def count(event_name: str, **_) -> None:
-        _, service, operation = event_name.split(".")
-        calls[-1][(service, operation)] += 1
-
+    api = _CountingApi()
     with mock_aws():
         rules = {"velocity_per_hour": 20}
         caller = api_event("GET", "/payments/x")["requestContext"]["identity"]["userArn"]
         os.environ.update(provision(sandbox_url, suffix="bench", merchants={"bench": ((caller,), rules)}))
-        bootstrap.adapters.cache_clear()
-        tokens = [_ok(invoke(api_event("POST", "/tokens", {"card": {"number": luhn_number(n), "exp_month": 12,
-                                                                      "exp_year": 2030}})))["token"]
-                  for n in range(payments)]  # fmt: skip
-        bootstrap.adapters.cache_clear()  # the charge function's container
-        boto3.DEFAULT_SESSION.events.register("before-call.*.*", count)
+        boto3.DEFAULT_SESSION.events.register("before-call.*.*", api.on_call)
         try:
-            for n, token in enumerate(tokens):
-                body = {
-                    "amount": 1000 + n,
-                    "currency": "usd",
-                    "source": {"token": token},
-                    "metadata": {"order_id": f"A-{n}", "customer": "c-42"},
-                }
-                calls.append(Counter())
-                _ok(invoke(api_event("POST", "/payments", body, headers={"Idempotency-Key": f"order-{n}"})))
+            yield api
         finally:
-            boto3.DEFAULT_SESSION.events.unregister("before-call.*.*", count)
-    return calls
+            boto3.DEFAULT_SESSION.events.unregister("before-call.*.*", api.on_call)
+
+
+def _new_container() -> None:
+    """The next requests run as in a new container of their function: nothing cached (clients, data keys, merchants,
+    the gateway secret)."""
+    from lambdas import bootstrap
+
+    bootstrap.adapters.cache_clear()
+
+
+def _payment(n: int, token: str) -> dict:
+    return {
+        "amount": 1000 + n,
+        "currency": "usd",
+        "source": {"token": token},
+        "metadata": {"order_id": f"A-{n}", "customer": "c-42"},
+    }
 
 
 def requests_to(calls: Counter, service: str) -> int:

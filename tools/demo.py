@@ -1,7 +1,8 @@
 """`make demo`: walks through the API of a running `make local` with the SDK (``client``), signed as the first
 dev merchant: vault a card, pay with the token, replay the same key, lose the gateway's answer and let the SDK's
-retry settle it without a second charge, refund half, read the ledger, and a declined card; then shows that
-another merchant cannot see the payment."""
+retry settle it without a second charge, refund half, read the ledger, and a declined card; authorise a payment,
+capture part of it and read its hold in the ledger, authorise another and cancel it; then shows that another merchant
+cannot see the payment."""
 
 import json
 import os
@@ -11,7 +12,7 @@ from dataclasses import asdict
 
 import requests
 
-from client import CardDeclined, NotFound, PaymentsClient, SigV4
+from client import CardDeclined, NotFound, PaymentsClient, PaymentStatusConflict, SigV4
 from stacks.config import DEV
 from tools.local import ports
 from tools.local_credentials import credentials_path
@@ -27,6 +28,23 @@ def show(title: str, result: object) -> None:
 
 def sandbox_charges() -> int:
     return len(requests.get(f"{SANDBOX}/_sandbox/charges", timeout=5).json()["data"])
+
+
+def authorise_then_capture(client: PaymentsClient, token: str) -> None:
+    held = client.authorize(3000, "usd", token=token, description="Demo order, shipped in part")
+    show("Authorise only: requires_capture, the card holds 3000 until capture_before", held)
+    show("Capture 1800 of it: the other 1200 is released at the gateway", client.capture(held.id, 1800))
+    try:
+        client.cancel(held.id)
+    except PaymentStatusConflict as refused:
+        print(f"\n## Cancel it after the capture\n{refused.status} {refused.type}: {refused.code}")
+    entries = client.ledger(held.id)
+    show(
+        "Its ledger: the hold (authorization_hold against authorization_hold_offset), its reversal, the capture",
+        entries,
+    )
+    released = client.cancel(client.authorize(500, "usd", token=token).id)
+    show("Authorise another and cancel it: canceled, its hold reversed", released)
 
 
 def main() -> None:
@@ -58,6 +76,7 @@ def main() -> None:
     show("Refund half", acme.refund(paid.id, 1000))
     show("Read the payment", acme.payment(paid.id))
     show("Its ledger: debits equal credits, the refund only added entries", acme.ledger(paid.id))
+    authorise_then_capture(acme, token.token)
     try:
         acme.pay(500, "usd", card={"number": "4000000000000002", "exp_month": 12, "exp_year": 2030, "cvc": "123"})
     except CardDeclined as declined:

@@ -53,6 +53,33 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         | GATEWAY_ERRORS
         | {402: "Given up: the gateway never made the refund", 404: "Unknown payment, or another merchant's"},
     ),
+    ("POST", "/payments/{id}/capture"): (
+        "Capture an authorised payment, in full or in part",
+        models.CaptureRequest,
+        200,
+        response_models.PaymentResponse,
+        BODY_ERRORS
+        | IDEMPOTENCY_ERRORS
+        | GATEWAY_ERRORS
+        | {
+            400: "Invalid request, payment_not_capturable (not an authorisation, or captured, cancelled or expired),"
+            " or amount_too_large",
+            404: "Unknown payment, or another merchant's",
+        },
+    ),
+    ("POST", "/payments/{id}/cancel"): (
+        "Cancel an authorised payment: its authorisation is released",
+        models.CancelRequest,
+        200,
+        response_models.PaymentResponse,
+        BODY_ERRORS
+        | IDEMPOTENCY_ERRORS
+        | GATEWAY_ERRORS
+        | {
+            400: "Invalid request, or payment_not_cancelable (not an authorisation, or captured, cancelled or expired)",
+            404: "Unknown payment, or another merchant's",
+        },
+    ),
     ("GET", "/payments/{id}/ledger"): (
         "Read a payment's ledger entries",
         None,

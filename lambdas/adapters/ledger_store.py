@@ -43,6 +43,10 @@ class DynamoLedgerStore:
         self.pending = self.payments.pending
         self.add_payment = self.payments.add_payment
         self.settle_payment = self.payments.settle_payment
+        self.claim_action = self.payments.claim_action
+        self.settle_action = self.payments.settle_action
+        self.release_action = self.payments.release_action
+        self.authorizations = self.payments.authorizations
         self.reserve_refund = self.payments.reserve_refund
         self.complete_refund = self.payments.complete_refund
         self.cancel_refund = self.payments.cancel_refund

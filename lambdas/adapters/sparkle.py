@@ -7,9 +7,11 @@
   with backoff, and only within the request's deadline (``lambdas.deadline``).
 - A ``422`` (this key was used with another body) is ``GatewayOutcomeUnknown``: the first request with the key may
   have moved money, and only a lookup by reference can say.
+- A charge id goes into a URL path only when it is one (``CHARGE_ID``), so no id can steer a request elsewhere.
 """
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,8 @@ from lambdas.gateway import (
     GatewayUnavailable,
 )
 from lambdas.gateway_settings import (
+    CHARGE_CAPTURE,
+    CHARGE_VOID,
     CHARGES,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -42,6 +46,7 @@ from lambdas.metrics import time_gateway_attempt
 MAX_ANSWER_BYTES = 256 * 1024  # the gateway's answers are well under 1 KiB
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 MIN_ATTEMPT_SECONDS = 0.25
+CHARGE_ID = re.compile(r"ch_[A-Za-z0-9]{1,255}")
 
 
 class SparkleClient:
@@ -61,7 +66,9 @@ class SparkleClient:
         self.retry = retry
         self.session = session or requests.Session()
 
-    def charge(self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str) -> Charge:
+    def charge(
+        self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str, capture: bool = True
+    ) -> Charge:
         body = {
             "amount": amount,
             "currency": currency,
@@ -72,18 +79,35 @@ class SparkleClient:
                 "exp_year": card.exp_year,
                 **({"cvc": card.cvc} if card.cvc else {}),
             },
+            **({} if capture else {"capture": False}),
         }
         charge = _charge(self._send("POST", CHARGES, json=body, idempotency_key=idempotency_key), reference)
         if charge.amount != amount or charge.currency.upper() != currency.upper():
             raise GatewayInvalidAnswer(
                 f"charge {charge.id} is for {charge.amount} {charge.currency}, not the {amount} {currency} asked for"
             )
+        if charge.status not in ("declined", "succeeded" if capture else "authorized"):
+            asked = "a charge" if capture else "an authorisation"
+            raise GatewayInvalidAnswer(f"charge {charge.id}: {charge.status} is no answer to {asked}")
+        return charge
+
+    def capture(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> Charge:
+        charge = self._change(CHARGE_CAPTURE, charge_id, {"amount": amount}, reference, idempotency_key)
+        if charge.status != "succeeded" or charge.amount_captured != amount:
+            raise GatewayInvalidAnswer(
+                f"capture of {charge_id}: {charge.status} with {charge.amount_captured} captured, not {amount}"
+            )
+        return charge
+
+    def void(self, charge_id: str, reference: str, idempotency_key: str) -> Charge:
+        charge = self._change(CHARGE_VOID, charge_id, {}, reference, idempotency_key)
+        if charge.status != "voided":
+            raise GatewayInvalidAnswer(f"void of {charge_id}: {charge.status}, not voided")
         return charge
 
     def find_charge(self, reference: str) -> Charge | None:
-        """The charge made for ``reference``, if the gateway has one (a succeeded one first: it moved money)."""
-        found = [_charge(item, reference) for item in self._find(CHARGES, reference)]
-        return next((c for c in found if c.status == "succeeded"), found[0] if found else None)
+        """The charge made for ``reference``, if the gateway has one (``preferred_charge`` of several)."""
+        return preferred_charge([_charge(item, reference) for item in self._find(CHARGES, reference)])
 
     def refund(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> GatewayRefund:
         body = {"charge": charge_id, "amount": amount, "reference": reference}
@@ -99,20 +123,35 @@ class SparkleClient:
         found = [_refund(item, reference) for item in self._find(REFUNDS, reference)]
         return found[0] if found else None
 
+    def _change(self, route: str, charge_id: str, body: dict[str, Any], reference: str, key: str) -> Charge:
+        """POST ``body`` to one of a charge's actions; the charge as answered, checked to be the one asked about. An
+        id that is not a charge id is refused unsent, as the invalid answer it came from."""
+        if not CHARGE_ID.fullmatch(charge_id):
+            raise GatewayInvalidAnswer(f"{route}: the charge id is not one, nothing was sent")
+        charge = _charge(self._send("POST", route, idempotency_key=key, charge_id=charge_id, json=body), reference)
+        if charge.id != charge_id:
+            raise GatewayInvalidAnswer(f"{route}: answered with charge {charge.id}, not {charge_id}")
+        return charge
+
     def _find(self, path: str, reference: str) -> list[Any]:
         found = self._send("GET", path, params={"reference": reference}).get("data")
         if not isinstance(found, list):
             raise GatewayInvalidAnswer(f"lookup of {reference}: no list of results")
         return found
 
-    def _send(self, method: str, path: str, idempotency_key: str | None = None, **request: Any) -> dict[str, Any]:
-        """Send, retrying what may pass with the same key while time is left; the answer's JSON object, or raise."""
+    def _send(
+        self, method: str, route: str, idempotency_key: str | None = None, charge_id: str | None = None, **request: Any
+    ) -> dict[str, Any]:
+        """Send to ``route`` (``charge_id`` in place of its ``{id}``), retrying what may pass with the same key while
+        time is left; the answer's JSON object, or raise."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         try:
             secret_key = self.secret_key()
         except Exception as error:  # Secrets Manager refused or timed out: nothing was sent
             raise GatewayUnavailable(f"the gateway's secret key could not be read ({type(error).__name__})") from None
-        request_name = f"{method} {path}"  # one of REQUESTS (gateway_settings): how errors and the metric name it
+        # One of REQUESTS (gateway_settings): how errors and the metric name it, never with an id.
+        request_name = f"{method} {route}"
+        path = route if charge_id is None else route.replace("{id}", charge_id)
         may_have_arrived = False  # did an attempt possibly reach the gateway without a usable answer?
         delays = self.retry.delays()
         failures: list[str] = []
@@ -154,6 +193,15 @@ class SparkleClient:
             time.sleep(delay)
         summary = f"{request_name}: {', '.join(failures) or 'no time left to try'}"
         raise GatewayOutcomeUnknown(summary) if may_have_arrived else GatewayUnavailable(summary)
+
+
+def preferred_charge(found: list[Charge]) -> Charge | None:
+    """Of the charges made for one reference, the one that moved money, else one that holds it, else the first."""
+    for status in ("succeeded", "authorized"):
+        for charge in found:
+            if charge.status == status:
+                return charge
+    return found[0] if found else None
 
 
 def _may_pass(status: int) -> bool:
@@ -238,15 +286,26 @@ def _checked(body: Any, reference: str, statuses: tuple[str, ...], what: str) ->
 
 
 def _charge(body: Any, reference: str) -> Charge:
+    """The charge answered. Absent ``amount_captured`` is all of a succeeded charge (a plain charge's answer may not
+    carry it), absent ``amount_capturable`` is none, absent ``expires`` is no expiry."""
     charge_id, status = _checked(body, reference, CHARGE_STATUSES, "charge")
+    if not CHARGE_ID.fullmatch(charge_id):  # it could never be captured, voided or refunded
+        raise GatewayInvalidAnswer(f"charge id {charge_id[:40]!r} is not one")
     amount = _field(body, "amount", int, "charge")
+    captured = _field(body, "amount_captured", int, "charge") if "amount_captured" in body else None
+    if captured is None:
+        captured = amount if status == "succeeded" else 0
+    capturable = _field(body, "amount_capturable", int, "charge") if "amount_capturable" in body else 0
     refunded = _field(body, "amount_refunded", int, "charge")
-    if amount <= 0 or not 0 <= refunded <= amount:
+    if amount <= 0 or not (0 <= captured <= amount and 0 <= capturable <= amount and 0 <= refunded <= captured):
         raise GatewayInvalidAnswer(f"charge {charge_id}: amounts out of range")
-    decline_code = body.get("decline_code")
+    decline_code, expires = body.get("decline_code"), body.get("expires")
     if decline_code is not None and not isinstance(decline_code, str):
         raise GatewayInvalidAnswer(f"charge {charge_id}: decline_code not a string")
-    return Charge(charge_id, status, decline_code, amount, _field(body, "currency", str, "charge"), reference)
+    if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
+        raise GatewayInvalidAnswer(f"charge {charge_id}: expires not an integer")
+    currency = _field(body, "currency", str, "charge")
+    return Charge(charge_id, status, decline_code, amount, currency, reference, captured, capturable, expires)
 
 
 def _refund(body: Any, reference: str) -> GatewayRefund:

@@ -12,7 +12,9 @@ def create_payment(request: ApiRequest, service: PaymentService) -> Answer:
     body = request.model(PaymentRequest)
     card = body.source.card
     given = CardInput(card.number, card.exp_month, card.exp_year, card.cvc) if card else None
-    command = PaymentCommand(body.amount, body.currency, body.source.token, given, body.description, body.metadata)
+    command = PaymentCommand(
+        body.amount, body.currency, body.source.token, given, body.description, body.metadata, body.capture
+    )
     return service.create_payment(command, request.request_id, key)
 
 

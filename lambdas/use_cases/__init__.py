@@ -12,11 +12,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
-from lambdas.domain.errors import GatewayFailed
+from lambdas.domain.errors import GatewayFailed, InvalidRequest
 from lambdas.domain.rules import RuleSet
 from lambdas.gateway import Gateway, GatewayError, GatewayOutcomeUnknown
+from lambdas.logs import logger
 from lambdas.ports import CheckpointArchive, Contended, LedgerStore, LostRace, Signer, UoW, Vault, VelocityCounter
 from lambdas.use_cases.idempotency import IdempotencyKeys, Keyed, Result
 
@@ -69,3 +70,30 @@ def gateway_failed(
     if call is not None:
         deps.idempotency.release(call.key)
     return GatewayFailed(payment_id, timed_out=isinstance(error, GatewayOutcomeUnknown), refund_id=refund_id)
+
+
+Booked = TypeVar("Booked")
+
+
+def recorded(
+    deps: Dependencies[UoW],
+    call: Keyed[Any],
+    booking: Callable[[], Booked],
+    payment_id: str,
+    refund_id: str | None = None,
+) -> Booked:
+    """What ``booking`` books of a gateway's answer. Whatever keeps it from being booked (a write that other writers
+    kept busy, throttling, a lost answer from DynamoDB, an answer that cannot be booked) leaves the object pending,
+    as a lost gateway answer does: a 504 naming it, its key free, never a 500 after money may have moved."""
+    try:
+        return booking()
+    except InvalidRequest:  # booked, and the request refused (a capture of what expired meanwhile)
+        raise
+    except GatewayError as error:
+        raise gateway_failed(deps, call, error, payment_id, refund_id) from None
+    except Exception:
+        logger.exception(
+            "the gateway's answer could not be recorded", extra={"payment_id": payment_id, "refund_id": refund_id}
+        )
+        unrecorded = GatewayOutcomeUnknown(f"the answer for {refund_id or payment_id} could not be recorded")
+        raise gateway_failed(deps, call, unrecorded, payment_id, refund_id) from None

@@ -14,16 +14,18 @@ from lambdas.domain.cards import Card, MaskedCard, check_expiry, member_param, p
 from lambdas.domain.errors import InvalidRequest
 from lambdas.domain.ids import is_id, new_id
 from lambdas.domain.money import check_amount, normalize_currency
-from lambdas.domain.payments import Payment, Status
+from lambdas.domain.payments import CancellationReason, Payment, Status
 from lambdas.domain.rules import VELOCITY_RULE, PaymentAttempt
-from lambdas.gateway import CHARGE_STATUSES, Charge, GatewayError, GatewayInvalidAnswer, GatewayOutcomeUnknown
-from lambdas.logs import logger
+from lambdas.gateway import Charge, GatewayError, GatewayInvalidAnswer
 from lambdas.ports import LostRace, UoW
-from lambdas.use_cases import Dependencies, gateway_failed, request_digest, store_answer
+from lambdas.use_cases import Dependencies, gateway_failed, recorded, request_digest, store_answer
 from lambdas.use_cases.idempotency import Fresh, Keyed, Replay, Resume
 from lambdas.use_cases.tokens import CardInput
 
 DECLINE_CODE = re.compile(r"[a-z_]{1,64}")
+# What the gateway's answer to a payment may say: charged, or without capture authorised (and maybe expired since),
+# or declined.
+CHARGED, AUTHORIZED = ("succeeded", "declined"), ("authorized", "expired", "declined")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class PaymentCommand:
     card: CardInput | None = None
     description: str | None = None
     metadata: dict[str, str] | None = None
+    capture: bool = True  # False: authorise only
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def create_payment(deps: Dependencies[UoW], command: PaymentCommand, call: Keyed
             "source": source.digest_fields,
             "description": command.description,
             "metadata": command.metadata,
+            **({} if command.capture else {"capture": False}),
         }
     )
     now = deps.clock()
@@ -87,6 +91,7 @@ def create_payment(deps: Dependencies[UoW], command: PaymentCommand, call: Keyed
         description=command.description,
         metadata=dict(command.metadata or {}),
         idempotency_id=call.key,
+        capture=command.capture,
     )
     violation = deps.rules.first_violation(PaymentAttempt(amount, currency, source.masked.fingerprint))
     if violation:
@@ -153,7 +158,12 @@ def _charge(deps: Dependencies[UoW], payment: Payment, source: Source, call: Key
     here leaves the key retryable: a retry then settles this payment by reference, never a second."""
     try:
         charge = deps.gateway.charge(
-            payment.id, payment.amount, payment.currency, source.open(), idempotency_key=payment.id
+            payment.id,
+            payment.amount,
+            payment.currency,
+            source.open(),
+            idempotency_key=payment.id,
+            capture=payment.capture,
         )
     except GatewayError as error:
         raise gateway_failed(deps, call, error, payment.id) from None
@@ -164,17 +174,8 @@ def _charge(deps: Dependencies[UoW], payment: Payment, source: Source, call: Key
 
 
 def _record_answer(deps: Dependencies[UoW], payment: Payment, charge: Charge, call: KeyedPayment) -> PaymentOutcome:
-    """Record a charge the gateway answered with. Whatever keeps it from being recorded (a write that other
-    writers kept busy, throttling, a lost answer from DynamoDB) leaves the payment pending, as a lost gateway answer
-    does: a 504 naming it, its key free, never a 500 after money may have moved."""
-    try:
-        return settle(deps, payment, check_charge(payment, charge), call)
-    except GatewayError as error:
-        raise gateway_failed(deps, call, error, payment.id) from None
-    except Exception:
-        logger.exception("the gateway's answer could not be recorded", extra={"payment_id": payment.id})
-        unrecorded = GatewayOutcomeUnknown(f"the answer for {payment.id} could not be recorded")
-        raise gateway_failed(deps, call, unrecorded, payment.id) from None
+    """Record a charge the gateway answered with (``recorded``: or leave the payment pending)."""
+    return recorded(deps, call, lambda: settle(deps, payment, check_charge(payment, charge), call), payment.id)
 
 
 def _resume(deps: Dependencies[UoW], payment_id: str, source: Source, call: KeyedPayment) -> PaymentOutcome:
@@ -197,8 +198,8 @@ def check_charge(payment: Payment, charge: Charge) -> Charge:
     """A charge that can be booked for ``payment``, or ``GatewayInvalidAnswer``."""
     if (charge.reference, charge.amount, charge.currency.upper()) != (payment.id, payment.amount, payment.currency):
         raise GatewayInvalidAnswer(f"the gateway's charge {charge.id} does not match {payment.id}")
-    if charge.status not in CHARGE_STATUSES:
-        raise GatewayInvalidAnswer(f"unknown charge status {charge.status!r:.20}")
+    if charge.status not in (CHARGED if payment.capture else AUTHORIZED):
+        raise GatewayInvalidAnswer(f"a charge status of {charge.status!r:.20} for {payment.id}")
     if charge.decline_code is not None and not DECLINE_CODE.fullmatch(charge.decline_code):
         return replace(charge, decline_code="generic_decline")  # echoed and stored: a word, never free text
     return charge
@@ -206,8 +207,14 @@ def check_charge(payment: Payment, charge: Charge) -> Charge:
 
 def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, call: KeyedPayment | None) -> PaymentOutcome:
     """Record the gateway's answer: the payment's new state, its entries and the reply, at once."""
+    now = deps.clock()
     if charge.status == "succeeded":
-        settled, entries = payment.succeed(charge.id, deps.clock())
+        settled, entries = payment.succeed(charge.id, now)
+    elif charge.status in ("authorized", "expired"):
+        settled, entries = payment.authorize(charge.id, now)
+        if charge.status == "expired":  # authorised, and expired at the gateway before its answer was booked
+            settled, released = settled.cancel(CancellationReason.EXPIRED, now)
+            entries += released
     else:
         settled, entries = payment.decline(charge.decline_code or "generic_decline", charge.id), []
     outcome = PaymentOutcome(settled)

@@ -8,9 +8,12 @@ from lambdas.ports import UoW
 from lambdas.use_cases import Dependencies
 
 
-def find_payment(deps: Dependencies[UoW], payment_id: str, with_metadata: bool = True) -> Payment:
-    """The payment, or a 404 that never repeats the id (a path id may be anything, a card number too)."""
-    payment = deps.store.get_payment(payment_id, with_metadata) if is_id("pay", payment_id) else None
+def find_payment(
+    deps: Dependencies[UoW], payment_id: str, with_metadata: bool = True, to_book: bool = False
+) -> Payment:
+    """The payment, or a 404 that never repeats the id (a path id may be anything, a card number too); ``to_book``:
+    entries are booked for it next (``PaymentRecords.get_payment``)."""
+    payment = deps.store.get_payment(payment_id, with_metadata, to_book) if is_id("pay", payment_id) else None
     if payment is None:
         raise NotFound("No such payment.")
     return payment

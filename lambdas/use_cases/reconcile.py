@@ -1,4 +1,5 @@
-"""Scheduled: settles payments and refunds left pending by lost gateway answers, for every merchant.
+"""Scheduled: settles payments, refunds and authorisations' captures and cancels left pending by lost gateway answers,
+and cancels (and voids) authorisations past ``capture_before``, for every merchant.
 
 It pages through every merchant's pending items and takes them in turns, one
 merchant's item after another's (merchants in a random order, each merchant's
@@ -17,17 +18,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lambdas import deadline
-from lambdas.domain.payments import RefundStatus, Status
+from lambdas.domain.payments import AUTHORIZATION_VALIDITY, Payment, RefundStatus, Status
 from lambdas.logs import logger
 from lambdas.ports import LostRace, PendingItem, UnitOfWork, UoW
-from lambdas.use_cases import Dependencies
+from lambdas.use_cases import Dependencies, captures
 from lambdas.use_cases.payments import check_charge, settle
 from lambdas.use_cases.refunds import book, check_made
 
 ITEM_SECONDS = 1.0  # the least time worth starting an item with: a lookup and a write
 SETTLE_AFTER = timedelta(minutes=1)
 GIVE_UP_AFTER = timedelta(hours=1)
-OUTCOMES = ("settled", "failed", "still_pending", "errors", "deferred")  # what a run counts
+OUTCOMES = ("settled", "failed", "expired", "still_pending", "errors", "deferred")  # what a run counts
 OVERDUE_AFTER = timedelta(minutes=10)  # an item still pending this long after its creation is counted "overdue"
 
 
@@ -42,7 +43,8 @@ def reconcile(
     for deps in merchants:
         now = deps.clock()
         try:
-            items = [(deps, now, item) for item in deps.store.pending(now - settle_after)]
+            due = [*deps.store.pending(now - settle_after), *deps.store.authorizations(now - AUTHORIZATION_VALIDITY)]
+            items = [(deps, now, item) for item in due]
         except Exception:  # one merchant's listing failing must not stop the others
             logger.exception("reconcile listing failed")
             counts["errors"] += 1
@@ -51,16 +53,21 @@ def reconcile(
         queues.append(items)
     random.shuffle(queues)
     for deps, now, item in _in_turns(queues):
-        outcome = "deferred" if deadline.remaining() < ITEM_SECONDS else _settle(deps, item, now - give_up_after)
+        if deadline.remaining() < ITEM_SECONDS:
+            outcome = "deferred"
+        else:
+            outcome = _settle(deps, item, now - settle_after, now - give_up_after)
         counts[outcome] += 1
-        if outcome not in ("settled", "failed") and item.created_at < now - OVERDUE_AFTER:
+        if outcome not in ("settled", "failed", "expired") and item.created_at < now - OVERDUE_AFTER:
             counts["overdue"] += 1
     return counts
 
 
-def _settle(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime) -> str:
+def _settle(deps: Dependencies[UoW], item: PendingItem, ask_again_before: datetime, give_up_before: datetime) -> str:
     try:
-        return _refund(deps, item, give_up_before) if item.refund_id else _payment(deps, item, give_up_before)
+        if item.refund_id:
+            return _refund(deps, item, give_up_before)
+        return _payment(deps, item, ask_again_before, give_up_before)
     except Exception:  # one item's trouble (the gateway's, a bad answer) must not stop the others
         logger.exception("reconcile item failed", extra={"payment_id": item.payment_id, "refund_id": item.refund_id})
         return "errors"
@@ -72,8 +79,10 @@ def _in_turns(queues: list[list[Any]]) -> Iterator[Any]:
         yield from (entry for entry in round_ if entry is not None)
 
 
-def _payment(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime) -> str:
-    payment = deps.store.get_payment(item.payment_id, with_metadata=False)
+def _payment(deps: Dependencies[UoW], item: PendingItem, ask_again_before: datetime, give_up_before: datetime) -> str:
+    payment = deps.store.get_payment(item.payment_id, with_metadata=False, to_book=True)
+    if payment is not None and payment.status is Status.REQUIRES_CAPTURE:
+        return _authorization(deps, payment, ask_again_before)
     if payment is None or payment.status is not Status.PENDING:
         return "settled"
     charge = deps.gateway.find_charge(payment.id)
@@ -87,6 +96,13 @@ def _payment(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetim
     if payment.idempotency_id:
         deps.idempotency.require_idle(uow, payment.idempotency_id)
     return _commit_give_up(uow)
+
+
+def _authorization(deps: Dependencies[UoW], payment: Payment, ask_again_before: datetime) -> str:
+    """Its claimed capture or cancel settled (asked again once claimed before ``ask_again_before``), or it expired."""
+    if payment.action is not None:
+        return "settled" if captures.settle_claimed(deps, payment, ask_again_before) else "still_pending"
+    return "expired" if captures.expire(deps, payment) else "settled"
 
 
 def _refund(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime) -> str:

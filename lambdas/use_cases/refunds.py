@@ -16,13 +16,11 @@ from lambdas.gateway import (
     REFUND_STATUSES,
     GatewayError,
     GatewayInvalidAnswer,
-    GatewayOutcomeUnknown,
     GatewayRefund,
     GatewayRejected,
 )
-from lambdas.logs import logger
 from lambdas.ports import Contended, LostRace, UoW
-from lambdas.use_cases import Dependencies, gateway_failed, request_digest, store_answer
+from lambdas.use_cases import Dependencies, gateway_failed, recorded, request_digest, store_answer
 from lambdas.use_cases.idempotency import Begun, Fresh, Keyed, Replay, Resume
 from lambdas.use_cases.reads import find_payment
 
@@ -102,16 +100,10 @@ def _send(deps: Dependencies[UoW], payment: Payment, refund: Refund, call: Keyed
 def _record_answer(
     deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, call: KeyedRefund
 ) -> Refund:
-    """Record a refund the gateway answered with. Whatever keeps it from being recorded leaves it pending, as a
-    lost gateway answer does: a 504 naming it, its key free, never a 500 after money may have moved."""
-    try:
-        return book(deps, payment, refund, check_made(payment, refund, made), call)
-    except GatewayError as error:
-        raise gateway_failed(deps, call, error, payment.id, refund.id) from None
-    except Exception:
-        logger.exception("the gateway's answer could not be recorded", extra={"refund_id": refund.id})
-        unrecorded = GatewayOutcomeUnknown(f"the answer for {refund.id} could not be recorded")
-        raise gateway_failed(deps, call, unrecorded, payment.id, refund.id) from None
+    """Record a refund the gateway answered with (``recorded``: or leave it pending)."""
+    return recorded(
+        deps, call, lambda: book(deps, payment, refund, check_made(payment, refund, made), call), payment.id, refund.id
+    )
 
 
 def _resume(deps: Dependencies[UoW], payment: Payment, refund_id: str, call: KeyedRefund) -> Refund:

@@ -30,7 +30,7 @@ from lambdas.domain.chains import Head, chain_of, linked_hash
 from lambdas.domain.checkpoints import MAX_SIGNED_BYTES, Checkpoint, pem_of
 from lambdas.domain.idempotency import Record, State
 from lambdas.domain.merchants import Caller, Merchant, lookup_keys
-from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
+from lambdas.domain.payments import Action, Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.rules import RuleSet
 from lambdas.domain.timestamps import iso
 from lambdas.gateway import Gateway
@@ -119,7 +119,7 @@ class FakeLedgerStore:
     def get_token(self, token_id: str, for_payment: str | None = None) -> StoredToken | None:
         return self.ledger.tokens.get(token_id)
 
-    def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None:
+    def get_payment(self, payment_id: str, with_metadata: bool = True, to_book: bool = False) -> Payment | None:
         with self.db.lock:
             payment = self.ledger.payments.get(payment_id)
         time.sleep(READ_LATENCY_SECONDS)  # a read takes time, so concurrent requests interleave as they do on AWS
@@ -136,10 +136,17 @@ class FakeLedgerStore:
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
         with self.db.lock:
-            payments = [p for p in self.ledger.payments.values() if p.status is Status.PENDING]
+            payments = [p for p in self.ledger.payments.values() if p.status is Status.PENDING or p.action]
             refunds = [r for r in self.ledger.refunds.values() if r.status is RefundStatus.PENDING]
-        yield from (PendingItem(p.id, p.created_at) for p in payments if p.created_at < created_before)
+        for payment in payments:
+            if payment.created_at < created_before:
+                yield PendingItem(payment.id, payment.action.started_at if payment.action else payment.created_at)
         yield from (PendingItem(r.payment_id, r.created_at, r.id) for r in refunds if r.created_at < created_before)
+
+    def authorizations(self, created_before: datetime) -> Iterator[PendingItem]:
+        with self.db.lock:
+            payments = [p for p in self.ledger.payments.values() if p.status is Status.REQUIRES_CAPTURE]
+        yield from (PendingItem(p.id, p.created_at) for p in payments if not p.action and p.created_at < created_before)
 
     def add_token(self, uow: FakeUnitOfWork, token_id: str, card: MaskedCard, sealed_card: Any, now: datetime) -> None:
         uow.add(
@@ -165,7 +172,53 @@ class FakeLedgerStore:
         def apply() -> None:
             current = self.ledger.payments[before.id]
             self.ledger.payments[before.id] = replace(
-                current, status=after.status, charge_id=after.charge_id, decline_code=after.decline_code
+                current,
+                status=after.status,
+                charge_id=after.charge_id,
+                decline_code=after.decline_code,
+                amount_captured=after.amount_captured,
+                cancellation_reason=after.cancellation_reason,
+            )
+
+        uow.add("payment", check, apply)
+        self._add_entries(uow, entries)
+
+    def claim_action(self, uow: FakeUnitOfWork, payment: Payment, action: Action) -> None:
+        def check() -> tuple[bool, Any]:
+            current = self.ledger.payments.get(payment.id)
+            holds = current is not None and current.status is Status.REQUIRES_CAPTURE and current.action is None
+            return holds, self._plain(current)
+
+        def apply() -> None:
+            self.ledger.payments[payment.id] = replace(self.ledger.payments[payment.id], action=action)
+
+        uow.add("payment", check, apply)
+
+    def release_action(self, uow: FakeUnitOfWork, payment: Payment) -> None:
+        def check() -> tuple[bool, Any]:
+            current = self.ledger.payments.get(payment.id)
+            holds = current is not None and current.status is Status.REQUIRES_CAPTURE and current.action is not None
+            return holds, self._plain(current)
+
+        def apply() -> None:
+            self.ledger.payments[payment.id] = replace(self.ledger.payments[payment.id], action=None)
+
+        uow.add("payment", check, apply)
+
+    def settle_action(self, uow: FakeUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
+        def check() -> tuple[bool, Any]:
+            current = self.ledger.payments.get(before.id)
+            holds = current is not None and current.status is Status.REQUIRES_CAPTURE and current.action is not None
+            return holds, self._plain(current)
+
+        def apply() -> None:
+            current = self.ledger.payments[before.id]
+            self.ledger.payments[before.id] = replace(
+                current,
+                status=after.status,
+                amount_captured=after.amount_captured,
+                cancellation_reason=after.cancellation_reason,
+                action=None,
             )
 
         uow.add("payment", check, apply)

@@ -1,15 +1,19 @@
 """An in-memory Sparkle (implements ``lambdas.gateway.Gateway``) with the sandbox's semantics: test cards decide
-outcomes, idempotency keys replay, refunds never exceed what was captured, lookups by reference. Faults are
+outcomes, idempotency keys replay, authorisations are captured (in part or in full) or voided once and expire by a
+clock the test moves (``advance``), refunds never exceed what was captured, lookups by reference. Faults are
 scripted per call. ``tests/test_gateway_contract.py`` holds it to the behaviour of ``SparkleClient`` against the
 sandbox process, so a test that passes against the fake says something about the real client."""
 
 import hashlib
 import secrets
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import replace
 from enum import Enum
 
+from lambdas.adapters.sparkle import CHARGE_ID, preferred_charge
 from lambdas.domain.cards import Card
 from lambdas.gateway import (
     Charge,
@@ -19,9 +23,9 @@ from lambdas.gateway import (
     GatewayRejected,
     GatewayUnavailable,
 )
-from sparkle_sandbox.server import DECLINES, PROCESSING_ERROR_CARD, SLOW_CARD, SLOW_REFUND_AMOUNT
+from sparkle_sandbox.server import AUTHORIZATION_SECONDS, DECLINES, PROCESSING_ERROR_CARD, SLOW_CARD, SLOW_REFUND_AMOUNT
 
-OPERATIONS = ("charge", "find_charge", "refund", "find_refund")
+OPERATIONS = ("charge", "capture", "void", "find_charge", "refund", "find_refund")
 
 
 class Fault(Enum):
@@ -52,6 +56,7 @@ class FakeGateway:
         self._script: dict[str, deque[Fault]] = {operation: deque() for operation in OPERATIONS}
         self.refused_amounts = 0  # refunds asked for more than was left
         self.requests: Counter[str] = Counter()  # calls that reached the gateway, by operation
+        self._clock_offset = 0.0  # seconds the gateway's clock is ahead of this machine's
 
     # -- scripting and assertions ---------------------------------------------
 
@@ -73,9 +78,23 @@ class FakeGateway:
                 record.in_flight, record.outcome = False, outcome
             self._slow.clear()
 
+    def advance(self, seconds: float) -> None:
+        """Move the gateway's clock forward (authorisations expire by it)."""
+        with self._lock:
+            self._clock_offset += seconds
+
+    def now(self) -> float:
+        """The gateway's clock, unix seconds."""
+        return time.time() + self._clock_offset
+
     def charges(self) -> list[Charge]:
         with self._lock:
-            return list(self._charges.values())
+            return [self._current(charge) for charge in list(self._charges.values())]
+
+    def charge_by_id(self, charge_id: str) -> Charge | None:
+        with self._lock:
+            charge = self._charges.get(charge_id)
+            return None if charge is None else self._current(charge)
 
     def charges_for(self, reference: str) -> list[Charge]:
         return [charge for charge in self.charges() if charge.reference == reference]
@@ -93,29 +112,38 @@ class FakeGateway:
 
     # -- the Gateway protocol ---------------------------------------------------
 
-    def charge(self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str) -> Charge:
-        request = (
-            "charge",
-            reference,
-            amount,
-            currency.upper(),
-            card.number.digits,
-            card.exp_month,
-            card.exp_year,
-            card.cvc,
-        )
+    def charge(
+        self, reference: str, amount: int, currency: str, card: Card, idempotency_key: str, capture: bool = True
+    ) -> Charge:
+        number = card.number.digits
+        request = (reference, amount, currency.upper(), number, card.exp_month, card.exp_year, card.cvc, capture)
         return self._post(
             "charge",
             idempotency_key,
             request,
-            lambda: self._new_charge(reference, amount, currency, card.number.digits),
+            lambda: self._new_charge(reference, amount, currency, number, capture),
         )
+
+    def capture(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> Charge:
+        self._refuse_unless_charge_id(charge_id)
+        captured = self._post(
+            "capture",
+            idempotency_key,
+            (charge_id, amount),
+            lambda: self._capture(charge_id, amount),
+            scope=charge_id,
+        )
+        return self._for_reference(captured, reference)
+
+    def void(self, charge_id: str, reference: str, idempotency_key: str) -> Charge:
+        self._refuse_unless_charge_id(charge_id)
+        voided = self._post("void", idempotency_key, (charge_id,), lambda: self._void(charge_id), scope=charge_id)
+        return self._for_reference(voided, reference)
 
     def find_charge(self, reference: str) -> Charge | None:
         with self._lock:
             self._fail_lookup("find_charge")
-            found = self.charges_for(reference)
-            return next((c for c in found if c.status == "succeeded"), found[0] if found else None)
+            return preferred_charge(self.charges_for(reference))
 
     def refund(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> GatewayRefund:
         request = ("refund", charge_id, amount, reference)
@@ -128,15 +156,18 @@ class FakeGateway:
 
     # -- the gateway's side -----------------------------------------------------
 
-    def _post(self, operation: str, key: str, request: tuple, process: Callable[[], tuple[object, bool]]):
-        """Run ``process`` once per key, as the sandbox does, then answer as the scripted fault says."""
+    def _post(
+        self, operation: str, key: str, request: tuple, process: Callable[[], tuple[object, bool]], scope: str = ""
+    ):
+        """Run ``process`` once per key (per ``operation`` and ``scope``: the sandbox scopes a key to the path),
+        then answer as the scripted fault says."""
         digest = hashlib.sha256(repr(request).encode()).hexdigest()
         with self._lock:
             self.requests[operation] += 1
             fault = self._script[operation].popleft() if self._script[operation] else None
             if fault is Fault.UNAVAILABLE:
                 raise GatewayUnavailable(f"fake: {operation} unavailable")
-            record = self._keys.get((operation, key))
+            record = self._keys.get((f"{operation} {scope}", key))
             if record is not None and record.digest != digest:
                 raise GatewayOutcomeUnknown(f"fake: {operation} key used with another body (422)")
             if record is not None and record.in_flight:
@@ -146,7 +177,7 @@ class FakeGateway:
                     outcome, slow = process()
                 except GatewayRejected as rejected:
                     outcome, slow = rejected, False
-                record = self._keys[(operation, key)] = _Keyed(digest)
+                record = self._keys[(f"{operation} {scope}", key)] = _Keyed(digest)
                 if slow or fault is Fault.SLOW:
                     self._slow.append((record, outcome))
                     raise GatewayOutcomeUnknown(f"fake: {operation} answered too late")
@@ -169,22 +200,74 @@ class FakeGateway:
         if fault is Fault.GARBAGE:
             raise GatewayInvalidAnswer(f"fake: {operation} answered garbage")
 
-    def _new_charge(self, reference: str, amount: int, currency: str, number: str) -> tuple[Charge, bool]:
+    def _new_charge(
+        self, reference: str, amount: int, currency: str, number: str, capture: bool
+    ) -> tuple[Charge, bool]:
         if not isinstance(amount, int) or amount <= 0 or len(currency) != 3 or not reference:
             raise GatewayRejected(400, "invalid_request", "amount, currency or reference invalid")
         if number == PROCESSING_ERROR_CARD:  # a 500 on every attempt, nothing charged, the key not kept
             raise GatewayUnavailable("fake: processing error")
         decline = DECLINES.get(number)
+        status = "declined" if decline else "succeeded" if capture else "authorized"
         charge = Charge(
             f"ch_{secrets.token_hex(12)}",
-            "declined" if decline else "succeeded",
+            status,
             decline,
             amount,
             currency.upper(),
             reference,
+            amount_captured=amount if status == "succeeded" else 0,
+            amount_capturable=amount if status == "authorized" else 0,
+            expires=int(self.now()) + AUTHORIZATION_SECONDS if status == "authorized" else None,
         )
         self._charges[charge.id] = charge
         return charge, number == SLOW_CARD
+
+    def _capture(self, charge_id: str, amount: int) -> tuple[Charge, bool]:
+        if not isinstance(amount, int) or amount <= 0:
+            raise GatewayRejected(400, "invalid_request", "amount must be a positive integer")
+        charge = self._still_authorized(charge_id, "charge_not_capturable")
+        if amount > charge.amount_capturable:
+            raise GatewayRejected(400, "amount_too_large", f"At most {charge.amount_capturable} can be captured.")
+        captured = self._charges[charge_id] = replace(
+            charge, status="succeeded", amount_captured=amount, amount_capturable=0
+        )
+        return captured, False
+
+    def _void(self, charge_id: str) -> tuple[Charge, bool]:
+        charge = self._still_authorized(charge_id, "charge_not_voidable")
+        voided = self._charges[charge_id] = replace(charge, status="voided", amount_capturable=0)
+        return voided, False
+
+    def _still_authorized(self, charge_id: str, code: str) -> Charge:
+        charge = self._charges.get(charge_id)
+        if charge is None:
+            raise GatewayRejected(400, "invalid_request", "No such charge.")
+        charge = self._current(charge)
+        if charge.status == "expired":
+            raise GatewayRejected(400, "charge_expired", "The authorisation has expired.")
+        if charge.status != "authorized":
+            raise GatewayRejected(400, code, f"The charge is {charge.status}, not authorized.")
+        return charge
+
+    def _current(self, charge: Charge) -> Charge:
+        """``charge`` as it is now: an authorisation whose time has come is expired."""
+        if charge.status == "authorized" and charge.expires is not None and charge.expires <= self.now():
+            charge = self._charges[charge.id] = replace(charge, status="expired", amount_capturable=0)
+        return charge
+
+    @staticmethod
+    def _refuse_unless_charge_id(charge_id: str) -> None:
+        """As the client does: an id that could steer the request's path is not sent."""
+        if not CHARGE_ID.fullmatch(charge_id):
+            raise GatewayInvalidAnswer("fake: the charge id is not one, nothing was sent")
+
+    @staticmethod
+    def _for_reference(charge: Charge, reference: str) -> Charge:
+        """As the client does: an answer about another reference's charge is not believed."""
+        if charge.reference != reference:
+            raise GatewayInvalidAnswer(f"fake: charge {charge.id} is not for {reference}")
+        return charge
 
     def _new_refund(self, charge_id: str, amount: int, reference: str) -> tuple[GatewayRefund, bool]:
         if not isinstance(amount, int) or amount <= 0 or not reference:
@@ -192,7 +275,7 @@ class FakeGateway:
         charge = self._charges.get(charge_id)
         if charge is None or charge.status != "succeeded":
             raise GatewayRejected(400, "invalid_request", "No succeeded charge with that id.")
-        left = charge.amount - self._refunded.get(charge_id, 0)
+        left = charge.amount_captured - self._refunded.get(charge_id, 0)
         if amount > left:
             self.refused_amounts += 1
             raise GatewayRejected(400, "amount_too_large", f"At most {left} can be refunded.")

@@ -17,6 +17,9 @@ class LocalStack(LocalProcess):
     def charges(self) -> list[dict]:
         return Sandbox(self.sandbox).charges()
 
+    def advance_gateway_clock(self, seconds: int) -> None:
+        Sandbox(self.sandbox).advance_clock(seconds)
+
 
 CHECKPOINT_SECONDS = 1  # the local schedule of the checkpoint function (deployed: every 5 minutes)
 

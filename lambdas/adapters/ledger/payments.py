@@ -1,9 +1,11 @@
 """Payments and their refunds, in one partition per payment, and the pending index that reconciliation reads.
 
 A payment or refund leaves ``pending`` only once (a condition on its status), so two writers cannot both settle
-it. A refund reserves its amount with a condition on what is left (``refundable_left``), an arithmetic update that
-needs no read-modify-write: it fails only when too little is left (or when what is left changed under a stale
-check). Settling writes the entries it books in the same transaction (``DynamoChainRecords.append``)."""
+it. An authorisation sits in the index's authorisations partition (reconciliation cancels the expired); a capture or
+cancel is claimed on it (a condition that none was), which moves it to the pending partition until it is settled.
+A refund reserves its amount with a condition on what is left (``refundable_left``), an arithmetic update that needs
+no read-modify-write: it fails only when too little is left (or when what is left changed under a stale check).
+Settling writes the entries it books in the same transaction (``DynamoChainRecords.append``)."""
 
 import json
 from collections.abc import Iterator
@@ -18,7 +20,16 @@ from lambdas.adapters.ledger.listing import listing_fields
 from lambdas.adapters.ledger.table import PK, SK, LedgerTable
 from lambdas.adapters.ledger.tokens import card_of, card_values
 from lambdas.domain.chains import chain_of
-from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
+from lambdas.domain.payments import (
+    Action,
+    ActionKind,
+    CancellationReason,
+    Entry,
+    Payment,
+    Refund,
+    RefundStatus,
+    Status,
+)
 from lambdas.domain.timestamps import iso, parse_iso
 from lambdas.ports import PendingItem
 from lambdas.storage_schema import BY_STATUS, Partition, from_item, to_item
@@ -43,15 +54,27 @@ def _pending_shard(merchant: str, shard: int) -> str:
     return f"{Status.PENDING.value}#{merchant}" + (f"#{shard}" if shard else "")
 
 
+def authorizations_partition(merchant: str) -> str:
+    """The partition of the pending index that holds the merchant's authorisations while they require capture."""
+    return f"{Status.REQUIRES_CAPTURE.value}#{merchant}"
+
+
 class DynamoPaymentRecords:
     def __init__(self, table: LedgerTable, metadata_cipher: EnvelopeCipher, chains: DynamoChainRecords) -> None:
         self.table = table
         self.metadata_cipher = metadata_cipher
         self.chains = chains
 
-    def get_payment(self, payment_id: str, with_metadata: bool = True) -> Payment | None:
-        """The payment; its metadata is decrypted only when asked for (it takes the vault key)."""
-        values = self.table.get(self.table.key(Partition.PAYMENT, payment_id), PAYMENT_SK)
+    def get_payment(self, payment_id: str, with_metadata: bool = True, to_book: bool = False) -> Payment | None:
+        """The payment; its metadata is decrypted only when asked for (it takes the vault key). ``to_book``: the head
+        of its chain is read in the same round trip, for the entries booked next."""
+        payment_key = (self.table.key(Partition.PAYMENT, payment_id), PAYMENT_SK)
+        if to_book:
+            chain = chain_of(payment_id)
+            values, head = self.table.get_together([payment_key, self.chains.head_key(chain)])
+            self.chains.read_ahead(chain, head)
+        else:
+            values = self.table.get(*payment_key)
         if values is None:
             return None
         metadata = {}
@@ -70,22 +93,25 @@ class DynamoPaymentRecords:
         return refund_of(payment_id, values) if values else None
 
     def pending(self, created_before: datetime) -> Iterator[PendingItem]:
-        """The merchant's pending payments and refunds created before ``created_before``: its shards are read at
-        once (a listing then takes one query's time, as before shards), each page by page."""
+        """The merchant's pending payments and refunds (and claimed authorisations) created before
+        ``created_before``: its shards are read at once (a listing then takes one query's time, as before shards),
+        each page by page."""
+        partitions = [_pending_shard(self.table.merchant, shard) for shard in range(PENDING_SHARDS)]
         with ThreadPoolExecutor(max_workers=PENDING_SHARDS) as pool:
-            shards = pool.map(lambda shard: list(self._pending_in(shard, created_before)), range(PENDING_SHARDS))
+            shards = pool.map(lambda partition: list(self._indexed(partition, created_before)), partitions)
             for items in shards:
                 yield from items
 
-    def _pending_in(self, shard: int, created_before: datetime) -> Iterator[PendingItem]:
+    def authorizations(self, created_before: datetime) -> Iterator[PendingItem]:
+        return self._indexed(authorizations_partition(self.table.merchant), created_before)
+
+    def _indexed(self, partition: str, created_before: datetime) -> Iterator[PendingItem]:
         pages = self.table.client.get_paginator("query").paginate(
             TableName=self.table.name,
             IndexName=BY_STATUS.name,
-            KeyConditionExpression="#status = :pending AND #at < :before",
+            KeyConditionExpression="#status = :partition AND #at < :before",
             ExpressionAttributeNames={"#status": BY_STATUS.partition_key, "#at": BY_STATUS.sort_key},
-            ExpressionAttributeValues=to_item(
-                {":pending": _pending_shard(self.table.merchant, shard), ":before": iso(created_before)}
-            ),
+            ExpressionAttributeValues=to_item({":partition": partition, ":before": iso(created_before)}),
             PaginationConfig={"PageSize": self.table.page_size} if self.table.page_size else {},
         )
         for page in pages:
@@ -93,7 +119,9 @@ class DynamoPaymentRecords:
                 values = from_item(item)
                 refund_id = values[SK].removeprefix(REFUND_SK) if values[SK].startswith(REFUND_SK) else None
                 payment_id = self.table.identifier(Partition.PAYMENT, values)
-                yield PendingItem(payment_id, parse_iso(values[BY_STATUS.sort_key]), refund_id)
+                action = _action_of(values.get("action"))
+                since = action.started_at if action else parse_iso(values[BY_STATUS.sort_key])
+                yield PendingItem(payment_id, since, refund_id)
 
     # -- writes, as parts of a unit of work ----------------------------------------
 
@@ -113,6 +141,7 @@ class DynamoPaymentRecords:
             "charge_id": payment.charge_id,
             "created_at": iso(payment.created_at),
             "idempotency_id": payment.idempotency_id,
+            "capture": None if payment.capture else False,
             BY_STATUS.partition_key: (
                 pending_partition(self.table.merchant, payment.id) if payment.status is Status.PENDING else None
             ),
@@ -124,11 +153,12 @@ class DynamoPaymentRecords:
         uow.add("payment", put_new(self.table.name, values, PK))
 
     def settle_payment(self, uow: DynamoUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
+        authorized = after.status is Status.REQUIRES_CAPTURE
         fields = {
-            "status": after.status.value,
+            **_settled_fields(after),
             "charge_id": after.charge_id,
             "decline_code": after.decline_code,
-            "refundable_left": after.amount if after.status is Status.SUCCEEDED else None,
+            BY_STATUS.partition_key: authorizations_partition(self.table.merchant) if authorized else None,
         }
         uow.add(
             "payment",
@@ -136,9 +166,56 @@ class DynamoPaymentRecords:
                 self.table.name,
                 self._payment_key(before.id),
                 {k: v for k, v in fields.items() if v is not None},
-                remove=(BY_STATUS.partition_key,),
+                remove=() if authorized else (BY_STATUS.partition_key,),
                 condition="#status = :pending",
                 condition_values={":pending": Status.PENDING.value},
+            ),
+            self._found_payment,
+        )
+        self.chains.append(uow, entries)
+
+    def claim_action(self, uow: DynamoUnitOfWork, payment: Payment, action: Action) -> None:
+        fields = {
+            "action": _action_values(action),
+            BY_STATUS.partition_key: pending_partition(self.table.merchant, payment.id),
+        }
+        uow.add(
+            "payment",
+            update(
+                self.table.name,
+                self._payment_key(payment.id),
+                fields,
+                condition="#status = :requires_capture AND attribute_not_exists(#action)",
+                condition_values={":requires_capture": Status.REQUIRES_CAPTURE.value},
+            ),
+            self._found_payment,
+        )
+
+    def release_action(self, uow: DynamoUnitOfWork, payment: Payment) -> None:
+        uow.add(
+            "payment",
+            update(
+                self.table.name,
+                self._payment_key(payment.id),
+                {BY_STATUS.partition_key: authorizations_partition(self.table.merchant)},
+                remove=("action",),
+                condition="#status = :requires_capture AND attribute_exists(#action)",
+                condition_values={":requires_capture": Status.REQUIRES_CAPTURE.value},
+            ),
+            self._found_payment,
+        )
+
+    def settle_action(self, uow: DynamoUnitOfWork, before: Payment, after: Payment, entries: list[Entry]) -> None:
+        fields = {k: v for k, v in _settled_fields(after).items() if v is not None}
+        uow.add(
+            "payment",
+            update(
+                self.table.name,
+                self._payment_key(before.id),
+                fields,
+                remove=("action", BY_STATUS.partition_key),
+                condition="#status = :requires_capture AND attribute_exists(#action)",
+                condition_values={":requires_capture": Status.REQUIRES_CAPTURE.value},
             ),
             self._found_payment,
         )
@@ -245,14 +322,52 @@ class DynamoPaymentRecords:
         return {"Update": operation}
 
 
+def _settled_fields(after: Payment) -> dict[str, Any]:
+    """What settling a payment (or its authorisation's action) sets; None: nothing to set."""
+    succeeded = after.status is Status.SUCCEEDED
+    return {
+        "status": after.status.value,
+        "amount_captured": after.amount_captured if succeeded else None,
+        "refundable_left": after.amount_captured if succeeded else None,
+        "cancellation_reason": after.cancellation_reason.value if after.cancellation_reason else None,
+    }
+
+
+def _action_values(action: Action) -> dict[str, Any]:
+    values = {
+        "kind": action.kind.value,
+        "started_at": iso(action.started_at),
+        "amount": action.amount,
+        "reason": action.reason.value if action.reason else None,
+        "idempotency_id": action.idempotency_id,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _action_of(values: dict[str, Any] | None) -> Action | None:
+    if not values:
+        return None
+    return Action(
+        kind=ActionKind(values["kind"]),
+        started_at=parse_iso(values["started_at"]),
+        amount=int(values.get("amount", 0)),
+        reason=CancellationReason(values["reason"]) if values.get("reason") else None,
+        idempotency_id=values.get("idempotency_id"),
+    )
+
+
 def payment_of(payment_id: str, values: dict[str, Any], metadata: dict[str, str] | None = None) -> Payment:
+    status = _lifecycle(Status(values["status"]))
+    # an item written before authorisations has no captured amount: a succeeded one captured all of it
+    captured = values.get("amount_captured", values["amount"] if status is Status.SUCCEEDED else 0)
+    reason = values.get("cancellation_reason")
     return Payment(
         id=payment_id,
         amount=int(values["amount"]),
         currency=values["currency"],
         card=card_of(values["card"]),
         created_at=parse_iso(values["created_at"]),
-        status=_lifecycle(Status(values["status"])),
+        status=status,
         amount_refunded=int(values["amount_refunded"]),
         amount_reserved=int(values.get("amount_reserved", 0)),
         description=values.get("description"),
@@ -260,6 +375,10 @@ def payment_of(payment_id: str, values: dict[str, Any], metadata: dict[str, str]
         charge_id=values.get("charge_id"),
         decline_code=values.get("decline_code"),
         idempotency_id=values.get("idempotency_id"),
+        capture=values.get("capture", True),
+        amount_captured=int(captured),
+        cancellation_reason=CancellationReason(reason) if reason else None,
+        action=_action_of(values.get("action")),
     )
 
 
