@@ -1,5 +1,6 @@
 """The payment API's Python SDK: SigV4 from botocore's credential chain, typed results and errors, and retries
-with one idempotency key per logical call (``client.client``). ``python -m client`` is its CLI."""
+with one idempotency key per logical call (``client.client``), and ``verify_webhook`` for the service's webhook
+deliveries (``client.webhooks``). ``python -m client`` is its CLI."""
 
 from client.client import PaymentsClient
 from client.errors import (
@@ -16,9 +17,25 @@ from client.errors import (
     PermissionDenied,
     RateLimited,
     ServiceError,
+    WebhookError,
+    WebhookPayloadError,
+    WebhookSignatureError,
 )
-from client.models import Balance, CardSummary, Checkpoint, LedgerEntry, Payment, PublicKey, Refund, Token
+from client.models import (
+    Balance,
+    CardSummary,
+    Checkpoint,
+    Delivery,
+    Event,
+    LedgerEntry,
+    Payment,
+    PublicKey,
+    Refund,
+    Token,
+    WebhookEndpoint,
+)
 from client.signing import SigV4
+from client.webhooks import verify_webhook
 
 __all__ = [
     "AnswerLost",
@@ -26,6 +43,8 @@ __all__ = [
     "CardDeclined",
     "CardSummary",
     "Checkpoint",
+    "Delivery",
+    "Event",
     "GatewayFailed",
     "GatewayPending",
     "IdempotencyConflict",
@@ -44,4 +63,9 @@ __all__ = [
     "ServiceError",
     "SigV4",
     "Token",
+    "WebhookEndpoint",
+    "WebhookError",
+    "WebhookPayloadError",
+    "WebhookSignatureError",
+    "verify_webhook",
 ]

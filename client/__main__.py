@@ -8,16 +8,20 @@
     python -m client cancel --payment pay_...
     python -m client refund --payment pay_... --amount 500
     python -m client get --payment pay_...
-    python -m client ledger --payment pay_..."""
+    python -m client ledger --payment pay_...
+    python -m client events --type payment.succeeded
+    python -m client listen --port 4242 [--forward-to http://127.0.0.1:8000/webhooks]"""
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import sys
 
 from client.client import PaymentsClient
 from client.errors import PaymentsError
+from client.listen import DEFAULT_PORT, listen
 from client.signing import SigV4
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"  # `make local`
@@ -53,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     refund.add_argument("--key")
     commands.add_parser("get", help="read a payment").add_argument("--payment", required=True)
     commands.add_parser("ledger", help="read a payment's ledger").add_argument("--payment", required=True)
+    events = commands.add_parser("events", help="list the merchant's events, newest first")
+    events.add_argument("--type", help="one event type, such as payment.succeeded")
+    events.add_argument("--limit", type=int, default=10)
+    listener = commands.add_parser("listen", help="receive the merchant's events on a local port and print them")
+    listener.add_argument("--port", type=int, default=DEFAULT_PORT)
+    listener.add_argument("--events", default="*", help="comma-separated event types (default: all)")
+    listener.add_argument("--forward-to", help="pass each verified delivery on to this URL, body and signature as sent")
+    listener.add_argument("--public-url", help="register this URL (a tunnel to the port) instead of "
+                                               "http://127.0.0.1:<port>/, which only `make local` accepts")  # fmt: skip
     return parser
 
 
@@ -75,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                 result = client.refund(args.payment, args.amount, key=args.key)
             case "get":
                 result = client.payment(args.payment)
+            case "events":
+                result = list(itertools.islice(client.events(args.type, page_size=args.limit), args.limit))
+            case "listen":
+                events = tuple(name.strip() for name in args.events.split(","))
+                listen(client, args.port, events, args.forward_to, args.public_url)
+                return 0
             case _:
                 result = client.ledger(args.payment)
     except PaymentsError as error:

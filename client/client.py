@@ -14,14 +14,25 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
 from client.errors import AnswerLost, InvalidId, PaymentsError, RateLimited, error_for
-from client.models import Balance, Checkpoint, LedgerEntry, Payment, PublicKey, Refund, Token
+from client.models import (
+    Balance,
+    Checkpoint,
+    Delivery,
+    Event,
+    LedgerEntry,
+    Payment,
+    PublicKey,
+    Refund,
+    Token,
+    WebhookEndpoint,
+)
 from client.signing import SigV4
 
 RETRIED_STATUSES = frozenset({409, 429, 502, 503, 504})
@@ -167,10 +178,57 @@ class PaymentsClient:
         body, _ = self._call("GET", "/ledger/public-key")
         return PublicKey(body["key_id"], body["pem"])
 
-    def _pages(self, path: str, page_size: int, cursor: str) -> Iterator[dict[str, Any]]:
-        """Every item a listing route returns, page by page: each page starts after the previous page's last item
-        (its ``cursor`` field)."""
-        query: dict[str, str | int] = {"limit": page_size}
+    # -- events and webhooks ----------------------------------------------------------
+
+    def events(self, type: str | None = None, page_size: int = 100) -> Iterator[Event]:
+        """Every event of the merchant kept (30 days at least), of ``type`` only when given, newest first, page by
+        page."""
+        filters = {"type": type} if type is not None else {}
+        return (Event.of(item) for item in self._pages("/events", page_size, "id", filters))
+
+    def event(self, event_id: str) -> Event:
+        body, _ = self._call("GET", f"/events/{_path_id('evt', event_id, 'event_id')}")
+        return Event.of(body)
+
+    def event_deliveries(self, event_id: str) -> list[Delivery]:
+        """Each attempt to deliver the event, to each endpoint: its time, and its HTTP status or error."""
+        body, _ = self._call("GET", f"/events/{_path_id('evt', event_id, 'event_id')}/deliveries")
+        return [Delivery.of(attempt) for attempt in body["data"]]
+
+    def redeliver(self, event_id: str, key: str | None = None) -> None:
+        """Sends the event again to each endpoint subscribed to its type (``202``: delivered from then on, as any
+        event is, with retries)."""
+        self._call("POST", f"/events/{_path_id('evt', event_id, 'event_id')}/redeliver", {}, key or _new_key())
+
+    def create_webhook_endpoint(self, url: str, events: Sequence[str], key: str | None = None) -> WebhookEndpoint:
+        """Registers ``url`` for the event types ``events`` (``["*"]``: all). Its ``secret`` is shown in this answer
+        only: keep it to verify deliveries (``verify_webhook``). The service keeps no secret for replays, so when the
+        first answer was lost and the retry is answered without one, the SDK deletes that endpoint (nobody could
+        verify its deliveries) and registers the URL again under a new key."""
+        if isinstance(events, str):
+            raise TypeError('events is a list of event types, such as ["payment.succeeded"] or ["*"]')
+        request = {"url": url, "events": list(events)}
+        body, _ = self._call("POST", "/webhook_endpoints", request, key or _new_key())
+        if body.get("secret") is None:
+            self.delete_webhook_endpoint(body["id"])
+            body, _ = self._call("POST", "/webhook_endpoints", request, _new_key())
+        return WebhookEndpoint.of(body)
+
+    def webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """The merchant's endpoints (without their secrets)."""
+        body, _ = self._call("GET", "/webhook_endpoints")
+        return [WebhookEndpoint.of(endpoint) for endpoint in body["data"]]
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        """Removes the endpoint: no delivery is sent to it afterwards."""
+        self._call("DELETE", f"/webhook_endpoints/{_path_id('we', endpoint_id, 'endpoint_id')}")
+
+    def _pages(
+        self, path: str, page_size: int, cursor: str, filters: dict[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item a listing route returns (narrowed by ``filters``), page by page: each page starts after the
+        previous page's last item (its ``cursor`` field)."""
+        query: dict[str, str | int] = {"limit": page_size, **(filters or {})}
         while True:
             body, _ = self._call("GET", f"{path}?{urlencode(query)}")
             yield from body["data"]

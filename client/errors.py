@@ -117,3 +117,22 @@ def error_for(status: int, error: dict[str, Any]) -> PaymentsError:
         504: GatewayPending,
     }.get(status, InvalidRequest if 400 <= status < 500 and status != 429 else ServiceError)
     return kind(status, error)
+
+
+class WebhookError(ValueError):
+    """A webhook delivery that ``verify_webhook`` refuses: answer it with a ``4xx`` and do not act on it."""
+
+
+class WebhookSignatureError(WebhookError):
+    """The delivery is not proven to come from the service: ``reason`` is ``malformed_header`` (no ``t=`` of digits
+    or no ``v1=`` of hex digits), ``no_matching_signature`` (another body, another secret) or
+    ``outside_tolerance`` (``t`` too far from now: a replayed delivery, or a clock far off)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WebhookPayloadError(WebhookError):
+    """The signature matches, but the body is not an event (JSON with ``id``, ``type``, ``created_at`` and
+    ``data.object``)."""

@@ -1,6 +1,6 @@
 """Typed results of the payment API (the contract's objects)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -144,3 +144,65 @@ class Checkpoint:
 class PublicKey:
     key_id: str
     pem: str
+
+
+EVENT_OBJECTS: dict[str, Any] = {"payment": Payment, "refund": Refund}  # an event type's prefix -> its object's model
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change of state the service tells the merchant of (``GET /events``, a webhook delivery). ``object`` is
+    ``data.object``: a ``Payment`` for ``payment.*`` events, a ``Refund`` for ``refund.*`` events, else the JSON
+    object as sent (``settlement.*``, and types this SDK does not know yet)."""
+
+    id: str
+    type: str
+    created_at: str
+    object: Payment | Refund | dict[str, Any]
+    data: dict[str, Any]  # the event's ``data`` as sent, ``object`` included
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Event":
+        data = body["data"]
+        sent = data["object"]
+        model = EVENT_OBJECTS.get(body["type"].partition(".")[0])
+        return cls(body["id"], body["type"], body["created_at"], model.of(sent) if model else dict(sent), data)
+
+    @property
+    def object_id(self) -> str | None:
+        """The id of the payment, refund or other object the event is about."""
+        if isinstance(self.object, dict):
+            identifier = self.object.get("id")
+            return identifier if isinstance(identifier, str) else None
+        return self.object.id
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A URL that receives the merchant's events of ``events`` (``("*",)``: all). ``secret`` (``whsec_…``, for
+    ``verify_webhook``) is only in the answer that created it, and never in ``repr``."""
+
+    id: str
+    url: str
+    events: tuple[str, ...]
+    created_at: str
+    secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "WebhookEndpoint":
+        return cls(body["id"], body["url"], tuple(body["events"]), body["created_at"], body.get("secret"))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt to deliver an event to one endpoint: the HTTP status it got, or the error (``timeout``, a refused
+    or dropped connection, ...) when there was none. The receiver's body is never kept."""
+
+    endpoint_id: str
+    attempted_at: str
+    status: int | None
+    error: str | None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Delivery":
+        return cls(body["endpoint_id"], body["attempted_at"], body.get("status"), body.get("error"))

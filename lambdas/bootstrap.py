@@ -4,7 +4,8 @@ container. boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from lambdas.adapters.vault import CardVault
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import Card
 from lambdas.domain.merchants import Merchant
+from lambdas.domain.webhooks import RetrySchedule, UrlPolicy
 from lambdas.encryption_context import Purpose
 from lambdas.environment import FunctionEnvironment
 from lambdas.gateway import Charge, Gateway, GatewayRefund
@@ -30,12 +32,14 @@ from lambdas.gateway_settings import RetryPolicy
 from lambdas.ports import CheckpointArchive
 from lambdas.service import Tenancy
 from lambdas.use_cases import Dependencies, utc_now
+from lambdas.use_cases.deliveries import DeliverySettings
 from lambdas.use_cases.idempotency import IdempotencyKeys
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     from lambdas.adapters.sparkle import SparkleClient
+    from lambdas.adapters.webhook_sender import HttpWebhookSender, SqsDeadLetters
 
 SECRET_MAX_AGE_SECONDS = 300
 # AWS calls answer in milliseconds: bounded waits (not botocore's 60 s) and one retry keep a stuck call from holding a
@@ -139,11 +143,19 @@ class AwsAdapters:
         self.vault = CardVault(kms, environment.fingerprint_key_id, card_cipher)
         self.directory = DynamoMerchantDirectory(self.dynamodb, environment.merchants_table)
         self.signer = KmsSigner(kms, environment.signing_key_id)
+        self.secret_cipher = EnvelopeCipher(kms, environment.vault_key_id, Purpose.WEBHOOK_SECRET)
+        self.webhook_urls = UrlPolicy(allow_loopback_http=environment.webhook_loopback_http == 1)
         self._s3: Any = None
 
     def dependencies(self, merchant: Merchant) -> Dependencies[DynamoUnitOfWork]:
         return Dependencies(
-            store=DynamoLedgerStore(self.dynamodb, self.environment.ledger_table, self.metadata_cipher, merchant.id),
+            store=DynamoLedgerStore(
+                self.dynamodb,
+                self.environment.ledger_table,
+                self.metadata_cipher,
+                merchant.id,
+                secret_cipher=self.secret_cipher,
+            ),
             idempotency=self.idempotency,  # record ids name the merchant (lambdas.edge)
             velocity=DynamoVelocityCounter(self.dynamodb, self.environment.idempotency_table, merchant.id),
             vault=self.vault,
@@ -152,6 +164,7 @@ class AwsAdapters:
             signer=self.signer,
             archive=self.archive(merchant),
             clock=self.clock,
+            webhook_urls=self.webhook_urls,
         )
 
     def archive(self, merchant: Merchant) -> CheckpointArchive:
@@ -170,6 +183,25 @@ class AwsAdapters:
 
     def tenancy(self) -> Tenancy:
         return Tenancy(self.directory, self.dependencies)
+
+    def webhook_sender(self) -> "HttpWebhookSender":
+        """The HTTPS sender, loaded only by the delivery function (it stays out of the other functions' cold starts)."""
+        from lambdas.adapters.webhook_sender import HttpWebhookSender  # noqa: PLC0415 (delivery only)
+
+        return HttpWebhookSender(self.webhook_urls)
+
+    def dead_letters(self) -> "SqsDeadLetters":
+        """The dead-letter queue of events never delivered (the delivery function's only)."""
+        from lambdas.adapters.webhook_sender import SqsDeadLetters  # noqa: PLC0415 (delivery only)
+
+        return SqsDeadLetters(boto3.client("sqs", config=AWS_CLIENT_CONFIG), self.environment.webhook_dead_letter_queue)
+
+    def delivery_settings(self) -> DeliverySettings:
+        environment = self.environment
+        settings = DeliverySettings(RetrySchedule.from_setting(environment.webhook_retry_waits))
+        if environment.webhook_lease_seconds is not None:
+            settings = replace(settings, lease=timedelta(seconds=environment.webhook_lease_seconds))
+        return settings
 
 
 @cache

@@ -10,3 +10,4 @@ CONDITION_KEY = f"kms:EncryptionContext:{CONTEXT_KEY}"  # the IAM condition key 
 class Purpose(StrEnum):
     CARD = "card-vault"  # vaulted cards
     METADATA = "payment-metadata"  # payment metadata, and stored answers that carry it
+    WEBHOOK_SECRET = "webhook-secret"  # the secrets webhook deliveries are signed with

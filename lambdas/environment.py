@@ -32,6 +32,13 @@ class FunctionEnvironment:
     # Where the checkpoint function keeps its write-once copy: the bucket deployed, a directory under `make local`.
     checkpoint_bucket: str | None = None
     checkpoint_archive_dir: str | None = None
+    # Webhook delivery: the dead-letter queue of events never delivered (the delivery function's only), the waits
+    # between rounds of attempts (seconds, comma-separated; None: lambdas.domain.webhooks.DEFAULT_RETRY_WAITS), how
+    # long a round holds its event, and whether endpoints may be http://127.0.0.1:<port>/ (1: `make local` only).
+    webhook_dead_letter_queue: str | None = None
+    webhook_retry_waits: str | None = None
+    webhook_lease_seconds: float | None = None
+    webhook_loopback_http: int | None = None
 
     @staticmethod
     def variable(field_name: str) -> str:

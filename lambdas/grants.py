@@ -21,6 +21,7 @@ class Resource(str, Enum):
     MERCHANTS = "merchants"
     GATEWAY_SECRET = "gateway_secret"
     CHECKPOINT_ARCHIVE = "checkpoint_archive"  # the checkpoints' write-once bucket
+    WEBHOOK_DEAD_LETTERS = "webhook_dead_letters"  # events never delivered to a webhook endpoint
 
 
 class Use(str, Enum):
@@ -40,6 +41,7 @@ class Use(str, Enum):
     LOOKUP = "lookup"  # one item by key
     LIST = "list"  # every item
     KEEP = "keep"  # write once
+    SEND = "send"  # messages onto a queue
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,9 @@ class Grant:
 
 # A request under an idempotency key: who the caller acts for (before anything else), and the key's record.
 _IDEMPOTENT_REQUEST = (Grant(Resource.MERCHANTS, Use.LOOKUP), Grant(Resource.IDEMPOTENCY, Use.READ_WRITE))
-# A payment or refund booked: its item and its ledger entries added, its state and its chain's head moved.
+# A payment or refund booked: its item, its ledger entries and its event added, its state and its chain's head moved.
 _BOOKS_MONEY = (
-    Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.PAYMENT, Partition.LEDGER)),
+    Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.PAYMENT, Partition.LEDGER, Partition.EVENT)),
     Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.PAYMENT, Partition.CHAIN)),
 )
 
@@ -94,13 +96,24 @@ GRANTS: dict[Function, tuple[Grant, ...]] = {
         Grant(Resource.LEDGER, Use.READ_PARTITIONS, partitions=(Partition.PAYMENT, Partition.CHAIN)),
         # a payment with its chain's head
         Grant(Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.PAYMENT, Partition.CHAIN)),
-        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.LEDGER,)),
+        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.LEDGER, Partition.EVENT)),
         Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.PAYMENT, Partition.CHAIN)),
         *_IDEMPOTENT_REQUEST,
         Grant(Resource.GATEWAY_SECRET, Use.READ),
     ),
+    Function.WEBHOOKS: (
+        # endpoints' secrets are sealed here, and opened only by delivery
+        Grant(Resource.VAULT_KEY, Use.ENCRYPT, purposes=(Purpose.WEBHOOK_SECRET,)),
+        Grant(Resource.LEDGER, Use.READ_PARTITIONS, partitions=(Partition.ENDPOINT,)),
+        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.ENDPOINT,)),
+        # endpoints marked deleted and counted; an event made due again (redelivery)
+        Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.ENDPOINT, Partition.EVENT)),
+        *_IDEMPOTENT_REQUEST,
+    ),
     Function.READ: (
         Grant(Resource.LEDGER, Use.READ),
+        # a page of events, then their payments' metadata (GET /events)
+        Grant(Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.EVENT, Partition.PAYMENT)),
         # payment metadata is returned decrypted; cards never
         Grant(Resource.VAULT_KEY, Use.DECRYPT, purposes=(Purpose.METADATA,)),
         Grant(Resource.SIGNING_KEY, Use.PUBLIC_KEY),
@@ -110,12 +123,23 @@ GRANTS: dict[Function, tuple[Grant, ...]] = {
         Grant(Resource.LEDGER, Use.READ),
         # a payment with its chain's head
         Grant(Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.PAYMENT, Partition.CHAIN)),
-        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.LEDGER,)),
+        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.LEDGER, Partition.EVENT)),
         Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.PAYMENT, Partition.CHAIN)),
         Grant(Resource.MERCHANTS, Use.LIST),
         # a settlement gives up nothing a request still holds
         Grant(Resource.IDEMPOTENCY, Use.CONDITION_CHECK),
         Grant(Resource.GATEWAY_SECRET, Use.READ),
+    ),
+    Function.DELIVER: (
+        # events due (the by_due index), the endpoints, an event and its payment
+        Grant(Resource.LEDGER, Use.READ),
+        # the event's payment metadata (as GET /events/{id} shows it); the endpoints' secrets, which sign
+        Grant(Resource.VAULT_KEY, Use.DECRYPT, purposes=(Purpose.METADATA, Purpose.WEBHOOK_SECRET)),
+        # an event leased and its round ended; each attempt kept beside it (never a ledger record)
+        Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.EVENT,)),
+        Grant(Resource.LEDGER, Use.APPEND, partitions=(Partition.EVENT,)),
+        Grant(Resource.MERCHANTS, Use.LIST),
+        Grant(Resource.WEBHOOK_DEAD_LETTERS, Use.SEND),
     ),
     Function.CHECKPOINT: (
         # the heads, the last checkpoint

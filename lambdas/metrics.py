@@ -23,6 +23,12 @@ CHECKPOINT_FAILURES = "CheckpointFailures"  # merchants a checkpoint run failed 
 # 5xx), refused (another 4xx, a redirect) or no_answer (refused connection, timeout, cut off).
 GATEWAY_LATENCY = "GatewayLatency"
 GATEWAY_RESULTS = ("answered", "retryable", "refused", "no_answer")
+WEBHOOK_DELIVERIES = "WebhookDeliveries"  # webhook POSTs a receiver took (2xx), each delivery run
+WEBHOOK_FAILURES = "WebhookFailures"  # webhook POSTs that failed (another status, a timeout, a refused address)
+WEBHOOK_DEAD_LETTERS = "WebhookDeadLetters"  # events sent to the dead-letter queue: never delivered after every wait
+WEBHOOK_ERRORS = "WebhookErrors"  # events a delivery run could not lease or record because of an error
+# The age of the oldest event still undelivered among those a delivery run found due (seconds).
+WEBHOOK_OLDEST_UNDELIVERED = "WebhookOldestUndeliveredAge"
 SERVICE_DIMENSION = "service"
 OUTCOMES = ("succeeded", "declined", "gateway_pending", "refused", "failed")
 
@@ -75,4 +81,15 @@ def record_checkpoints(counts: Mapping[str, int]) -> None:
     metrics = Metrics(namespace=_namespace())
     metrics.add_metric(name=CHECKPOINTS_REFUSED, unit=MetricUnit.Count, value=counts["refused"])
     metrics.add_metric(name=CHECKPOINT_FAILURES, unit=MetricUnit.Count, value=counts["errors"])
+    metrics.flush_metrics()
+
+
+def record_deliveries(counts: Mapping[str, float]) -> None:
+    metrics = Metrics(namespace=_namespace())
+    metrics.add_metric(name=WEBHOOK_DELIVERIES, unit=MetricUnit.Count, value=counts["delivered"])
+    metrics.add_metric(name=WEBHOOK_FAILURES, unit=MetricUnit.Count, value=counts["failed"])
+    metrics.add_metric(name=WEBHOOK_DEAD_LETTERS, unit=MetricUnit.Count, value=counts["dead_lettered"])
+    metrics.add_metric(name=WEBHOOK_ERRORS, unit=MetricUnit.Count, value=counts["errors"])
+    age = counts["oldest_undelivered_seconds"]
+    metrics.add_metric(name=WEBHOOK_OLDEST_UNDELIVERED, unit=MetricUnit.Seconds, value=age)
     metrics.flush_metrics()

@@ -68,3 +68,14 @@ class CaptureRequest(_Strict):
 
 class CancelRequest(_Strict):
     """No members: the body is ``{}``."""
+
+
+class WebhookEndpointRequest(_Strict):
+    url: str = Field(min_length=1, max_length=2048, description="https, naming a public address")
+    events: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        min_length=1, max_length=32, description='event types, or ["*"] for all'
+    )
+
+
+class RedeliverRequest(_Strict):
+    """No members: the body is ``{}``."""

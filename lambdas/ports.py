@@ -19,9 +19,11 @@ from typing import Any, Protocol, TypeVar
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.chains import Head
 from lambdas.domain.checkpoints import Checkpoint
+from lambdas.domain.events import Event, EventType
 from lambdas.domain.idempotency import Record
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.domain.payments import Action, Entry, Payment, Refund
+from lambdas.domain.webhooks import Attempt, Endpoint
 
 
 @dataclass(frozen=True)
@@ -198,13 +200,92 @@ class CheckpointRecords(Protocol[UoW_contra]):
         """Part putting ``checkpoint``, only while its sequence is free (label ``"checkpoint"``)."""
 
 
+class EventRecords(Protocol[UoW_contra]):
+    """The merchant's events (``lambdas.domain.events``): each is put in the unit of work of the change it tells of."""
+
+    def add_event(self, uow: UoW_contra, event: Event) -> None:
+        """Part putting ``event`` (label ``"event"``), due for delivery at once, kept ``EVENT_RETENTION``."""
+
+    def get_event(self, event_id: str) -> Event | None:
+        """The event, its payment's metadata attached (None: none)."""
+
+    def list_events(
+        self, limit: int, starting_after: Event | None, event_type: EventType | None
+    ) -> tuple[list[Event], bool]:
+        """Up to ``limit`` events (of ``event_type`` only, when given), newest first, after ``starting_after``,
+        their payments' metadata attached; whether more follow."""
+
+
+@dataclass(frozen=True)
+class DueEvent:
+    """An event in the delivery index: its id and when its next round of attempts is due (as stored)."""
+
+    event_id: str
+    due_at: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An event taken for one round of attempts: due again at ``due_at`` unless the round ends first."""
+
+    event_id: str
+    due_at: str
+    delivered: frozenset[str]  # the endpoints that have it already
+    rounds: int  # the rounds of attempts that failed before this one
+
+
+class WebhookRecords(Protocol[UoW_contra]):
+    """The merchant's webhook endpoints (their secrets sealed by the store), and the delivery of its events."""
+
+    def add_endpoint(self, uow: UoW_contra, endpoint: Endpoint, secret: str, limit: int) -> None:
+        """Part putting ``endpoint`` only while the merchant has fewer than ``limit`` (label ``"endpoints"``)."""
+
+    def delete_endpoint(self, uow: UoW_contra, endpoint: Endpoint) -> None:
+        """Part marking ``endpoint`` deleted, only while it is not (label ``"endpoint"``)."""
+
+    def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """The endpoint, deleted or not (None: none)."""
+
+    def endpoints(self) -> list[Endpoint]:
+        """The endpoints not deleted, oldest first."""
+
+    def endpoint_secret(self, endpoint_id: str) -> str:
+        """The endpoint's signing secret, opened."""
+
+    def due_events(self, now: datetime, limit: int) -> list[DueEvent]:
+        """Up to ``limit`` events due for delivery at ``now``, the longest due first."""
+
+    def lease(self, due: DueEvent, until: datetime) -> Lease | None:
+        """Take the event for a round of attempts, due again ``until``, only while it is as ``due`` found it."""
+
+    def add_attempt(self, event: Event, attempt: Attempt) -> None:
+        """Keep one attempt, as long as its event."""
+
+    def end_round(self, lease: Lease, delivered: frozenset[str], next_due: datetime | None) -> bool:
+        """End the leased round: ``delivered`` have it, due again at ``next_due`` (None: out of the index), only
+        while the lease holds; False when it did not (a redelivery made it due again meanwhile)."""
+
+    def attempts(self, event_id: str) -> list[Attempt]:
+        """The event's delivery attempts, oldest first."""
+
+    def make_due(self, event_id: str, now: datetime) -> bool:
+        """Make the event due at ``now`` again for every endpoint, its rounds counted afresh; False: no event."""
+
+
 class PaymentListing(Protocol):
     def list_payments(self, limit: int, starting_after: Payment | None) -> tuple[list[Payment], bool]:
         """Up to ``limit`` of the merchant's payments, newest first, after ``starting_after``; whether more follow."""
 
 
 class LedgerStore(
-    TokenRecords[UoW], PaymentRecords[UoW], ChainRecords, CheckpointRecords[UoW], PaymentListing, Protocol[UoW]
+    TokenRecords[UoW],
+    PaymentRecords[UoW],
+    ChainRecords,
+    CheckpointRecords[UoW],
+    PaymentListing,
+    EventRecords[UoW],
+    WebhookRecords[UoW],
+    Protocol[UoW],
 ):
     """One merchant's records in the ledger, every family of them, written through one kind of unit of work."""
 
@@ -272,3 +353,23 @@ class MerchantDirectory(Protocol):
 
     def merchants(self) -> list[Merchant]:
         """Every merchant, for the scheduled jobs."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """How one webhook request ended: the receiver's status, or what kept it from answering (never its body)."""
+
+    status: int | None = None
+    error: str | None = None
+
+
+class WebhookSender(Protocol):
+    def send(self, url: str, body: bytes, headers: dict[str, str]) -> Sent:
+        """POST ``body`` to ``url``, its address checked again and the connection pinned to it; no redirect
+        followed, the answer's body never read."""
+
+
+class DeadLetters(Protocol):
+    def send(self, merchant: str, event: Event) -> None:
+        """Tell the operator of an event that was never delivered (the dead-letter queue): its merchant, id and type,
+        not its content (the event stays in the table, to redeliver)."""

@@ -6,11 +6,14 @@ from typing import Any
 
 from lambdas.domain.cards import MaskedCard, mask_card_numbers
 from lambdas.domain.checkpoints import Checkpoint
+from lambdas.domain.events import Event
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
 from lambdas.domain.timestamps import iso
+from lambdas.domain.webhooks import Attempt, Endpoint
 from lambdas.ports import Answer, Signer
 from lambdas.use_cases.payments import PaymentOutcome
 from lambdas.use_cases.tokens import Token
+from lambdas.use_cases.webhooks import CreatedEndpoint
 
 
 def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict[str, Any]:
@@ -73,6 +76,16 @@ def refund_body(refund: Refund) -> dict[str, Any]:
         "status": refund.status.value,
         "created_at": iso(refund.created_at),
     }
+
+
+def event_body(event: Event) -> dict[str, Any]:
+    """An event: its object is the refund (a refund event's) or the payment, as GET showed it right after the change."""
+    changed = refund_body(event.refund) if event.refund is not None else payment_body(event.payment)
+    return {"id": event.id, "type": event.type.value, "created_at": iso(event.created_at), "data": {"object": changed}}
+
+
+def event_list_body(events: list[Event], has_more: bool) -> dict[str, Any]:
+    return {"data": [event_body(event) for event in events], "has_more": has_more}
 
 
 def ledger_body(payment_id: str, entries: list[Entry]) -> dict[str, Any]:
@@ -164,3 +177,34 @@ def public_key_body(signer: Signer) -> dict[str, Any]:
 def read_answer(body: dict[str, Any]) -> Answer:
     """A read's answer: the body of what was found."""
     return Answer(200, body)
+
+
+def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
+    """A webhook endpoint, never its secret."""
+    body = {"id": endpoint.id, "url": endpoint.url, "events": list(endpoint.events)}
+    return body | {"created_at": iso(endpoint.created_at)} | ({"deleted": True} if endpoint.deleted else {})
+
+
+def created_endpoint_answer(created: CreatedEndpoint) -> Answer:
+    """``201``: the endpoint, with its secret when it is the first answer (not in the one kept for replays)."""
+    secret = {"secret": created.secret} if created.secret is not None else {}
+    return Answer(201, endpoint_body(created.endpoint) | secret)
+
+
+def endpoint_list_body(endpoints: list[Endpoint]) -> dict[str, Any]:
+    return {"data": [endpoint_body(endpoint) for endpoint in endpoints], "has_more": False}
+
+
+def redelivery_answer(event_id: str) -> Answer:
+    return Answer(202, {"id": event_id, "redelivery": "scheduled"})
+
+
+def delivery_list_body(event_id: str, attempts: list[Attempt]) -> dict[str, Any]:
+    """An event's delivery attempts: each endpoint, time, and status or error; never what the receiver answered."""
+    return {
+        "event_id": event_id,
+        "data": [
+            {"endpoint_id": a.endpoint_id, "attempted_at": iso(a.at), "status": a.status, "error": a.error}
+            for a in attempts
+        ],
+    }

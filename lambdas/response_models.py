@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.domain.cards import Brand
+from lambdas.domain.events import EventType
 from lambdas.domain.payments import CancellationReason, Direction, Status
 
 
@@ -65,6 +66,35 @@ class RefundResponse(_Body):
     created_at: str
 
 
+class RefundView(_Body):
+    """A refund as an event shows it: succeeded, or failed when it was given up."""
+
+    id: str
+    payment_id: str
+    amount: int
+    status: Literal["succeeded", "failed"]
+    created_at: str
+
+
+class EventData(_Body):
+    object: PaymentResponse | RefundView = Field(
+        description="the payment (payment.* events) or the refund (refund.* events) as GET showed it right after "
+        "the change"
+    )
+
+
+class EventResponse(_Body):
+    id: str
+    type: EventType
+    created_at: str
+    data: EventData
+
+
+class EventListResponse(_Body):
+    data: list[EventResponse] = Field(description="newest first")
+    has_more: bool
+
+
 class LedgerEntry(_Body):
     id: str
     account: str
@@ -121,6 +151,39 @@ class CheckpointListResponse(_Body):
 class PublicKeyResponse(_Body):
     key_id: str
     pem: str = Field(description="the ECC_NIST_P256 public key, SubjectPublicKeyInfo in PEM")
+
+
+class WebhookEndpointResponse(_Body):
+    id: str
+    url: str
+    events: list[str] = Field(description='event types, or ["*"]')
+    secret: str | None = Field(
+        default=None, description="whsec_…: in the answer to the endpoint's creation only (not in a replay of it)"
+    )
+    created_at: str
+    deleted: Literal[True] | None = Field(default=None, description="in the answer to its deletion")
+
+
+class WebhookEndpointListResponse(_Body):
+    data: list[WebhookEndpointResponse] = Field(description="oldest first, without their secrets")
+    has_more: Literal[False]
+
+
+class DeliveryAttempt(_Body):
+    endpoint_id: str
+    attempted_at: str
+    status: int | None = Field(description="the receiver's HTTP status (2xx: delivered); null when it gave none")
+    error: str | None = Field(description="timeout, connection_failed, tls_failed, address_not_allowed, …")
+
+
+class DeliveryListResponse(_Body):
+    event_id: str
+    data: list[DeliveryAttempt] = Field(description="oldest first; never what the receiver answered")
+
+
+class RedeliveryResponse(_Body):
+    id: str
+    redelivery: Literal["scheduled"]
 
 
 class ErrorDetail(_Body):

@@ -13,9 +13,11 @@ class Function(str, Enum):
     CHARGE = "charge"
     REFUND = "refund"
     CAPTURE = "capture"  # an authorisation's capture or cancel
+    WEBHOOKS = "webhooks"  # webhook endpoints, and redeliveries
     READ = "read"
     RECONCILE = "reconcile"  # scheduled, no route: settles payments whose gateway answer was lost
     CHECKPOINT = "checkpoint"  # scheduled, no route: signs a checkpoint of each merchant's ledger
+    DELIVER = "deliver"  # scheduled, no route: delivers events to webhook endpoints, and tries again
 
     @property
     def handler(self) -> str:
@@ -48,6 +50,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/ledger/checkpoints/latest", Function.READ),  # before {sequence}, which the local runtime matches
     Route("GET", "/ledger/checkpoints/{sequence}", Function.READ),
     Route("GET", "/ledger/public-key", Function.READ),
+    Route("GET", "/events", Function.READ),
+    Route("GET", "/events/{id}", Function.READ),
+    Route("GET", "/events/{id}/deliveries", Function.READ),
+    Route("POST", "/events/{id}/redeliver", Function.WEBHOOKS, idempotent=True),
+    Route("POST", "/webhook_endpoints", Function.WEBHOOKS, idempotent=True),
+    Route("GET", "/webhook_endpoints", Function.WEBHOOKS),
+    Route("DELETE", "/webhook_endpoints/{id}", Function.WEBHOOKS),
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

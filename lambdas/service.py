@@ -9,8 +9,20 @@ from typing import Any
 
 from lambdas import presenters
 from lambdas.domain.merchants import Caller, Merchant
-from lambdas.ports import Answer, MerchantDirectory
-from lambdas.use_cases import Dependencies, captures, checkpoints, payments, reads, reconcile, refunds, tokens
+from lambdas.ports import Answer, DeadLetters, MerchantDirectory, WebhookSender
+from lambdas.use_cases import (
+    Dependencies,
+    captures,
+    checkpoints,
+    events,
+    payments,
+    reads,
+    reconcile,
+    refunds,
+    tokens,
+    webhooks,
+)
+from lambdas.use_cases.deliveries import DeliverySettings, deliver
 from lambdas.use_cases.idempotency import Keyed, Replay, Result
 from lambdas.use_cases.payments import PaymentCommand
 from lambdas.use_cases.tokens import CardInput
@@ -60,6 +72,31 @@ class PaymentService:
         page = reads.list_payments(self.deps, limit, starting_after)
         return presenters.read_answer(presenters.payment_list_body(*page))
 
+    def get_event(self, event_id: str) -> Answer:
+        return presenters.read_answer(presenters.event_body(events.find_event(self.deps, event_id)))
+
+    def list_events(self, limit: str | None, starting_after: str | None, event_type: str | None) -> Answer:
+        page = events.list_events(self.deps, limit, starting_after, event_type)
+        return presenters.read_answer(presenters.event_list_body(*page))
+
+    def create_endpoint(self, url: str, events: list[str], key: str) -> Answer:
+        call = Keyed(key, presenters.created_endpoint_answer)
+        return _answered(webhooks.create_endpoint(self.deps, url, events, call), call.answer)
+
+    def list_endpoints(self) -> Answer:
+        return presenters.read_answer(presenters.endpoint_list_body(webhooks.list_endpoints(self.deps)))
+
+    def delete_endpoint(self, endpoint_id: str) -> Answer:
+        return presenters.read_answer(presenters.endpoint_body(webhooks.delete_endpoint(self.deps, endpoint_id)))
+
+    def redeliver(self, event_id: str, key: str) -> Answer:
+        call = Keyed(key, presenters.redelivery_answer)
+        return _answered(webhooks.redeliver(self.deps, event_id, call), call.answer)
+
+    def deliveries(self, event_id: str) -> Answer:
+        attempts = webhooks.deliveries(self.deps, event_id)
+        return presenters.read_answer(presenters.delivery_list_body(event_id, attempts))
+
     def balances(self) -> Answer:
         return presenters.read_answer(presenters.balances_body(reads.balances(self.deps)))
 
@@ -102,6 +139,11 @@ class Tenancy:
         """Every merchant's pending payments and refunds, in turns (``lambdas.use_cases.reconcile``)."""
         merchants = [self.dependencies(merchant) for merchant in self.directory.merchants()]
         return reconcile.reconcile(merchants, settle_after, give_up_after)
+
+    def deliver(self, sender: WebhookSender, dead_letters: DeadLetters, settings: DeliverySettings) -> dict[str, float]:
+        """Every merchant's due events to its webhook endpoints (``lambdas.use_cases.deliveries``)."""
+        merchants = [self.dependencies(merchant) for merchant in self.directory.merchants()]
+        return deliver(merchants, sender, dead_letters, presenters.event_body, settings)
 
     def write_checkpoints(self) -> dict[str, int]:
         """A signed checkpoint of every merchant's ledger that moved (``lambdas.use_cases.checkpoints``)."""

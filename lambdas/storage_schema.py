@@ -40,6 +40,8 @@ class Partition(str, Enum):
     LEDGER = "LEDGER#"  # the double-entry ledger entries of one payment
     CHAIN = "CHAIN#"  # the heads of a merchant's hash chains (lambdas.domain.chains), updated with every entry
     CHECKPOINT = "CHECKPOINT#"  # a merchant's signed checkpoints of those chains (lambdas.domain.checkpoints), only put
+    EVENT = "EVENT#"  # an event (lambdas.domain.events) and its delivery attempts; expire after 30 days
+    ENDPOINT = "ENDPOINT#"  # a merchant's webhook endpoints, their secrets sealed
 
     def key(self, merchant: str, identifier: str) -> str:
         """The partition key of ``merchant``'s record: no read can reach another merchant's item."""
@@ -96,13 +98,16 @@ BY_STATUS = Index(name="by_status", partition_key="status_pk", sort_key="created
 BY_MERCHANT = Index(name="by_merchant", partition_key="merchant_pk", sort_key="created_key", projection="KEYS_ONLY")
 # Ledger entries by chain, in sequence (zero-padded): what `make verify` walks, and the checkpoint function queries.
 BY_CHAIN = Index(name="by_chain", partition_key="chain_pk", sort_key="chain_seq")
+# Events still to deliver, by when their next attempt is due (a sparse index, one partition per merchant): what the
+# delivery function queries. An event enters it when it is written, and leaves it once every endpoint has it.
+BY_DUE = Index(name="by_due", partition_key="due_pk", sort_key="due_at")
 
 LEDGER = TableSchema(
     name="ledger",
     partition_key="pk",
     sort_key="sk",
-    indexes=(BY_STATUS, BY_MERCHANT, BY_CHAIN),
-    ttl_attribute=None,  # ledger records are never deleted, so nothing in the table expires
+    indexes=(BY_STATUS, BY_MERCHANT, BY_CHAIN, BY_DUE),
+    ttl_attribute="expires_at",  # only events and their delivery attempts carry it: ledger records never expire
 )
 
 # The layout Powertools' DynamoDB idempotency persistence layer expects by default.

@@ -182,6 +182,10 @@ class AlarmSettings(_Frozen):
     pending_overdue: int = Field(default=1, ge=1, description="payments and refunds pending over 10 minutes")
     reconcile_errors: int = Field(default=1, ge=1, description="items a reconcile run could not settle")
     waf_blocked: int = Field(default=100, ge=1, description="requests the web ACL blocks in a period")
+    webhook_failures: int = Field(default=50, ge=1, description="webhook POSTs that failed in a period")
+    webhook_undelivered_seconds: int = Field(
+        default=3600, ge=60, description="age of the oldest event a delivery run found still undelivered"
+    )
 
 
 class CustomDomain(_Frozen):

@@ -29,6 +29,10 @@ from lambdas.metrics import (
     RECONCILE_ERRORS,
     RESPONSES,
     SERVICE_DIMENSION,
+    WEBHOOK_DEAD_LETTERS,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_FAILURES,
+    WEBHOOK_OLDEST_UNDELIVERED,
 )
 from lambdas.routes import ROUTES, Function, Route
 from stacks.alarm_topic import AlarmTopic, runbook, topic_key_alias
@@ -50,6 +54,11 @@ ALARMS = {
     "was tampered.",
     "checkpoint-failures": "A checkpoint run failed for a merchant, or has not run for 15 minutes: the ledger is not "
     "being signed.",
+    "webhook-dead-letters": "Events were never delivered to a webhook endpoint after every retry: they are in the "
+    "webhook dead-letter queue.",
+    "webhook-failures": "Many webhook deliveries failed: endpoints answer errors, time out or cannot be reached.",
+    "webhook-backlog": "An event has waited too long for delivery, or the delivery function has not run for 15 "
+    "minutes.",
 }
 
 
@@ -68,6 +77,7 @@ class MonitoringProps:
     keys: tuple[PaymentKey, ...]  # every key of the stack but the topic's own, whose administration alarms
     account_alarms: str  # the name of the account's alarm topic: each reports the other's key lost
     buckets: tuple[str, ...] = ()  # the names of the stack's locked buckets, whose administration alarms
+    webhook_dead_letters: str = ""  # the name of the queue of events never delivered (none: no alarm on it)
 
 
 class Monitoring(Construct):
@@ -155,11 +165,36 @@ class Monitoring(Construct):
             metric_name=CHECKPOINT_FAILURES, dimensions=service, statistic="Sum", threshold=1, period=900,
             treat_missing_data="breaching",
         )  # fmt: skip
+        self._webhook_alarms()
         self._alarm(
             "waf-blocked-spike", "waf-blocked", props.web_acl_name, namespace="AWS/WAFV2",
             metric_name="BlockedRequests", statistic="Sum", threshold=settings.waf_blocked,
             dimensions={"WebACL": props.web_acl_name, "Rule": "ALL", "Region": props.region},
             comparison_operator="GreaterThanThreshold",
+        )  # fmt: skip
+
+    def _webhook_alarms(self) -> None:
+        props, settings = self.props, self.props.settings
+        service = {SERVICE_DIMENSION: SERVICE_NAME}
+        if props.webhook_dead_letters:
+            self._alarm(
+                "webhook-dead-letters", "webhook-dead-letters", props.webhook_dead_letters, namespace="AWS/SQS",
+                metric_name="ApproximateNumberOfMessagesVisible", dimensions={"QueueName": props.webhook_dead_letters},
+                statistic="Maximum", threshold=1,
+            )  # fmt: skip
+        self._alarm(
+            "webhook-dead-letters", "webhook-dead-lettered", "deliver", namespace=props.metrics_namespace,
+            metric_name=WEBHOOK_DEAD_LETTERS, dimensions=service, statistic="Sum", threshold=1,
+        )  # fmt: skip
+        self._alarm(
+            "webhook-failures", "webhook-failures", "deliver", namespace=props.metrics_namespace,
+            metric_name=WEBHOOK_FAILURES, dimensions=service, statistic="Sum", threshold=settings.webhook_failures,
+        )  # fmt: skip
+        # a delivery run emits the age every run (every minute): none for 15 minutes means it is not running
+        self._alarm(
+            "webhook-backlog", "webhook-backlog", "deliver", namespace=props.metrics_namespace,
+            metric_name=WEBHOOK_OLDEST_UNDELIVERED, dimensions=service, statistic="Maximum",
+            threshold=settings.webhook_undelivered_seconds, period=900, treat_missing_data="breaching",
         )  # fmt: skip
 
     def _key_administration_rules(self) -> None:
@@ -208,6 +243,13 @@ class Monitoring(Construct):
             ]),
             ("Authorisations expired uncaptured (cancelled by reconcile)", "Sum", 300, [
                 [props.metrics_namespace, AUTHORIZATIONS_EXPIRED, *service],
+            ]),
+            ("Webhooks: deliveries, failures and events dead-lettered", "Sum", 60, [
+                [props.metrics_namespace, metric, *service]
+                for metric in (WEBHOOK_DELIVERIES, WEBHOOK_FAILURES, WEBHOOK_DEAD_LETTERS)
+            ]),
+            ("Webhooks: age of the oldest undelivered event (s)", "Maximum", 60, [
+                [props.metrics_namespace, WEBHOOK_OLDEST_UNDELIVERED, *service],
             ]),
             ("API 5xx and 4xx", "Sum", 60, [["AWS/ApiGateway", metric, *api] for metric in ("5XXError", "4XXError")]),
             ("Throttles by function", "Sum", 60, [

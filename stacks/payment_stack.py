@@ -101,6 +101,7 @@ class PaymentStack(TerraformStack):
                 keys=(keys.vault, keys.fingerprint, keys.operations, keys.signing, stores.archive.key),
                 account_alarms=alarm_topic_name(RESOURCE_PREFIX),
                 buckets=(config.checkpoint_bucket,),  # by name, as CloudTrail's events name it
+                webhook_dead_letters=functions.webhook_dead_letters.name,
             ),
         )
 

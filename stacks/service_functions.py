@@ -17,9 +17,14 @@ from stacks.lambda_bundle import build_bundle
 from stacks.payment_function import PaymentFunction, PaymentFunctionProps
 from stacks.service_keys import ServiceKeys
 from stacks.service_stores import ServiceStores
+from stacks.webhook_dead_letters import WebhookDeadLetters, WebhookDeadLettersProps
 
 # The functions that run on a schedule, and how often.
-SCHEDULES = {Function.RECONCILE: "rate(5 minutes)", Function.CHECKPOINT: "rate(5 minutes)"}
+SCHEDULES = {
+    Function.RECONCILE: "rate(5 minutes)",
+    Function.CHECKPOINT: "rate(5 minutes)",
+    Function.DELIVER: "rate(1 minute)",  # an event's first attempt within about a minute of its change
+}
 
 
 def function_environment(config: EnvironmentConfig, keys: ServiceKeys, stores: ServiceStores) -> FunctionEnvironment:
@@ -43,9 +48,12 @@ def function_environment(config: EnvironmentConfig, keys: ServiceKeys, stores: S
     )
 
 
-def granted_resources(keys: ServiceKeys, stores: ServiceStores) -> dict[Resource, object]:
+def granted_resources(
+    keys: ServiceKeys, stores: ServiceStores, dead_letters: WebhookDeadLetters
+) -> dict[Resource, object]:
     """Each resource a grant can name, by its name in ``lambdas.grants``."""
     return {
+        Resource.WEBHOOK_DEAD_LETTERS: dead_letters,
         Resource.VAULT_KEY: keys.vault,
         Resource.FINGERPRINT_KEY: keys.fingerprint,
         Resource.SIGNING_KEY: keys.signing,
@@ -80,6 +88,16 @@ class ServiceFunctions:
         bundle, bundle_hash = build_bundle(build_dir, config.functions.architecture, config.functions.runtime)
         code = TerraformAsset(scope, "lambda-code", path=str(bundle), type=AssetType.FILE, asset_hash=bundle_hash)
         environment = function_environment(config, keys, stores)
+        self.webhook_dead_letters = WebhookDeadLetters(
+            scope,
+            "webhook-dead-letters",
+            WebhookDeadLettersProps(
+                queue_name=f"{config.prefix}-webhook-dead-letters",
+                key=keys.operations,
+                sqs_endpoint=target.endpoint("sqs"),
+                sqs_arn_prefix=target.arn("sqs", ""),
+            ),
+        )
         self.functions = {
             function: PaymentFunction(
                 scope,
@@ -93,7 +111,9 @@ class ServiceFunctions:
                     account_id=target.account_id,
                     operations_key=keys.operations,
                     log_retention_days=config.log_retention_days,
-                    environment=self._environment_of(function, environment, stores).to_variables(),
+                    environment=self._environment_of(
+                        function, environment, stores, self.webhook_dead_letters
+                    ).to_variables(),
                     sqs_endpoint=target.endpoint("sqs"),
                     sqs_arn_prefix=target.arn("sqs", ""),
                     schedule=SCHEDULES.get(function),
@@ -101,18 +121,21 @@ class ServiceFunctions:
             )
             for function in Function
         }
-        resources = granted_resources(keys, stores)
+        resources = granted_resources(keys, stores, self.webhook_dead_letters)
         for function, grants in GRANTS.items():
             for grant in grants:
                 apply_grant(self.functions[function], grant, resources[grant.resource])
 
     @staticmethod
     def _environment_of(
-        function: Function, environment: FunctionEnvironment, stores: ServiceStores
+        function: Function, environment: FunctionEnvironment, stores: ServiceStores, dead_letters: WebhookDeadLetters
     ) -> FunctionEnvironment:
-        """The function that keeps checkpoints is told where."""
-        if any(grant.resource is Resource.CHECKPOINT_ARCHIVE for grant in GRANTS[function]):
-            return replace(environment, checkpoint_bucket=stores.archive.name)
+        """The function that keeps checkpoints is told where, and the one that dead-letters events where to."""
+        resources = {grant.resource for grant in GRANTS[function]}
+        if Resource.CHECKPOINT_ARCHIVE in resources:
+            environment = replace(environment, checkpoint_bucket=stores.archive.name)
+        if Resource.WEBHOOK_DEAD_LETTERS in resources:
+            environment = replace(environment, webhook_dead_letter_queue=dead_letters.url)
         return environment
 
     def __getitem__(self, function: Function) -> PaymentFunction:

@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from lambdas import bootstrap
 from lambdas.logs import logger
+from lambdas.storage_schema import LEDGER, Partition
 from tests.support.fakes import MERCHANT_A, MERCHANT_B, FakeWorld, fake_world
 from tests.support.fakes_gateway import FakeGateway, Fault
 from tests.support.leaks import card_data_in, card_data_in_item
@@ -214,6 +215,9 @@ def aws_env(moto_world, sandbox, monkeypatch, captured_logs):
         for table in (env["LEDGER_TABLE"], env["IDEMPOTENCY_TABLE"]):
             for item in dynamodb.scan(TableName=table)["Items"]:
                 assert card_data_in_item(item) == [], f"card data stored in {table}"
+        for item in dynamodb.scan(TableName=env["LEDGER_TABLE"])["Items"]:  # only events expire from the ledger
+            expires = LEDGER.ttl_attribute in item
+            assert not expires or item["pk"]["S"].startswith(Partition.EVENT.value), item["pk"]
 
 
 @pytest.fixture

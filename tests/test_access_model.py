@@ -18,7 +18,9 @@ from lambdas import bootstrap
 from lambdas.adapters.dynamo import to_item
 from lambdas.domain.checkpoints import signature_holds
 from lambdas.handlers import checkpoint as checkpoint_handler
+from lambdas.handlers import deliver as deliver_handler
 from lambdas.handlers import reconcile as reconcile_handler
+from lambdas.ports import Sent
 from lambdas.routes import Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, Partition, merchant_items
 from lambdas.use_cases import utc_now
@@ -28,6 +30,7 @@ from tests.service_fixtures import REGION, Sandbox
 from tests.support.access_model import ACCOUNT, Recorded, Recorder, References, StackModel, load
 from tests.support.cases import assert_holds_for_each
 from tests.support.events import body_of, invoke
+from tests.support.fakes_webhooks import FakeSender
 from tests.support.iam_eval import Decision, Request, statements_from_json
 from tools.api_events import route_for
 from tools.emulator import EMULATOR_CREDENTIALS
@@ -79,7 +82,7 @@ class Driver:
         assert self.recorder.errors == []
 
     def api(self, method: str, path: str, body=None, key=None, caller: str = ACME, cold: bool = False) -> dict:
-        route, _ = route_for(method, path)
+        route, _ = route_for(method, path.partition("?")[0])
         assert route is not None
         with self.invoking(route.function, cold=cold):
             return invoke(method, path, body, headers={"Idempotency-Key": key} if key else None, caller=caller)
@@ -143,6 +146,31 @@ def drive(driver: Driver, sandbox: Sandbox) -> None:
     with driver.invoking(Function.CHECKPOINT):  # the next holds the ledger to the last: the entry where it signed
         assert checkpoint_handler.handler({"source": "aws.events"}, None)["written"] == 1, "acme's ledger moved"
     capture_and_cancel(driver, sandbox, token)
+    webhooks_and_deliveries(driver, payment)
+
+
+def webhooks_and_deliveries(driver: Driver, payment: str) -> None:
+    """An endpoint registered (its secret sealed; the key replayed), another deleted, the list read; every due event
+    sent to the endpoint, which fails each round (the sender answers 500), so every attempt is recorded and, after the
+    last wait (none: WEBHOOK_RETRY_WAITS is 0 here), each event is dead-lettered; then one redelivered, and its
+    attempts read (``payment``'s event)."""
+    api = driver.api
+    endpoint = {"url": "https://93.184.216.34/hooks", "events": ["*"]}  # an address: nothing to resolve
+    created = api("POST", "/webhook_endpoints", endpoint, key="we-1")
+    assert created["statusCode"] == 201, created["body"]
+    assert api("POST", "/webhook_endpoints", endpoint, key="we-1")["headers"].get("Idempotent-Replayed")
+    gone = body_of(api("POST", "/webhook_endpoints", endpoint | {"events": ["refund.failed"]}, key="we-2"))["id"]
+    assert api("DELETE", f"/webhook_endpoints/{gone}")["statusCode"] == 200
+    assert [e["id"] for e in body_of(api("GET", "/webhook_endpoints"))["data"]] == [body_of(created)["id"]]
+    runs = []
+    for _ in range(2):
+        with driver.invoking(Function.DELIVER):
+            runs.append(deliver_handler.handler({"source": "aws.events"}, None))
+    assert runs[0]["failed"] >= 1 and runs[1]["dead_lettered"] >= 1, runs
+    events = body_of(api("GET", "/events?limit=100"))["data"]
+    (event,) = [e["id"] for e in events if e["type"] == "payment.succeeded" and e["data"]["object"]["id"] == payment]
+    assert api("POST", f"/events/{event}/redeliver", {}, key="re-1")["statusCode"] == 202
+    assert body_of(api("GET", f"/events/{event}/deliveries"))["data"]
 
 
 def capture_and_cancel(driver: Driver, sandbox: Sandbox, token: str) -> None:
@@ -225,6 +253,9 @@ def failing_runs(driver: Driver, monkeypatch) -> None:
         monkeypatch.setattr(handler, "tenancy", unavailable)
         with driver.invoking(function, asynchronous=True):
             handler.handler({"source": "aws.events"}, None)
+    monkeypatch.setattr(deliver_handler, "adapters", unavailable)
+    with driver.invoking(Function.DELIVER, asynchronous=True):
+        deliver_handler.handler({"source": "aws.events"}, None)
 
 
 @pytest.fixture(scope="module")
@@ -268,6 +299,11 @@ def recording(synthesized, sandbox_url, tmp_path_factory) -> tuple[StackModel, l
                 Bucket=bucket["bucket"], ObjectLockEnabledForBucket=bucket.get("object_lock_enabled", False)
             )
         environment |= {"CHECKPOINT_BUCKET": model.functions[Function.CHECKPOINT].environment["CHECKPOINT_BUCKET"]}
+        dead_letters = model.functions[Function.DELIVER].environment["WEBHOOK_DEAD_LETTER_QUEUE"]
+        environment |= {"WEBHOOK_DEAD_LETTER_QUEUE": dead_letters, "WEBHOOK_RETRY_WAITS": "0"}
+        boto3.client("sqs").create_queue(QueueName=dead_letters.rsplit("/", 1)[-1])
+        # every delivery fails at the receiver: no request leaves the test
+        monkeypatch.setattr(bootstrap.AwsAdapters, "webhook_sender", lambda adapters: FakeSender(Sent(500)))
         for name, value in {**environment, "GATEWAY_BASE_URL": sandbox_url, "GATEWAY_READ_TIMEOUT": "1"}.items():
             monkeypatch.setenv(name, value)
         bootstrap.adapters.cache_clear()
@@ -430,6 +466,39 @@ def test_the_capture_role_moves_payments_and_adds_entries_but_makes_no_payment_a
 
 
 @pytest.mark.parametrize("function", list(Function))
+def test_only_delivery_opens_a_webhook_secret_and_only_registration_seals_one(recording, function):
+    """A webhook secret signs as the service: a role that could open one (or make one) could forge deliveries."""
+    model, _ = recording
+    role, vault = model.functions[function].role_arn, model.keys["vault"]
+    secret = _kms_context("webhook-secret")
+    opens = model.decide(Request(role, "kms:Decrypt", vault, secret)) is Decision.ALLOWED
+    seals = model.decide(Request(role, "kms:GenerateDataKey", vault, secret)) is Decision.ALLOWED
+    assert (opens, seals) == (function is Function.DELIVER, function is Function.WEBHOOKS)
+
+
+def test_delivery_cannot_write_the_ledger(recording):
+    """The delivery function talks to the internet: it keeps its events' delivery state and attempts, and can add
+    no entry, make or move no payment, move no chain's head, and open no card."""
+    model, _ = recording
+    deliver = model.functions[Function.DELIVER].role_arn
+    ledger = next(arn for arn in _tables(model) if arn.endswith("-ledger"))
+
+    def decision(action: str, partition: Partition) -> Decision:
+        keys = {"dynamodb:LeadingKeys": (partition.key("acme", "pay_1"),)}
+        return model.decide(Request(deliver, action, ledger, keys))
+
+    assert decision("dynamodb:UpdateItem", Partition.EVENT) is Decision.ALLOWED
+    assert decision("dynamodb:PutItem", Partition.EVENT) is Decision.ALLOWED
+    for partition in (Partition.LEDGER, Partition.PAYMENT, Partition.CHAIN, Partition.TOKEN, Partition.CHECKPOINT):
+        for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+            assert decision(action, partition) is not Decision.ALLOWED, (action, partition)
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem"):
+        assert decision(action, Partition.ENDPOINT) is not Decision.ALLOWED, action  # endpoints are registration's
+    card = _kms_context("card-vault")
+    assert model.decide(Request(deliver, "kms:Decrypt", model.keys["vault"], card)) is not Decision.ALLOWED
+
+
+@pytest.mark.parametrize("function", list(Function))
 def test_no_role_deletes_or_updates_a_ledger_entry(recording, function):
     model, _ = recording
     role = model.functions[function].role_arn
@@ -561,7 +630,7 @@ ROLE_STATEMENTS = {
         "LedgerRead",
         "LedgerReadTogetherTokenChain",
         "ChargeReadThroughLedgerTableVaultKey",
-        "LedgerAppendPaymentLedger",
+        "LedgerAppendPaymentLedgerEvent",
         "ChargeWriteThroughLedgerTableVaultKey",
         "LedgerUpdatePaymentChain",
         "MerchantsLookup",
@@ -575,7 +644,7 @@ ROLE_STATEMENTS = {
         *COMMON,
         "LedgerRead",
         "RefundReadThroughLedgerTableVaultKey",
-        "LedgerAppendPaymentLedger",
+        "LedgerAppendPaymentLedgerEvent",
         "RefundWriteThroughLedgerTableVaultKey",
         "LedgerUpdatePaymentChain",
         "MerchantsLookup",
@@ -592,7 +661,7 @@ ROLE_STATEMENTS = {
         "LedgerReadPaymentChain",
         "LedgerReadTogetherPaymentChain",
         "CaptureReadThroughLedgerTableVaultKey",
-        "LedgerAppendLedger",
+        "LedgerAppendLedgerEvent",
         "CaptureWriteThroughLedgerTableVaultKey",
         "LedgerUpdatePaymentChain",
         "MerchantsLookup",
@@ -606,6 +675,7 @@ ROLE_STATEMENTS = {
         *COMMON,
         "LedgerRead",
         "ReadReadThroughLedgerTableVaultKey",
+        "LedgerReadTogetherEventPayment",
         "ReadDecryptVaultKey",
         "ReadPublicKeySigningKey",
         "MerchantsLookup",
@@ -618,7 +688,7 @@ ROLE_STATEMENTS = {
         "LedgerRead",
         "LedgerReadTogetherPaymentChain",
         "ReconcileReadThroughLedgerTableVaultKey",
-        "LedgerAppendLedger",
+        "LedgerAppendLedgerEvent",
         "ReconcileWriteThroughLedgerTableVaultKey",
         "LedgerUpdatePaymentChain",
         "MerchantsList",
@@ -643,6 +713,34 @@ ROLE_STATEMENTS = {
         "LedgerQueryByChainChain",
         "KeepCheckpoints",
         "CheckpointKeepThroughCheckpointBucketKeyKey",
+    ),
+    Function.WEBHOOKS: (
+        *COMMON,
+        "WebhooksEncryptVaultKey",
+        "LedgerReadEndpoint",
+        "WebhooksReadThroughLedgerTableVaultKey",
+        "LedgerAppendEndpoint",
+        "WebhooksWriteThroughLedgerTableVaultKey",
+        "LedgerUpdateEndpointEvent",
+        "MerchantsLookup",
+        "WebhooksReadThroughMerchantsTableVaultKey",
+        "IdempotencyReadWrite",
+        "WebhooksWriteThroughIdempotencyTableVaultKey",
+    ),
+    Function.DELIVER: (
+        *COMMON,
+        "SendDeadLetters",
+        "DeliverDeadLettersOperationsKey",
+        "LedgerRead",
+        "DeliverReadThroughLedgerTableVaultKey",
+        "DeliverDecryptVaultKey",
+        "LedgerUpdateEvent",
+        "DeliverWriteThroughLedgerTableVaultKey",
+        "LedgerAppendEvent",
+        "MerchantsList",
+        "DeliverReadThroughMerchantsTableVaultKey",
+        "SendWebhookDeadLetters",
+        "DeliverWebhookDeadLettersOperationsKey",
     ),
 }
 # The key policies' statements that name a function's role (what the keys' grant_* calls add).
@@ -682,9 +780,18 @@ KEY_GRANTS = {
         "CaptureReadThroughMerchantsTable",
         "CaptureWriteThroughIdempotencyTable",
         "CaptureReadSecret",
+        "WebhooksEncrypt",
+        "WebhooksReadThroughLedgerTable",
+        "WebhooksWriteThroughLedgerTable",
+        "WebhooksReadThroughMerchantsTable",
+        "WebhooksWriteThroughIdempotencyTable",
+        "DeliverReadThroughLedgerTable",
+        "DeliverDecrypt",
+        "DeliverWriteThroughLedgerTable",
+        "DeliverReadThroughMerchantsTable",
     ),
     "fingerprint": ("TokenizeMac", "ChargeMac"),
-    "operations": ("ReconcileDeadLetters", "CheckpointDeadLetters"),
+    "operations": ("ReconcileDeadLetters", "CheckpointDeadLetters", "DeliverDeadLetters", "DeliverWebhookDeadLetters"),
     "signing": ("CheckpointSign", "CheckpointPublicKey", "ReadPublicKey"),
     "checkpoints": ("CheckpointKeepThroughCheckpointBucket",),
 }

@@ -6,7 +6,7 @@ import pytest
 
 from lambdas.domain.merchants import principal_key
 from lambdas.encryption_context import CONDITION_KEY, Purpose
-from lambdas.storage_schema import IDEMPOTENCY, MERCHANTS, MerchantRecord
+from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, MerchantRecord
 
 
 class _Grantee:
@@ -99,13 +99,16 @@ def test_a_service_principal_must_be_bound_to_the_account():
         _key(service_principals=(unbound,))
 
 
-def test_the_ledger_table_never_expires_items_and_the_idempotency_table_does(stack):
+def test_only_events_and_idempotency_keys_expire(stack):
+    """The ledger table expires items by ``expires_at``, which only events and their delivery attempts carry (every
+    test on moto checks the items it leaves: tests/service_fixtures.py); the merchants table expires nothing."""
     tables = {
         table["name"].removeprefix(f"{stack.environment.prefix}-"): table
         for table in stack.resources("aws_dynamodb_table").values()
     }
     assert set(tables) == {"ledger", "idempotency", "merchants"}
-    assert "ttl" not in tables["ledger"] and "ttl" not in tables["merchants"]
+    assert "ttl" not in tables["merchants"]
+    assert tables["ledger"]["ttl"] == {"attribute_name": LEDGER.ttl_attribute, "enabled": True}
     assert tables["idempotency"]["ttl"] == {"attribute_name": IDEMPOTENCY.ttl_attribute, "enabled": True}
 
 

@@ -40,7 +40,9 @@ EXPECTED_ACTIONS = {
     | KEY_WRITE
     | {"kms:GenerateDataKey", "kms:Decrypt", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     | {"dynamodb:BatchGetItem", "secretsmanager:GetSecretValue"},
-    Function.READ: COMMON | KEY_READ | {"dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt", "kms:GetPublicKey"},
+    Function.READ: COMMON
+    | KEY_READ
+    | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "kms:Decrypt", "kms:GetPublicKey"},
     Function.RECONCILE: COMMON
     | KEY_WRITE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"}
@@ -52,6 +54,14 @@ EXPECTED_ACTIONS = {
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"}
     | {"kms:Sign", "kms:GetPublicKey", "sqs:SendMessage"}
     | {"s3:PutObject", "s3:GetObject", "kms:GenerateDataKey"},  # the checkpoints' write-once copy, through S3
+    Function.WEBHOOKS: COMMON
+    | IDEMPOTENCY
+    | KEY_WRITE
+    | {"kms:GenerateDataKey", "dynamodb:Query", "dynamodb:ConditionCheckItem"},  # seals secrets, opens none
+    Function.DELIVER: COMMON
+    | KEY_WRITE
+    | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    | {"dynamodb:ConditionCheckItem", "dynamodb:Scan", "kms:Decrypt", "sqs:SendMessage"},
 }
 
 
@@ -85,8 +95,12 @@ def test_no_role_can_update_or_delete_ledger_entries(stack):
         if "dynamodb:UpdateItem" in statement.actions:
             (leading_keys,) = [c for c in statement.conditions if c[1] == "dynamodb:LeadingKeys"]
             assert leading_keys[0] == "ForAllValues:StringLike"
-            # payments move through their states; chain heads advance with each entry; entries are never updated
-            assert leading_keys[2] == (f"{Partition.PAYMENT.value}*", f"{Partition.CHAIN.value}*"), statement.source
+            # payments move through their states; chain heads advance with each entry; events are leased and made
+            # due; endpoints are marked deleted; entries are never updated
+            allowed_prefixes = {f"{p.value}*" for p in (Partition.PAYMENT, Partition.CHAIN, Partition.EVENT)}
+            allowed_prefixes.add(f"{Partition.ENDPOINT.value}*")
+            assert set(leading_keys[2]) <= allowed_prefixes, statement.source
+            assert f"{Partition.LEDGER.value}*" not in leading_keys[2], statement.source
 
 
 def test_writers_are_limited_to_their_partitions(dev):
@@ -146,6 +160,9 @@ VAULT_USE = {
     Function.READ: {("kms:Decrypt", Purpose.METADATA)},  # returns payments with their metadata
     Function.RECONCILE: set(),
     Function.CHECKPOINT: set(),
+    Function.WEBHOOKS: {("kms:GenerateDataKey", Purpose.WEBHOOK_SECRET)},  # seals an endpoint's secret, never opens one
+    # opens the secrets that sign deliveries, and the metadata of the payment an event shows
+    Function.DELIVER: {("kms:Decrypt", Purpose.WEBHOOK_SECRET), ("kms:Decrypt", Purpose.METADATA)},
 }
 ENVELOPE_OPERATIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 
@@ -225,8 +242,9 @@ def test_functions_have_distinct_roles_assumable_only_by_lambda_of_this_account(
 def test_only_the_scheduled_functions_scan_and_only_the_merchants_table(stack):
     (merchants,) = [n for n, t in stack.resources("aws_dynamodb_table").items() if t["name"].endswith("-merchants")]
     scans = [s for s in all_statements(stack) if "dynamodb:Scan" in s.actions]
-    assert [s.resources for s in scans] == [(f"${{aws_dynamodb_table.{merchants}.arn}}",)] * 2
-    for function in (Function.RECONCILE, Function.CHECKPOINT):
+    scheduled = (Function.RECONCILE, Function.CHECKPOINT, Function.DELIVER)
+    assert [s.resources for s in scans] == [(f"${{aws_dynamodb_table.{merchants}.arn}}",)] * len(scheduled)
+    for function in scheduled:
         assert any(scan in role_statements(stack, f"{stack.environment.prefix}-{function.value}") for scan in scans)
 
 
@@ -276,3 +294,35 @@ def test_the_secret_and_the_dead_letters_keys_are_used_only_through_their_servic
         ]
         (queue_arn,) = through(function, "sqs")["kms:EncryptionContext:aws:sqs:arn"]
         assert queue_arn.endswith(f":sqs:us-east-1:${{data.aws_caller_identity.caller.account_id}}:{queue['name']}")
+
+
+def test_only_the_delivery_role_opens_webhook_secrets_and_only_registration_seals_them(dev):
+    """Breaks if any other role could read an endpoint's secret (and so sign as the service), or delivery could
+    make one."""
+    secret = _direct_request(Purpose.WEBHOOK_SECRET)
+    for function in Function:
+        for policy in _vault_key_permissions(dev, function):
+            assert allowed(policy, "kms:Decrypt", secret) is (function is Function.DELIVER), function
+            assert allowed(policy, "kms:GenerateDataKey", secret) is (function is Function.WEBHOOKS), function
+
+
+def _ledger_writes(stack, function: Function) -> dict[str, set[str]]:
+    """Each write action the role holds on the ledger table, and the partition prefixes it is limited to."""
+    ledger_arn = _ledger_table_arn(stack)
+    writes: dict[str, set[str]] = {}
+    for statement in role_statements(stack, f"{stack.environment.prefix}-{function.value}"):
+        if not any(r.startswith(ledger_arn) for r in statement.resources):
+            continue
+        (leading_keys,) = [c[2] for c in statement.conditions if c[1] == "dynamodb:LeadingKeys"] or [("*",)]
+        for action in set(statement.actions) & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}:
+            writes.setdefault(action, set()).update(leading_keys)
+    return writes
+
+
+def test_delivery_cannot_write_the_ledger_only_its_events(dev):
+    """Breaks if the delivery role (which talks to the internet) could add an entry, move a payment or a chain."""
+    event = {f"{Partition.EVENT.value}*"}
+    assert _ledger_writes(dev, Function.DELIVER) == {"dynamodb:PutItem": event, "dynamodb:UpdateItem": event}
+    webhooks = _ledger_writes(dev, Function.WEBHOOKS)
+    assert webhooks["dynamodb:PutItem"] == {f"{Partition.ENDPOINT.value}*"}
+    assert webhooks["dynamodb:UpdateItem"] == {f"{Partition.ENDPOINT.value}*", f"{Partition.EVENT.value}*"}

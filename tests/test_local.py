@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from client import CardDeclined, InvalidRequest, NotFound
+from client import CardDeclined, InvalidRequest, NotFound, verify_webhook
 from lambdas.domain.checkpoints import signature_holds
 from tests.conftest import REPO
 from tests.support.api import BAD_PAYMENTS, card
@@ -491,3 +491,76 @@ def test_the_gateway_agrees_with_the_ledger_on_every_payment(local):
         else:
             assert charge["status"] in gateway_statuses.get(payment.status, (payment.status,)), payment.id
     assert compared > 0
+
+
+# --- events and webhooks ---------------------------------------------------------------------------
+
+
+@contextmanager
+def receiver():
+    """A merchant's webhook receiver on 127.0.0.1: it keeps each delivery's raw body and signature."""
+    received: list[tuple[bytes, str]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((body, self.headers["Payments-Signature"]))
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hooks", received
+    finally:
+        server.shutdown()
+
+
+def events_received(received: list[tuple[bytes, str]], secret: str, count: int, timeout: float = 60) -> list:
+    deadline = time.monotonic() + timeout
+    while len({event.id for event in map(lambda r: verify_webhook(r[0], r[1], secret), received)}) < count:
+        assert time.monotonic() < deadline, f"{len(received)} deliveries, {count} events expected"
+        time.sleep(0.5)
+    return [verify_webhook(body, signature, secret) for body, signature in received]
+
+
+def test_a_receiver_gets_a_signed_event_for_every_change_and_redelivery_sends_one_again(local):
+    acme = local.client()
+    with receiver() as (url, received):
+        endpoint = acme.create_webhook_endpoint(url, ["*"])
+        try:
+            paid = acme.pay(1500, "usd", card=card())
+            with pytest.raises(CardDeclined):
+                acme.pay(500, "usd", card=card("4000000000000002"))
+            acme.refund(paid.id, 500)
+            captured = acme.capture(acme.authorize(900, "usd", card=card()).id, 600)
+            canceled = acme.cancel(acme.authorize(700, "usd", card=card()).id)
+            events = events_received(received, endpoint.secret, 7)
+            types = sorted(event.type for event in events)
+            assert types == sorted(
+                ["payment.succeeded", "payment.declined", "refund.succeeded", "payment.requires_capture",
+                 "payment.succeeded", "payment.requires_capture", "payment.canceled"]
+            )  # fmt: skip
+            objects = {(event.type, event.object_id) for event in events}
+            assert ("payment.succeeded", captured.id) in objects and ("payment.canceled", canceled.id) in objects
+            again = next(event for event in events if event.type == "refund.succeeded")
+            acme.redeliver(again.id)
+            deadline = time.monotonic() + 60
+            while [verify_webhook(b, s, endpoint.secret).id for b, s in received].count(again.id) < 2:
+                assert time.monotonic() < deadline, "the redelivery never came"
+                time.sleep(0.5)
+            assert all(d.status == 204 for d in acme.event_deliveries(again.id))
+        finally:
+            acme.delete_webhook_endpoint(endpoint.id)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://169.254.169.254/latest", "https://10.0.0.1/", "https://[::1]/", "http://example.com/"]
+)
+def test_an_endpoint_that_names_an_internal_address_is_refused(local, url):
+    error = error_of(post(local, "/webhook_endpoints", {"url": url, "events": ["*"]}, key=f"ssrf-{url}"), 400,
+                     "invalid_request_error")  # fmt: skip
+    assert (error["code"], error["param"]) == ("url_not_allowed", "url")

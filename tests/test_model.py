@@ -17,6 +17,7 @@ runs the same machine on the DynamoDB adapters (moto in process), with fewer."""
 import os
 import threading
 import uuid
+from collections import Counter
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -28,6 +29,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from lambdas.adapters.sparkle import RetryPolicy, SparkleClient
 from lambdas.bootstrap import AwsAdapters
 from lambdas.domain.errors import GatewayFailed, IdempotencyConflict, InvalidRequest
+from lambdas.domain.events import REFUND_EVENTS, EventType
 from lambdas.domain.merchants import Merchant
 from lambdas.domain.payments import (
     AUTHORIZATION_VALIDITY,
@@ -303,6 +305,43 @@ class PaymentMachine(RuleBasedStateMachine):
                 (charge,) = self.gateway.charges_for(payment.id)
                 assert (charge.status, charge.amount_captured) == ("succeeded", payment.amount_captured)
 
+    @invariant()
+    def an_event_exists_exactly_when_its_state_change_exists(self) -> None:
+        """Each payment has one event per state it reached past pending (an authorisation may have expired before
+        its answer was booked: then canceled only), each refund one for the state it settled in; every event shows
+        its object in the state its type names, and none tells of a change that was not made."""
+        listed, cursor = [], None
+        while True:
+            page, has_more = self.store.list_events(100, cursor, None)
+            listed += page
+            if not has_more:
+                break
+            cursor = page[-1]
+        assert len({event.id for event in listed}) == len(listed)
+        told: dict[tuple[str, str | None], Counter] = {}
+        for event in listed:
+            changed = event.refund.status.value if event.refund else event.payment.status.value
+            assert event.type.value.endswith(f".{changed}"), event
+            shown = event.payment  # as it stood: never more refunded and reserved than captured
+            assert shown.amount_reserved >= 0 and shown.amount_refunded + shown.amount_reserved <= shown.amount_captured
+            told.setdefault((event.payment.id, event.refund.id if event.refund else None), Counter())[event.type] += 1
+        payments = {payment.id: payment for payment in self.payments()}
+        for payment_id, _ in told:  # a payment made under a key reused after its record expired, say
+            payments[payment_id] = payments.get(payment_id) or self.store.get_payment(payment_id, with_metadata=False)
+        for (payment_id, refund_id), types in told.items():
+            assert payments[payment_id] is not None, f"an event of {payment_id}, which was never made"
+            if refund_id is None:
+                assert types in _payment_histories(payments[payment_id]), (payments[payment_id], types)
+            else:
+                refund = self.store.get_refund(payment_id, refund_id)
+                assert types == Counter({REFUND_EVENTS[refund.status]: 1}), (refund, types)
+        for payment in payments.values():
+            assert told.get((payment.id, None), Counter()) in _payment_histories(payment), payment
+        for payment_id, refund_id in self.refund_ids:
+            refund = self.store.get_refund(payment_id, refund_id)
+            expected = Counter({REFUND_EVENTS[refund.status]: 1}) if refund.status in REFUND_EVENTS else Counter()
+            assert told.get((payment_id, refund_id), Counter()) == expected, refund
+
     def teardown(self) -> None:
         if not hasattr(self, "world"):
             return
@@ -327,6 +366,22 @@ class PaymentMachine(RuleBasedStateMachine):
                 assert {c.status for c in self.gateway.charges_for(payment.id)} <= {"voided", "expired"}
         for payment_id, refund_id in self.refund_ids:
             assert self.store.get_refund(payment_id, refund_id).status is not RefundStatus.PENDING
+        self.an_event_exists_exactly_when_its_state_change_exists()
+
+
+def _payment_histories(payment) -> list[Counter]:
+    """The events a payment in its state may have had, as counts of their types."""
+    reached = {
+        Status.PENDING: [[]],
+        Status.REQUIRES_CAPTURE: [[EventType.PAYMENT_REQUIRES_CAPTURE]],
+        Status.DECLINED: [[EventType.PAYMENT_DECLINED]],
+        Status.FAILED: [[EventType.PAYMENT_FAILED]],
+        Status.SUCCEEDED: [[EventType.PAYMENT_SUCCEEDED] + ([] if payment.capture
+                                                            else [EventType.PAYMENT_REQUIRES_CAPTURE])],
+        Status.CANCELED: [[EventType.PAYMENT_CANCELED], [EventType.PAYMENT_REQUIRES_CAPTURE,
+                                                         EventType.PAYMENT_CANCELED]],
+    }[payment.status]  # fmt: skip
+    return [Counter(types) for types in reached]
 
 
 PaymentMachine.TestCase.settings = settings(

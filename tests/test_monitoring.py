@@ -80,7 +80,8 @@ def test_each_function_each_route_and_each_dead_letter_queue_has_its_alarms(stac
     } == {"v1"}
     queues = {f"${{aws_sqs_queue.{n}.name}}": q["name"] for n, q in stack.resources("aws_sqs_queue").items()}
     watched = {queues[a["dimensions"]["QueueName"]] for a in alarms.values() if a["namespace"] == "AWS/SQS"}
-    assert watched == {f"{prefix}-reconcile-dead-letters", f"{prefix}-checkpoint-dead-letters"}
+    scheduled = (Function.RECONCILE, Function.CHECKPOINT, Function.DELIVER)
+    assert watched == {f"{prefix}-{f.value}-dead-letters" for f in scheduled} | {f"{prefix}-webhook-dead-letters"}
     api_5xx = alarms[f"{prefix}-api-5xx-rate"]
     assert (api_5xx["metric_name"], api_5xx["statistic"]) == ("5XXError", "Average")  # the share of requests
     waf = alarms[f"{prefix}-waf-blocked"]

@@ -33,6 +33,13 @@ CONTRACT_ROUTES = {
     ("GET", "/ledger/checkpoints/latest"): (False, {200, 404}),
     ("GET", "/ledger/checkpoints/{sequence}"): (False, {200, 404}),
     ("GET", "/ledger/public-key"): (False, {200}),
+    ("GET", "/events"): (False, {200, 400}),
+    ("GET", "/events/{id}"): (False, {200, 404}),
+    ("GET", "/events/{id}/deliveries"): (False, {200, 404}),
+    ("POST", "/events/{id}/redeliver"): (True, {202, 400, 404, 409, 413, 415, 422}),
+    ("POST", "/webhook_endpoints"): (True, {201, 400, 409, 413, 415, 422}),
+    ("GET", "/webhook_endpoints"): (False, {200}),
+    ("DELETE", "/webhook_endpoints/{id}"): (False, {200, 404}),
 }
 EVERY_ROUTE_STATUSES = {403, 429, 500}
 
@@ -72,6 +79,23 @@ def test_every_body_the_handlers_answer_matches_the_description(aws_env):
     response_models.CheckpointResponse.model_validate(body_of(invoke("GET", "/ledger/checkpoints/1")))
     response_models.CheckpointListResponse.model_validate(body_of(invoke("GET", "/ledger/checkpoints")))
     response_models.PublicKeyResponse.model_validate(body_of(invoke("GET", "/ledger/public-key")))
+    listed = body_of(invoke("GET", "/events?type=refund.succeeded"))
+    response_models.EventListResponse.model_validate(listed)
+    assert [event["data"]["object"]["id"] for event in listed["data"]] == [refund["id"]]
+    events = body_of(invoke("GET", "/events?limit=100"))["data"]
+    assert {event["type"] for event in events} == {"payment.succeeded", "payment.declined", "refund.succeeded"}
+    for event in events:
+        response_models.EventResponse.model_validate(body_of(invoke("GET", f"/events/{event['id']}")))
+    endpoint = {"url": "https://93.184.216.34/hooks", "events": ["*"]}  # an address: nothing to resolve
+    created = body_of(invoke("POST", "/webhook_endpoints", endpoint, headers={"Idempotency-Key": "we-1"}))
+    response_models.WebhookEndpointResponse.model_validate(created)
+    response_models.WebhookEndpointListResponse.model_validate(body_of(invoke("GET", "/webhook_endpoints")))
+    deleted = body_of(invoke("DELETE", f"/webhook_endpoints/{created['id']}"))
+    response_models.WebhookEndpointResponse.model_validate(deleted)
+    event_id = events[0]["id"]
+    redelivered = invoke("POST", f"/events/{event_id}/redeliver", {}, headers={"Idempotency-Key": "re-1"})
+    response_models.RedeliveryResponse.model_validate(body_of(redelivered))
+    response_models.DeliveryListResponse.model_validate(body_of(invoke("GET", f"/events/{event_id}/deliveries")))
     with pytest.raises(ValidationError) as refused:  # the models are strict enough to notice a wrong body
         response_models.PaymentResponse.model_validate({**payment, "pan": "x"})
     assert [(error["loc"], error["type"]) for error in refused.value.errors()] == [(("pan",), "extra_forbidden")]

@@ -17,6 +17,7 @@ from lambdas.adapters import dynamo
 from lambdas.adapters.dynamo import CONFLICT_RETRIES, HEAD_RETRIES, DynamoUnitOfWork, from_item, to_item
 from lambdas.adapters.envelope import EnvelopeCipher, Sealed
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
+from lambdas.adapters.ledger.events import due_partition, event_key
 from lambdas.adapters.ledger.payments import PENDING_SHARDS
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.velocity import DynamoVelocityCounter
@@ -24,6 +25,7 @@ from lambdas.domain.cards import MaskedCard
 from lambdas.domain.chains import CHAINS, chain_of, check_chain
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.errors import IdempotencyConflict
+from lambdas.domain.events import EVENT_RETENTION, Event, EventType, payment_event, refund_event
 from lambdas.domain.idempotency import IN_FLIGHT_SECONDS
 from lambdas.domain.payments import (
     HOLD,
@@ -39,10 +41,12 @@ from lambdas.domain.payments import (
     Status,
     balance,
 )
+from lambdas.domain.timestamps import iso
 from lambdas.ports import Answer, Contended, LostRace, MisfiledCheckpoint, PendingItem
-from lambdas.storage_schema import Partition
+from lambdas.storage_schema import BY_DUE, LEDGER, Partition
 from lambdas.use_cases.idempotency import Fresh, IdempotencyKeys, Replay, Resume
 from tests.support.fakes import FakeClock, FakeDatabase, FakeIdempotencyStore, FakeLedgerStore, FakeVelocityCounter
+from tests.support.leaks import card_data_in_item
 
 CARD = MaskedCard("visa", "4242", 12, 2030, "fp_1")
 
@@ -1114,3 +1118,112 @@ def test_a_merchant_lists_none_of_another_merchants_authorisations(ports):
     ports.clock.advance(timedelta(minutes=1))
     assert list(ports.other_store.authorizations(ports.clock())) == []
     assert ports.other_store.get_payment(authorization(ports).id) is None
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+def _event(ports: Ports, event: Event) -> Event:
+    commit(ports, lambda uow: ports.store.add_event(uow, event))
+    return event
+
+
+def _timeline(ports: Ports, count: int) -> list[Event]:
+    """``count`` events of captured payments, alternately succeeded and failed by type, a minute apart; newest
+    first."""
+    made = []
+    for n in range(count):
+        paid = captured(ports)
+        made.append(
+            _event(
+                ports,
+                replace(
+                    payment_event(paid, ports.clock()),
+                    type=EventType.PAYMENT_SUCCEEDED if n % 2 else EventType.PAYMENT_FAILED,
+                ),
+            )
+        )
+        ports.clock.advance(timedelta(minutes=1))
+    return made[::-1]
+
+
+def test_an_event_reads_back_with_its_payments_metadata_and_its_refund(ports):
+    paid = captured(ports)
+    assert paid.metadata == {"order": "A-1"}
+    succeeded = _event(ports, payment_event(paid, ports.clock()))
+    assert ports.store.get_event(succeeded.id) == succeeded
+    _, refund = paid.reserve_refund("re_1", 300, ports.clock())
+    commit(ports, lambda uow: ports.store.reserve_refund(uow, paid, refund))
+    refunded, done, entries = ports.store.get_payment(paid.id).complete_refund(refund, "rf_1", ports.clock())
+    refunded_event = refund_event(refunded, done, ports.clock())
+    commit(ports, lambda uow: ports.store.complete_refund(uow, done, entries),
+           lambda uow: ports.store.add_event(uow, refunded_event))  # fmt: skip
+    assert ports.store.get_event(refunded_event.id) == refunded_event
+    assert (refunded_event.payment.amount_refunded, refunded_event.refund.status) == (300, RefundStatus.SUCCEEDED)
+    assert ports.store.get_event("evt_" + "0" * 24) is None
+
+
+def test_an_events_payment_is_kept_as_it_stood_whatever_happens_to_it_after(ports):
+    new = payment(ports, metadata={"order": "A-1"}, capture=False)
+    commit(ports, lambda uow: ports.store.add_payment(uow, new))
+    authorised, entries = new.authorize("ch_1", ports.clock())
+    authorised_event = payment_event(authorised, ports.clock())
+    commit(ports, lambda uow: ports.store.settle_payment(uow, new, authorised, entries),
+           lambda uow: ports.store.add_event(uow, authorised_event))  # fmt: skip
+    claimed = ports.store.get_payment(new.id).claim(capture_of(ports, 400))
+    commit(ports, lambda uow: ports.store.claim_action(uow, claimed, claimed.action))
+    captured_payment, entries = claimed.capture_amount(400, ports.clock())
+    commit(ports, lambda uow: ports.store.settle_action(uow, claimed, captured_payment, entries))
+    kept = ports.store.get_event(authorised_event.id).payment
+    assert (kept.status, kept.amount_capturable, kept.amount_captured, kept.charge_id) == (
+        Status.REQUIRES_CAPTURE, 1000, 0, "ch_1"
+    )  # fmt: skip
+    assert kept == replace(authorised, metadata=kept.metadata)
+
+
+def test_an_event_id_is_taken_once_and_the_change_it_came_with_is_not_written(ports):
+    paid = captured(ports)
+    first = _event(ports, payment_event(paid, ports.clock()))
+    _, refund = paid.reserve_refund("re_1", 300, ports.clock())
+    with pytest.raises(LostRace) as lost:
+        commit(ports, lambda uow: ports.store.reserve_refund(uow, paid, refund),
+               lambda uow: ports.store.add_event(uow, replace(first, type=EventType.PAYMENT_FAILED)))  # fmt: skip
+    assert set(lost.value.conflicts) == {"event"}
+    assert ports.store.get_event(first.id).type is EventType.PAYMENT_SUCCEEDED
+    assert ports.store.get_refund(paid.id, "re_1") is None
+
+
+def test_events_are_listed_newest_first_page_by_page_and_by_type(ports):
+    made = _timeline(ports, 7)
+    assert ports.store.list_events(3, None, None) == (made[:3], True)
+    assert ports.store.list_events(3, made[2], None) == (made[3:6], True)
+    assert ports.store.list_events(3, made[5], None) == (made[6:], False)
+    assert ports.store.list_events(10, None, None) == (made, False)
+    failed = [e for e in made if e.type is EventType.PAYMENT_FAILED]  # 4 of them, the newest among them
+    assert ports.store.list_events(2, None, EventType.PAYMENT_FAILED) == (failed[:2], True)
+    assert ports.store.list_events(2, failed[1], EventType.PAYMENT_FAILED) == (failed[2:], False)
+    assert ports.store.list_events(3, made[0], EventType.PAYMENT_FAILED) == (failed[1:4], False)
+    assert ports.store.list_events(5, None, EventType.REFUND_FAILED) == ([], False)
+
+
+def test_a_merchants_events_are_none_of_another_merchants(ports):
+    (made,) = _timeline(ports, 1)
+    assert ports.other_store.get_event(made.id) is None
+    assert ports.other_store.list_events(10, None, None) == ([], False)
+    assert ports.store.list_events(10, None, None) == ([made], False)
+
+
+def test_an_event_item_expires_is_due_at_once_and_holds_no_card_data(moto_resources):
+    dynamodb, kms = boto3.client("dynamodb"), boto3.client("kms")
+    cipher = EnvelopeCipher(kms, moto_resources["VAULT_KEY_ID"], "payment-metadata")
+    store = DynamoLedgerStore(dynamodb, moto_resources["LEDGER_TABLE"], cipher, "merchant-a")
+    ports = Ports(store, None, None, FakeClock(), None, None)
+    event = _event(ports, payment_event(captured(ports), ports.clock()))
+    pk, sk = event_key("merchant-a", event.id)
+    item = dynamodb.get_item(TableName=store.table, Key=to_item({"pk": pk, "sk": sk}), ConsistentRead=True)["Item"]
+    values = from_item(item)
+    assert values[LEDGER.ttl_attribute] == int((ports.clock() + EVENT_RETENTION).timestamp())
+    assert (values[BY_DUE.partition_key], values[BY_DUE.sort_key]) == (due_partition("merchant-a"),
+                                                                         iso(event.created_at))  # fmt: skip
+    assert "metadata" not in values["payment"] and "A-1" not in str(values)  # sealed in the payment's item only
+    assert card_data_in_item(item) == []

@@ -20,7 +20,7 @@ from lambdas.domain.chains import fold_balances
 from lambdas.domain.merchants import Merchant
 from lambdas.domain.rules import RuleSet
 from lambdas.service import PaymentService
-from lambdas.storage_schema import LEDGER, Partition
+from lambdas.storage_schema import BY_CHAIN, BY_MERCHANT, LEDGER, Partition
 from lambdas.use_cases.payments import PaymentCommand
 from tests.support.fakes import FakeClock
 from tests.support.fakes_gateway import FakeGateway
@@ -30,7 +30,6 @@ from tools.verify import verify
 
 MERCHANT = "merchant-a"
 PK, SK = LEDGER.partition_key, LEDGER.sort_key
-_, BY_MERCHANT, BY_CHAIN = LEDGER.indexes
 NEW_ENTRY_FIELDS = ("payment_id", "chain", "sequence", "hash", BY_CHAIN.partition_key, BY_CHAIN.sort_key)
 
 

@@ -18,6 +18,9 @@
    minutes), so GET /ledger/checkpoints/latest has a checkpoint from the start; it keeps each checkpoint's
    write-once copy in .local/checkpoints (PAYMENTS_LOCAL_CHECKPOINTS overrides the path), emptied of the last
    run's checkpoints at start, where `make verify` reads it.
+7. runs the delivery function every PAYMENTS_LOCAL_DELIVER_SECONDS (1; deployed: every minute), with retry waits
+   of seconds (``LOCAL_WEBHOOK_SETTINGS``), and lets webhook endpoints be http://127.0.0.1:<port>/ so that a
+   developer's receiver gets events (never allowed deployed: the stack does not set it).
 
 Ports: PAYMENTS_API_PORT (3000), SPARKLE_PORT (4010), PAYMENTS_EMULATOR_PORT (5000).
 PAYMENTS_LOCAL_THROTTLE=off lifts the stage's and the merchants' throttles (for benchmarks only).
@@ -102,6 +105,31 @@ def configure_functions(endpoint: str, region: str, function_name: str, sandbox_
     os.environ["CHECKPOINT_ARCHIVE_DIR"] = str(archive_dir())  # the emulator enforces no Object Lock: a directory
     bootstrap.adapters.cache_clear()
     return deployed["Timeout"]
+
+
+# The delivery settings `make local` runs with (lambdas.environment): loopback http endpoints, waits of seconds.
+LOCAL_WEBHOOK_SETTINGS = {
+    "WEBHOOK_LOOPBACK_HTTP": "1",
+    "WEBHOOK_RETRY_WAITS": "1,2,4,8,15,30",
+    "WEBHOOK_LEASE_SECONDS": "30",
+}
+
+
+def configure_delivery(function_name: str) -> None:
+    """The delivery function's own settings (its dead-letter queue), and the local ones."""
+    deployed = boto3.client("lambda").get_function_configuration(FunctionName=function_name)
+    queue = deployed["Environment"]["Variables"].get("WEBHOOK_DEAD_LETTER_QUEUE")
+    os.environ.update(LOCAL_WEBHOOK_SETTINGS | ({"WEBHOOK_DEAD_LETTER_QUEUE": queue} if queue else {}))
+    bootstrap.adapters.cache_clear()
+
+
+def scheduled_deliveries(timeout: float, on_invoke: "CloudWatchShipper") -> Schedule:
+    """The delivery function, on its local schedule."""
+    interval = float(os.environ.get("PAYMENTS_LOCAL_DELIVER_SECONDS", "1"))
+    deliveries = Schedule(Function.DELIVER, interval, timeout, on_invoke)
+    print(f"webhooks          delivered every {interval:g} s (http://127.0.0.1:<port>/ endpoints allowed)", flush=True)
+    deliveries.start()
+    return deliveries
 
 
 def archive_dir() -> Path:
@@ -226,6 +254,8 @@ def main() -> None:
         fresh_archive(archive_dir())
         print(f"checkpoint copy   {archive_dir()}   (write-once; `make verify` reads it)", flush=True)
         running.callback(scheduled_checkpoints(timeout, shipper).stop)
+        configure_delivery(config.function_name(Function.DELIVER.value))
+        running.callback(scheduled_deliveries(timeout, shipper).stop)
         api = LocalApi(
             port["api"],
             throttle,

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from lambdas import models, response_models
+from lambdas.domain.events import EventType
 from lambdas.routes import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ROUTES
 from lambdas.use_cases.reads import DEFAULT_LIST_LIMIT, LIST_LIMITS
 
@@ -123,6 +124,57 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         response_models.PaymentListResponse,
         {400: "limit out of range, or starting_after not one of your payments"},
     ),
+    ("GET", "/events"): (
+        "List the merchant's events, newest first, of one type when asked",
+        None,
+        200,
+        response_models.EventListResponse,
+        {400: "limit out of range, starting_after not one of your events, or type not an event type"},
+    ),
+    ("GET", "/events/{id}"): (
+        "Read an event",
+        None,
+        200,
+        response_models.EventResponse,
+        {404: "Unknown event, or another merchant's"},
+    ),
+    ("GET", "/events/{id}/deliveries"): (
+        "List an event's delivery attempts: endpoint, time, and status or error",
+        None,
+        200,
+        response_models.DeliveryListResponse,
+        {404: "Unknown event, or another merchant's"},
+    ),
+    ("POST", "/events/{id}/redeliver"): (
+        "Send an event again to every endpoint that subscribes to its type",
+        models.RedeliverRequest,
+        202,
+        response_models.RedeliveryResponse,
+        BODY_ERRORS | IDEMPOTENCY_ERRORS | {404: "Unknown event, or another merchant's"},
+    ),
+    ("POST", "/webhook_endpoints"): (
+        "Register a webhook endpoint; its signing secret is in this answer only",
+        models.WebhookEndpointRequest,
+        201,
+        response_models.WebhookEndpointResponse,
+        BODY_ERRORS
+        | IDEMPOTENCY_ERRORS
+        | {400: "Invalid request, url_not_allowed (not https, or not a public address), or endpoint_limit (16)"},
+    ),
+    ("GET", "/webhook_endpoints"): (
+        "List the merchant's webhook endpoints, without their secrets",
+        None,
+        200,
+        response_models.WebhookEndpointListResponse,
+        {},
+    ),
+    ("DELETE", "/webhook_endpoints/{id}"): (
+        "Delete a webhook endpoint: no delivery reaches it afterwards",
+        None,
+        200,
+        response_models.WebhookEndpointResponse,
+        {404: "Unknown endpoint, or another merchant's"},
+    ),
 }
 LIMIT_PARAMETER = {"name": "limit", "in": "query", "required": False,
                    "schema": {"type": "integer", "minimum": LIST_LIMITS[0], "maximum": LIST_LIMITS[1],
@@ -137,6 +189,13 @@ QUERY_PARAMETERS = {
         LIMIT_PARAMETER,
         {"name": "starting_after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
          "description": "the last checkpoint sequence of the previous page"},
+    ],
+    ("GET", "/events"): [
+        LIMIT_PARAMETER,
+        {"name": "starting_after", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "the last event id of the previous page"},
+        {"name": "type", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": [t.value for t in EventType]}, "description": "only events of this type"},
     ],
 }  # fmt: skip
 

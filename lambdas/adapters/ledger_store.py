@@ -8,10 +8,12 @@ from lambdas.adapters.dynamo import DynamoUnitOfWork
 from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.ledger.chains import DynamoChainRecords
 from lambdas.adapters.ledger.checkpoints import DynamoCheckpointRecords
+from lambdas.adapters.ledger.events import DynamoEventRecords
 from lambdas.adapters.ledger.listing import DynamoPaymentListing
 from lambdas.adapters.ledger.payments import DynamoPaymentRecords
 from lambdas.adapters.ledger.table import LedgerTable
 from lambdas.adapters.ledger.tokens import DynamoTokenRecords
+from lambdas.adapters.ledger.webhooks import DynamoWebhookRecords
 
 
 class DynamoLedgerStore:
@@ -24,6 +26,7 @@ class DynamoLedgerStore:
         metadata_cipher: EnvelopeCipher,
         merchant: str,
         page_size: int | None = None,
+        secret_cipher: EnvelopeCipher | None = None,  # webhook secrets (None: a function that holds none)
     ) -> None:
         self.client = client
         self.table = table
@@ -34,6 +37,8 @@ class DynamoLedgerStore:
         self.payments = DynamoPaymentRecords(records, metadata_cipher, self.chains)
         self.checkpoint_log = DynamoCheckpointRecords(records)
         self.listing = DynamoPaymentListing(records, self.payments.get_payment)
+        self.events = DynamoEventRecords(records, self.payments)
+        self.webhooks = DynamoWebhookRecords(records, secret_cipher)
 
         # lambdas.ports.LedgerStore, each method its family's
         self.get_token = self.tokens.get_token
@@ -59,6 +64,20 @@ class DynamoLedgerStore:
         self.list_checkpoints = self.checkpoint_log.list_checkpoints
         self.add_checkpoint = self.checkpoint_log.add_checkpoint
         self.list_payments = self.listing.list_payments
+        self.add_event = self.events.add_event
+        self.get_event = self.events.get_event
+        self.list_events = self.events.list_events
+        self.add_endpoint = self.webhooks.add_endpoint
+        self.delete_endpoint = self.webhooks.delete_endpoint
+        self.get_endpoint = self.webhooks.get_endpoint
+        self.endpoints = self.webhooks.endpoints
+        self.endpoint_secret = self.webhooks.endpoint_secret
+        self.due_events = self.webhooks.due_events
+        self.lease = self.webhooks.lease
+        self.add_attempt = self.webhooks.add_attempt
+        self.end_round = self.webhooks.end_round
+        self.attempts = self.webhooks.attempts
+        self.make_due = self.webhooks.make_due
 
     def unit_of_work(self) -> DynamoUnitOfWork:
         return DynamoUnitOfWork(self.client)

@@ -1,5 +1,5 @@
-"""GET /payments (list), GET /payments/{id}, GET /payments/{id}/ledger, GET /balances and the ledger's checkpoints
-and public key: no request body, so no models to load."""
+"""GET /payments (list), GET /payments/{id}, GET /payments/{id}/ledger, GET /balances, the ledger's checkpoints and
+public key, and GET /events (list) and GET /events/{id}: no request body, so no models to load."""
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
@@ -17,6 +17,19 @@ def get_ledger(request: ApiRequest, service: PaymentService) -> Answer:
 
 def list_payments(request: ApiRequest, service: PaymentService) -> Answer:
     return service.list_payments(request.query.get("limit"), request.query.get("starting_after"))
+
+
+def get_event(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.get_event(request.path_parameters.get("id", ""))
+
+
+def list_events(request: ApiRequest, service: PaymentService) -> Answer:
+    query = request.query
+    return service.list_events(query.get("limit"), query.get("starting_after"), query.get("type"))
+
+
+def list_deliveries(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.deliveries(request.path_parameters.get("id", ""))
 
 
 def get_balances(request: ApiRequest, service: PaymentService) -> Answer:
@@ -50,6 +63,9 @@ handler = ApiHandler(
         "GET /ledger/checkpoints/latest": latest_checkpoint,
         "GET /ledger/checkpoints/{sequence}": get_checkpoint,
         "GET /ledger/public-key": public_key,
+        "GET /events": list_events,
+        "GET /events/{id}": get_event,
+        "GET /events/{id}/deliveries": list_deliveries,
     },
     tenancy,
 )

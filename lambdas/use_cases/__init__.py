@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from lambdas.domain.errors import GatewayFailed, InvalidRequest
 from lambdas.domain.rules import RuleSet
+from lambdas.domain.webhooks import PUBLIC_HTTPS, UrlPolicy
 from lambdas.gateway import Gateway, GatewayError, GatewayOutcomeUnknown
 from lambdas.logs import logger
 from lambdas.ports import CheckpointArchive, Contended, LedgerStore, LostRace, Signer, UoW, Vault, VelocityCounter
@@ -39,6 +40,7 @@ class Dependencies(Generic[UoW]):
     signer: Signer
     archive: CheckpointArchive  # the merchant's checkpoints in write-once storage
     clock: Callable[[], datetime] = utc_now
+    webhook_urls: UrlPolicy = PUBLIC_HTTPS  # which URLs a webhook endpoint may have (loopback http: `make local`)
 
 
 def request_digest(fields: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ gateway refuses because the authorisation expired there cancels the payment, and
 from datetime import datetime
 
 from lambdas.domain.errors import InvalidRequest
+from lambdas.domain.events import payment_event
 from lambdas.domain.money import check_amount
 from lambdas.domain.payments import Action, ActionKind, CancellationReason, Entry, Payment, Status
 from lambdas.gateway import Charge, GatewayError, GatewayInvalidAnswer, GatewayRejected
@@ -182,12 +183,15 @@ def _resume(deps: Dependencies[UoW], payment_id: str, kind: ActionKind, call: Ke
 
 
 def book(deps: Dependencies[UoW], payment: Payment, charge: Charge, call: KeyedAction | None) -> Payment:
-    """Record what the gateway did with the claimed action: the payment's new state, its entries and the reply, at
-    once. A request whose action the gateway did not do (a capture of an expired authorisation) is refused."""
-    after, entries = _finished(payment, charge, deps.clock())
+    """Record what the gateway did with the claimed action: the payment's new state, its entries, its event and the
+    reply, at once. A request whose action the gateway did not do (a capture of an expired authorisation) is
+    refused."""
+    now = deps.clock()
+    after, entries = _finished(payment, charge, now)
     action = payment.action
     uow = deps.store.unit_of_work()
     deps.store.settle_action(uow, payment, after, entries)
+    deps.store.add_event(uow, payment_event(after, now))
     done = action is not None and _did(action.kind, after)
     if call is not None and done:
         deps.idempotency.complete(uow, call.key, call.answer(after))

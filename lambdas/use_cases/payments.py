@@ -12,6 +12,7 @@ from typing import Any
 
 from lambdas.domain.cards import Card, MaskedCard, check_expiry, member_param, parse_card, refuse_card_numbers
 from lambdas.domain.errors import InvalidRequest
+from lambdas.domain.events import payment_event
 from lambdas.domain.ids import is_id, new_id
 from lambdas.domain.money import check_amount, normalize_currency
 from lambdas.domain.payments import CancellationReason, Payment, Status
@@ -142,6 +143,7 @@ def _decline_by_rule(
     outcome = PaymentOutcome(payment.decline("rule_blocked"), blocked_by=rule)
     uow = deps.store.unit_of_work()
     deps.store.add_payment(uow, outcome.payment)
+    deps.store.add_event(uow, payment_event(outcome.payment, deps.clock()))
     begun = deps.idempotency.begin(uow, call.key, digest, payment.id, call.answer(outcome))
     match begun:
         case Fresh():
@@ -206,7 +208,8 @@ def check_charge(payment: Payment, charge: Charge) -> Charge:
 
 
 def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, call: KeyedPayment | None) -> PaymentOutcome:
-    """Record the gateway's answer: the payment's new state, its entries and the reply, at once."""
+    """Record the gateway's answer: the payment's new state, its entries, its event and the reply, at once (an
+    authorisation that expired before its answer was booked goes from pending to canceled: one event)."""
     now = deps.clock()
     if charge.status == "succeeded":
         settled, entries = payment.succeed(charge.id, now)
@@ -220,6 +223,7 @@ def settle(deps: Dependencies[UoW], payment: Payment, charge: Charge, call: Keye
     outcome = PaymentOutcome(settled)
     uow = deps.store.unit_of_work()
     deps.store.settle_payment(uow, payment, settled, entries)
+    deps.store.add_event(uow, payment_event(settled, now))
     if call is not None:
         deps.idempotency.complete(uow, call.key, call.answer(outcome))
     try:

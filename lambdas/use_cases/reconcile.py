@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lambdas import deadline
+from lambdas.domain.events import payment_event
 from lambdas.domain.payments import AUTHORIZATION_VALIDITY, Payment, RefundStatus, Status
 from lambdas.logs import logger
 from lambdas.ports import LostRace, PendingItem, UnitOfWork, UoW
 from lambdas.use_cases import Dependencies, captures
 from lambdas.use_cases.payments import check_charge, settle
-from lambdas.use_cases.refunds import book, check_made
+from lambdas.use_cases.refunds import add_failure, book, check_made
 
 ITEM_SECONDS = 1.0  # the least time worth starting an item with: a lookup and a write
 SETTLE_AFTER = timedelta(minutes=1)
@@ -91,8 +92,10 @@ def _payment(deps: Dependencies[UoW], item: PendingItem, ask_again_before: datet
         return "settled"
     if payment.created_at > give_up_before:
         return "still_pending"
+    failed = payment.fail()
     uow = deps.store.unit_of_work()
-    deps.store.settle_payment(uow, payment, payment.fail(), [])
+    deps.store.settle_payment(uow, payment, failed, [])
+    deps.store.add_event(uow, payment_event(failed, deps.clock()))
     if payment.idempotency_id:
         deps.idempotency.require_idle(uow, payment.idempotency_id)
     return _commit_give_up(uow)
@@ -116,9 +119,8 @@ def _refund(deps: Dependencies[UoW], item: PendingItem, give_up_before: datetime
         return "settled"
     if refund.created_at > give_up_before:
         return "still_pending"
-    _, failed = payment.cancel_refund(refund)
     uow = deps.store.unit_of_work()
-    deps.store.cancel_refund(uow, failed)
+    add_failure(deps, uow, payment, refund)
     if refund.idempotency_id:
         deps.idempotency.require_idle(uow, refund.idempotency_id)
     return _commit_give_up(uow)

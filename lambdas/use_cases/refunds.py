@@ -9,6 +9,7 @@ reconciliation, settles it by looking it up by reference."""
 import contextlib
 
 from lambdas.domain.errors import InvalidRequest
+from lambdas.domain.events import refund_event
 from lambdas.domain.ids import new_id
 from lambdas.domain.money import check_amount
 from lambdas.domain.payments import Payment, Refund, RefundStatus
@@ -39,7 +40,7 @@ def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, call: K
         check_amount(amount)
     payment = find_payment(deps, payment_id, with_metadata=False)
     digest = request_digest({"payment_id": payment.id, "amount": amount})
-    begun, refund = _reserve(deps, payment, amount, call.key, digest)
+    begun, refund, payment = _reserve(deps, payment, amount, call.key, digest)
     match begun:
         case Fresh() if refund is not None:
             return _send(deps, payment, refund, call)
@@ -52,20 +53,22 @@ def refund(deps: Dependencies[UoW], payment_id: str, amount: int | None, call: K
 
 def _reserve(
     deps: Dependencies[UoW], payment: Payment, amount: int | None, key: str, digest: str
-) -> tuple[Begun, Refund | None]:
-    """Hold the amount with the key's claim; the refund is None when the key was used before."""
+) -> tuple[Begun, Refund | None, Payment]:
+    """Hold the amount with the key's claim; the refund is None when the key was used before. With it, the payment
+    as this reservation left it (else as last read)."""
     for _ in range(RESERVE_ATTEMPTS):
         try:
-            _, refund = payment.reserve_refund(new_id("re"), amount, deps.clock(), key)
+            reserved, refund = payment.reserve_refund(new_id("re"), amount, deps.clock(), key)
         except InvalidRequest:
             earlier = deps.idempotency.resume_or_replay(key, digest)  # nothing left, unless this key took it
             if earlier is None:
                 raise
-            return earlier, None
+            return earlier, None, payment
         uow = deps.store.unit_of_work()
         deps.store.reserve_refund(uow, payment, refund)
         try:
-            return deps.idempotency.begin(uow, key, digest, refund.id), refund
+            begun = deps.idempotency.begin(uow, key, digest, refund.id)
+            return begun, refund, reserved if isinstance(begun, Fresh) else payment
         except LostRace as race:
             if race.conflicts.get("payment") is None:
                 raise
@@ -133,10 +136,12 @@ def check_made(payment: Payment, refund: Refund, made: GatewayRefund) -> Gateway
 def book(
     deps: Dependencies[UoW], payment: Payment, refund: Refund, made: GatewayRefund, call: KeyedRefund | None
 ) -> Refund:
-    """Record a refund the gateway made: the refund, its reversing entries and the reply, at once."""
-    _, done, entries = payment.complete_refund(refund, made.id, deps.clock())
+    """Record a refund the gateway made: the refund, its reversing entries, its event and the reply, at once."""
+    now = deps.clock()
+    refunded, done, entries = payment.complete_refund(refund, made.id, now)
     uow = deps.store.unit_of_work()
     deps.store.complete_refund(uow, done, entries)
+    deps.store.add_event(uow, refund_event(refunded, done, now))
     if call is not None:
         deps.idempotency.complete(uow, call.key, call.answer(done))
     try:
@@ -150,11 +155,17 @@ def book(
 
 
 def _cancel(deps: Dependencies[UoW], payment: Payment, refund: Refund) -> None:
-    _, failed = payment.cancel_refund(refund)
     uow = deps.store.unit_of_work()
-    deps.store.cancel_refund(uow, failed)
+    add_failure(deps, uow, payment, refund)
     with contextlib.suppress(LostRace):  # settled elsewhere meanwhile: its reservation was dealt with there
         uow.commit()
+
+
+def add_failure(deps: Dependencies[UoW], uow: UoW, payment: Payment, refund: Refund) -> None:
+    """Add to ``uow`` the parts moving the pending refund to failed, its reservation released, with its event."""
+    released, failed = payment.cancel_refund(refund)
+    deps.store.cancel_refund(uow, failed)
+    deps.store.add_event(uow, refund_event(released, failed, deps.clock()))
 
 
 def _settled_elsewhere(deps: Dependencies[UoW], refund: Refund, call: KeyedRefund | None) -> Refund:

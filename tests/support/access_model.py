@@ -98,6 +98,8 @@ class References:
                 return arn.format("logs", f"log-group:{named}")
             case "aws_sqs_queue", "arn":
                 return arn.format("sqs", named)
+            case "aws_sqs_queue", "url":
+                return f"https://sqs.{self.region}.{DNS_SUFFIX}/{ACCOUNT}/{named}"
             case "aws_iam_role", "arn":
                 return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{named}"
             case "aws_lambda_function", "arn":
@@ -232,6 +234,9 @@ class Recorder:
             return [(f"kms:{operation}", key, context)]
         if service == "secretsmanager":
             return [(f"secretsmanager:{operation}", params["SecretId"], {})]
+        if service == "sqs" and operation == "SendMessage":  # the queue, by its URL's account and name
+            *_, account, name = params["QueueUrl"].rstrip("/").split("/")
+            return [("sqs:SendMessage", f"arn:{PARTITION}:sqs:{self.region}:{account}:{name}", {})]
         if service == "s3" and operation in ("GetObject", "PutObject"):
             # Over HTTPS, as boto3 calls; a conditional write carries its header as a condition key.
             context = {"aws:SecureTransport": "true"} | (
@@ -414,6 +419,12 @@ class StackModel:
             # S3 Bucket Key the encryption context names the bucket.
             uses = ("kms:GenerateDataKey",) if recorded.action == "s3:PutObject" else ("kms:Decrypt",)
             found += self.through("s3", self.resource_keys[bucket], role, uses, {"aws:s3:arn": bucket})
+        if recorded.action == "sqs:SendMessage" and recorded.resource in self.resource_keys:
+            # SQS makes (and checks) the message's data key with the queue's key as the caller
+            uses = ("kms:GenerateDataKey", "kms:Decrypt")
+            found += self.through(
+                "sqs", self.resource_keys[recorded.resource], role, uses, {"aws:sqs:arn": recorded.resource}
+            )
         if recorded.action == "secretsmanager:GetSecretValue" and recorded.resource in self.resource_keys:
             context = {"SecretARN": recorded.resource, "SecretVersionId": "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE"}
             found += self.through(

@@ -28,6 +28,7 @@ from lambdas.adapters.checkpoint_archive import Archived
 from lambdas.domain.cards import Card, CardNumber, MaskedCard
 from lambdas.domain.chains import Head, chain_of, linked_hash
 from lambdas.domain.checkpoints import MAX_SIGNED_BYTES, Checkpoint, pem_of
+from lambdas.domain.events import Event, EventType
 from lambdas.domain.idempotency import Record, State
 from lambdas.domain.merchants import Caller, Merchant, lookup_keys
 from lambdas.domain.payments import Action, Entry, Payment, Refund, RefundStatus, Status
@@ -46,6 +47,7 @@ from lambdas.ports import (
 from lambdas.service import PaymentService, Tenancy
 from lambdas.use_cases import Dependencies
 from lambdas.use_cases.idempotency import IdempotencyKeys
+from tests.support.fakes_webhooks import FakeWebhookRecords
 
 READ_LATENCY_SECONDS = 0.0005
 Check = Callable[[], tuple[bool, Any]]  # (condition holds, what the part found)
@@ -77,6 +79,7 @@ class FakeLedger:
     entries: dict[str, list[Entry]] = field(default_factory=dict)
     heads: dict[int, Head] = field(default_factory=dict)
     checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    events: dict[str, Event] = field(default_factory=dict)  # each payment's without its metadata, as stored
 
 
 @dataclass
@@ -105,7 +108,7 @@ def _always() -> tuple[bool, Any]:
     return True, None
 
 
-class FakeLedgerStore:
+class FakeLedgerStore(FakeWebhookRecords):
     """One merchant's records, as the DynamoDB store keys them by merchant."""
 
     def __init__(self, db: FakeDatabase, merchant: str) -> None:
@@ -336,6 +339,37 @@ class FakeLedgerStore:
             self.ledger.checkpoints[checkpoint.sequence] = checkpoint
 
         uow.add("checkpoint", check, apply)
+
+    def add_event(self, uow: FakeUnitOfWork, event: Event) -> None:
+        stored = replace(event, payment=replace(event.payment, metadata={}))  # attached from the payment on read
+        uow.add(
+            "event",
+            lambda: (event.id not in self.ledger.events, None),
+            lambda: self.ledger.events.__setitem__(event.id, stored),
+        )
+
+    def get_event(self, event_id: str) -> Event | None:
+        with self.db.lock:
+            event = self.ledger.events.get(event_id)
+        return self._with_metadata(event) if event else None
+
+    def list_events(
+        self, limit: int, starting_after: Event | None, event_type: EventType | None
+    ) -> tuple[list[Event], bool]:
+        def place(event: Event) -> tuple[str, str]:
+            return iso(event.created_at), event.id
+
+        with self.db.lock:
+            newest_first = sorted(self.ledger.events.values(), key=place, reverse=True)
+        newest_first = [e for e in newest_first if event_type is None or e.type is event_type]
+        if starting_after is not None:
+            newest_first = [e for e in newest_first if place(e) < place(starting_after)]
+        return [self._with_metadata(e) for e in newest_first[:limit]], len(newest_first) > limit
+
+    def _with_metadata(self, event: Event) -> Event:
+        with self.db.lock:
+            payment = self.ledger.payments.get(event.payment.id)
+        return replace(event, payment=replace(event.payment, metadata=dict(payment.metadata) if payment else {}))
 
     @staticmethod
     def _plain(payment: Payment | None) -> Payment | None:

@@ -77,10 +77,13 @@ class DynamoPaymentRecords:
             values = self.table.get(*payment_key)
         if values is None:
             return None
-        metadata = {}
-        if with_metadata and "metadata" in values:
-            metadata = json.loads(self.metadata_cipher.open(Sealed.from_item(values["metadata"]), payment_id))
-        return self._payment(values, metadata)
+        return self._payment(values, self.metadata_of(payment_id, values) if with_metadata else {})
+
+    def metadata_of(self, payment_id: str, values: dict[str, Any]) -> dict[str, str]:
+        """The metadata a payment's item holds sealed, opened (it takes the vault key)."""
+        if "metadata" not in values:
+            return {}
+        return dict(json.loads(self.metadata_cipher.open(Sealed.from_item(values["metadata"]), payment_id)))
 
     def _payment(self, values: dict[str, Any], metadata: dict[str, str] | None = None) -> Payment:
         return payment_of(self.table.identifier(Partition.PAYMENT, values), values, metadata)
@@ -129,19 +132,10 @@ class DynamoPaymentRecords:
         values = {
             PK: self.table.key(Partition.PAYMENT, payment.id),
             SK: PAYMENT_SK,
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "status": payment.status.value,
+            **_created_values(payment),
             "amount_refunded": 0,
             "amount_reserved": 0,
             "refundable_left": 0,
-            "card": card_values(payment.card),
-            "description": payment.description,
-            "decline_code": payment.decline_code,
-            "charge_id": payment.charge_id,
-            "created_at": iso(payment.created_at),
-            "idempotency_id": payment.idempotency_id,
-            "capture": None if payment.capture else False,
             BY_STATUS.partition_key: (
                 pending_partition(self.table.merchant, payment.id) if payment.status is Status.PENDING else None
             ),
@@ -247,11 +241,7 @@ class DynamoPaymentRecords:
         values = {
             PK: self.table.key(Partition.PAYMENT, refund.payment_id),
             SK: f"{REFUND_SK}{refund.id}",
-            "id": refund.id,
-            "amount": refund.amount,
-            "status": refund.status.value,
-            "created_at": iso(refund.created_at),
-            "idempotency_id": refund.idempotency_id,
+            **refund_values(refund),
             BY_STATUS.partition_key: pending_partition(self.table.merchant, refund.payment_id),
         }
         uow.add("refund", put_new(self.table.name, values, SK))
@@ -320,6 +310,46 @@ class DynamoPaymentRecords:
         if condition:
             operation["ConditionExpression"] = condition
         return {"Update": operation}
+
+
+def _created_values(payment: Payment) -> dict[str, Any]:
+    """What a payment's item holds from its creation (its metadata aside, which the store seals)."""
+    return {
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "status": payment.status.value,
+        "card": card_values(payment.card),
+        "description": payment.description,
+        "decline_code": payment.decline_code,
+        "charge_id": payment.charge_id,
+        "created_at": iso(payment.created_at),
+        "idempotency_id": payment.idempotency_id,
+        "capture": None if payment.capture else False,
+    }
+
+
+def payment_values(payment: Payment) -> dict[str, Any]:
+    """The payment as its item stores it, without key, index attributes or metadata (None: not stored), for
+    ``payment_of`` to read back: what an event keeps of the payment it tells of."""
+    return {
+        **_created_values(payment),
+        "amount_refunded": payment.amount_refunded,
+        "amount_reserved": payment.amount_reserved,
+        **_settled_fields(payment),
+        "refundable_left": None,  # what reservations are checked against, on the payment's item only
+    }
+
+
+def refund_values(refund: Refund) -> dict[str, Any]:
+    """The refund as its item stores it, without key or index attributes (None: not stored), for ``refund_of``."""
+    return {
+        "id": refund.id,
+        "amount": refund.amount,
+        "status": refund.status.value,
+        "created_at": iso(refund.created_at),
+        "idempotency_id": refund.idempotency_id,
+        "gateway_refund_id": refund.gateway_refund_id,
+    }
 
 
 def _settled_fields(after: Payment) -> dict[str, Any]:

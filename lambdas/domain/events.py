@@ -1,0 +1,57 @@
+"""Events: every change of a payment's or refund's state, as the merchant is told of it (``GET /events``, webhooks).
+
+An event is written in the transaction that makes its change (the outbox), so neither exists without the other. It
+holds the payment, or the refund and its payment, as they stood right after the change; the payment's metadata is
+attached when the event is read (it never changes, and it stays encrypted with the payment)."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from lambdas.domain.ids import new_id
+from lambdas.domain.payments import Payment, Refund, RefundStatus, Status
+
+EVENT_RETENTION = timedelta(days=30)  # an event is kept at least this long (the table's TTL then removes it)
+
+
+class EventType(StrEnum):
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_DECLINED = "payment.declined"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_REQUIRES_CAPTURE = "payment.requires_capture"
+    PAYMENT_CANCELED = "payment.canceled"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+
+
+PAYMENT_EVENTS = {
+    Status.SUCCEEDED: EventType.PAYMENT_SUCCEEDED,
+    Status.DECLINED: EventType.PAYMENT_DECLINED,
+    Status.FAILED: EventType.PAYMENT_FAILED,
+    Status.REQUIRES_CAPTURE: EventType.PAYMENT_REQUIRES_CAPTURE,
+    Status.CANCELED: EventType.PAYMENT_CANCELED,
+}
+REFUND_EVENTS = {RefundStatus.SUCCEEDED: EventType.REFUND_SUCCEEDED, RefundStatus.FAILED: EventType.REFUND_FAILED}
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: EventType
+    created_at: datetime
+    payment: Payment  # the payment as it stood right after the change (a refund's: the payment refunded)
+    refund: Refund | None = None  # a refund event's refund
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.created_at + EVENT_RETENTION
+
+
+def payment_event(payment: Payment, now: datetime) -> Event:
+    """The event of ``payment``'s change to its (settled) state."""
+    return Event(new_id("evt"), PAYMENT_EVENTS[payment.status], now, payment)
+
+
+def refund_event(payment: Payment, refund: Refund, now: datetime) -> Event:
+    """The event of ``refund``'s change to its (settled) state; ``payment``: the payment as it stands after it."""
+    return Event(new_id("evt"), REFUND_EVENTS[refund.status], now, payment, refund)
