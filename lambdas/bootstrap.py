@@ -27,7 +27,7 @@ from lambdas.domain.merchants import Merchant
 from lambdas.domain.webhooks import RetrySchedule, UrlPolicy
 from lambdas.encryption_context import Purpose
 from lambdas.environment import FunctionEnvironment
-from lambdas.gateway import Charge, Gateway, GatewayRefund
+from lambdas.gateway import Charge, Gateway, GatewayRefund, Settlement, SettlementLine
 from lambdas.gateway_settings import RetryPolicy
 from lambdas.ports import CheckpointArchive
 from lambdas.service import Tenancy
@@ -94,6 +94,14 @@ class _GatewayOnFirstUse:
 
     def find_refund(self, reference: str) -> GatewayRefund | None:
         return self._client().find_refund(reference)
+
+    def settlements(self, created_after: int) -> list[Settlement]:
+        return self._client().settlements(created_after)
+
+    def settlement_lines(
+        self, settlement_id: str, starting_after: str | None = None, limit: int = 100
+    ) -> tuple[list[SettlementLine], bool]:
+        return self._client().settlement_lines(settlement_id, starting_after, limit)
 
 
 def _sparkle_client(environment: FunctionEnvironment) -> "SparkleClient":

@@ -12,6 +12,8 @@ from lambdas.domain.cards import Card
 # capture is "succeeded" (or "declined") at once.
 CHARGE_STATUSES = ("succeeded", "declined", "authorized", "voided", "expired")
 REFUND_STATUSES = ("succeeded",)
+# A settlement line's type: a capture ("charge"), a refund (its amount negative), or the gateway's own adjustment.
+SETTLEMENT_LINE_TYPES = ("charge", "refund", "adjustment")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,33 @@ class GatewayRefund:
     amount: int
     status: str  # "succeeded"
     reference: str
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What the gateway paid out in one currency: ``net`` = ``gross`` - ``fees``, over ``lines`` lines."""
+
+    id: str
+    currency: str
+    created: int  # unix seconds on the gateway's clock
+    gross: int  # the sum of its lines' amounts
+    fees: int  # the sum of its lines' fees
+    net: int
+    lines: int
+
+
+@dataclass(frozen=True)
+class SettlementLine:
+    """One capture, refund or adjustment in a settlement; ``fee`` is what the gateway kept for it."""
+
+    id: str
+    type: str  # one of SETTLEMENT_LINE_TYPES
+    charge_id: str | None
+    refund_id: str | None
+    reference: str | None  # the payment's or refund's reference, as the service sent it
+    amount: int  # a capture's amount, a refund's negated
+    fee: int
+    currency: str
 
 
 class GatewayError(Exception):
@@ -89,3 +118,11 @@ class Gateway(Protocol):
     def refund(self, charge_id: str, amount: int, reference: str, idempotency_key: str) -> GatewayRefund: ...
 
     def find_refund(self, reference: str) -> GatewayRefund | None: ...
+
+    def settlements(self, created_after: int) -> list[Settlement]:
+        """The settlements created after ``created_after`` (unix seconds), oldest first."""
+
+    def settlement_lines(
+        self, settlement_id: str, starting_after: str | None = None, limit: int = 100
+    ) -> tuple[list[SettlementLine], bool]:
+        """Up to ``limit`` of a settlement's lines after the line ``starting_after``, and whether more follow."""

@@ -11,11 +11,14 @@ DEFAULT_READ_TIMEOUT = 4.0
 CHARGES, REFUNDS = "/v1/charges", "/v1/refunds"
 # A charge's actions: the path with ``{id}`` in place of the charge's id.
 CHARGE_CAPTURE, CHARGE_VOID = "/v1/charges/{id}/capture", "/v1/charges/{id}/void"
+# A settlement's list, and one settlement's lines (the path with ``{id}`` in place of the settlement's id).
+SETTLEMENTS, SETTLEMENT_LINES = "/v1/settlements", "/v1/settlements/{id}/lines"
 # Every request the client makes, as the gateway latency metric names it (method and path template, never an id
 # or a reference).
 REQUESTS = (
     *(f"{method} {path}" for path in (CHARGES, REFUNDS) for method in ("POST", "GET")),
     *(f"POST {path}" for path in (CHARGE_CAPTURE, CHARGE_VOID)),
+    *(f"GET {path}" for path in (SETTLEMENTS, SETTLEMENT_LINES)),
 )
 
 

@@ -4,6 +4,9 @@ Sandbox-only control routes (no auth, loopback only):
 ``GET/POST /_sandbox/faults`` reads or sets the faults (``Faults``);
 ``GET /_sandbox/charges`` and ``GET /_sandbox/refunds`` list everything;
 ``POST /_sandbox/clock`` ``{"advance": seconds}`` moves the sandbox's clock forward (authorisations expire by it);
+``POST /_sandbox/settle`` ``{"drop": [...], "adjust": {...}, "unknown": n}`` makes a settlement now of everything not
+yet settled (``sparkle_sandbox.settlements``): 200 with it (``{"data": [...]}`` when several currencies made one
+each), 204 when nothing was unsettled;
 ``POST /_sandbox/reset`` clears all, restores the faults given at start and the clock.
 """
 
@@ -18,6 +21,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from sparkle_sandbox.settlements import MAX_LINES_PER_PAGE, Settleable, Settlements
+from sparkle_sandbox.settlements import Faults as SettleFaults
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4010
@@ -36,6 +42,7 @@ SLOW_REFUND_AMOUNT = 3220  # a refund of exactly this is processed, but answered
 GARBAGE = b"<html><body>Upstream answered nothing useful</body></html>"
 AUTHORIZATION_SECONDS = 7 * 24 * 3600  # an authorisation not captured by then expires
 CHARGE_ACTION = re.compile(r"/v1/charges/([^/]+)/(capture|void)")
+SETTLEMENT_LINES = re.compile(r"/v1/settlements/([^/]+)/lines")
 
 Answer = tuple[int, dict, float]  # (status, body, seconds to wait before answering)
 
@@ -73,6 +80,7 @@ class Sandbox:
         self.idempotency: dict[tuple[str, str], _Idempotent] = {}
         self.resets = 0  # a request delayed across a reset is dropped: a reset leaves nothing from before it
         self.clock_offset = 0.0  # seconds the sandbox's clock is ahead of this machine's
+        self.settlements = Settlements()
 
     def reset(self) -> None:
         with self.lock:
@@ -82,6 +90,7 @@ class Sandbox:
             self.idempotency.clear()
             self.faults = replace(self.initial_faults)
             self.clock_offset = 0.0
+            self.settlements.clear()
 
     def now(self) -> float:
         """The sandbox's clock: unix seconds, moved forward by ``advance``."""
@@ -245,6 +254,75 @@ class Sandbox:
         """A charge or refund as it is now, as answered. Locked."""
         return _public(self._expire_if_due(item) if kind == "charges" else item)
 
+    # -- settlements ----------------------------------------------------------
+
+    def settle(self, body: dict) -> tuple[int, dict | None]:
+        """``POST /_sandbox/settle``: 200 with the settlement made (several: ``{"data": [...]}``), 204 for none."""
+        faults = _settle_faults(body)
+        if isinstance(faults, str):
+            return 400, _error("invalid_request", faults)
+        with self.lock:
+            made = self.settlements.settle(self._settleable(), faults, int(self.now()))
+        if not made:
+            return 204, None
+        return 200, made[0] if len(made) == 1 else {"data": made}
+
+    def _settleable(self) -> list[Settleable]:
+        """Every succeeded capture and refund, oldest first (a refund in its charge's currency). Locked."""
+        charges = [self._expire_if_due(charge) for charge in self.charges.values()]
+        items = [
+            (charge["created"], 0, Settleable("charge", charge["id"], charge["id"], None, charge["reference"],
+                                              charge["amount_captured"], charge["currency"]))
+            for charge in charges if charge["status"] == "succeeded" and charge["amount_captured"] > 0
+        ]  # fmt: skip
+        for refund in self.refunds.values():
+            currency = self.charges[refund["charge"]]["currency"]
+            item = Settleable("refund", refund["id"], refund["charge"], refund["id"], refund["reference"],
+                              -refund["amount"], currency)  # fmt: skip
+            items.append((refund["created"], 1, item))
+        return [item for _, _, item in sorted(items, key=lambda entry: (entry[0], entry[1]))]
+
+    def listed_settlements(self, query: str) -> tuple[int, dict]:
+        """``GET /v1/settlements?created_after=``: oldest first."""
+        created_after = parse_qs(query).get("created_after", ["0"])[0]
+        if not created_after.lstrip("-").isdigit():
+            return 400, _error("invalid_request", "created_after must be unix seconds")
+        with self.lock:
+            return 200, {"data": self.settlements.listed(int(created_after))}
+
+    def settlement_lines(self, settlement_id: str, query: str) -> tuple[int, dict]:
+        """``GET /v1/settlements/{id}/lines?starting_after=&limit=``."""
+        params = parse_qs(query)
+        limit_text = params.get("limit", [str(MAX_LINES_PER_PAGE)])[0]
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LINES_PER_PAGE:
+            return 400, _error("invalid_request", f"limit must be 1 to {MAX_LINES_PER_PAGE}")
+        starting_after = params.get("starting_after", [None])[0]
+        with self.lock:
+            try:
+                page = self.settlements.page(settlement_id, starting_after, int(limit_text))
+            except KeyError:
+                return 400, _error("invalid_request", "starting_after is no line of this settlement")
+        if page is None:
+            return 404, _error("not_found", "No such settlement.")
+        lines, has_more = page
+        return 200, {"data": lines, "has_more": has_more}
+
+
+def _settle_faults(body: dict) -> SettleFaults | str:
+    """The faults of a settle request, or what is wrong with them."""
+    drop, adjust, unknown = body.get("drop", []), body.get("adjust", {}), body.get("unknown", 0)
+    if not isinstance(drop, list) or not all(isinstance(reference, str) for reference in drop):
+        return "drop must be a list of references"
+    if not isinstance(adjust, dict) or not all(_is_int(units) for units in adjust.values()):
+        return "adjust must map references to minor units"
+    if not _is_int(unknown) or unknown < 0:
+        return "unknown must be a number of lines, not negative"
+    return SettleFaults(frozenset(drop), dict(adjust), unknown)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 def _public(item: dict) -> dict:
     return {k: v for k, v in item.items() if k != "last4"}
@@ -277,8 +355,8 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # paths only ever; still, keep stdout quiet
         pass
 
-    def _send(self, status: int, body: dict | bytes, headers: dict | None = None) -> None:
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    def _send(self, status: int, body: dict | bytes | None, headers: dict | None = None) -> None:
+        payload = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         content_type = "text/html" if isinstance(body, bytes) else "application/json"
         for name, value in {"Content-Type": content_type, **(headers or {})}.items():
@@ -340,6 +418,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(400, _error("invalid_request", "advance must be a number of seconds, not negative"))
             else:
                 self._send(200, {"now": sandbox.advance(advance)})
+        elif path == "/_sandbox/settle" and body is not None:
+            self._send(*sandbox.settle(body))
         elif path == "/_sandbox/reset" and method == "POST":
             sandbox.reset()
             self._send(200, {})
@@ -354,6 +434,11 @@ class Handler(BaseHTTPRequestHandler):
         for kind in ("charges", "refunds"):
             if url.path == f"/v1/{kind}" or url.path.startswith(f"/v1/{kind}/"):
                 return self._send(*self.sandbox.find(kind, url.path, url.query))
+        if url.path == "/v1/settlements":
+            return self._send(*self.sandbox.listed_settlements(url.query))
+        lines = SETTLEMENT_LINES.fullmatch(url.path)
+        if lines:
+            return self._send(*self.sandbox.settlement_lines(lines.group(1), url.query))
         self._send(404, _error("not_found", "No such route."))
 
     def do_POST(self) -> None:

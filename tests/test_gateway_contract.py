@@ -22,6 +22,8 @@ from lambdas.gateway import (
     GatewayRefund,
     GatewayRejected,
     GatewayUnavailable,
+    Settlement,
+    SettlementLine,
 )
 from sparkle_sandbox.server import (
     AUTHORIZATION_SECONDS,
@@ -67,6 +69,9 @@ class FakeWorld:
     def advance(self, seconds: float) -> None:
         self.gateway.advance(seconds)
 
+    def settle(self, drop: tuple[str, ...] = (), adjust: dict[str, int] | None = None, unknown: int = 0):
+        return self.gateway.settle(drop, adjust or {}, unknown)
+
 
 class SandboxWorld:
     def __init__(self, sandbox) -> None:
@@ -95,6 +100,16 @@ class SandboxWorld:
 
     def advance(self, seconds: float) -> None:
         requests.post(f"{self.sandbox.url}/_sandbox/clock", json={"advance": seconds}, timeout=5).raise_for_status()
+
+    def settle(self, drop: tuple[str, ...] = (), adjust: dict[str, int] | None = None, unknown: int = 0):
+        """``POST /_sandbox/settle``: the settlements it made (none on its 204)."""
+        body = {"drop": list(drop), "adjust": adjust or {}, "unknown": unknown}
+        answer = requests.post(f"{self.sandbox.url}/_sandbox/settle", json=body, timeout=5)
+        answer.raise_for_status()
+        if answer.status_code == 204:
+            return []
+        made = answer.json()
+        return [Settlement(**settlement) for settlement in made.get("data", [made])]
 
     def _charge(self, charge_id: str) -> dict:
         return next(charge for charge in self.sandbox.charges() if charge["id"] == charge_id)
@@ -464,3 +479,161 @@ def test_a_slow_capture_answer_is_an_unknown_outcome_of_a_capture_that_was_made(
 def test_an_unavailable_lookup_is_unavailable(world, operation):
     with world.failing(Fault.UNAVAILABLE, operation), pytest.raises(GatewayUnavailable):
         getattr(world.gateway, operation)("anything")
+
+
+# --- settlements ------------------------------------------------------------------------------
+
+
+def all_lines(world, settlement: Settlement, limit: int = 100) -> list[SettlementLine]:
+    """Every line of ``settlement``, paged through ``limit`` at a time."""
+    lines, after = [], None
+    while True:
+        page, has_more = world.gateway.settlement_lines(settlement.id, starting_after=after, limit=limit)
+        lines += page
+        if not has_more:
+            return lines
+        after = page[-1].id
+
+
+def settled_once(world) -> Settlement:
+    (settlement,) = world.settle()
+    return settlement
+
+
+def test_fees_are_2_9_percent_of_each_charge_rounded_half_up_plus_30_and_refunds_cost_none(world):
+    half, down, whole = charged(world, 1500), charged(world, 1001), charged(world, 1000)  # 43.5, 29.029, 29
+    refund = world.gateway.refund(whole.id, 500, fresh("re"), idempotency_key=fresh("k"))
+    settlement = settled_once(world)
+    lines = {(line.type, line.reference): (line.amount, line.fee) for line in all_lines(world, settlement)}
+    assert lines == {
+        ("charge", half.reference): (1500, 74),
+        ("charge", down.reference): (1001, 59),
+        ("charge", whole.reference): (1000, 59),
+        ("refund", refund.reference): (-500, 0),
+    }
+    assert (settlement.currency, settlement.gross, settlement.fees, settlement.net, settlement.lines) == (
+        "USD", 3001, 192, 2809, 4)  # fmt: skip
+    assert world.gateway.settlements(0) == [settlement]
+
+
+def test_a_line_names_its_charge_refund_and_reference(world):
+    charge = charged(world, 1000)
+    refund = world.gateway.refund(charge.id, 200, fresh("re"), idempotency_key=fresh("k"))
+    by_type = {line.type: line for line in all_lines(world, settled_once(world))}
+    assert (by_type["charge"].charge_id, by_type["charge"].refund_id) == (charge.id, None)
+    assert (by_type["refund"].charge_id, by_type["refund"].refund_id) == (charge.id, refund.id)
+    assert {line.currency for line in by_type.values()} == {"USD"}
+    assert all(line.id.startswith("sl_") for line in by_type.values())
+
+
+def test_lines_are_paged_by_limit_and_starting_after(world):
+    references = {charged(world, 100 + n).reference for n in range(5)}
+    settlement = settled_once(world)
+    first, more = world.gateway.settlement_lines(settlement.id, limit=2)
+    second, more_after_second = world.gateway.settlement_lines(settlement.id, starting_after=first[-1].id, limit=2)
+    third, more_after_third = world.gateway.settlement_lines(settlement.id, starting_after=second[-1].id, limit=2)
+    assert [len(first), len(second), len(third)] == [2, 2, 1]
+    assert (more, more_after_second, more_after_third) == (True, True, False)
+    assert first + second + third == all_lines(world, settlement) == all_lines(world, settlement, limit=1)
+    assert {line.reference for line in first + second + third} == references
+
+
+def test_a_dropped_reference_stays_unsettled_until_the_next_settlement(world):
+    kept, dropped = charged(world, 1000), charged(world, 2000)
+    (first,) = world.settle(drop=(dropped.reference,))
+    assert [line.reference for line in all_lines(world, first)] == [kept.reference]
+    assert (first.gross, first.lines) == (1000, 1)
+    world.advance(5)
+    (second,) = world.settle()
+    assert [line.reference for line in all_lines(world, second)] == [dropped.reference]
+    assert world.settle() == []
+
+
+def test_an_adjusted_reference_settles_for_another_amount_with_the_fee_on_it(world):
+    charge = charged(world, 1000)
+    (line,) = all_lines(world, settled_once_with(world, adjust={charge.reference: 500}))
+    assert (line.reference, line.amount, line.fee) == (charge.reference, 1500, 74)
+
+
+def settled_once_with(world, **faults) -> Settlement:
+    (settlement,) = world.settle(**faults)
+    return settlement
+
+
+def test_unknown_lines_name_a_reference_and_charge_nobody_knows(world):
+    charge = charged(world, 1000)
+    settlement = settled_once_with(world, unknown=2)
+    lines = all_lines(world, settlement)
+    unknown = [line for line in lines if line.reference != charge.reference]
+    assert (len(lines), settlement.lines, len(unknown)) == (3, 3, 2)
+    for line in unknown:
+        assert (line.type, line.refund_id) == ("charge", None)
+        assert line.charge_id != charge.id and world.gateway.find_charge(line.reference) is None
+    assert settlement.net == sum(line.amount - line.fee for line in lines)
+
+
+def test_nothing_unsettled_makes_no_settlement(world):
+    assert world.settle() == []
+    authorised(world, 1000)
+    charged(world, 1000, "4000000000000002")
+    assert world.settle() == [] and world.gateway.settlements(0) == []
+
+
+def test_settlements_are_listed_oldest_first_and_filtered_by_created_after(world):
+    charged(world)
+    first = settled_once(world)
+    world.advance(10)
+    charged(world)
+    second = settled_once(world)
+    assert second.created >= first.created + 10
+    assert world.gateway.settlements(0) == [first, second]
+    assert world.gateway.settlements(first.created) == [second]
+    assert world.gateway.settlements(second.created) == []
+
+
+def test_each_capture_and_refund_is_settled_once_in_the_first_settlement_after_it(world):
+    charge, authorisation = charged(world, 1000), authorised(world, 1000)
+    first = settled_once(world)
+    capture = captured(world, authorisation, 600)
+    refund = world.gateway.refund(charge.id, 300, fresh("re"), idempotency_key=fresh("k"))
+    world.advance(5)
+    second = settled_once(world)
+    assert world.settle() == []
+    settled = [(line.type, line.charge_id, line.refund_id, line.amount) for line in all_lines(world, first)]
+    assert settled == [("charge", charge.id, None, 1000)]
+    later = {(line.type, line.charge_id, line.refund_id, line.amount) for line in all_lines(world, second)}
+    assert later == {("charge", capture.id, None, 600), ("refund", charge.id, refund.id, -300)}
+
+
+def test_each_currency_settles_apart(world):
+    usd = charged(world, 1000)
+    eur = world.gateway.charge(fresh("pay"), 2000, "EUR", card(), idempotency_key=fresh("k"))
+    made = world.settle()
+    assert sorted((s.currency, s.gross, s.lines) for s in made) == [("EUR", 2000, 1), ("USD", 1000, 1)]
+    by_currency = {s.currency: [line.reference for line in all_lines(world, s)] for s in made}
+    assert by_currency == {"USD": [usd.reference], "EUR": [eur.reference]}
+
+
+@pytest.mark.parametrize("settlement_id", ["../charges", "st_1/../../v1/charges", "st_1?limit=1", "st_", "sl_1", ""])
+def test_a_settlement_id_that_could_steer_the_path_is_refused_unsent(world, settlement_id):
+    with pytest.raises(GatewayInvalidAnswer):
+        world.gateway.settlement_lines(settlement_id)
+
+
+def test_a_line_id_to_start_after_that_is_not_one_is_refused_unsent(world):
+    charged(world)
+    settlement = settled_once(world)
+    with pytest.raises(GatewayInvalidAnswer):
+        world.gateway.settlement_lines(settlement.id, starting_after="sl_1&limit=1000")
+
+
+@pytest.mark.parametrize("operation", ["settlements", "settlement_lines"])
+def test_an_unavailable_settlement_lookup_is_unavailable(world, operation):
+    charged(world)
+    settlement = settled_once(world)
+    call = {
+        "settlements": lambda: world.gateway.settlements(0),
+        "settlement_lines": lambda: all_lines(world, settlement),
+    }
+    with world.failing(Fault.UNAVAILABLE, operation), pytest.raises(GatewayUnavailable):
+        call[operation]()

@@ -16,7 +16,7 @@ from lambdas import deadline
 from lambdas.adapters.sparkle import MIN_ATTEMPT_SECONDS, SparkleClient
 from lambdas.domain.cards import parse_card
 from lambdas.gateway import GatewayInvalidAnswer, GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable
-from lambdas.gateway_settings import REQUESTS, RetryPolicy
+from lambdas.gateway_settings import REQUESTS, SETTLEMENT_LINES, SETTLEMENTS, RetryPolicy
 from lambdas.metrics import GATEWAY_LATENCY, NAMESPACE_VARIABLE
 from sparkle_sandbox.server import DEFAULT_SECRET_KEY
 from tools.emulator import free_port
@@ -606,3 +606,152 @@ def test_an_authorisation_whose_charge_id_could_never_be_captured_is_an_invalid_
     stub.answer(200, authorisation_answer(id=charge_id))
     with pytest.raises(GatewayInvalidAnswer):
         authorise(stub.url)
+
+
+# --- settlements ------------------------------------------------------------------------------
+
+
+def settlement_answer(**changes) -> dict:
+    answer = {
+        "id": "st_1",
+        "currency": "USD",
+        "created": 1764150000,
+        "gross": 1500,
+        "fees": 74,
+        "net": 1426,
+        "lines": 1,
+    }
+    return {**answer, **changes}
+
+
+def line_answer(**changes) -> dict:
+    line = {"id": "sl_1", "type": "charge", "charge": "ch_1", "refund": None, "reference": "pay_1", "amount": 1500}
+    return {**line, "fee": 74, "currency": "USD", **changes}
+
+
+def test_settlements_are_asked_for_after_a_time_and_read_as_answered(stub):
+    stub.answer(200, {"data": [settlement_answer(), settlement_answer(id="st_2", gross=-300, fees=0, net=-300)]})
+    found = client(stub.url).settlements(1764000000)
+    assert [(s.id, s.currency, s.created, s.gross, s.fees, s.net, s.lines) for s in found] == [
+        ("st_1", "USD", 1764150000, 1500, 74, 1426, 1),
+        ("st_2", "USD", 1764150000, -300, 0, -300, 1),
+    ]
+    assert stub.requests == [("GET", "/v1/settlements?created_after=1764000000", None)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"data": {}},
+        {"data": [settlement_answer(id="ch_1")]},
+        {"data": [settlement_answer(id="st_1/../x")]},
+        {"data": [settlement_answer(net=1427)]},
+        {"data": [settlement_answer(gross="1500")]},
+        {"data": [settlement_answer(fees=74.0)]},
+        {"data": [settlement_answer(net=True)]},
+        {"data": [settlement_answer(lines=-1)]},
+        {"data": [settlement_answer(currency=None)]},
+        {"data": [settlement_answer(created="today")]},
+        {"data": [{k: v for k, v in settlement_answer().items() if k != "fees"}]},
+    ],
+)
+def test_a_settlement_list_that_is_not_one_or_does_not_add_up_is_invalid(stub, body):
+    stub.answer(200, body)
+    with pytest.raises(GatewayInvalidAnswer):
+        client(stub.url).settlements(0)
+
+
+def test_lines_are_asked_for_by_page_and_read_as_answered(stub):
+    refund = line_answer(id="sl_2", type="refund", refund="rf_1", reference="re_1", amount=-500, fee=0)
+    unknown = line_answer(id="sl_3", type="adjustment", charge=None, reference=None, amount=-20, fee=0)
+    stub.answer(200, {"data": [line_answer(), refund, unknown], "has_more": True})
+    lines, has_more = client(stub.url).settlement_lines("st_9", starting_after="sl_0", limit=3)
+    assert has_more and [
+        (ln.id, ln.type, ln.charge_id, ln.refund_id, ln.reference, ln.amount, ln.fee) for ln in lines
+    ] == [
+        ("sl_1", "charge", "ch_1", None, "pay_1", 1500, 74),
+        ("sl_2", "refund", "ch_1", "rf_1", "re_1", -500, 0),
+        ("sl_3", "adjustment", None, None, None, -20, 0),
+    ]
+    assert stub.requests == [("GET", "/v1/settlements/st_9/lines?limit=3&starting_after=sl_0", None)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": [line_answer()]},
+        {"data": [line_answer()], "has_more": "no"},
+        {"data": None, "has_more": False},
+        {"data": [], "has_more": True},
+        {"data": [line_answer(id="ch_1")], "has_more": False},
+        {"data": [line_answer(id="sl_")], "has_more": False},
+        {"data": [line_answer(type="payout")], "has_more": False},
+        {"data": [line_answer(amount=15.0)], "has_more": False},
+        {"data": [line_answer(amount=None)], "has_more": False},
+        {"data": [line_answer(fee="74")], "has_more": False},
+        {"data": [line_answer(charge=1)], "has_more": False},
+        {"data": [line_answer(reference=["pay_1"])], "has_more": False},
+        {"data": [line_answer(currency=None)], "has_more": False},
+        {"data": [line_answer(id=f"sl_{n}") for n in range(3)], "has_more": False},
+    ],
+)
+def test_a_page_of_lines_that_is_not_one_is_invalid(stub, body):
+    stub.answer(200, body)
+    with pytest.raises(GatewayInvalidAnswer):
+        client(stub.url).settlement_lines("st_1", limit=2)
+
+
+@pytest.mark.parametrize(
+    "settlement_id", ["../charges", "st_1/../../v1/refunds", "st_1?x=1", "st_1#", "st_1\n", "st_", ""]
+)
+def test_a_settlement_id_that_could_steer_the_path_is_refused_as_invalid_and_nothing_is_sent(stub, settlement_id):
+    stub.answer(200, {"data": [], "has_more": False})
+    with pytest.raises(GatewayInvalidAnswer):
+        client(stub.url).settlement_lines(settlement_id)
+    with pytest.raises(GatewayInvalidAnswer):
+        client(stub.url).settlement_lines("st_1", starting_after=f"sl_{settlement_id}")
+    assert stub.requests == []
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+def test_a_page_size_out_of_range_is_not_asked_for(stub, limit):
+    with pytest.raises(ValueError):
+        client(stub.url).settlement_lines("st_1", limit=limit)
+    assert stub.requests == []
+
+
+def test_settlement_requests_are_timed_by_the_path_template_never_the_settlement_id(stub, capsys, monkeypatch):
+    monkeypatch.setenv(NAMESPACE_VARIABLE, "PaymentLedger/test")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    stub.answer(503).answer(200, {"data": [], "has_more": False})
+    client(stub.url).settlement_lines("st_9f8e7d")
+    stub.answers.clear()
+    stub.answer(200, {"data": []})
+    client(stub.url).settlements(0)
+    printed = capsys.readouterr().out
+    timed = [(d["request"], d["result"]) for d in map(json.loads, printed.splitlines()) if GATEWAY_LATENCY in d]
+    assert timed == [
+        ("GET /v1/settlements/{id}/lines", "retryable"),
+        ("GET /v1/settlements/{id}/lines", "answered"),
+        ("GET /v1/settlements", "answered"),
+    ]
+    assert {request for request, _ in timed} <= {
+        f"GET {SETTLEMENTS}",
+        f"GET {SETTLEMENT_LINES}",
+    } and "st_9f8e7d" not in printed
+
+
+def test_the_sandbox_settles_over_http_and_answers_204_when_nothing_is_unsettled(sandbox):
+    gateway = client(sandbox.url)
+    charge = gateway.charge("pay_settle", 1500, "USD", CARD, idempotency_key="k")
+    settle = f"{sandbox.url}/_sandbox/settle"
+    made = requests.post(settle, json={"adjust": {"pay_settle": 1}, "unknown": 1}, timeout=5)
+    assert made.status_code == 200
+    (listed,) = gateway.settlements(0)
+    assert (made.json()["id"], made.json()["lines"]) == (listed.id, 2)
+    lines, _ = gateway.settlement_lines(made.json()["id"])
+    assert {(line.charge_id == charge.id, line.amount) for line in lines} == {(True, 1501), (False, 1000)}
+    assert requests.post(settle, json={}, timeout=5).status_code == 204
+    assert requests.post(settle, json={"unknown": -1}, timeout=5).status_code == 400
+    assert requests.get(f"{sandbox.url}/v1/settlements", timeout=5).status_code == 401

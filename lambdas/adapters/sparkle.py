@@ -7,7 +7,8 @@
   with backoff, and only within the request's deadline (``lambdas.deadline``).
 - A ``422`` (this key was used with another body) is ``GatewayOutcomeUnknown``: the first request with the key may
   have moved money, and only a lookup by reference can say.
-- A charge id goes into a URL path only when it is one (``CHARGE_ID``), so no id can steer a request elsewhere.
+- A charge id goes into a URL path only when it is one (``CHARGE_ID``), so no id can steer a request elsewhere; so
+  does a settlement id (``SETTLEMENT_ID``).
 """
 
 import json
@@ -24,12 +25,15 @@ from lambdas.domain.cards import Card, contains_card_number
 from lambdas.gateway import (
     CHARGE_STATUSES,
     REFUND_STATUSES,
+    SETTLEMENT_LINE_TYPES,
     Charge,
     GatewayInvalidAnswer,
     GatewayOutcomeUnknown,
     GatewayRefund,
     GatewayRejected,
     GatewayUnavailable,
+    Settlement,
+    SettlementLine,
 )
 from lambdas.gateway_settings import (
     CHARGE_CAPTURE,
@@ -39,6 +43,8 @@ from lambdas.gateway_settings import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_RETRY,
     REFUNDS,
+    SETTLEMENT_LINES,
+    SETTLEMENTS,
     RetryPolicy,
 )
 from lambdas.metrics import time_gateway_attempt
@@ -47,6 +53,9 @@ MAX_ANSWER_BYTES = 256 * 1024  # the gateway's answers are well under 1 KiB
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 MIN_ATTEMPT_SECONDS = 0.25
 CHARGE_ID = re.compile(r"ch_[A-Za-z0-9]{1,255}")
+SETTLEMENT_ID = re.compile(r"st_[A-Za-z0-9]{1,255}")
+SETTLEMENT_LINE_ID = re.compile(r"sl_[A-Za-z0-9]{1,255}")
+MAX_LINES_PER_PAGE = 100
 
 
 class SparkleClient:
@@ -123,12 +132,40 @@ class SparkleClient:
         found = [_refund(item, reference) for item in self._find(REFUNDS, reference)]
         return found[0] if found else None
 
+    def settlements(self, created_after: int) -> list[Settlement]:
+        """The settlements created after ``created_after`` (unix seconds), oldest first, each checked."""
+        body = self._send("GET", SETTLEMENTS, params={"created_after": created_after})
+        found = body.get("data")
+        if not isinstance(found, list):
+            raise GatewayInvalidAnswer("settlements: no list of settlements")
+        return [_settlement(item) for item in found]
+
+    def settlement_lines(
+        self, settlement_id: str, starting_after: str | None = None, limit: int = MAX_LINES_PER_PAGE
+    ) -> tuple[list[SettlementLine], bool]:
+        """A page of a settlement's lines and whether more follow. A settlement or line id that is not one is
+        refused unsent, as the invalid answer it came from."""
+        if not SETTLEMENT_ID.fullmatch(settlement_id):
+            raise GatewayInvalidAnswer("settlement lines: the settlement id is not one, nothing was sent")
+        if starting_after is not None and not SETTLEMENT_LINE_ID.fullmatch(starting_after):
+            raise GatewayInvalidAnswer("settlement lines: the line id to start after is not one, nothing was sent")
+        if not 1 <= limit <= MAX_LINES_PER_PAGE:
+            raise ValueError(f"limit must be 1 to {MAX_LINES_PER_PAGE}")
+        params: dict[str, Any] = {"limit": limit, **({"starting_after": starting_after} if starting_after else {})}
+        body = self._send("GET", SETTLEMENT_LINES, path_id=settlement_id, params=params)
+        found, has_more = body.get("data"), body.get("has_more")
+        if not isinstance(found, list) or not isinstance(has_more, bool):
+            raise GatewayInvalidAnswer("settlement lines: no list of lines and has_more")
+        if len(found) > limit or (has_more and not found):
+            raise GatewayInvalidAnswer("settlement lines: a page longer than asked, or empty with more to follow")
+        return [_settlement_line(item) for item in found], has_more
+
     def _change(self, route: str, charge_id: str, body: dict[str, Any], reference: str, key: str) -> Charge:
         """POST ``body`` to one of a charge's actions; the charge as answered, checked to be the one asked about. An
         id that is not a charge id is refused unsent, as the invalid answer it came from."""
         if not CHARGE_ID.fullmatch(charge_id):
             raise GatewayInvalidAnswer(f"{route}: the charge id is not one, nothing was sent")
-        charge = _charge(self._send("POST", route, idempotency_key=key, charge_id=charge_id, json=body), reference)
+        charge = _charge(self._send("POST", route, idempotency_key=key, path_id=charge_id, json=body), reference)
         if charge.id != charge_id:
             raise GatewayInvalidAnswer(f"{route}: answered with charge {charge.id}, not {charge_id}")
         return charge
@@ -140,10 +177,10 @@ class SparkleClient:
         return found
 
     def _send(
-        self, method: str, route: str, idempotency_key: str | None = None, charge_id: str | None = None, **request: Any
+        self, method: str, route: str, idempotency_key: str | None = None, path_id: str | None = None, **request: Any
     ) -> dict[str, Any]:
-        """Send to ``route`` (``charge_id`` in place of its ``{id}``), retrying what may pass with the same key while
-        time is left; the answer's JSON object, or raise."""
+        """Send to ``route`` (``path_id``, checked by the caller, in place of its ``{id}``), retrying what may pass
+        with the same key while time is left; the answer's JSON object, or raise."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         try:
             secret_key = self.secret_key()
@@ -151,7 +188,7 @@ class SparkleClient:
             raise GatewayUnavailable(f"the gateway's secret key could not be read ({type(error).__name__})") from None
         # One of REQUESTS (gateway_settings): how errors and the metric name it, never with an id.
         request_name = f"{method} {route}"
-        path = route if charge_id is None else route.replace("{id}", charge_id)
+        path = route if path_id is None else route.replace("{id}", path_id)
         may_have_arrived = False  # did an attempt possibly reach the gateway without a usable answer?
         delays = self.retry.delays()
         failures: list[str] = []
@@ -314,3 +351,42 @@ def _refund(body: Any, reference: str) -> GatewayRefund:
     if amount <= 0:
         raise GatewayInvalidAnswer(f"refund {refund_id}: amount out of range")
     return GatewayRefund(refund_id, _field(body, "charge", str, "refund"), amount, status, reference)
+
+
+def _optional_str(body: dict[str, Any], name: str, what: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise GatewayInvalidAnswer(f"{what}: {name} neither a string nor null")
+    return value
+
+
+def _settlement(body: Any) -> Settlement:
+    """A settlement as listed: an id that is one, integer amounts, and ``net`` = ``gross`` - ``fees``."""
+    settlement_id = _field(body, "id", str, "settlement")
+    if not SETTLEMENT_ID.fullmatch(settlement_id):
+        raise GatewayInvalidAnswer(f"settlement id {settlement_id[:40]!r} is not one")
+    what = f"settlement {settlement_id}"
+    gross, fees, net = (_field(body, name, int, what) for name in ("gross", "fees", "net"))
+    if net != gross - fees:
+        raise GatewayInvalidAnswer(f"{what}: net {net} is not gross {gross} less fees {fees}")
+    lines = _field(body, "lines", int, what)
+    if lines < 0:
+        raise GatewayInvalidAnswer(f"{what}: a negative number of lines")
+    currency, created = _field(body, "currency", str, what), _field(body, "created", int, what)
+    return Settlement(settlement_id, currency, created, gross, fees, net, lines)
+
+
+def _settlement_line(body: Any) -> SettlementLine:
+    """A settlement line: an id that is one, a known type, integer amount and fee, ids and reference string or
+    null."""
+    line_id = _field(body, "id", str, "settlement line")
+    if not SETTLEMENT_LINE_ID.fullmatch(line_id):
+        raise GatewayInvalidAnswer(f"settlement line id {line_id[:40]!r} is not one")
+    what = f"settlement line {line_id}"
+    line_type = _field(body, "type", str, what)
+    if line_type not in SETTLEMENT_LINE_TYPES:
+        raise GatewayInvalidAnswer(f"{what}: unknown type {line_type[:40]!r}")
+    charge_id, refund_id, reference = (_optional_str(body, name, what) for name in ("charge", "refund", "reference"))
+    amount, fee = _field(body, "amount", int, what), _field(body, "fee", int, what)
+    currency = _field(body, "currency", str, what)
+    return SettlementLine(line_id, line_type, charge_id, refund_id, reference, amount, fee, currency)

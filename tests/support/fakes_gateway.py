@@ -1,8 +1,10 @@
 """An in-memory Sparkle (implements ``lambdas.gateway.Gateway``) with the sandbox's semantics: test cards decide
 outcomes, idempotency keys replay, authorisations are captured (in part or in full) or voided once and expire by a
-clock the test moves (``advance``), refunds never exceed what was captured, lookups by reference. Faults are
-scripted per call. ``tests/test_gateway_contract.py`` holds it to the behaviour of ``SparkleClient`` against the
-sandbox process, so a test that passes against the fake says something about the real client."""
+clock the test moves (``advance``), refunds never exceed what was captured, lookups by reference, and settlements
+of the succeeded captures and refunds made by ``settle`` (the sandbox's own bookkeeping, with its fee rule and
+faults). Faults are scripted per call. ``tests/test_gateway_contract.py`` holds it to the behaviour of
+``SparkleClient`` against the sandbox process, so a test that passes against the fake says something about the real
+client."""
 
 import hashlib
 import secrets
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
 
-from lambdas.adapters.sparkle import CHARGE_ID, preferred_charge
+from lambdas.adapters.sparkle import CHARGE_ID, MAX_LINES_PER_PAGE, SETTLEMENT_ID, SETTLEMENT_LINE_ID, preferred_charge
 from lambdas.domain.cards import Card
 from lambdas.gateway import (
     Charge,
@@ -22,10 +24,14 @@ from lambdas.gateway import (
     GatewayRefund,
     GatewayRejected,
     GatewayUnavailable,
+    Settlement,
+    SettlementLine,
 )
 from sparkle_sandbox.server import AUTHORIZATION_SECONDS, DECLINES, PROCESSING_ERROR_CARD, SLOW_CARD, SLOW_REFUND_AMOUNT
+from sparkle_sandbox.settlements import Faults as SettleFaults
+from sparkle_sandbox.settlements import Settleable, Settlements
 
-OPERATIONS = ("charge", "capture", "void", "find_charge", "refund", "find_refund")
+OPERATIONS = ("charge", "capture", "void", "find_charge", "refund", "find_refund", "settlements", "settlement_lines")
 
 
 class Fault(Enum):
@@ -57,6 +63,7 @@ class FakeGateway:
         self.refused_amounts = 0  # refunds asked for more than was left
         self.requests: Counter[str] = Counter()  # calls that reached the gateway, by operation
         self._clock_offset = 0.0  # seconds the gateway's clock is ahead of this machine's
+        self._settlements = Settlements()
 
     # -- scripting and assertions ---------------------------------------------
 
@@ -110,6 +117,30 @@ class FakeGateway:
         with self._lock:
             return self._refunded.get(charge_id, 0)
 
+    def settle(
+        self, drop: tuple[str, ...] = (), adjust: dict[str, int] | None = None, unknown: int = 0
+    ) -> list[Settlement]:
+        """As ``POST /_sandbox/settle``: settle everything not yet settled, one settlement per currency; ``drop``
+        leaves those references unsettled, ``adjust`` adds minor units to their lines, ``unknown`` adds that many
+        lines nobody knows. The settlements made (none when nothing was unsettled)."""
+        faults = SettleFaults(frozenset(drop), dict(adjust or {}), unknown)
+        with self._lock:
+            made = self._settlements.settle(self._settleable(), faults, int(self.now()))
+        return [_settlement(settlement) for settlement in made]
+
+    def _settleable(self) -> list[Settleable]:
+        """Every succeeded capture, then every refund, each in the order it was made. Locked."""
+        items = [
+            Settleable("charge", c.id, c.id, None, c.reference, c.amount_captured, c.currency)
+            for c in map(self._current, list(self._charges.values()))
+            if c.status == "succeeded" and c.amount_captured > 0
+        ]
+        for refund in self._refunds.values():
+            currency = self._charges[refund.charge_id].currency
+            items.append(Settleable("refund", refund.id, refund.charge_id, refund.id, refund.reference,
+                                    -refund.amount, currency))  # fmt: skip
+        return items
+
     # -- the Gateway protocol ---------------------------------------------------
 
     def charge(
@@ -153,6 +184,31 @@ class FakeGateway:
         with self._lock:
             self._fail_lookup("find_refund")
             return next((refund for refund in self._refunds.values() if refund.reference == reference), None)
+
+    def settlements(self, created_after: int) -> list[Settlement]:
+        with self._lock:
+            self._fail_lookup("settlements")
+            return [_settlement(settlement) for settlement in self._settlements.listed(created_after)]
+
+    def settlement_lines(
+        self, settlement_id: str, starting_after: str | None = None, limit: int = MAX_LINES_PER_PAGE
+    ) -> tuple[list[SettlementLine], bool]:
+        if not SETTLEMENT_ID.fullmatch(settlement_id):
+            raise GatewayInvalidAnswer("fake: the settlement id is not one, nothing was sent")
+        if starting_after is not None and not SETTLEMENT_LINE_ID.fullmatch(starting_after):
+            raise GatewayInvalidAnswer("fake: the line id to start after is not one, nothing was sent")
+        if not 1 <= limit <= MAX_LINES_PER_PAGE:
+            raise ValueError(f"limit must be 1 to {MAX_LINES_PER_PAGE}")
+        with self._lock:
+            self._fail_lookup("settlement_lines")
+            try:
+                page = self._settlements.page(settlement_id, starting_after, limit)
+            except KeyError:
+                raise GatewayRejected(400, "invalid_request", "starting_after is no line of this settlement") from None
+        if page is None:  # the client meets a 404: configuration, not chance
+            raise GatewayUnavailable("fake: no such settlement (404)")
+        lines, has_more = page
+        return [_settlement_line(line) for line in lines], has_more
 
     # -- the gateway's side -----------------------------------------------------
 
@@ -283,3 +339,12 @@ class FakeGateway:
         refund = GatewayRefund(f"rf_{secrets.token_hex(12)}", charge_id, amount, "succeeded", reference)
         self._refunds[refund.id] = refund
         return refund, amount == SLOW_REFUND_AMOUNT
+
+
+def _settlement(settlement: dict) -> Settlement:
+    return Settlement(**settlement)
+
+
+def _settlement_line(line: dict) -> SettlementLine:
+    fields = {name: value for name, value in line.items() if name not in ("charge", "refund")}
+    return SettlementLine(**fields, charge_id=line["charge"], refund_id=line["refund"])
