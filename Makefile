@@ -12,7 +12,7 @@ export TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTHON := .venv/bin/python
 LINTED := lambdas client stacks tools sparkle_sandbox tests main.py
 
-.PHONY: bootstrap preflight verify bench-ledger install test test-unit test-integration test-infra mutate mutate-sample lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
+.PHONY: bootstrap preflight verify settle settlement-report bench-ledger install test test-unit test-integration test-infra mutate mutate-sample lint synth snapshots openapi local demo sandbox bench bench-local bench-synth lambda-imports clean
 
 install: .venv/.installed scanner/.venv/.installed
 
@@ -70,6 +70,14 @@ verify: install  ## the ledger proves itself: ENV's (ENV=prod, AWS credentials),
 
 bench-ledger: install  ## payments/s for 1 and 8 writers on one merchant, head retries per payment, verify entries/s
 	$(PYTHON) -m tools.bench_ledger
+
+settle: install  ## one settlement import now, against a running `make local`; prints its counts
+	$(PYTHON) -m tools.settle
+
+settlement-report: install  ## FROM=YYYY-MM-DD TO=YYYY-MM-DD [CSV=path]: ENV's settlements, else `make local`'s
+	$(if $(ENV),$(PYTHON) -m tools.settlement_report --environment $(ENV),AWS_ACCESS_KEY_ID=local \
+	  AWS_SECRET_ACCESS_KEY=local $(PYTHON) -m tools.settlement_report --environment dev \
+	  --endpoint-url http://127.0.0.1:$${PAYMENTS_EMULATOR_PORT:-5000}) --from $(FROM) --to $(TO) $(if $(CSV),--csv $(CSV))
 
 demo: install  ## against a running `make local`
 	$(PYTHON) -m tools.demo

@@ -10,6 +10,8 @@
     python -m client get --payment pay_...
     python -m client ledger --payment pay_...
     python -m client events --type payment.succeeded
+    python -m client settlements --limit 10 [--starting-after st_...]
+    python -m client settlement --settlement st_...
     python -m client listen --port 4242 [--forward-to http://127.0.0.1:8000/webhooks]"""
 
 import argparse
@@ -60,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     events = commands.add_parser("events", help="list the merchant's events, newest first")
     events.add_argument("--type", help="one event type, such as payment.succeeded")
     events.add_argument("--limit", type=int, default=10)
+    settlements = commands.add_parser("settlements", help="one page of the merchant's settlements, newest first")
+    settlements.add_argument("--limit", type=int)
+    settlements.add_argument("--starting-after", help="the last settlement id of the previous page")
+    commands.add_parser("settlement", help="read a settlement with its mismatches").add_argument(
+        "--settlement", required=True
+    )
     listener = commands.add_parser("listen", help="receive the merchant's events on a local port and print them")
     listener.add_argument("--port", type=int, default=DEFAULT_PORT)
     listener.add_argument("--events", default="*", help="comma-separated event types (default: all)")
@@ -90,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                 result = client.payment(args.payment)
             case "events":
                 result = list(itertools.islice(client.events(args.type, page_size=args.limit), args.limit))
+            case "settlements":
+                result = client.list_settlements(args.limit, args.starting_after)
+            case "settlement":
+                result = client.get_settlement(args.settlement)
             case "listen":
                 events = tuple(name.strip() for name in args.events.split(","))
                 listen(client, args.port, events, args.forward_to, args.public_url)

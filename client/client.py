@@ -30,6 +30,8 @@ from client.models import (
     Payment,
     PublicKey,
     Refund,
+    Settlement,
+    SettlementPage,
     Token,
     WebhookEndpoint,
 )
@@ -177,6 +179,32 @@ class PaymentsClient:
     def public_key(self) -> PublicKey:
         body, _ = self._call("GET", "/ledger/public-key")
         return PublicKey(body["key_id"], body["pem"])
+
+    # -- settlements ------------------------------------------------------------------
+
+    def list_settlements(self, limit: int | None = None, starting_after: str | None = None) -> SettlementPage:
+        """One page of the merchant's share of each gateway settlement, newest first: ``limit`` 1-100 (the API's
+        default: 10), after the settlement ``starting_after`` (the last id of the previous page). Each settlement's
+        ``mismatches`` is None here: read one with ``get_settlement`` to see them. An unknown or another merchant's
+        ``starting_after``: ``InvalidRequest`` naming it."""
+        query: dict[str, str | int] = {}
+        if limit is not None:
+            query["limit"] = limit
+        if starting_after is not None:
+            query["starting_after"] = starting_after
+        body, _ = self._call("GET", "/settlements" + (f"?{urlencode(query)}" if query else ""))
+        return SettlementPage(tuple(Settlement.of(item) for item in body["data"]), body["has_more"])
+
+    def settlements(self, page_size: int = 100) -> Iterator[Settlement]:
+        """Every settlement share of the merchant, newest first, page by page (each from the previous page's last
+        id); their ``mismatches`` are None, as in ``list_settlements``."""
+        return (Settlement.of(item) for item in self._pages("/settlements", page_size, "id"))
+
+    def get_settlement(self, settlement_id: str) -> Settlement:
+        """The merchant's share of one settlement with its mismatches (an empty tuple when it is reconciled).
+        ``NotFound`` for an unknown id, another merchant's, or a settlement still being imported."""
+        body, _ = self._call("GET", f"/settlements/{_path_id('st', settlement_id, 'settlement_id')}")
+        return Settlement.of(body)
 
     # -- events and webhooks ----------------------------------------------------------
 

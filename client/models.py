@@ -146,19 +146,80 @@ class PublicKey:
     pem: str
 
 
-EVENT_OBJECTS: dict[str, Any] = {"payment": Payment, "refund": Refund}  # an event type's prefix -> its object's model
+@dataclass(frozen=True)
+class SettlementMismatch:
+    """Where a settlement and the merchant's ledger disagree, with what each side says: ``reason`` is
+    ``amount_differs``, ``currency_differs`` or ``not_settled`` (a succeeded payment or refund no settlement listed
+    within 3 days: no ``gateway_line``, no ``gateway_amount``)."""
+
+    reference: str  # the payment's (pay_…) or refund's (re_…) id
+    gateway_line: str | None
+    reason: str
+    ledger_amount: int | None
+    gateway_amount: int | None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "SettlementMismatch":
+        return cls(body["reference"], body.get("gateway_line"), body["reason"], body.get("ledger_amount"),
+                   body.get("gateway_amount"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The merchant's share of one gateway settlement: ``net`` = ``gross`` - ``fees`` over its ``lines`` lines;
+    ``status`` ``reconciled`` or ``mismatched``. ``mismatches`` is None in a listing (``settlements``, which shows
+    only the status) and the full list when read alone (``get_settlement``) or in a ``settlement.*`` event."""
+
+    id: str
+    currency: str
+    gross: int
+    fees: int
+    net: int
+    lines: int
+    status: str
+    created_at: str
+    mismatches: tuple[SettlementMismatch, ...] | None = None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Settlement":
+        mismatches = body.get("mismatches")
+        return cls(
+            body["id"],
+            body["currency"],
+            body["gross"],
+            body["fees"],
+            body["net"],
+            body["lines"],
+            body["status"],
+            body["created_at"],
+            None if mismatches is None else tuple(SettlementMismatch.of(m) for m in mismatches),
+        )
+
+
+@dataclass(frozen=True)
+class SettlementPage:
+    """One page of ``list_settlements``: newest first; ``has_more`` when another page follows (ask for it with
+    ``starting_after`` = this page's last id)."""
+
+    data: tuple[Settlement, ...]
+    has_more: bool
+
+
+# an event type's prefix -> its object's model
+EVENT_OBJECTS: dict[str, Any] = {"payment": Payment, "refund": Refund, "settlement": Settlement}
 
 
 @dataclass(frozen=True)
 class Event:
     """A change of state the service tells the merchant of (``GET /events``, a webhook delivery). ``object`` is
-    ``data.object``: a ``Payment`` for ``payment.*`` events, a ``Refund`` for ``refund.*`` events, else the JSON
-    object as sent (``settlement.*``, and types this SDK does not know yet)."""
+    ``data.object``: a ``Payment`` for ``payment.*`` events, a ``Refund`` for ``refund.*`` events, a ``Settlement``
+    (with its mismatches) for ``settlement.*`` events, else the JSON object as sent (types this SDK does not know
+    yet)."""
 
     id: str
     type: str
     created_at: str
-    object: Payment | Refund | dict[str, Any]
+    object: Payment | Refund | Settlement | dict[str, Any]
     data: dict[str, Any]  # the event's ``data`` as sent, ``object`` included
 
     @classmethod
@@ -170,7 +231,7 @@ class Event:
 
     @property
     def object_id(self) -> str | None:
-        """The id of the payment, refund or other object the event is about."""
+        """The id of the payment, refund, settlement or other object the event is about."""
         if isinstance(self.object, dict):
             identifier = self.object.get("id")
             return identifier if isinstance(identifier, str) else None

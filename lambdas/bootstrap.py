@@ -19,15 +19,17 @@ from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.merchants import DynamoMerchantDirectory
+from lambdas.adapters.settlement_imports import DynamoSettlementImports
 from lambdas.adapters.signer import KmsSigner
 from lambdas.adapters.vault import CardVault
 from lambdas.adapters.velocity import DynamoVelocityCounter
 from lambdas.domain.cards import Card
 from lambdas.domain.merchants import Merchant
+from lambdas.domain.settlements import Settlement, SettlementLine
 from lambdas.domain.webhooks import RetrySchedule, UrlPolicy
 from lambdas.encryption_context import Purpose
 from lambdas.environment import FunctionEnvironment
-from lambdas.gateway import Charge, Gateway, GatewayRefund, Settlement, SettlementLine
+from lambdas.gateway import Charge, Gateway, GatewayRefund
 from lambdas.gateway_settings import RetryPolicy
 from lambdas.ports import CheckpointArchive
 from lambdas.service import Tenancy
@@ -191,6 +193,10 @@ class AwsAdapters:
 
     def tenancy(self) -> Tenancy:
         return Tenancy(self.directory, self.dependencies)
+
+    def settlement_imports(self) -> DynamoSettlementImports:
+        """The operator's record of the gateway's settlements, in the ledger table (the settle function's)."""
+        return DynamoSettlementImports(self.dynamodb, self.environment.ledger_table)
 
     def webhook_sender(self) -> "HttpWebhookSender":
         """The HTTPS sender, loaded only by the delivery function (it stays out of the other functions' cold starts)."""

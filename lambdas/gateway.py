@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lambdas.domain.cards import Card
+from lambdas.domain.settlements import Settlement, SettlementLine
 
 # A charge's status: "authorized" until it is captured ("succeeded"), voided or expired; a charge made with
 # capture is "succeeded" (or "declined") at once.
 CHARGE_STATUSES = ("succeeded", "declined", "authorized", "voided", "expired")
 REFUND_STATUSES = ("succeeded",)
-# A settlement line's type: a capture ("charge"), a refund (its amount negative), or the gateway's own adjustment.
-SETTLEMENT_LINE_TYPES = ("charge", "refund", "adjustment")
 
 
 @dataclass(frozen=True)
@@ -36,33 +35,6 @@ class GatewayRefund:
     amount: int
     status: str  # "succeeded"
     reference: str
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """What the gateway paid out in one currency: ``net`` = ``gross`` - ``fees``, over ``lines`` lines."""
-
-    id: str
-    currency: str
-    created: int  # unix seconds on the gateway's clock
-    gross: int  # the sum of its lines' amounts
-    fees: int  # the sum of its lines' fees
-    net: int
-    lines: int
-
-
-@dataclass(frozen=True)
-class SettlementLine:
-    """One capture, refund or adjustment in a settlement; ``fee`` is what the gateway kept for it."""
-
-    id: str
-    type: str  # one of SETTLEMENT_LINE_TYPES
-    charge_id: str | None
-    refund_id: str | None
-    reference: str | None  # the payment's or refund's reference, as the service sent it
-    amount: int  # a capture's amount, a refund's negated
-    fee: int
-    currency: str
 
 
 class GatewayError(Exception):

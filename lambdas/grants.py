@@ -112,8 +112,10 @@ GRANTS: dict[Function, tuple[Grant, ...]] = {
     ),
     Function.READ: (
         Grant(Resource.LEDGER, Use.READ),
-        # a page of events, then their payments' metadata (GET /events)
-        Grant(Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.EVENT, Partition.PAYMENT)),
+        # a page of events, then their payments' metadata (GET /events); a page of shares (GET /settlements)
+        Grant(
+            Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.EVENT, Partition.PAYMENT, Partition.SETTLEMENT)
+        ),
         # payment metadata is returned decrypted; cards never
         Grant(Resource.VAULT_KEY, Use.DECRYPT, purposes=(Purpose.METADATA,)),
         Grant(Resource.SIGNING_KEY, Use.PUBLIC_KEY),
@@ -152,5 +154,29 @@ GRANTS: dict[Function, tuple[Grant, ...]] = {
         Grant(Resource.SIGNING_KEY, Use.PUBLIC_KEY),
         Grant(Resource.CHECKPOINT_ARCHIVE, Use.KEEP),
         Grant(Resource.MERCHANTS, Use.LIST),
+    ),
+    Function.SETTLE: (
+        # the heads; a line's payment (never its metadata); the merchants' expected movements, shares and cursors;
+        # the operator's record of the imports
+        Grant(
+            Resource.LEDGER,
+            Use.READ_PARTITIONS,
+            partitions=(Partition.PAYMENT, Partition.CHAIN, Partition.SETTLEMENT, Partition.GATEWAY),
+        ),
+        # the expected movements of a page of lines, together
+        Grant(Resource.LEDGER, Use.READ_TOGETHER, partitions=(Partition.SETTLEMENT,)),
+        # the entries written since the last run, chain by chain
+        Grant(Resource.LEDGER, Use.QUERY_INDEX, partitions=(Partition.CHAIN,), index=BY_CHAIN),
+        # a line's fee and net entries and its share's event; expected movements, shares' lines, the imports
+        Grant(
+            Resource.LEDGER,
+            Use.APPEND,
+            partitions=(Partition.LEDGER, Partition.SETTLEMENT, Partition.GATEWAY, Partition.EVENT),
+        ),
+        # heads moved with the entries; shares' totals, movements marked settled, cursors; the imports' progress.
+        # Payments and refunds are only read: no update of theirs is granted.
+        Grant(Resource.LEDGER, Use.UPDATE, partitions=(Partition.CHAIN, Partition.SETTLEMENT, Partition.GATEWAY)),
+        Grant(Resource.MERCHANTS, Use.LIST),
+        Grant(Resource.GATEWAY_SECRET, Use.READ),
     ),
 }

@@ -29,6 +29,12 @@ WEBHOOK_DEAD_LETTERS = "WebhookDeadLetters"  # events sent to the dead-letter qu
 WEBHOOK_ERRORS = "WebhookErrors"  # events a delivery run could not lease or record because of an error
 # The age of the oldest event still undelivered among those a delivery run found due (seconds).
 WEBHOOK_OLDEST_UNDELIVERED = "WebhookOldestUndeliveredAge"
+# A settlement run's mismatches: merchants' lines that disagree with their ledger, lines whose reference no merchant
+# knows, and movements no settlement listed in time.
+SETTLEMENT_MISMATCHES = "SettlementMismatches"
+SETTLEMENTS_IMPORTED = "SettlementsImported"  # gateway settlements a settlement run imported in full
+SETTLEMENT_IMPORT_ERRORS = "SettlementImportErrors"  # settlements or merchants a settlement run failed on (an error)
+SETTLEMENTS_DEFERRED = "SettlementsDeferred"  # settlements a settlement run left for the next (out of time)
 SERVICE_DIMENSION = "service"
 OUTCOMES = ("succeeded", "declined", "gateway_pending", "refused", "failed")
 
@@ -92,4 +98,15 @@ def record_deliveries(counts: Mapping[str, float]) -> None:
     metrics.add_metric(name=WEBHOOK_ERRORS, unit=MetricUnit.Count, value=counts["errors"])
     age = counts["oldest_undelivered_seconds"]
     metrics.add_metric(name=WEBHOOK_OLDEST_UNDELIVERED, unit=MetricUnit.Seconds, value=age)
+    metrics.flush_metrics()
+
+
+def record_settlements(counts: Mapping[str, int]) -> None:
+    """A settlement run's counts (``lambdas.use_cases.settlements``): what the settlement alarms read."""
+    mismatches = counts["mismatched"] + counts["unknown_references"] + counts["not_settled"]
+    metrics = Metrics(namespace=_namespace())
+    metrics.add_metric(name=SETTLEMENT_MISMATCHES, unit=MetricUnit.Count, value=mismatches)
+    metrics.add_metric(name=SETTLEMENTS_IMPORTED, unit=MetricUnit.Count, value=counts["settlements"])
+    metrics.add_metric(name=SETTLEMENT_IMPORT_ERRORS, unit=MetricUnit.Count, value=counts["errors"])
+    metrics.add_metric(name=SETTLEMENTS_DEFERRED, unit=MetricUnit.Count, value=counts["deferred"])
     metrics.flush_metrics()

@@ -23,6 +23,7 @@ from lambdas.domain.events import Event, EventType
 from lambdas.domain.idempotency import Record
 from lambdas.domain.merchants import Caller, Merchant
 from lambdas.domain.payments import Action, Entry, Payment, Refund
+from lambdas.domain.settlements import Expected, Mismatch, Settlement, Share, ShareLine
 from lambdas.domain.webhooks import Attempt, Endpoint
 
 
@@ -272,6 +273,103 @@ class WebhookRecords(Protocol[UoW_contra]):
         """Make the event due at ``now`` again for every endpoint, its rounds counted afresh; False: no event."""
 
 
+@dataclass(frozen=True)
+class SettlementCursor:
+    """How far the settlement import has read each of the merchant's chains (chain -> sequence): up to ``walked`` its
+    expected movements are kept, up to ``checked`` they were checked for ``not_settled``. ``version`` counts its
+    moves (0: never moved)."""
+
+    walked: dict[int, int]
+    checked: dict[int, int]
+    version: int = 0
+
+
+class SettlementRecords(Protocol[UoW_contra]):
+    """The merchant's side of settlements (``lambdas.domain.settlements``): the movements its ledger expects the
+    gateway to settle, and its share of each settlement with its mismatches. Payments, refunds and entries are only
+    read here, and entries only added."""
+
+    def chain_entries(self, chain: int, after: int, limit: int) -> list[Entry]:
+        """Up to ``limit`` entries of ``chain`` after sequence ``after``, in sequence, stopping before the first gap
+        (an entry the chain index does not show yet)."""
+
+    def settlement_cursor(self) -> SettlementCursor:
+        """The cursor as stored (empty, version 0: none yet)."""
+
+    def move_settlement_cursor(self, before: SettlementCursor, after: SettlementCursor) -> bool:
+        """Store ``after`` as version ``before.version + 1``, only while the stored cursor is still at
+        ``before.version``; False when another run moved it first."""
+
+    def add_expected(self, expected: list[Expected]) -> None:
+        """Keep each expected movement, unless one with its reference is kept already (that one stays as it is)."""
+
+    def expected(self, references: list[str]) -> dict[str, Expected]:
+        """The expected movements kept under ``references`` (those kept), read consistently."""
+
+    def add_share_line(
+        self, uow: UoW_contra, settlement: Settlement, line: ShareLine, settles: Expected | None, entries: list[Entry]
+    ) -> None:
+        """Parts recording ``line`` in the merchant's share of ``settlement`` (made when it has none), only while the
+        share does not have it (label ``"line"``), and adding it to the share's totals; ``settles``: the expected
+        movement the line settles, marked settled by it only while no line settled it and no ``not_settled`` was
+        reported of it (label ``"expected"``), with its ``entries`` on their chain."""
+
+    def add_not_settled(self, uow: UoW_contra, settlement: Settlement, expected: Expected, mismatch: Mismatch) -> None:
+        """Parts recording ``mismatch`` (``not_settled``) of ``expected`` in the merchant's share of ``settlement``
+        (made, complete, when it has none), only while no line settled the movement and it was not reported before
+        (label ``"expected"``)."""
+
+    def complete_share(self, uow: UoW_contra, share: Share) -> None:
+        """Part showing the share (complete), only while it is not (label ``"share"``)."""
+
+    def get_share(self, settlement_id: str) -> Share | None:
+        """The merchant's share of the settlement, complete or not, with its mismatches (None: it has none)."""
+
+    def list_shares(self, limit: int, starting_after: Share | None) -> tuple[list[Share], bool]:
+        """Up to ``limit`` of the merchant's complete shares, newest settlement first, after ``starting_after``
+        (their mismatches not attached, only counted); whether more follow."""
+
+
+@dataclass(frozen=True)
+class SettlementImport:
+    """A gateway settlement as the import has it: ``after_line``, the last line imported in order (None: none yet);
+    ``done`` once every line was imported and every merchant's share completed; ``unknown``, the operator's
+    mismatches (lines whose reference no merchant knows)."""
+
+    settlement: Settlement
+    first_seen_at: datetime
+    after_line: str | None = None
+    done: bool = False
+    unknown: tuple[Mismatch, ...] = ()
+
+
+class SettlementImports(Protocol):
+    """The operator's record of the gateway's settlements and their import (no merchant's: the gateway settles
+    every merchant's lines together)."""
+
+    def watermark(self) -> int:
+        """The newest ``created`` of the settlements imported in full (0: none yet)."""
+
+    def begin(self, settlement: Settlement, now: datetime) -> SettlementImport:
+        """The import of ``settlement``: as kept already, else kept now, first seen at ``now``."""
+
+    def advance(self, settlement_id: str, after_line: str) -> None:
+        """Its lines up to ``after_line`` are imported."""
+
+    def add_unknown(self, settlement_id: str, mismatch: Mismatch) -> bool:
+        """Keep the operator's mismatch of one line, once per line; False when it was kept before."""
+
+    def finish(self, settlement: Settlement) -> None:
+        """Every line imported and every share completed: done, and the watermark moved up to its ``created``."""
+
+    def imports(self, created_from: int, created_to: int) -> list[SettlementImport]:
+        """The settlements created in ``[created_from, created_to]`` (unix seconds), oldest first, their unknown
+        lines attached."""
+
+    def newest_done(self, currency: str) -> Settlement | None:
+        """The newest settlement in ``currency`` imported in full (None: none yet)."""
+
+
 class PaymentListing(Protocol):
     def list_payments(self, limit: int, starting_after: Payment | None) -> tuple[list[Payment], bool]:
         """Up to ``limit`` of the merchant's payments, newest first, after ``starting_after``; whether more follow."""
@@ -285,6 +383,7 @@ class LedgerStore(
     PaymentListing,
     EventRecords[UoW],
     WebhookRecords[UoW],
+    SettlementRecords[UoW],
     Protocol[UoW],
 ):
     """One merchant's records in the ledger, every family of them, written through one kind of unit of work."""

@@ -8,6 +8,7 @@ from lambdas.domain.cards import MaskedCard, mask_card_numbers
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.events import Event
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
+from lambdas.domain.settlements import Share
 from lambdas.domain.timestamps import iso
 from lambdas.domain.webhooks import Attempt, Endpoint
 from lambdas.ports import Answer, Signer
@@ -78,9 +79,49 @@ def refund_body(refund: Refund) -> dict[str, Any]:
     }
 
 
+def settlement_body(share: Share, with_mismatches: bool = True) -> dict[str, Any]:
+    """The merchant's share of a settlement; ``with_mismatches``: as GET /settlements/{id} shows it (a listing shows
+    only the status)."""
+    body: dict[str, Any] = {
+        "id": share.settlement_id,
+        "currency": share.currency,
+        "gross": share.gross,
+        "fees": share.fees,
+        "net": share.net,
+        "lines": share.lines,
+        "status": share.status.value,
+        "created_at": iso(share.created_at),
+    }
+    if with_mismatches:
+        body["mismatches"] = [
+            {
+                "reference": m.reference,
+                "gateway_line": m.gateway_line,
+                "reason": m.reason.value,
+                "ledger_amount": m.ledger_amount,
+                "gateway_amount": m.gateway_amount,
+            }
+            for m in share.mismatches
+        ]
+    return body
+
+
+def settlement_list_body(shares: list[Share], has_more: bool) -> dict[str, Any]:
+    return {"data": [settlement_body(share, with_mismatches=False) for share in shares], "has_more": has_more}
+
+
 def event_body(event: Event) -> dict[str, Any]:
-    """An event: its object is the refund (a refund event's) or the payment, as GET showed it right after the change."""
-    changed = refund_body(event.refund) if event.refund is not None else payment_body(event.payment)
+    """An event: its object is the refund (a refund event's), the settlement (a settlement event's, as
+    GET /settlements/{id} shows it) or the payment, as GET showed it right after the change."""
+    changed: dict[str, Any]
+    if event.settlement is not None:
+        changed = settlement_body(event.settlement)
+    elif event.refund is not None:
+        changed = refund_body(event.refund)
+    elif event.payment is not None:
+        changed = payment_body(event.payment)
+    else:
+        raise ValueError(f"event {event.id} tells of nothing")
     return {"id": event.id, "type": event.type.value, "created_at": iso(event.created_at), "data": {"object": changed}}
 
 

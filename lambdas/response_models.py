@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambdas.domain.cards import Brand
 from lambdas.domain.events import EventType
 from lambdas.domain.payments import CancellationReason, Direction, Status
+from lambdas.domain.settlements import ShareStatus
 
 
 class _Body(BaseModel):
@@ -76,10 +77,40 @@ class RefundView(_Body):
     created_at: str
 
 
+class SettlementResponse(_Body):
+    """The merchant's share of one gateway settlement: its lines of the merchant's payments and refunds."""
+
+    id: str = Field(description="st_…: the gateway's settlement")
+    currency: str
+    gross: int = Field(description="the sum of the lines' amounts (refunds negative), minor units")
+    fees: int = Field(description="what the gateway kept for the lines")
+    net: int = Field(description="gross - fees: what the gateway paid out")
+    lines: int
+    status: ShareStatus = Field(description="mismatched when any line or movement disagrees with the ledger")
+    created_at: str
+
+
+class SettlementMismatch(_Body):
+    reference: str | None = Field(description="pay_… (a capture) or re_… (a refund)")
+    gateway_line: str | None = Field(description="sl_…: the line; null for a movement no settlement listed")
+    reason: Literal["amount_differs", "currency_differs", "not_settled"]
+    ledger_amount: int | None = Field(description="what the ledger expects, signed as the line (refunds negative)")
+    gateway_amount: int | None = Field(description="what the line says; null when no line listed it")
+
+
+class SettlementDetailResponse(SettlementResponse):
+    mismatches: list[SettlementMismatch]
+
+
+class SettlementListResponse(_Body):
+    data: list[SettlementResponse] = Field(description="newest first, without their mismatches")
+    has_more: bool
+
+
 class EventData(_Body):
-    object: PaymentResponse | RefundView = Field(
-        description="the payment (payment.* events) or the refund (refund.* events) as GET showed it right after "
-        "the change"
+    object: PaymentResponse | RefundView | SettlementDetailResponse = Field(
+        description="the payment (payment.* events), the refund (refund.* events) or the merchant's share of the "
+        "settlement (settlement.* events) as GET showed it right after the change"
     )
 
 

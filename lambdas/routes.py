@@ -18,6 +18,7 @@ class Function(str, Enum):
     RECONCILE = "reconcile"  # scheduled, no route: settles payments whose gateway answer was lost
     CHECKPOINT = "checkpoint"  # scheduled, no route: signs a checkpoint of each merchant's ledger
     DELIVER = "deliver"  # scheduled, no route: delivers events to webhook endpoints, and tries again
+    SETTLE = "settle"  # scheduled, no route: imports the gateway's settlements and matches them against the ledger
 
     @property
     def handler(self) -> str:
@@ -50,6 +51,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/ledger/checkpoints/latest", Function.READ),  # before {sequence}, which the local runtime matches
     Route("GET", "/ledger/checkpoints/{sequence}", Function.READ),
     Route("GET", "/ledger/public-key", Function.READ),
+    Route("GET", "/settlements", Function.READ),
+    Route("GET", "/settlements/{id}", Function.READ),
     Route("GET", "/events", Function.READ),
     Route("GET", "/events/{id}", Function.READ),
     Route("GET", "/events/{id}/deliveries", Function.READ),

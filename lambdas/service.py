@@ -9,7 +9,8 @@ from typing import Any
 
 from lambdas import presenters
 from lambdas.domain.merchants import Caller, Merchant
-from lambdas.ports import Answer, DeadLetters, MerchantDirectory, WebhookSender
+from lambdas.gateway import Gateway
+from lambdas.ports import Answer, DeadLetters, MerchantDirectory, SettlementImports, WebhookSender
 from lambdas.use_cases import (
     Dependencies,
     captures,
@@ -19,7 +20,10 @@ from lambdas.use_cases import (
     reads,
     reconcile,
     refunds,
+    settlement_reads,
+    settlements,
     tokens,
+    utc_now,
     webhooks,
 )
 from lambdas.use_cases.deliveries import DeliverySettings, deliver
@@ -78,6 +82,14 @@ class PaymentService:
     def list_events(self, limit: str | None, starting_after: str | None, event_type: str | None) -> Answer:
         page = events.list_events(self.deps, limit, starting_after, event_type)
         return presenters.read_answer(presenters.event_list_body(*page))
+
+    def get_settlement(self, settlement_id: str) -> Answer:
+        share = settlement_reads.find_share(self.deps, settlement_id)
+        return presenters.read_answer(presenters.settlement_body(share))
+
+    def list_settlements(self, limit: str | None, starting_after: str | None) -> Answer:
+        page = settlement_reads.list_shares(self.deps, limit, starting_after)
+        return presenters.read_answer(presenters.settlement_list_body(*page))
 
     def create_endpoint(self, url: str, events: list[str], key: str) -> Answer:
         call = Keyed(key, presenters.created_endpoint_answer)
@@ -144,6 +156,12 @@ class Tenancy:
         """Every merchant's due events to its webhook endpoints (``lambdas.use_cases.deliveries``)."""
         merchants = [self.dependencies(merchant) for merchant in self.directory.merchants()]
         return deliver(merchants, sender, dead_letters, presenters.event_body, settings)
+
+    def settle(self, gateway: Gateway, imports: SettlementImports) -> dict[str, int]:
+        """The gateway's new settlements, matched against every merchant's ledger
+        (``lambdas.use_cases.settlements``)."""
+        merchants = [self.dependencies(merchant) for merchant in self.directory.merchants()]
+        return settlements.import_settlements(gateway, imports, merchants, utc_now)
 
     def write_checkpoints(self) -> dict[str, int]:
         """A signed checkpoint of every merchant's ledger that moved (``lambdas.use_cases.checkpoints``)."""

@@ -42,6 +42,8 @@ class Partition(str, Enum):
     CHECKPOINT = "CHECKPOINT#"  # a merchant's signed checkpoints of those chains (lambdas.domain.checkpoints), only put
     EVENT = "EVENT#"  # an event (lambdas.domain.events) and its delivery attempts; expire after 30 days
     ENDPOINT = "ENDPOINT#"  # a merchant's webhook endpoints, their secrets sealed
+    SETTLEMENT = "SETTLEMENT#"  # a merchant's expected movements, its shares of settlements and their mismatches
+    GATEWAY = "GATEWAY#"  # the gateway's settlements as imported: the operator's, no merchant's (its name in its place)
 
     def key(self, merchant: str, identifier: str) -> str:
         """The partition key of ``merchant``'s record: no read can reach another merchant's item."""

@@ -29,6 +29,10 @@ from lambdas.metrics import (
     RECONCILE_ERRORS,
     RESPONSES,
     SERVICE_DIMENSION,
+    SETTLEMENT_IMPORT_ERRORS,
+    SETTLEMENT_MISMATCHES,
+    SETTLEMENTS_DEFERRED,
+    SETTLEMENTS_IMPORTED,
     WEBHOOK_DEAD_LETTERS,
     WEBHOOK_DELIVERIES,
     WEBHOOK_FAILURES,
@@ -59,6 +63,10 @@ ALARMS = {
     "webhook-failures": "Many webhook deliveries failed: endpoints answer errors, time out or cannot be reached.",
     "webhook-backlog": "An event has waited too long for delivery, or the delivery function has not run for 15 "
     "minutes.",
+    "settlement-mismatches": "A settlement run found mismatches: a line that disagrees with the ledger, a line no "
+    "merchant knows, or a movement no settlement listed within 3 days.",
+    "settlement-import-errors": "A settlement run failed on a settlement or a merchant, or no settlement run has "
+    "finished for 3 hours: settlements are not being imported.",
 }
 
 
@@ -166,6 +174,7 @@ class Monitoring(Construct):
             treat_missing_data="breaching",
         )  # fmt: skip
         self._webhook_alarms()
+        self._settlement_alarms()
         self._alarm(
             "waf-blocked-spike", "waf-blocked", props.web_acl_name, namespace="AWS/WAFV2",
             metric_name="BlockedRequests", statistic="Sum", threshold=settings.waf_blocked,
@@ -195,6 +204,19 @@ class Monitoring(Construct):
             "webhook-backlog", "webhook-backlog", "deliver", namespace=props.metrics_namespace,
             metric_name=WEBHOOK_OLDEST_UNDELIVERED, dimensions=service, statistic="Maximum",
             threshold=settings.webhook_undelivered_seconds, period=900, treat_missing_data="breaching",
+        )  # fmt: skip
+
+    def _settlement_alarms(self) -> None:
+        namespace, service = self.props.metrics_namespace, {SERVICE_DIMENSION: SERVICE_NAME}
+        self._alarm(
+            "settlement-mismatches", "settlement-mismatches", "settle", namespace=namespace,
+            metric_name=SETTLEMENT_MISMATCHES, dimensions=service, statistic="Sum", threshold=1,
+        )  # fmt: skip
+        # a settlement run emits its errors every run (every hour): none for 3 hours means it is not running
+        self._alarm(
+            "settlement-import-errors", "settlement-import-errors", "settle", namespace=namespace,
+            metric_name=SETTLEMENT_IMPORT_ERRORS, dimensions=service, statistic="Sum", threshold=1, period=10800,
+            treat_missing_data="breaching",
         )  # fmt: skip
 
     def _key_administration_rules(self) -> None:
@@ -250,6 +272,11 @@ class Monitoring(Construct):
             ]),
             ("Webhooks: age of the oldest undelivered event (s)", "Maximum", 60, [
                 [props.metrics_namespace, WEBHOOK_OLDEST_UNDELIVERED, *service],
+            ]),
+            ("Settlements: imported, left for the next run, mismatches and import errors", "Sum", 3600, [
+                [props.metrics_namespace, metric, *service]
+                for metric in (SETTLEMENTS_IMPORTED, SETTLEMENTS_DEFERRED, SETTLEMENT_MISMATCHES,
+                               SETTLEMENT_IMPORT_ERRORS)
             ]),
             ("API 5xx and 4xx", "Sum", 60, [["AWS/ApiGateway", metric, *api] for metric in ("5XXError", "4XXError")]),
             ("Throttles by function", "Sum", 60, [

@@ -24,6 +24,9 @@ SCHEDULES = {
     Function.RECONCILE: "rate(5 minutes)",
     Function.CHECKPOINT: "rate(5 minutes)",
     Function.DELIVER: "rate(1 minute)",  # an event's first attempt within about a minute of its change
+    # a settlement imported within the hour the gateway makes it (a run with nothing new costs one gateway request),
+    # and one left for the next run (deferred) not kept waiting long
+    Function.SETTLE: "rate(1 hour)",
 }
 
 

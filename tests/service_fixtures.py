@@ -93,6 +93,16 @@ class Sandbox:
         """The sandbox's clock moves on: its authorisations expire as if that much time had passed."""
         requests.post(f"{self.url}/_sandbox/clock", json={"advance": seconds}, timeout=5).raise_for_status()
 
+    def settle(self, **faults) -> list[dict]:
+        """A settlement of everything not yet settled, one per currency (``faults``: ``drop``, ``adjust``,
+        ``unknown`` as ``POST /_sandbox/settle`` takes them); none when nothing was left to settle."""
+        answer = requests.post(f"{self.url}/_sandbox/settle", json=faults, timeout=5)
+        answer.raise_for_status()
+        if answer.status_code == 204:
+            return []
+        made = answer.json()
+        return made.get("data", [made])
+
 
 class UnmaskedLogs(logging.Handler):
     """The service's log records, serialized as Powertools writes them but not masked, so a scan of them tests

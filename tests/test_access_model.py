@@ -20,6 +20,7 @@ from lambdas.domain.checkpoints import signature_holds
 from lambdas.handlers import checkpoint as checkpoint_handler
 from lambdas.handlers import deliver as deliver_handler
 from lambdas.handlers import reconcile as reconcile_handler
+from lambdas.handlers import settle as settle_handler
 from lambdas.ports import Sent
 from lambdas.routes import Function
 from lambdas.storage_schema import IDEMPOTENCY, LEDGER, MERCHANTS, Partition, merchant_items
@@ -54,6 +55,7 @@ class Driver:
         self.running: Function | None = None
         self.new_container = bootstrap.adapters.__wrapped__  # the adapters as a cold start builds them
         monkeypatch.setattr(bootstrap, "adapters", self.adapters)
+        monkeypatch.setattr(settle_handler, "adapters", self.adapters)  # it holds bootstrap's own
 
     def adapters(self) -> bootstrap.AwsAdapters:
         assert self.running is not None, "a handler ran outside Driver.invoking"
@@ -107,7 +109,8 @@ def drive(driver: Driver, sandbox: Sandbox) -> None:
     payment = body_of(paid)["id"]
     replayed = driver.pay({"token": token}, "pay-1", cold=True, metadata={"order_id": "A-1"})  # opens the stored answer
     assert replayed["headers"].get("Idempotent-Replayed")
-    assert driver.pay({"card": {**VISA, "cvc": "737"}}, "pay-2")["statusCode"] == 201
+    unsettled = driver.pay({"card": {**VISA, "cvc": "737"}}, "pay-2")
+    assert unsettled["statusCode"] == 201
     assert driver.pay({"card": DECLINED}, "pay-3")["statusCode"] == 402
     assert driver.pay({"card": PROCESSING_ERROR}, "pay-4")["statusCode"] == 502  # pending, no charge
     sandbox.faults(drop_rate=1.0)
@@ -146,7 +149,22 @@ def drive(driver: Driver, sandbox: Sandbox) -> None:
     with driver.invoking(Function.CHECKPOINT):  # the next holds the ledger to the last: the entry where it signed
         assert checkpoint_handler.handler({"source": "aws.events"}, None)["written"] == 1, "acme's ledger moved"
     capture_and_cancel(driver, sandbox, token)
+    settlements(driver, sandbox, adjusted=payment, dropped=body_of(unsettled)["id"])
     webhooks_and_deliveries(driver, payment)
+
+
+def settlements(driver: Driver, sandbox: Sandbox, adjusted: str, dropped: str) -> None:
+    """The sandbox settles everything but ``dropped``, with ``adjusted``'s line off by 5 and a line nobody knows;
+    the import four days on books the matched lines, records the mismatch and the unknown line, and reports
+    ``dropped`` not settled; the merchant reads its share; the next run finds nothing new."""
+    (settlement,) = sandbox.settle(adjust={adjusted: 5}, drop=[dropped], unknown=1)
+    counts = settle_later(driver, timedelta(days=4))
+    assert (counts["settlements"], counts["mismatched"], counts["unknown_references"]) == (1, 1, 1), counts
+    assert counts["matched"] >= 1 and counts["not_settled"] >= 1 and counts["errors"] == 0, counts
+    share = driver.api("GET", f"/settlements/{settlement['id']}")
+    assert share["statusCode"] == 200 and body_of(share)["status"] == "mismatched", share["body"]
+    assert body_of(driver.api("GET", "/settlements"))["data"][0]["id"] == settlement["id"]
+    assert settle_later(driver, timedelta(days=4))["settlements"] == 0  # imported in full before
 
 
 def webhooks_and_deliveries(driver: Driver, payment: str) -> None:
@@ -242,6 +260,13 @@ def reconcile_later(driver: Driver, offset: timedelta) -> dict:
         return dict(reconcile_handler.handler({"source": "aws.events"}, None))
 
 
+def settle_later(driver: Driver, offset: timedelta) -> dict:
+    """A scheduled settlement run ``offset`` from now; its counts."""
+    with driver.invoking(Function.SETTLE):
+        bootstrap.adapters().clock = lambda: utc_now() + offset
+        return dict(settle_handler.handler({"source": "aws.events"}, None))
+
+
 def failing_runs(driver: Driver, monkeypatch) -> None:
     """A scheduled run of each scheduled function that fails: Lambda sends its event to the function's dead-letter
     queue, as the function's role."""
@@ -253,9 +278,10 @@ def failing_runs(driver: Driver, monkeypatch) -> None:
         monkeypatch.setattr(handler, "tenancy", unavailable)
         with driver.invoking(function, asynchronous=True):
             handler.handler({"source": "aws.events"}, None)
-    monkeypatch.setattr(deliver_handler, "adapters", unavailable)
-    with driver.invoking(Function.DELIVER, asynchronous=True):
-        deliver_handler.handler({"source": "aws.events"}, None)
+    for function, handler in ((Function.DELIVER, deliver_handler), (Function.SETTLE, settle_handler)):
+        monkeypatch.setattr(handler, "adapters", unavailable)
+        with driver.invoking(function, asynchronous=True):
+            handler.handler({"source": "aws.events"}, None)
 
 
 @pytest.fixture(scope="module")
@@ -364,7 +390,7 @@ def test_every_function_was_driven_and_its_calls_recorded(recording):
         for r in capture_reads
     )
     secret_readers = {r.function for r in recorded if r.action.startswith("secretsmanager")}
-    assert secret_readers == {"charge", "refund", "capture", "reconcile"}
+    assert secret_readers == {"charge", "refund", "capture", "reconcile", "settle"}
     assert {(r.function, r.action) for r in recorded if r.action in ("kms:Sign", "kms:GetPublicKey")} == {
         ("checkpoint", "kms:Sign"),
         ("checkpoint", "kms:GetPublicKey"),  # the newest checkpoint's signature, before building on it
@@ -496,6 +522,57 @@ def test_delivery_cannot_write_the_ledger(recording):
         assert decision(action, Partition.ENDPOINT) is not Decision.ALLOWED, action  # endpoints are registration's
     card = _kms_context("card-vault")
     assert model.decide(Request(deliver, "kms:Decrypt", model.keys["vault"], card)) is not Decision.ALLOWED
+
+
+def test_settlement_adds_entries_and_reads_payments_and_refunds_but_never_changes_them(recording):
+    """The settlement role books a matched line's entries (moving their chain's head) and keeps its own records
+    (shares, expected movements, imports), reads payments and refunds, and changes none: no put, update or delete
+    of a ``PAYMENT#`` item (a payment and its refunds), no update or delete of an entry, no update of an event,
+    nothing of tokens, checkpoints or endpoints, no card, metadata or webhook secret opened. IAM cannot tell a new
+    item from one that exists (no condition key carries a write's ConditionExpression): an entry put over an
+    existing one is kept out by the adapters' ``attribute_not_exists`` and shown by its chain (`make verify`), as
+    for every function that books entries."""
+    model, _ = recording
+    settle = model.functions[Function.SETTLE].role_arn
+    ledger = next(arn for arn in _tables(model) if arn.endswith("-ledger"))
+
+    def decision(action: str, *partitions: Partition, index: str | None = None) -> Decision:
+        keys = {"dynamodb:LeadingKeys": tuple(partition.key("acme", "pay_1") for partition in partitions)}
+        return model.decide(Request(settle, action, f"{ledger}/index/{index}" if index else ledger, keys))
+
+    for action, partitions in (
+        ("dynamodb:GetItem", (Partition.PAYMENT,)),
+        ("dynamodb:Query", (Partition.CHAIN,)),
+        ("dynamodb:BatchGetItem", (Partition.SETTLEMENT,)),
+        ("dynamodb:PutItem", (Partition.LEDGER,)),
+        ("dynamodb:UpdateItem", (Partition.CHAIN,)),
+        ("dynamodb:PutItem", (Partition.SETTLEMENT,)),
+        ("dynamodb:UpdateItem", (Partition.SETTLEMENT,)),
+        ("dynamodb:PutItem", (Partition.GATEWAY,)),
+        ("dynamodb:UpdateItem", (Partition.GATEWAY,)),
+        ("dynamodb:PutItem", (Partition.EVENT,)),
+    ):
+        assert decision(action, *partitions) is Decision.ALLOWED, (action, partitions)
+    assert decision("dynamodb:Query", Partition.CHAIN, index="by_chain") is Decision.ALLOWED
+    for action, partitions in (
+        *((action, (Partition.PAYMENT,)) for action in ("dynamodb:PutItem", "dynamodb:UpdateItem")),
+        *((action, (Partition.LEDGER,)) for action in ("dynamodb:UpdateItem", "dynamodb:BatchWriteItem")),
+        ("dynamodb:UpdateItem", (Partition.EVENT,)),
+        ("dynamodb:BatchGetItem", (Partition.PAYMENT, Partition.CHAIN)),
+        ("dynamodb:GetItem", (Partition.TOKEN,)),
+        ("dynamodb:PutItem", (Partition.TOKEN,)),
+        ("dynamodb:PutItem", (Partition.CHECKPOINT,)),
+        ("dynamodb:UpdateItem", (Partition.ENDPOINT,)),
+        ("dynamodb:Scan", ()),
+    ):
+        assert decision(action, *partitions) is not Decision.ALLOWED, (action, partitions)
+    for partition in Partition:
+        assert decision("dynamodb:DeleteItem", partition) is not Decision.ALLOWED, partition
+    for index in ("by_merchant", "by_status", "by_due"):
+        assert decision("dynamodb:Query", Partition.PAYMENT, index=index) is not Decision.ALLOWED, index
+    vault = model.keys["vault"]
+    for purpose in ("card-vault", "payment-metadata", "webhook-secret"):
+        assert model.decide(Request(settle, "kms:Decrypt", vault, _kms_context(purpose))) is not Decision.ALLOWED
 
 
 @pytest.mark.parametrize("function", list(Function))
@@ -675,7 +752,7 @@ ROLE_STATEMENTS = {
         *COMMON,
         "LedgerRead",
         "ReadReadThroughLedgerTableVaultKey",
-        "LedgerReadTogetherEventPayment",
+        "LedgerReadTogetherEventPaymentSettlement",
         "ReadDecryptVaultKey",
         "ReadPublicKeySigningKey",
         "MerchantsLookup",
@@ -742,6 +819,22 @@ ROLE_STATEMENTS = {
         "SendWebhookDeadLetters",
         "DeliverWebhookDeadLettersOperationsKey",
     ),
+    Function.SETTLE: (
+        *COMMON,
+        "SendDeadLetters",
+        "SettleDeadLettersOperationsKey",
+        "LedgerReadPaymentChainSettlementGateway",
+        "SettleReadThroughLedgerTableVaultKey",
+        "LedgerReadTogetherSettlement",
+        "LedgerQueryByChainChain",
+        "LedgerAppendLedgerSettlementGatewayEvent",
+        "SettleWriteThroughLedgerTableVaultKey",
+        "LedgerUpdateChainSettlementGateway",
+        "MerchantsList",
+        "SettleReadThroughMerchantsTableVaultKey",
+        "ReadGatewaySecret",
+        "SettleReadSecretVaultKey",
+    ),
 }
 # The key policies' statements that name a function's role (what the keys' grant_* calls add).
 KEY_GRANTS = {
@@ -789,9 +882,19 @@ KEY_GRANTS = {
         "DeliverDecrypt",
         "DeliverWriteThroughLedgerTable",
         "DeliverReadThroughMerchantsTable",
+        "SettleReadThroughLedgerTable",
+        "SettleWriteThroughLedgerTable",
+        "SettleReadThroughMerchantsTable",
+        "SettleReadSecret",
     ),
     "fingerprint": ("TokenizeMac", "ChargeMac"),
-    "operations": ("ReconcileDeadLetters", "CheckpointDeadLetters", "DeliverDeadLetters", "DeliverWebhookDeadLetters"),
+    "operations": (
+        "ReconcileDeadLetters",
+        "CheckpointDeadLetters",
+        "DeliverDeadLetters",
+        "DeliverWebhookDeadLetters",
+        "SettleDeadLetters",
+    ),
     "signing": ("CheckpointSign", "CheckpointPublicKey", "ReadPublicKey"),
     "checkpoints": ("CheckpointKeepThroughCheckpointBucket",),
 }

@@ -44,10 +44,10 @@ def test_a_body_given_as_text_is_verified_as_its_utf8_bytes():
 def test_a_refund_events_object_is_a_refund_and_an_unknown_kind_stays_its_json():
     refund = json.dumps({**EVENT, "type": "refund.succeeded", "data": {"object": REFUND}}).encode()
     assert verify_webhook(refund, signed(refund), SECRET, now=NOW).object == Refund.of(REFUND)
-    settlement = {"id": "st_1", "currency": "USD", "net": 9500}
-    other = json.dumps({**EVENT, "type": "settlement.reconciled", "data": {"object": settlement}}).encode()
+    payout = {"id": "po_1", "currency": "USD", "amount": 9500}
+    other = json.dumps({**EVENT, "type": "payout.paid", "data": {"object": payout}}).encode()
     event = verify_webhook(other, signed(other), SECRET, now=NOW)
-    assert event.object == settlement and event.object_id == "st_1"
+    assert event.object == payout and event.object_id == "po_1"
 
 
 @pytest.mark.parametrize(

@@ -193,8 +193,9 @@ def test_the_alarms_their_encrypted_topic_the_key_rules_and_the_dashboard_exist(
     attributes = _client("sns", endpoint).get_topic_attributes(TopicArn=topic)["Attributes"]
     assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")
     alarms = _client("cloudwatch", endpoint).describe_alarms(AlarmNamePrefix=prefix, MaxRecords=100)["MetricAlarms"]
-    # 5xx, latency per route, errors/throttles per function, the scheduled jobs' dead letters, 5 more, 5 of webhooks
-    assert len(alarms) == 1 + len(ROUTES) + 2 * len(Function) + 2 + 5 + 5
+    # 5xx, latency per route, errors/throttles per function, the scheduled jobs' dead letters, 5 more, 5 of webhooks,
+    # 3 of settlements (the dead letters, mismatches, import errors)
+    assert len(alarms) == 1 + len(ROUTES) + 2 * len(Function) + 2 + 5 + 5 + 3
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
     assert _client("cloudwatch", endpoint).get_dashboard(DashboardName=prefix)["DashboardBody"]
     rules = {r["Name"] for r in _client("events", endpoint).list_rules(NamePrefix=prefix)["Rules"]}

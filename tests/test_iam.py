@@ -62,6 +62,12 @@ EXPECTED_ACTIONS = {
     | KEY_WRITE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     | {"dynamodb:ConditionCheckItem", "dynamodb:Scan", "kms:Decrypt", "sqs:SendMessage"},
+    Function.SETTLE: COMMON
+    | KEY_WRITE
+    | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"}
+    | {"dynamodb:Scan"}  # every merchant, from the merchants table only
+    | {"dynamodb:BatchGetItem"}  # the expected movements of a page of lines
+    | {"secretsmanager:GetSecretValue", "kms:Decrypt", "sqs:SendMessage"},
 }
 
 
@@ -96,9 +102,9 @@ def test_no_role_can_update_or_delete_ledger_entries(stack):
             (leading_keys,) = [c for c in statement.conditions if c[1] == "dynamodb:LeadingKeys"]
             assert leading_keys[0] == "ForAllValues:StringLike"
             # payments move through their states; chain heads advance with each entry; events are leased and made
-            # due; endpoints are marked deleted; entries are never updated
+            # due; endpoints are marked deleted; settlements' shares and imports advance; entries are never updated
             allowed_prefixes = {f"{p.value}*" for p in (Partition.PAYMENT, Partition.CHAIN, Partition.EVENT)}
-            allowed_prefixes.add(f"{Partition.ENDPOINT.value}*")
+            allowed_prefixes |= {f"{p.value}*" for p in (Partition.ENDPOINT, Partition.SETTLEMENT, Partition.GATEWAY)}
             assert set(leading_keys[2]) <= allowed_prefixes, statement.source
             assert f"{Partition.LEDGER.value}*" not in leading_keys[2], statement.source
 
@@ -163,6 +169,7 @@ VAULT_USE = {
     Function.WEBHOOKS: {("kms:GenerateDataKey", Purpose.WEBHOOK_SECRET)},  # seals an endpoint's secret, never opens one
     # opens the secrets that sign deliveries, and the metadata of the payment an event shows
     Function.DELIVER: {("kms:Decrypt", Purpose.WEBHOOK_SECRET), ("kms:Decrypt", Purpose.METADATA)},
+    Function.SETTLE: set(),  # reads payments without their metadata
 }
 ENVELOPE_OPERATIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 
@@ -242,7 +249,7 @@ def test_functions_have_distinct_roles_assumable_only_by_lambda_of_this_account(
 def test_only_the_scheduled_functions_scan_and_only_the_merchants_table(stack):
     (merchants,) = [n for n, t in stack.resources("aws_dynamodb_table").items() if t["name"].endswith("-merchants")]
     scans = [s for s in all_statements(stack) if "dynamodb:Scan" in s.actions]
-    scheduled = (Function.RECONCILE, Function.CHECKPOINT, Function.DELIVER)
+    scheduled = (Function.RECONCILE, Function.CHECKPOINT, Function.DELIVER, Function.SETTLE)
     assert [s.resources for s in scans] == [(f"${{aws_dynamodb_table.{merchants}.arn}}",)] * len(scheduled)
     for function in scheduled:
         assert any(scan in role_statements(stack, f"{stack.environment.prefix}-{function.value}") for scan in scans)
@@ -288,7 +295,7 @@ def test_the_secret_and_the_dead_letters_keys_are_used_only_through_their_servic
     (secret_arn,) = through("charge", "secretsmanager")["kms:EncryptionContext:SecretARN"]
     assert secret_arn.endswith(f":secretsmanager:us-east-1:${{data.aws_caller_identity.caller.account_id}}:secret:"
                                f"{secret['name']}-??????")  # fmt: skip
-    for function in ("reconcile", "checkpoint"):
+    for function in ("reconcile", "checkpoint", "deliver", "settle"):
         (queue,) = [
             q for q in dev.resources("aws_sqs_queue").values() if q["name"] == f"payments-dev-{function}-dead-letters"
         ]
@@ -326,3 +333,13 @@ def test_delivery_cannot_write_the_ledger_only_its_events(dev):
     webhooks = _ledger_writes(dev, Function.WEBHOOKS)
     assert webhooks["dynamodb:PutItem"] == {f"{Partition.ENDPOINT.value}*"}
     assert webhooks["dynamodb:UpdateItem"] == {f"{Partition.ENDPOINT.value}*", f"{Partition.EVENT.value}*"}
+
+
+def test_settlement_reads_payments_but_only_adds_entries_and_moves_heads_shares_and_imports(dev):
+    """Breaks if the settlement role could change a payment or a refund, or write outside its partitions."""
+    prefixes = {f"{p.value}*" for p in (Partition.CHAIN, Partition.SETTLEMENT, Partition.GATEWAY)}
+    assert _ledger_writes(dev, Function.SETTLE) == {
+        "dynamodb:PutItem": prefixes - {f"{Partition.CHAIN.value}*"}
+        | {f"{p.value}*" for p in (Partition.LEDGER, Partition.EVENT)},
+        "dynamodb:UpdateItem": prefixes,
+    }

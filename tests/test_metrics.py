@@ -20,8 +20,13 @@ from lambdas.metrics import (
     PENDING_OVERDUE,
     RECONCILE_ERRORS,
     RESPONSES,
+    SETTLEMENT_IMPORT_ERRORS,
+    SETTLEMENT_MISMATCHES,
+    SETTLEMENTS_DEFERRED,
+    SETTLEMENTS_IMPORTED,
     count_response,
     outcome_of,
+    record_settlements,
 )
 from lambdas.use_cases.reconcile import OVERDUE_AFTER
 from tests.support.chains import pay_on_chain, truncate_chain
@@ -181,3 +186,15 @@ def test_a_checkpoint_run_that_refuses_a_chain_truncated_and_grown_again_emits_i
     assert checkpoint_handler.handler({"source": "aws.events"}, None)["refused"] == 1
     (document,) = _emitted(capsys)
     assert document[CHECKPOINTS_REFUSED] == [1.0]
+
+
+def test_a_settlement_run_emits_every_kind_of_mismatch_as_one_count_and_its_errors(capsys, namespace):
+    """A merchant's mismatched line, a line no merchant knows and a movement never settled each raise the one alarm;
+    lines booked as matched raise nothing."""
+    counts = {"settlements": 2, "matched": 40, "mismatched": 3, "unknown_references": 2, "not_settled": 1}
+    record_settlements(counts | {"deferred": 1, "errors": 4})
+    (document,) = _emitted(capsys)
+    assert document[SETTLEMENT_MISMATCHES] == [6.0]
+    assert (document[SETTLEMENTS_IMPORTED], document[SETTLEMENTS_DEFERRED]) == ([2.0], [1.0])
+    assert document[SETTLEMENT_IMPORT_ERRORS] == [4.0]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace

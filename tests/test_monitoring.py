@@ -17,6 +17,10 @@ from lambdas.metrics import (
     PENDING_OVERDUE,
     RECONCILE_ERRORS,
     RESPONSES,
+    SETTLEMENT_IMPORT_ERRORS,
+    SETTLEMENT_MISMATCHES,
+    SETTLEMENTS_DEFERRED,
+    SETTLEMENTS_IMPORTED,
 )
 from lambdas.routes import ROUTES, Function
 from stacks.config import RESOURCE_PREFIX, AlarmSettings
@@ -80,7 +84,7 @@ def test_each_function_each_route_and_each_dead_letter_queue_has_its_alarms(stac
     } == {"v1"}
     queues = {f"${{aws_sqs_queue.{n}.name}}": q["name"] for n, q in stack.resources("aws_sqs_queue").items()}
     watched = {queues[a["dimensions"]["QueueName"]] for a in alarms.values() if a["namespace"] == "AWS/SQS"}
-    scheduled = (Function.RECONCILE, Function.CHECKPOINT, Function.DELIVER)
+    scheduled = (Function.RECONCILE, Function.CHECKPOINT, Function.DELIVER, Function.SETTLE)
     assert watched == {f"{prefix}-{f.value}-dead-letters" for f in scheduled} | {f"{prefix}-webhook-dead-letters"}
     api_5xx = alarms[f"{prefix}-api-5xx-rate"]
     assert (api_5xx["metric_name"], api_5xx["statistic"]) == ("5XXError", "Average")  # the share of requests
@@ -117,6 +121,30 @@ def test_the_checkpoint_alarms_read_the_metrics_a_checkpoint_run_emits(stack):
     )
     assert failures["treat_missing_data"] == "breaching"  # checkpointing stopped is a failure nobody sees
     assert "Runbook: docs/runbook.md#checkpoint-failures" in failures["alarm_description"]
+
+
+def test_the_settlement_alarms_read_the_metrics_a_settlement_run_emits(stack):
+    """Any mismatch alarms (a merchant's, the operator's unknown line, a movement never settled); so does any import
+    error, and no run for 3 hours (the function runs every hour)."""
+    alarms = _alarms(stack)
+    prefix, namespace = stack.environment.prefix, stack.environment.metrics_namespace
+    mismatches, errors = alarms[f"{prefix}-settlement-mismatches"], alarms[f"{prefix}-settlement-import-errors"]
+    assert (mismatches["namespace"], mismatches["metric_name"]) == (namespace, SETTLEMENT_MISMATCHES)
+    assert (errors["namespace"], errors["metric_name"]) == (namespace, SETTLEMENT_IMPORT_ERRORS)
+    for alarm in (mismatches, errors):
+        assert alarm["dimensions"] == {"service": SERVICE_NAME}
+        assert (alarm["statistic"], alarm["threshold"], alarm["comparison_operator"]) == (
+            "Sum",
+            1,
+            "GreaterThanOrEqualToThreshold",
+        )
+    assert mismatches["treat_missing_data"] == "notBreaching"  # a run with nothing to say emits 0
+    assert (errors["period"], errors["treat_missing_data"]) == (3 * 3600, "breaching")  # three runs missed
+    assert "Runbook: docs/runbook.md#settlement-mismatches" in mismatches["alarm_description"]
+    assert "Runbook: docs/runbook.md#settlement-import-errors" in errors["alarm_description"]
+    ((_, dashboard),) = stack.resources("aws_cloudwatch_dashboard").items()
+    shown = {m[1] for w in json.loads(dashboard["dashboard_body"])["widgets"] for m in w["properties"]["metrics"]}
+    assert {SETTLEMENTS_IMPORTED, SETTLEMENTS_DEFERRED, SETTLEMENT_MISMATCHES, SETTLEMENT_IMPORT_ERRORS} <= shown
 
 
 def test_thresholds_and_subscriptions_come_from_the_configuration(synthesized):

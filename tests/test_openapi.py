@@ -33,6 +33,8 @@ CONTRACT_ROUTES = {
     ("GET", "/ledger/checkpoints/latest"): (False, {200, 404}),
     ("GET", "/ledger/checkpoints/{sequence}"): (False, {200, 404}),
     ("GET", "/ledger/public-key"): (False, {200}),
+    ("GET", "/settlements"): (False, {200, 400}),
+    ("GET", "/settlements/{id}"): (False, {200, 404}),
     ("GET", "/events"): (False, {200, 400}),
     ("GET", "/events/{id}"): (False, {200, 404}),
     ("GET", "/events/{id}/deliveries"): (False, {200, 404}),

@@ -65,18 +65,18 @@ def test_credentials_for_another_account_fail_before_terraform_would(emulator):
 
 @pytest.mark.parametrize("emulator", [300], indirect=True)
 def test_an_account_too_small_for_the_reservations_fails_and_says_to_raise_the_quota(emulator):
-    finding = check_concurrency(PROD, emulator)  # 9 x 50 = 450 > 300 - 100
+    finding = check_concurrency(PROD, emulator)  # 10 x 50 = 500 > 300 - 100
     assert finding.status == "fail"
-    assert "9 functions x 50 reserved = 450; the account's limit is 300, 200 of it reservable" in finding.detail
+    assert "10 functions x 50 reserved = 500; the account's limit is 300, 200 of it reservable" in finding.detail
     assert finding.detail.endswith("ask for a higher Lambda concurrency quota first")
 
 
-@pytest.mark.parametrize("emulator", [550], indirect=True)
+@pytest.mark.parametrize("emulator", [600], indirect=True)
 def test_what_the_environment_already_reserves_counts_as_available_on_a_redeploy(emulator):
-    _reserve(emulator, PROD, 50)  # 550 - 9 x 50 leaves Lambda's minimum of 100 unreserved
+    _reserve(emulator, PROD, 50)  # 600 - 10 x 50 leaves Lambda's minimum of 100 unreserved
     assert emulator.client("lambda").get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 100
     finding = check_concurrency(PROD, emulator)
-    assert finding.status == "ok" and "450 of it reservable" in finding.detail
+    assert finding.status == "ok" and "500 of it reservable" in finding.detail
 
 
 def test_the_default_quota_holds_prod_and_dev_reserves_nothing(emulator):

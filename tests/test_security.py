@@ -82,9 +82,11 @@ def test_key_policies_name_their_users_and_bind_service_principals_to_the_accoun
             "checkpoint",
             "webhooks",
             "deliver",
-        },  # checkpoint: the ledger table's; webhooks seals the endpoints' secrets, deliver opens them
+            "settle",
+        },  # checkpoint, settle: the ledger table's; webhooks seals the endpoints' secrets, deliver opens them
         "fingerprint": {"tokenize", "charge"},
-        "operations": {"reconcile", "checkpoint", "deliver"},  # their dead-letter queues, and the webhook events'
+        # the scheduled functions' dead-letter queues, and the webhook events'
+        "operations": {"reconcile", "checkpoint", "deliver", "settle"},
         "signing": {"checkpoint", "read"},  # signs; serves the public key
         "alarms": set(),  # CloudWatch and EventBridge publish to the alarm topic; no function uses it
         "checkpoint-archive": {"checkpoint"},  # keeps each checkpoint in the write-once bucket, through S3
@@ -316,7 +318,7 @@ def test_functions_trace_reserve_concurrency_and_encrypt_their_environment(stack
         assert not any("secret_string" in value or "secret_key" in value.lower() for value in variables.values())
 
 
-def test_reconciliation_checkpoints_and_deliveries_run_on_a_schedule_with_encrypted_dead_letter_queues(stack):
+def test_reconciliation_checkpoints_deliveries_and_settlements_run_on_a_schedule_with_encrypted_dead_letters(stack):
     rules = {
         f"${{aws_cloudwatch_event_rule.{n}.name}}": r for n, r in stack.resources("aws_cloudwatch_event_rule").items()
     }
@@ -327,16 +329,17 @@ def test_reconciliation_checkpoints_and_deliveries_run_on_a_schedule_with_encryp
         if "schedule_expression" not in rules[target["rule"]]:
             continue  # a key administration rule, to an alarm topic (tests/test_monitoring.py)
         function = functions[target["arn"].split(".")[1]]
-        every = "rate(1 minute)" if function["handler"] == Function.DELIVER.handler else "rate(5 minutes)"
-        assert rules[target["rule"]]["schedule_expression"] == every
+        every = {Function.DELIVER.handler: "rate(1 minute)", Function.SETTLE.handler: "rate(1 hour)"}
+        assert rules[target["rule"]]["schedule_expression"] == every.get(function["handler"], "rate(5 minutes)")
         queue_name = function["dead_letter_config"]["target_arn"].split(".")[1]
         assert queues[queue_name]["kms_master_key_id"].startswith("${aws_kms_key.operations_key_")
         scheduled[function["handler"]] = function
-    assert set(scheduled) == {Function.RECONCILE.handler, Function.CHECKPOINT.handler, Function.DELIVER.handler}
+    scheduled_functions = (Function.RECONCILE, Function.CHECKPOINT, Function.DELIVER, Function.SETTLE)
+    assert set(scheduled) == {function.handler for function in scheduled_functions}
     # and the queue of webhook events never delivered, encrypted with the same key
     webhook_queue = _by_suffix(queues, "name", "-webhook-dead-letters")
     assert webhook_queue["kms_master_key_id"].startswith("${aws_kms_key.operations_key_")
-    assert len(queues) == 4
+    assert len(queues) == 5
     for function in functions.values():
         if function["handler"] not in scheduled:
             assert "dead_letter_config" not in function  # invoked synchronously by API Gateway

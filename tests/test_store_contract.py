@@ -25,7 +25,7 @@ from lambdas.domain.cards import MaskedCard
 from lambdas.domain.chains import CHAINS, chain_of, check_chain
 from lambdas.domain.checkpoints import Checkpoint
 from lambdas.domain.errors import IdempotencyConflict
-from lambdas.domain.events import EVENT_RETENTION, Event, EventType, payment_event, refund_event
+from lambdas.domain.events import EVENT_RETENTION, Event, EventType, payment_event, refund_event, settlement_event
 from lambdas.domain.idempotency import IN_FLIGHT_SECONDS
 from lambdas.domain.payments import (
     HOLD,
@@ -41,6 +41,7 @@ from lambdas.domain.payments import (
     Status,
     balance,
 )
+from lambdas.domain.settlements import Mismatch, MismatchReason, Share
 from lambdas.domain.timestamps import iso
 from lambdas.ports import Answer, Contended, LostRace, MisfiledCheckpoint, PendingItem
 from lambdas.storage_schema import BY_DUE, LEDGER, Partition
@@ -1211,6 +1212,23 @@ def test_a_merchants_events_are_none_of_another_merchants(ports):
     assert ports.other_store.get_event(made.id) is None
     assert ports.other_store.list_events(10, None, None) == ([], False)
     assert ports.store.list_events(10, None, None) == ([made], False)
+
+
+def test_a_settlement_event_reads_back_with_its_share_and_mismatches_and_no_payment(ports):
+    """Breaks if an event without a payment could not be stored, read or listed, or lost a side of a mismatch."""
+    (paid,) = _timeline(ports, 1)
+    mismatches = (
+        Mismatch("pay_1", "sl_1", MismatchReason.AMOUNT_DIFFERS, 1000, 1005, "USD", "USD"),
+        Mismatch("re_1", None, MismatchReason.NOT_SETTLED, -300, None, "USD", None),
+    )
+    share = Share("st_1", "USD", ports.clock(), 2705, 59, 2, 2, mismatches, complete=True)
+    ports.clock.advance(timedelta(minutes=1))
+    made = _event(ports, settlement_event(share, ports.clock()))
+    assert ports.store.get_event(made.id) == made
+    assert made.type is EventType.SETTLEMENT_MISMATCH and made.payment is None
+    assert ports.store.list_events(10, None, None) == ([made, paid], False)
+    assert ports.store.list_events(10, None, EventType.SETTLEMENT_MISMATCH) == ([made], False)
+    assert ports.other_store.get_event(made.id) is None
 
 
 def test_an_event_item_expires_is_due_at_once_and_holds_no_card_data(moto_resources):

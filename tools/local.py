@@ -21,6 +21,10 @@
 7. runs the delivery function every PAYMENTS_LOCAL_DELIVER_SECONDS (1; deployed: every minute), with retry waits
    of seconds (``LOCAL_WEBHOOK_SETTINGS``), and lets webhook endpoints be http://127.0.0.1:<port>/ so that a
    developer's receiver gets events (never allowed deployed: the stack does not set it).
+8. runs the settlement function every PAYMENTS_LOCAL_SETTLE_SECONDS (10; deployed: every hour), which imports
+   what the sandbox settled (``POST /_sandbox/settle``); `make settle` runs one import at once (tools/settle.py);
+   and the reconcile function every PAYMENTS_LOCAL_RECONCILE_SECONDS (10; deployed: every 5 minutes), which settles
+   payments whose gateway answer was lost (a settlement waits for them).
 
 Ports: PAYMENTS_API_PORT (3000), SPARKLE_PORT (4010), PAYMENTS_EMULATOR_PORT (5000).
 PAYMENTS_LOCAL_THROTTLE=off lifts the stage's and the merchants' throttles (for benchmarks only).
@@ -130,6 +134,22 @@ def scheduled_deliveries(timeout: float, on_invoke: "CloudWatchShipper") -> Sche
     print(f"webhooks          delivered every {interval:g} s (http://127.0.0.1:<port>/ endpoints allowed)", flush=True)
     deliveries.start()
     return deliveries
+
+
+def scheduled_settlements(timeout: float, on_invoke: CloudWatchShipper) -> list[Schedule]:
+    """The settlement function and the reconcile function (a settlement waits for the payments it settles), on
+    their local schedules."""
+    settle_every = float(os.environ.get("PAYMENTS_LOCAL_SETTLE_SECONDS", "10"))
+    reconcile_every = float(os.environ.get("PAYMENTS_LOCAL_RECONCILE_SECONDS", "10"))
+    schedules = [
+        Schedule(Function.SETTLE, settle_every, timeout, on_invoke),
+        Schedule(Function.RECONCILE, reconcile_every, timeout, on_invoke),
+    ]
+    print(f"settlements       imported every {settle_every:g} s (`make settle`: one import now)", flush=True)
+    print(f"reconciliation    every {reconcile_every:g} s", flush=True)
+    for schedule in schedules:
+        schedule.start()
+    return schedules
 
 
 def archive_dir() -> Path:
@@ -256,6 +276,8 @@ def main() -> None:
         running.callback(scheduled_checkpoints(timeout, shipper).stop)
         configure_delivery(config.function_name(Function.DELIVER.value))
         running.callback(scheduled_deliveries(timeout, shipper).stop)
+        for schedule in scheduled_settlements(timeout, shipper):
+            running.callback(schedule.stop)
         api = LocalApi(
             port["api"],
             throttle,

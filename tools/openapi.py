@@ -124,6 +124,20 @@ OPERATIONS: dict[tuple[str, str], tuple] = {
         response_models.PaymentListResponse,
         {400: "limit out of range, or starting_after not one of your payments"},
     ),
+    ("GET", "/settlements"): (
+        "List the merchant's share of each gateway settlement, newest first",
+        None,
+        200,
+        response_models.SettlementListResponse,
+        {400: "limit out of range, or starting_after not one of your settlements"},
+    ),
+    ("GET", "/settlements/{id}"): (
+        "Read the merchant's share of a gateway settlement, with its mismatches",
+        None,
+        200,
+        response_models.SettlementDetailResponse,
+        {404: "Unknown settlement, one not imported in full yet, or one with none of your lines"},
+    ),
     ("GET", "/events"): (
         "List the merchant's events, newest first, of one type when asked",
         None,
@@ -189,6 +203,11 @@ QUERY_PARAMETERS = {
         LIMIT_PARAMETER,
         {"name": "starting_after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
          "description": "the last checkpoint sequence of the previous page"},
+    ],
+    ("GET", "/settlements"): [
+        LIMIT_PARAMETER,
+        {"name": "starting_after", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "the last settlement id of the previous page"},
     ],
     ("GET", "/events"): [
         LIMIT_PARAMETER,

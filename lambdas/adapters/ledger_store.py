@@ -11,6 +11,7 @@ from lambdas.adapters.ledger.checkpoints import DynamoCheckpointRecords
 from lambdas.adapters.ledger.events import DynamoEventRecords
 from lambdas.adapters.ledger.listing import DynamoPaymentListing
 from lambdas.adapters.ledger.payments import DynamoPaymentRecords
+from lambdas.adapters.ledger.settlements import DynamoSettlementRecords
 from lambdas.adapters.ledger.table import LedgerTable
 from lambdas.adapters.ledger.tokens import DynamoTokenRecords
 from lambdas.adapters.ledger.webhooks import DynamoWebhookRecords
@@ -39,6 +40,7 @@ class DynamoLedgerStore:
         self.listing = DynamoPaymentListing(records, self.payments.get_payment)
         self.events = DynamoEventRecords(records, self.payments)
         self.webhooks = DynamoWebhookRecords(records, secret_cipher)
+        self.settlements = DynamoSettlementRecords(records, self.chains)
 
         # lambdas.ports.LedgerStore, each method its family's
         self.get_token = self.tokens.get_token
@@ -78,6 +80,20 @@ class DynamoLedgerStore:
         self.end_round = self.webhooks.end_round
         self.attempts = self.webhooks.attempts
         self.make_due = self.webhooks.make_due
+        self._bind_settlement_records()
+
+    def _bind_settlement_records(self) -> None:
+        """``lambdas.ports.SettlementRecords``, each method the settlements family's."""
+        self.chain_entries = self.settlements.chain_entries
+        self.settlement_cursor = self.settlements.settlement_cursor
+        self.move_settlement_cursor = self.settlements.move_settlement_cursor
+        self.add_expected = self.settlements.add_expected
+        self.expected = self.settlements.expected
+        self.add_share_line = self.settlements.add_share_line
+        self.add_not_settled = self.settlements.add_not_settled
+        self.complete_share = self.settlements.complete_share
+        self.get_share = self.settlements.get_share
+        self.list_shares = self.settlements.list_shares
 
     def unit_of_work(self) -> DynamoUnitOfWork:
         return DynamoUnitOfWork(self.client)

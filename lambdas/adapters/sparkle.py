@@ -22,18 +22,16 @@ from urllib3.exceptions import NewConnectionError
 
 from lambdas import deadline
 from lambdas.domain.cards import Card, contains_card_number
+from lambdas.domain.settlements import SETTLEMENT_LINE_TYPES, Settlement, SettlementLine
 from lambdas.gateway import (
     CHARGE_STATUSES,
     REFUND_STATUSES,
-    SETTLEMENT_LINE_TYPES,
     Charge,
     GatewayInvalidAnswer,
     GatewayOutcomeUnknown,
     GatewayRefund,
     GatewayRejected,
     GatewayUnavailable,
-    Settlement,
-    SettlementLine,
 )
 from lambdas.gateway_settings import (
     CHARGE_CAPTURE,

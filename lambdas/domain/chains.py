@@ -40,8 +40,10 @@ def chain_of(payment_id: str) -> int:
 
 
 def entry_document(merchant: str, entry: Entry) -> dict[str, Any]:
-    """What an entry's hash covers: every field it is stored and shown with."""
-    return {
+    """What an entry's hash covers: every field it is stored and shown with (``settlement_id`` only on a
+    settlement's entries, so that every other entry's hash stays as it was)."""
+    settlement = {"settlement_id": entry.settlement_id} if entry.settlement_id is not None else {}
+    return settlement | {
         "merchant": merchant,
         "chain": entry.chain,
         "sequence": entry.sequence,
@@ -201,15 +203,16 @@ def books_break(chain: int, entries: Sequence[Entry]) -> Break | None:
     """The first entry of ``chain`` that breaks double entry: an amount that is not a whole number above 0, or a
     movement (``movement_of``) in more than one currency, or whose debits and credits differ. ``entries``: whole
     movements, as a head covers them (a movement's entries are written together, on its payment's chain)."""
-    movements: dict[tuple[str, str | None], list[Entry]] = {}
+    movements: dict[tuple[str, str | None, str | None], list[Entry]] = {}
     for entry in entries:
         if isinstance(entry.amount, bool) or not isinstance(entry.amount, int) or entry.amount <= 0:
             reason = f"an amount of {entry.amount}: every amount is a whole number above 0"
             return Break(chain, entry.sequence, entry.id, reason)
         movements.setdefault(movement_of(entry), []).append(entry)
-    for (payment_id, refund_id), booked in movements.items():
+    for (payment_id, refund_id, settlement_id), booked in movements.items():
         first = booked[0]
         movement = f"refund {refund_id} of payment {payment_id}" if refund_id else f"payment {payment_id}"
+        movement = f"settlement {settlement_id} of {movement}" if settlement_id else movement
         currencies = sorted({entry.currency for entry in booked})
         if len(currencies) > 1:
             reason = f"{movement} is booked in {' and '.join(currencies)}: a movement has one currency"

@@ -101,12 +101,14 @@ class Entry:
     chain: int | None = None
     sequence: int | None = None
     hash: str | None = None
+    settlement_id: str | None = None  # the settlement that paid out this capture or refund (its fee and net)
 
 
-def movement_of(entry: Entry) -> tuple[str, str | None]:
-    """The movement an entry books, which its entries balance: the payment's capture, or one of its refunds (the
-    service writes each movement's entries together). A new kind of movement names its own key here."""
-    return entry.payment_id, entry.refund_id
+def movement_of(entry: Entry) -> tuple[str, str | None, str | None]:
+    """The movement an entry books, which its entries balance: the payment's capture, one of its refunds, or the
+    settlement of either (the service writes each movement's entries together). A new kind of movement names its own
+    key here."""
+    return entry.payment_id, entry.refund_id, entry.settlement_id
 
 
 def _transfer(

@@ -1,5 +1,6 @@
 """GET /payments (list), GET /payments/{id}, GET /payments/{id}/ledger, GET /balances, the ledger's checkpoints and
-public key, and GET /events (list) and GET /events/{id}: no request body, so no models to load."""
+public key, GET /settlements (list) and GET /settlements/{id}, and GET /events (list) and GET /events/{id}: no
+request body, so no models to load."""
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
@@ -26,6 +27,14 @@ def get_event(request: ApiRequest, service: PaymentService) -> Answer:
 def list_events(request: ApiRequest, service: PaymentService) -> Answer:
     query = request.query
     return service.list_events(query.get("limit"), query.get("starting_after"), query.get("type"))
+
+
+def get_settlement(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.get_settlement(request.path_parameters.get("id", ""))
+
+
+def list_settlements(request: ApiRequest, service: PaymentService) -> Answer:
+    return service.list_settlements(request.query.get("limit"), request.query.get("starting_after"))
 
 
 def list_deliveries(request: ApiRequest, service: PaymentService) -> Answer:
@@ -63,6 +72,8 @@ handler = ApiHandler(
         "GET /ledger/checkpoints/latest": latest_checkpoint,
         "GET /ledger/checkpoints/{sequence}": get_checkpoint,
         "GET /ledger/public-key": public_key,
+        "GET /settlements": list_settlements,
+        "GET /settlements/{id}": get_settlement,
         "GET /events": list_events,
         "GET /events/{id}": get_event,
         "GET /events/{id}/deliveries": list_deliveries,

@@ -47,6 +47,7 @@ from lambdas.ports import (
 from lambdas.service import PaymentService, Tenancy
 from lambdas.use_cases import Dependencies
 from lambdas.use_cases.idempotency import IdempotencyKeys
+from tests.support.fakes_settlements import FakeImportLedger, FakeSettlementLedger, FakeSettlementRecords
 from tests.support.fakes_webhooks import FakeWebhookRecords
 
 READ_LATENCY_SECONDS = 0.0005
@@ -63,6 +64,7 @@ class FakeDatabase:
         self.attempts: dict[str, int] = {}
         self.commits = 0
         self.archive: Archived = {}  # the checkpoints' write-once copy: merchant -> sequence -> checkpoint
+        self.settlement_imports = FakeImportLedger()  # the operator's record of the gateway's settlements
 
     def ledger(self, merchant: str) -> "FakeLedger":
         with self.lock:
@@ -80,6 +82,7 @@ class FakeLedger:
     heads: dict[int, Head] = field(default_factory=dict)
     checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
     events: dict[str, Event] = field(default_factory=dict)  # each payment's without its metadata, as stored
+    settlements: FakeSettlementLedger = field(default_factory=FakeSettlementLedger)
 
 
 @dataclass
@@ -108,7 +111,7 @@ def _always() -> tuple[bool, Any]:
     return True, None
 
 
-class FakeLedgerStore(FakeWebhookRecords):
+class FakeLedgerStore(FakeWebhookRecords, FakeSettlementRecords):
     """One merchant's records, as the DynamoDB store keys them by merchant."""
 
     def __init__(self, db: FakeDatabase, merchant: str) -> None:
@@ -341,7 +344,8 @@ class FakeLedgerStore(FakeWebhookRecords):
         uow.add("checkpoint", check, apply)
 
     def add_event(self, uow: FakeUnitOfWork, event: Event) -> None:
-        stored = replace(event, payment=replace(event.payment, metadata={}))  # attached from the payment on read
+        # the payment's metadata is attached from the payment on read (a settlement's event has no payment)
+        stored = replace(event, payment=replace(event.payment, metadata={})) if event.payment else event
         uow.add(
             "event",
             lambda: (event.id not in self.ledger.events, None),
@@ -367,6 +371,8 @@ class FakeLedgerStore(FakeWebhookRecords):
         return [self._with_metadata(e) for e in newest_first[:limit]], len(newest_first) > limit
 
     def _with_metadata(self, event: Event) -> Event:
+        if event.payment is None:
+            return event
         with self.db.lock:
             payment = self.ledger.payments.get(event.payment.id)
         return replace(event, payment=replace(event.payment, metadata=dict(payment.metadata) if payment else {}))

@@ -116,6 +116,7 @@ class DynamoChainRecords:
             "currency": e.currency,
             "created_at": iso(e.created_at),
             "refund_id": e.refund_id,
+            "settlement_id": e.settlement_id,
             **self.chain_fields(e),
         }
 
@@ -176,4 +177,5 @@ def entry_of(values: dict[str, Any]) -> Entry:
         int(values["chain"]) if "chain" in values else None,
         int(values["sequence"]) if "sequence" in values else None,
         values.get("hash"),
+        values.get("settlement_id"),
     )

@@ -1,7 +1,8 @@
 """A merchant's events (``lambdas.domain.events``), one item each, put in the transaction of the change it tells of.
 
 An event's item keeps the payment as it stood (its stored values, the masked card only, never its metadata: that
-stays sealed in the payment's item, and is opened and attached when the event is read), and a refund event's refund.
+stays sealed in the payment's item, and is opened and attached when the event is read), and a refund event's refund;
+a settlement event's item keeps the merchant's share with its mismatches instead (plain values, no payment).
 It carries ``expires_at`` (the table's TTL removes it after ``EVENT_RETENTION``), the by_merchant index's
 attributes under a partition of its own (``GET /events``, newest first) and the by_due index's (``due_fields``):
 delivery finds it there, and takes it out once every endpoint has it."""
@@ -18,8 +19,10 @@ from lambdas.adapters.ledger.payments import (
     refund_of,
     refund_values,
 )
+from lambdas.adapters.ledger.settlements import mismatch_of, mismatch_values
 from lambdas.adapters.ledger.table import PK, SK, LedgerTable
 from lambdas.domain.events import Event, EventType
+from lambdas.domain.settlements import Share
 from lambdas.domain.timestamps import iso, parse_iso
 from lambdas.storage_schema import BY_DUE, BY_MERCHANT, LEDGER, Partition, from_item, to_item
 
@@ -66,9 +69,7 @@ class DynamoEventRecords:
             SK: sk,
             "type": event.type.value,
             "created_at": iso(event.created_at),
-            "payment_id": event.payment.id,
-            "payment": {k: v for k, v in payment_values(event.payment).items() if v is not None},
-            "refund": {k: v for k, v in refund_values(event.refund).items() if v is not None} if event.refund else None,
+            **_changed_values(event),
             EXPIRES_AT: int(event.expires_at.timestamp()),
             BY_MERCHANT.partition_key: _listing_partition(self.table.merchant),
             BY_MERCHANT.sort_key: _listing_key(event),
@@ -82,7 +83,9 @@ class DynamoEventRecords:
         values = self.table.get(*event_key(self.table.merchant, event_id))
         if values is None:
             return None
-        payment_id = values["payment_id"]
+        payment_id = values.get("payment_id")
+        if payment_id is None:  # a settlement's: no payment, no metadata
+            return _event_of(event_id, values, {})
         payment = self.table.get(self.table.key(Partition.PAYMENT, payment_id), PAYMENT_SK)
         return _event_of(event_id, values, {payment_id: self._metadata(payment_id, payment)})
 
@@ -125,8 +128,9 @@ class DynamoEventRecords:
         return keys, (listed[-1][BY_MERCHANT.sort_key] if listed and more else None)
 
     def _with_metadata(self, found: list[dict[str, Any]]) -> list[Event]:
-        """The events of these items, each with its payment's metadata (read together, opened once per payment)."""
-        payment_ids = list(dict.fromkeys(values["payment_id"] for values in found))
+        """The events of these items, each with its payment's metadata (read together, opened once per payment; a
+        settlement's event has no payment)."""
+        payment_ids = list(dict.fromkeys(values["payment_id"] for values in found if "payment_id" in values))
         payments = self._read([(self.table.key(Partition.PAYMENT, i), PAYMENT_SK) for i in payment_ids])
         metadata = {
             payment_id: self._metadata(payment_id, values)
@@ -146,13 +150,60 @@ class DynamoEventRecords:
         ]
 
 
+def _changed_values(event: Event) -> dict[str, Any]:
+    """What the event's item keeps of what changed: the payment (and refund), or the settlement share."""
+    if event.settlement is not None:
+        return {"settlement": _share_values(event.settlement)}
+    if event.payment is None:
+        raise ValueError(f"event {event.id} tells of no payment and no settlement")
+    return {
+        "payment_id": event.payment.id,
+        "payment": {k: v for k, v in payment_values(event.payment).items() if v is not None},
+        "refund": {k: v for k, v in refund_values(event.refund).items() if v is not None} if event.refund else None,
+    }
+
+
 def _event_of(event_id: str, values: dict[str, Any], metadata: dict[str, dict[str, str]]) -> Event:
+    event_type, created_at = EventType(values["type"]), parse_iso(values["created_at"])
+    if "settlement" in values:
+        return Event(event_id, event_type, created_at, None, settlement=_share_of(values["settlement"]))
     payment_id = values["payment_id"]
     refund = values.get("refund")
     return Event(
         id=event_id,
-        type=EventType(values["type"]),
-        created_at=parse_iso(values["created_at"]),
+        type=event_type,
+        created_at=created_at,
         payment=payment_of(payment_id, values["payment"], metadata.get(payment_id)),
         refund=refund_of(payment_id, refund) if refund else None,
+    )
+
+
+def _share_values(share: Share) -> dict[str, Any]:
+    """A merchant's share of a settlement, with its mismatches, as plain values (for ``_share_of``)."""
+    return {
+        "settlement_id": share.settlement_id,
+        "currency": share.currency,
+        "created_at": iso(share.created_at),
+        "gross": share.gross,
+        "fees": share.fees,
+        "lines": share.lines,
+        "mismatch_count": share.mismatch_count,
+        "mismatches": [
+            {k: v for k, v in mismatch_values(mismatch).items() if v is not None} for mismatch in share.mismatches
+        ],
+        "complete": share.complete,
+    }
+
+
+def _share_of(values: dict[str, Any]) -> Share:
+    return Share(
+        settlement_id=values["settlement_id"],
+        currency=values["currency"],
+        created_at=parse_iso(values["created_at"]),
+        gross=int(values["gross"]),
+        fees=int(values["fees"]),
+        lines=int(values["lines"]),
+        mismatch_count=int(values["mismatch_count"]),
+        mismatches=tuple(mismatch_of(mismatch) for mismatch in values["mismatches"]),
+        complete=bool(values["complete"]),
     )
