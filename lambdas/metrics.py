@@ -102,8 +102,11 @@ def record_deliveries(counts: Mapping[str, float]) -> None:
 
 
 def record_settlements(counts: Mapping[str, int]) -> None:
-    """A settlement run's counts (``lambdas.use_cases.settlements``): what the settlement alarms read."""
+    """A settlement run's counts (``lambdas.use_cases.settlements``): what the settlement alarms read. A movement
+    overdue with no settlement of its currency to be reported in (``not_settled_waiting``) counts in every run until
+    one comes: the alarm does not wait for the gateway's next settlement."""
     mismatches = counts["mismatched"] + counts["unknown_references"] + counts["not_settled"]
+    mismatches += counts["not_settled_waiting"]
     metrics = Metrics(namespace=_namespace())
     metrics.add_metric(name=SETTLEMENT_MISMATCHES, unit=MetricUnit.Count, value=mismatches)
     metrics.add_metric(name=SETTLEMENTS_IMPORTED, unit=MetricUnit.Count, value=counts["settlements"])

@@ -307,17 +307,18 @@ class SettlementRecords(Protocol[UoW_contra]):
         """The expected movements kept under ``references`` (those kept), read consistently."""
 
     def add_share_line(
-        self, uow: UoW_contra, settlement: Settlement, line: ShareLine, settles: Expected | None, entries: list[Entry]
+        self, uow: UoW_contra, settlement: Settlement, line: ShareLine, names: Expected | None, entries: list[Entry]
     ) -> None:
         """Parts recording ``line`` in the merchant's share of ``settlement`` (made when it has none), only while the
-        share does not have it (label ``"line"``), and adding it to the share's totals; ``settles``: the expected
-        movement the line settles, marked settled by it only while no line settled it and no ``not_settled`` was
-        reported of it (label ``"expected"``), with its ``entries`` on their chain."""
+        share does not have it (label ``"line"``), and adding it to the share's totals. ``names``: the expected
+        movement the line names (None: none). A matched line marks it settled by the line, only while no line settled
+        it (label ``"expected"``), with its ``entries`` on their chain; a mismatched one marks it listed by the line
+        (the first such line's mark stays), on no condition."""
 
     def add_not_settled(self, uow: UoW_contra, settlement: Settlement, expected: Expected, mismatch: Mismatch) -> None:
         """Parts recording ``mismatch`` (``not_settled``) of ``expected`` in the merchant's share of ``settlement``
-        (made, complete, when it has none), only while no line settled the movement and it was not reported before
-        (label ``"expected"``)."""
+        (made, complete, when it has none), only while no line settled or listed the movement and it was not reported
+        before (label ``"expected"``)."""
 
     def complete_share(self, uow: UoW_contra, share: Share) -> None:
         """Part showing the share (complete), only while it is not (label ``"share"``)."""
@@ -348,7 +349,7 @@ class SettlementImports(Protocol):
     every merchant's lines together)."""
 
     def watermark(self) -> int:
-        """The newest ``created`` of the settlements imported in full (0: none yet)."""
+        """The ``created`` up to which every settlement is imported in full (0: none yet)."""
 
     def begin(self, settlement: Settlement, now: datetime) -> SettlementImport:
         """The import of ``settlement``: as kept already, else kept now, first seen at ``now``."""
@@ -360,7 +361,11 @@ class SettlementImports(Protocol):
         """Keep the operator's mismatch of one line, once per line; False when it was kept before."""
 
     def finish(self, settlement: Settlement) -> None:
-        """Every line imported and every share completed: done, and the watermark moved up to its ``created``."""
+        """Every line imported and every share completed: done."""
+
+    def raise_watermark(self, created: int) -> None:
+        """Every settlement created up to ``created`` is imported in full: the watermark moves up to it (never
+        down)."""
 
     def imports(self, created_from: int, created_to: int) -> list[SettlementImport]:
         """The settlements created in ``[created_from, created_to]`` (unix seconds), oldest first, their unknown

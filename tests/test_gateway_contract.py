@@ -614,7 +614,9 @@ def test_each_currency_settles_apart(world):
     assert by_currency == {"USD": [usd.reference], "EUR": [eur.reference]}
 
 
-@pytest.mark.parametrize("settlement_id", ["../charges", "st_1/../../v1/charges", "st_1?limit=1", "st_", "sl_1", ""])
+@pytest.mark.parametrize(
+    "settlement_id", ["../charges", "st_1/../../v1/charges", "st_1?limit=1", "st_", "sl_1", "", "st_" + "a" * 65]
+)
 def test_a_settlement_id_that_could_steer_the_path_is_refused_unsent(world, settlement_id):
     with pytest.raises(GatewayInvalidAnswer):
         world.gateway.settlement_lines(settlement_id)

@@ -189,12 +189,20 @@ def test_a_checkpoint_run_that_refuses_a_chain_truncated_and_grown_again_emits_i
 
 
 def test_a_settlement_run_emits_every_kind_of_mismatch_as_one_count_and_its_errors(capsys, namespace):
-    """A merchant's mismatched line, a line no merchant knows and a movement never settled each raise the one alarm;
-    lines booked as matched raise nothing."""
+    """A merchant's mismatched line, a line no merchant knows, a movement never settled and one overdue with no
+    settlement to be reported in yet each raise the one alarm; lines booked as matched raise nothing."""
     counts = {"settlements": 2, "matched": 40, "mismatched": 3, "unknown_references": 2, "not_settled": 1}
-    record_settlements(counts | {"deferred": 1, "errors": 4})
+    record_settlements(counts | {"not_settled_waiting": 5, "deferred": 1, "errors": 4})
     (document,) = _emitted(capsys)
-    assert document[SETTLEMENT_MISMATCHES] == [6.0]
+    assert document[SETTLEMENT_MISMATCHES] == [11.0]
     assert (document[SETTLEMENTS_IMPORTED], document[SETTLEMENTS_DEFERRED]) == ([2.0], [1.0])
     assert document[SETTLEMENT_IMPORT_ERRORS] == [4.0]
     assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace
+
+
+def test_movements_waiting_for_a_settlement_to_be_reported_in_raise_the_alarm_every_run(capsys):
+    """Breaks if a movement overdue in a currency the gateway has not settled since stayed silent until it did."""
+    quiet = {"settlements": 0, "matched": 0, "mismatched": 0, "unknown_references": 0, "not_settled": 0}
+    for _ in range(2):
+        record_settlements(quiet | {"not_settled_waiting": 1, "deferred": 0, "errors": 0})
+    assert [document[SETTLEMENT_MISMATCHES] for document in _emitted(capsys)] == [[1.0], [1.0]]

@@ -21,6 +21,7 @@ from lambdas.domain.settlements import (
     ShareLine,
     compare,
     expected_of,
+    is_settlement_id,
     settlement_entries,
 )
 from lambdas.domain.timestamps import iso
@@ -197,6 +198,14 @@ def test_each_merchant_sees_only_its_own_lines_of_one_settlement(world):
     assert (theirs["gross"], theirs["lines"], theirs["status"]) == (5010, 2, "mismatched")
 
 
+@pytest.mark.parametrize("settlement_id", ["st_1", "st_" + "aZ9" * 21 + "x"])
+def test_a_settlement_id_of_any_shape_the_gateway_client_accepts_is_read(world, settlement_id):
+    """Breaks if the read path refused an id the client imports (the two check it with one function)."""
+    assert is_settlement_id(settlement_id)
+    made = recorded(world.deps, replace(settlement(world), id=settlement_id), line())
+    assert shown(world.service, made.id)["id"] == settlement_id
+
+
 @pytest.mark.parametrize("settlement_id", ["st_", "st_nope!", "4242424242424242", "pay_" + "0" * 24, "st_" + "a" * 65])
 def test_an_id_that_is_no_settlement_id_is_a_404_that_does_not_repeat_it(world, settlement_id):
     with pytest.raises(NotFound) as refused:
@@ -281,7 +290,7 @@ def booked(world: FakeWorld, payment_id: str, made: Settlement, amount: int, fee
     (expected,) = [e for e in map(expected_of, world.deps.store.entries(payment_id)) if e]
     world.deps.store.add_expected([expected])
     gateway_line = SettlementLine(new_id("sl"), "charge", None, None, payment_id, amount, fee, expected.currency)
-    assert compare(made.id, gateway_line, expected) is None
+    assert compare(made, gateway_line, expected) is None
     entries = settlement_entries(made.id, gateway_line, expected, world.clock())
     uow = world.deps.store.unit_of_work()
     share_line = ShareLine(gateway_line.id, payment_id, amount, fee)

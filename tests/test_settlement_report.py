@@ -73,7 +73,7 @@ MATCHED_B1, ADJUSTED_B2 = line("sl_b1", "pay_b1", 3000, 117), line("sl_b2", "pay
 UNKNOWN = line("sl_x", "pay_nobody", 700, 50)
 MIXED = settlement("st_mixed", [MATCHED_A1, MATCHED_A2, MATCHED_B1, ADJUSTED_B2, UNKNOWN])
 B2_EXPECTED = Expected("pay_b2", "pay_b2", None, 1999, "USD", SUCCEEDED)
-B2_DIFFERS = compare(MIXED.id, ADJUSTED_B2, B2_EXPECTED)
+B2_DIFFERS = compare(MIXED, ADJUSTED_B2, B2_EXPECTED)
 REFUND_UNSETTLED = Expected("re_b3", "pay_b3", "re_b3", -500, "USD", SUCCEEDED)
 
 
@@ -185,6 +185,19 @@ def test_the_csv_has_one_row_per_settlement_and_one_per_mismatch_named_in_a_colu
         (OPERATOR, "pay_nobody", "sl_x", "unknown_reference", "", "", "700", "USD"),
     ]
     assert all(r["settlement"] == "st_mixed" for r in rows)
+
+
+@pytest.mark.parametrize("reference", ['=HYPERLINK("http://x")', "+1+2", "-1+2", "@SUM(A1)", "\tx", "\rx"])
+def test_a_csv_text_cell_a_spreadsheet_would_run_starts_with_a_quote_and_numbers_stay_numbers(reference):
+    """Breaks if a reference from the gateway reached a spreadsheet as a formula, or a negative amount as text."""
+    hostile = line("sl_h", reference, -700, currency="-USD")
+    found = settlement("st_h", [hostile], currency="-USD")
+    out = io.StringIO()
+    write_csv(summarise([SettlementImport(found, AT, "sl_h", done=True, unknown=(unknown(hostile),))], []), out)
+    settlement_row, mismatch_row = csv.DictReader(io.StringIO(out.getvalue(), newline=""))
+    assert (mismatch_row["reference"], mismatch_row["gateway_currency"]) == (f"'{reference}", "'-USD")
+    assert (mismatch_row["gateway_amount"], settlement_row["gross"], settlement_row["net"]) == ("-700", "-700", "-700")
+    assert (settlement_row["currency"], mismatch_row["currency"]) == ("'-USD", "'-USD")
 
 
 def test_the_days_run_from_the_start_of_the_first_to_the_end_of_the_last_in_utc():

@@ -1,12 +1,13 @@
 """One contract for the settlement records (``lambdas.ports.SettlementRecords``, ``SettlementImports``), run against
 the in-memory fakes and the DynamoDB adapters (moto in process): a line recorded and counted once, a movement settled
-by one line or reported not settled, never both, a share shown once complete, the cursor moved by one run at a time,
+by one line, reported not settled only while no line settled or listed it (a late line still settles it), a
+mismatched line's mark never in its way, a share shown once complete, the cursor moved by one run at a time,
 a chain read up to its first gap, no merchant seeing another's records; and the operator's imports, begun once, with
-a watermark that never moves down."""
+a watermark that only its own call moves, never down."""
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -103,6 +104,7 @@ def captured(stores: Stores, amount: int = 1000, chain: int | None = None) -> tu
     settled, entries = new.succeed("ch_1", stores.clock())
     commit(stores.store, lambda uow: stores.store.settle_payment(uow, new, settled, entries))
     (expected,) = [movement for movement in map(expected_of, entries) if movement]
+    expected = replace(expected, gateway_id="ch_1")
     stores.store.add_expected([expected])
     return settled, expected
 
@@ -116,12 +118,12 @@ def gateway_line(reference: str, amount: int, fee: int = 30, currency: str = "US
 
 
 def book(stores: Stores, made: Settlement, line: SettlementLine, expected: Expected) -> None:
-    """The line recorded as the import records it: settling its movement with its entries, or as a mismatch."""
-    mismatch = compare(made.id, line, expected)
-    share_line = ShareLine(line.id, line.reference, line.amount, line.fee, mismatch)
+    """The line recorded as the import records it, naming its movement: settling it with its entries, or listing it
+    as a mismatch."""
+    mismatch = compare(made, line, expected)
+    share_line = ShareLine.of(made, line, mismatch)
     entries = [] if mismatch else settlement_entries(made.id, line, expected, stores.clock())
-    settles = None if mismatch else expected
-    commit(stores.store, lambda uow: stores.store.add_share_line(uow, made, share_line, settles, entries))
+    commit(stores.store, lambda uow: stores.store.add_share_line(uow, made, share_line, expected, entries))
 
 
 def report(stores: Stores, made: Settlement, expected: Expected) -> None:
@@ -170,7 +172,8 @@ def test_a_line_is_recorded_and_counted_once_whatever_the_reruns(stores):
     share = stores.store.get_share(made.id)
     assert totals(share) == (990, 20, 1, 1)
     assert share.mismatches == (Mismatch(payment.id, line.id, MismatchReason.AMOUNT_DIFFERS, 1000, 990, "USD", "USD"),)
-    assert stores.store.expected([payment.id])[payment.id].settled_by is None
+    kept = stores.store.expected([payment.id])[payment.id]
+    assert kept.settled_by is None and kept.listed_by == line_key(made.id, line.id)
 
 
 def test_a_matched_line_recorded_again_books_nothing_more(stores):
@@ -207,19 +210,61 @@ def test_a_settled_movement_is_never_reported_not_settled(stores):
     assert stores.store.get_share(later.id) is None
 
 
-def test_a_movement_reported_not_settled_is_reported_once_and_settled_by_no_line(stores):
+def test_a_movement_is_reported_not_settled_once_and_a_late_line_still_settles_it(stores):
     payment, expected = captured(stores)
-    reported_in = settlement()
+    reported_in, late = settlement(), settlement(CREATED + 86400)
     report(stores, reported_in, expected)
     with pytest.raises(LostRace) as race:
-        report(stores, reported_in, expected)
+        report(stores, settlement(CREATED + 60), expected)
     assert set(race.value.conflicts) == {"expected"}
-    with pytest.raises(LostRace) as race:
-        book(stores, settlement(CREATED + 60), gateway_line(payment.id, 1000), expected)
-    assert "expected" in race.value.conflicts
+    line = gateway_line(payment.id, 1000)
+    book(stores, late, line, expected)  # compared with the movement as read before the report: it books all the same
+    assert stores.store.expected([payment.id])[payment.id].settled_by == line_key(late.id, line.id)
+    assert len(stores.store.entries(payment.id)) == 6
+    assert totals(stores.store.get_share(late.id)) == (1000, 30, 1, 0)
     share = stores.store.get_share(reported_in.id)
     assert share.mismatches == (not_settled(expected),) and share.mismatch_count == 1
-    assert len(stores.store.entries(payment.id)) == 2  # its capture's only
+
+
+def test_a_movement_a_mismatched_line_listed_is_never_reported_not_settled(stores):
+    payment, expected = captured(stores, 1000)
+    made, later = settlement(), settlement(CREATED + 86400)
+    line = gateway_line(payment.id, 900)
+    book(stores, made, line, expected)
+    with pytest.raises(LostRace) as race:
+        report(stores, later, expected)  # compared with the movement as read before the line listed it
+    assert set(race.value.conflicts) == {"expected"}
+    assert race.value.conflicts["expected"].listed_by == line_key(made.id, line.id)
+    assert stores.store.get_share(later.id) is None
+    assert totals(stores.store.get_share(made.id)) == (900, 30, 1, 1)
+
+
+def test_a_mismatched_line_is_recorded_whatever_the_movement_it_names_went_through(stores):
+    settled_payment, settled = captured(stores, 1000)
+    reported_payment, reported = captured(stores, 500)
+    first, second = settlement(), settlement(CREATED + 86400)
+    settling = gateway_line(settled_payment.id, 1000)
+    book(stores, first, settling, settled)
+    report(stores, first, reported)
+    differing = gateway_line(settled_payment.id, 10)
+    book(stores, second, differing, settled)  # differs, compared with the movement read before a line settled it
+    again = gateway_line(settled_payment.id, 1000)
+    book(stores, second, again, stores.store.expected([settled.reference])[settled.reference])  # settled: all differs
+    late = gateway_line(reported_payment.id, 499)
+    book(stores, second, late, reported)  # differs from a movement reported not settled
+    kept = stores.store.expected([settled.reference, reported.reference])
+    assert kept[settled.reference].settled_by == line_key(first.id, settling.id)
+    assert kept[settled.reference].listed_by == line_key(second.id, differing.id)  # the first to differ stays
+    assert kept[reported.reference].listed_by == line_key(second.id, late.id)
+    assert kept[reported.reference].settled_by is None
+    share = stores.store.get_share(second.id)
+    assert totals(share) == (1509, 90, 3, 3)
+    assert {(m.gateway_line, m.ledger_amount, m.gateway_amount) for m in share.mismatches} == {
+        (differing.id, 1000, 10),
+        (again.id, 0, 1000),
+        (late.id, 500, 499),
+    }
+    assert len(stores.store.entries(settled_payment.id)) == 6 and len(stores.store.entries(reported_payment.id)) == 2
 
 
 def test_a_movement_never_kept_is_settled_by_no_line(stores):
@@ -234,15 +279,21 @@ def test_a_movement_never_kept_is_settled_by_no_line(stores):
 
 
 def test_an_expected_movement_is_kept_once_as_first_kept_and_read_in_batches(stores):
-    movements = [Expected(f"pay_{n:04d}", f"pay_{n:04d}", None, 100 + n, "USD", stores.clock()) for n in range(130)]
+    def kept(n: int) -> Expected:
+        return Expected(f"pay_{n:04d}", f"pay_{n:04d}", None, 100 + n, "USD", stores.clock(), gateway_id=f"ch_{n}")
+
+    movements = [kept(n) for n in range(130)]
     stores.store.add_expected(movements)
     stores.store.add_expected([Expected("pay_0001", "pay_0001", None, 999, "EUR", stores.clock())])
     references = [m.reference for m in movements] + ["pay_0001", "pay_missing"]
     found = stores.store.expected(references)
     assert found == {m.reference: m for m in movements}
-    refund = Expected("re_1", "pay_0002", "re_1", -50, "USD", stores.clock())
+    refund = Expected("re_1", "pay_0002", "re_1", -50, "USD", stores.clock(), "re_gw", "st_1/sl_1", "st_2/sl_2")
     stores.store.add_expected([refund])
     assert stores.store.expected(["re_1"]) == {"re_1": refund}
+    bare = Expected("re_2", "pay_0002", "re_2", -50, "USD", stores.clock())
+    stores.store.add_expected([bare])
+    assert stores.store.expected(["re_2"]) == {"re_2": bare}
 
 
 def test_keeping_a_settled_movement_again_leaves_it_settled(stores):
@@ -426,7 +477,7 @@ def test_an_unknown_line_is_kept_once_and_attached_to_its_import(stores):
     assert stores.imports().begin(made, stores.clock()).unknown == (unknown(line),)
 
 
-def test_the_watermark_moves_up_only_and_the_newest_done_is_found_by_currency(stores):
+def test_the_newest_done_is_found_by_currency_and_finishing_leaves_the_watermark(stores):
     imports = stores.imports()
     assert imports.watermark() == 0 and imports.newest_done("USD") is None
     old, new, newer_eur, newest_open = (
@@ -438,15 +489,25 @@ def test_the_watermark_moves_up_only_and_the_newest_done_is_found_by_currency(st
     for made in (old, new, newer_eur, newest_open):
         imports.begin(made, stores.clock())
     imports.finish(new)
-    assert imports.watermark() == CREATED + 100
+    assert imports.newest_done("USD") == new and stores.imports().watermark() == 0
     imports.finish(old)  # an older one finished later
-    assert stores.imports().watermark() == CREATED + 100
     imports.finish(newer_eur)
-    assert imports.watermark() == CREATED + 200
     assert imports.newest_done("USD") == new and imports.newest_done("EUR") == newer_eur
-    assert imports.newest_done("GBP") is None
+    assert imports.newest_done("GBP") is None and stores.imports().watermark() == 0
     done = {i.settlement.id: i.done for i in imports.imports(0, CREATED + 10**6)}
     assert done == {"st_old": True, "st_new": True, "st_eur": True, "st_open": False}
+
+
+def test_the_watermark_moves_up_only(stores):
+    imports = stores.imports()
+    imports.raise_watermark(CREATED + 100)
+    assert imports.watermark() == CREATED + 100
+    imports.raise_watermark(CREATED)  # a run that read an older watermark
+    assert stores.imports().watermark() == CREATED + 100
+    stores.imports().raise_watermark(CREATED + 100)
+    assert imports.watermark() == CREATED + 100
+    imports.raise_watermark(CREATED + 200)
+    assert stores.imports().watermark() == CREATED + 200
 
 
 def test_imports_are_listed_oldest_first_within_their_range(stores):
@@ -454,7 +515,8 @@ def test_imports_are_listed_oldest_first_within_their_range(stores):
     made = [Settlement(f"st_{n}", "USD", CREATED + n, 0, 0, 0, 0) for n in (3, 1, 2, 5)]
     for each in made:
         imports.begin(each, stores.clock())
-    imports.finish(made[0])  # the watermark sorts beside them: it is never listed
+    imports.finish(made[0])
+    imports.raise_watermark(CREATED + 3)  # the watermark sorts beside them: it is never listed
     assert [i.settlement.id for i in imports.imports(CREATED + 1, CREATED + 3)] == ["st_1", "st_2", "st_3"]
     assert [i.settlement.id for i in imports.imports(CREATED + 4, CREATED + 4)] == []
     assert [i.settlement.id for i in stores.imports().imports(0, CREATED + 5)] == ["st_1", "st_2", "st_3", "st_5"]

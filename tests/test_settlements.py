@@ -7,15 +7,18 @@ from datetime import timedelta
 
 import pytest
 
+from lambdas.domain import chains
 from lambdas.domain.chains import books_break
 from lambdas.domain.errors import GatewayFailed
-from lambdas.domain.events import EventType
+from lambdas.domain.events import EVENT_MISMATCHES, EventType
 from lambdas.domain.payments import RECEIVABLE, Direction, Entry
 from lambdas.domain.settlements import (
     BANK,
     GATEWAY_FEES,
+    NOT_SETTLED_AFTER,
     Expected,
     MismatchReason,
+    Settlement,
     SettlementLine,
     compare,
     settlement_entries,
@@ -308,22 +311,37 @@ def test_a_payment_no_settlement_listed_within_three_days_is_not_settled(world, 
     assert listed in {e.payment_id for e in settled_entries(world)}
 
 
+def usd_settlement(settlement_id: str) -> Settlement:
+    return Settlement(settlement_id, "USD", 1_800_000_000, 0, 0, 0, 0)
+
+
+def test_a_zero_line_for_a_settled_movement_differs_too():
+    expected = Expected("pay_1", "pay_1", None, 1000, "USD", FakeClock()(), settled_by="st_1/sl_1")
+    zero = SettlementLine("sl_2", "charge", "ch_1", None, "pay_1", 0, 30, "USD")
+    assert compare(usd_settlement("st_2"), zero, expected).reason is MismatchReason.AMOUNT_DIFFERS
+
+
 def test_a_line_listing_a_settled_movement_again_differs_by_its_whole_amount():
     expected = Expected("pay_1", "pay_1", None, 1000, "USD", FakeClock()(), settled_by="st_1/sl_1")
     again = SettlementLine("sl_2", "charge", "ch_1", None, "pay_1", 1000, 59, "USD")
-    mismatch = compare("st_2", again, expected)
+    mismatch = compare(usd_settlement("st_2"), again, expected)
     assert (mismatch.reason, mismatch.ledger_amount, mismatch.gateway_amount) == (
         MismatchReason.AMOUNT_DIFFERS,
         0,
         1000,
     )
-    assert compare("st_1", SettlementLine("sl_1", "charge", "ch_1", None, "pay_1", 1000, 59, "USD"), expected) is None
+    assert (
+        compare(
+            usd_settlement("st_1"), SettlementLine("sl_1", "charge", "ch_1", None, "pay_1", 1000, 59, "USD"), expected
+        )
+        is None
+    )
 
 
 def test_a_line_in_another_currency_is_a_currency_mismatch():
     expected = Expected("pay_1", "pay_1", None, 1000, "USD", FakeClock()())
     line = SettlementLine("sl_1", "charge", "ch_1", None, "pay_1", 1000, 59, "EUR")
-    mismatch = compare("st_1", line, expected)
+    mismatch = compare(usd_settlement("st_1"), line, expected)
     assert (mismatch.reason, mismatch.ledger_currency, mismatch.gateway_currency) == (
         MismatchReason.CURRENCY_DIFFERS,
         "USD",
@@ -346,3 +364,74 @@ def test_settlement_entries_balance_and_are_positive(amount, fee_kept):
     assert net.get(RECEIVABLE, 0) == -amount
     assert net.get(GATEWAY_FEES, 0) == fee_kept
     assert net.get(BANK, 0) == amount - fee_kept
+
+
+# -- late, listed and waiting movements -------------------------------------------------------------------
+
+
+def test_a_line_after_the_not_settled_report_still_books_and_its_settlement_completes(world, gateway, imports):
+    dropped = captured(world, 2000)
+    captured(world, 1000)
+    gateway.settle(drop=(dropped,))
+    run(world, gateway, imports)
+    world.clock.advance(NOT_SETTLED_AFTER + timedelta(hours=1))
+    assert run(world, gateway, imports)["not_settled"] == 1
+
+    captured(world, 3000)
+    (late,) = gateway.settle()  # lists the dropped payment at last
+    assert run(world, gateway, imports) == counted(settlements=1, matched=2)
+    assert world.deps.store.get_share(late.id).status.value == "reconciled"
+    assert balances(world)[(RECEIVABLE, "USD")] == 0
+
+
+def test_a_mismatched_line_lists_its_payment_which_is_then_never_not_settled(world, gateway, imports):
+    adjusted = captured(world, 2000)
+    (made,) = gateway.settle(adjust={adjusted: 5})
+    run(world, gateway, imports)
+    world.clock.advance(NOT_SETTLED_AFTER + timedelta(hours=1))
+
+    assert run(world, gateway, imports) == counted()
+    assert [m.reason for m in world.deps.store.get_share(made.id).mismatches] == [MismatchReason.AMOUNT_DIFFERS]
+
+
+def test_a_movement_with_no_settlement_of_its_currency_waits_and_hides_no_other(world, gateway, imports, monkeypatch):
+    monkeypatch.setattr(chains, "CHAINS", 1)  # every movement on one chain: the waiting one before the others
+    eur = world.service.create_payment(PaymentCommand(1500, "eur", card=card()), "req", "eur-1").body["id"]
+    captured(world, 1000)
+    dropped = captured(world, 2000)
+    (usd,) = gateway.settle(drop=(eur, dropped))
+    run(world, gateway, imports)
+    world.clock.advance(NOT_SETTLED_AFTER + timedelta(hours=1))
+
+    assert run(world, gateway, imports) == counted(not_settled=1, not_settled_waiting=1)
+    assert run(world, gateway, imports) == counted(not_settled_waiting=1)  # still waiting; reported once
+    share = world.deps.store.get_share(usd.id)
+    assert [(m.reference, m.reason) for m in share.mismatches] == [(dropped, MismatchReason.NOT_SETTLED)]
+
+
+def test_a_settlement_left_unfinished_is_taken_up_again_however_many_follow_it(world, gateway, imports):
+    gateway.fail_next("charge", Fault.LOST)
+    with pytest.raises(GatewayFailed):
+        pay(world, key="lost", amount=1500)
+    (waiting,) = gateway.settle()  # its only line waits for reconciliation
+    assert run(world, gateway, imports)["deferred"] == 1
+    for _ in range(3):
+        gateway.advance(settlements.RELIST_SECONDS + 3600)
+        captured(world, 1000)
+        gateway.settle()
+        assert run(world, gateway, imports)["deferred"] == 1
+
+    world.clock.advance(timedelta(minutes=2))
+    world.service.reconcile()
+    assert run(world, gateway, imports) == counted(settlements=1, matched=1)
+    assert world.deps.store.get_share(waiting.id).complete
+    assert imports.watermark() == max(s.created for s in gateway.settlements(0))
+
+
+def test_a_settlement_events_mismatches_are_capped_and_all_are_counted(world, gateway, imports):
+    adjusted = [captured(world, 1000 + n) for n in range(EVENT_MISMATCHES + 5)]
+    (made,) = gateway.settle(adjust=dict.fromkeys(adjusted, 1))
+    run(world, gateway, imports)
+    (event,) = events_of(world, EventType.SETTLEMENT_MISMATCH)
+    assert len(event.settlement.mismatches) == EVENT_MISMATCHES
+    assert event.settlement.mismatch_count == len(world.deps.store.get_share(made.id).mismatches) == len(adjusted)

@@ -639,12 +639,19 @@ def test_settlements_are_asked_for_after_a_time_and_read_as_answered(stub):
     assert stub.requests == [("GET", "/v1/settlements?created_after=1764000000", None)]
 
 
+def test_a_settlement_id_of_the_longest_shape_is_read(stub):
+    longest = "st_" + "aZ9" * 21 + "x"  # 64 characters after st_: as long as GET /settlements/{id} reads
+    stub.answer(200, {"data": [settlement_answer(id=longest)]})
+    assert [s.id for s in client(stub.url).settlements(0)] == [longest]
+
+
 @pytest.mark.parametrize(
     "body",
     [
         {},
         {"data": {}},
         {"data": [settlement_answer(id="ch_1")]},
+        {"data": [settlement_answer(id="st_" + "a" * 65)]},
         {"data": [settlement_answer(id="st_1/../x")]},
         {"data": [settlement_answer(net=1427)]},
         {"data": [settlement_answer(gross="1500")]},
@@ -703,7 +710,7 @@ def test_a_page_of_lines_that_is_not_one_is_invalid(stub, body):
 
 
 @pytest.mark.parametrize(
-    "settlement_id", ["../charges", "st_1/../../v1/refunds", "st_1?x=1", "st_1#", "st_1\n", "st_", ""]
+    "settlement_id", ["../charges", "st_1/../../v1/refunds", "st_1?x=1", "st_1#", "st_1\n", "st_", "", "st_" + "a" * 65]
 )
 def test_a_settlement_id_that_could_steer_the_path_is_refused_as_invalid_and_nothing_is_sent(stub, settlement_id):
     stub.answer(200, {"data": [], "has_more": False})

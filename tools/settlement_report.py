@@ -6,7 +6,8 @@ ledger, how many mismatches it brought, and whether its import is done. Then eve
 says: the merchants' (from each merchant's share of the settlement: a line whose amount or currency differs from
 the ledger's, a payment or refund reported ``not_settled`` in it) and the operator's (``unknown_reference``: a line
 no merchant's ledger knows). Then the totals per currency. Amounts are in minor units, as the API gives them.
-``--csv`` also writes one row per settlement and one per mismatch (the ``row`` column says which).
+``--csv`` also writes one row per settlement and one per mismatch (the ``row`` column says which); a text cell a
+spreadsheet would read as a formula (the gateway's references and ids are anyone's text) starts with ``'``.
 
 Read-only, from the ledger table: ``--environment``'s (AWS credentials), or ``--endpoint-url`` for `make local`'s
 emulator, as `make verify` does. Every merchant in the merchants table is read; a settlement whose lines do not all
@@ -34,6 +35,7 @@ OPERATOR = "operator"  # the owner of a mismatch no merchant owns (unknown_refer
 CSV_COLUMNS = ("row", "settlement", "created_at", "currency", "gross", "fees", "net", "lines", "matched",
                "mismatches", "import", "owner", "reference", "gateway_line", "reason", "ledger_amount",
                "ledger_currency", "gateway_amount", "gateway_currency")  # fmt: skip
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
 
 
 @dataclass(frozen=True)
@@ -179,10 +181,22 @@ def render(summaries: Sequence[SettlementSummary], first: date, last: date) -> s
     return "\n".join(lines) + "\n"
 
 
+def inert(value: object) -> object:
+    """A CSV cell no spreadsheet runs: text starting like a formula gets a leading ``'``; numbers stay numbers."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+class _InertWriter(csv.DictWriter):  # type: ignore[type-arg]
+    """Writes every row's cells ``inert``."""
+
+    def writerow(self, rowdict: Any) -> Any:
+        return super().writerow({column: inert(value) for column, value in rowdict.items()})
+
+
 def write_csv(summaries: Sequence[SettlementSummary], out: TextIO) -> None:
     """One ``settlement`` row per settlement (its sums), each followed by one ``mismatch`` row per mismatch (what
-    each side says), under one header of ``CSV_COLUMNS``."""
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    each side says), under one header of ``CSV_COLUMNS``; every cell ``inert``."""
+    writer = _InertWriter(out, CSV_COLUMNS)  # its rows end in \r\n: a cell holding \r or \n is quoted
     writer.writeheader()
     for s in summaries:
         settlement = s.settlement

@@ -2,7 +2,8 @@
 
 Every settlement's import is an item of one partition (``GATEWAY#sparkle#settlements``), sorted by its ``created``
 (zero-padded) then id: the settlement as the gateway gave it, when it was first seen, the last line imported and
-whether it is done. The watermark is an item of the same partition, only ever moved up. The lines no merchant knows
+whether it is done. The watermark (up to which every settlement is done) is an item of the same partition, only
+ever moved up. The lines no merchant knows
 are items of the settlement's own partition (``GATEWAY#sparkle#<settlement id>``), each put once."""
 
 from collections.abc import Iterator
@@ -87,12 +88,15 @@ class DynamoSettlementImports:
         )
         if not written:
             raise KeyError(settlement.id)
+
+    def raise_watermark(self, created: int) -> None:
+        """A put only while the watermark is lower (or none)."""
         self._write(
             "put_item",
-            Item=to_item({PK: self.pk, SK: WATERMARK_SK, "created": settlement.created}),
+            Item=to_item({PK: self.pk, SK: WATERMARK_SK, "created": created}),
             ConditionExpression="attribute_not_exists(#pk) OR #created < :created",
             ExpressionAttributeNames={"#pk": PK, "#created": "created"},
-            ExpressionAttributeValues=to_item({":created": settlement.created}),
+            ExpressionAttributeValues=to_item({":created": created}),
         )
 
     def imports(self, created_from: int, created_to: int) -> list[SettlementImport]:

@@ -8,7 +8,7 @@
 - A ``422`` (this key was used with another body) is ``GatewayOutcomeUnknown``: the first request with the key may
   have moved money, and only a lookup by reference can say.
 - A charge id goes into a URL path only when it is one (``CHARGE_ID``), so no id can steer a request elsewhere; so
-  does a settlement id (``SETTLEMENT_ID``).
+  does a settlement id (``is_settlement_id``).
 """
 
 import json
@@ -22,7 +22,7 @@ from urllib3.exceptions import NewConnectionError
 
 from lambdas import deadline
 from lambdas.domain.cards import Card, contains_card_number
-from lambdas.domain.settlements import SETTLEMENT_LINE_TYPES, Settlement, SettlementLine
+from lambdas.domain.settlements import SETTLEMENT_LINE_TYPES, Settlement, SettlementLine, is_settlement_id
 from lambdas.gateway import (
     CHARGE_STATUSES,
     REFUND_STATUSES,
@@ -51,7 +51,6 @@ MAX_ANSWER_BYTES = 256 * 1024  # the gateway's answers are well under 1 KiB
 # An attempt is not started (nor a backoff slept) when less than this is left before the deadline.
 MIN_ATTEMPT_SECONDS = 0.25
 CHARGE_ID = re.compile(r"ch_[A-Za-z0-9]{1,255}")
-SETTLEMENT_ID = re.compile(r"st_[A-Za-z0-9]{1,255}")
 SETTLEMENT_LINE_ID = re.compile(r"sl_[A-Za-z0-9]{1,255}")
 MAX_LINES_PER_PAGE = 100
 
@@ -143,7 +142,7 @@ class SparkleClient:
     ) -> tuple[list[SettlementLine], bool]:
         """A page of a settlement's lines and whether more follow. A settlement or line id that is not one is
         refused unsent, as the invalid answer it came from."""
-        if not SETTLEMENT_ID.fullmatch(settlement_id):
+        if not is_settlement_id(settlement_id):
             raise GatewayInvalidAnswer("settlement lines: the settlement id is not one, nothing was sent")
         if starting_after is not None and not SETTLEMENT_LINE_ID.fullmatch(starting_after):
             raise GatewayInvalidAnswer("settlement lines: the line id to start after is not one, nothing was sent")
@@ -361,7 +360,7 @@ def _optional_str(body: dict[str, Any], name: str, what: str) -> str | None:
 def _settlement(body: Any) -> Settlement:
     """A settlement as listed: an id that is one, integer amounts, and ``net`` = ``gross`` - ``fees``."""
     settlement_id = _field(body, "id", str, "settlement")
-    if not SETTLEMENT_ID.fullmatch(settlement_id):
+    if not is_settlement_id(settlement_id):
         raise GatewayInvalidAnswer(f"settlement id {settlement_id[:40]!r} is not one")
     what = f"settlement {settlement_id}"
     gross, fees, net = (_field(body, name, int, what) for name in ("gross", "fees", "net"))

@@ -6,7 +6,7 @@ holds the payment, or the refund and its payment, as they stood right after the 
 attached when the event is read (it never changes, and it stays encrypted with the payment). A settlement's event
 holds the merchant's share of it, with its mismatches, and no payment."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -15,6 +15,9 @@ from lambdas.domain.payments import Payment, Refund, RefundStatus, Status
 from lambdas.domain.settlements import Share, ShareStatus
 
 EVENT_RETENTION = timedelta(days=30)  # an event is kept at least this long (the table's TTL then removes it)
+# A settlement's event lists at most this many of its mismatches (all are counted, and GET /settlements/{id} lists
+# them all): an event is one item, which DynamoDB limits to 400 KB.
+EVENT_MISMATCHES = 100
 
 
 class EventType(StrEnum):
@@ -69,4 +72,5 @@ def refund_event(payment: Payment, refund: Refund, now: datetime) -> Event:
 
 def settlement_event(share: Share, now: datetime) -> Event:
     """The event of the merchant's share of a settlement, as it stands: reconciled, or found to differ."""
-    return Event(new_id("evt"), SETTLEMENT_EVENTS[share.status], now, None, settlement=share)
+    listed = replace(share, mismatches=share.mismatches[:EVENT_MISMATCHES])
+    return Event(new_id("evt"), SETTLEMENT_EVENTS[share.status], now, None, settlement=listed)

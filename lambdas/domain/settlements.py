@@ -8,11 +8,12 @@ on the payment's chain. A line that differs is a mismatch of the merchant that o
 a line nobody's ledger knows is the operator's (``unknown_reference``), never a merchant's. An expected movement
 that no settlement listed ``NOT_SETTLED_AFTER`` after it succeeded is a ``not_settled`` mismatch."""
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from lambdas.domain.ids import new_id
+from lambdas.domain.ids import is_id, new_id
 from lambdas.domain.payments import RECEIVABLE, Direction, Entry
 
 BANK = "bank"  # what the gateway paid out, net of its fees
@@ -20,6 +21,13 @@ GATEWAY_FEES = "gateway_fees"  # what the gateway kept for its lines
 NOT_SETTLED_AFTER = timedelta(days=3)  # a succeeded capture or refund no settlement listed within this: a mismatch
 # A settlement line's type: a capture ("charge"), a refund (its amount negative), or the gateway's own adjustment.
 SETTLEMENT_LINE_TYPES = ("charge", "refund", "adjustment")
+
+
+def is_settlement_id(text: str) -> bool:
+    """Whether ``text`` is shaped like a settlement id of the gateway's: the client refuses a settlement listed with
+    any other, so every settlement imported is one GET /settlements/{id} reads, and nothing else reaches a key or a
+    URL path."""
+    return re.fullmatch(r"st_[A-Za-z0-9]{1,64}", text) is not None
 
 
 @dataclass(frozen=True)
@@ -75,18 +83,42 @@ class Expected:
     amount: int  # signed as the line's: a capture's positive, a refund's negative
     currency: str
     succeeded_at: datetime
+    gateway_id: str | None = None  # the gateway's charge id (a capture) or refund id (a refund)
     settled_by: str | None = None  # the line that settled it (``line_key``), once one did
+    listed_by: str | None = None  # the first line that named it but differed (a mismatch): it was listed
+
+    @property
+    def line_type(self) -> str:
+        """The type of the line that settles it."""
+        return "refund" if self.refund_id else "charge"
 
 
 def expected_of(entry: Entry) -> Expected | None:
     """The movement ``entry`` tells the gateway owes for, when it is one: a capture's debit of the receivable or a
     refund's credit of it (each movement has exactly one such entry); None for any other entry, a settlement's
-    included."""
+    included. Its gateway id is the payment's or refund's, which the entry does not carry."""
     if entry.account != RECEIVABLE or entry.settlement_id is not None:
         return None
     amount = entry.amount if entry.direction is Direction.DEBIT else -entry.amount
     reference = entry.refund_id or entry.payment_id
     return Expected(reference, entry.payment_id, entry.refund_id, amount, entry.currency, entry.created_at)
+
+
+def names(line: SettlementLine, expected: Expected) -> bool:
+    """Whether ``line`` names the movement: its reference, its type and the gateway's id of it. A line that names a
+    reference with another type or gateway id is no merchant's (an adjustment never is)."""
+    gateway_id = line.refund_id if line.type == "refund" else line.charge_id
+    return (
+        line.reference == expected.reference
+        and line.type == expected.line_type
+        and (expected.gateway_id is None or gateway_id == expected.gateway_id)
+    )
+
+
+def is_reference(text: str | None) -> bool:
+    """Whether a line's reference is shaped like one the service sends (a payment's or a refund's id): anything else
+    names no merchant's movement, without a read."""
+    return text is not None and (is_id("pay", text) or is_id("re", text))
 
 
 def line_key(settlement_id: str, line_id: str) -> str:
@@ -106,15 +138,14 @@ class Mismatch:
     gateway_currency: str | None = None
 
 
-def compare(settlement_id: str, line: SettlementLine, expected: Expected) -> Mismatch | None:
-    """How ``line`` of the settlement disagrees with the movement it names (None: it matches). A movement another
-    line settled already is owed nothing more: a second line for it differs by its whole amount."""
-    ledger_amount = expected.amount
-    if expected.settled_by not in (None, line_key(settlement_id, line.id)):
-        ledger_amount = 0
-    if line.currency != expected.currency:
+def compare(settlement: Settlement, line: SettlementLine, expected: Expected) -> Mismatch | None:
+    """How ``line`` of ``settlement`` disagrees with the movement it names (None: it matches). A movement another line
+    settled already is owed nothing more: a second line for it always differs, by its whole amount."""
+    settled_elsewhere = expected.settled_by not in (None, line_key(settlement.id, line.id))
+    ledger_amount = 0 if settled_elsewhere else expected.amount
+    if line.currency != expected.currency or line.currency != settlement.currency:
         reason = MismatchReason.CURRENCY_DIFFERS
-    elif line.amount != ledger_amount:
+    elif settled_elsewhere or line.amount != ledger_amount:
         reason = MismatchReason.AMOUNT_DIFFERS
     else:
         return None
@@ -170,6 +201,12 @@ class ShareLine:
     amount: int
     fee: int
     mismatch: Mismatch | None = None
+
+    @classmethod
+    def of(cls, settlement: Settlement, line: SettlementLine, mismatch: Mismatch | None) -> "ShareLine":
+        """``line`` in a share of ``settlement``: a line in another currency adds nothing to the share's totals."""
+        foreign = line.currency != settlement.currency
+        return cls(line.id, line.reference, 0 if foreign else line.amount, 0 if foreign else line.fee, mismatch)
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,16 @@
 A share is shown once complete (every line of its settlement imported); before that it is as unknown as another
 merchant's."""
 
-import re
-
 from lambdas.domain.errors import InvalidRequest, NotFound
-from lambdas.domain.settlements import Share
+from lambdas.domain.settlements import Share, is_settlement_id
 from lambdas.ports import UoW
 from lambdas.use_cases import Dependencies
 from lambdas.use_cases.reads import page_size
 
-# The gateway's settlement ids ("st_…"): anything else is unknown without a read, and never reaches a key.
-SETTLEMENT_ID = re.compile(r"st_[0-9A-Za-z]{1,64}")
-
 
 def find_share(deps: Dependencies[UoW], settlement_id: str) -> Share:
     """The merchant's complete share of the settlement, or a 404 that never repeats the id."""
-    share = deps.store.get_share(settlement_id) if SETTLEMENT_ID.fullmatch(settlement_id) else None
+    share = deps.store.get_share(settlement_id) if is_settlement_id(settlement_id) else None
     if share is None or not share.complete:
         raise NotFound("No such settlement.")
     return share

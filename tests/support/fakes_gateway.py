@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
 
-from lambdas.adapters.sparkle import CHARGE_ID, MAX_LINES_PER_PAGE, SETTLEMENT_ID, SETTLEMENT_LINE_ID, preferred_charge
+from lambdas.adapters.sparkle import CHARGE_ID, MAX_LINES_PER_PAGE, SETTLEMENT_LINE_ID, preferred_charge
 from lambdas.domain.cards import Card
+from lambdas.domain.settlements import is_settlement_id
 from lambdas.gateway import (
     Charge,
     GatewayInvalidAnswer,
@@ -193,7 +194,7 @@ class FakeGateway:
     def settlement_lines(
         self, settlement_id: str, starting_after: str | None = None, limit: int = MAX_LINES_PER_PAGE
     ) -> tuple[list[SettlementLine], bool]:
-        if not SETTLEMENT_ID.fullmatch(settlement_id):
+        if not is_settlement_id(settlement_id):
             raise GatewayInvalidAnswer("fake: the settlement id is not one, nothing was sent")
         if starting_after is not None and not SETTLEMENT_LINE_ID.fullmatch(starting_after):
             raise GatewayInvalidAnswer("fake: the line id to start after is not one, nothing was sent")

@@ -88,11 +88,18 @@ class FakeSettlementRecords:
             kept = self._settled.expected
             return {reference: kept[reference].expected for reference in references if reference in kept}
 
-    def _unsettled(self, reference: str) -> tuple[bool, Any]:
-        """The condition of marking the movement: kept, settled by no line and reported nowhere as not settled."""
+    def _settleable(self, reference: str) -> tuple[bool, Any]:
+        """The condition of settling the movement: kept, and settled by no line."""
         kept = self._settled.expected.get(reference)
-        holds = kept is not None and kept.expected.settled_by is None and kept.not_settled_in is None
-        return holds, kept.expected if kept else None
+        return kept is not None and kept.expected.settled_by is None, kept.expected if kept else None
+
+    def _unlisted(self, reference: str) -> tuple[bool, Any]:
+        """The condition of reporting the movement not settled: kept, settled and listed by no line, and reported
+        nowhere as not settled."""
+        holds, found = self._settleable(reference)
+        kept = self._settled.expected.get(reference)
+        unlisted = kept is not None and kept.expected.listed_by is None and kept.not_settled_in is None
+        return holds and unlisted, found
 
     def _share(self, settlement: Settlement, complete: bool) -> KeptShare:
         """The merchant's share of ``settlement``, made (``complete`` or not) when it has none."""
@@ -100,7 +107,7 @@ class FakeSettlementRecords:
         return self._settled.shares.setdefault(settlement.id, KeptShare(made))
 
     def add_share_line(
-        self, uow: Any, settlement: Settlement, line: ShareLine, settles: Expected | None, entries: list[Entry]
+        self, uow: Any, settlement: Settlement, line: ShareLine, names: Expected | None, entries: list[Entry]
     ) -> None:
         def recorded() -> tuple[bool, Any]:
             kept = self._settled.shares.get(settlement.id)
@@ -113,13 +120,22 @@ class FakeSettlementRecords:
             kept.share = replace(kept.share.with_line(line), mismatches=())
 
         uow.add("line", recorded, apply)
-        if settles is not None:
+        key = line_key(settlement.id, line.line_id)
+        if names is not None and line.mismatch is None:
 
             def settle() -> None:
-                movement = self._settled.expected[settles.reference]  # the condition held: it is kept
-                movement.expected = replace(movement.expected, settled_by=line_key(settlement.id, line.line_id))
+                movement = self._settled.expected[names.reference]  # the condition held: it is kept
+                movement.expected = replace(movement.expected, settled_by=key)
 
-            uow.add("expected", lambda: self._unsettled(settles.reference), settle)
+            uow.add("expected", lambda: self._settleable(names.reference), settle)
+        elif names is not None:
+
+            def list_it() -> None:
+                movement = self._settled.expected.get(names.reference)  # read kept, and never removed
+                if movement is not None and movement.expected.listed_by is None:
+                    movement.expected = replace(movement.expected, listed_by=key)
+
+            uow.add("expected", _always, list_it)
         self._add_entries(uow, entries)
 
     def add_not_settled(self, uow: Any, settlement: Settlement, expected: Expected, mismatch: Mismatch) -> None:
@@ -129,7 +145,7 @@ class FakeSettlementRecords:
             kept.not_settled[expected.reference] = mismatch
             kept.share = replace(kept.share.with_mismatch(mismatch), mismatches=())
 
-        uow.add("expected", lambda: self._unsettled(expected.reference), apply)
+        uow.add("expected", lambda: self._unlisted(expected.reference), apply)
 
     def complete_share(self, uow: Any, share: Share) -> None:
         def check() -> tuple[bool, Any]:
@@ -162,6 +178,10 @@ class FakeSettlementRecords:
         if starting_after is not None:
             newest_first = [s for s in newest_first if place(s) < place(starting_after)]
         return newest_first[:limit], len(newest_first) > limit
+
+
+def _always() -> tuple[bool, Any]:
+    return True, None
 
 
 def _sequence(entry: Entry) -> int:
@@ -214,7 +234,10 @@ class FakeSettlementImports:
         with self.db.lock:
             kept = self._kept.imports[settlement.id]
             self._kept.imports[settlement.id] = replace(kept, done=True)
-            self._kept.watermark = max(self._kept.watermark, settlement.created)
+
+    def raise_watermark(self, created: int) -> None:
+        with self.db.lock:
+            self._kept.watermark = max(self._kept.watermark, created)
 
     def imports(self, created_from: int, created_to: int) -> list[SettlementImport]:
         with self.db.lock:

@@ -1,9 +1,10 @@
 """The merchant's side of settlements in the ledger table (``lambdas.ports.SettlementRecords``).
 
 Each expected movement is an item of its own (``SETTLEMENT#<merchant>#<reference>``, sort key ``EXPECTED``), put
-once; the line that settles it, or the settlement a ``not_settled`` was reported in, is set on it once, on the
-condition that neither was. The cursor is one item, moved on the condition of its version. The merchant's share of a
-settlement is a partition (``SETTLEMENT#<merchant>#<settlement id>``): the share's item (its totals, moved with
+once and never removed: the line that settles it is set on it once, while no line did; the first mismatched line
+that names it, on no condition; the settlement a ``not_settled`` was reported in, once, while none of the three is
+set. The cursor is one item, moved on the condition of its version. The merchant's share of a settlement is a
+partition (``SETTLEMENT#<merchant>#<settlement id>``): the share's item (its totals, moved with
 ``ADD`` in the transaction that puts a line, so a line counts once), one item per line, put once, and one per
 ``not_settled`` mismatch. A completed share enters the by_merchant index under a partition of its own (``GET
 /settlements``, newest first). A matched line's entries go on their chain in the same transaction."""
@@ -122,7 +123,9 @@ class DynamoSettlementRecords:
                 "amount": movement.amount,
                 "currency": movement.currency,
                 "succeeded_at": iso(movement.succeeded_at),
+                "gateway_id": movement.gateway_id,
                 "settled_by": movement.settled_by,
+                "listed_by": movement.listed_by,
             }
             put = put_new(self.table.name, values, PK)["Put"]
             _unless_condition_fails(lambda put=put: self.table.client.put_item(**put))
@@ -145,29 +148,26 @@ class DynamoSettlementRecords:
             int(values["amount"]),
             values["currency"],
             parse_iso(values["succeeded_at"]),
-            values.get("settled_by"),
+            gateway_id=values.get("gateway_id"),
+            settled_by=values.get("settled_by"),
+            listed_by=values.get("listed_by"),
         )
 
     def _found_expected(self, values: dict[str, Any] | None) -> Expected | None:
         return self._expected_of(values) if values else None
 
-    def _mark_expected(self, reference: str, field: str, value: str) -> dict[str, Any]:
-        """A part setting ``field`` on the expected movement, only while it is kept, settled by no line and reported
-        nowhere as not settled."""
+    def _expected_update(self, reference: str, expression: str, value: str, condition: str | None) -> dict[str, Any]:
+        """A part updating the expected movement with ``expression`` (``:value``), on ``condition`` when given."""
         update = {
             "TableName": self.table.name,
             "Key": key_item(*self._expected_key(reference)),
-            "UpdateExpression": "SET #field = :value",
-            "ConditionExpression": "attribute_exists(#pk) AND attribute_not_exists(#settled_by)"
-            " AND attribute_not_exists(#not_settled_in)",
-            "ExpressionAttributeNames": {
-                "#pk": PK,
-                "#field": field,
-                "#settled_by": "settled_by",
-                "#not_settled_in": "not_settled_in",
-            },
+            "UpdateExpression": expression,
             "ExpressionAttributeValues": to_item({":value": value}),
         }
+        used = re.findall(r"#\w+", expression + (condition or ""))
+        update["ExpressionAttributeNames"] = {name: _EXPECTED_NAMES[name] for name in dict.fromkeys(used)}
+        if condition is not None:
+            update["ConditionExpression"] = condition
         return {"Update": update}
 
     # -- shares ----------------------------------------------------------------------------------------
@@ -180,9 +180,11 @@ class DynamoSettlementRecords:
         uow: DynamoUnitOfWork,
         settlement: Settlement,
         line: ShareLine,
-        settles: Expected | None,
+        names: Expected | None,
         entries: list[Entry],
     ) -> None:
+        """A mismatched line's mark on the movement it names is unconditional: ``names`` was read kept, and a kept
+        movement is never removed, so the update never makes an item."""
         pk = self._share_pk(settlement.id)
         values = {PK: pk, SK: f"{LINE_SK}{line.line_id}", "reference": line.reference, "amount": line.amount}
         values |= {"fee": line.fee, **mismatch_values(line.mismatch)}
@@ -197,15 +199,19 @@ class DynamoSettlementRecords:
                 totals | {":false": False},
             ),
         )
-        if settles is not None:
-            key = line_key(settlement.id, line.line_id)
-            uow.add("expected", self._mark_expected(settles.reference, "settled_by", key), self._found_expected)
+        key = line_key(settlement.id, line.line_id)
+        if names is not None and line.mismatch is None:
+            settle = self._expected_update(names.reference, "SET #settled_by = :value", key, SETTLEABLE)
+            uow.add("expected", settle, self._found_expected)
+        elif names is not None:
+            listing = "SET #listed_by = if_not_exists(#listed_by, :value)"
+            uow.add("expected", self._expected_update(names.reference, listing, key, None), self._found_expected)
         self.chains.append(uow, entries)
 
     def add_not_settled(
         self, uow: DynamoUnitOfWork, settlement: Settlement, expected: Expected, mismatch: Mismatch
     ) -> None:
-        mark = self._mark_expected(expected.reference, "not_settled_in", settlement.id)
+        mark = self._expected_update(expected.reference, "SET #not_settled_in = :value", settlement.id, UNLISTED)
         uow.add("expected", mark, self._found_expected)
         pk = self._share_pk(settlement.id)
         values = {PK: pk, SK: f"{MISMATCH_SK}{expected.reference}", **mismatch_values(mismatch)}
@@ -316,6 +322,16 @@ class DynamoSettlementRecords:
     def _read(self, keys: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
         return self.table.get_together(keys) if keys else []
 
+
+_EXPECTED_NAMES = {
+    "#pk": PK,
+    "#settled_by": "settled_by",
+    "#listed_by": "listed_by",
+    "#not_settled_in": "not_settled_in",
+}
+SETTLEABLE = "attribute_exists(#pk) AND attribute_not_exists(#settled_by)"  # kept, and settled by no line
+# kept, settled and listed by no line, and reported in no settlement as not settled
+UNLISTED = f"{SETTLEABLE} AND attribute_not_exists(#listed_by) AND attribute_not_exists(#not_settled_in)"
 
 _SHARE_NAMES = {
     "#complete": "complete",
