@@ -88,6 +88,9 @@ class MonitoringProps:
     webhook_dead_letters: str = ""  # the name of the queue of events never delivered (none: no alarm on it)
 
 
+Widget = tuple[str, str, int, list[list[Any]]]  # title, statistic, period (s), metrics
+
+
 class Monitoring(Construct):
     def __init__(self, scope: Construct, id: str, props: MonitoringProps) -> None:
         super().__init__(scope, id)
@@ -152,6 +155,19 @@ class Monitoring(Construct):
                     namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
                     dimensions={"QueueName": construct.dead_letters.name}, statistic="Maximum", threshold=1,
                 )  # fmt: skip
+        self._scheduled_job_alarms()
+        self._webhook_alarms()
+        self._settlement_alarms()
+        self._alarm(
+            "waf-blocked-spike", "waf-blocked", props.web_acl_name, namespace="AWS/WAFV2",
+            metric_name="BlockedRequests", statistic="Sum", threshold=settings.waf_blocked,
+            dimensions={"WebACL": props.web_acl_name, "Rule": "ALL", "Region": props.region},
+            comparison_operator="GreaterThanThreshold",
+        )  # fmt: skip
+
+    def _scheduled_job_alarms(self) -> None:
+        """Reconciliation's and the checkpoint run's: each also fires when its job stops reporting."""
+        props, settings = self.props, self.props.settings
         service = {SERVICE_DIMENSION: SERVICE_NAME}
         # reconcile emits the backlog every run (every 5 minutes): no datapoint for 15 minutes means it is not running
         self._alarm(
@@ -172,14 +188,6 @@ class Monitoring(Construct):
             "checkpoint-failures", "checkpoint-failures", "checkpoint", namespace=props.metrics_namespace,
             metric_name=CHECKPOINT_FAILURES, dimensions=service, statistic="Sum", threshold=1, period=900,
             treat_missing_data="breaching",
-        )  # fmt: skip
-        self._webhook_alarms()
-        self._settlement_alarms()
-        self._alarm(
-            "waf-blocked-spike", "waf-blocked", props.web_acl_name, namespace="AWS/WAFV2",
-            metric_name="BlockedRequests", statistic="Sum", threshold=settings.waf_blocked,
-            dimensions={"WebACL": props.web_acl_name, "Rule": "ALL", "Region": props.region},
-            comparison_operator="GreaterThanThreshold",
         )  # fmt: skip
 
     def _webhook_alarms(self) -> None:
@@ -237,50 +245,13 @@ class Monitoring(Construct):
     def _dashboard_body(self) -> dict[str, Any]:
         props = self.props
         api = ["ApiName", props.api_name, "Stage", props.stage_name]
-        names = {f: c.function_name for f, c in props.functions.items()}
-        service = [SERVICE_DIMENSION, SERVICE_NAME]
-
-        def responses(route: str) -> list[list[Any]]:
-            return [[props.metrics_namespace, RESPONSES, "route", route, "outcome", o, *service] for o in OUTCOMES]
-
         widgets = [
-            ("Payments per minute by outcome", "Sum", 60, responses("POST /payments")),
-            ("Refunds per minute by outcome", "Sum", 60, responses("POST /payments/{id}/refunds")),
-            ("Gateway: latency of its answers, by request (ms)", "p99", 300, [
-                [props.metrics_namespace, GATEWAY_LATENCY, "request", request, "result", "answered", *service]
-                for request in GATEWAY_REQUESTS
-            ]),
-            ("Gateway: attempts without a usable answer", "SampleCount", 60, [
-                [props.metrics_namespace, GATEWAY_LATENCY, "request", request, "result", result, *service]
-                for request in GATEWAY_REQUESTS for result in GATEWAY_RESULTS if result != "answered"
-            ]),
-            ("Gateway errors (502/504: payments, refunds, captures and cancels left pending)", "Sum", 60, [
-                [props.metrics_namespace, RESPONSES, "route", f"{route.method} {route.path}", "outcome",
-                 "gateway_pending", *service]
-                for route in ROUTES if _asks_the_gateway(route.function)
-            ]),
-            ("Pending backlog (older than 10 minutes) and reconcile errors", "Maximum", 300, [
-                [props.metrics_namespace, PENDING_OVERDUE, *service],
-                [props.metrics_namespace, RECONCILE_ERRORS, *service],
-            ]),
-            ("Authorisations expired uncaptured (cancelled by reconcile)", "Sum", 300, [
-                [props.metrics_namespace, AUTHORIZATIONS_EXPIRED, *service],
-            ]),
-            ("Webhooks: deliveries, failures and events dead-lettered", "Sum", 60, [
-                [props.metrics_namespace, metric, *service]
-                for metric in (WEBHOOK_DELIVERIES, WEBHOOK_FAILURES, WEBHOOK_DEAD_LETTERS)
-            ]),
-            ("Webhooks: age of the oldest undelivered event (s)", "Maximum", 60, [
-                [props.metrics_namespace, WEBHOOK_OLDEST_UNDELIVERED, *service],
-            ]),
-            ("Settlements: imported, left for the next run, mismatches and import errors", "Sum", 3600, [
-                [props.metrics_namespace, metric, *service]
-                for metric in (SETTLEMENTS_IMPORTED, SETTLEMENTS_DEFERRED, SETTLEMENT_MISMATCHES,
-                               SETTLEMENT_IMPORT_ERRORS)
-            ]),
+            *self._request_widgets(),
+            *self._job_widgets(),
             ("API 5xx and 4xx", "Sum", 60, [["AWS/ApiGateway", metric, *api] for metric in ("5XXError", "4XXError")]),
             ("Throttles by function", "Sum", 60, [
-                ["AWS/Lambda", "Throttles", "FunctionName", name] for name in names.values()
+                ["AWS/Lambda", "Throttles", "FunctionName", construct.function_name]
+                for construct in props.functions.values()
             ]),
             ("WAF blocked requests", "Sum", 60, [
                 ["AWS/WAFV2", "BlockedRequests", "WebACL", props.web_acl_name, "Rule", "ALL", "Region", props.region]
@@ -306,6 +277,55 @@ class Monitoring(Construct):
                 for index, (title, stat, period, metrics) in enumerate(widgets)
             ]
         }
+
+    def _request_widgets(self) -> list[Widget]:
+        """Payments and refunds by outcome, and the gateway's answers."""
+        namespace, service = self.props.metrics_namespace, [SERVICE_DIMENSION, SERVICE_NAME]
+
+        def responses(route: str) -> list[list[Any]]:
+            return [[namespace, RESPONSES, "route", route, "outcome", o, *service] for o in OUTCOMES]
+
+        return [
+            ("Payments per minute by outcome", "Sum", 60, responses("POST /payments")),
+            ("Refunds per minute by outcome", "Sum", 60, responses("POST /payments/{id}/refunds")),
+            ("Gateway: latency of its answers, by request (ms)", "p99", 300, [
+                [namespace, GATEWAY_LATENCY, "request", request, "result", "answered", *service]
+                for request in GATEWAY_REQUESTS
+            ]),
+            ("Gateway: attempts without a usable answer", "SampleCount", 60, [
+                [namespace, GATEWAY_LATENCY, "request", request, "result", result, *service]
+                for request in GATEWAY_REQUESTS for result in GATEWAY_RESULTS if result != "answered"
+            ]),
+            ("Gateway errors (502/504: payments, refunds, captures and cancels left pending)", "Sum", 60, [
+                [namespace, RESPONSES, "route", f"{route.method} {route.path}", "outcome", "gateway_pending",
+                 *service]
+                for route in ROUTES if _asks_the_gateway(route.function)
+            ]),
+        ]  # fmt: skip
+
+    def _job_widgets(self) -> list[Widget]:
+        """The scheduled jobs': reconciliation, webhook delivery and the settlement import."""
+        namespace, service = self.props.metrics_namespace, [SERVICE_DIMENSION, SERVICE_NAME]
+        return [
+            ("Pending backlog (older than 10 minutes) and reconcile errors", "Maximum", 300, [
+                [namespace, PENDING_OVERDUE, *service],
+                [namespace, RECONCILE_ERRORS, *service],
+            ]),
+            ("Authorisations expired uncaptured (cancelled by reconcile)", "Sum", 300, [
+                [namespace, AUTHORIZATIONS_EXPIRED, *service],
+            ]),
+            ("Webhooks: deliveries, failures and events dead-lettered", "Sum", 60, [
+                [namespace, metric, *service] for metric in (WEBHOOK_DELIVERIES, WEBHOOK_FAILURES, WEBHOOK_DEAD_LETTERS)
+            ]),
+            ("Webhooks: age of the oldest undelivered event (s)", "Maximum", 60, [
+                [namespace, WEBHOOK_OLDEST_UNDELIVERED, *service],
+            ]),
+            ("Settlements: imported, left for the next run, mismatches and import errors", "Sum", 3600, [
+                [namespace, metric, *service]
+                for metric in (SETTLEMENTS_IMPORTED, SETTLEMENTS_DEFERRED, SETTLEMENT_MISMATCHES,
+                               SETTLEMENT_IMPORT_ERRORS)
+            ]),
+        ]  # fmt: skip
 
 
 def _asks_the_gateway(function: Function) -> bool:

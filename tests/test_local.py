@@ -82,16 +82,6 @@ def test_signed_checkpoints_follow_the_ledger_and_check_with_the_public_key_alon
     assert not signature_holds(latest.signed | {"root": first.root}, key.pem)
 
 
-def test_make_verify_checks_the_running_stacks_ledger_and_checkpoints(local):
-    payments = local.client()
-    payments.pay(800, "usd", token=payments.tokenize("4242424242424242", 12, 2030).token)
-    environment = {**os.environ, "PAYMENTS_EMULATOR_PORT": local.emulator.rsplit(":", 1)[1]} | local.environment
-    verified = subprocess.run(["make", "-s", "verify"], cwd=REPO, env=environment, capture_output=True, text=True,
-                              timeout=300, check=False)  # fmt: skip
-    assert verified.returncode == 0 and verified.stdout.startswith("intact: "), verified.stdout + verified.stderr
-    assert any((local.checkpoints / merchant).glob("*.json") for merchant in local.merchants)  # the copy it held to
-
-
 @pytest.mark.parametrize("body, param", BAD_PAYMENTS[:8])
 def test_invalid_requests_are_400(local, body, param):
     assert error_of(post(local, "/payments", body, key=f"bad-{param}"), 400, "invalid_request_error")[
@@ -579,8 +569,7 @@ def test_an_endpoint_that_names_an_internal_address_is_refused(local, url):
 
 
 def make(local, target: str, *variables: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PAYMENTS_EMULATOR_PORT": local.emulator.rsplit(":", 1)[1]} | local.environment
-    environment["SPARKLE_PORT"] = local.sandbox.rsplit(":", 1)[1]
+    environment = {**os.environ, **{name: str(port) for name, port in local.ports.items()}, **local.environment}
     return subprocess.run(["make", "-s", target, *variables], cwd=REPO, env=environment, capture_output=True,
                           text=True, timeout=300, check=False)  # fmt: skip
 
@@ -645,3 +634,22 @@ def test_a_settlement_is_reconciled_with_fees_and_its_mismatches_are_named(local
     report = make(local, "settlement-report", f"FROM={day}", f"TO={day}")
     assert report.returncode == 0, report.stdout + report.stderr
     assert usd["id"] in report.stdout and "unknown_reference" in report.stdout and "amount_differs" in report.stdout
+
+
+# --- last: what every flow above left in the ledger ----------------------------------------------------
+
+
+def test_make_demo_runs_every_flow_and_verifies_a_signed_event(local):
+    demo = make(local, "demo")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "verified by the SDK from the raw body" in demo.stdout and "refused:" in demo.stdout
+
+
+def test_make_verify_checks_the_ledger_every_flow_left_and_its_checkpoints(local):
+    """After authorisations, captures, cancels, refunds, webhooks, settlements and the demo: holds, fees and bank
+    entries included."""
+    payments = local.client()
+    payments.pay(800, "usd", token=payments.tokenize("4242424242424242", 12, 2030).token)
+    verified = make(local, "verify")
+    assert verified.returncode == 0 and verified.stdout.startswith("intact: "), verified.stdout + verified.stderr
+    assert any((local.checkpoints / merchant).glob("*.json") for merchant in local.merchants)  # the copy it held to

@@ -69,6 +69,11 @@ class DynamoLedgerStore:
         self.add_event = self.events.add_event
         self.get_event = self.events.get_event
         self.list_events = self.events.list_events
+        self._bind_webhook_records()
+        self._bind_settlement_records()
+
+    def _bind_webhook_records(self) -> None:
+        """``lambdas.ports.WebhookRecords``, each method the webhooks family's."""
         self.add_endpoint = self.webhooks.add_endpoint
         self.delete_endpoint = self.webhooks.delete_endpoint
         self.get_endpoint = self.webhooks.get_endpoint
@@ -80,7 +85,6 @@ class DynamoLedgerStore:
         self.end_round = self.webhooks.end_round
         self.attempts = self.webhooks.attempts
         self.make_due = self.webhooks.make_due
-        self._bind_settlement_records()
 
     def _bind_settlement_records(self) -> None:
         """``lambdas.ports.SettlementRecords``, each method the settlements family's."""
