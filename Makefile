@@ -1,5 +1,5 @@
 # Set-up is part of every target: a fresh machine needs Python 3.11, Node, Terraform and make
-# (and python3.13, the functions' runtime, for `make lambda-imports` and the test that does the same).
+# (and python3.13, the functions' runtime: it compiles the bundle's byte code, and `make lambda-imports` uses it).
 SHELL := /bin/bash
 PIPENV_VERSION := 2026.10.3
 export PIPENV_VENV_IN_PROJECT := 1
@@ -52,8 +52,9 @@ synth: install
 snapshots: install  ## rewrite the synth snapshots after a deliberate change; review the diff
 	UPDATE_SNAPSHOTS=1 $(PYTHON) -m pytest -q tests/test_snapshot.py
 
-openapi: install  ## regenerate docs/openapi.json from the routes and models
+openapi: install  ## regenerate docs/openapi.json and lambdas/request_bodies.py from the routes and models
 	$(PYTHON) -m tools.openapi
+	$(PYTHON) -m tools.request_bodies
 
 local: install
 	$(PYTHON) -m tools.local

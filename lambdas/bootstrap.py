@@ -2,6 +2,7 @@
 container. boto3 honours AWS_ENDPOINT_URL, which is how the local runtime points it at the emulator."""
 
 import os
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -19,7 +20,6 @@ from lambdas.adapters.envelope import EnvelopeCipher
 from lambdas.adapters.idempotency import DynamoIdempotencyStore
 from lambdas.adapters.ledger_store import DynamoLedgerStore
 from lambdas.adapters.merchants import DynamoMerchantDirectory
-from lambdas.adapters.settlement_imports import DynamoSettlementImports
 from lambdas.adapters.signer import KmsSigner
 from lambdas.adapters.vault import CardVault
 from lambdas.adapters.velocity import DynamoVelocityCounter
@@ -34,14 +34,15 @@ from lambdas.gateway_settings import RetryPolicy
 from lambdas.ports import CheckpointArchive
 from lambdas.service import Tenancy
 from lambdas.use_cases import Dependencies, utc_now
-from lambdas.use_cases.deliveries import DeliverySettings
 from lambdas.use_cases.idempotency import IdempotencyKeys
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
+    from lambdas.adapters.settlement_imports import DynamoSettlementImports
     from lambdas.adapters.sparkle import SparkleClient
     from lambdas.adapters.webhook_sender import HttpWebhookSender, SqsDeadLetters
+    from lambdas.use_cases.deliveries import DeliverySettings
 
 SECRET_MAX_AGE_SECONDS = 300
 # AWS calls answer in milliseconds: bounded waits (not botocore's 60 s) and one retry keep a stuck call from holding a
@@ -194,8 +195,10 @@ class AwsAdapters:
     def tenancy(self) -> Tenancy:
         return Tenancy(self.directory, self.dependencies)
 
-    def settlement_imports(self) -> DynamoSettlementImports:
+    def settlement_imports(self) -> "DynamoSettlementImports":
         """The operator's record of the gateway's settlements, in the ledger table (the settle function's)."""
+        from lambdas.adapters.settlement_imports import DynamoSettlementImports  # noqa: PLC0415 (settle only)
+
         return DynamoSettlementImports(self.dynamodb, self.environment.ledger_table)
 
     def webhook_sender(self) -> "HttpWebhookSender":
@@ -210,7 +213,9 @@ class AwsAdapters:
 
         return SqsDeadLetters(boto3.client("sqs", config=AWS_CLIENT_CONFIG), self.environment.webhook_dead_letter_queue)
 
-    def delivery_settings(self) -> DeliverySettings:
+    def delivery_settings(self) -> "DeliverySettings":
+        from lambdas.use_cases.deliveries import DeliverySettings  # noqa: PLC0415 (delivery only)
+
         environment = self.environment
         settings = DeliverySettings(RetrySchedule.from_setting(environment.webhook_retry_waits))
         if environment.webhook_lease_seconds is not None:
@@ -225,3 +230,20 @@ def adapters() -> AwsAdapters:
 
 def tenancy() -> Tenancy:
     return adapters().tenancy()
+
+
+def start_afresh_after_restore() -> None:
+    """Run when Lambda resumes an environment from a SnapStart snapshot (docs/adr/0008-snapstart.md). Every
+    environment resumed from one snapshot starts with its memory: the ``random`` module's state (the retries'
+    jitter) is seeded again, and adapters built before the snapshot (clients, data-key caches, the gateway secret) are
+    dropped, to be built on first use."""
+    random.seed()
+    adapters.cache_clear()
+
+
+try:  # the runtime hooks of Lambda's managed Python runtimes; elsewhere nothing is restored from a snapshot
+    from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    pass
+else:
+    register_after_restore(start_afresh_after_restore)

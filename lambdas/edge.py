@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from lambdas import deadline
 from lambdas.domain.cards import member_param
@@ -38,11 +38,8 @@ from lambdas.routes import (
 )
 from lambdas.service import Answer, PaymentService, Tenancy
 
-if TYPE_CHECKING:
-    from pydantic import BaseModel
-
 MAX_NESTING = 32  # objects and arrays inside each other; the body itself is level 1
-Model = TypeVar("Model", bound="BaseModel")
+Body = TypeVar("Body")
 
 
 class HttpError(Exception):
@@ -62,13 +59,15 @@ class ApiRequest:
     request_id: str
     merchant: str  # the merchant the signer acts for
 
-    def model(self, model: type[Model]) -> Model:
-        """The body as ``model`` (a pydantic model), or a 400 naming the first bad field."""
-        # Loaded by the model's own module already; the read function never needs it.
-        from pydantic import ValidationError  # noqa: PLC0415 (kept out of the read function's cold start)
+    def model(self, body: type[Body]) -> Body:
+        """The body as ``body`` (a class of ``lambdas.request_bodies``: its pydantic model's validator), or a 400
+        naming the first bad field."""
+        from pydantic_core import ValidationError  # noqa: PLC0415 (kept out of the read function's cold start)
+
+        from lambdas.request_bodies import validate  # noqa: PLC0415 (likewise)
 
         try:
-            return model.model_validate(self.body)
+            return validate(body, self.body)
         except ValidationError as error:
             first = error.errors(include_input=False, include_url=False)[0]
             param = field_param(first["loc"], self.body) or None

@@ -1,6 +1,8 @@
 """Request bodies as pydantic models: strict types, unknown fields refused.
 
-These are the edge's types; the OpenAPI description is generated from them.
+These are the edge's types; the OpenAPI description and the functions' validators
+(``lambdas.request_bodies``: each model's core schema, run by pydantic_core alone) are
+generated from them by `make openapi`.
 An error's ``param`` is the path of the field pydantic names; a member whose
 name holds a card number (a metadata key, an unknown field) is named by its
 position among its object's members as sent, from 0: ``metadata[2]``, or
@@ -9,6 +11,8 @@ position among its object's members as sent, from 0: ``metadata[2]``, or
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from lambdas.body_checks import one_of_token_or_card
 
 
 class _Strict(BaseModel):
@@ -38,11 +42,7 @@ class Source(_Strict):
     token: str | None = Field(default=None, min_length=1, max_length=64)
     card: PaymentCard | None = None
 
-    @model_validator(mode="after")
-    def exactly_one(self) -> "Source":
-        if (self.token is None) == (self.card is None):
-            raise ValueError("source takes either token or card")
-        return self
+    exactly_one = model_validator(mode="after")(one_of_token_or_card)
 
 
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]

@@ -11,20 +11,24 @@ what each found in their place (decoded by the store that made the part).
 The stores are generic in their unit of work: each adapter family (DynamoDB,
 the in-memory fakes) adds parts of its own kind to a unit of work of its own."""
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from __future__ import annotations  # the domain's types, named only here: a function loads those it uses
 
-from lambdas.domain.cards import Card, CardNumber, MaskedCard
-from lambdas.domain.chains import Head
-from lambdas.domain.checkpoints import Checkpoint
-from lambdas.domain.events import Event, EventType
-from lambdas.domain.idempotency import Record
-from lambdas.domain.merchants import Caller, Merchant
-from lambdas.domain.payments import Action, Entry, Payment, Refund
-from lambdas.domain.settlements import Expected, Mismatch, Settlement, Share, ShareLine
-from lambdas.domain.webhooks import Attempt, Endpoint
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from lambdas.domain.cards import Card, CardNumber, MaskedCard
+    from lambdas.domain.chains import Head
+    from lambdas.domain.checkpoints import Checkpoint
+    from lambdas.domain.events import Event, EventType
+    from lambdas.domain.idempotency import Record
+    from lambdas.domain.merchants import Caller, Merchant
+    from lambdas.domain.payments import Action, Entry, Payment, Refund
+    from lambdas.domain.settlements import Expected, Mismatch, Settlement, Share, ShareLine
+    from lambdas.domain.webhooks import Attempt, Endpoint
 
 
 @dataclass(frozen=True)

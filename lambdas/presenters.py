@@ -1,20 +1,27 @@
 """The use cases' results rendered as the contract's answers: status and JSON body
 (shared/docs/api-contract.md)."""
 
-from datetime import datetime
-from typing import Any
+from __future__ import annotations  # the results' types are the use cases': a function loads only its own
 
-from lambdas.domain.cards import MaskedCard, mask_card_numbers
-from lambdas.domain.checkpoints import Checkpoint
-from lambdas.domain.events import Event
+from typing import TYPE_CHECKING, Any
+
+from lambdas.domain.cards import mask_card_numbers
 from lambdas.domain.payments import Entry, Payment, Refund, RefundStatus, Status
-from lambdas.domain.settlements import Share
 from lambdas.domain.timestamps import iso
-from lambdas.domain.webhooks import Attempt, Endpoint
-from lambdas.ports import Answer, Signer
-from lambdas.use_cases.payments import PaymentOutcome
-from lambdas.use_cases.tokens import Token
-from lambdas.use_cases.webhooks import CreatedEndpoint
+from lambdas.ports import Answer
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from lambdas.domain.cards import MaskedCard
+    from lambdas.domain.checkpoints import Checkpoint
+    from lambdas.domain.events import Event
+    from lambdas.domain.settlements import Share
+    from lambdas.domain.webhooks import Attempt, Endpoint
+    from lambdas.ports import Signer
+    from lambdas.use_cases.payments import PaymentOutcome
+    from lambdas.use_cases.tokens import Token
+    from lambdas.use_cases.webhooks import CreatedEndpoint
 
 
 def error_body(error_type: str, code: str, message: str, request_id: str, **optional: str | None) -> dict[str, Any]:

@@ -62,6 +62,9 @@ class Throttling(_Frozen):
         return self.rate_limit > other.rate_limit or self.burst_limit > other.burst_limit
 
 
+# Regions where Lambda has no SnapStart (the Lambda Developer Guide, "Supported Regions" of SnapStart).
+SNAP_START_UNAVAILABLE_REGIONS = ("ap-east-2", "ap-southeast-6")
+
 # API Gateway's default quota of usage plans per account and region (300, adjustable in Service Quotas). Each merchant
 # has one (stacks/payment_api.py); an operator whose quota AWS raised sets EnvironmentConfig.usage_plan_quota to it.
 DEFAULT_USAGE_PLAN_QUOTA = 300
@@ -243,6 +246,9 @@ class EnvironmentConfig(_Frozen):
     # refuses them every use and every grant, directly or through a service (stacks/payment_key.py). Leave the
     # deployer out: Terraform uses the vault key through DynamoDB (the merchants' items, a table's grant).
     key_administrators: tuple[Annotated[str, Field(pattern=KEY_ADMINISTRATOR)], ...] = ()
+    # SnapStart for the functions that serve requests (docs/adr/0008-snapstart.md): each deploy publishes a version
+    # that Lambda snapshots once initialized, and API Gateway invokes it through the alias ``live``. Off: $LATEST.
+    snap_start: bool = Field(default=False, strict=True)
     rules: PaymentRules  # every merchant's, unless it sets its own
     merchants: tuple[MerchantConfig, ...] = Field(min_length=1, description="nothing is served without one")
 
@@ -308,6 +314,12 @@ class EnvironmentConfig(_Frozen):
         for what, host in (("gateway_base_url", self.gateway_base_url.host or ""), ("domain", self.domain.name)):
             if _is_placeholder(host):
                 raise ValueError(f"{what} is a placeholder ({host}): set the real one in the operator's configuration")
+        return self
+
+    @model_validator(mode="after")
+    def _snap_start_is_available(self) -> "EnvironmentConfig":
+        if self.snap_start and self.region in SNAP_START_UNAVAILABLE_REGIONS:
+            raise ValueError(f"Lambda has no SnapStart in {self.region}: leave snap_start off there")
         return self
 
     @model_validator(mode="after")

@@ -322,6 +322,7 @@ class PaymentApi(Construct):
             statement_id=f"invoke-{route_id}",
             action="lambda:InvokeFunction",
             function_name=function.function_name,
+            qualifier=function.qualifier,  # the alias the integration invokes (SnapStart), else none
             principal=service_principal(self, "apigateway"),
             source_arn=f"{self.api.execution_arn}/*/{route.method}"
             + "/".join("*" if p.startswith("{") else p for p in ("", *route.path_parts)),

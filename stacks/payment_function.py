@@ -2,7 +2,10 @@
 
 The role starts with only what every function needs (its own log stream, X-Ray
 segments); everything else arrives through the ``grant_*`` methods of the
-resources it uses, so the role holds exactly the actions its code calls."""
+resources it uses, so the role holds exactly the actions its code calls.
+
+With SnapStart, each deploy publishes a version, and callers invoke the alias
+``LIVE_ALIAS`` that follows it (docs/adr/0008-snapstart.md)."""
 
 from dataclasses import dataclass
 
@@ -12,10 +15,12 @@ from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarg
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.lambda_alias import LambdaAlias
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
     LambdaFunctionDeadLetterConfig,
     LambdaFunctionEnvironment,
+    LambdaFunctionSnapStart,
     LambdaFunctionTracingConfig,
 )
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
@@ -25,6 +30,8 @@ from constructs import Construct
 from stacks.config import FunctionSettings
 from stacks.iam import Condition, PolicyDocument, Statement, service_principal, service_trust_policy
 from stacks.payment_key import KEY_WRITE_ACTIONS, PaymentKey
+
+LIVE_ALIAS = "live"  # the alias callers invoke when the function publishes versions (SnapStart)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class PaymentFunctionProps:
     sqs_arn_prefix: str  # "arn:<partition>:sqs:<region>:<account>:"
     # An EventBridge schedule expression: the function then runs asynchronously, with a dead-letter queue.
     schedule: str | None = None
+    # SnapStart: the function publishes a version on each change, snapshotted once initialized, behind LIVE_ALIAS.
+    snap_start: bool = False
 
 
 class PaymentFunction(Construct):
@@ -89,10 +98,23 @@ class PaymentFunction(Construct):
             kms_key_arn=props.operations_key.arn,
             tracing_config=LambdaFunctionTracingConfig(mode="Active"),
             dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=dead_letters.arn) if dead_letters else None,
+            publish=True if props.snap_start else None,
+            snap_start=LambdaFunctionSnapStart(apply_on="PublishedVersions") if props.snap_start else None,
             depends_on=[self.log_group, role_policy],
         )
+        self.alias = self._live_alias() if props.snap_start else None
         if props.schedule:
             self._run_on_schedule(props.function_name, props.schedule)
+
+    def _live_alias(self) -> LambdaAlias:
+        """The alias callers invoke, on the version the last deploy published."""
+        return LambdaAlias(
+            self,
+            "alias",
+            name=LIVE_ALIAS,
+            function_name=self.function.function_name,
+            function_version=self.function.version,
+        )
 
     def _dead_letter_queue(self, props: PaymentFunctionProps) -> SqsQueue:
         """Where failed asynchronous invocations go instead of being lost, encrypted with the operations key."""
@@ -112,13 +134,14 @@ class PaymentFunction(Construct):
 
     def _run_on_schedule(self, function_name: str, schedule: str) -> None:
         rule = CloudwatchEventRule(self, "schedule", name=f"{function_name}-schedule", schedule_expression=schedule)
-        CloudwatchEventTarget(self, "schedule-target", rule=rule.name, arn=self.function.arn)
+        CloudwatchEventTarget(self, "schedule-target", rule=rule.name, arn=self.invoked_arn)
         LambdaPermission(
             self,
             "schedule-permission",
             statement_id="run-on-schedule",
             action="lambda:InvokeFunction",
             function_name=self.function.function_name,
+            qualifier=self.qualifier,
             principal=service_principal(self, "events"),
             source_arn=rule.arn,
         )
@@ -132,8 +155,19 @@ class PaymentFunction(Construct):
         return self.function.arn
 
     @property
+    def invoked_arn(self) -> str:
+        """What callers invoke: the alias, when there is one, else the function ($LATEST)."""
+        return self.alias.arn if self.alias else self.function.arn
+
+    @property
     def invoke_arn(self) -> str:
-        return self.function.invoke_arn
+        """``invoked_arn`` as API Gateway's integration URI."""
+        return self.alias.invoke_arn if self.alias else self.function.invoke_arn
+
+    @property
+    def qualifier(self) -> str | None:
+        """The alias a permission to invoke names; None: the function itself."""
+        return self.alias.name if self.alias else None
 
     @property
     def function_name(self) -> str:

@@ -43,7 +43,7 @@ class PaymentStack(TerraformStack):
         )
         self._monitoring(keys, stores, functions, api)
         self._encrypt_log_groups(keys)
-        self._outputs(keys, stores, api)
+        self._outputs(keys, stores, api, functions)
         Aspects.of(self).add(TaggingAspect(DEFAULT_TAGS, config.tags))
 
     def _api(self, logs_key: PaymentKey, functions: ServiceFunctions) -> PaymentApi:
@@ -124,8 +124,11 @@ class PaymentStack(TerraformStack):
             )
         )
 
-    def _outputs(self, keys: ServiceKeys, stores: ServiceStores, api: PaymentApi) -> None:
+    def _outputs(self, keys: ServiceKeys, stores: ServiceStores, api: PaymentApi, functions: ServiceFunctions) -> None:
         TerraformOutput(self, "api_url", value=api.url)
+        aliases = {f.value: c.alias.arn for f, c in functions.functions.items() if c.alias}
+        if aliases:  # SnapStart: the alias each serving function is invoked through
+            TerraformOutput(self, "function_aliases", value=aliases)
         TerraformOutput(self, "api_id", value=api.api.id)
         # Each merchant's API key by id (its value: `aws apigateway get-api-key --include-value`, docs/runbook.md).
         TerraformOutput(self, "merchant_api_key_ids", value=api.api_key_ids)

@@ -10,7 +10,7 @@ from constructs import Construct
 from lambdas import SERVICE_NAME
 from lambdas.environment import FunctionEnvironment
 from lambdas.grants import GRANTS, Grant, Resource
-from lambdas.routes import Function
+from lambdas.routes import ROUTES, Function
 from stacks.aws_target import AwsTarget
 from stacks.config import EnvironmentConfig
 from stacks.lambda_bundle import build_bundle
@@ -28,6 +28,9 @@ SCHEDULES = {
     # and one left for the next run (deferred) not kept waiting long
     Function.SETTLE: "rate(1 hour)",
 }
+# The functions a merchant's request waits on: SnapStart, when the environment turns it on, is theirs alone. A
+# scheduled run waits for nobody, and would pay for a snapshot and its restores (docs/adr/0008-snapstart.md).
+SERVING = frozenset(route.function for route in ROUTES)
 
 
 def function_environment(config: EnvironmentConfig, keys: ServiceKeys, stores: ServiceStores) -> FunctionEnvironment:
@@ -120,6 +123,7 @@ class ServiceFunctions:
                     sqs_endpoint=target.endpoint("sqs"),
                     sqs_arn_prefix=target.arn("sqs", ""),
                     schedule=SCHEDULES.get(function),
+                    snap_start=config.snap_start and function in SERVING,
                 ),
             )
             for function in Function

@@ -110,6 +110,11 @@ def scale_config() -> EnvironmentConfig:
     return EnvironmentConfig.model_validate(DEV.model_dump() | scale)
 
 
+def snap_start_config() -> EnvironmentConfig:
+    """dev with SnapStart on, beside it in its account (whose account stack it leaves as it is)."""
+    return EnvironmentConfig.model_validate(DEV.model_dump() | {"name": "snap", "snap_start": True})
+
+
 @pytest.fixture(autouse=True)
 def no_deadline_left_over():
     """A test that invokes a handler leaves its request's deadline set in this thread: later tests start without."""
@@ -130,13 +135,14 @@ def locked(path: Path) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> dict[str, SynthesizedStack]:
-    """Every environment, the scale stack (``scale_config``) and their accounts' stacks: one synth per run; under
-    xdist, the first worker that needs it synthesizes, and the others read its output."""
+    """Every environment, the scale stack (``scale_config``), the SnapStart stack (``snap_start_config``) and their
+    accounts' stacks: one synth per run; under xdist, the first worker that needs it synthesizes, and the others
+    read its output."""
     run_directory = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         run_directory = run_directory.parent  # the directory the run's workers share
     outdir, done = run_directory / "cdktf.out", run_directory / "cdktf.out.done"
-    environments = [*ENVIRONMENTS.values(), scale_config()]
+    environments = [*ENVIRONMENTS.values(), scale_config(), snap_start_config()]
     with locked(run_directory / "cdktf.out.lock"):
         if not done.exists():
             from stacks.app import build_app  # imports the provider bindings: once per run

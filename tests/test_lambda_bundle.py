@@ -2,12 +2,14 @@
 
 import hashlib
 import json
+import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from stacks.config import FunctionSettings
-from stacks.lambda_bundle import LOCK_FILE, PLATFORMS, build_bundle, locked_requirements
+from stacks.lambda_bundle import LOCK_FILE, PLATFORMS, TASK_ROOT, build_bundle, interpreter, locked_requirements
 from tests.conftest import REPO
 from tools import lambda_runtime
 
@@ -15,6 +17,7 @@ SETTINGS = FunctionSettings()
 BUILD = REPO / "build" / "lambda"
 RUNTIME_VERSION = SETTINGS.runtime.removeprefix("python")  # "3.13"
 ELF_MACHINES = {"arm64": 183, "x86_64": 62}  # e_machine: EM_AARCH64, EM_X86_64
+UNCHECKED_HASH = 0b01  # a .pyc header's flags: hash-based, source not checked
 
 
 def test_requirements_are_the_locked_lambda_category_with_hashes():
@@ -28,10 +31,12 @@ def test_requirements_are_the_locked_lambda_category_with_hashes():
 
 
 def test_same_inputs_give_the_same_bytes_on_a_fresh_build(tmp_path):
+    """Byte code included: two builds in different directories, the second installing and compiling anew."""
     first, first_hash = build_bundle(BUILD, SETTINGS.architecture, SETTINGS.runtime)
     second, second_hash = build_bundle(tmp_path, SETTINGS.architecture, SETTINGS.runtime)  # installs anew
     assert first != second
     assert first_hash == second_hash == hashlib.sha256(second.read_bytes()).hexdigest()
+    assert any(name.endswith(".pyc") for name in zipfile.ZipFile(second).namelist())
 
 
 def test_a_source_change_gives_a_new_hash(tmp_path):
@@ -59,7 +64,49 @@ def test_bundle_holds_the_handlers_and_platform_wheels_only():
     assert "lambdas/handlers/charge.py" in names and "lambdas/storage_schema.py" in names
     native = [n for n in names if n.startswith("pydantic_core/_pydantic_core") and n.endswith(".so")]
     assert len(native) == 1 and f"cpython-{RUNTIME_VERSION.replace('.', '')}-aarch64" in native[0]
-    assert not [n for n in names if "__pycache__" in n or n.startswith(("bin/", "boto3/", "botocore/"))]
+    assert not [n for n in names if n.startswith(("bin/", "boto3/", "botocore/"))]
+
+
+def test_every_module_carries_unchecked_hash_byte_code_named_as_lambda_sees_it():
+    """Each module's .pyc is the runtime Python's, never checked against its source (/var/task is read-only, and
+    the zip's times are fixed), and names the file Lambda runs, so that tracebacks do."""
+    python = _runtime_python()
+    archive, _ = build_bundle(BUILD, SETTINGS.architecture, SETTINGS.runtime)
+    bundle = zipfile.ZipFile(archive)
+    names = set(bundle.namelist())
+    magic = subprocess.run(
+        [python, "-c", "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    modules = [n for n in names if n.endswith(".py")]
+    assert "lambdas/handlers/charge.py" in modules and "pydantic/__init__.py" in modules
+    for module in modules:
+        assert _byte_code_of(module) in names, module
+        header = bundle.read(_byte_code_of(module))[:8]
+        assert header[:4].hex() == magic and int.from_bytes(header[4:8], "little") == UNCHECKED_HASH, module
+    for module in ("lambdas/handlers/charge.py", "pydantic/__init__.py"):
+        file_name = subprocess.run(
+            [python, "-I", "-c", "import marshal, sys; print(marshal.loads(sys.stdin.buffer.read()[16:]).co_filename)"],
+            input=bundle.read(_byte_code_of(module)), capture_output=True, check=True,
+        ).stdout.decode().strip()  # fmt: skip
+        assert file_name == f"{TASK_ROOT}/{module}"
+
+
+def _byte_code_of(module: str) -> str:
+    """Where the runtime Python looks for the byte code of ``module`` ("lambdas/edge.py")."""
+    directory, _, file_name = module.rpartition("/")
+    tag = f"cpython-{RUNTIME_VERSION.replace('.', '')}"
+    return f"{directory}/__pycache__/{file_name.removesuffix('.py')}.{tag}.pyc".lstrip("/")
+
+
+def test_without_the_runtime_python_the_bundle_has_no_byte_code_and_the_synth_says_so(tmp_path, monkeypatch, capsys):
+    import stacks.lambda_bundle as bundle_module
+
+    monkeypatch.setattr(bundle_module, "interpreter", lambda version: None)
+    archive, _ = build_bundle(tmp_path, SETTINGS.architecture, SETTINGS.runtime)
+    names = zipfile.ZipFile(archive).namelist()
+    assert "lambdas/handlers/charge.py" in names and not [n for n in names if "__pycache__" in n]
+    assert f"no {SETTINGS.runtime} here" in capsys.readouterr().err
 
 
 def test_functions_deploy_the_bundle_by_its_hash(dev):
@@ -91,10 +138,25 @@ def test_every_locked_package_installs_for_the_runtime_on_both_architectures(arc
 
 def test_every_handler_imports_from_the_bundle_under_the_runtime_python():
     """The bundle as Lambda unpacks it, boto3 as the runtime provides it, the runtime's Python and nothing else
-    (tools/lambda_runtime.py; `make lambda-imports`)."""
-    python = lambda_runtime.interpreter(RUNTIME_VERSION)
-    assert python, f"no python{RUNTIME_VERSION} (LAMBDA_PYTHON, PATH or pyenv): the functions' runtime is needed"
+    (tools/lambda_runtime.py; `make lambda-imports`): every module of the bundle (and of the runtime) loads from
+    its byte code, none is compiled from source, and nothing is written."""
+    python = _runtime_python()
     _, task, runtime = lambda_runtime.prepare(python, RUNTIME_VERSION)
+    before = _tree_state(task)
     for module in lambda_runtime.handler_modules().values():
-        lambda_runtime.import_seconds(python, module, (task, runtime))  # raises with the interpreter's error
+        report = lambda_runtime.import_compiles(python, module, (task, runtime))  # raises with the error
+        compiled = [path for path in report["compiled"] if path.startswith((str(task), str(runtime)))]
+        assert compiled == [] and report["written"] == [], (module, report)
+    assert _tree_state(task) == before
     assert lambda_runtime.version_of(python).startswith(f"{RUNTIME_VERSION}.")
+
+
+def _runtime_python() -> str:
+    python = interpreter(RUNTIME_VERSION)
+    assert python, f"no python{RUNTIME_VERSION} (LAMBDA_PYTHON, PATH or pyenv): the functions' runtime is needed"
+    return python
+
+
+def _tree_state(directory: Path) -> list[tuple[str, int, int]]:
+    """Every path below ``directory`` with its size and modification time."""
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in directory.rglob("*"))

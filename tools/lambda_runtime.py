@@ -8,11 +8,13 @@ runtime ships them. Each handler is then imported by that interpreter in a fresh
 (``-I -S``: no site-packages, no user site, no ``PYTHON*`` variables; ``-B``: no byte code written, as
 /var/task is read-only), so a module or wheel that only works in the dev virtualenv fails here.
 
-The interpreter: ``LAMBDA_PYTHON``, else ``python3.13`` on the PATH, else pyenv's 3.13 (``make`` does not
-install it; CI's machines have it under pyenv). tests/test_lambda_bundle.py runs the same check.
+The interpreter: the one that compiles the bundle's byte code (``stacks.lambda_bundle.interpreter``):
+``LAMBDA_PYTHON``, else ``python3.13`` on the PATH, else pyenv's 3.13 (``make`` does not install it; CI's
+machines have it under pyenv). tests/test_lambda_bundle.py runs the same check.
 """
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -22,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import zipfile
-from glob import glob
 from importlib.metadata import requires
 from pathlib import Path
 
@@ -30,38 +31,17 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from stacks.lambda_bundle import LOCK_FILE, PLATFORMS, build_bundle
+from stacks.lambda_bundle import LOCK_FILE, PLATFORMS, build_bundle, compile_tree, compiler_identity, interpreter
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 HOST_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+RUNTIME_ROOT = "/var/runtime"
 RUNTIME_PROVIDES = "boto3"  # with its dependencies: what every Lambda Python runtime puts on sys.path
 
 
 def host_architecture() -> str:
     return HOST_ARCHITECTURES[platform.machine().lower()]
-
-
-def interpreter(version: str) -> str | None:
-    """A Python ``version`` ("3.13") interpreter on this machine, or None."""
-    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    candidates = [
-        os.environ.get("LAMBDA_PYTHON"),
-        shutil.which(f"python{version}"),
-        *sorted(glob(f"{pyenv_root}/versions/{version}*/bin/python{version}"), reverse=True),
-    ]
-    for candidate in candidates:
-        if not candidate:
-            continue
-        probe = subprocess.run(  # a pyenv shim of a version not selected exits non-zero
-            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.returncode == 0 and probe.stdout.strip() == version:
-            return candidate
-    return None
 
 
 def runtime_requirements(version: str, lock_file: Path = LOCK_FILE) -> str:
@@ -98,22 +78,32 @@ def bundle_dir(architecture: str, version: str) -> Path:
 
 def prepare(python: str, version: str) -> tuple[Path, Path, Path]:
     """The host-architecture bundle for ``python{version}``, unpacked (``task``), and the runtime's boto3
-    (``runtime``); cached by their inputs. Returns (archive, task, runtime)."""
+    (``runtime``); cached by their inputs. Returns (archive, task, runtime). One process at a time."""
     build_dir = BUILD / f"lambda-runtime-{version}"
     architecture = host_architecture()
     archive, archive_hash = build_bundle(bundle_dir(architecture, version), architecture, f"python{version}")
-    task = build_dir / "task"
-    if not (task / f".{archive_hash}").exists():
-        shutil.rmtree(task, ignore_errors=True)
-        with zipfile.ZipFile(archive) as bundle:
-            bundle.extractall(task)
-        (task / f".{archive_hash}").touch()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with (build_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        task = build_dir / "task"
+        if not (task / f".{archive_hash}").exists():
+            shutil.rmtree(task, ignore_errors=True)
+            with zipfile.ZipFile(archive) as bundle:
+                bundle.extractall(task)
+            (task / f".{archive_hash}").touch()
+        return archive, task, _runtime(python, version, build_dir / "runtime")
+
+
+def _runtime(python: str, version: str, runtime: Path) -> Path:
+    """boto3 and its dependencies as locked, installed in ``runtime`` and compiled by ``python`` (unchecked-hash
+    byte code, valid wherever the tree is copied), as the Lambda runtime ships them in /var/runtime."""
     requirements = runtime_requirements(version)
-    runtime = build_dir / "runtime"
-    stamp = runtime / f".{hashlib.sha256(f'{requirements}{architecture}{python}'.encode()).hexdigest()[:16]}"
+    architecture = host_architecture()
+    inputs = f"{requirements}{architecture}{compiler_identity(python)}"
+    stamp = runtime / f".{hashlib.sha256(inputs.encode()).hexdigest()[:16]}"
     if not stamp.exists():
         shutil.rmtree(runtime, ignore_errors=True)
-        requirements_file = build_dir / "runtime-requirements.txt"
+        requirements_file = runtime.parent / "runtime-requirements.txt"
         requirements_file.write_text(requirements)
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -122,24 +112,49 @@ def prepare(python: str, version: str) -> tuple[Path, Path, Path]:
              "--target", str(runtime), "-r", str(requirements_file)],
             check=True,
         )  # fmt: skip
-        subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(runtime)], check=True)
+        compile_tree(python, runtime, RUNTIME_ROOT)
         stamp.touch()
-    return archive, task, runtime
+    return runtime
 
 
 def import_seconds(python: str, module: str, path: tuple[Path, ...]) -> float:
     """Seconds to import ``module`` in a fresh isolated ``python`` with only ``path`` and the standard library."""
-    code = (
-        f"import sys; sys.path[:0] = {[str(p) for p in path]!r}; import time; t = time.perf_counter(); "
-        f"import {module}; print(time.perf_counter() - t)"
-    )
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    return float(_run_isolated(python, module, path, code))
+
+
+# Records each module compiled from source and each file the import system writes, then imports the module.
+_COUNTING_LOADER = """from importlib.machinery import SourceFileLoader
+compiled, written = [], []
+source_to_code, set_data = SourceFileLoader.source_to_code, SourceFileLoader.set_data
+def counting_source_to_code(self, data, path, *args, **kwargs):
+    compiled.append(str(path))
+    return source_to_code(self, data, path, *args, **kwargs)
+def counting_set_data(self, path, data, *args, **kwargs):
+    written.append(str(path))
+    return set_data(self, path, data, *args, **kwargs)
+SourceFileLoader.source_to_code, SourceFileLoader.set_data = counting_source_to_code, counting_set_data
+"""
+
+
+def import_compiles(python: str, module: str, path: tuple[Path, ...]) -> dict[str, list[str]]:
+    """What importing ``module`` as ``import_seconds`` does compiled from source ("compiled": source files) and
+    wrote through the import system ("written": files), each as the interpreter named it."""
+    code = f"{_COUNTING_LOADER}import {module}, json; print(json.dumps({{'compiled': compiled, 'written': written}}))"
+    return dict(json.loads(_run_isolated(python, module, path, code)))
+
+
+def _run_isolated(python: str, module: str, path: tuple[Path, ...], code: str) -> str:
+    """The output of ``code`` (which imports ``module``) run by a fresh isolated ``python`` with only ``path`` and
+    the standard library, without writing byte code, as Lambda runs it."""
+    code = f"import sys; sys.path[:0] = {[str(p) for p in path]!r}\n{code}"
     env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1"}
     result = subprocess.run(
         [python, "-I", "-S", "-B", "-c", code], env=env, capture_output=True, text=True, check=False
     )
     if result.returncode:
         raise RuntimeError(f"python{version_of(python)} could not import {module}:\n{result.stderr}")
-    return float(result.stdout)
+    return result.stdout
 
 
 def version_of(python: str) -> str:

@@ -1,9 +1,11 @@
 """`make local`: the whole service on loopback, deployed the way it deploys to AWS.
 
-1. synthesizes the app and starts the AWS emulator (moto) on 127.0.0.1;
+1. synthesizes the app (reused while its inputs are unchanged) while it starts the AWS emulator (moto) on 127.0.0.1
+   and the Sparkle sandbox, each as its own process;
 2. `terraform apply`s the same synthesized account and dev stacks against it (no resource is
    made by hand; the gateway secret's *value* is put, as an operator would);
-3. starts the Sparkle sandbox as its own process;
+3. prints, before ``ready:``, one ``start-up`` line per phase (synth, emulator, sandbox, init, each apply, the API)
+   and the total;
 4. issues each dev merchant's IAM user an access key in the emulator and writes
    them, with the merchant's API key (its usage plan's, deployed there), to
    .local/credentials (PAYMENTS_LOCAL_CREDENTIALS overrides the path), one
@@ -43,8 +45,11 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -58,11 +63,12 @@ from tools.emulator import DEFAULT_PORT as EMULATOR_PORT
 from tools.emulator import emulator_environment, moto_server, sandbox_server
 from tools.local_api import InvocationLogHandler, LocalApi, Schedule, TokenBucket
 from tools.local_credentials import credentials_path, issue
-from tools.terraform import STATE_FILE, apply_in_order
+from tools.terraform import STATE_FILE, TerraformWorkspace, apply_in_order
 
 REPO = Path(__file__).resolve().parent.parent
 ARCHIVE_VARIABLE = "PAYMENTS_LOCAL_CHECKPOINTS"  # the checkpoints' write-once copy (default .local/checkpoints)
 READY = "ready:"  # the line that says the stack is up (the tests wait for it)
+PHASE = "start-up"  # the lines that say how long each phase of the start took (tools.local_process reads them)
 # Each listener: the variable that overrides its port, and its default port.
 PORTS = {
     "api": ("PAYMENTS_API_PORT", 3000),
@@ -240,64 +246,131 @@ def synthesized_stacks(config: EnvironmentConfig) -> Path:
     return directory / "cdktf.out" / "stacks"
 
 
+class StartupPhases:
+    """How long each phase of the start took (synth and emulator side by side, the two applies partly so), printed
+    before ``READY`` so that a slower start shows where it went."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        self.seconds[name] = time.monotonic() - started
+
+    def add_terraform(self, workspaces: list[TerraformWorkspace]) -> None:
+        self.seconds["terraform init"] = max(workspace.seconds["init"] for workspace in workspaces)
+        for workspace in workspaces:
+            self.seconds[f"terraform apply {workspace.directory.name}"] = workspace.seconds["apply"]
+
+    def total(self) -> float:
+        return time.monotonic() - self.started
+
+    def report(self) -> None:
+        for name, seconds in [*self.seconds.items(), ("total (some phases run side by side)", self.total())]:
+            print(f"{PHASE} {seconds:6.1f} s  {name}", flush=True)
+
+
+def start_emulators(
+    running: ExitStack, config: EnvironmentConfig, port: dict[str, int], phases: StartupPhases
+) -> tuple[Path, str, str]:
+    """The synthesized stacks, the emulator and the sandbox, started side by side; returns the stacks' directory, the
+    emulator's endpoint and the sandbox's URL."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        synthesizing = pool.submit(timed_synth, config, phases)
+        with phases.phase("emulator"):
+            endpoint = running.enter_context(moto_server(port["emulator"]))
+        print(f"emulator (moto)   {endpoint}", flush=True)
+        with phases.phase("sandbox"):
+            sandbox_url = running.enter_context(sandbox_server(port["sandbox"]))
+        print(f"sparkle sandbox   {sandbox_url}", flush=True)
+        return synthesizing.result(), endpoint, sandbox_url
+
+
+def timed_synth(config: EnvironmentConfig, phases: StartupPhases) -> Path:
+    with phases.phase("synth"):
+        return synthesized_stacks(config)
+
+
+def deploy(
+    running: ExitStack, config: EnvironmentConfig, port: dict[str, int], phases: StartupPhases
+) -> tuple[dict[str, Any], str, str]:
+    """The stacks applied to a fresh emulator, its state in a temporary directory that goes with it: the payment
+    stack's outputs, the emulator's endpoint and the sandbox's URL."""
+    state_dir = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="payments-local-")))
+    stacks_dir, endpoint, sandbox_url = start_emulators(running, config, port, phases)
+    stack_dirs = [stacks_dir / config.account_stack_id, stacks_dir / config.stack_id]  # the account's first
+    environment = emulator_environment(endpoint, config.region)
+    workspaces = apply_in_order(stack_dirs, state_dir, endpoint, environment)
+    phases.add_terraform(workspaces)
+    print(f"terraform state   {workspaces[-1].directory / STATE_FILE}", flush=True)
+    return workspaces[-1].outputs(), endpoint, sandbox_url
+
+
+def serve(
+    running: ExitStack,
+    config: EnvironmentConfig,
+    api_port: int,
+    endpoint: str,
+    sandbox_url: str,
+    outputs: dict[str, Any],
+) -> None:
+    """This process as the deployed functions: the API on ``api_port`` and the scheduled functions, each stopped by
+    ``running``."""
+    timeout = configure_functions(endpoint, config.region, config.function_name(Function.CHARGE.value), sandbox_url)
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=outputs["gateway_secret_id"], SecretString=DEFAULT_SECRET_KEY
+    )
+    capture = InvocationLogHandler()
+    capture.setFormatter(MaskingFormatter())
+    logging.getLogger(logger.service).addHandler(capture)
+    throttle, merchant_throttles = throttles(config)
+    shipper = CloudWatchShipper(config.prefix)
+    credentials_file = credentials_path()
+    issued = issue(config, credentials_file, outputs["merchant_api_key_ids"])
+    print(f"credentials       {credentials_file}   (one profile per merchant)", flush=True)
+    fresh_archive(archive_dir())
+    print(f"checkpoint copy   {archive_dir()}   (write-once; `make verify` reads it)", flush=True)
+    running.callback(scheduled_checkpoints(timeout, shipper).stop)
+    configure_delivery(config.function_name(Function.DELIVER.value))
+    running.callback(scheduled_deliveries(timeout, shipper).stop)
+    for schedule in scheduled_settlements(timeout, shipper):
+        running.callback(schedule.stop)
+    api = LocalApi(
+        api_port,
+        throttle,
+        timeout,
+        issued,
+        config.region,
+        on_invoke=shipper,
+        api_keys={credential.api_key: credential.merchant for credential in issued.values()},
+        merchant_throttles=merchant_throttles,
+        api_key_ids={c.api_key: outputs["merchant_api_key_ids"][c.merchant] for c in issued.values()},
+    )
+    running.callback(api.server_close)
+    running.callback(api.shutdown)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    api_url = f"http://127.0.0.1:{api_port}"
+    print(f"payment API       {api_url}   (OpenAPI: {api_url}/openapi.json)", flush=True)
+    print(f"ledger table      {outputs['ledger_table']}", flush=True)
+    print_first_call(config.merchants[0].id, credentials_file, api_url)
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where a shell started us ignoring it
     config = DEV
     port = ports()
-    started = time.monotonic()
+    phases = StartupPhases()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ExitStack() as running:
-        state_dir = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="payments-local-")))
-        stacks_dir = synthesized_stacks(config)
-        endpoint = running.enter_context(moto_server(port["emulator"]))
-        print(f"emulator (moto)   {endpoint}", flush=True)
-        stack_dirs = [stacks_dir / config.account_stack_id, stacks_dir / config.stack_id]  # the account's first
-        environment = emulator_environment(endpoint, config.region)
-        *_, workspace = apply_in_order(stack_dirs, state_dir, endpoint, environment)
-        print(f"terraform state   {workspace.directory / STATE_FILE}", flush=True)
-        outputs = workspace.outputs()
-        sandbox_url = running.enter_context(sandbox_server(port["sandbox"]))
-        print(f"sparkle sandbox   {sandbox_url}", flush=True)
-        timeout = configure_functions(endpoint, config.region, config.function_name(Function.CHARGE.value), sandbox_url)
-        boto3.client("secretsmanager").put_secret_value(
-            SecretId=outputs["gateway_secret_id"], SecretString=DEFAULT_SECRET_KEY
-        )
-        capture = InvocationLogHandler()
-        capture.setFormatter(MaskingFormatter())
-        logging.getLogger(logger.service).addHandler(capture)
-        throttle, merchant_throttles = throttles(config)
-        shipper = CloudWatchShipper(config.prefix)
-        credentials_file = credentials_path()
-        issued = issue(config, credentials_file, outputs["merchant_api_key_ids"])
-        print(f"credentials       {credentials_file}   (one profile per merchant)", flush=True)
-        fresh_archive(archive_dir())
-        print(f"checkpoint copy   {archive_dir()}   (write-once; `make verify` reads it)", flush=True)
-        running.callback(scheduled_checkpoints(timeout, shipper).stop)
-        configure_delivery(config.function_name(Function.DELIVER.value))
-        running.callback(scheduled_deliveries(timeout, shipper).stop)
-        for schedule in scheduled_settlements(timeout, shipper):
-            running.callback(schedule.stop)
-        api = LocalApi(
-            port["api"],
-            throttle,
-            timeout,
-            issued,
-            config.region,
-            on_invoke=shipper,
-            api_keys={credential.api_key: credential.merchant for credential in issued.values()},
-            merchant_throttles=merchant_throttles,
-            api_key_ids={c.api_key: outputs["merchant_api_key_ids"][c.merchant] for c in issued.values()},
-        )
-        running.callback(api.server_close)
-        running.callback(api.shutdown)
-        threading.Thread(target=api.serve_forever, daemon=True).start()
-        api_url = f"http://127.0.0.1:{port['api']}"
-        print(f"payment API       {api_url}   (OpenAPI: {api_url}/openapi.json)", flush=True)
-        print(f"ledger table      {outputs['ledger_table']}", flush=True)
-        print_first_call(config.merchants[0].id, credentials_file, api_url)
-
-        print(f"{READY} {time.monotonic() - started:.1f} s; Ctrl-C stops everything", flush=True)
+        outputs, endpoint, sandbox_url = deploy(running, config, port, phases)
+        with phases.phase("API (functions configured, credentials, schedules)"):
+            serve(running, config, port["api"], endpoint, sandbox_url, outputs)
+        phases.report()
+        print(f"{READY} {phases.total():.1f} s; Ctrl-C stops everything", flush=True)
         try:
             while not stop.wait(0.5):
                 pass

@@ -16,7 +16,7 @@ import boto3
 from client import PaymentsClient, SigV4
 from stacks.config import DEV
 from tools.emulator import EMULATOR_CREDENTIALS, free_port
-from tools.local import ARCHIVE_VARIABLE, PORTS, READY
+from tools.local import ARCHIVE_VARIABLE, PHASE, PORTS, READY
 from tools.local_credentials import CREDENTIALS_VARIABLE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,6 +93,10 @@ class LocalProcess:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     bound.append(port)
         return bound
+
+    def startup_phases(self) -> list[str]:
+        """Where the start's time went, as it printed it: one line per phase, then the total."""
+        return [line.removeprefix(PHASE).rstrip() for line in self.output if line.startswith(PHASE)]
 
     def state_file(self) -> Path:
         (line,) = [line for line in self.output if line.startswith("terraform state")]

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from lambdas.encryption_context import CONTEXT_KEY
 
 MAX_KEY_AGE_SECONDS = 300.0
@@ -63,12 +61,16 @@ class EnvelopeCipher:
         self._opened: dict[bytes, _CachedKey] = {}
 
     def seal(self, plaintext: bytes, record_id: str) -> Sealed:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415 (loaded when first used)
+
         key = self._data_key()
         nonce = os.urandom(12)
         return Sealed(key.wrapped, nonce, AESGCM(key.plaintext).encrypt(nonce, plaintext, self._aad(record_id)))
 
     def open(self, sealed: Sealed, record_id: str) -> bytes:
         """Decrypt; fails (InvalidTag) if the ciphertext was moved to another record."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415 (loaded when first used)
+
         key = self._unwrap(sealed.wrapped_key)
         return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, self._aad(record_id))
 

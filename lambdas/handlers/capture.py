@@ -2,7 +2,7 @@
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
-from lambdas.models import CancelRequest, CaptureRequest
+from lambdas.request_bodies import CancelRequest, CaptureRequest
 from lambdas.routes import Function
 from lambdas.service import Answer, PaymentService
 

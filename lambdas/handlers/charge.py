@@ -2,9 +2,11 @@
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
-from lambdas.models import PaymentRequest
+from lambdas.request_bodies import PaymentRequest
 from lambdas.routes import Function
-from lambdas.service import Answer, CardInput, PaymentCommand, PaymentService
+from lambdas.service import Answer, PaymentService
+from lambdas.use_cases.payments import PaymentCommand
+from lambdas.use_cases.tokens import CardInput
 
 
 def create_payment(request: ApiRequest, service: PaymentService) -> Answer:

@@ -2,9 +2,10 @@
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
-from lambdas.models import TokenRequest
+from lambdas.request_bodies import TokenRequest
 from lambdas.routes import Function
-from lambdas.service import Answer, CardInput, PaymentService
+from lambdas.service import Answer, PaymentService
+from lambdas.use_cases.tokens import CardInput
 
 
 def create_token(request: ApiRequest, service: PaymentService) -> Answer:

@@ -2,7 +2,7 @@
 
 from lambdas.bootstrap import tenancy
 from lambdas.edge import ApiHandler, ApiRequest
-from lambdas.models import RedeliverRequest, WebhookEndpointRequest
+from lambdas.request_bodies import RedeliverRequest, WebhookEndpointRequest
 from lambdas.routes import Function
 from lambdas.service import Answer, PaymentService
 

@@ -106,6 +106,8 @@ class References:
                 return arn.format("lambda", f"function:{named}")
             case "aws_lambda_function", "function_name":
                 return named
+            case "aws_lambda_alias", "name":
+                return str(body["name"])
             case "aws_api_gateway_rest_api", "id":
                 return f"api{name.rsplit('_', 1)[-1].lower()}"
             case "aws_api_gateway_rest_api", "execution_arn":
@@ -307,6 +309,7 @@ class FunctionModel:
     function: Function
     name: str
     arn: str
+    invoked_arn: str  # what its callers invoke: its alias (SnapStart), else the function itself
     role_arn: str
     log_group_arn: str
     dead_letter_arn: str | None
@@ -339,9 +342,11 @@ class StackModel:
             name = policy["policy"].removeprefix("${data.aws_iam_policy_document.").removesuffix(".json}")
             role_policies.setdefault(refs(policy["role"]), []).extend(_resolved(documents[name], refs))
         functions = {}
+        aliases = {refs(body["function_name"]): body["name"] for body in stack.resources("aws_lambda_alias").values()}
         for body in stack.resources("aws_lambda_function").values():
             function = next(f for f in Function if f.handler == body["handler"])
             name = refs(body["function_name"])
+            arn = f"arn:{PARTITION}:lambda:{refs.region}:{ACCOUNT}:function:{name}"
             (group,) = [
                 g for g in stack.resources("aws_cloudwatch_log_group").values() if g["name"] == f"/aws/lambda/{name}"
             ]
@@ -349,7 +354,8 @@ class StackModel:
             functions[function] = FunctionModel(
                 function=function,
                 name=name,
-                arn=f"arn:{PARTITION}:lambda:{refs.region}:{ACCOUNT}:function:{name}",
+                arn=arn,
+                invoked_arn=f"{arn}:{aliases[name]}" if name in aliases else arn,
                 role_arn=refs(body["role"]),
                 log_group_arn=f"arn:{PARTITION}:logs:{refs.region}:{ACCOUNT}:log-group:{group['name']}",
                 dead_letter_arn=refs(dead_letters) if dead_letters else None,
@@ -490,8 +496,8 @@ def _resolved(document: dict, refs: References) -> list[Statement]:
 
 
 def _resource_policies(stack: SynthesizedStack, refs: References) -> dict[str, tuple[Statement, ...]]:
-    """Each Lambda function's resource policy (its ``aws_lambda_permission`` resources), the REST API's, each S3
-    bucket's and each SNS topic's."""
+    """Each Lambda function's resource policy (its ``aws_lambda_permission`` resources, by the function's or the
+    alias's ARN they name), the REST API's, each S3 bucket's and each SNS topic's."""
     policies: dict[str, list[Statement]] = {}
     for permission in stack.resources("aws_lambda_permission").values():
         name = refs(permission["function_name"])
@@ -501,6 +507,8 @@ def _resource_policies(stack: SynthesizedStack, refs: References) -> dict[str, t
         if "source_arn" in permission:
             conditions = (Condition("ArnLike", "aws:SourceArn", (refs(permission["source_arn"]),)),)
         arn = f"arn:{PARTITION}:lambda:{refs.region}:{ACCOUNT}:function:{name}"
+        if "qualifier" in permission:  # on an alias: it admits invoking that alias, not the function's $LATEST
+            arn = f"{arn}:{refs(permission['qualifier'])}"
         statement = Statement(
             actions=(permission["action"],),
             resources=(arn,),
