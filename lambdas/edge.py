@@ -115,6 +115,9 @@ def field_param(loc: tuple[int | str, ...], body: dict[str, Any]) -> str:
         if isinstance(node, dict) and isinstance(part, str) and part in node:
             param, node = member_param(param, part, list(node).index(part)), node[part]
             continue
+        if isinstance(node, dict) and isinstance(part, str) and (mangled := _position_of_mangled(node, part)) >= 0:
+            param, node = f"{param}[{mangled}]", None  # a name pydantic could not render as sent: never its text
+            continue
         if isinstance(part, int):
             param += f"[{part}]"
         elif part.startswith("["):
@@ -123,6 +126,15 @@ def field_param(loc: tuple[int | str, ...], body: dict[str, Any]) -> str:
             param = f"{param}.{part}" if param else part
         node = None
     return param
+
+
+def _position_of_mangled(members: dict[str, Any], rendered: str) -> int:
+    """The position of the member whose name pydantic renders as ``rendered`` only after replacing what UTF-8 cannot
+    encode (a lone surrogate), else -1."""
+    for position, name in enumerate(members):
+        if name != rendered and name.encode("utf-8", "surrogatepass").decode("utf-8", "replace") == rendered:
+            return position
+    return -1
 
 
 class _DuplicateMember(Exception):

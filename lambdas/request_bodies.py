@@ -5,7 +5,7 @@ loading pydantic's model machinery into a function's cold start."""
 
 from typing import Any, TypeVar
 
-from pydantic_core import SchemaValidator
+from pydantic_core import CoreConfig, SchemaValidator
 
 from lambdas.body_checks import one_of_token_or_card
 
@@ -387,12 +387,15 @@ SCHEMAS: dict[type[Any], Any] = {
 
 Body = TypeVar("Body")
 _VALIDATORS: dict[type[Any], SchemaValidator] = {}  # each body's, built when first used
+# As the models' own config says: an error's text never carries what was sent (a card number, a CVC). pydantic_core
+# reads it only from the validator's own config, not from the schema's.
+HIDE_INPUT: CoreConfig = {"hide_input_in_errors": True}
 
 
 def validate(body: type[Body], value: object) -> Body:
     """``value`` as ``body``; pydantic_core's ``ValidationError`` (pydantic's own) when it is refused."""
     validator = _VALIDATORS.get(body)
     if validator is None:
-        validator = _VALIDATORS[body] = SchemaValidator(SCHEMAS[body])
+        validator = _VALIDATORS[body] = SchemaValidator(SCHEMAS[body], HIDE_INPUT)
     validated: Body = validator.validate_python(value)
     return validated

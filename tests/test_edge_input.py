@@ -385,3 +385,11 @@ def test_the_local_api_refuses_a_body_it_cannot_delimit_with_the_contracts_error
     assert status.startswith("HTTP/1.1 400")
     error = json.loads(body)["error"]
     assert error["code"] == "invalid_content_length" and error["request_id"]
+
+
+def test_a_member_name_pydantic_cannot_render_is_named_by_its_position_never_its_text():
+    card_number_cut_by_a_surrogate = "4\ud800242424242424242"
+    body = {"amount": 100, "currency": "usd", "metadata": {"order": "A-1", card_number_cut_by_a_surrogate: "x"}}
+    as_pydantic_renders_it = "4\ufffd\ufffd\ufffd242424242424242"
+    assert field_param(("metadata", as_pydantic_renders_it, "[key]"), body) == "metadata[1][key]"
+    assert field_param(("source",), body) == "source"  # a member that is missing is named as it is spelled

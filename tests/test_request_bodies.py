@@ -102,3 +102,21 @@ JSON = st.recursive(
 @given(st.sampled_from(sorted(BODIES)), st.dictionaries(st.sampled_from(MEMBER_NAMES), JSON, max_size=8))
 def test_the_validators_answer_as_the_models_for_any_json(name, body):
     assert_same(name, body)
+
+
+CARD_NUMBER, BAD_CVC = "4242424242424242", "987654321"
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("TokenRequest", {"card": {"number": CARD_NUMBER * 3, "exp_month": 12, "exp_year": 2030, "cvc": BAD_CVC}}),
+        ("TokenRequest", {"card": {"number": int(CARD_NUMBER), "exp_month": 12, "exp_year": 2030}}),
+        ("PaymentRequest", {"amount": 1, "currency": "usd", "source": {"card": {"number": CARD_NUMBER, "cvc": 123}}}),
+    ],
+)
+def test_a_refusals_text_never_carries_what_was_sent(name, body):
+    with pytest.raises(ValidationError) as refused:
+        request_bodies.validate(getattr(request_bodies, name), body)
+    text = str(refused.value) + repr(refused.value.errors(include_input=False))  # as the edge reads them
+    assert CARD_NUMBER not in text and BAD_CVC not in text and "123" not in text
