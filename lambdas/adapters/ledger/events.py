@@ -20,11 +20,11 @@ from lambdas.adapters.ledger.payments import (
     refund_values,
 )
 from lambdas.adapters.ledger.settlements import mismatch_of, mismatch_values
-from lambdas.adapters.ledger.table import PK, SK, LedgerTable
+from lambdas.adapters.ledger.table import PK, SK, LedgerTable, listing_query
 from lambdas.domain.events import Event, EventType
 from lambdas.domain.settlements import Share
 from lambdas.domain.timestamps import iso, parse_iso
-from lambdas.storage_schema import BY_DUE, BY_MERCHANT, LEDGER, Partition, from_item, to_item
+from lambdas.storage_schema import BY_DUE, BY_MERCHANT, LEDGER, Partition, from_item
 
 EVENT_SK = "EVENT"
 BATCH_KEYS = 100  # the most keys one BatchGetItem reads
@@ -108,20 +108,8 @@ class DynamoEventRecords:
     def _listed_keys(self, count: int, after: str | None) -> tuple[list[tuple[str, str]], str | None]:
         """The keys of up to ``count`` events listed after ``after``, newest first, and the listing key of the last
         (None: no more follow)."""
-        condition, values = "#m = :m", {":m": _listing_partition(self.table.merchant)}
-        if after is not None:
-            condition += " AND #k < :cursor"
-            values[":cursor"] = after
-        answer = self.table.client.query(
-            TableName=self.table.name,
-            IndexName=BY_MERCHANT.name,
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames={"#m": BY_MERCHANT.partition_key}
-            | ({"#k": BY_MERCHANT.sort_key} if after else {}),
-            ExpressionAttributeValues=to_item(values),
-            ScanIndexForward=False,
-            Limit=count,
-        )
+        query = listing_query(_listing_partition(self.table.merchant), after)
+        answer = self.table.client.query(TableName=self.table.name, Limit=count, **query)
         listed = [from_item(item) for item in answer["Items"]]
         keys = [(values[PK], values[SK]) for values in listed]
         more = len(listed) == count or "LastEvaluatedKey" in answer

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.adapters.dynamo import DynamoUnitOfWork, put_new
 from lambdas.adapters.ledger.chains import DynamoChainRecords, chain_position, entry_of
-from lambdas.adapters.ledger.table import PK, SK, LedgerTable, key_item
+from lambdas.adapters.ledger.table import PK, SK, LedgerTable, key_item, listing_query
 from lambdas.domain.payments import Entry
 from lambdas.domain.settlements import (
     Expected,
@@ -302,19 +302,10 @@ class DynamoSettlementRecords:
 
     def _listed_keys(self, after: str | None, page_size: int) -> Iterator[list[tuple[str, str]]]:
         """The keys of the shares listed after ``after``, newest first, ``page_size`` at a time."""
-        condition, values = "#m = :m", {":m": listing_partition(self.table.merchant)}
-        if after is not None:
-            condition += " AND #k < :cursor"
-            values[":cursor"] = after
         pages = self.table.client.get_paginator("query").paginate(
             TableName=self.table.name,
-            IndexName=BY_MERCHANT.name,
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames={"#m": BY_MERCHANT.partition_key}
-            | ({"#k": BY_MERCHANT.sort_key} if after else {}),
-            ExpressionAttributeValues=to_item(values),
-            ScanIndexForward=False,
             PaginationConfig={"PageSize": page_size},
+            **listing_query(listing_partition(self.table.merchant), after),
         )
         for page in pages:
             yield [(values[PK], values[SK]) for values in map(from_item, page["Items"])]

@@ -4,7 +4,7 @@ make. Item layout comes from ``lambdas.storage_schema``; every key a ``LedgerTab
 from collections.abc import Iterator
 from typing import Any
 
-from lambdas.storage_schema import LEDGER, Partition, from_item, to_item
+from lambdas.storage_schema import BY_MERCHANT, LEDGER, Partition, from_item, to_item
 
 PK = LEDGER.partition_key
 if LEDGER.sort_key is None:
@@ -59,3 +59,19 @@ class LedgerTable:
             **query,
         )
         return (from_item(item) for page in pages for item in page["Items"])
+
+
+def listing_query(partition: str, after: str | None) -> dict[str, Any]:
+    """A Query's parameters for the by_merchant index's ``partition``, newest first, after the listing key ``after``
+    (None: from the newest): what GET /events and GET /settlements page through."""
+    condition, values = "#m = :m", {":m": partition}
+    if after is not None:
+        condition += " AND #k < :cursor"
+        values[":cursor"] = after
+    return {
+        "IndexName": BY_MERCHANT.name,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": {"#m": BY_MERCHANT.partition_key} | ({"#k": BY_MERCHANT.sort_key} if after else {}),
+        "ExpressionAttributeValues": to_item(values),
+        "ScanIndexForward": False,
+    }
